@@ -1,0 +1,53 @@
+//! Command-line interface.
+
+use crate::output::OutputFormat;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sitewatch",
+    version,
+    about = "Watches websites: availability, response times, alerts."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the sites in the config (the default).
+    Run(RunArgs),
+    /// Validate the config and exit: 0 when valid, 2 with a message when not.
+    CheckConfig(ConfigArg),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// The config file.
+    #[arg(long, short, default_value = "config.json", env = "SITEWATCH_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// How to print: `plain` text, or `json` (one object per line).
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
+    /// Write logs to this file instead of stderr.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+}
+
+impl Cli {
+    /// The command to run, with `run` as the default.
+    pub fn command(self) -> Command {
+        self.command.unwrap_or(Command::Run(self.run))
+    }
+}

@@ -1,0 +1,371 @@
+//! Configuration: `config.json` is parsed into raw serde types ([`raw`]), then resolved into the
+//! checked types below. Nothing else in the program sees an unchecked value. Every error names the
+//! file, the field path and, when there is one, the site.
+
+pub mod raw;
+pub mod values;
+
+use raw::{RawConfig, RawSite};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+pub use values::StatusMatcher;
+
+/// Defaults, as Gatus and Uptime Kuma users would expect them.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+pub const DEFAULT_THRESHOLD: f64 = 0.8;
+pub const DEFAULT_ALERT_WINDOW: Duration = Duration::from_secs(120);
+/// The most probes of one site that may run at once, whatever the config asks.
+pub const MAX_IN_FLIGHT_LIMIT: u32 = 64;
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub sites: Vec<SiteConfig>,
+    pub alerting: AlertingConfig,
+    pub dashboard: DashboardConfig,
+}
+
+/// One watched site, with every default filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SiteConfig {
+    pub name: String,
+    pub url: Url,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub method: reqwest::Method,
+    pub headers: HeaderMap,
+    pub expect_status: StatusMatcher,
+    pub keep_alive: bool,
+    pub max_body: u64,
+    pub max_in_flight: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AlertingConfig {
+    /// Availability (0..=1) below which a site is down.
+    pub threshold: f64,
+    pub window: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardConfig {
+    pub views: Vec<ViewConfig>,
+}
+
+/// A stats view: the window it covers and how often it refreshes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewConfig {
+    /// Short label, e.g. `10m` or `1h`.
+    pub name: String,
+    pub window: Duration,
+    pub every: Duration,
+}
+
+impl ViewConfig {
+    pub fn new(window: Duration, every: Duration) -> Self {
+        Self {
+            name: humantime::format_duration(window)
+                .to_string()
+                .replace(' ', ""),
+            window,
+            every,
+        }
+    }
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            views: vec![
+                ViewConfig::new(Duration::from_secs(600), Duration::from_secs(10)),
+                ViewConfig::new(Duration::from_secs(3600), Duration::from_secs(60)),
+            ],
+        }
+    }
+}
+
+/// Why a config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}: {field}{}: {message}", path.display(), site.as_ref().map(|s| format!(" (site \"{s}\")")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        /// The field path, e.g. `sites[2].interval`.
+        field: String,
+        site: Option<String>,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates config text; `path` is only used in messages.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
+            .map_err(|err| serde_error(path, bytes, err))?;
+        de.end().map_err(|err| syntax_error(path, &err))?;
+        resolve(path, raw)
+    }
+}
+
+/// Turns a serde error into a [`ConfigError`], looking up the site name when the path is inside
+/// `sites[i]`.
+fn serde_error(
+    path: &Path,
+    bytes: &[u8],
+    err: serde_path_to_error::Error<serde_json::Error>,
+) -> ConfigError {
+    let field = err.path().to_string();
+    let inner = err.into_inner();
+    match inner.classify() {
+        serde_json::error::Category::Syntax
+        | serde_json::error::Category::Eof
+        | serde_json::error::Category::Io => syntax_error(path, &inner),
+        serde_json::error::Category::Data => {
+            let site = site_name_at(bytes, &field);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                field: if field == "." {
+                    "(top level)".into()
+                } else {
+                    field
+                },
+                site,
+                message: inner.to_string(),
+            }
+        }
+    }
+}
+
+fn syntax_error(path: &Path, err: &serde_json::Error) -> ConfigError {
+    let message = err.to_string();
+    let message = message
+        .rsplit_once(" at line ")
+        .map(|(m, _)| m.to_owned())
+        .unwrap_or(message);
+    ConfigError::Syntax {
+        path: path.to_owned(),
+        line: err.line(),
+        column: err.column(),
+        message,
+    }
+}
+
+/// Finds the site a field path points into (`sites[3].url` → the name or URL of site 3).
+fn site_name_at(bytes: &[u8], field: &str) -> Option<String> {
+    let index: usize = field
+        .strip_prefix("sites[")?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    let site = value.get("sites")?.get(index)?;
+    site.get("name")
+        .or_else(|| site.get("url"))
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+/// Checks every value and fills in defaults.
+fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let invalid = |field: String, site: Option<&str>, message: String| ConfigError::Invalid {
+        path: path.to_owned(),
+        field,
+        site: site.map(str::to_owned),
+        message,
+    };
+
+    let threshold = raw.alerting.threshold.unwrap_or(DEFAULT_THRESHOLD);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(invalid(
+            "alerting.threshold".into(),
+            None,
+            format!("must be between 0 and 1 (a fraction, 0.8 = 80%), got {threshold}"),
+        ));
+    }
+    let window = match &raw.alerting.window {
+        Some(w) => {
+            values::positive_duration(w).map_err(|m| invalid("alerting.window".into(), None, m))?
+        }
+        None => DEFAULT_ALERT_WINDOW,
+    };
+
+    let dashboard = match raw.dashboard.views {
+        None => DashboardConfig::default(),
+        Some(views) => {
+            let mut out = Vec::with_capacity(views.len());
+            let mut names = HashSet::new();
+            for (i, v) in views.iter().enumerate() {
+                let w = values::positive_duration(&v.window)
+                    .map_err(|m| invalid(format!("dashboard.views[{i}].window"), None, m))?;
+                let e = values::positive_duration(&v.every)
+                    .map_err(|m| invalid(format!("dashboard.views[{i}].every"), None, m))?;
+                let view = ViewConfig::new(w, e);
+                if !names.insert(view.name.clone()) {
+                    return Err(invalid(
+                        format!("dashboard.views[{i}].window"),
+                        None,
+                        format!("a view of {} is already listed", view.name),
+                    ));
+                }
+                out.push(view);
+            }
+            DashboardConfig { views: out }
+        }
+    };
+
+    let mut sites = Vec::with_capacity(raw.sites.len());
+    let mut seen = HashSet::new();
+    for (i, site) in raw.sites.into_iter().enumerate() {
+        let label = site.name.clone().unwrap_or_else(|| site.url.clone());
+        let s = resolve_site(i, site).map_err(|(field, message)| {
+            invalid(format!("sites[{i}].{field}"), Some(&label), message)
+        })?;
+        if !seen.insert(s.name.clone()) {
+            return Err(invalid(
+                format!("sites[{i}].name"),
+                Some(&s.name),
+                "another site has the same name; names must be unique (set \"name\" to tell them apart)".into(),
+            ));
+        }
+        sites.push(s);
+    }
+
+    Ok(Config {
+        sites,
+        alerting: AlertingConfig { threshold, window },
+        dashboard,
+    })
+}
+
+/// Resolves one site; errors are (field, message).
+fn resolve_site(_index: usize, raw: RawSite) -> Result<SiteConfig, (&'static str, String)> {
+    let url = Url::parse(raw.url.trim())
+        .map_err(|e| ("url", format!("\"{}\" is not a valid URL: {e}", raw.url)))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err((
+            "url",
+            format!("\"{url}\" must start with http:// or https://"),
+        ));
+    }
+    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
+        return Err(("url", format!("\"{url}\" has no host")));
+    };
+    let name = match raw.name {
+        Some(n) => {
+            let n = n.trim().to_owned();
+            if n.is_empty() {
+                return Err(("name", "must not be empty".into()));
+            }
+            if n.chars().any(char::is_control) {
+                return Err(("name", "must not contain control characters".into()));
+            }
+            n
+        }
+        None => host.trim_matches(['[', ']']).to_owned(),
+    };
+    let interval = match &raw.interval {
+        Some(d) => values::positive_duration(d).map_err(|m| ("interval", m))?,
+        None => DEFAULT_INTERVAL,
+    };
+    let timeout = match &raw.timeout {
+        Some(d) => values::positive_duration(d).map_err(|m| ("timeout", m))?,
+        None => DEFAULT_TIMEOUT,
+    };
+    let method = match raw.method.as_deref().map(str::trim) {
+        None => reqwest::Method::GET,
+        Some(m) => {
+            let upper = m.to_ascii_uppercase();
+            match upper.as_str() {
+                "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => {
+                    reqwest::Method::from_bytes(upper.as_bytes()).expect("known method")
+                }
+                _ => {
+                    return Err((
+                        "method",
+                        format!(
+                            "\"{m}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let mut headers = HeaderMap::new();
+    for (k, v) in &raw.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| ("headers", format!("\"{k}\" is not a valid header name")))?;
+        let value = HeaderValue::from_str(v).map_err(|_| {
+            (
+                "headers",
+                format!("the value of \"{k}\" is not a valid header value"),
+            )
+        })?;
+        headers.insert(name, value);
+    }
+    let expect_status = match &raw.expect_status {
+        Some(list) => StatusMatcher::parse(list).map_err(|m| ("expect_status", m))?,
+        None => StatusMatcher::success(),
+    };
+    let max_body = match &raw.max_body {
+        Some(s) => values::byte_size(s).map_err(|m| ("max_body", m))?,
+        None => DEFAULT_MAX_BODY,
+    };
+    let max_in_flight = match raw.max_in_flight {
+        Some(0) => return Err(("max_in_flight", "must be at least 1".into())),
+        Some(n) if n > MAX_IN_FLIGHT_LIMIT => {
+            return Err((
+                "max_in_flight",
+                format!("must be at most {MAX_IN_FLIGHT_LIMIT}, got {n}"),
+            ));
+        }
+        Some(n) => n,
+        // Enough overlap that a probe always gets its whole timeout without skipping a tick.
+        None => (timeout.as_secs_f64() / interval.as_secs_f64())
+            .ceil()
+            .clamp(1.0, 10.0) as u32,
+    };
+    Ok(SiteConfig {
+        name,
+        url,
+        interval,
+        timeout,
+        method,
+        headers,
+        expect_status,
+        keep_alive: raw.keep_alive.unwrap_or(false),
+        max_body,
+        max_in_flight,
+    })
+}
+
+#[cfg(test)]
+mod tests;

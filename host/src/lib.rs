@@ -1,0 +1,35 @@
+//! sitewatch: watches websites. See `docs/ARCHITECTURE.md` for how the pieces fit.
+
+pub mod alert;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod event;
+pub mod measurement;
+pub mod monitor;
+pub mod output;
+pub mod probe;
+pub mod recorder;
+pub mod scheduler;
+pub mod stats;
+
+/// Renders an error with its whole chain of causes: `outer: cause: root cause`.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        // Some libraries repeat their cause in their own message; print each part once.
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+/// A duration in milliseconds, with microsecond resolution.
+pub fn ms(d: std::time::Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}

@@ -1,0 +1,165 @@
+//! Plain text output: a stats table per view refresh, alert messages as they happen, and errors.
+
+use crate::event::{Event, StatsReport};
+use std::io::{self, Write};
+
+/// Site names longer than this are cut, so the table stays within 100 columns.
+const NAME_WIDTH: usize = 20;
+
+pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
+    match event {
+        Event::Probe(_) => Ok(()),
+        Event::Alert(a) => writeln!(out, "{}", a.message),
+        Event::Error(e) => match &e.site {
+            Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
+            None => writeln!(out, "error ({}): {}", e.source, e.message),
+        },
+        Event::Stats(r) => write_table(out, r),
+    }
+}
+
+/// Cuts `s` to `width` characters, marking the cut with `…`.
+pub fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
+    writeln!(
+        out,
+        "{} last {} (refreshed every {}s) at {}",
+        if r.r#final { "final:" } else { "==" },
+        r.view,
+        r.every_s,
+        crate::clock::rfc3339_seconds(r.time)
+    )?;
+    writeln!(
+        out,
+        "  {:<NAME_WIDTH$} {:>8} {:>6}  {:>17}  {:>15}  {:>17}  codes",
+        "site", "avail", "checks", "resp avg/max ms", "ttfb avg/max ms", "p50/p95/p99 ms"
+    )?;
+    for s in &r.sites {
+        let name = truncate(&s.site, NAME_WIDTH);
+        let Some(avail) = s.stats.availability else {
+            writeln!(out, "  {name:<NAME_WIDTH$} {:>8}", "no data")?;
+            continue;
+        };
+        let resp = s
+            .stats
+            .response_ms
+            .map(|r| {
+                (
+                    format!("{:.1}/{:.1}", r.avg, r.max),
+                    format!("{:.1}/{:.1}/{:.1}", r.p50, r.p95, r.p99),
+                )
+            })
+            .unwrap_or_else(|| ("-".into(), "-".into()));
+        let ttfb = s
+            .stats
+            .ttfb_ms
+            .map(|t| format!("{:.1}/{:.1}", t.avg, t.max))
+            .unwrap_or_else(|| "-".into());
+        let codes: Vec<String> = s
+            .stats
+            .status_codes
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        writeln!(
+            out,
+            "  {name:<NAME_WIDTH$} {:>8} {:>6}  {:>17}  {:>15}  {:>17}  {}{}",
+            crate::alert::percent(avail),
+            s.stats.checks,
+            resp.0,
+            ttfb,
+            resp.1,
+            codes.join(" "),
+            if s.down { "  DOWN" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::SiteReport;
+    use crate::stats::{ResponseSummary, TtfbSummary, WindowStats};
+
+    #[test]
+    fn table_shows_stats_and_no_data() {
+        let site = |name: &str, stats: WindowStats| SiteReport {
+            site: name.into(),
+            url: "http://x/".into(),
+            stats,
+            down: false,
+            skipped_ticks: 0,
+        };
+        let report = StatsReport {
+            view: "10m".into(),
+            window_s: 600,
+            every_s: 10,
+            time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
+            r#final: false,
+            sites: vec![
+                site(
+                    "a-very-long-site-name-that-is-cut",
+                    WindowStats {
+                        checks: 3,
+                        ok: 2,
+                        availability: Some(2.0 / 3.0),
+                        response_ms: Some(ResponseSummary {
+                            avg: 12.5,
+                            max: 20.0,
+                            p50: 10.0,
+                            p95: 20.0,
+                            p99: 20.0,
+                        }),
+                        ttfb_ms: Some(TtfbSummary {
+                            avg: 5.0,
+                            max: 7.25,
+                        }),
+                        status_codes: [("200".to_string(), 2), ("timeout".to_string(), 1)].into(),
+                    },
+                ),
+                site(
+                    "quiet",
+                    WindowStats {
+                        checks: 0,
+                        ok: 0,
+                        availability: None,
+                        response_ms: None,
+                        ttfb_ms: None,
+                        status_codes: Default::default(),
+                    },
+                ),
+            ],
+        };
+        let mut buf = Vec::new();
+        write(&mut buf, &Event::Stats(report)).unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        assert!(
+            text.starts_with("== last 10m (refreshed every 10s) at 1970-01-01T00:00:00Z\n"),
+            "{text}"
+        );
+        assert!(text.contains("a-very-long-site-na… "), "{text}");
+        assert!(text.contains("66.67%"), "{text}");
+        assert!(
+            text.contains("12.5/20.0")
+                && text.contains("5.0/7.2")
+                && text.contains("10.0/20.0/20.0"),
+            "{text}"
+        );
+        assert!(text.contains("200:2 timeout:1"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("quiet") && l.contains("no data")),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,250 @@
+//! The HTTP prober: one request per probe, with TTFB, response time and connection phases
+//! measured. Every failure becomes a [`Measurement`] with an [`ErrorKind`], never an `Err`.
+
+pub mod timing;
+
+use crate::clock::SharedClock;
+use crate::config::SiteConfig;
+use crate::error_chain;
+use crate::measurement::{ErrorKind, Measurement, ProbeError};
+use std::sync::Arc;
+use std::time::Duration;
+use timing::{HandshakeStartRecorder, PhaseClock, TimedConnectLayer, TimedResolver};
+use tokio::time::Instant;
+
+/// Redirects followed before a probe fails with kind `http`.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// A site as the prober sees it: its config plus the shared strings every measurement carries.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    pub name: Arc<str>,
+    pub url: Arc<str>,
+    pub config: Arc<SiteConfig>,
+}
+
+impl ProbeTarget {
+    pub fn new(config: SiteConfig) -> Self {
+        Self {
+            name: config.name.as_str().into(),
+            url: config.url.as_str().into(),
+            config: Arc::new(config),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProberSetupError {
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// Sends probes. Build one and share it: building the HTTP clients costs milliseconds of CPU.
+#[derive(Clone)]
+pub struct Prober {
+    /// No idle connections kept: every probe resolves, connects and handshakes afresh.
+    fresh: reqwest::Client,
+    /// Keeps connections alive, for sites with `keep_alive: true`.
+    pooled: reqwest::Client,
+    clock: SharedClock,
+}
+
+impl Prober {
+    pub fn new(clock: SharedClock) -> Result<Self, ProberSetupError> {
+        let tls = tls_config()?;
+        let build = |idle: usize| {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
+                .dns_resolver(Arc::new(TimedResolver))
+                .connector_layer(TimedConnectLayer)
+                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+                .no_proxy()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(idle)
+                .build()
+        };
+        Ok(Self {
+            fresh: build(0)?,
+            pooled: build(usize::MAX)?,
+            clock,
+        })
+    }
+
+    /// Probes `target` once. `scheduled` is when the probe was due, for the lag figure.
+    pub async fn probe(&self, target: &ProbeTarget, scheduled: Instant) -> Measurement {
+        let site = &*target.config;
+        let schedule_lag = Instant::now().saturating_duration_since(scheduled);
+        let time = self.clock.now();
+        let client = if site.keep_alive {
+            &self.pooled
+        } else {
+            &self.fresh
+        };
+        let request = client
+            .request(site.method.clone(), site.url.clone())
+            .headers(site.headers.clone());
+        let phase_clock = Arc::new(PhaseClock::default());
+        let mut progress = Progress::default();
+        let start = Instant::now();
+        let result = tokio::time::timeout(
+            site.timeout,
+            Arc::clone(&phase_clock).scope(fetch(request, site.max_body, start, &mut progress)),
+        )
+        .await;
+        let instants = phase_clock.snapshot();
+        let error = match result {
+            Ok(Ok(())) => match progress.status {
+                Some(code) if !site.expect_status.matches(code) => Some(ProbeError {
+                    kind: ErrorKind::Status,
+                    message: format!("status {code}, expected {}", site.expect_status),
+                }),
+                _ => None,
+            },
+            Ok(Err(failure)) => Some(classify(failure, &instants)),
+            Err(_) => Some(ProbeError {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "no complete response within {} ({})",
+                    humantime::format_duration(site.timeout),
+                    progress.stage()
+                ),
+            }),
+        };
+        Measurement {
+            site: Arc::clone(&target.name),
+            url: Arc::clone(&target.url),
+            time,
+            ok: error.is_none(),
+            status: progress.status,
+            ttfb: progress.ttfb,
+            response_time: progress.response_time,
+            body_bytes: progress.body_bytes,
+            body_truncated: progress.body_truncated,
+            phases: instants.phases(),
+            error,
+            schedule_lag,
+        }
+    }
+}
+
+/// How far a probe got; kept outside the timed future so a timeout still reports it.
+#[derive(Debug, Default)]
+struct Progress {
+    status: Option<u16>,
+    ttfb: Option<Duration>,
+    response_time: Option<Duration>,
+    body_bytes: u64,
+    body_truncated: bool,
+}
+
+impl Progress {
+    fn stage(&self) -> &'static str {
+        if self.ttfb.is_some() {
+            "while reading the body"
+        } else {
+            "before the response headers"
+        }
+    }
+}
+
+enum Failure {
+    Send(reqwest::Error),
+    Body(reqwest::Error),
+}
+
+async fn fetch(
+    request: reqwest::RequestBuilder,
+    max_body: u64,
+    start: Instant,
+    progress: &mut Progress,
+) -> Result<(), Failure> {
+    let mut response = request.send().await.map_err(Failure::Send)?;
+    progress.ttfb = Some(start.elapsed());
+    progress.status = Some(response.status().as_u16());
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max_body - progress.body_bytes;
+                if chunk.len() as u64 > room {
+                    // The cap is reached: stop reading (the connection is dropped, not drained).
+                    progress.body_bytes = max_body;
+                    progress.body_truncated = true;
+                    break;
+                }
+                progress.body_bytes += chunk.len() as u64;
+            }
+            Ok(None) => break,
+            Err(e) => return Err(Failure::Body(e)),
+        }
+    }
+    progress.response_time = Some(start.elapsed());
+    Ok(())
+}
+
+fn classify(failure: Failure, phases: &timing::PhaseInstants) -> ProbeError {
+    let (kind, err) = match failure {
+        Failure::Body(e) => (
+            if e.is_timeout() {
+                ErrorKind::Timeout
+            } else {
+                ErrorKind::Body
+            },
+            e,
+        ),
+        Failure::Send(e) => {
+            let kind = if phases.dns_failed {
+                ErrorKind::Dns
+            } else if e.is_timeout() {
+                ErrorKind::Timeout
+            } else if is_tls_error(&e) || (e.is_connect() && phases.tls_start.is_some()) {
+                ErrorKind::Tls
+            } else if e.is_connect() {
+                ErrorKind::Connect
+            } else if e.is_body() || e.is_decode() {
+                ErrorKind::Body
+            } else {
+                ErrorKind::Http
+            };
+            (kind, e)
+        }
+    };
+    ProbeError {
+        kind,
+        message: error_chain(&err.without_url()),
+    }
+}
+
+/// Whether a rustls error is anywhere in the error's source chain.
+fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.is::<rustls::Error>() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+        {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// The TLS settings of every probe: ring crypto, the platform's trust store, HTTP/2 and 1.1 by
+/// ALPN, and no session resumption, so each probe measures a full handshake.
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_platform_verifier()?
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::store(Arc::new(HandshakeStartRecorder));
+    Ok(config)
+}

@@ -1,1 +1,9 @@
-// integration tests
+//! Integration tests: one test binary for the whole workspace (linking the host is slow).
+//! Every target is a server on 127.0.0.1 that the test starts itself.
+
+// Fixtures are shared by many test modules; not every module uses every helper.
+#[allow(dead_code)]
+mod support;
+
+mod cli;
+mod core;

@@ -33,7 +33,7 @@ fn probe(site: &str, secs: i64, up: bool) -> Measurement {
         ok: up,
         status: up.then_some(200),
         ttfb: up.then(|| Duration::from_millis(3)),
-        response_time: up.then(|| Duration::ZERO),
+        response_time: up.then_some(Duration::ZERO),
         body_bytes: 0,
         body_truncated: false,
         phases: Phases::default(),

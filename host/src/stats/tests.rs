@@ -176,7 +176,7 @@ fn matches_a_naive_recompute_over_a_long_random_run() {
         x ^= x >> 7;
         x ^= x << 17;
         let resp = x % 500 + 1;
-        let good = x % 7 != 0;
+        let good = !x.is_multiple_of(7);
         let secs = i * 3 / 2;
         w.push(&ok(secs, if good { 200 } else { 500 }, resp / 2, resp));
         all.push((secs, resp, good));

@@ -1,0 +1,149 @@
+//! Runs the real `sitewatch` binary with a config written to a temp dir, and reads its JSON
+//! output line by line.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sitewatch");
+
+/// A running sitewatch process; killed when dropped.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every JSON event read so far, in order.
+    pub events: Vec<Value>,
+    pub dir: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// Writes `config` to `config.json` in a temp dir and starts `sitewatch --output json` on it.
+    pub fn start(config: &Value) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        Self::start_in(
+            dir,
+            &["--output", "json", "--config", path.to_str().unwrap()],
+        )
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting sitewatch");
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr);
+        let err = child.stderr.take().unwrap();
+        tokio::spawn(async move {
+            let mut r = BufReader::new(err).lines();
+            while let Ok(Some(line)) = r.next_line().await {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Self {
+            child,
+            lines,
+            events: Vec::new(),
+            dir,
+            stderr,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Reads events until one matches `pred` or `within` passes. Every line must be JSON.
+    pub async fn wait_for(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.recv()).await {
+                Ok(Some(line)) => line,
+                Ok(None) | Err(_) => return None,
+            };
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            self.events.push(v.clone());
+            if pred(&v) {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Reads events for `d`.
+    pub async fn collect_for(&mut self, d: Duration) {
+        self.wait_for(d, |_| false).await;
+    }
+
+    /// Reads every event left until stdout closes.
+    pub async fn drain(&mut self) {
+        while self
+            .wait_for(Duration::from_secs(5), |_| false)
+            .await
+            .is_some()
+        {}
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id().expect("running") as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .ok()
+            .map(|r| r.unwrap())
+    }
+
+    /// The events of kind `event` (e.g. "probe") for `site`.
+    pub fn of(&self, event: &str, site: &str) -> Vec<&Value> {
+        self.events
+            .iter()
+            .filter(|e| e["event"] == event && e["site"] == site)
+            .collect()
+    }
+}
+
+/// A predicate for an event of the given kind and site.
+pub fn is(event: &'static str, site: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == event && v["site"] == site
+}
+
+/// A predicate for an alert of the given kind and site.
+pub fn alert(kind: &'static str, site: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == "alert" && v["kind"] == kind && v["site"] == site
+}

@@ -1,0 +1,10 @@
+//! Shared test fixtures: programmable HTTP servers on 127.0.0.1 and a runner for the real binary.
+
+pub mod binary;
+pub mod server;
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}

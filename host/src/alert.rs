@@ -32,6 +32,15 @@ pub struct Alert {
     #[serde(rename = "down_for_s", serialize_with = "ser_opt_secs")]
     pub down_for: Option<Duration>,
     pub message: String,
+    /// The alert as the configured formatter plugin rendered it, if there is one.
+    pub rendered: Option<String>,
+}
+
+impl Alert {
+    /// The text to show: the formatter's rendering, or the built-in message.
+    pub fn text(&self) -> &str {
+        self.rendered.as_deref().unwrap_or(&self.message)
+    }
 }
 
 fn ser_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -158,6 +167,7 @@ impl Transition {
                 down_since: None,
                 down_for: None,
                 message: down_message(site, availability, time),
+                rendered: None,
             },
             Transition::Recovered {
                 availability,
@@ -172,6 +182,7 @@ impl Transition {
                 down_since: Some(down_since),
                 down_for: Some((time - down_since).to_std().unwrap_or_default()),
                 message: recovered_message(site, availability, time, down_since),
+                rendered: None,
             },
         }
     }
@@ -186,6 +197,7 @@ mod tests {
         AlertingConfig {
             threshold: 0.8,
             window: Duration::from_secs(120),
+            formatter: None,
         }
     }
 

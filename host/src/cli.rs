@@ -24,6 +24,10 @@ pub enum Command {
     Run(RunArgs),
     /// Validate the config and exit: 0 when valid, 2 with a message when not.
     CheckConfig(ConfigArg),
+    /// Print the stats of a past timeframe from the store.
+    Report(ReportArgs),
+    /// List the stored alerts, newest first.
+    Alerts(AlertsArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -34,15 +38,49 @@ pub struct ConfigArg {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct DataDirArg {
+    /// Where the embedded store lives (created with mode 0700).
+    #[arg(long, default_value = "sitewatch-data", env = "SITEWATCH_DATA_DIR")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
     /// How to print: `plain` text, or `json` (one object per line).
     #[arg(long, short, value_enum, default_value = "plain")]
     pub output: OutputFormat,
     /// Write logs to this file instead of stderr.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// The timeframe: from this long ago until now, e.g. `24h`, `30m`, `7d`.
+    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    /// Only this site.
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AlertsArgs {
+    /// How far back, e.g. `7d`.
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub since: std::time::Duration,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 impl Cli {

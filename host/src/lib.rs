@@ -8,10 +8,13 @@ pub mod event;
 pub mod measurement;
 pub mod monitor;
 pub mod output;
+pub mod plugin;
 pub mod probe;
 pub mod recorder;
+pub mod report;
 pub mod scheduler;
 pub mod stats;
+pub mod store;
 
 /// Renders an error with its whole chain of causes: `outer: cause: root cause`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -1,8 +1,12 @@
 use anyhow::Context;
 use clap::Parser;
-use sitewatch::cli::{Cli, Command, RunArgs};
+use sitewatch::cli::{AlertsArgs, Cli, Command, ReportArgs, RunArgs};
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
+use sitewatch::event::Event;
+use sitewatch::output::write_event;
+use sitewatch::store::Store;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -11,26 +15,26 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command() {
+    let result = match cli.command() {
         Command::CheckConfig(arg) => match Config::load(&arg.config) {
             Ok(c) => {
                 println!("{}: valid, {} sites", arg.config.display(), c.sites.len());
-                ExitCode::SUCCESS
+                Ok(())
             }
-            Err(e) => config_error(&e),
+            Err(e) => return config_error(&e),
         },
-        Command::Run(args) => {
-            let config = match Config::load(&args.config.config) {
-                Ok(c) => c,
-                Err(e) => return config_error(&e),
-            };
-            match run(args, config) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("sitewatch: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
+        Command::Run(args) => match Config::load(&args.config.config) {
+            Ok(config) => run(args, config),
+            Err(e) => return config_error(&e),
+        },
+        Command::Report(args) => report(args),
+        Command::Alerts(args) => alerts(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sitewatch: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -47,10 +51,14 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         .thread_name("sitewatch")
         .build()
         .context("starting the async runtime")?;
+    let options = sitewatch::monitor::RunOptions {
+        format: args.output,
+        data_dir: args.data_dir.data_dir,
+    };
     runtime.block_on(async {
         sitewatch::monitor::run(
             config,
-            args.output,
+            options,
             Box::new(std::io::stdout()),
             Arc::new(SystemClock),
             shutdown_signal(),
@@ -61,6 +69,44 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
     // Do not wait for blocking DNS lookups that may still be running.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(())
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let store = Store::existing(&args.data_dir.data_dir)?;
+    let report = sitewatch::report::stats_since(
+        &store,
+        args.since,
+        args.site.as_deref(),
+        chrono::Utc::now(),
+    )?;
+    if let Some(site) = &args.site
+        && report.sites.is_empty()
+    {
+        anyhow::bail!(
+            "no measurements of site \"{site}\" in the last {}",
+            humantime::format_duration(args.since)
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    write_event(args.output, &mut out, &Event::Stats(report))?;
+    Ok(out.flush()?)
+}
+
+fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
+    let store = Store::existing(&args.data_dir.data_dir)?;
+    let alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
+    let mut out = std::io::stdout().lock();
+    if alerts.is_empty() && args.output == sitewatch::output::OutputFormat::Plain {
+        writeln!(
+            out,
+            "no alerts in the last {}",
+            humantime::format_duration(args.since)
+        )?;
+    }
+    for a in alerts {
+        write_event(args.output, &mut out, &Event::Alert(a))?;
+    }
+    Ok(out.flush()?)
 }
 
 /// Logs go to stderr or a file, never to stdout (which carries the output).

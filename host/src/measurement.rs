@@ -25,10 +25,12 @@ pub enum ErrorKind {
     Status,
     /// A response check rejected the response.
     Check,
+    /// A check plugin could not do its work (trapped, hit a limit, or reported an error).
+    Plugin,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 9] = [
         Self::Dns,
         Self::Connect,
         Self::Tls,
@@ -37,7 +39,12 @@ impl ErrorKind {
         Self::Body,
         Self::Status,
         Self::Check,
+        Self::Plugin,
     ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,6 +56,7 @@ impl ErrorKind {
             Self::Body => "body",
             Self::Status => "status",
             Self::Check => "check",
+            Self::Plugin => "plugin",
         }
     }
 }
@@ -104,9 +112,29 @@ pub struct Measurement {
     /// How late the probe started against its schedule.
     #[serde(rename = "lag_ms", serialize_with = "crate::event::ser_ms")]
     pub schedule_lag: Duration,
+    /// Numbers reported by check plugins, by name.
+    #[serde(serialize_with = "ser_metrics")]
+    pub metrics: Vec<(String, f64)>,
+}
+
+fn ser_metrics<S: serde::Serializer>(metrics: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(metrics.len()))?;
+    for (k, v) in metrics {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
 }
 
 impl Measurement {
+    /// Marks the probe failed (the first failure wins: later checks do not overwrite it).
+    pub fn fail(&mut self, kind: ErrorKind, message: String) {
+        if self.error.is_none() {
+            self.ok = false;
+            self.error = Some(ProbeError { kind, message });
+        }
+    }
+
     /// The key this measurement is counted under in the status counts: the status code when a
     /// whole response arrived (even if its status or a check failed), else the error kind (a
     /// body that timed out counts as `timeout`, not as its status).

@@ -7,9 +7,12 @@ use crate::clock::SharedClock;
 use crate::config::{AlertingConfig, Config, ViewConfig};
 use crate::event::{ErrorReport, Event, SiteReport, StatsReport};
 use crate::measurement::Measurement;
+use crate::plugin::set::PluginSet;
 use crate::probe::ProbeTarget;
 use crate::stats::{SiteWindows, WindowSpec};
+use crate::store::writer::{Record, StoreHandle};
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::sync::{broadcast, mpsc};
@@ -35,7 +38,12 @@ struct SiteState {
     windows: SiteWindows,
     alert: AlertState,
     skipped_ticks: u64,
+    /// The latest error messages, newest first, for alert formatters.
+    recent_errors: VecDeque<String>,
 }
+
+/// Error messages kept per site for alert formatters.
+const RECENT_ERRORS: usize = 5;
 
 pub struct Recorder {
     alerting: AlertingConfig,
@@ -47,19 +55,61 @@ pub struct Recorder {
     history: Vec<Alert>,
     clock: SharedClock,
     events: broadcast::Sender<Arc<Event>>,
+    store: Option<StoreHandle>,
+    plugins: Option<Arc<PluginSet>>,
 }
 
 impl Recorder {
-    pub fn new(config: &Config, clock: SharedClock, events: broadcast::Sender<Arc<Event>>) -> Self {
+    pub fn new(
+        config: &Config,
+        clock: SharedClock,
+        events: broadcast::Sender<Arc<Event>>,
+        store: Option<StoreHandle>,
+    ) -> Self {
         Self {
-            alerting: config.alerting,
+            alerting: config.alerting.clone(),
             views: config.dashboard.views.clone(),
             order: Vec::new(),
             sites: HashMap::new(),
             history: Vec::new(),
             clock,
             events,
+            store,
+            plugins: None,
         }
+    }
+
+    /// Gives the recorder the plugins, for the alert formatter.
+    pub fn with_plugins(mut self, plugins: Option<Arc<PluginSet>>) -> Self {
+        self.plugins = plugins;
+        self
+    }
+
+    /// The longest window any site keeps: what a restart must reload.
+    pub fn longest_window(&self) -> std::time::Duration {
+        self.window_specs()
+            .iter()
+            .map(|w| w.span)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds a site's windows and alert state from stored history (oldest first) and its
+    /// newest stored alert. Emits nothing and stores nothing.
+    pub fn restore(&mut self, site: &str, history: &[Measurement], last_alert: Option<&Alert>) {
+        let Some(state) = self.sites.get_mut(site) else {
+            return;
+        };
+        let mut first = None;
+        for m in history {
+            let at = state.windows.push(m);
+            first.get_or_insert(at);
+        }
+        state.windows.advance(self.clock.now());
+        let down_since = last_alert
+            .filter(|a| a.kind == crate::alert::AlertKind::Down && a.url == state.url)
+            .map(|a| a.time);
+        state.alert = AlertState::restored(first, down_since);
     }
 
     fn window_specs(&self) -> Vec<WindowSpec> {
@@ -93,6 +143,7 @@ impl Recorder {
                     windows: SiteWindows::new(&specs),
                     alert: AlertState::default(),
                     skipped_ticks: 0,
+                    recent_errors: VecDeque::new(),
                 },
             };
             self.sites.insert(Arc::clone(&t.name), state);
@@ -107,13 +158,42 @@ impl Recorder {
             return;
         };
         let now = site.windows.push(&m);
+        if let Some(e) = &m.error {
+            site.recent_errors
+                .push_front(format!("{}: {}", e.kind, e.message));
+            site.recent_errors.truncate(RECENT_ERRORS);
+        }
         let availability = site.windows.availability(ALERT_WINDOW);
         let transition = site.alert.evaluate(now, availability, &self.alerting);
         let alert = transition.map(|t| t.into_alert(&m.site, &site.url));
+        let recent_errors: Vec<String> = match &alert {
+            Some(_) => site.recent_errors.iter().cloned().collect(),
+            None => Vec::new(),
+        };
+        if let Some(store) = &self.store {
+            store.send(Record::Measurement(m.clone()));
+        }
         self.emit(Event::Probe(m));
         if let Some(alert) = alert {
             self.history.push(alert.clone());
-            self.emit(Event::Alert(alert));
+            let delivery = AlertDelivery {
+                events: self.events.clone(),
+                store: self.store.clone(),
+                clock: Arc::clone(&self.clock),
+            };
+            match (&self.alerting.formatter, &self.plugins) {
+                (Some(formatter), Some(plugins)) => {
+                    // Formatting may take up to the plugin's time limit: do it off the recorder.
+                    let (formatter, plugins) = (formatter.clone(), Arc::clone(plugins));
+                    tokio::spawn(async move {
+                        let alert = delivery
+                            .render(alert, &formatter, &plugins, recent_errors)
+                            .await;
+                        delivery.deliver(alert);
+                    });
+                }
+                _ => delivery.deliver(alert),
+            }
         }
     }
 
@@ -204,6 +284,89 @@ impl Recorder {
         }
         self
     }
+}
+
+/// Stores and broadcasts an alert, after rendering it with the formatter plugin if there is one.
+struct AlertDelivery {
+    events: broadcast::Sender<Arc<Event>>,
+    store: Option<StoreHandle>,
+    clock: SharedClock,
+}
+
+impl AlertDelivery {
+    fn deliver(&self, alert: Alert) {
+        if let Some(store) = &self.store {
+            store.send(Record::Alert(alert.clone()));
+        }
+        let _ = self.events.send(Arc::new(Event::Alert(alert)));
+    }
+
+    /// Renders `alert` with the formatter; on failure keeps the built-in message and reports why.
+    async fn render(
+        &self,
+        mut alert: Alert,
+        formatter: &crate::config::PluginUse,
+        plugins: &PluginSet,
+        recent_errors: Vec<String>,
+    ) -> Alert {
+        let result = match plugins.get(&formatter.plugin) {
+            None => Err(plugins.why_missing(&formatter.plugin)),
+            Some(plugin) => {
+                let input = crate::plugin::bindings::types::Alert {
+                    kind: match alert.kind {
+                        crate::alert::AlertKind::Down => {
+                            crate::plugin::bindings::types::AlertKind::Down
+                        }
+                        crate::alert::AlertKind::Recovered => {
+                            crate::plugin::bindings::types::AlertKind::Recovered
+                        }
+                    },
+                    site: alert.site.to_string(),
+                    url: alert.url.to_string(),
+                    availability: alert.availability,
+                    time: crate::clock::rfc3339_seconds(alert.time),
+                    down_since: alert.down_since.map(crate::clock::rfc3339_seconds),
+                    down_for_seconds: alert.down_for.map(|d| d.as_secs_f64()),
+                    recent_errors,
+                    message: alert.message.clone(),
+                };
+                match plugins
+                    .host
+                    .format(&plugin, formatter.limits, &formatter.config, &input)
+                    .await
+                {
+                    Ok(Ok(text)) => Ok(text),
+                    Ok(Err(message)) => Err(crate::plugin::sanitize_text(&message, 300)),
+                    Err(failure) => Err(failure.0),
+                }
+            }
+        };
+        match result {
+            // Rendered text may span lines (Slack JSON, Markdown) but carries no control codes.
+            Ok(text) => alert.rendered = Some(sanitize_rendered(&text)),
+            Err(reason) => {
+                let _ = self.events.send(Arc::new(Event::Error(ErrorReport {
+                    time: self.clock.now(),
+                    source: "formatter",
+                    site: Some(Arc::clone(&alert.site)),
+                    message: format!(
+                        "formatter {} failed, the built-in message is used: {reason}",
+                        formatter.plugin
+                    ),
+                })));
+            }
+        }
+        alert
+    }
+}
+
+/// Keeps newlines and tabs of a rendered alert, caps it at 64 KiB, and drops other control
+/// characters (no terminal escapes).
+fn sanitize_rendered(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .take(64 * 1024)
+        .collect()
 }
 
 /// Waits for the next tick of any interval and returns its index.

@@ -3,6 +3,7 @@
 //! probe runs in its own task, so a slow probe never delays the next tick; at most
 //! `max_in_flight` probes of a site run at once, and a tick beyond that is skipped and counted.
 
+use crate::plugin::set::PluginSet;
 use crate::probe::{ProbeTarget, Prober};
 use crate::recorder::RecorderInput;
 use std::collections::HashMap;
@@ -30,14 +31,20 @@ pub struct SitesDiff {
 
 pub struct Scheduler {
     prober: Prober,
+    plugins: Option<Arc<PluginSet>>,
     out: mpsc::Sender<RecorderInput>,
     tasks: HashMap<Arc<str>, SiteTask>,
 }
 
 impl Scheduler {
-    pub fn new(prober: Prober, out: mpsc::Sender<RecorderInput>) -> Self {
+    pub fn new(
+        prober: Prober,
+        plugins: Option<Arc<PluginSet>>,
+        out: mpsc::Sender<RecorderInput>,
+    ) -> Self {
         Self {
             prober,
+            plugins,
             out,
             tasks: HashMap::new(),
         }
@@ -79,6 +86,7 @@ impl Scheduler {
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(run_site(
             self.prober.clone(),
+            self.plugins.clone(),
             target.clone(),
             self.out.clone(),
             cancel.clone(),
@@ -119,6 +127,7 @@ pub fn start_offset(name: &str, interval: Duration) -> Duration {
 
 async fn run_site(
     prober: Prober,
+    plugins: Option<Arc<PluginSet>>,
     target: ProbeTarget,
     out: mpsc::Sender<RecorderInput>,
     cancel: CancellationToken,
@@ -137,9 +146,12 @@ async fn run_site(
                     let _ = out.send(RecorderInput::Skipped { site: Arc::clone(&target.name) }).await;
                     continue;
                 };
-                let (prober, target, out) = (prober.clone(), target.clone(), out.clone());
+                let (prober, plugins, target, out) = (prober.clone(), plugins.clone(), target.clone(), out.clone());
                 probes.spawn(async move {
-                    let m = prober.probe(&target, planned).await;
+                    let (mut m, captured) = prober.probe(&target, planned).await;
+                    if let (Some(captured), Some(plugins)) = (captured, &plugins) {
+                        crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
+                    }
                     drop(slot);
                     let _ = out.send(RecorderInput::Measurement(m)).await;
                 });

@@ -21,6 +21,12 @@ pub const DEFAULT_THRESHOLD: f64 = 0.8;
 pub const DEFAULT_ALERT_WINDOW: Duration = Duration::from_secs(120);
 /// The most probes of one site that may run at once, whatever the config asks.
 pub const MAX_IN_FLIGHT_LIMIT: u32 = 64;
+pub const DEFAULT_PLUGIN_DIR: &str = "target/plugins";
+pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
+pub const DEFAULT_PLUGIN_TIME: Duration = Duration::from_millis(100);
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const DEFAULT_INFLUX_BATCH: usize = 5_000;
+pub const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +34,68 @@ pub struct Config {
     pub sites: Vec<SiteConfig>,
     pub alerting: AlertingConfig,
     pub dashboard: DashboardConfig,
+    pub storage: StorageConfig,
+    pub plugins: PluginsConfig,
+}
+
+/// Where plugins are found and their default limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginsConfig {
+    /// Resolved against the config file's directory.
+    pub dir: PathBuf,
+    pub limits: PluginLimits,
+}
+
+/// The limits of one plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    pub memory: u64,
+    pub time: Duration,
+}
+
+/// One use of a plugin, with its config as JSON text and its limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginUse {
+    pub plugin: String,
+    pub config: String,
+    pub limits: PluginLimits,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// Measurements older than this are pruned from the embedded store.
+    pub retention: Duration,
+    pub influxdb: Option<InfluxConfig>,
+}
+
+/// Where to send measurements and alerts as InfluxDB line protocol.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InfluxConfig {
+    /// The server's base URL, e.g. `http://127.0.0.1:8086`.
+    pub url: Url,
+    pub org: String,
+    pub bucket: String,
+    /// The environment variable holding the token; `None` sends no token.
+    pub token_env: Option<String>,
+    /// Lines per request, at most.
+    pub batch_size: usize,
+    /// How long lines may wait to fill a batch.
+    pub flush_interval: Duration,
+}
+
+impl InfluxConfig {
+    /// Reads the token from the environment. Errors name the variable, never a value.
+    pub fn token(&self) -> Result<Option<String>, String> {
+        match &self.token_env {
+            None => Ok(None),
+            Some(var) => match std::env::var(var) {
+                Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
+                _ => Err(format!(
+                    "storage.influxdb.token_env names the environment variable {var}, which is not set"
+                )),
+            },
+        }
+    }
 }
 
 /// One watched site, with every default filled in.
@@ -43,13 +111,16 @@ pub struct SiteConfig {
     pub keep_alive: bool,
     pub max_body: u64,
     pub max_in_flight: u32,
+    pub checks: Vec<PluginUse>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertingConfig {
     /// Availability (0..=1) below which a site is down.
     pub threshold: f64,
     pub window: Duration,
+    /// Renders alerts; `None` uses the built-in message.
+    pub formatter: Option<PluginUse>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -116,13 +187,58 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
+    /// Reads, parses and validates a config file, including that every plugin it names exists.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(path, &text)
+        let config = Self::parse(path, &text)?;
+        config.check_plugin_files(path)?;
+        Ok(config)
+    }
+
+    /// Every plugin use, with its field path and site.
+    pub fn plugin_uses(&self) -> impl Iterator<Item = (String, Option<&str>, &PluginUse)> {
+        let checks = self.sites.iter().enumerate().flat_map(|(i, s)| {
+            s.checks.iter().enumerate().map(move |(j, u)| {
+                (
+                    format!("sites[{i}].checks[{j}].plugin"),
+                    Some(s.name.as_str()),
+                    u,
+                )
+            })
+        });
+        let formatter = self
+            .alerting
+            .formatter
+            .iter()
+            .map(|u| ("alerting.formatter.plugin".to_owned(), None, u));
+        checks.chain(formatter)
+    }
+
+    /// The file a plugin is loaded from.
+    pub fn plugin_path(&self, name: &str) -> PathBuf {
+        self.plugins.dir.join(format!("{name}.wasm"))
+    }
+
+    fn check_plugin_files(&self, path: &Path) -> Result<(), ConfigError> {
+        for (field, site, u) in self.plugin_uses() {
+            let file = self.plugin_path(&u.plugin);
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    field,
+                    site: site.map(str::to_owned),
+                    message: format!(
+                        "no plugin \"{}\" ({} does not exist; build the example plugins with `cargo xtask build-plugins`)",
+                        u.plugin,
+                        file.display()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Parses and validates config text; `path` is only used in messages.
@@ -203,6 +319,15 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         message,
     };
 
+    let plugins = resolve_plugins(path, &raw.plugins)
+        .map_err(|(field, message)| invalid(field, None, message))?;
+    let plugin_use = |u: &raw::RawPluginUse, field: &str| -> Result<PluginUse, (String, String)> {
+        resolve_plugin_use(u, plugins.limits).map_err(|(f, m)| (format!("{field}.{f}"), m))
+    };
+    let formatter = match &raw.alerting.formatter {
+        Some(u) => Some(plugin_use(u, "alerting.formatter").map_err(|(f, m)| invalid(f, None, m))?),
+        None => None,
+    };
     let threshold = raw.alerting.threshold.unwrap_or(DEFAULT_THRESHOLD);
     if !(0.0..=1.0).contains(&threshold) {
         return Err(invalid(
@@ -246,9 +371,17 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let mut seen = HashSet::new();
     for (i, site) in raw.sites.into_iter().enumerate() {
         let label = site.name.clone().unwrap_or_else(|| site.url.clone());
-        let s = resolve_site(i, site).map_err(|(field, message)| {
+        let checks = site
+            .checks
+            .iter()
+            .enumerate()
+            .map(|(j, u)| plugin_use(u, &format!("sites[{i}].checks[{j}]")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|(f, m)| invalid(f, Some(&label), m))?;
+        let mut s = resolve_site(i, site).map_err(|(field, message)| {
             invalid(format!("sites[{i}].{field}"), Some(&label), message)
         })?;
+        s.checks = checks;
         if !seen.insert(s.name.clone()) {
             return Err(invalid(
                 format!("sites[{i}].name"),
@@ -259,10 +392,143 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         sites.push(s);
     }
 
+    let storage =
+        resolve_storage(raw.storage).map_err(|(field, message)| invalid(field, None, message))?;
+
     Ok(Config {
         sites,
-        alerting: AlertingConfig { threshold, window },
+        alerting: AlertingConfig {
+            threshold,
+            window,
+            formatter,
+        },
         dashboard,
+        storage,
+        plugins,
+    })
+}
+
+fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, (String, String)> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let dir = base.join(raw.dir.as_deref().unwrap_or(DEFAULT_PLUGIN_DIR));
+    let defaults = PluginLimits {
+        memory: DEFAULT_PLUGIN_MEMORY,
+        time: DEFAULT_PLUGIN_TIME,
+    };
+    let limits = limits(raw.memory_limit.as_ref(), raw.time_limit.as_ref(), defaults)
+        .map_err(|(f, m)| (format!("plugins.{f}"), m))?;
+    Ok(PluginsConfig { dir, limits })
+}
+
+fn limits(
+    memory: Option<&raw::RawSize>,
+    time: Option<&raw::RawDuration>,
+    defaults: PluginLimits,
+) -> Result<PluginLimits, (String, String)> {
+    let memory = match memory {
+        Some(m) => {
+            let b = values::byte_size(m).map_err(|e| ("memory_limit".to_owned(), e))?;
+            if !(64 * 1024..=crate::plugin::MAX_MEMORY_LIMIT).contains(&b) {
+                return Err((
+                    "memory_limit".into(),
+                    "must be between 64KiB and 1GiB".into(),
+                ));
+            }
+            b
+        }
+        None => defaults.memory,
+    };
+    let time = match time {
+        Some(t) => values::positive_duration(t).map_err(|e| ("time_limit".to_owned(), e))?,
+        None => defaults.time,
+    };
+    Ok(PluginLimits { memory, time })
+}
+
+fn resolve_plugin_use(
+    u: &raw::RawPluginUse,
+    defaults: PluginLimits,
+) -> Result<PluginUse, (String, String)> {
+    let name = u.plugin.trim();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err((
+            "plugin".into(),
+            format!(
+                "\"{}\" is not a plugin name (letters, digits, - and _)",
+                u.plugin
+            ),
+        ));
+    }
+    let config = match &u.config {
+        None => "{}".to_owned(),
+        Some(v) => v.to_string(),
+    };
+    Ok(PluginUse {
+        plugin: name.to_owned(),
+        config,
+        limits: limits(u.memory_limit.as_ref(), u.time_limit.as_ref(), defaults)?,
+    })
+}
+
+fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, String)> {
+    let retention = match &raw.retention {
+        Some(r) => values::positive_duration(r).map_err(|m| ("storage.retention".to_owned(), m))?,
+        None => DEFAULT_RETENTION,
+    };
+    let influxdb = match raw.influxdb {
+        None => None,
+        Some(i) => {
+            let field = |f: &str| format!("storage.influxdb.{f}");
+            let url = Url::parse(i.url.trim())
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+                .ok_or_else(|| {
+                    (
+                        field("url"),
+                        format!("\"{}\" is not an http:// or https:// URL", i.url),
+                    )
+                })?;
+            for (name, value) in [("org", &i.org), ("bucket", &i.bucket)] {
+                if value.trim().is_empty() {
+                    return Err((field(name), "must not be empty".into()));
+                }
+            }
+            if let Some(var) = &i.token_env
+                && (var.is_empty() || var.contains('='))
+            {
+                return Err((
+                    field("token_env"),
+                    "must be the name of an environment variable".into(),
+                ));
+            }
+            let batch_size = match i.batch_size {
+                Some(0) => return Err((field("batch_size"), "must be at least 1".into())),
+                Some(n) => n as usize,
+                None => DEFAULT_INFLUX_BATCH,
+            };
+            let flush_interval = match &i.flush_interval {
+                Some(d) => {
+                    values::positive_duration(d).map_err(|m| (field("flush_interval"), m))?
+                }
+                None => DEFAULT_INFLUX_FLUSH,
+            };
+            Some(InfluxConfig {
+                url,
+                org: i.org,
+                bucket: i.bucket,
+                token_env: i.token_env,
+                batch_size,
+                flush_interval,
+            })
+        }
+    };
+    Ok(StorageConfig {
+        retention,
+        influxdb,
     })
 }
 
@@ -364,6 +630,7 @@ fn resolve_site(_index: usize, raw: RawSite) -> Result<SiteConfig, (&'static str
         keep_alive: raw.keep_alive.unwrap_or(false),
         max_body,
         max_in_flight,
+        checks: Vec::new(),
     })
 }
 

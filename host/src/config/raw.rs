@@ -12,6 +12,51 @@ pub struct RawConfig {
     pub alerting: RawAlerting,
     #[serde(default)]
     pub dashboard: RawDashboard,
+    #[serde(default)]
+    pub storage: RawStorage,
+    #[serde(default)]
+    pub plugins: RawPlugins,
+}
+
+/// Where plugins live and their default limits.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlugins {
+    /// The directory of `<name>.wasm` files, relative to the config file.
+    pub dir: Option<String>,
+    pub memory_limit: Option<RawSize>,
+    pub time_limit: Option<RawDuration>,
+}
+
+/// A use of a plugin: a check of a site, or the alert formatter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPluginUse {
+    pub plugin: String,
+    /// Passed to the plugin as JSON text.
+    pub config: Option<serde_json::Value>,
+    pub memory_limit: Option<RawSize>,
+    pub time_limit: Option<RawDuration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStorage {
+    /// How long measurements are kept, e.g. `"7d"`.
+    pub retention: Option<RawDuration>,
+    pub influxdb: Option<RawInflux>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInflux {
+    pub url: String,
+    pub org: String,
+    pub bucket: String,
+    /// The environment variable that holds the API token (never the token itself).
+    pub token_env: Option<String>,
+    pub batch_size: Option<u32>,
+    pub flush_interval: Option<RawDuration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -31,6 +76,9 @@ pub struct RawSite {
     pub max_body: Option<RawSize>,
     /// How many probes of this site may run at once before ticks are skipped.
     pub max_in_flight: Option<u32>,
+    /// Plugin checks run on every complete response, in order.
+    #[serde(default)]
+    pub checks: Vec<RawPluginUse>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +86,7 @@ pub struct RawSite {
 pub struct RawAlerting {
     pub threshold: Option<f64>,
     pub window: Option<RawDuration>,
+    pub formatter: Option<RawPluginUse>,
 }
 
 #[derive(Debug, Default, Deserialize)]

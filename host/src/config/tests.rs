@@ -53,7 +53,8 @@ fn missing_sections_take_the_spec_defaults() {
         c.alerting,
         AlertingConfig {
             threshold: 0.8,
-            window: Duration::from_secs(120)
+            window: Duration::from_secs(120),
+            formatter: None,
         }
     );
     assert_eq!(c.dashboard, DashboardConfig::default());
@@ -166,4 +167,47 @@ fn a_missing_file_names_the_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("/nonexistent/sitewatch.json"), "{e}");
+}
+
+#[test]
+fn storage_section() {
+    let c = parse(r#"{"sites": []}"#).unwrap();
+    assert_eq!(c.storage.retention, DEFAULT_RETENTION);
+    assert_eq!(c.storage.influxdb, None);
+    let c = parse(
+        r#"{"sites": [], "storage": {"retention": "2d", "influxdb": {"url": "http://127.0.0.1:8086",
+            "org": "o", "bucket": "b", "token_env": "INFLUX_TOKEN", "batch_size": 10, "flush_interval": "250ms"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.storage.retention, Duration::from_secs(2 * 86400));
+    let i = c.storage.influxdb.unwrap();
+    assert_eq!(
+        (i.org.as_str(), i.bucket.as_str(), i.batch_size),
+        ("o", "b", 10)
+    );
+    assert_eq!(i.flush_interval, Duration::from_millis(250));
+    let e = err(
+        r#"{"sites": [], "storage": {"influxdb": {"url": "nope", "org": "o", "bucket": "b"}}}"#,
+    );
+    assert!(e.contains("storage.influxdb.url"), "{e}");
+    let e = err(
+        r#"{"sites": [], "storage": {"influxdb": {"url": "http://x", "org": "o", "bucket": "b", "token": "secret"}}}"#,
+    );
+    assert!(
+        e.contains("unknown field `token`"),
+        "the token never goes in the file: {e}"
+    );
+    let e = err(r#"{"sites": [], "storage": {"retention": "0s"}}"#);
+    assert!(e.contains("storage.retention"), "{e}");
+}
+
+#[test]
+fn a_missing_token_variable_is_named_without_a_value() {
+    let c = parse(
+        r#"{"sites": [], "storage": {"influxdb": {"url": "http://x", "org": "o", "bucket": "b",
+            "token_env": "SITEWATCH_TEST_SURELY_UNSET_TOKEN"}}}"#,
+    )
+    .unwrap();
+    let e = c.storage.influxdb.unwrap().token().unwrap_err();
+    assert!(e.contains("SITEWATCH_TEST_SURELY_UNSET_TOKEN"), "{e}");
 }

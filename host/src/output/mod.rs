@@ -36,10 +36,7 @@ pub fn spawn(
                         message: format!("the output fell behind and skipped {n} events"),
                     })),
                 };
-                let written = match format {
-                    OutputFormat::Json => write_json(&mut out, &event),
-                    OutputFormat::Plain => plain::write(&mut out, &event),
-                };
+                let written = write_event(format, &mut out, &event);
                 let flushed = written.and_then(|()| {
                     if events.is_empty() {
                         out.flush()
@@ -56,6 +53,18 @@ pub fn spawn(
             let _ = out.flush();
         })
         .expect("spawning the output thread")
+}
+
+/// Writes one event in `format`.
+pub fn write_event(
+    format: OutputFormat,
+    out: &mut dyn Write,
+    event: &Event,
+) -> std::io::Result<()> {
+    match format {
+        OutputFormat::Json => write_json(out, event),
+        OutputFormat::Plain => plain::write(out, event),
+    }
 }
 
 fn write_json(out: &mut dyn Write, event: &Event) -> std::io::Result<()> {

@@ -9,7 +9,7 @@ const NAME_WIDTH: usize = 20;
 pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
     match event {
         Event::Probe(_) => Ok(()),
-        Event::Alert(a) => writeln!(out, "{}", a.message),
+        Event::Alert(a) => writeln!(out, "{}", a.text()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
             None => writeln!(out, "error ({}): {}", e.source, e.message),

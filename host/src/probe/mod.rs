@@ -72,8 +72,18 @@ impl Prober {
         })
     }
 
-    /// Probes `target` once. `scheduled` is when the probe was due, for the lag figure.
-    pub async fn probe(&self, target: &ProbeTarget, scheduled: Instant) -> Measurement {
+    /// A plain client for the program's own requests (e.g. to InfluxDB): pooled, same TLS.
+    pub fn plain_client(&self) -> reqwest::Client {
+        self.pooled.clone()
+    }
+
+    /// Probes `target` once. `scheduled` is when the probe was due, for the lag figure. The
+    /// response's headers and body are kept only when the site has checks to run on them.
+    pub async fn probe(
+        &self,
+        target: &ProbeTarget,
+        scheduled: Instant,
+    ) -> (Measurement, Option<Captured>) {
         let site = &*target.config;
         let schedule_lag = Instant::now().saturating_duration_since(scheduled);
         let time = self.clock.now();
@@ -86,7 +96,10 @@ impl Prober {
             .request(site.method.clone(), site.url.clone())
             .headers(site.headers.clone());
         let phase_clock = Arc::new(PhaseClock::default());
-        let mut progress = Progress::default();
+        let mut progress = Progress {
+            captured: (!site.checks.is_empty()).then(Captured::default),
+            ..Progress::default()
+        };
         let start = Instant::now();
         let result = tokio::time::timeout(
             site.timeout,
@@ -112,7 +125,8 @@ impl Prober {
                 ),
             }),
         };
-        Measurement {
+        let captured = progress.captured.take().filter(|_| error.is_none());
+        let measurement = Measurement {
             site: Arc::clone(&target.name),
             url: Arc::clone(&target.url),
             time,
@@ -125,8 +139,19 @@ impl Prober {
             phases: instants.phases(),
             error,
             schedule_lag,
-        }
+            metrics: Vec::new(),
+        };
+        (measurement, captured)
     }
+}
+
+/// The parts of a response that checks see.
+#[derive(Debug, Default, Clone)]
+pub struct Captured {
+    /// Lower-case names, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Up to the site's `max_body` bytes.
+    pub body: Vec<u8>,
 }
 
 /// How far a probe got; kept outside the timed future so a timeout still reports it.
@@ -137,6 +162,7 @@ struct Progress {
     response_time: Option<Duration>,
     body_bytes: u64,
     body_truncated: bool,
+    captured: Option<Captured>,
 }
 
 impl Progress {
@@ -163,10 +189,26 @@ async fn fetch(
     let mut response = request.send().await.map_err(Failure::Send)?;
     progress.ttfb = Some(start.elapsed());
     progress.status = Some(response.status().as_u16());
+    if let Some(c) = &mut progress.captured {
+        c.headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+    }
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 let room = max_body - progress.body_bytes;
+                let take = (chunk.len() as u64).min(room) as usize;
+                if let Some(c) = &mut progress.captured {
+                    c.body.extend_from_slice(&chunk[..take]);
+                }
                 if chunk.len() as u64 > room {
                     // The cap is reached: stop reading (the connection is dropped, not drained).
                     progress.body_bytes = max_body;

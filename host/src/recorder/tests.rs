@@ -42,13 +42,14 @@ fn probe(site: &str, secs: i64, up: bool) -> Measurement {
             message: "refused".into(),
         }),
         schedule_lag: Duration::ZERO,
+        metrics: Vec::new(),
     }
 }
 
 fn recorder() -> (Recorder, broadcast::Receiver<Arc<Event>>) {
     let c = config();
     let (tx, rx) = broadcast::channel(10_000);
-    let mut r = Recorder::new(&c, Arc::new(TokioClock::starting_at(t0())), tx);
+    let mut r = Recorder::new(&c, Arc::new(TokioClock::starting_at(t0())), tx, None);
     r.set_sites(&targets(&c));
     (r, rx)
 }
@@ -150,4 +151,34 @@ async fn set_sites_keeps_unchanged_sites_and_resets_a_changed_url() {
         .collect();
     assert_eq!(checks, [("a".into(), 1), ("b".into(), 0), ("c".into(), 0)]);
     r.record(probe("gone", 0, true)); // a removed site's late measurement is dropped
+}
+
+#[tokio::test]
+async fn restore_rebuilds_windows_and_a_down_state_without_repeating_the_alert() {
+    let (mut r, mut rx) = recorder();
+    // The clock reads t0; history from the minute before, all failures, and a stored down alert.
+    let history: Vec<_> = (-60..0).step_by(10).map(|s| probe("a", s, false)).collect();
+    let down = crate::alert::Transition::Down {
+        availability: 0.0,
+        time: t0() - chrono::TimeDelta::seconds(5),
+    }
+    .into_alert(&Arc::from("a"), &Arc::from("http://a.test/"));
+    r.restore("a", &history, Some(&down));
+    let report = r.report(0, false);
+    assert_eq!(
+        report.sites[0].stats.checks, 6,
+        "the windows are full at once"
+    );
+    assert!(report.sites[0].down);
+    // Still failing after the restart: no second down alert.
+    r.record(probe("a", 1, false));
+    assert!(alerts(&mut rx).is_empty());
+    // Recovery is reported against the stored down time.
+    for s in (10..130).step_by(10) {
+        r.record(probe("a", s, true));
+    }
+    let fired = alerts(&mut rx);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].kind, AlertKind::Recovered);
+    assert_eq!(fired[0].down_since, Some(down.time));
 }

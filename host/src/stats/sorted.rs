@@ -6,13 +6,29 @@
 pub struct SortedMicros {
     values: Vec<u32>,
     sum: u64,
+    /// Loading many values at once: append now, sort once in [`Self::finish_loading`].
+    loading: bool,
 }
 
 impl SortedMicros {
     pub fn insert(&mut self, v: u32) {
-        let i = self.values.partition_point(|&x| x < v);
-        self.values.insert(i, v);
+        if self.loading {
+            self.values.push(v);
+        } else {
+            let i = self.values.partition_point(|&x| x < v);
+            self.values.insert(i, v);
+        }
         self.sum += u64::from(v);
+    }
+
+    /// Appends until [`Self::finish_loading`], for loading a known set in O(n log n).
+    pub fn start_loading(&mut self) {
+        self.loading = true;
+    }
+
+    pub fn finish_loading(&mut self) {
+        self.loading = false;
+        self.values.sort_unstable();
     }
 
     /// Removes one copy of `v`, which must have been inserted.

@@ -29,6 +29,7 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
             message: "bad".into(),
         }),
         schedule_lag: Duration::ZERO,
+        metrics: Vec::new(),
     }
 }
 
@@ -191,4 +192,25 @@ fn matches_a_naive_recompute_over_a_long_random_run() {
         assert_eq!(s.response_ms.unwrap().p95, p95 as f64);
         assert_eq!(s.response_ms.unwrap().max, *r.last().unwrap() as f64);
     }
+}
+
+#[test]
+fn summarize_gives_the_same_figures_as_a_window() {
+    let ms: Vec<_> = (0..50)
+        .map(|i| {
+            if i % 9 == 0 {
+                failed(i, ErrorKind::Dns)
+            } else {
+                ok(i, 200, (i * 7 % 13) as u64, (i * 31 % 97) as u64)
+            }
+        })
+        .collect();
+    let mut w = SiteWindows::new(&[WindowSpec {
+        span: Duration::from_secs(3600),
+        timings: true,
+    }]);
+    for m in &ms {
+        w.push(m);
+    }
+    assert_eq!(summarize(&ms), w.stats(0));
 }

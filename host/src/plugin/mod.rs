@@ -1,0 +1,557 @@
+//! The WebAssembly plugin host: wasmtime components, sandboxed. One [`PluginHost`] owns the engine
+//! (epoch interruption, pooling allocator with an on-demand fallback, compiled-artifact cache) and
+//! the linker (deny-all WASI plus the `host` interface). Each plugin is compiled off the async
+//! threads, its imports checked against an allow-list, and pre-instantiated once. Every call gets
+//! a fresh store (an instance is poisoned after a trap), a memory limiter that records what it
+//! denied, an epoch deadline that yields to the runtime until the time limit and then traps, and
+//! in-memory stdout/stderr pipes, so a panic message reaches the user.
+
+pub mod bindings;
+pub mod checks;
+mod sanitize;
+pub mod set;
+
+use bindings::{checker, formatter, types};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+pub use sanitize::{sanitize_metric_name, sanitize_text};
+
+/// The interfaces a plugin exports, with the WIT package version this host speaks.
+pub const CHECK_EXPORT: &str = "sitewatch:plugin/check@0.1.0";
+pub const FORMATTER_EXPORT: &str = "sitewatch:plugin/formatter@0.1.0";
+/// Import prefixes a plugin may use. WASI is linked deny-all: no preopened directories, no
+/// environment, no arguments, no sockets; clocks and random are what language runtimes need.
+const ALLOWED_IMPORTS: &[&str] = &[
+    "sitewatch:plugin/host@0.1.",
+    "sitewatch:plugin/types@0.1.",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
+/// Plugin calls that may run at once; more wait. Also sizes the instance pool.
+const MAX_CONCURRENT_CALLS: u32 = 64;
+/// How often the epoch advances. A call yields to the runtime at each tick.
+const EPOCH_TICK: Duration = Duration::from_millis(2);
+/// What a plugin may write to stdout or stderr per call; the rest is dropped.
+const PIPE_CAPACITY: usize = 16 * 1024;
+/// Ceiling for any plugin's memory (the pool reserves address space for it).
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    Check,
+    Formatter,
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PluginKind::Check => "check",
+            PluginKind::Formatter => "formatter",
+        })
+    }
+}
+
+pub use crate::config::PluginLimits as Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read plugin {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin {name}: not a valid WebAssembly component: {message}")]
+    Compile { name: String, message: String },
+    #[error(
+        "plugin {name}: imports `{import}`, which plugins may not use (no network, filesystem or environment access); allowed: sitewatch:plugin/host and the WASI cli, io, clocks and random interfaces"
+    )]
+    ForbiddenImport { name: String, import: String },
+    #[error(
+        "plugin {name}: exports neither `{CHECK_EXPORT}` nor `{FORMATTER_EXPORT}` (it exports {}); {}",
+        list(exports),
+        version_hint(exports)
+    )]
+    WrongInterface { name: String, exports: Vec<String> },
+    #[error("plugin {name}: cannot be linked: {message}")]
+    Link { name: String, message: String },
+    #[error("plugin {name}: failed its smoke test: {reason}")]
+    SmokeTest { name: String, reason: String },
+    #[error("cannot set up the plugin engine: {0}")]
+    Engine(String),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".into()
+    } else {
+        items
+            .iter()
+            .map(|i| format!("`{i}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn version_hint(exports: &[String]) -> String {
+    match exports.iter().find(|e| e.starts_with("sitewatch:plugin/")) {
+        Some(e) => format!(
+            "it was built against another version of the sitewatch:plugin WIT ({e}); rebuild it against sitewatch:plugin@0.1.0"
+        ),
+        None => {
+            "build it against the `checker` or `alert-formatter` world of wit/plugin.wit".into()
+        }
+    }
+}
+
+/// Why one plugin call failed; the message is for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CallFailure(pub String);
+
+/// A loaded, pre-instantiated plugin.
+pub struct Plugin {
+    pub name: Arc<str>,
+    pub kind: PluginKind,
+    /// SHA-256 of the component bytes, hex.
+    pub hash: String,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+    pre: Pre,
+}
+
+enum Pre {
+    Check(checker::CheckerPre<PluginState>),
+    Formatter(formatter::AlertFormatterPre<PluginState>),
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("hash", &self.hash)
+            .finish()
+    }
+}
+
+/// The per-call state a plugin's store holds.
+pub struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    plugin: Arc<str>,
+    log_lines: u32,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Log lines a plugin may write per call.
+const MAX_LOG_LINES: u32 = 20;
+
+impl checker::sitewatch::plugin::host::Host for PluginState {
+    fn log(&mut self, level: bindings::Level, message: String) -> wasmtime::Result<()> {
+        self.log_lines += 1;
+        if self.log_lines > MAX_LOG_LINES {
+            return Ok(());
+        }
+        let message = sanitize_text(&message, 500);
+        let plugin = &*self.plugin;
+        match level {
+            bindings::Level::Debug => tracing::debug!(plugin, "{message}"),
+            bindings::Level::Info => tracing::info!(plugin, "{message}"),
+            bindings::Level::Warn => tracing::warn!(plugin, "{message}"),
+            bindings::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// Caps linear memory and remembers a denied growth, so the failure can be named.
+struct MemoryLimiter {
+    limit: usize,
+    denied: Option<usize>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.denied = Some(desired);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Advances the engine's epoch on a thread of its own until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("sitewatch-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The engine, linker and call slots shared by every plugin.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    slots: Semaphore,
+    _ticker: EpochTicker,
+    /// Whether the pooling allocator could be set up (else on-demand allocation is used).
+    pub pooling: bool,
+}
+
+impl PluginHost {
+    /// Sets up the engine. `cache_dir` holds compiled artifacts keyed by content hash, so a
+    /// restart does not recompile.
+    pub fn new(cache_dir: Option<&Path>) -> Result<Arc<Self>, PluginError> {
+        let engine_err = |e: wasmtime::Error| PluginError::Engine(format!("{e:#}"));
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true).epoch_interruption(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(dir);
+            match wasmtime::Cache::new(cache) {
+                Ok(c) => {
+                    config.cache(Some(c));
+                }
+                Err(e) => tracing::warn!("plugin cache in {} disabled: {e:#}", dir.display()),
+            }
+        }
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(MAX_CONCURRENT_CALLS)
+            .total_core_instances(MAX_CONCURRENT_CALLS * 8)
+            .total_memories(MAX_CONCURRENT_CALLS * 2)
+            .total_tables(MAX_CONCURRENT_CALLS * 8)
+            .max_memories_per_component(4)
+            .max_memory_size(MAX_MEMORY_LIMIT as usize);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let (engine, pooling) = match Engine::new(&config) {
+            Ok(e) => (e, true),
+            Err(e) => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); using on-demand allocation");
+                config.allocation_strategy(wasmtime::InstanceAllocationStrategy::OnDemand);
+                (Engine::new(&config).map_err(engine_err)?, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
+        checker::sitewatch::plugin::host::add_to_linker::<PluginState, HasSelf<PluginState>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(engine_err)?;
+        Ok(Arc::new(Self {
+            _ticker: EpochTicker::start(engine.clone()),
+            engine,
+            linker,
+            slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
+            pooling,
+        }))
+    }
+
+    /// Reads, compiles (off the async threads), checks and pre-instantiates a plugin file. The
+    /// plugin's name is the file stem.
+    pub async fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, PluginError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| PluginError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.load_bytes(&name, bytes).await
+    }
+
+    /// Compiles and checks a plugin from its bytes.
+    pub async fn load_bytes(
+        self: &Arc<Self>,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Plugin, PluginError> {
+        let host = Arc::clone(self);
+        let owned = name.to_owned();
+        tokio::task::spawn_blocking(move || host.compile(&owned, &bytes))
+            .await
+            .map_err(|e| PluginError::Compile {
+                name: name.to_owned(),
+                message: e.to_string(),
+            })?
+    }
+
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
+        let hash = hex(&Sha256::digest(bytes));
+        let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        })?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        if let Some(bad) = imports
+            .iter()
+            .find(|i| !ALLOWED_IMPORTS.iter().any(|p| i.starts_with(p)))
+        {
+            return Err(PluginError::ForbiddenImport {
+                name: name.to_owned(),
+                import: bad.clone(),
+            });
+        }
+        let link = |e: wasmtime::Error| PluginError::Link {
+            name: name.to_owned(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(link)?;
+        let (kind, pre) = if exports.iter().any(|e| e == CHECK_EXPORT) {
+            (
+                PluginKind::Check,
+                Pre::Check(checker::CheckerPre::new(pre).map_err(link)?),
+            )
+        } else if exports.iter().any(|e| e == FORMATTER_EXPORT) {
+            (
+                PluginKind::Formatter,
+                Pre::Formatter(formatter::AlertFormatterPre::new(pre).map_err(link)?),
+            )
+        } else {
+            return Err(PluginError::WrongInterface {
+                name: name.to_owned(),
+                exports,
+            });
+        };
+        Ok(Plugin {
+            name: name.into(),
+            kind,
+            hash,
+            imports,
+            exports,
+            pre,
+        })
+    }
+
+    fn new_store(&self, plugin: &Plugin, limits: Limits) -> (Store<PluginState>, MemoryOutputPipe) {
+        let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
+        let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
+        let mut wasi = WasiCtxBuilder::new();
+        // Deny-all: no preopens, environment or arguments are added; sockets are refused.
+        wasi.stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        let state = PluginState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
+                denied: None,
+            },
+            plugin: Arc::clone(&plugin.name),
+            log_lines: 0,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let started = Instant::now();
+        let limit = limits.time;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if started.elapsed() >= limit {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                // Let other tasks run on this thread, then continue.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        (store, stderr)
+    }
+
+    /// Runs a check plugin on one response.
+    pub async fn check(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        config: &str,
+        response: &types::Response,
+    ) -> Result<Result<types::CheckResult, String>, CallFailure> {
+        let Pre::Check(pre) = &plugin.pre else {
+            return Err(CallFailure(format!(
+                "plugin {} is a {}, not a check",
+                plugin.name, plugin.kind
+            )));
+        };
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallFailure("the plugin host is shutting down".into()))?;
+        let (mut store, stderr) = self.new_store(plugin, limits);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .sitewatch_plugin_check()
+                .call_check(&mut store, config, response)
+                .await
+        };
+        let outcome = tokio::time::timeout(backstop(limits), call).await;
+        settle(outcome, &store, &stderr, limits)
+    }
+
+    /// Runs a formatter plugin on one alert.
+    pub async fn format(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        config: &str,
+        alert: &types::Alert,
+    ) -> Result<Result<String, String>, CallFailure> {
+        let Pre::Formatter(pre) = &plugin.pre else {
+            return Err(CallFailure(format!(
+                "plugin {} is a {}, not a formatter",
+                plugin.name, plugin.kind
+            )));
+        };
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| CallFailure("the plugin host is shutting down".into()))?;
+        let (mut store, stderr) = self.new_store(plugin, limits);
+        let call = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance
+                .sitewatch_plugin_formatter()
+                .call_format(&mut store, config, alert)
+                .await
+        };
+        let outcome = tokio::time::timeout(backstop(limits), call).await;
+        settle(outcome, &store, &stderr, limits)
+    }
+}
+
+/// The wall-clock bound around a call, beyond the epoch deadline, in case a host call blocks.
+fn backstop(limits: Limits) -> Duration {
+    limits.time * 2 + Duration::from_millis(100)
+}
+
+/// Turns a call's outcome into a result, naming the limit it hit and adding what it wrote to
+/// stderr.
+fn settle<T>(
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    store: &Store<PluginState>,
+    stderr: &MemoryOutputPipe,
+    limits: Limits,
+) -> Result<T, CallFailure> {
+    let error = match outcome {
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => e,
+        Err(_) => {
+            return Err(CallFailure(format!(
+                "did not finish within {}",
+                humantime::format_duration(backstop(limits))
+            )));
+        }
+    };
+    let mut reason = if let Some(asked) = store.data().limiter.denied {
+        format!(
+            "exceeded its memory limit of {} (asked for {})",
+            bytes(limits.memory),
+            bytes(asked as u64)
+        )
+    } else if matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        format!(
+            "exceeded its time limit of {}",
+            humantime::format_duration(limits.time)
+        )
+    } else {
+        match error.downcast_ref::<Trap>() {
+            Some(trap) => format!("trapped: {trap}"),
+            None => format!("failed: {}", error.root_cause()),
+        }
+    };
+    let written = String::from_utf8_lossy(&stderr.contents())
+        .trim()
+        .to_owned();
+    if !written.is_empty() {
+        reason.push_str("; it wrote: ");
+        reason.push_str(&sanitize_text(&written, 1000));
+    }
+    Err(CallFailure(reason))
+}
+
+fn bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
+    } else {
+        format!("{} KiB", n / 1024)
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,60 @@
+//! `sitewatch report` and `sitewatch alerts`: stats and alerts of any past timeframe, read from the
+//! store and computed with the same code as the live views.
+
+use crate::alert::{Alert, AlertKind};
+use crate::event::{SiteReport, StatsReport};
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// The stats of every stored site (or just `site`) from `now - since` to `now`.
+pub fn stats_since(
+    store: &Store,
+    since: Duration,
+    site: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<StatsReport, StoreError> {
+    let conn = store.connect()?;
+    let from = now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
+    let last = store.last_alerts(&conn)?;
+    let mut sites = Vec::new();
+    for (name, url) in store.sites_since(&conn, from)? {
+        if site.is_some_and(|s| s != name) {
+            continue;
+        }
+        let ms = store.measurements(&conn, &name, &url, from)?;
+        let down = last
+            .get(&(name.clone(), url.clone()))
+            .is_some_and(|a| a.kind == AlertKind::Down);
+        sites.push(SiteReport {
+            site: name.into(),
+            url: url.into(),
+            stats: crate::stats::summarize(&ms),
+            down,
+            skipped_ticks: 0,
+        });
+    }
+    Ok(StatsReport {
+        view: humantime::format_duration(since)
+            .to_string()
+            .replace(' ', ""),
+        window_s: since.as_secs(),
+        every_s: 0,
+        time: now,
+        r#final: true,
+        sites,
+    })
+}
+
+/// Stored alerts from `now - since`, newest first.
+pub fn alerts_since(
+    store: &Store,
+    since: Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<Alert>, StoreError> {
+    let conn = store.connect()?;
+    store.alerts_since(
+        &conn,
+        now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX),
+    )
+}

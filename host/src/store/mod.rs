@@ -1,0 +1,337 @@
+//! The embedded store: SQLite (WAL) under the data directory. It keeps every measurement and
+//! alert, is the source the windows are rebuilt from at start, serves `report` and `alerts`, and
+//! holds the InfluxDB outbox. Writes happen on one writer thread ([`writer`]); reads open their
+//! own connections (WAL lets them run beside the writer).
+
+pub mod influx;
+pub mod writer;
+
+use crate::alert::{Alert, AlertKind};
+use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DB_FILE: &str = "sitewatch.db";
+const SCHEMA_VERSION: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the data directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the store {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the store {} was written by a newer sitewatch (schema {found}, this one knows {SCHEMA_VERSION})", path.display())]
+    NewerSchema { path: PathBuf, found: i64 },
+    #[error("the store has no data directory {}; run sitewatch there first", path.display())]
+    Missing { path: PathBuf },
+    #[error("store query failed: {0}")]
+    Query(#[from] rusqlite::Error),
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+/// What opening the store had to do besides opening it.
+#[derive(Debug, Default)]
+pub struct OpenReport {
+    /// The old file was unreadable and was set aside under this name.
+    pub set_aside: Option<PathBuf>,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store in `data_dir`, created with mode 0700. A file that
+    /// is not a readable SQLite database is renamed aside, not deleted, and a fresh store started.
+    pub fn open(data_dir: &Path) -> Result<(Self, OpenReport), StoreError> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DB_FILE);
+        let mut report = OpenReport::default();
+        match init(&path) {
+            Ok(_) => {}
+            Err(StoreError::Open { source, .. } | StoreError::Query(source))
+                if is_corruption(&source) =>
+            {
+                let aside = set_aside(&path).map_err(|e| StoreError::CreateDir {
+                    path: path.clone(),
+                    source: e,
+                })?;
+                tracing::warn!(
+                    "store {} is unreadable ({source}); set aside as {}",
+                    path.display(),
+                    aside.display()
+                );
+                report.set_aside = Some(aside);
+                init(&path)?;
+            }
+            Err(e) => return Err(e),
+        }
+        Ok((Self { path }, report))
+    }
+
+    /// Opens an existing store for reading only (for `report` and `alerts`).
+    pub fn existing(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing {
+                path: data_dir.to_owned(),
+            });
+        }
+        Ok(Self { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A new connection with the store's settings.
+    pub fn connect(&self) -> Result<Connection, StoreError> {
+        connect(&self.path)
+    }
+
+    /// A connection for writing: the schema is (re)created first, so a store file that vanished
+    /// while running (a wiped data dir) is started afresh instead of failing forever.
+    pub fn connect_for_writing(&self) -> Result<Connection, StoreError> {
+        if let Some(dir) = self.path.parent() {
+            create_private_dir(dir)?;
+        }
+        init(&self.path)
+    }
+
+    /// The measurements of one site (by name and URL) since `since`, oldest first.
+    pub fn measurements(
+        &self,
+        conn: &Connection,
+        site: &str,
+        url: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Measurement>, StoreError> {
+        let Some(site_id) = conn
+            .query_row(
+                "SELECT id FROM sites WHERE name = ?1 AND url = ?2",
+                params![site, url],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        else {
+            return Ok(Vec::new());
+        };
+        let site: Arc<str> = site.into();
+        let url: Arc<str> = url.into();
+        let mut stmt = conn.prepare_cached(
+            "SELECT time_us, ok, status, ttfb_us, response_us, dns_us, connect_us, tls_us, body_bytes,
+                    truncated, error_kind, error_message, lag_us, metrics
+             FROM measurements WHERE site_id = ?1 AND time_us >= ?2 ORDER BY time_us",
+        )?;
+        let rows = stmt.query_map(params![site_id, since.timestamp_micros()], |r| {
+            let us = |i: usize| -> rusqlite::Result<Option<Duration>> {
+                Ok(r.get::<_, Option<i64>>(i)?
+                    .map(|v| Duration::from_micros(v.max(0) as u64)))
+            };
+            let kind: Option<String> = r.get(10)?;
+            Ok(Measurement {
+                site: Arc::clone(&site),
+                url: Arc::clone(&url),
+                time: from_us(r.get(0)?),
+                ok: r.get(1)?,
+                status: r.get(2)?,
+                ttfb: us(3)?,
+                response_time: us(4)?,
+                phases: Phases {
+                    dns: us(5)?,
+                    connect: us(6)?,
+                    tls: us(7)?,
+                },
+                body_bytes: r.get::<_, i64>(8)? as u64,
+                body_truncated: r.get(9)?,
+                error: kind
+                    .map(|k| -> rusqlite::Result<ProbeError> {
+                        Ok(ProbeError {
+                            kind: ErrorKind::parse(&k).unwrap_or(ErrorKind::Http),
+                            message: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                        })
+                    })
+                    .transpose()?,
+                schedule_lag: us(12)?.unwrap_or_default(),
+                metrics: parse_metrics(r.get::<_, Option<String>>(13)?.as_deref()),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every (name, URL) that has measurements since `since`, in name order.
+    pub fn sites_since(
+        &self,
+        conn: &Connection,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = conn.prepare(
+            "SELECT s.name, s.url FROM sites s
+             WHERE EXISTS (SELECT 1 FROM measurements m WHERE m.site_id = s.id AND m.time_us >= ?1)
+             ORDER BY s.name, s.url",
+        )?;
+        let rows = stmt.query_map([since.timestamp_micros()], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Stored alerts since `since`, newest first.
+    pub fn alerts_since(
+        &self,
+        conn: &Connection,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut stmt = conn.prepare(
+            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered
+             FROM alerts WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC",
+        )?;
+        let rows = stmt.query_map([since.timestamp_micros()], alert_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The newest alert of each site (by name and URL), for restoring alert states.
+    pub fn last_alerts(
+        &self,
+        conn: &Connection,
+    ) -> Result<HashMap<(String, String), Alert>, StoreError> {
+        let mut stmt = conn.prepare(
+            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered FROM alerts a
+             WHERE id = (SELECT MAX(id) FROM alerts b WHERE b.site = a.site AND b.url = a.url)",
+        )?;
+        let rows = stmt.query_map([], alert_row)?;
+        let mut out = HashMap::new();
+        for a in rows {
+            let a = a?;
+            out.insert((a.site.to_string(), a.url.to_string()), a);
+        }
+        Ok(out)
+    }
+
+    /// Lines waiting in the InfluxDB outbox.
+    pub fn outbox_len(&self, conn: &Connection) -> Result<u64, StoreError> {
+        Ok(conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+fn parse_metrics(json: Option<&str>) -> Vec<(String, f64)> {
+    let Some(Ok(serde_json::Value::Object(map))) =
+        json.map(serde_json::from_str::<serde_json::Value>)
+    else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect()
+}
+
+fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let kind: String = r.get(2)?;
+    let time = from_us(r.get(4)?);
+    let down_since = r.get::<_, Option<i64>>(5)?.map(from_us);
+    Ok(Alert {
+        kind: if kind == "down" {
+            AlertKind::Down
+        } else {
+            AlertKind::Recovered
+        },
+        site: r.get::<_, String>(0)?.into(),
+        url: r.get::<_, String>(1)?.into(),
+        availability: r.get(3)?,
+        time,
+        down_since,
+        down_for: down_since.map(|d| (time - d).to_std().unwrap_or_default()),
+        message: r.get(6)?,
+        rendered: r.get(7)?,
+    })
+}
+
+pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let open = |path: &Path| -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // WAL: readers never block the writer; NORMAL sync: a crash of the process loses nothing
+        // committed (an OS crash may lose the last transactions, never corrupt the file).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        Ok(conn)
+    };
+    open(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Creates the schema, or checks that an existing one is one this version reads.
+fn init(path: &Path) -> Result<Connection, StoreError> {
+    let conn = connect(path)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    conn.execute_batch(include_str!("schema.sql"))?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(conn)
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt)
+    )
+}
+
+/// Renames an unreadable store (and its WAL files) aside; returns the new name.
+fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let aside = path.with_file_name(format!("{DB_FILE}.corrupt-{stamp}"));
+    std::fs::rename(path, &aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let side = PathBuf::from(format!("{}{suffix}", path.display()));
+        if side.exists() {
+            std::fs::rename(&side, format!("{}{suffix}", aside.display()))?;
+        }
+    }
+    Ok(aside)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let err = |source| StoreError::CreateDir {
+        path: dir.to_owned(),
+        source,
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(err)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,47 @@
+-- sitewatch embedded store, schema version 1. Times are microseconds since the Unix epoch (UTC).
+CREATE TABLE IF NOT EXISTS sites (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    url  TEXT NOT NULL,
+    UNIQUE (name, url)
+);
+
+CREATE TABLE IF NOT EXISTS measurements (
+    site_id       INTEGER NOT NULL REFERENCES sites (id),
+    time_us       INTEGER NOT NULL,
+    ok            INTEGER NOT NULL,
+    status        INTEGER,
+    ttfb_us       INTEGER,
+    response_us   INTEGER,
+    dns_us        INTEGER,
+    connect_us    INTEGER,
+    tls_us        INTEGER,
+    body_bytes    INTEGER NOT NULL,
+    truncated     INTEGER NOT NULL,
+    error_kind    TEXT,
+    error_message TEXT,
+    lag_us        INTEGER NOT NULL,
+    -- Plugin metrics as a JSON object of name to number, or NULL.
+    metrics       TEXT
+);
+CREATE INDEX IF NOT EXISTS measurements_by_site_time ON measurements (site_id, time_us);
+
+CREATE TABLE IF NOT EXISTS alerts (
+    id            INTEGER PRIMARY KEY,
+    site          TEXT NOT NULL,
+    url           TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    availability  REAL NOT NULL,
+    time_us       INTEGER NOT NULL,
+    down_since_us INTEGER,
+    message       TEXT NOT NULL,
+    -- The formatter plugin's rendering, when one is configured.
+    rendered      TEXT
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_us);
+
+-- Line-protocol lines waiting for InfluxDB, in order. Deleted once the server has them.
+CREATE TABLE IF NOT EXISTS outbox (
+    id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    line TEXT NOT NULL
+);

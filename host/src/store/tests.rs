@@ -1,0 +1,243 @@
+use super::writer::{Record, WriterOptions};
+use super::*;
+use crate::clock::SystemClock;
+use crate::measurement::{ErrorKind, Phases, ProbeError};
+
+fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
+    Measurement {
+        site: site.into(),
+        url: format!("http://{site}.test/").into(),
+        time: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
+        ok,
+        status: ok.then_some(200),
+        ttfb: Some(Duration::from_micros(1234)),
+        response_time: ok.then(|| Duration::from_micros(2345)),
+        body_bytes: 10,
+        body_truncated: false,
+        phases: Phases {
+            dns: None,
+            connect: Some(Duration::from_micros(50)),
+            tls: Some(Duration::from_micros(70)),
+        },
+        error: (!ok).then(|| ProbeError {
+            kind: ErrorKind::Timeout,
+            message: "slow".into(),
+        }),
+        schedule_lag: Duration::from_micros(3),
+        metrics: vec![("m.one".into(), 1.5)],
+    }
+}
+
+fn write_all(store: &Store, records: Vec<Record>) {
+    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let (handle, thread) = writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(50),
+            retention: Duration::from_secs(1_000_000_000),
+            outbox: true,
+        },
+        Arc::new(SystemClock),
+        tx,
+    );
+    for r in records {
+        handle.send(r);
+    }
+    drop(handle);
+    thread.join().unwrap();
+}
+
+#[test]
+fn measurements_and_alerts_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, report) = Store::open(&dir.path().join("data")).unwrap();
+    assert!(report.set_aside.is_none());
+    let ms: Vec<_> = (0..10).map(|i| measurement("a", i, i % 3 != 0)).collect();
+    let alert = crate::alert::Transition::Down {
+        availability: 0.5,
+        time: ms[4].time,
+    }
+    .into_alert(&ms[0].site, &ms[0].url);
+    let mut records: Vec<Record> = ms.iter().cloned().map(Record::Measurement).collect();
+    records.push(Record::Measurement(measurement("b", 0, true)));
+    records.push(Record::Alert(alert.clone()));
+    write_all(&store, records);
+
+    let conn = store.connect().unwrap();
+    let back = store
+        .measurements(&conn, "a", "http://a.test/", ms[0].time)
+        .unwrap();
+    assert_eq!(back, ms);
+    let later = store
+        .measurements(&conn, "a", "http://a.test/", ms[5].time)
+        .unwrap();
+    assert_eq!(later.len(), 5);
+    assert!(
+        store
+            .measurements(&conn, "a", "http://other/", ms[0].time)
+            .unwrap()
+            .is_empty()
+    );
+    let sites = store.sites_since(&conn, ms[0].time).unwrap();
+    assert_eq!(
+        sites,
+        [
+            ("a".to_string(), "http://a.test/".to_string()),
+            ("b".into(), "http://b.test/".into())
+        ]
+    );
+    assert_eq!(
+        store.alerts_since(&conn, ms[0].time).unwrap(),
+        std::slice::from_ref(&alert)
+    );
+    let last = store.last_alerts(&conn).unwrap();
+    assert_eq!(
+        last.get(&("a".into(), "http://a.test/".into())),
+        Some(&alert)
+    );
+    assert_eq!(
+        store.outbox_len(&conn).unwrap(),
+        12,
+        "every record also waits in the outbox"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    Store::open(&data).unwrap();
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn a_corrupt_file_is_set_aside_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = b"this is not a database, just bytes that happen to be here.".repeat(100);
+    std::fs::write(dir.path().join(DB_FILE), &garbage).unwrap();
+    let (store, report) = Store::open(dir.path()).unwrap();
+    let aside = report.set_aside.expect("set aside");
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        garbage,
+        "the old bytes are kept"
+    );
+    write_all(&store, vec![Record::Measurement(measurement("a", 0, true))]);
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        store
+            .sites_since(&conn, DateTime::from_timestamp(0, 0).unwrap())
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn retention_prunes_old_measurements() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let now = from_us(Utc::now().timestamp_micros());
+    let mut old = measurement("a", 0, true);
+    old.time = now - chrono::TimeDelta::hours(2);
+    let mut fresh = measurement("a", 0, true);
+    fresh.time = now - chrono::TimeDelta::minutes(10);
+    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let (handle, thread) = writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(20),
+            retention: Duration::from_secs(3600),
+            outbox: false,
+        },
+        Arc::new(SystemClock),
+        tx,
+    );
+    handle.send(Record::Measurement(old.clone()));
+    handle.send(Record::Measurement(fresh.clone()));
+    drop(handle);
+    thread.join().unwrap();
+    // The writer prunes at its first flush; open a fresh writer to prune what was just written.
+    write_all_with_retention(&store, Duration::from_secs(3600));
+    let conn = store.connect().unwrap();
+    let left = store
+        .measurements(
+            &conn,
+            "a",
+            "http://a.test/",
+            old.time - chrono::TimeDelta::hours(1),
+        )
+        .unwrap();
+    assert_eq!(left, [fresh]);
+}
+
+fn write_all_with_retention(store: &Store, retention: Duration) {
+    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let (handle, thread) = writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(20),
+            retention,
+            outbox: false,
+        },
+        Arc::new(SystemClock),
+        tx,
+    );
+    // Give it one flush cycle, in which it prunes.
+    std::thread::sleep(Duration::from_millis(60));
+    drop(handle);
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    // Make the database path unusable: a directory where the file should be.
+    std::fs::remove_file(store.path()).unwrap();
+    std::fs::create_dir(store.path()).unwrap();
+    let (tx, mut events) = tokio::sync::broadcast::channel(16);
+    let (handle, thread) = writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(20),
+            retention: Duration::from_secs(1_000_000_000),
+            outbox: false,
+        },
+        Arc::new(SystemClock),
+        tx,
+    );
+    let ms: Vec<_> = (0..100).map(|i| measurement("a", i, true)).collect();
+    for m in &ms {
+        handle.send(Record::Measurement(m.clone()));
+    }
+    let first = events.blocking_recv().unwrap();
+    let crate::event::Event::Error(e) = &*first else {
+        panic!("{first:?}")
+    };
+    assert!(
+        e.message.contains("cannot write to the store")
+            && e.message.contains("keeping 100 records"),
+        "{}",
+        e.message
+    );
+    // The disk comes back.
+    std::fs::remove_dir(store.path()).unwrap();
+    let second = events.blocking_recv().unwrap();
+    let crate::event::Event::Error(e) = &*second else {
+        panic!("{second:?}")
+    };
+    assert!(e.message.contains("again"), "{}", e.message);
+    drop(handle);
+    thread.join().unwrap();
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        store
+            .measurements(&conn, "a", "http://a.test/", ms[0].time)
+            .unwrap(),
+        ms
+    );
+}

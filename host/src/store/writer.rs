@@ -1,0 +1,321 @@
+//! The store's writer thread. Records arrive on a channel and are written in batches, one
+//! transaction every `flush_every` (200 ms) or every `BATCH` records, so a measurement is durable
+//! well within a second. When a write fails (disk full, read-only directory), the records stay in
+//! memory (up to `MAX_PENDING`), an error event says so once, and writing is retried with backoff;
+//! the monitor keeps probing and alerting meanwhile.
+
+use super::{Store, influx};
+use crate::alert::{Alert, AlertKind};
+use crate::clock::SharedClock;
+use crate::event::{ErrorReport, Event};
+use crate::measurement::Measurement;
+use rusqlite::{Connection, params};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// Records per transaction, at most.
+const BATCH: usize = 5_000;
+/// Records kept in memory while the store cannot be written; the oldest go first beyond this.
+const MAX_PENDING: usize = 500_000;
+const RETRY_MIN: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Plugin metrics as a JSON object, or `None` when there are none.
+fn metrics_json(metrics: &[(String, f64)]) -> Option<String> {
+    if metrics.is_empty() {
+        return None;
+    }
+    let map: serde_json::Map<String, serde_json::Value> = metrics
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    Some(serde_json::Value::Object(map).to_string())
+}
+
+/// What gets stored.
+#[derive(Debug)]
+pub enum Record {
+    Measurement(Measurement),
+    Alert(Alert),
+}
+
+/// Sends records to the writer thread. Dropping every handle stops the thread after a last flush.
+#[derive(Debug, Clone)]
+pub struct StoreHandle {
+    tx: Sender<Record>,
+}
+
+impl StoreHandle {
+    pub fn send(&self, record: Record) {
+        // The writer only stops after every handle is gone, so this cannot fail while we hold one.
+        let _ = self.tx.send(record);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    pub flush_every: Duration,
+    pub retention: Duration,
+    /// Also queue every record as line protocol in the InfluxDB outbox.
+    pub outbox: bool,
+}
+
+/// Starts the writer thread.
+pub fn spawn(
+    store: Store,
+    options: WriterOptions,
+    clock: SharedClock,
+    events: broadcast::Sender<Arc<Event>>,
+) -> (StoreHandle, std::thread::JoinHandle<()>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::Builder::new()
+        .name("sitewatch-store".into())
+        .spawn(move || Writer::new(store, options, clock, events).run(rx))
+        .expect("spawning the store writer thread");
+    (StoreHandle { tx }, thread)
+}
+
+struct Writer {
+    store: Store,
+    options: WriterOptions,
+    clock: SharedClock,
+    events: broadcast::Sender<Arc<Event>>,
+    conn: Option<Connection>,
+    pending: VecDeque<Record>,
+    site_ids: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// `Some` while writes fail: when to try again and the current backoff.
+    retry: Option<(Instant, Duration)>,
+    dropped: u64,
+    last_prune: Option<Instant>,
+}
+
+impl Writer {
+    fn new(
+        store: Store,
+        options: WriterOptions,
+        clock: SharedClock,
+        events: broadcast::Sender<Arc<Event>>,
+    ) -> Self {
+        Self {
+            store,
+            options,
+            clock,
+            events,
+            conn: None,
+            pending: VecDeque::new(),
+            site_ids: HashMap::new(),
+            retry: None,
+            dropped: 0,
+            last_prune: None,
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Record>) {
+        let mut last_flush = Instant::now();
+        loop {
+            let due = match self.retry {
+                Some((at, _)) => at,
+                None => last_flush + self.options.flush_every,
+            };
+            match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                Ok(r) => {
+                    self.push(r);
+                    while let Ok(r) = rx.try_recv() {
+                        self.push(r);
+                    }
+                    if Instant::now() < due && self.pending.len() < BATCH {
+                        continue;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush_all();
+                    return;
+                }
+            }
+            if self.retry.is_none_or(|(at, _)| Instant::now() >= at) {
+                self.flush_all();
+            }
+            last_flush = Instant::now();
+            if self.retry.is_none() && self.last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                self.prune();
+            }
+        }
+    }
+
+    fn push(&mut self, r: Record) {
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.pop_front();
+            self.dropped += 1;
+        }
+        self.pending.push_back(r);
+    }
+
+    fn flush_all(&mut self) {
+        while !self.pending.is_empty() {
+            let n = self.pending.len().min(BATCH);
+            match self.write(n) {
+                Ok(()) => {
+                    self.pending.drain(..n);
+                    if self.retry.take().is_some() {
+                        self.report(format!(
+                            "writing to the store {} again",
+                            self.store.path().display()
+                        ));
+                    }
+                    if self.dropped > 0 {
+                        let dropped = std::mem::take(&mut self.dropped);
+                        self.report(format!(
+                            "{dropped} records were dropped while the store could not be written"
+                        ));
+                    }
+                }
+                Err(e) => {
+                    self.conn = None;
+                    // Ids first seen in a transaction that did not commit may not exist.
+                    self.site_ids.clear();
+                    let backoff = match self.retry {
+                        None => {
+                            self.report(format!(
+                                "cannot write to the store {}: {}; keeping {} records in memory and retrying",
+                                self.store.path().display(),
+                                crate::error_chain(&e),
+                                self.pending.len()
+                            ));
+                            RETRY_MIN
+                        }
+                        Some((_, b)) => (b * 2).min(RETRY_MAX),
+                    };
+                    self.retry = Some((Instant::now() + backoff, backoff));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn report(&self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.events.send(Arc::new(Event::Error(ErrorReport {
+            time: self.clock.now(),
+            source: "storage",
+            site: None,
+            message,
+        })));
+    }
+
+    /// Writes the first `n` pending records in one transaction.
+    fn write(&mut self, n: usize) -> Result<(), super::StoreError> {
+        if self.conn.is_none() {
+            self.conn = Some(self.store.connect_for_writing()?);
+        }
+        let conn = self.conn.as_mut().expect("just connected");
+        let tx = conn.transaction()?;
+        {
+            let mut site =
+                tx.prepare_cached("INSERT OR IGNORE INTO sites (name, url) VALUES (?1, ?2)")?;
+            let mut site_id =
+                tx.prepare_cached("SELECT id FROM sites WHERE name = ?1 AND url = ?2")?;
+            let mut measurement = tx.prepare_cached(
+                "INSERT INTO measurements (site_id, time_us, ok, status, ttfb_us, response_us, dns_us,
+                     connect_us, tls_us, body_bytes, truncated, error_kind, error_message, lag_us, metrics)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            let mut alert = tx.prepare_cached(
+                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;
+            for record in self.pending.iter().take(n) {
+                match record {
+                    Record::Measurement(m) => {
+                        let key = (Arc::clone(&m.site), Arc::clone(&m.url));
+                        let id = match self.site_ids.get(&key) {
+                            Some(id) => *id,
+                            None => {
+                                site.execute(params![&*m.site, &*m.url])?;
+                                let id: i64 =
+                                    site_id.query_row(params![&*m.site, &*m.url], |r| r.get(0))?;
+                                self.site_ids.insert(key, id);
+                                id
+                            }
+                        };
+                        let us = |d: Option<Duration>| d.map(|d| d.as_micros() as i64);
+                        measurement.execute(params![
+                            id,
+                            m.time.timestamp_micros(),
+                            m.ok,
+                            m.status,
+                            us(m.ttfb),
+                            us(m.response_time),
+                            us(m.phases.dns),
+                            us(m.phases.connect),
+                            us(m.phases.tls),
+                            m.body_bytes as i64,
+                            m.body_truncated,
+                            m.error.as_ref().map(|e| e.kind.as_str()),
+                            m.error.as_ref().map(|e| e.message.as_str()),
+                            m.schedule_lag.as_micros() as i64,
+                            metrics_json(&m.metrics),
+                        ])?;
+                        if self.options.outbox {
+                            outbox.execute([influx::probe_line(m)])?;
+                        }
+                    }
+                    Record::Alert(a) => {
+                        alert.execute(params![
+                            &*a.site,
+                            &*a.url,
+                            match a.kind {
+                                AlertKind::Down => "down",
+                                AlertKind::Recovered => "recovered",
+                            },
+                            a.availability,
+                            a.time.timestamp_micros(),
+                            a.down_since.map(|t| t.timestamp_micros()),
+                            a.message,
+                            a.rendered,
+                        ])?;
+                        if self.options.outbox {
+                            outbox.execute([influx::alert_line(a)])?;
+                        }
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes measurements older than the retention.
+    fn prune(&mut self) {
+        self.last_prune = Some(Instant::now());
+        let cutoff = self.clock.now()
+            - chrono::TimeDelta::from_std(self.options.retention).unwrap_or(chrono::TimeDelta::MAX);
+        let result = (|| -> Result<usize, super::StoreError> {
+            if self.conn.is_none() {
+                self.conn = Some(self.store.connect()?);
+            }
+            let conn = self.conn.as_ref().expect("just connected");
+            let ids: Vec<i64> = conn
+                .prepare("SELECT id FROM sites")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut deleted = 0;
+            let mut stmt = conn
+                .prepare_cached("DELETE FROM measurements WHERE site_id = ?1 AND time_us < ?2")?;
+            for id in ids {
+                deleted += stmt.execute(params![id, cutoff.timestamp_micros()])?;
+            }
+            Ok(deleted)
+        })();
+        match result {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("pruned {n} measurements older than the retention"),
+            Err(e) => tracing::warn!("pruning the store failed: {}", crate::error_chain(&e)),
+        }
+    }
+}

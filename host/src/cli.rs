@@ -28,6 +28,42 @@ pub enum Command {
     Report(ReportArgs),
     /// List the stored alerts, newest first.
     Alerts(AlertsArgs),
+    /// Work with plugins: inspect a component, or run it once on a canned response.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Load plugins with the host's own loader and print their exports and imports.
+    Inspect {
+        /// The `.wasm` component files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run a plugin once and print its verdict (or rendered text), metrics and timings.
+    Test(PluginTestArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct PluginTestArgs {
+    /// The `.wasm` component file.
+    pub file: PathBuf,
+    /// The plugin's config, as JSON text.
+    #[arg(long, default_value = "{}")]
+    pub config: String,
+    /// A canned response (JSON: url, method, status, headers, body, ttfb_ms, response_ms), for
+    /// checks. Without it, an empty 200 response is used.
+    #[arg(long)]
+    pub response: Option<PathBuf>,
+    /// Time limit of the call.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub time_limit: std::time::Duration,
+    /// Memory limit of the call, in MiB.
+    #[arg(long, default_value_t = 32)]
+    pub memory_limit_mib: u64,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,6 +1,6 @@
 use anyhow::Context;
 use clap::Parser;
-use sitewatch::cli::{AlertsArgs, Cli, Command, ReportArgs, RunArgs};
+use sitewatch::cli::{AlertsArgs, Cli, Command, PluginCommand, PluginTestArgs, ReportArgs, RunArgs};
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
 use sitewatch::event::Event;
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         },
         Command::Report(args) => report(args),
         Command::Alerts(args) => alerts(args),
+        Command::Plugin(cmd) => plugin(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,6 +108,63 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
         write_event(args.output, &mut out, &Event::Alert(a))?;
     }
     Ok(out.flush()?)
+}
+
+fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let host = sitewatch::plugin::PluginHost::new(None)?;
+        match cmd {
+            PluginCommand::Inspect { files } => {
+                let mut failed = 0;
+                for f in &files {
+                    match host.load_file(f).await {
+                        Ok(p) => println!("{}", sitewatch::plugin::cli::describe(&p)),
+                        Err(e) => {
+                            failed += 1;
+                            eprintln!("{}: {}", f.display(), sitewatch::error_chain(&e));
+                        }
+                    }
+                }
+                anyhow::ensure!(failed == 0, "{failed} of {} plugins failed to load", files.len());
+                Ok(())
+            }
+            PluginCommand::Test(args) => plugin_test(&host, args).await,
+        }
+    })
+}
+
+async fn plugin_test(host: &Arc<sitewatch::plugin::PluginHost>, args: PluginTestArgs) -> anyhow::Result<()> {
+    use sitewatch::plugin::cli::{CannedResponse, sample_alert, test};
+    serde_json::from_str::<serde_json::Value>(&args.config).context("--config is not valid JSON")?;
+    let canned: CannedResponse = match &args.response {
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice(&text).with_context(|| format!("{} is not a canned response", path.display()))?
+        }
+        None => CannedResponse::default(),
+    };
+    let limits = sitewatch::config::PluginLimits { memory: args.memory_limit_mib << 20, time: args.time_limit };
+    let report = test(host, &args.file, &args.config, canned.into(), sample_alert(), limits).await?;
+    match args.output {
+        sitewatch::output::OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
+        sitewatch::output::OutputFormat::Plain => {
+            println!("plugin:  {} ({})", report.plugin, report.kind);
+            match &report.reason {
+                Some(r) => println!("verdict: {}: {r}", report.verdict),
+                None => println!("verdict: {}", report.verdict),
+            }
+            if !report.metrics.is_empty() {
+                let m: Vec<String> = report.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                println!("metrics: {}", m.join(" "));
+            }
+            if let Some(out) = &report.output {
+                println!("output:\n{out}");
+            }
+            println!("time:    load {:.2} ms, call {:.3} ms (fresh instance)", report.load_ms, report.call_ms);
+        }
+    }
+    Ok(())
 }
 
 /// Logs go to stderr or a file, never to stdout (which carries the output).

@@ -1,5 +1,7 @@
 //! Project tasks: `cargo xtask <task>`. Run `cargo xtask help` for the list.
 
+mod plugins;
+
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,7 +9,11 @@ use std::process::Command;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test [ARGS..]   run the whole test suite (what CI runs); ARGS go to `cargo test`
+  build-plugins   build every plugin in plugins/ for wasm32-wasip2 (installing the target when
+                  missing), write them atomically to target/plugins/ (test plugins to
+                  target/test-plugins/) and validate each with the host's loader
+  test [ARGS..]   build the plugins, then run every test: the plugins' unit tests and the
+                  workspace's (what CI runs); ARGS go to `cargo test`
   help            this text";
 
 fn main() -> anyhow::Result<()> {
@@ -15,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     let task = args.next();
     let rest: Vec<String> = args.collect();
     match task.as_deref() {
+        Some("build-plugins") => plugins::build(),
         Some("test") => test(&rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
@@ -25,19 +32,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The workspace root (the parent of this crate).
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
 /// Runs `cmd` and fails with its description when it does not succeed.
-fn run(cmd: &mut Command) -> anyhow::Result<()> {
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {shown}"))?;
     if !status.success() {
@@ -47,8 +54,9 @@ fn run(cmd: &mut Command) -> anyhow::Result<()> {
 }
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
-    run(cargo()
-        .current_dir(root())
-        .args(["test", "--workspace"])
-        .args(extra))
+    plugins::build()?;
+    println!("== plugin unit tests");
+    run(cargo().current_dir(root().join("plugins")).args(["test", "--quiet"]))?;
+    println!("== workspace tests");
+    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
 }

@@ -8,6 +8,7 @@
 
 pub mod bindings;
 pub mod checks;
+pub mod cli;
 mod sanitize;
 pub mod set;
 

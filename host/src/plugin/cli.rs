@@ -1,0 +1,157 @@
+//! `sitewatch plugin inspect` and `sitewatch plugin test`: the plugin author's inner loop.
+
+use super::bindings::types;
+use super::{Limits, Plugin, PluginHost, PluginKind};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A canned response for `plugin test`, as JSON. Every field has a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CannedResponse {
+    pub url: String,
+    pub method: String,
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+    pub body_truncated: bool,
+    pub ttfb_ms: f64,
+    pub response_ms: f64,
+}
+
+impl Default for CannedResponse {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1/".into(),
+            method: "GET".into(),
+            status: 200,
+            headers: BTreeMap::new(),
+            body: String::new(),
+            body_truncated: false,
+            ttfb_ms: 10.0,
+            response_ms: 12.0,
+        }
+    }
+}
+
+impl From<CannedResponse> for types::Response {
+    fn from(c: CannedResponse) -> Self {
+        types::Response {
+            url: c.url,
+            method: c.method,
+            status: c.status,
+            headers: c
+                .headers
+                .into_iter()
+                .map(|(name, value)| types::Header { name: name.to_ascii_lowercase(), value })
+                .collect(),
+            body: c.body.into_bytes(),
+            body_truncated: c.body_truncated,
+            timings: types::Timings {
+                ttfb_ms: c.ttfb_ms,
+                response_ms: c.response_ms,
+                dns_ms: None,
+                connect_ms: None,
+                tls_ms: None,
+            },
+        }
+    }
+}
+
+/// One line describing a loaded plugin.
+pub fn describe(p: &Plugin) -> String {
+    format!(
+        "{}: {} plugin, sha256 {}\n  exports: {}\n  imports: {}",
+        p.name,
+        p.kind,
+        &p.hash[..16],
+        p.exports.join(", "),
+        if p.imports.is_empty() { "(none)".into() } else { p.imports.join(", ") }
+    )
+}
+
+/// What `plugin test` found.
+#[derive(Debug, serde::Serialize)]
+pub struct TestReport {
+    pub plugin: String,
+    pub kind: String,
+    /// `pass`, `fail`, `error` (the plugin reported an error) or `crash` (trap or limit).
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub metrics: BTreeMap<String, f64>,
+    /// For formatters: the rendered text.
+    pub output: Option<String>,
+    pub load_ms: f64,
+    pub call_ms: f64,
+}
+
+/// Loads `file` and calls it once.
+pub async fn test(
+    host: &Arc<PluginHost>,
+    file: &Path,
+    config: &str,
+    response: types::Response,
+    alert: types::Alert,
+    limits: Limits,
+) -> Result<TestReport, super::PluginError> {
+    let started = Instant::now();
+    let plugin = host.load_file(file).await?;
+    let load_ms = crate::ms(started.elapsed());
+    let started = Instant::now();
+    let mut report = TestReport {
+        plugin: plugin.name.to_string(),
+        kind: plugin.kind.to_string(),
+        verdict: String::new(),
+        reason: None,
+        metrics: BTreeMap::new(),
+        output: None,
+        load_ms,
+        call_ms: 0.0,
+    };
+    let (verdict, reason) = match plugin.kind {
+        PluginKind::Check => match host.check(&plugin, limits, config, &response).await {
+            Ok(Ok(r)) => {
+                report.metrics = r.metrics.into_iter().map(|m| (super::sanitize_metric_name(&m.name), m.value)).collect();
+                match r.verdict {
+                    types::Verdict::Pass => ("pass", None),
+                    types::Verdict::Fail(why) => ("fail", Some(super::sanitize_text(&why, 300))),
+                }
+            }
+            Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
+            Err(f) => ("crash", Some(f.0)),
+        },
+        PluginKind::Formatter => match host.format(&plugin, limits, config, &alert).await {
+            Ok(Ok(text)) => {
+                report.output = Some(text);
+                ("pass", None)
+            }
+            Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
+            Err(f) => ("crash", Some(f.0)),
+        },
+    };
+    report.call_ms = crate::ms(started.elapsed());
+    report.verdict = verdict.into();
+    report.reason = reason;
+    Ok(report)
+}
+
+/// The alert `plugin test` gives formatters when none is supplied.
+pub fn sample_alert() -> types::Alert {
+    types::Alert {
+        kind: types::AlertKind::Down,
+        site: "example".into(),
+        url: "https://example.com/".into(),
+        availability: 2.0 / 3.0,
+        time: "2026-11-24T10:00:00Z".into(),
+        down_since: None,
+        down_for_seconds: None,
+        recent_errors: vec!["status: status 503, expected 2xx".into()],
+        message: "Website example is down. availability=66.67%, time=2026-11-24T10:00:00Z".into(),
+    }
+}
+
+/// Default limits for `plugin test`.
+pub const TEST_LIMITS: Limits = Limits { memory: 32 * 1024 * 1024, time: Duration::from_millis(100) };

@@ -356,6 +356,12 @@ impl PluginHost {
             .exports(&self.engine)
             .map(|(n, _)| n.to_owned())
             .collect();
+        // A plugin built against another version of our WIT is named as such, before the allow-list
+        // would call its imports forbidden.
+        let other_version = |n: &String| n.starts_with("sitewatch:plugin/") && !n.contains("@0.1.");
+        if imports.iter().chain(&exports).any(other_version) {
+            return Err(PluginError::WrongInterface { name: name.to_owned(), exports });
+        }
         if let Some(bad) = imports
             .iter()
             .find(|i| !ALLOWED_IMPORTS.iter().any(|p| i.starts_with(p)))

@@ -1,6 +1,7 @@
 //! Shared test fixtures: programmable HTTP servers on 127.0.0.1 and a runner for the real binary.
 
 pub mod binary;
+pub mod plugins;
 pub mod server;
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released).

@@ -1,6 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
-use sitewatch::cli::{AlertsArgs, Cli, Command, PluginCommand, PluginTestArgs, ReportArgs, RunArgs};
+use sitewatch::cli::{
+    AlertsArgs, Cli, Command, PluginCommand, PluginTestArgs, ReportArgs, RunArgs,
+};
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
 use sitewatch::event::Event;
@@ -126,7 +128,11 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
                         }
                     }
                 }
-                anyhow::ensure!(failed == 0, "{failed} of {} plugins failed to load", files.len());
+                anyhow::ensure!(
+                    failed == 0,
+                    "{failed} of {} plugins failed to load",
+                    files.len()
+                );
                 Ok(())
             }
             PluginCommand::Test(args) => plugin_test(&host, args).await,
@@ -134,18 +140,35 @@ fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
     })
 }
 
-async fn plugin_test(host: &Arc<sitewatch::plugin::PluginHost>, args: PluginTestArgs) -> anyhow::Result<()> {
+async fn plugin_test(
+    host: &Arc<sitewatch::plugin::PluginHost>,
+    args: PluginTestArgs,
+) -> anyhow::Result<()> {
     use sitewatch::plugin::cli::{CannedResponse, sample_alert, test};
-    serde_json::from_str::<serde_json::Value>(&args.config).context("--config is not valid JSON")?;
+    serde_json::from_str::<serde_json::Value>(&args.config)
+        .context("--config is not valid JSON")?;
     let canned: CannedResponse = match &args.response {
         Some(path) => {
-            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_slice(&text).with_context(|| format!("{} is not a canned response", path.display()))?
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a canned response", path.display()))?
         }
         None => CannedResponse::default(),
     };
-    let limits = sitewatch::config::PluginLimits { memory: args.memory_limit_mib << 20, time: args.time_limit };
-    let report = test(host, &args.file, &args.config, canned.into(), sample_alert(), limits).await?;
+    let limits = sitewatch::config::PluginLimits {
+        memory: args.memory_limit_mib << 20,
+        time: args.time_limit,
+    };
+    let report = test(
+        host,
+        &args.file,
+        &args.config,
+        canned.into(),
+        sample_alert(),
+        limits,
+    )
+    .await?;
     match args.output {
         sitewatch::output::OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
         sitewatch::output::OutputFormat::Plain => {
@@ -155,13 +178,20 @@ async fn plugin_test(host: &Arc<sitewatch::plugin::PluginHost>, args: PluginTest
                 None => println!("verdict: {}", report.verdict),
             }
             if !report.metrics.is_empty() {
-                let m: Vec<String> = report.metrics.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let m: Vec<String> = report
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
                 println!("metrics: {}", m.join(" "));
             }
             if let Some(out) = &report.output {
                 println!("output:\n{out}");
             }
-            println!("time:    load {:.2} ms, call {:.3} ms (fresh instance)", report.load_ms, report.call_ms);
+            println!(
+                "time:    load {:.2} ms, call {:.3} ms (fresh instance)",
+                report.load_ms, report.call_ms
+            );
         }
     }
     Ok(())

@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const LIMITS: PluginLimits = PluginLimits { memory: 16 * 1024 * 1024, time: Duration::from_millis(100) };
+const LIMITS: PluginLimits = PluginLimits {
+    memory: 16 * 1024 * 1024,
+    time: Duration::from_millis(100),
+};
 
 fn response() -> types::Response {
     sitewatch::plugin::cli::CannedResponse::default().into()
@@ -51,9 +54,15 @@ async fn an_infinite_loop_is_stopped_at_the_time_limit_without_blocking_the_runt
     let host = PluginHost::new(None).unwrap();
     let (result, took, ticks) = call_hostile(&host, "loop").await;
     let reason = result.unwrap_err();
-    assert!(reason.contains("exceeded its time limit of 100ms"), "{reason}");
+    assert!(
+        reason.contains("exceeded its time limit of 100ms"),
+        "{reason}"
+    );
     assert!(took < Duration::from_millis(600), "stopped after {took:?}");
-    assert!(ticks >= 8, "the runtime kept running other tasks: {ticks} ticks in {took:?}");
+    assert!(
+        ticks >= 8,
+        "the runtime kept running other tasks: {ticks} ticks in {took:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +70,10 @@ async fn a_memory_bomb_is_stopped_at_the_memory_limit() {
     let host = PluginHost::new(None).unwrap();
     let (result, _, _) = call_hostile(&host, "alloc").await;
     let reason = result.unwrap_err();
-    assert!(reason.contains("exceeded its memory limit of 16.0 MiB"), "{reason}");
+    assert!(
+        reason.contains("exceeded its memory limit of 16.0 MiB"),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +82,10 @@ async fn a_panic_shows_the_plugins_message_and_a_trap_is_named() {
     let (result, _, _) = call_hostile(&host, "panic").await;
     let reason = result.unwrap_err();
     assert!(reason.starts_with("trapped:"), "{reason}");
-    assert!(reason.contains("hostile plugin panicked on purpose"), "the panic message reaches the user: {reason}");
+    assert!(
+        reason.contains("hostile plugin panicked on purpose"),
+        "the panic message reaches the user: {reason}"
+    );
     let (result, _, _) = call_hostile(&host, "trap").await;
     assert!(result.unwrap_err().contains("unreachable"));
     // The host is healthy afterwards: the same plugin answers the next call.
@@ -81,7 +96,10 @@ async fn a_panic_shows_the_plugins_message_and_a_trap_is_named() {
 #[tokio::test]
 async fn a_plugin_that_imports_sockets_is_refused_at_load() {
     let host = PluginHost::new(None).unwrap();
-    let err = host.load_file(&test_plugin("net-client")).await.unwrap_err();
+    let err = host
+        .load_file(&test_plugin("net-client"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, PluginError::ForbiddenImport { .. }), "{err}");
     let text = err.to_string();
     assert!(text.contains("wasi:sockets/"), "{text}");
@@ -91,10 +109,17 @@ async fn a_plugin_that_imports_sockets_is_refused_at_load() {
 #[tokio::test]
 async fn a_plugin_built_for_another_wit_version_is_refused_with_the_version() {
     let host = PluginHost::new(None).unwrap();
-    let err = host.load_file(&test_plugin("future-wit")).await.unwrap_err();
+    let err = host
+        .load_file(&test_plugin("future-wit"))
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, PluginError::WrongInterface { .. }), "{text}");
-    assert!(text.contains("sitewatch:plugin/check@0.2.0") && text.contains("rebuild it against sitewatch:plugin@0.1.0"), "{text}");
+    assert!(
+        text.contains("sitewatch:plugin/check@0.2.0")
+            && text.contains("rebuild it against sitewatch:plugin@0.1.0"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +129,11 @@ async fn a_file_that_is_not_a_component_is_refused() {
     std::fs::write(&bogus, b"\0asm this is not wasm").unwrap();
     let host = PluginHost::new(None).unwrap();
     let err = host.load_file(&bogus).await.unwrap_err();
-    assert!(err.to_string().starts_with("plugin bogus: not a valid WebAssembly component"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("plugin bogus: not a valid WebAssembly component"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +150,10 @@ async fn hostile_verdicts_and_metric_names_are_sanitised() {
     .await
     .unwrap();
     let reason = report.reason.unwrap();
-    assert!(!reason.contains('\x1b') && !reason.contains('\x07'), "{reason:?}");
+    assert!(
+        !reason.contains('\x1b') && !reason.contains('\x07'),
+        "{reason:?}"
+    );
     assert!(reason.contains("red alert"));
     assert_eq!(report.metrics.keys().collect::<Vec<_>>(), ["evil_name__0m"]);
 }
@@ -139,7 +171,10 @@ async fn the_compiled_artifact_cache_makes_a_second_load_fast() {
     let t = Instant::now();
     host.load_file(&example("json-field")).await.unwrap();
     let warm = t.elapsed();
-    assert!(warm * 3 < cold, "cached load {warm:?} should be far below the cold {cold:?}");
+    assert!(
+        warm * 3 < cold,
+        "cached load {warm:?} should be far below the cold {cold:?}"
+    );
 }
 
 fn plugin_config(sites: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
@@ -160,7 +195,11 @@ async fn a_keyword_check_fails_when_the_body_changes_and_slack_renders_the_alert
     let healthy = Arc::new(AtomicBool::new(true));
     let h = Arc::clone(&healthy);
     let server = TestServer::start(move |_| {
-        Reply::ok(if h.load(Ordering::SeqCst) { "status: OK" } else { "status: DEGRADED" })
+        Reply::ok(if h.load(Ordering::SeqCst) {
+            "status: OK"
+        } else {
+            "status: DEGRADED"
+        })
     })
     .await;
     let mut run = Running::start(&plugin_config(
@@ -169,24 +208,46 @@ async fn a_keyword_check_fails_when_the_body_changes_and_slack_renders_the_alert
         json!({"alerting": {"threshold": 0.8, "window": "1s",
                             "formatter": {"plugin": "slack", "config": {"channel": "#ops"}}}}),
     ));
-    let first = run.wait_for(Duration::from_secs(10), is("probe", "api")).await.expect("a probe");
+    let first = run
+        .wait_for(Duration::from_secs(10), is("probe", "api"))
+        .await
+        .expect("a probe");
     assert_eq!(first["ok"], true, "{first}");
     run.collect_for(Duration::from_millis(1200)).await;
     healthy.store(false, Ordering::SeqCst);
     let failed = run
-        .wait_for(Duration::from_secs(5), |e| e["event"] == "probe" && e["ok"] == false)
+        .wait_for(Duration::from_secs(5), |e| {
+            e["event"] == "probe" && e["ok"] == false
+        })
         .await
         .expect("a failed probe");
     assert_eq!(failed["error"]["kind"], "check", "{failed}");
-    assert_eq!(failed["error"]["message"], "keyword: body does not contain \"OK\"");
+    assert_eq!(
+        failed["error"]["message"],
+        "keyword: body does not contain \"OK\""
+    );
     assert_eq!(failed["status"], 200);
-    let down = run.wait_for(Duration::from_secs(10), alert("down", "api")).await.expect("down alert");
-    let rendered: serde_json::Value = serde_json::from_str(down["rendered"].as_str().expect("rendered")).unwrap();
+    let down = run
+        .wait_for(Duration::from_secs(10), alert("down", "api"))
+        .await
+        .expect("down alert");
+    let rendered: serde_json::Value =
+        serde_json::from_str(down["rendered"].as_str().expect("rendered")).unwrap();
     assert_eq!(rendered["channel"], "#ops");
     assert_eq!(rendered["text"], down["message"]);
     assert_eq!(rendered["attachments"][0]["color"], "danger");
-    let errors = rendered["attachments"][0]["fields"].as_array().unwrap().last().unwrap()["value"].as_str().unwrap().to_owned();
-    assert!(errors.contains("keyword: body does not contain"), "{errors}");
+    let errors = rendered["attachments"][0]["fields"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        errors.contains("keyword: body does not contain"),
+        "{errors}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,13 +269,29 @@ async fn a_looping_plugin_fails_its_own_check_while_other_sites_keep_their_sched
     assert!(victim.len() >= 5, "{} victim probes", victim.len());
     for p in &victim {
         assert_eq!(p["error"]["kind"], "plugin", "{p}");
-        assert!(p["error"]["message"].as_str().unwrap().contains("exceeded its time limit of 50ms"), "{p}");
+        assert!(
+            p["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("exceeded its time limit of 50ms"),
+            "{p}"
+        );
     }
     let healthy = run.of("probe", "healthy");
-    assert!(healthy.len() >= 20, "the healthy site kept its 100 ms schedule: {} probes", healthy.len());
+    assert!(
+        healthy.len() >= 20,
+        "the healthy site kept its 100 ms schedule: {} probes",
+        healthy.len()
+    );
     assert!(healthy.iter().all(|p| p["ok"] == true));
-    let lag: f64 = healthy.iter().map(|p| p["lag_ms"].as_f64().unwrap()).fold(0.0, f64::max);
-    assert!(lag < 50.0, "probes of the healthy site started on time (max lag {lag} ms)");
+    let lag: f64 = healthy
+        .iter()
+        .map(|p| p["lag_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        lag < 50.0,
+        "probes of the healthy site started on time (max lag {lag} ms)"
+    );
 }
 
 #[tokio::test]
@@ -236,5 +313,8 @@ async fn a_missing_plugin_is_a_config_error_naming_the_site() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("sites[0].checks[0].plugin (site \"api\"): no plugin \"no-such-plugin\""), "{text}");
+    assert!(
+        text.contains("sites[0].checks[0].plugin (site \"api\"): no plugin \"no-such-plugin\""),
+        "{text}"
+    );
 }

@@ -56,7 +56,12 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 fn test(extra: &[String]) -> anyhow::Result<()> {
     plugins::build()?;
     println!("== plugin unit tests");
-    run(cargo().current_dir(root().join("plugins")).args(["test", "--quiet"]))?;
+    run(cargo()
+        .current_dir(root().join("plugins"))
+        .args(["test", "--quiet"]))?;
     println!("== workspace tests");
-    run(cargo().current_dir(root()).args(["test", "--workspace"]).args(extra))
+    run(cargo()
+        .current_dir(root())
+        .args(["test", "--workspace"])
+        .args(extra))
 }

@@ -9,9 +9,17 @@ const TARGET: &str = "wasm32-wasip2";
 
 /// Installs the wasm target when rustup lacks it.
 fn ensure_target() -> anyhow::Result<()> {
-    let out = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    let out = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
     match out {
-        Ok(o) if String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET) => Ok(()),
+        Ok(o)
+            if String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET) =>
+        {
+            Ok(())
+        }
         Ok(_) => {
             println!("== installing the {TARGET} target");
             run(Command::new("rustup").args(["target", "add", TARGET]))
@@ -23,15 +31,26 @@ fn ensure_target() -> anyhow::Result<()> {
 /// The plugin crates: (package name, manifest dir).
 fn members() -> anyhow::Result<Vec<(String, PathBuf)>> {
     let out = cargo()
-        .args(["metadata", "--no-deps", "--format-version", "1", "--manifest-path"])
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
         .arg(root().join("plugins/Cargo.toml"))
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let packages = meta["packages"].as_array().context("no packages in cargo metadata")?;
+    let packages = meta["packages"]
+        .as_array()
+        .context("no packages in cargo metadata")?;
     Ok(packages
         .iter()
         .filter_map(|p| {
@@ -47,7 +66,11 @@ fn members() -> anyhow::Result<Vec<(String, PathBuf)>> {
 fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
     let dir = to.parent().context("destination has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".{}.tmp-{}", to.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        to.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
     std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
     std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
     Ok(())
@@ -65,7 +88,9 @@ pub fn build() -> anyhow::Result<()> {
     for (name, dir) in members()? {
         let artifact = built.join(format!("{}.wasm", name.replace('-', "_")));
         let is_test = dir.components().any(|c| c.as_os_str() == "test-plugins");
-        let dest_dir = root().join("target").join(if is_test { "test-plugins" } else { "plugins" });
+        let dest_dir = root()
+            .join("target")
+            .join(if is_test { "test-plugins" } else { "plugins" });
         let dest = dest_dir.join(format!("{name}.wasm"));
         install(&artifact, &dest)?;
         println!("   {} -> {}", name, dest.display());
@@ -76,6 +101,14 @@ pub fn build() -> anyhow::Result<()> {
     println!("== validating with the host's loader");
     run(cargo()
         .current_dir(root())
-        .args(["run", "--quiet", "--package", "sitewatch", "--", "plugin", "inspect"])
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "sitewatch",
+            "--",
+            "plugin",
+            "inspect",
+        ])
         .args(&examples))
 }

@@ -46,7 +46,10 @@ impl From<CannedResponse> for types::Response {
             headers: c
                 .headers
                 .into_iter()
-                .map(|(name, value)| types::Header { name: name.to_ascii_lowercase(), value })
+                .map(|(name, value)| types::Header {
+                    name: name.to_ascii_lowercase(),
+                    value,
+                })
                 .collect(),
             body: c.body.into_bytes(),
             body_truncated: c.body_truncated,
@@ -69,7 +72,11 @@ pub fn describe(p: &Plugin) -> String {
         p.kind,
         &p.hash[..16],
         p.exports.join(", "),
-        if p.imports.is_empty() { "(none)".into() } else { p.imports.join(", ") }
+        if p.imports.is_empty() {
+            "(none)".into()
+        } else {
+            p.imports.join(", ")
+        }
     )
 }
 
@@ -114,7 +121,11 @@ pub async fn test(
     let (verdict, reason) = match plugin.kind {
         PluginKind::Check => match host.check(&plugin, limits, config, &response).await {
             Ok(Ok(r)) => {
-                report.metrics = r.metrics.into_iter().map(|m| (super::sanitize_metric_name(&m.name), m.value)).collect();
+                report.metrics = r
+                    .metrics
+                    .into_iter()
+                    .map(|m| (super::sanitize_metric_name(&m.name), m.value))
+                    .collect();
                 match r.verdict {
                     types::Verdict::Pass => ("pass", None),
                     types::Verdict::Fail(why) => ("fail", Some(super::sanitize_text(&why, 300))),
@@ -154,4 +165,7 @@ pub fn sample_alert() -> types::Alert {
 }
 
 /// Default limits for `plugin test`.
-pub const TEST_LIMITS: Limits = Limits { memory: 32 * 1024 * 1024, time: Duration::from_millis(100) };
+pub const TEST_LIMITS: Limits = Limits {
+    memory: 32 * 1024 * 1024,
+    time: Duration::from_millis(100),
+};

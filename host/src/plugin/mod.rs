@@ -360,7 +360,10 @@ impl PluginHost {
         // would call its imports forbidden.
         let other_version = |n: &String| n.starts_with("sitewatch:plugin/") && !n.contains("@0.1.");
         if imports.iter().chain(&exports).any(other_version) {
-            return Err(PluginError::WrongInterface { name: name.to_owned(), exports });
+            return Err(PluginError::WrongInterface {
+                name: name.to_owned(),
+                exports,
+            });
         }
         if let Some(bad) = imports
             .iter()

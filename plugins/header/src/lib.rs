@@ -28,9 +28,17 @@ fn yes() -> bool {
 pub fn judge(config: &str, headers: &[Header]) -> Result<Verdict, String> {
     let c: Config = serde_json::from_str(config).map_err(|e| format!("invalid config: {e}"))?;
     let name = c.name.to_ascii_lowercase();
-    let values: Vec<&str> = headers.iter().filter(|h| h.name == name).map(|h| h.value.as_str()).collect();
+    let values: Vec<&str> = headers
+        .iter()
+        .filter(|h| h.name == name)
+        .map(|h| h.value.as_str())
+        .collect();
     if !c.present {
-        return Ok(if values.is_empty() { Verdict::Pass } else { Verdict::Fail(format!("header {name} is present")) });
+        return Ok(if values.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail(format!("header {name} is present"))
+        });
     }
     if values.is_empty() {
         return Ok(Verdict::Fail(format!("header {name} is missing")));
@@ -39,17 +47,23 @@ pub fn judge(config: &str, headers: &[Header]) -> Result<Verdict, String> {
     if let Some(want) = &c.equals
         && value != *want
     {
-        return Ok(Verdict::Fail(format!("header {name} is \"{value}\", expected \"{want}\"")));
+        return Ok(Verdict::Fail(format!(
+            "header {name} is \"{value}\", expected \"{want}\""
+        )));
     }
     if let Some(part) = &c.contains
         && !value.contains(part.as_str())
     {
-        return Ok(Verdict::Fail(format!("header {name} (\"{value}\") does not contain \"{part}\"")));
+        return Ok(Verdict::Fail(format!(
+            "header {name} (\"{value}\") does not contain \"{part}\""
+        )));
     }
     if let Some(p) = &c.matches {
         let re = regex_lite::Regex::new(p).map_err(|e| format!("invalid regex \"{p}\": {e}"))?;
         if !re.is_match(&value) {
-            return Ok(Verdict::Fail(format!("header {name} (\"{value}\") does not match /{p}/")));
+            return Ok(Verdict::Fail(format!(
+                "header {name} (\"{value}\") does not match /{p}/"
+            )));
         }
     }
     Ok(Verdict::Pass)
@@ -59,7 +73,10 @@ struct HeaderCheck;
 
 impl Guest for HeaderCheck {
     fn check(config: String, response: Response) -> Result<CheckResult, String> {
-        Ok(CheckResult { verdict: judge(&config, &response.headers)?, metrics: Vec::new() })
+        Ok(CheckResult {
+            verdict: judge(&config, &response.headers)?,
+            metrics: Vec::new(),
+        })
     }
 }
 
@@ -71,8 +88,14 @@ mod tests {
 
     fn headers() -> Vec<Header> {
         vec![
-            Header { name: "cache-control".into(), value: "public, max-age=60".into() },
-            Header { name: "strict-transport-security".into(), value: "max-age=31536000".into() },
+            Header {
+                name: "cache-control".into(),
+                value: "public, max-age=60".into(),
+            },
+            Header {
+                name: "strict-transport-security".into(),
+                value: "max-age=31536000".into(),
+            },
         ]
     }
 
@@ -86,9 +109,15 @@ mod tests {
         assert!(!passes(r#"{"name": "x-frame-options"}"#));
         assert!(passes(r#"{"name": "x-debug", "present": false}"#));
         assert!(!passes(r#"{"name": "cache-control", "present": false}"#));
-        assert!(passes(r#"{"name": "cache-control", "contains": "max-age"}"#));
-        assert!(!passes(r#"{"name": "cache-control", "equals": "no-store"}"#));
-        assert!(passes(r#"{"name": "cache-control", "matches": "max-age=\\d+"}"#));
+        assert!(passes(
+            r#"{"name": "cache-control", "contains": "max-age"}"#
+        ));
+        assert!(!passes(
+            r#"{"name": "cache-control", "equals": "no-store"}"#
+        ));
+        assert!(passes(
+            r#"{"name": "cache-control", "matches": "max-age=\\d+"}"#
+        ));
         assert!(judge(r#"{"nam": "x"}"#, &headers()).is_err());
     }
 }

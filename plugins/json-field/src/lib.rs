@@ -24,16 +24,23 @@ struct Config {
 
 /// Looks up a dot-separated path (`a.b.0.c`).
 pub fn lookup<'a>(root: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').filter(|p| !p.is_empty()).try_fold(root, |v, part| match v {
-        Value::Array(items) => items.get(part.parse::<usize>().ok()?),
-        Value::Object(map) => map.get(part),
-        _ => None,
-    })
+    path.split('.')
+        .filter(|p| !p.is_empty())
+        .try_fold(root, |v, part| match v {
+            Value::Array(items) => items.get(part.parse::<usize>().ok()?),
+            Value::Object(map) => map.get(part),
+            _ => None,
+        })
 }
 
 pub fn judge(config: &str, body: &[u8]) -> Result<CheckResult, String> {
     let c: Config = serde_json::from_str(config).map_err(|e| format!("invalid config: {e}"))?;
-    let fail = |reason: String| Ok(CheckResult { verdict: Verdict::Fail(reason), metrics: Vec::new() });
+    let fail = |reason: String| {
+        Ok(CheckResult {
+            verdict: Verdict::Fail(reason),
+            metrics: Vec::new(),
+        })
+    };
     let doc: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return fail(format!("body is not JSON: {e}")),
@@ -42,7 +49,13 @@ pub fn judge(config: &str, body: &[u8]) -> Result<CheckResult, String> {
         return fail(format!("no field \"{}\"", c.path));
     };
     let metrics = match value.as_f64() {
-        Some(n) => vec![Metric { name: c.metric.clone().unwrap_or_else(|| format!("json.{}", c.path)), value: n }],
+        Some(n) => vec![Metric {
+            name: c
+                .metric
+                .clone()
+                .unwrap_or_else(|| format!("json.{}", c.path)),
+            value: n,
+        }],
         None => Vec::new(),
     };
     let verdict = (|| {
@@ -57,7 +70,12 @@ pub fn judge(config: &str, body: &[u8]) -> Result<CheckResult, String> {
             };
             match regex_lite::Regex::new(p) {
                 Ok(re) if re.is_match(s) => {}
-                Ok(_) => return Verdict::Fail(format!("{} is \"{s}\", which does not match /{p}/", c.path)),
+                Ok(_) => {
+                    return Verdict::Fail(format!(
+                        "{} is \"{s}\", which does not match /{p}/",
+                        c.path
+                    ));
+                }
                 Err(e) => return Verdict::Fail(format!("invalid regex \"{p}\": {e}")),
             }
         }
@@ -100,11 +118,21 @@ mod tests {
     #[test]
     fn equals_on_nested_paths() {
         let body = r#"{"status": "UP", "checks": [{"name": "db", "ok": true}]}"#;
-        assert!(matches!(verdict(r#"{"path": "status", "equals": "UP"}"#, body), Verdict::Pass));
-        assert!(matches!(verdict(r#"{"path": "checks.0.ok", "equals": true}"#, body), Verdict::Pass));
-        let Verdict::Fail(r) = verdict(r#"{"path": "status", "equals": "DOWN"}"#, body) else { panic!() };
+        assert!(matches!(
+            verdict(r#"{"path": "status", "equals": "UP"}"#, body),
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            verdict(r#"{"path": "checks.0.ok", "equals": true}"#, body),
+            Verdict::Pass
+        ));
+        let Verdict::Fail(r) = verdict(r#"{"path": "status", "equals": "DOWN"}"#, body) else {
+            panic!()
+        };
         assert_eq!(r, r#"status is "UP", expected "DOWN""#);
-        let Verdict::Fail(r) = verdict(r#"{"path": "nope.x", "equals": 1}"#, body) else { panic!() };
+        let Verdict::Fail(r) = verdict(r#"{"path": "nope.x", "equals": 1}"#, body) else {
+            panic!()
+        };
         assert_eq!(r, r#"no field "nope.x""#);
     }
 
@@ -114,15 +142,34 @@ mod tests {
         let r = judge(r#"{"path": "latency", "max": 100}"#, body.as_bytes()).unwrap();
         assert!(matches!(r.verdict, Verdict::Pass));
         assert_eq!(r.metrics.len(), 1);
-        assert_eq!((r.metrics[0].name.as_str(), r.metrics[0].value), ("json.latency", 12.5));
-        assert!(matches!(verdict(r#"{"path": "latency", "min": 20}"#, body), Verdict::Fail(_)));
-        assert!(matches!(verdict(r#"{"path": "version", "matches": "^v1\\."}"#, body), Verdict::Pass));
-        assert!(matches!(verdict(r#"{"path": "version", "min": 1}"#, body), Verdict::Fail(_)));
+        assert_eq!(
+            (r.metrics[0].name.as_str(), r.metrics[0].value),
+            ("json.latency", 12.5)
+        );
+        assert!(matches!(
+            verdict(r#"{"path": "latency", "min": 20}"#, body),
+            Verdict::Fail(_)
+        ));
+        assert!(matches!(
+            verdict(r#"{"path": "version", "matches": "^v1\\."}"#, body),
+            Verdict::Pass
+        ));
+        assert!(matches!(
+            verdict(r#"{"path": "version", "min": 1}"#, body),
+            Verdict::Fail(_)
+        ));
     }
 
     #[test]
     fn non_json_bodies_fail_and_bad_config_errors() {
-        assert!(matches!(verdict(r#"{"path": "a", "equals": 1}"#, "<html>"), Verdict::Fail(_)));
-        assert!(judge(r#"{"equals": 1}"#, b"{}").unwrap_err().contains("invalid config"));
+        assert!(matches!(
+            verdict(r#"{"path": "a", "equals": 1}"#, "<html>"),
+            Verdict::Fail(_)
+        ));
+        assert!(
+            judge(r#"{"equals": 1}"#, b"{}")
+                .unwrap_err()
+                .contains("invalid config")
+        );
     }
 }

@@ -62,7 +62,10 @@ mod tests {
             recent_errors: vec![],
             message: "m".into(),
         };
-        let v: Value = serde_json::from_str(&render(r#"{"extra": {"team": "ops", "site": "x"}}"#, &a).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(
+            &render(r#"{"extra": {"team": "ops", "site": "x"}}"#, &a).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["kind"], "down");
         assert_eq!(v["availability"], 0.25);
         assert_eq!(v["team"], "ops");

@@ -22,12 +22,18 @@ pub fn judge(config: &str, t: &Timings) -> Result<Verdict, String> {
     if let Some(budget) = c.ttfb_ms
         && t.ttfb_ms > budget
     {
-        return Ok(Verdict::Fail(format!("TTFB {:.1} ms is over the {budget} ms budget", t.ttfb_ms)));
+        return Ok(Verdict::Fail(format!(
+            "TTFB {:.1} ms is over the {budget} ms budget",
+            t.ttfb_ms
+        )));
     }
     if let Some(budget) = c.response_ms
         && t.response_ms > budget
     {
-        return Ok(Verdict::Fail(format!("response time {:.1} ms is over the {budget} ms budget", t.response_ms)));
+        return Ok(Verdict::Fail(format!(
+            "response time {:.1} ms is over the {budget} ms budget",
+            t.response_ms
+        )));
     }
     Ok(Verdict::Pass)
 }
@@ -36,7 +42,10 @@ struct LatencyBudget;
 
 impl Guest for LatencyBudget {
     fn check(config: String, response: Response) -> Result<CheckResult, String> {
-        Ok(CheckResult { verdict: judge(&config, &response.timings)?, metrics: Vec::new() })
+        Ok(CheckResult {
+            verdict: judge(&config, &response.timings)?,
+            metrics: Vec::new(),
+        })
     }
 }
 
@@ -47,15 +56,29 @@ mod tests {
     use super::*;
 
     fn t(ttfb_ms: f64, response_ms: f64) -> Timings {
-        Timings { ttfb_ms, response_ms, dns_ms: None, connect_ms: None, tls_ms: None }
+        Timings {
+            ttfb_ms,
+            response_ms,
+            dns_ms: None,
+            connect_ms: None,
+            tls_ms: None,
+        }
     }
 
     #[test]
     fn budgets() {
-        assert!(matches!(judge(r#"{"ttfb_ms": 100}"#, &t(50.0, 500.0)).unwrap(), Verdict::Pass));
-        let Verdict::Fail(r) = judge(r#"{"ttfb_ms": 100}"#, &t(150.0, 200.0)).unwrap() else { panic!() };
+        assert!(matches!(
+            judge(r#"{"ttfb_ms": 100}"#, &t(50.0, 500.0)).unwrap(),
+            Verdict::Pass
+        ));
+        let Verdict::Fail(r) = judge(r#"{"ttfb_ms": 100}"#, &t(150.0, 200.0)).unwrap() else {
+            panic!()
+        };
         assert_eq!(r, "TTFB 150.0 ms is over the 100 ms budget");
-        assert!(matches!(judge(r#"{"response_ms": 100}"#, &t(10.0, 101.0)).unwrap(), Verdict::Fail(_)));
+        assert!(matches!(
+            judge(r#"{"response_ms": 100}"#, &t(10.0, 101.0)).unwrap(),
+            Verdict::Fail(_)
+        ));
         assert!(judge("{}", &t(0.0, 0.0)).is_err());
     }
 }

@@ -73,6 +73,10 @@ mod tests {
         assert!(md.contains("- **Availability**: 95.00%"));
         assert!(md.contains("- **Down for**: 180 s"));
         assert!(md.ends_with("- `status: '500'`"), "{md}");
-        assert!(render(r##"{"heading": "#"}"##, &a).unwrap().starts_with("# "));
+        assert!(
+            render(r##"{"heading": "#"}"##, &a)
+                .unwrap()
+                .starts_with("# ")
+        );
     }
 }

@@ -34,14 +34,20 @@ pub fn render(config: &str, a: &Alert) -> Result<String, String> {
         fields.push(json!({"title": "Down for", "value": format!("{secs:.0} s"), "short": true}));
     }
     if !a.recent_errors.is_empty() {
-        fields.push(json!({"title": "Recent errors", "value": a.recent_errors.join("\n"), "short": false}));
+        fields.push(
+            json!({"title": "Recent errors", "value": a.recent_errors.join("\n"), "short": false}),
+        );
     }
     let mut msg = json!({
         "text": a.message,
         "attachments": [{"color": color, "title": title, "fields": fields, "fallback": a.message}],
     });
     let obj = msg.as_object_mut().expect("an object");
-    for (key, value) in [("channel", c.channel), ("username", c.username), ("icon_emoji", c.icon_emoji)] {
+    for (key, value) in [
+        ("channel", c.channel),
+        ("username", c.username),
+        ("icon_emoji", c.icon_emoji),
+    ] {
         if let Some(v) = value {
             obj.insert(key.into(), Value::String(v));
         }
@@ -79,13 +85,23 @@ mod tests {
 
     #[test]
     fn renders_a_webhook_payload() {
-        let v: Value = serde_json::from_str(&render(r##"{"channel": "#ops"}"##, &alert(AlertKind::Down)).unwrap()).unwrap();
+        let v: Value = serde_json::from_str(
+            &render(r##"{"channel": "#ops"}"##, &alert(AlertKind::Down)).unwrap(),
+        )
+        .unwrap();
         assert_eq!(v["channel"], "#ops");
-        assert_eq!(v["text"], "Website api is down. availability=50.00%, time=2026-01-01T00:00:00Z");
+        assert_eq!(
+            v["text"],
+            "Website api is down. availability=50.00%, time=2026-01-01T00:00:00Z"
+        );
         assert_eq!(v["attachments"][0]["color"], "danger");
         assert_eq!(v["attachments"][0]["fields"][0]["value"], "50.00%");
-        assert_eq!(v["attachments"][0]["fields"][3]["value"], "connect: refused");
-        let v: Value = serde_json::from_str(&render("{}", &alert(AlertKind::Recovered)).unwrap()).unwrap();
+        assert_eq!(
+            v["attachments"][0]["fields"][3]["value"],
+            "connect: refused"
+        );
+        let v: Value =
+            serde_json::from_str(&render("{}", &alert(AlertKind::Recovered)).unwrap()).unwrap();
         assert_eq!(v["attachments"][0]["color"], "good");
         assert!(v.get("channel").is_none());
         assert!(render(r#"{"chanel": 1}"#, &alert(AlertKind::Down)).is_err());

@@ -38,8 +38,13 @@ impl Running {
     }
 
     pub fn start_in(dir: tempfile::TempDir, args: &[&str]) -> Self {
+        Self::start_in_with_env(dir, args, &[])
+    }
+
+    pub fn start_in_with_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir.path())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -127,6 +132,14 @@ impl Running {
             .await
             .ok()
             .map(|r| r.unwrap())
+    }
+
+    /// Measurements in this run's store so far.
+    pub fn probe_count_in_store(&self) -> i64 {
+        let conn = rusqlite::Connection::open(self.dir.path().join("sitewatch-data/sitewatch.db"))
+            .unwrap();
+        conn.query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+            .unwrap()
     }
 
     /// The events of kind `event` (e.g. "probe") for `site`.

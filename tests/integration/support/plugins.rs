@@ -3,8 +3,14 @@
 use std::path::PathBuf;
 
 fn built(dir: &str, name: &str) -> PathBuf {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")).join(dir).join(format!("{name}.wasm"));
-    assert!(path.is_file(), "{} is missing: run `cargo xtask build-plugins` (or `cargo xtask test`)", path.display());
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+        .join(dir)
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask build-plugins` (or `cargo xtask test`)",
+        path.display()
+    );
     path
 }
 

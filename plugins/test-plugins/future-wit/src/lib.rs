@@ -10,7 +10,10 @@ struct Future;
 
 impl Guest for Future {
     fn check(_config: String, _response: Response) -> Result<CheckResult, String> {
-        Ok(CheckResult { verdict: Verdict::Pass, metrics: vec![] })
+        Ok(CheckResult {
+            verdict: Verdict::Pass,
+            metrics: vec![],
+        })
     }
 }
 

@@ -30,9 +30,15 @@ impl Guest for Hostile {
             "trap" => std::process::abort(),
             "fail" => Ok(CheckResult {
                 verdict: Verdict::Fail("\x1b[2J\x1b[31mred alert\x07".into()),
-                metrics: vec![Metric { name: "Evil Name\x1b[0m".into(), value: 1.0 }],
+                metrics: vec![Metric {
+                    name: "Evil Name\x1b[0m".into(),
+                    value: 1.0,
+                }],
             }),
-            "pass" => Ok(CheckResult { verdict: Verdict::Pass, metrics: vec![] }),
+            "pass" => Ok(CheckResult {
+                verdict: Verdict::Pass,
+                metrics: vec![],
+            }),
             other => Err(format!("unknown mode \"{other}\"")),
         }
     }

@@ -11,7 +11,10 @@ struct NetClient;
 impl Guest for NetClient {
     fn check(_config: String, _response: Response) -> Result<CheckResult, String> {
         match std::net::TcpStream::connect("127.0.0.1:9") {
-            Ok(_) => Ok(CheckResult { verdict: Verdict::Fail("connected".into()), metrics: vec![] }),
+            Ok(_) => Ok(CheckResult {
+                verdict: Verdict::Fail("connected".into()),
+                metrics: vec![],
+            }),
             Err(e) => Err(e.to_string()),
         }
     }

@@ -86,9 +86,10 @@ pub struct RunArgs {
     pub config: ConfigArg,
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// How to print: `plain` text, or `json` (one object per line).
-    #[arg(long, short, value_enum, default_value = "plain")]
-    pub output: OutputFormat,
+    /// How to print: the live `tty` display (the default on a terminal), `plain` text lines (the
+    /// default otherwise), or `json` (one object per line).
+    #[arg(long, short, value_enum)]
+    pub output: Option<OutputFormat>,
     /// Write logs to this file instead of stderr.
     #[arg(long)]
     pub log_file: Option<PathBuf>,

@@ -12,10 +12,66 @@ use std::time::Duration;
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// Once, when monitoring starts.
+    Started(Started),
     Probe(Measurement),
     Stats(StatsReport),
     Alert(Alert),
     Error(ErrorReport),
+    /// A config or plugin change was applied or rejected.
+    Reload(ReloadReport),
+}
+
+/// What the monitor is watching, and the alerts of earlier runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Started {
+    #[serde(serialize_with = "ser_time")]
+    pub time: DateTime<Utc>,
+    pub config: String,
+    pub sites: usize,
+    /// Where measurements go, e.g. `sitewatch-data/sitewatch.db + InfluxDB http://...`.
+    pub storage: String,
+    /// Stored alerts of earlier runs, oldest first (at most 20).
+    pub past_alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadWhat {
+    Config,
+    Plugin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadResult {
+    Applied,
+    Rejected,
+}
+
+impl ReloadReport {
+    /// `config reload applied: ...` / `plugin reload rejected: ...`
+    pub fn line(&self) -> String {
+        let what = match self.what {
+            ReloadWhat::Config => "config",
+            ReloadWhat::Plugin => "plugin",
+        };
+        let result = match self.result {
+            ReloadResult::Applied => "applied",
+            ReloadResult::Rejected => "rejected",
+        };
+        format!("{what} reload {result}: {}", self.detail)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadReport {
+    #[serde(serialize_with = "ser_time")]
+    pub time: DateTime<Utc>,
+    pub what: ReloadWhat,
+    pub result: ReloadResult,
+    /// What changed, or why it was rejected.
+    pub detail: String,
 }
 
 /// One refresh of one view: every site's stats over the view's window.
@@ -23,11 +79,13 @@ pub enum Event {
 pub struct StatsReport {
     pub view: String,
     pub window_s: u64,
-    pub every_s: u64,
+    pub every_s: f64,
     #[serde(serialize_with = "ser_time")]
     pub time: DateTime<Utc>,
     /// True for the report printed at shutdown.
     pub r#final: bool,
+    /// The alert threshold, for colouring availability.
+    pub threshold: f64,
     pub sites: Vec<SiteReport>,
 }
 

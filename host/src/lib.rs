@@ -15,6 +15,7 @@ pub mod report;
 pub mod scheduler;
 pub mod stats;
 pub mod store;
+pub mod watch;
 
 /// Renders an error with its whole chain of causes: `outer: cause: root cause`.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -48,15 +48,30 @@ fn config_error(e: &sitewatch::config::ConfigError) -> ExitCode {
 }
 
 fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
-    init_logging(&args)?;
+    use std::io::IsTerminal;
+    let format = args.output.unwrap_or(if std::io::stdout().is_terminal() {
+        sitewatch::output::OutputFormat::Tty
+    } else {
+        sitewatch::output::OutputFormat::Plain
+    });
+    let log_file = match (&args.log_file, format) {
+        (Some(f), _) => Some(f.clone()),
+        (None, sitewatch::output::OutputFormat::Tty) => {
+            std::fs::create_dir_all(&args.data_dir.data_dir).ok();
+            Some(args.data_dir.data_dir.join("sitewatch.log"))
+        }
+        (None, _) => None,
+    };
+    init_logging(log_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sitewatch")
         .build()
         .context("starting the async runtime")?;
     let options = sitewatch::monitor::RunOptions {
-        format: args.output,
+        format,
         data_dir: args.data_dir.data_dir,
+        config_path: args.config.config,
     };
     runtime.block_on(async {
         sitewatch::monitor::run(
@@ -171,7 +186,7 @@ async fn plugin_test(
     .await?;
     match args.output {
         sitewatch::output::OutputFormat::Json => println!("{}", serde_json::to_string(&report)?),
-        sitewatch::output::OutputFormat::Plain => {
+        sitewatch::output::OutputFormat::Plain | sitewatch::output::OutputFormat::Tty => {
             println!("plugin:  {} ({})", report.plugin, report.kind);
             match &report.reason {
                 Some(r) => println!("verdict: {}: {r}", report.verdict),
@@ -197,12 +212,13 @@ async fn plugin_test(
     Ok(())
 }
 
-/// Logs go to stderr or a file, never to stdout (which carries the output).
-fn init_logging(args: &RunArgs) -> anyhow::Result<()> {
+/// Logs go to stderr or a file, never to stdout (which carries the output). Under the live display,
+/// stderr would tear the screen, so logs then go to `sitewatch.log` unless `--log-file` says where.
+fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match &args.log_file {
+    match log_file {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
                 .create(true)

@@ -31,6 +31,12 @@ pub enum RecorderInput {
     },
     /// The set of sites changed (start-up or reload).
     SetSites(Vec<ProbeTarget>),
+    /// A reloaded config: alerting, views and sites.
+    Reconfigure {
+        alerting: AlertingConfig,
+        views: Vec<ViewConfig>,
+        targets: Vec<ProbeTarget>,
+    },
 }
 
 struct SiteState {
@@ -57,6 +63,8 @@ pub struct Recorder {
     events: broadcast::Sender<Arc<Event>>,
     store: Option<StoreHandle>,
     plugins: Option<Arc<PluginSet>>,
+    /// The views changed since the run loop made its tickers.
+    views_changed: bool,
 }
 
 impl Recorder {
@@ -76,6 +84,7 @@ impl Recorder {
             events,
             store,
             plugins: None,
+            views_changed: false,
         }
     }
 
@@ -225,9 +234,10 @@ impl Recorder {
         StatsReport {
             view: v.name.clone(),
             window_s: v.window.as_secs(),
-            every_s: v.every.as_secs(),
+            every_s: v.every.as_secs_f64(),
             time: now,
             r#final,
+            threshold: self.alerting.threshold,
             sites,
         }
     }
@@ -242,7 +252,33 @@ impl Recorder {
             RecorderInput::Measurement(m) => self.record(m),
             RecorderInput::Skipped { site } => self.skipped(&site),
             RecorderInput::SetSites(targets) => self.set_sites(&targets),
+            RecorderInput::Reconfigure {
+                alerting,
+                views,
+                targets,
+            } => self.reconfigure(alerting, views, &targets),
         }
+    }
+
+    /// Applies a reloaded config. Windows are rebuilt from their kept samples when the alert
+    /// window or the views changed; sites that did not change keep their history and state.
+    pub fn reconfigure(
+        &mut self,
+        alerting: AlertingConfig,
+        views: Vec<ViewConfig>,
+        targets: &[ProbeTarget],
+    ) {
+        let respan = views != self.views || alerting.window != self.alerting.window;
+        self.views_changed |= views != self.views;
+        self.alerting = alerting;
+        self.views = views;
+        if respan {
+            let specs = self.window_specs();
+            for s in self.sites.values_mut() {
+                s.windows.respan(&specs);
+            }
+        }
+        self.set_sites(targets);
     }
 
     /// Reports a problem that does not stop the program.
@@ -257,19 +293,16 @@ impl Recorder {
 
     /// Runs until every sender of `inputs` is gone, then emits a final report of every view.
     pub async fn run(mut self, mut inputs: mpsc::Receiver<RecorderInput>) -> Self {
-        let mut tickers: Vec<Interval> = self
-            .views
-            .iter()
-            .map(|v| {
-                let mut t = tokio::time::interval_at(Instant::now() + v.every, v.every);
-                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                t
-            })
-            .collect();
+        let mut tickers = self.tickers();
         loop {
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(input) => self.handle(input),
+                    Some(input) => {
+                        self.handle(input);
+                        if std::mem::take(&mut self.views_changed) {
+                            tickers = self.tickers();
+                        }
+                    }
                     None => break,
                 },
                 view = next_tick(&mut tickers) => {
@@ -330,14 +363,16 @@ impl AlertDelivery {
                     recent_errors,
                     message: alert.message.clone(),
                 };
-                match plugins
-                    .host
-                    .format(&plugin, formatter.limits, &formatter.config, &input)
-                    .await
-                {
-                    Ok(Ok(text)) => Ok(text),
-                    Ok(Err(message)) => Err(crate::plugin::sanitize_text(&message, 300)),
-                    Err(failure) => Err(failure.0),
+                match plugins.host() {
+                    Err(e) => Err(e.to_string()),
+                    Ok(host) => match host
+                        .format(&plugin, formatter.limits, &formatter.config, &input)
+                        .await
+                    {
+                        Ok(Ok(text)) => Ok(text),
+                        Ok(Err(message)) => Err(crate::plugin::sanitize_text(&message, 300)),
+                        Err(failure) => Err(failure.0),
+                    },
                 }
             }
         };
@@ -367,6 +402,20 @@ fn sanitize_rendered(text: &str) -> String {
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
         .take(64 * 1024)
         .collect()
+}
+
+impl Recorder {
+    /// One interval per view, first firing one period from now.
+    fn tickers(&self) -> Vec<Interval> {
+        self.views
+            .iter()
+            .map(|v| {
+                let mut t = tokio::time::interval_at(Instant::now() + v.every, v.every);
+                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                t
+            })
+            .collect()
+    }
 }
 
 /// Waits for the next tick of any interval and returns its index.

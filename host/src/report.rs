@@ -39,9 +39,10 @@ pub fn stats_since(
             .to_string()
             .replace(' ', ""),
         window_s: since.as_secs(),
-        every_s: 0,
+        every_s: 0.0,
         time: now,
         r#final: true,
+        threshold: crate::config::DEFAULT_THRESHOLD,
         sites,
     })
 }

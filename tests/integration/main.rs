@@ -8,4 +8,6 @@ mod support;
 mod cli;
 mod core;
 mod plugins;
+mod reload;
 mod storage;
+mod tty;

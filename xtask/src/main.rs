@@ -14,6 +14,8 @@ tasks:
                   target/test-plugins/) and validate each with the host's loader
   test [ARGS..]   build the plugins, then run every test: the plugins' unit tests and the
                   workspace's (what CI runs); ARGS go to `cargo test`
+  bench [PART..]  run the benchmarks in release mode (plugins, storage, views; all by default);
+                  each prints a table and writes target/bench/PART.json
   help            this text";
 
 fn main() -> anyhow::Result<()> {
@@ -23,6 +25,7 @@ fn main() -> anyhow::Result<()> {
     match task.as_deref() {
         Some("build-plugins") => plugins::build(),
         Some("test") => test(&rest),
+        Some("bench") => bench(&rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
@@ -64,4 +67,21 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .current_dir(root())
         .args(["test", "--workspace"])
         .args(extra))
+}
+
+fn bench(parts: &[String]) -> anyhow::Result<()> {
+    if parts.is_empty() || parts.iter().any(|p| p == "plugins") {
+        plugins::build()?;
+    }
+    run(cargo()
+        .current_dir(root())
+        .args([
+            "bench",
+            "--package",
+            "sitewatch",
+            "--bench",
+            "sitewatch",
+            "--",
+        ])
+        .args(parts))
 }

@@ -2,6 +2,7 @@
 //! blocks the async runtime, and flushes whenever it has caught up with the events.
 
 mod plain;
+mod tty;
 
 use crate::event::{ErrorReport, Event};
 use std::io::Write;
@@ -14,6 +15,8 @@ pub enum OutputFormat {
     Plain,
     /// One JSON object per line: probe, stats, alert and error events.
     Json,
+    /// The live terminal display (the default when stdout is a terminal).
+    Tty,
 }
 
 /// Starts the output thread. It ends when the event channel closes.
@@ -25,6 +28,9 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("sitewatch-output".into())
         .spawn(move || {
+            if format == OutputFormat::Tty {
+                return run_tty(events);
+            }
             loop {
                 let event = match events.blocking_recv() {
                     Ok(e) => e,
@@ -55,7 +61,7 @@ pub fn spawn(
         .expect("spawning the output thread")
 }
 
-/// Writes one event in `format`.
+/// Writes one event in `format` (the TTY display writes as plain text outside a live display).
 pub fn write_event(
     format: OutputFormat,
     out: &mut dyn Write,
@@ -63,8 +69,33 @@ pub fn write_event(
 ) -> std::io::Result<()> {
     match format {
         OutputFormat::Json => write_json(out, event),
-        OutputFormat::Plain => plain::write(out, event),
+        OutputFormat::Plain | OutputFormat::Tty => plain::write(out, event),
     }
+}
+
+/// The TTY display loop: draws until the channel closes, then leaves the final tables.
+fn run_tty(mut events: broadcast::Receiver<Arc<Event>>) {
+    let mut display = tty::Display::new();
+    let mut last: Vec<crate::event::StatsReport> = Vec::new();
+    loop {
+        match events.blocking_recv() {
+            Ok(event) => {
+                if let Event::Stats(r) = &*event {
+                    match last.iter_mut().find(|l| l.view == r.view) {
+                        Some(l) => *l = r.clone(),
+                        None => last.push(r.clone()),
+                    }
+                    if r.r#final {
+                        continue;
+                    }
+                }
+                display.handle(&event);
+            }
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        }
+    }
+    display.finish(&last);
 }
 
 fn write_json(out: &mut dyn Write, event: &Event) -> std::io::Result<()> {

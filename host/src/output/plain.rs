@@ -9,6 +9,18 @@ const NAME_WIDTH: usize = 20;
 pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
     match event {
         Event::Probe(_) => Ok(()),
+        Event::Started(s) => {
+            writeln!(
+                out,
+                "sitewatch: watching {} sites from {}; storing to {}",
+                s.sites, s.config, s.storage
+            )?;
+            for a in &s.past_alerts {
+                writeln!(out, "earlier: {}", a.text())?;
+            }
+            Ok(())
+        }
+        Event::Reload(r) => writeln!(out, "{}", r.line()),
         Event::Alert(a) => writeln!(out, "{}", a.text()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
@@ -32,10 +44,10 @@ pub fn truncate(s: &str, width: usize) -> String {
 fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
     writeln!(
         out,
-        "{} last {} (refreshed every {}s) at {}",
+        "{} last {} (refreshed every {}) at {}",
         if r.r#final { "final:" } else { "==" },
         r.view,
-        r.every_s,
+        humantime::format_duration(std::time::Duration::from_secs_f64(r.every_s)),
         crate::clock::rfc3339_seconds(r.time)
     )?;
     writeln!(
@@ -103,9 +115,10 @@ mod tests {
         let report = StatsReport {
             view: "10m".into(),
             window_s: 600,
-            every_s: 10,
+            every_s: 10.0,
             time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             r#final: false,
+            threshold: 0.8,
             sites: vec![
                 site(
                     "a-very-long-site-name-that-is-cut",

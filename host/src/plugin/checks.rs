@@ -42,8 +42,14 @@ pub async fn run(plugins: &PluginSet, site: &SiteConfig, m: &mut Measurement, ca
             );
             return;
         };
-        match plugins
-            .host
+        let host = match plugins.host() {
+            Ok(h) => h,
+            Err(e) => {
+                m.fail(ErrorKind::Plugin, format!("{}: {e}", check.plugin));
+                return;
+            }
+        };
+        match host
             .check(&plugin, check.limits, &check.config, &response)
             .await
         {

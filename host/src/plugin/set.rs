@@ -1,12 +1,14 @@
 //! The loaded plugins, swappable as a whole: calls already running keep the `Arc<Plugin>` they
-//! started with, new calls see the new set.
+//! started with, new calls see the new set. The engine is created on first need, so a config
+//! without plugins costs nothing.
 
 use super::{Plugin, PluginError, PluginHost, PluginKind, bindings::types};
 use crate::config::{Config, PluginLimits};
 use arc_swap::ArcSwap;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Limits for the smoke call every plugin gets before it is put to use.
@@ -16,19 +18,49 @@ const SMOKE_LIMITS: PluginLimits = PluginLimits {
 };
 
 pub struct PluginSet {
-    pub host: Arc<PluginHost>,
+    cache_dir: Option<PathBuf>,
+    host: Mutex<Option<Arc<PluginHost>>>,
     plugins: ArcSwap<HashMap<String, Arc<Plugin>>>,
     /// Why plugins that the config uses are not loaded.
     broken: ArcSwap<HashMap<String, String>>,
 }
 
+/// A plugin set computed for a config, not yet in use.
+pub struct Prepared {
+    plugins: HashMap<String, Arc<Plugin>>,
+    broken: HashMap<String, String>,
+    pub errors: Vec<PluginError>,
+}
+
+/// What replacing one plugin file did.
+#[derive(Debug)]
+pub enum Replaced {
+    /// The file has the same content as the loaded plugin.
+    Unchanged,
+    /// The new build is in use; the hash is its SHA-256.
+    Swapped { hash: String },
+}
+
 impl PluginSet {
-    pub fn new(host: Arc<PluginHost>) -> Self {
+    /// `cache_dir` keeps compiled plugins across restarts.
+    pub fn new(cache_dir: Option<PathBuf>) -> Self {
         Self {
-            host,
+            cache_dir,
+            host: Mutex::new(None),
             plugins: ArcSwap::from_pointee(HashMap::new()),
             broken: ArcSwap::from_pointee(HashMap::new()),
         }
+    }
+
+    /// The plugin host, created on first use.
+    pub fn host(&self) -> Result<Arc<PluginHost>, PluginError> {
+        let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = &*host {
+            return Ok(Arc::clone(h));
+        }
+        let h = PluginHost::new(self.cache_dir.as_deref())?;
+        *host = Some(Arc::clone(&h));
+        Ok(h)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
@@ -44,25 +76,29 @@ impl PluginSet {
             .unwrap_or_else(|| "the plugin is not loaded".into())
     }
 
-    /// Loads every plugin `config` uses, checking each is used as the kind it is. A plugin that
-    /// fails to load is left out (its checks fail with kind `plugin` and the reason); the errors
-    /// are returned for reporting.
-    pub async fn load_for(&self, config: &Config) -> Vec<PluginError> {
-        let mut loaded: HashMap<String, Arc<Plugin>> = HashMap::new();
-        let mut broken: HashMap<String, String> = HashMap::new();
-        let mut errors = Vec::new();
+    /// Loads every plugin `config` uses, checking each is used as the kind it is. Plugins whose
+    /// file is unchanged are reused. Nothing is put in use until [`Self::commit`].
+    pub async fn prepare(&self, config: &Config) -> Prepared {
+        let mut prepared = Prepared {
+            plugins: HashMap::new(),
+            broken: HashMap::new(),
+            errors: Vec::new(),
+        };
         for (field, site, u) in config.plugin_uses() {
-            if broken.contains_key(&u.plugin) {
+            if prepared.broken.contains_key(&u.plugin) {
                 continue;
             }
-            if !loaded.contains_key(&u.plugin) {
-                match self.load_checked(&config.plugin_path(&u.plugin)).await {
+            if !prepared.plugins.contains_key(&u.plugin) {
+                match self
+                    .load_or_reuse(&u.plugin, &config.plugin_path(&u.plugin))
+                    .await
+                {
                     Ok(p) => {
-                        loaded.insert(u.plugin.clone(), Arc::new(p));
+                        prepared.plugins.insert(u.plugin.clone(), p);
                     }
                     Err(e) => {
-                        broken.insert(u.plugin.clone(), e.to_string());
-                        errors.push(e);
+                        prepared.broken.insert(u.plugin.clone(), e.to_string());
+                        prepared.errors.push(e);
                         continue;
                     }
                 }
@@ -72,7 +108,7 @@ impl PluginSet {
             } else {
                 PluginKind::Check
             };
-            let got = loaded[&u.plugin].kind;
+            let got = prepared.plugins[&u.plugin].kind;
             if got != want {
                 let e = PluginError::Link {
                     name: u.plugin.clone(),
@@ -81,33 +117,77 @@ impl PluginSet {
                         site.map(|s| format!(" (site \"{s}\")")).unwrap_or_default()
                     ),
                 };
-                loaded.remove(&u.plugin);
-                broken.insert(u.plugin.clone(), e.to_string());
-                errors.push(e);
+                prepared.plugins.remove(&u.plugin);
+                prepared.broken.insert(u.plugin.clone(), e.to_string());
+                prepared.errors.push(e);
             }
         }
-        self.plugins.store(Arc::new(loaded));
-        self.broken.store(Arc::new(broken));
-        errors
+        prepared
     }
 
-    /// Compiles a plugin file and smoke-calls it; only a plugin that answers is returned.
-    pub async fn load_checked(&self, path: &Path) -> Result<Plugin, PluginError> {
-        let plugin = self.host.load_file(path).await?;
-        smoke_test(&self.host, &plugin).await?;
+    /// Puts a prepared set in use.
+    pub fn commit(&self, prepared: Prepared) {
+        self.plugins.store(Arc::new(prepared.plugins));
+        self.broken.store(Arc::new(prepared.broken));
+    }
+
+    async fn load_or_reuse(&self, name: &str, path: &Path) -> Result<Arc<Plugin>, PluginError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| PluginError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        if let Some(current) = self.get(name)
+            && current.hash == super::hex(&Sha256::digest(&bytes))
+        {
+            return Ok(current);
+        }
+        Ok(Arc::new(self.load_checked(name, bytes).await?))
+    }
+
+    /// Compiles a plugin and smoke-calls it; only a plugin that answers is returned.
+    async fn load_checked(&self, name: &str, bytes: Vec<u8>) -> Result<Plugin, PluginError> {
+        let host = self.host()?;
+        let plugin = host.load_bytes(name, bytes).await?;
+        smoke_test(&host, &plugin).await?;
         Ok(plugin)
     }
 
-    /// Replaces one plugin, keeping the others.
-    pub fn replace(&self, plugin: Plugin) {
-        let name = plugin.name.to_string();
+    /// Replaces the plugin `name` from `path` if its content changed. A new build that fails to
+    /// load or to answer its smoke call leaves the old one in use.
+    pub async fn replace(&self, name: &str, path: &Path) -> Result<Replaced, PluginError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| PluginError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        let hash = super::hex(&Sha256::digest(&bytes));
+        let current = self.get(name);
+        if current.as_ref().is_some_and(|c| c.hash == hash) {
+            return Ok(Replaced::Unchanged);
+        }
+        let plugin = self.load_checked(name, bytes).await?;
+        if let Some(c) = &current
+            && c.kind != plugin.kind
+        {
+            return Err(PluginError::Link {
+                name: name.to_owned(),
+                message: format!(
+                    "the new build is a {} plugin; the config uses it as a {}",
+                    plugin.kind, c.kind
+                ),
+            });
+        }
         let mut next = HashMap::clone(&self.plugins.load());
-        next.insert(name.clone(), Arc::new(plugin));
+        next.insert(name.to_owned(), Arc::new(plugin));
         self.plugins.store(Arc::new(next));
         let mut broken = HashMap::clone(&self.broken.load());
-        if broken.remove(&name).is_some() {
+        if broken.remove(name).is_some() {
             self.broken.store(Arc::new(broken));
         }
+        Ok(Replaced::Swapped { hash })
     }
 }
 

@@ -222,6 +222,23 @@ impl SiteWindows {
         DateTime::from_timestamp_micros(at_us).unwrap_or_default()
     }
 
+    /// Changes the windows (a config reload). Each new window is rebuilt from the samples kept,
+    /// which cover the longest old window.
+    pub fn respan(&mut self, specs: &[WindowSpec]) {
+        self.windows = specs
+            .iter()
+            .map(|s| Window::new(s.span, s.timings))
+            .collect();
+        for s in &self.samples {
+            for w in &mut self.windows {
+                w.add(s);
+            }
+        }
+        if !self.samples.is_empty() {
+            self.evict(self.last_at_us);
+        }
+    }
+
     /// Drops what has left each window by `now`.
     pub fn advance(&mut self, now: DateTime<Utc>) {
         self.evict(now.timestamp_micros());

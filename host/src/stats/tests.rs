@@ -214,3 +214,25 @@ fn summarize_gives_the_same_figures_as_a_window() {
     }
     assert_eq!(summarize(&ms), w.stats(0));
 }
+
+#[test]
+fn respan_rebuilds_windows_from_kept_samples() {
+    let mut w = views();
+    for i in 0..30 {
+        w.push(&ok(i * 10, 200, 1, 2));
+    }
+    assert_eq!(w.stats(1).checks, 30);
+    w.respan(&[
+        WindowSpec {
+            span: Duration::from_secs(60),
+            timings: false,
+        },
+        WindowSpec {
+            span: Duration::from_secs(100),
+            timings: true,
+        },
+    ]);
+    assert_eq!(w.stats(1).checks, 10, "the samples of the last 100 s");
+    assert_eq!(w.availability(0), Some(1.0));
+    assert_eq!(w.stats(1).response_ms.unwrap().max, 2.0);
+}

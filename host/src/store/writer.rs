@@ -41,6 +41,8 @@ fn metrics_json(metrics: &[(String, f64)]) -> Option<String> {
 pub enum Record {
     Measurement(Measurement),
     Alert(Alert),
+    /// New options from a config reload.
+    Configure(WriterOptions),
 }
 
 /// Sends records to the writer thread. Dropping every handle stops the thread after a last flush.
@@ -148,6 +150,11 @@ impl Writer {
     }
 
     fn push(&mut self, r: Record) {
+        if let Record::Configure(options) = r {
+            self.options = options;
+            self.last_prune = None;
+            return;
+        }
         if self.pending.len() >= MAX_PENDING {
             self.pending.pop_front();
             self.dropped += 1;
@@ -283,6 +290,7 @@ impl Writer {
                             outbox.execute([influx::alert_line(a)])?;
                         }
                     }
+                    Record::Configure(_) => {}
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! A misbehaving check for the host's sandbox tests. Config `{"mode": ...}`:
 //! `loop` spins forever, `alloc` allocates until it is stopped, `panic` panics with a message,
-//! `trap` executes `unreachable`, `pass` passes, `fail` fails with an escape-laden reason.
+//! `trap` executes `unreachable`, `pass` passes, `fail` (or no mode) fails with an escape-laden
+//! reason.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "checker" });
 
@@ -28,7 +29,7 @@ impl Guest for Hostile {
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
             "trap" => std::process::abort(),
-            "fail" => Ok(CheckResult {
+            "fail" | "" => Ok(CheckResult {
                 verdict: Verdict::Fail("\x1b[2J\x1b[31mred alert\x07".into()),
                 metrics: vec![Metric {
                     name: "Evil Name\x1b[0m".into(),

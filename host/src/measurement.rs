@@ -164,6 +164,21 @@ pub enum Outcome {
     Error(ErrorKind),
 }
 
+/// `"100"` to `"999"`, made once, so status labels need no allocation.
+static STATUS_LABELS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (100..=999).map(|c: u16| c.to_string()).collect());
+
+impl Outcome {
+    /// The key this outcome is counted under: `"200"`, `"timeout"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Status(c @ 100..=999) => &STATUS_LABELS[usize::from(c - 100)],
+            Outcome::Status(_) => "other",
+            Outcome::Error(k) => k.as_str(),
+        }
+    }
+}
+
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

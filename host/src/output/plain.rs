@@ -137,7 +137,7 @@ mod tests {
                             avg: 5.0,
                             max: 7.25,
                         }),
-                        status_codes: [("200".to_string(), 2), ("timeout".to_string(), 1)].into(),
+                        status_codes: [("200", 2), ("timeout", 1)].into(),
                     },
                 ),
                 site(

@@ -124,6 +124,7 @@ impl Window {
         });
         let mut outcomes = self.outcomes.clone();
         outcomes.sort_unstable();
+        // Labels are static strings: a refresh of thousands of sites allocates no keys.
         WindowStats {
             checks: self.len as u32,
             ok: self.ok,
@@ -132,7 +133,7 @@ impl Window {
             ttfb_ms,
             status_codes: outcomes
                 .into_iter()
-                .map(|(o, n)| (o.to_string(), n))
+                .map(|(o, n)| (o.label(), n))
                 .collect(),
         }
     }
@@ -162,7 +163,7 @@ pub struct WindowStats {
     pub response_ms: Option<ResponseSummary>,
     pub ttfb_ms: Option<TtfbSummary>,
     /// Probes counted by status code, and by error kind for probes that got no response.
-    pub status_codes: BTreeMap<String, u32>,
+    pub status_codes: BTreeMap<&'static str, u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

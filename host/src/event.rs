@@ -99,6 +99,8 @@ pub struct SiteReport {
     pub down: bool,
     /// Ticks skipped since start because too many probes of the site were still running.
     pub skipped_ticks: u64,
+    /// TLS certificates of this site are not verified (`tls_insecure`).
+    pub tls_insecure: bool,
 }
 
 /// A problem that does not stop the program.

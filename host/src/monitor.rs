@@ -131,7 +131,7 @@ pub async fn run(
     }
     plugins.commit(prepared);
 
-    let targets = targets(&config);
+    let targets = targets(&config, &prober, &events, &clock);
     let mut recorder = Recorder::new(
         &config,
         Arc::clone(&clock),
@@ -234,8 +234,31 @@ pub async fn run(
     Ok(())
 }
 
-fn targets(config: &Config) -> Vec<ProbeTarget> {
-    config.sites.iter().cloned().map(ProbeTarget::new).collect()
+/// The probe targets of a config, with their own TLS clients where they need one. A site whose CA
+/// file cannot be read any more is probed with the system's trust, and the reason reported.
+fn targets(
+    config: &Config,
+    prober: &Prober,
+    events: &broadcast::Sender<Arc<Event>>,
+    clock: &SharedClock,
+) -> Vec<ProbeTarget> {
+    config
+        .sites
+        .iter()
+        .cloned()
+        .map(|site| {
+            let mut t = ProbeTarget::new(site);
+            if let Err(e) = prober.prepare(&mut t) {
+                let _ = events.send(Arc::new(Event::Error(ErrorReport {
+                    time: clock.now(),
+                    source: "tls",
+                    site: Some(Arc::clone(&t.name)),
+                    message: crate::error_chain(&e),
+                })));
+            }
+            t
+        })
+        .collect()
 }
 
 fn writer_options(config: &Config) -> WriterOptions {
@@ -366,7 +389,7 @@ impl Monitor {
         }
         self.plugins.commit(prepared);
 
-        let targets = targets(&new);
+        let targets = targets(&new, &self.prober, &self.events, &self.clock);
         let diff = self.scheduler.apply(&targets);
         let _ = self
             .inputs

@@ -41,6 +41,7 @@ pub enum RecorderInput {
 
 struct SiteState {
     url: Arc<str>,
+    tls_insecure: bool,
     windows: SiteWindows,
     alert: AlertState,
     skipped_ticks: u64,
@@ -145,16 +146,18 @@ impl Recorder {
         let mut old = std::mem::take(&mut self.sites);
         self.order = targets.iter().map(|t| Arc::clone(&t.name)).collect();
         for t in targets {
-            let state = match old.remove(&t.name) {
+            let mut state = match old.remove(&t.name) {
                 Some(s) if s.url == t.url => s,
                 _ => SiteState {
                     url: Arc::clone(&t.url),
+                    tls_insecure: false,
                     windows: SiteWindows::new(&specs),
                     alert: AlertState::default(),
                     skipped_ticks: 0,
                     recent_errors: VecDeque::new(),
                 },
             };
+            state.tls_insecure = t.config.tls_insecure;
             self.sites.insert(Arc::clone(&t.name), state);
         }
     }
@@ -228,6 +231,7 @@ impl Recorder {
                     stats: s.windows.stats(view + 1),
                     down: s.alert.down_since().is_some(),
                     skipped_ticks: s.skipped_ticks,
+                    tls_insecure: s.tls_insecure,
                 })
             })
             .collect();

@@ -32,6 +32,7 @@ pub fn stats_since(
             stats: crate::stats::summarize(&ms),
             down,
             skipped_ticks: 0,
+            tls_insecure: false,
         });
     }
     Ok(StatsReport {

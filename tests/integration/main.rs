@@ -7,7 +7,9 @@ mod support;
 
 mod cli;
 mod core;
+mod hostile;
 mod plugins;
 mod reload;
 mod storage;
+mod tls;
 mod tty;

@@ -318,3 +318,40 @@ async fn a_missing_plugin_is_a_config_error_naming_the_site() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_formatter_falls_back_to_the_built_in_message_and_says_why() {
+    let mut run = Running::start(&plugin_config(
+        json!([{"name": "gone", "url": format!("http://127.0.0.1:{}/", crate::support::closed_port()), "interval": "100ms"}]),
+        // The slack formatter rejects an unknown config key with an error.
+        json!({"alerting": {"window": "1s", "formatter": {"plugin": "slack", "config": {"chanel": "#typo"}}}}),
+    ));
+    let down = run
+        .wait_for(Duration::from_secs(10), alert("down", "gone"))
+        .await
+        .expect("down alert");
+    assert_eq!(down["rendered"], serde_json::Value::Null);
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Website gone is down.")
+    );
+    let error = run
+        .events
+        .iter()
+        .find(|e| e["event"] == "error" && e["source"] == "formatter")
+        .cloned()
+        .or(run
+            .wait_for(Duration::from_secs(2), |e| {
+                e["event"] == "error" && e["source"] == "formatter"
+            })
+            .await)
+        .expect("the formatter failure is reported");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("formatter slack failed, the built-in message is used")
+            && message.contains("invalid config"),
+        "{message}"
+    );
+}

@@ -86,14 +86,24 @@ async fn sites_are_added_and_removed_live_and_a_bad_edit_keeps_the_last_good_con
         "{rejected}"
     );
 
-    // Fixed, without b: applied, and b's probes stop.
-    save(&path, &serde_json::to_vec(&config(json!([a]))).unwrap());
+    // Fixed, without b and with another view: applied, b's probes stop, the new view reports.
+    let mut fixed = config(json!([a]));
+    fixed["dashboard"]["views"] =
+        json!([{"window": "10s", "every": "1s"}, {"window": "5s", "every": "300ms"}]);
+    save(&path, &serde_json::to_vec(&fixed).unwrap());
     let applied = run
         .wait_for(Duration::from_secs(3), reload("applied"))
         .await
         .expect("applied");
     assert!(
         applied["detail"].as_str().unwrap().contains("removed b"),
+        "{applied}"
+    );
+    assert!(
+        applied["detail"]
+            .as_str()
+            .unwrap()
+            .contains("dashboard settings changed"),
         "{applied}"
     );
     let a_before = run.of("probe", "a").len() as u64;
@@ -112,10 +122,16 @@ async fn sites_are_added_and_removed_live_and_a_bad_edit_keeps_the_last_good_con
             .iter()
             .any(|e| e["event"] == "probe" && e["site"] == "a")
     );
+    assert!(
+        later
+            .iter()
+            .any(|e| e["event"] == "stats" && e["view"] == "5s"),
+        "the new view refreshes"
+    );
     let stats = later
         .iter()
         .rev()
-        .find(|e| e["event"] == "stats")
+        .find(|e| e["event"] == "stats" && e["view"] == "10s")
         .expect("stats");
     assert_eq!(stats["sites"].as_array().unwrap().len(), 1);
     assert!(

@@ -109,6 +109,10 @@ pub struct SiteConfig {
     pub headers: HeaderMap,
     pub expect_status: StatusMatcher,
     pub keep_alive: bool,
+    /// Certificates are not verified (the operator asked for it).
+    pub tls_insecure: bool,
+    /// Trust the CAs in this PEM file (resolved against the config file) instead of the system's.
+    pub tls_ca: Option<PathBuf>,
     pub max_body: u64,
     pub max_in_flight: u32,
     pub checks: Vec<PluginUse>,
@@ -195,6 +199,7 @@ impl Config {
         })?;
         let config = Self::parse(path, &text)?;
         config.check_plugin_files(path)?;
+        config.check_ca_files(path)?;
         Ok(config)
     }
 
@@ -220,6 +225,22 @@ impl Config {
     /// The file a plugin is loaded from.
     pub fn plugin_path(&self, name: &str) -> PathBuf {
         self.plugins.dir.join(format!("{name}.wasm"))
+    }
+
+    fn check_ca_files(&self, path: &Path) -> Result<(), ConfigError> {
+        for (i, site) in self.sites.iter().enumerate() {
+            if let Some(ca) = &site.tls_ca
+                && let Err(message) = read_ca_file(ca)
+            {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    field: format!("sites[{i}].tls_ca"),
+                    site: Some(site.name.clone()),
+                    message,
+                });
+            }
+        }
+        Ok(())
     }
 
     fn check_plugin_files(&self, path: &Path) -> Result<(), ConfigError> {
@@ -378,7 +399,8 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
             .map(|(j, u)| plugin_use(u, &format!("sites[{i}].checks[{j}]")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|(f, m)| invalid(f, Some(&label), m))?;
-        let mut s = resolve_site(i, site).map_err(|(field, message)| {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut s = resolve_site(base, site).map_err(|(field, message)| {
             invalid(format!("sites[{i}].{field}"), Some(&label), message)
         })?;
         s.checks = checks;
@@ -406,6 +428,20 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         storage,
         plugins,
     })
+}
+
+/// Reads the CA certificates of a PEM file; the error says what is wrong with it.
+pub fn read_ca_file(
+    path: &Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read CA certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, (String, String)> {
@@ -533,7 +569,7 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
 }
 
 /// Resolves one site; errors are (field, message).
-fn resolve_site(_index: usize, raw: RawSite) -> Result<SiteConfig, (&'static str, String)> {
+fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, (&'static str, String)> {
     let url = Url::parse(raw.url.trim())
         .map_err(|e| ("url", format!("\"{}\" is not a valid URL: {e}", raw.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -628,6 +664,8 @@ fn resolve_site(_index: usize, raw: RawSite) -> Result<SiteConfig, (&'static str
         headers,
         expect_status,
         keep_alive: raw.keep_alive.unwrap_or(false),
+        tls_insecure: raw.tls_insecure.unwrap_or(false),
+        tls_ca: raw.tls_ca.as_deref().map(|p| base.join(p)),
         max_body,
         max_in_flight,
         checks: Vec::new(),

@@ -72,6 +72,10 @@ pub struct RawSite {
     pub expect_status: Option<Vec<RawStatus>>,
     /// Reuse connections between probes (default false: a fresh connection per probe).
     pub keep_alive: Option<bool>,
+    /// Accept any TLS certificate (expired, self-signed, wrong host). Flagged in the display.
+    pub tls_insecure: Option<bool>,
+    /// A PEM file of CA certificates to trust for this site instead of the system's.
+    pub tls_ca: Option<String>,
     /// Cap on the body bytes read per probe, e.g. `"1MiB"` or a number of bytes.
     pub max_body: Option<RawSize>,
     /// How many probes of this site may run at once before ticks are skipped.

@@ -211,3 +211,133 @@ fn a_missing_token_variable_is_named_without_a_value() {
     let e = c.storage.influxdb.unwrap().token().unwrap_err();
     assert!(e.contains("SITEWATCH_TEST_SURELY_UNSET_TOKEN"), "{e}");
 }
+
+mod hostile_input {
+    use super::*;
+    use proptest::prelude::*;
+
+    const VALID: &str = r#"{"sites": [{"name": "api", "url": "https://a.example/x", "interval": "10s", "timeout": 5,
+        "method": "GET", "headers": {"X-A": "b"}, "expect_status": ["2xx", 301], "max_body": "1MiB",
+        "checks": [{"plugin": "keyword", "config": {"contains": "OK"}, "time_limit": "50ms"}]}],
+        "alerting": {"threshold": 0.8, "window": "2m", "formatter": {"plugin": "slack"}},
+        "dashboard": {"views": [{"window": "10m", "every": "10s"}]},
+        "storage": {"retention": "7d", "influxdb": {"url": "http://127.0.0.1:8086", "org": "o", "bucket": "b"}},
+        "plugins": {"dir": "p", "memory_limit": "16MiB", "time_limit": "100ms"}}"#;
+
+    fn outcome(bytes: &[u8]) -> Result<Config, String> {
+        Config::parse(Path::new("fuzz.json"), bytes).map_err(|e| e.to_string())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
+
+        /// Any bytes at all: a config or an error that names the file, never a panic.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            if let Err(e) = outcome(&bytes) {
+                prop_assert!(e.starts_with("fuzz.json"), "{}", e);
+            }
+        }
+
+        /// A valid config with a few characters replaced: the near misses real edits make.
+        #[test]
+        fn mutated_valid_config(edits in proptest::collection::vec((0usize..VALID.len(), prop::sample::select(
+            vec!['"', '{', '}', '[', ']', ',', ':', '0', '9', '-', '.', 'e', 'x', ' ', '\\', 'ü', '\u{0}'])), 1..6)) {
+            let mut chars: Vec<char> = VALID.chars().collect();
+            for (i, c) in edits {
+                let i = i % chars.len();
+                chars[i] = c;
+            }
+            let text: String = chars.into_iter().collect();
+            if let Err(e) = outcome(text.as_bytes()) {
+                prop_assert!(e.starts_with("fuzz.json"), "{}", e);
+            }
+        }
+
+        /// Any number in any numeric field: accepted only when it makes sense.
+        #[test]
+        fn numbers_in_every_field(n in prop::num::f64::ANY) {
+            let n = if n.is_finite() { n.to_string() } else { "1e999".into() };
+            for field in ["interval", "timeout", "max_body", "max_in_flight"] {
+                let text = format!(r#"{{"sites": [{{"url": "http://a/", "{field}": {n}}}]}}"#);
+                let _ = outcome(text.as_bytes());
+            }
+            let _ = outcome(format!(r#"{{"sites": [], "alerting": {{"threshold": {n}}}}}"#).as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_valid_seed_is_valid() {
+        outcome(VALID.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = outcome(deep.as_bytes()).unwrap_err();
+        assert!(
+            e.contains("recursion limit") || e.contains("invalid"),
+            "{e}"
+        );
+        let deep = format!(
+            r#"{{"sites": [{{"url": "http://a/", "checks": [{{"plugin": "k", "config": {}1{}}}]}}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(outcome(deep.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn non_utf8_is_an_invalid_json_error() {
+        let mut bytes = br#"{"sites": [{"name": "#.to_vec();
+        bytes.extend_from_slice(&[b'"', 0xff, 0xfe, b'"']);
+        bytes.extend_from_slice(br#", "url": "http://a/"}]}"#);
+        let e = outcome(&bytes).unwrap_err();
+        assert!(
+            e.contains("invalid JSON") || e.contains("invalid unicode"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn huge_numbers_are_rejected_with_the_field() {
+        let e = outcome(br#"{"sites": [{"url": "http://a/", "interval": 1e300}]}"#).unwrap_err();
+        assert!(e.contains("sites[0].interval"), "{e}");
+        let e = outcome(br#"{"sites": [{"url": "http://a/", "max_in_flight": 99999999999}]}"#)
+            .unwrap_err();
+        assert!(e.contains("max_in_flight"), "{e}");
+        let e = outcome(br#"{"sites": [], "alerting": {"threshold": 1e999}}"#).unwrap_err();
+        assert!(e.contains("fuzz.json"), "{e}");
+    }
+
+    #[test]
+    fn a_hundred_thousand_sites_parse() {
+        let sites: Vec<String> = (0..100_000)
+            .map(|i| {
+                format!(
+                    r#"{{"name": "s{i}", "url": "http://10.0.{}.{}/{i}"}}"#,
+                    i / 250 % 250,
+                    i % 250
+                )
+            })
+            .collect();
+        let text = format!(r#"{{"sites": [{}]}}"#, sites.join(","));
+        let c = outcome(text.as_bytes()).unwrap();
+        assert_eq!(c.sites.len(), 100_000);
+        let dup = text.replacen(r#""name": "s99999""#, r#""name": "s0""#, 1);
+        assert!(
+            outcome(dup.as_bytes())
+                .unwrap_err()
+                .contains("sites[99999].name")
+        );
+    }
+
+    #[test]
+    fn names_with_quotes_commas_spaces_and_unicode_are_kept() {
+        let c = outcome(r#"{"sites": [{"name": "shop, \"EU\" — café", "url": "https://xn--caf-dma.example/a b?q=\"x\""}]}"#.as_bytes()).unwrap();
+        assert_eq!(c.sites[0].name, "shop, \"EU\" — café");
+        let e =
+            outcome(br#"{"sites": [{"name": "bad\u001b[31m", "url": "http://a/"}]}"#).unwrap_err();
+        assert!(e.contains("control characters"), "{e}");
+    }
+}

@@ -93,6 +93,13 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
             codes.join(" "),
             if s.down { "  DOWN" } else { "" }
         )?;
+        if s.tls_insecure {
+            writeln!(
+                out,
+                "  {:<NAME_WIDTH$} (TLS certificates not verified: tls_insecure)",
+                ""
+            )?;
+        }
     }
     Ok(())
 }
@@ -111,6 +118,7 @@ mod tests {
             stats,
             down: false,
             skipped_ticks: 0,
+            tls_insecure: false,
         };
         let report = StatsReport {
             view: "10m".into(),

@@ -242,7 +242,21 @@ impl Display {
     }
 
     fn site_line(&self, bar: &ProgressBar, s: &SiteReport, threshold: f64) {
-        bar.set_prefix(format!("{:<NAME$}", truncate(&s.site, NAME)));
+        // An unverified TLS site is marked with `!` (and a red name when colours are on).
+        let name = if s.tls_insecure {
+            format!(
+                "{}",
+                style(format!(
+                    "!{:<w$}",
+                    truncate(&s.site, NAME - 1),
+                    w = NAME - 1
+                ))
+                .red()
+            )
+        } else {
+            format!("{:<NAME$}", truncate(&s.site, NAME))
+        };
+        bar.set_prefix(name);
         let Some(avail) = s.stats.availability else {
             bar.set_style(self.styles.empty.clone());
             bar.set_message(format!("{}", style("no data yet").dim()));

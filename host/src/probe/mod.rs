@@ -21,6 +21,9 @@ pub struct ProbeTarget {
     pub name: Arc<str>,
     pub url: Arc<str>,
     pub config: Arc<SiteConfig>,
+    /// A client of the site's own, for sites with their own TLS trust (`tls_ca`,
+    /// `tls_insecure`); `None` uses the shared clients.
+    pub client: Option<reqwest::Client>,
 }
 
 impl ProbeTarget {
@@ -29,6 +32,7 @@ impl ProbeTarget {
             name: config.name.as_str().into(),
             url: config.url.as_str().into(),
             config: Arc::new(config),
+            client: None,
         }
     }
 }
@@ -37,6 +41,8 @@ impl ProbeTarget {
 pub enum ProberSetupError {
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("{0}")]
+    CaFile(String),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -53,23 +59,28 @@ pub struct Prober {
 
 impl Prober {
     pub fn new(clock: SharedClock) -> Result<Self, ProberSetupError> {
-        let tls = tls_config()?;
-        let build = |idle: usize| {
-            reqwest::Client::builder()
-                .tls_backend_preconfigured(tls.clone())
-                .dns_resolver(Arc::new(TimedResolver))
-                .connector_layer(TimedConnectLayer)
-                .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
-                .no_proxy()
-                .tcp_nodelay(true)
-                .pool_max_idle_per_host(idle)
-                .build()
-        };
+        let tls = tls_config(Trust::Platform)?;
         Ok(Self {
-            fresh: build(0)?,
-            pooled: build(usize::MAX)?,
+            fresh: build_client(tls.clone(), 0)?,
+            pooled: build_client(tls, usize::MAX)?,
             clock,
         })
+    }
+
+    /// Gives a site with its own TLS trust (`tls_ca`, `tls_insecure`) a client of its own.
+    pub fn prepare(&self, target: &mut ProbeTarget) -> Result<(), ProberSetupError> {
+        let site = &target.config;
+        let trust = if site.tls_insecure {
+            Trust::Anything
+        } else if let Some(ca) = &site.tls_ca {
+            Trust::Roots(crate::config::read_ca_file(ca).map_err(ProberSetupError::CaFile)?)
+        } else {
+            target.client = None;
+            return Ok(());
+        };
+        let idle = if site.keep_alive { usize::MAX } else { 0 };
+        target.client = Some(build_client(tls_config(trust)?, idle)?);
+        Ok(())
     }
 
     /// A plain client for the program's own requests (e.g. to InfluxDB): pooled, same TLS.
@@ -87,10 +98,10 @@ impl Prober {
         let site = &*target.config;
         let schedule_lag = Instant::now().saturating_duration_since(scheduled);
         let time = self.clock.now();
-        let client = if site.keep_alive {
-            &self.pooled
-        } else {
-            &self.fresh
+        let client = match &target.client {
+            Some(c) => c,
+            None if site.keep_alive => &self.pooled,
+            None => &self.fresh,
         };
         let request = client
             .request(site.method.clone(), site.url.clone())
@@ -277,16 +288,100 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The TLS settings of every probe: ring crypto, the platform's trust store, HTTP/2 and 1.1 by
-/// ALPN, and no session resumption, so each probe measures a full handshake.
-fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+fn build_client(tls: rustls::ClientConfig, idle: usize) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .dns_resolver(Arc::new(TimedResolver))
+        .connector_layer(TimedConnectLayer)
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .no_proxy()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(idle)
+        .build()
+}
+
+/// Which server certificates a client accepts.
+enum Trust {
+    /// The platform's trust store (the default).
+    Platform,
+    /// Only these CAs.
+    Roots(Vec<rustls::pki_types::CertificateDer<'static>>),
+    /// Any certificate; signatures are still checked. Only when the operator asks.
+    Anything,
+}
+
+/// The TLS settings of a probe: ring crypto, the given trust, HTTP/2 and 1.1 by ALPN, and no
+/// session resumption, so each probe measures a full handshake.
+fn tls_config(trust: Trust) -> Result<rustls::ClientConfig, rustls::Error> {
     use rustls_platform_verifier::BuilderVerifierExt;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_platform_verifier()?
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()?;
+    let mut config = match trust {
+        Trust::Platform => builder.with_platform_verifier()?.with_no_client_auth(),
+        Trust::Roots(certs) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in certs {
+                roots.add(c)?;
+            }
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        Trust::Anything => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth(),
+    };
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = rustls::client::Resumption::store(Arc::new(HandshakeStartRecorder));
     Ok(config)
+}
+
+/// Accepts any server certificate but still checks the handshake signatures. Used only for sites
+/// with `tls_insecure: true`.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

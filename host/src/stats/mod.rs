@@ -131,10 +131,7 @@ impl Window {
             availability: self.availability(),
             response_ms,
             ttfb_ms,
-            status_codes: outcomes
-                .into_iter()
-                .map(|(o, n)| (o.label(), n))
-                .collect(),
+            status_codes: outcomes.into_iter().map(|(o, n)| (o.label(), n)).collect(),
         }
     }
 }

@@ -91,11 +91,7 @@ fn aggregates_match_a_direct_computation() {
     let t = s.ttfb_ms.unwrap();
     assert_eq!(t.avg, 15.0, "timings exclude the probe without a response");
     assert_eq!(t.max, 30.0);
-    let codes: Vec<_> = s
-        .status_codes
-        .iter()
-        .map(|(k, v)| (k.as_str(), *v))
-        .collect();
+    let codes: Vec<_> = s.status_codes.iter().map(|(k, v)| (*k, *v)).collect();
     assert_eq!(codes, [("200", 2), ("503", 1), ("timeout", 1)]);
     // The alert window keeps counts only.
     assert_eq!(w.stats(0).response_ms, None);

@@ -241,3 +241,31 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
         ms
     );
 }
+
+#[test]
+fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let mut m = measurement("x", 0, true);
+    m.site = "shop, \"EU\" — café".into();
+    m.url = "https://xn--caf-dma.example/a%20b?q=\"x\",y".into();
+    write_all(&store, vec![Record::Measurement(m.clone())]);
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        store.measurements(&conn, &m.site, &m.url, m.time).unwrap(),
+        [m.clone()]
+    );
+    let line = super::influx::probe_line(&m);
+    let parsed: Vec<_> = influxdb_line_protocol::parse_lines(&line)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let tags: Vec<_> = parsed[0]
+        .series
+        .tag_set
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v.to_string())
+        .collect();
+    assert_eq!(tags, [m.site.to_string(), m.url.to_string()]);
+}

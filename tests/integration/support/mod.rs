@@ -1,8 +1,10 @@
 //! Shared test fixtures: programmable HTTP servers on 127.0.0.1 and a runner for the real binary.
 
 pub mod binary;
+pub mod hostile;
 pub mod plugins;
 pub mod server;
+pub mod tls;
 pub mod victoria;
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released).

@@ -1,0 +1,111 @@
+//! TLS: certificates are verified by default; expired, self-signed and wrong-host certificates
+//! fail with kind `tls`; a site's own CA can be trusted; `tls_insecure` accepts anything and is
+//! flagged.
+
+use crate::support::binary::Running;
+use crate::support::tls::{TestCa, TlsServer, self_signed};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_verified_and_failures_are_tls_errors() {
+    let ca = TestCa::new();
+    let valid = TlsServer::start(ca.issue(&["localhost"], false)).await;
+    let expired = TlsServer::start(ca.issue(&["localhost"], true)).await;
+    let wrong_host = TlsServer::start(ca.issue(&["other.example"], false)).await;
+    let unknown = TlsServer::start(self_signed(&["localhost"])).await;
+    let insecure = TlsServer::start(self_signed(&["localhost"])).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let site = |name: &str, url: String, extra: Value| {
+        let mut s = json!({"name": name, "url": url, "interval": "300ms", "timeout": "2s"});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        s
+    };
+    let config = json!({
+        "sites": [
+            site("valid", valid.url(), json!({"tls_ca": "ca.pem"})),
+            site("expired", expired.url(), json!({"tls_ca": "ca.pem"})),
+            site("wrong-host", wrong_host.url(), json!({"tls_ca": "ca.pem"})),
+            site("unknown-ca", unknown.url(), json!({})),
+            site("insecure", insecure.url(), json!({"tls_insecure": true})),
+        ],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let path = dir.path().join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &["--output", "json", "--config", path.to_str().unwrap()],
+    );
+    run.collect_for(Duration::from_millis(2500)).await;
+
+    let first = |site: &str| {
+        run.of("probe", site)
+            .first()
+            .map(|p| (*p).clone())
+            .unwrap_or_else(|| panic!("no probe of {site}"))
+    };
+    let ok = first("valid");
+    assert_eq!(ok["ok"], true, "{ok}");
+    for phase in ["dns_ms", "connect_ms", "tls_ms"] {
+        assert!(
+            ok[phase].as_f64().is_some_and(|v| v > 0.0),
+            "{phase} is measured: {ok}"
+        );
+    }
+    for (site, words) in [
+        ("expired", "expired"),
+        ("wrong-host", "not valid for"),
+        ("unknown-ca", ""),
+    ] {
+        let p = first(site);
+        assert_eq!(p["error"]["kind"], "tls", "{site}: {p}");
+        let message = p["error"]["message"].as_str().unwrap().to_lowercase();
+        assert!(message.contains(words), "{site}: {message}");
+    }
+    let p = first("insecure");
+    assert_eq!(
+        p["ok"], true,
+        "tls_insecure accepts a self-signed certificate: {p}"
+    );
+    let stats = run
+        .events
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "stats")
+        .expect("stats");
+    let flagged: Vec<&str> = stats["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["tls_insecure"] == true)
+        .map(|s| s["site"].as_str().unwrap())
+        .collect();
+    assert_eq!(flagged, ["insecure"]);
+}
+
+#[test]
+fn a_missing_ca_file_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(
+        &path,
+        r#"{"sites": [{"name": "x", "url": "https://localhost/", "tls_ca": "nope.pem"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(crate::support::binary::BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("sites[0].tls_ca (site \"x\"): cannot read CA certificates"),
+        "{text}"
+    );
+}

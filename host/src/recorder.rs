@@ -246,6 +246,11 @@ impl Recorder {
         }
     }
 
+    /// Samples held in all the windows of all sites: the recorder's memory, in samples.
+    pub fn samples_held(&self) -> usize {
+        self.sites.values().map(|s| s.windows.len()).sum()
+    }
+
     /// Every alert of this run, oldest first.
     pub fn history(&self) -> &[Alert] {
         &self.history

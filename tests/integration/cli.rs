@@ -1,36 +1,14 @@
 //! The command line: config validation and exit codes.
 
-use crate::support::binary::BIN;
+use crate::support::binary::{BIN, check_config as check};
 use std::process::Command;
-
-fn check(config: &str) -> (i32, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(&path, config).unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
-    )
-}
 
 #[test]
 fn check_config_accepts_the_shipped_config() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.json");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config", shipped])
-        .output()
-        .unwrap();
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        crate::support::binary::cli_ok(&["check-config", "--config", shipped]).contains("valid")
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
 #[test]

@@ -213,12 +213,7 @@ async fn a_slow_site_skips_ticks_instead_of_piling_up() {
         {"name": "fast", "url": fast.url("/"), "interval": "100ms"}
     ])));
     run.collect_for(Duration::from_millis(2600)).await;
-    let stats = run
-        .events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "stats")
-        .expect("stats");
+    let stats = run.latest("stats");
     let slow = stats["sites"]
         .as_array()
         .unwrap()

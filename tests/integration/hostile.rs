@@ -77,7 +77,13 @@ async fn hostile_servers_get_the_right_error_kinds_without_harming_others() {
     only("trickle", "timeout");
     only("loop", "http");
     only("chain", "http");
-    only("reset", "http");
+    // A reset right after accept lands either while the connection is being set up or as the
+    // request is sent, depending on timing: both are the right kind.
+    let reset = kinds("reset");
+    assert!(
+        reset.len() >= 3 && reset.iter().all(|k| k == "http" || k == "connect"),
+        "reset: {reset:?}"
+    );
     only("garbage", "http");
     only("head", "ok");
     for site in ["endless", "huge", "bomb"] {

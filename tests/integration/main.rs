@@ -10,6 +10,7 @@ mod core;
 mod hostile;
 mod plugins;
 mod reload;
+mod soak;
 mod storage;
 mod tls;
 mod tty;

@@ -296,23 +296,10 @@ async fn a_looping_plugin_fails_its_own_check_while_other_sites_keep_their_sched
 
 #[tokio::test]
 async fn a_missing_plugin_is_a_config_error_naming_the_site() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(
-        &path,
-        json!({"sites": [{"name": "api", "url": "http://127.0.0.1:1/",
-                          "checks": [{"plugin": "no-such-plugin"}]}],
-               "plugins": {"dir": examples_dir()}})
-        .to_string(),
-    )
-    .unwrap();
-    let out = std::process::Command::new(crate::support::binary::BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stderr);
+    let config = json!({"sites": [{"name": "api", "url": "http://127.0.0.1:1/", "checks": [{"plugin": "no-such-plugin"}]}],
+                        "plugins": {"dir": examples_dir()}});
+    let (code, text) = crate::support::binary::check_config(&config.to_string());
+    assert_eq!(code, 2);
     assert!(
         text.contains("sites[0].checks[0].plugin (site \"api\"): no plugin \"no-such-plugin\""),
         "{text}"

@@ -1,7 +1,7 @@
 //! Storage end to end: restarts, SIGKILL, report/alerts from the store, and InfluxDB export to a
 //! real server (VictoriaMetrics) through an outage.
 
-use crate::support::binary::{BIN, Running, alert, is};
+use crate::support::binary::{BIN, Running, alert, cli_ok, is};
 use crate::support::closed_port;
 use crate::support::server::{Reply, TestServer};
 use crate::support::victoria::Victoria;
@@ -79,42 +79,25 @@ async fn a_restart_mid_outage_neither_repeats_nor_loses_the_alert_and_windows_ar
 
     // The store answers `alerts` and `report` for the whole history.
     let data = again.dir.path().join("sitewatch-data");
-    let out = std::process::Command::new(BIN)
-        .args(["alerts", "--output", "json", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let alerts: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let data = data.to_str().unwrap();
+    let alerts: Vec<Value> = cli_ok(&["alerts", "--output", "json", "--data-dir", data])
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["kind"], "down");
-    let out = std::process::Command::new(BIN)
-        .args([
-            "report",
-            "--since",
-            "1h",
-            "--site",
-            "gone",
-            "--output",
-            "json",
-            "--data-dir",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = cli_ok(&[
+        "report",
+        "--since",
+        "1h",
+        "--site",
+        "gone",
+        "--output",
+        "json",
+        "--data-dir",
+        data,
+    ]);
+    let report: Value = serde_json::from_str(&report).unwrap();
     let site = &report["sites"][0];
     let total = before + again.of("probe", "gone").len() as u64;
     assert_eq!(
@@ -126,7 +109,7 @@ async fn a_restart_mid_outage_neither_repeats_nor_loses_the_alert_and_windows_ar
     assert_eq!(site["status_codes"]["connect"].as_u64().unwrap(), total);
     let out = std::process::Command::new(BIN)
         .args(["report", "--site", "nope", "--data-dir"])
-        .arg(&data)
+        .arg(data)
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -72,12 +72,7 @@ async fn certificates_are_verified_and_failures_are_tls_errors() {
         p["ok"], true,
         "tls_insecure accepts a self-signed certificate: {p}"
     );
-    let stats = run
-        .events
-        .iter()
-        .rev()
-        .find(|e| e["event"] == "stats")
-        .expect("stats");
+    let stats = run.latest("stats");
     let flagged: Vec<&str> = stats["sites"]
         .as_array()
         .unwrap()
@@ -90,22 +85,50 @@ async fn certificates_are_verified_and_failures_are_tls_errors() {
 
 #[test]
 fn a_missing_ca_file_is_a_config_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.json");
-    std::fs::write(
-        &path,
+    let (code, text) = crate::support::binary::check_config(
         r#"{"sites": [{"name": "x", "url": "https://localhost/", "tls_ca": "nope.pem"}]}"#,
-    )
-    .unwrap();
-    let out = std::process::Command::new(crate::support::binary::BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stderr);
+    );
+    assert_eq!(code, 2);
     assert!(
         text.contains("sites[0].tls_ca (site \"x\"): cannot read CA certificates"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_only_server_is_probed_over_tls_and_h2c_only_is_an_http_error() {
+    use crate::support::tls::Http2OnlyServer;
+    let ca = TestCa::new();
+    let tls = Http2OnlyServer::start(Some(ca.issue(&["localhost"], false))).await;
+    let h2c = Http2OnlyServer::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let config = json!({
+        "sites": [
+            {"name": "h2", "url": format!("https://localhost:{}/", tls.addr.port()), "tls_ca": "ca.pem", "interval": "300ms"},
+            {"name": "h2c", "url": format!("http://127.0.0.1:{}/", h2c.addr.port()), "interval": "300ms", "timeout": "2s"}
+        ],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let path = dir.path().join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &["--output", "json", "--config", path.to_str().unwrap()],
+    );
+    run.collect_for(Duration::from_millis(1500)).await;
+    let h2 = run.of("probe", "h2");
+    assert!(
+        !h2.is_empty()
+            && h2
+                .iter()
+                .all(|p| p["ok"] == true && p["status"] == 200 && p["body_bytes"] == 7),
+        "{h2:?}"
+    );
+    let h2c = run.of("probe", "h2c");
+    assert!(
+        !h2c.is_empty() && h2c.iter().all(|p| p["error"]["kind"] == "http"),
+        "{h2c:?}"
     );
 }

@@ -76,12 +76,6 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
             .ttfb_ms
             .map(|t| format!("{:.1}/{:.1}", t.avg, t.max))
             .unwrap_or_else(|| "-".into());
-        let codes: Vec<String> = s
-            .stats
-            .status_codes
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect();
         writeln!(
             out,
             "  {name:<NAME_WIDTH$} {:>8} {:>6}  {:>17}  {:>15}  {:>17}  {}{}",
@@ -90,7 +84,7 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
             resp.0,
             ttfb,
             resp.1,
-            codes.join(" "),
+            s.stats.codes_summary(),
             if s.down { "  DOWN" } else { "" }
         )?;
         if s.tls_insecure {

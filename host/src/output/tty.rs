@@ -283,14 +283,8 @@ impl Display {
             )),
             _ => msg.push_str(" no responses"),
         }
-        let codes: Vec<String> = s
-            .stats
-            .status_codes
-            .iter()
-            .map(|(k, v)| format!("{k}:{v}"))
-            .collect();
         msg.push_str("  ");
-        msg.push_str(&codes.join(" "));
+        msg.push_str(&s.stats.codes_summary());
         bar.set_message(msg);
     }
 

@@ -149,7 +149,17 @@ pub async fn test(
     Ok(report)
 }
 
-/// The alert `plugin test` gives formatters when none is supplied.
+/// The response smoke tests and benchmarks use: a small JSON health answer.
+pub fn sample_response() -> types::Response {
+    CannedResponse {
+        headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
+        body: r#"{"status":"UP"}"#.into(),
+        ..CannedResponse::default()
+    }
+    .into()
+}
+
+/// The alert `plugin test` and smoke tests give formatters.
 pub fn sample_alert() -> types::Alert {
     types::Alert {
         kind: types::AlertKind::Down,

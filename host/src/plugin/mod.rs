@@ -459,21 +459,14 @@ impl PluginHost {
                 plugin.name, plugin.kind
             )));
         };
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| CallFailure("the plugin host is shutting down".into()))?;
-        let (mut store, stderr) = self.new_store(plugin, limits);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
+        self.call(plugin, limits, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
             instance
                 .sitewatch_plugin_check()
-                .call_check(&mut store, config, response)
+                .call_check(&mut *store, config, response)
                 .await
-        };
-        let outcome = tokio::time::timeout(backstop(limits), call).await;
-        settle(outcome, &store, &stderr, limits)
+        })
+        .await
     }
 
     /// Runs a formatter plugin on one alert.
@@ -490,20 +483,31 @@ impl PluginHost {
                 plugin.name, plugin.kind
             )));
         };
+        self.call(plugin, limits, async |store| {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance
+                .sitewatch_plugin_formatter()
+                .call_format(&mut *store, config, alert)
+                .await
+        })
+        .await
+    }
+
+    /// Runs `call` in a fresh store with the call's limits, in one of the call slots, and names
+    /// the limit it hit if it fails.
+    async fn call<R>(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        call: impl AsyncFnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallFailure> {
         let _slot = self
             .slots
             .acquire()
             .await
             .map_err(|_| CallFailure("the plugin host is shutting down".into()))?;
         let (mut store, stderr) = self.new_store(plugin, limits);
-        let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance
-                .sitewatch_plugin_formatter()
-                .call_format(&mut store, config, alert)
-                .await
-        };
-        let outcome = tokio::time::timeout(backstop(limits), call).await;
+        let outcome = tokio::time::timeout(backstop(limits), call(&mut store)).await;
         settle(outcome, &store, &stderr, limits)
     }
 }

@@ -2,7 +2,7 @@
 //! started with, new calls see the new set. The engine is created on first need, so a config
 //! without plugins costs nothing.
 
-use super::{Plugin, PluginError, PluginHost, PluginKind, bindings::types};
+use super::{Plugin, PluginError, PluginHost, PluginKind};
 use crate::config::{Config, PluginLimits};
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
@@ -132,14 +132,9 @@ impl PluginSet {
     }
 
     async fn load_or_reuse(&self, name: &str, path: &Path) -> Result<Arc<Plugin>, PluginError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| PluginError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let (bytes, hash) = read_hashed(path).await?;
         if let Some(current) = self.get(name)
-            && current.hash == super::hex(&Sha256::digest(&bytes))
+            && current.hash == hash
         {
             return Ok(current);
         }
@@ -157,13 +152,7 @@ impl PluginSet {
     /// Replaces the plugin `name` from `path` if its content changed. A new build that fails to
     /// load or to answer its smoke call leaves the old one in use.
     pub async fn replace(&self, name: &str, path: &Path) -> Result<Replaced, PluginError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| PluginError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-        let hash = super::hex(&Sha256::digest(&bytes));
+        let (bytes, hash) = read_hashed(path).await?;
         let current = self.get(name);
         if current.as_ref().is_some_and(|c| c.hash == hash) {
             return Ok(Replaced::Unchanged);
@@ -196,11 +185,11 @@ impl PluginSet {
 pub async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), PluginError> {
     let result = match plugin.kind {
         PluginKind::Check => host
-            .check(plugin, SMOKE_LIMITS, "{}", &sample_response())
+            .check(plugin, SMOKE_LIMITS, "{}", &super::cli::sample_response())
             .await
             .map(drop),
         PluginKind::Formatter => host
-            .format(plugin, SMOKE_LIMITS, "{}", &sample_alert())
+            .format(plugin, SMOKE_LIMITS, "{}", &super::cli::sample_alert())
             .await
             .map(drop),
     };
@@ -210,37 +199,14 @@ pub async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), Plugin
     })
 }
 
-fn sample_response() -> types::Response {
-    types::Response {
-        url: "http://127.0.0.1/health".into(),
-        method: "GET".into(),
-        status: 200,
-        headers: vec![types::Header {
-            name: "content-type".into(),
-            value: "application/json".into(),
-        }],
-        body: br#"{"status":"UP"}"#.to_vec(),
-        body_truncated: false,
-        timings: types::Timings {
-            ttfb_ms: 1.0,
-            response_ms: 2.0,
-            dns_ms: None,
-            connect_ms: Some(0.1),
-            tls_ms: None,
-        },
-    }
-}
-
-fn sample_alert() -> types::Alert {
-    types::Alert {
-        kind: types::AlertKind::Down,
-        site: "example".into(),
-        url: "http://127.0.0.1/".into(),
-        availability: 0.5,
-        time: "2026-01-01T00:00:00Z".into(),
-        down_since: None,
-        down_for_seconds: None,
-        recent_errors: vec!["connect: connection refused".into()],
-        message: "Website example is down. availability=50.00%, time=2026-01-01T00:00:00Z".into(),
-    }
+/// A plugin file's bytes and their SHA-256 (hex).
+async fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| PluginError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let hash = super::hex(&Sha256::digest(&bytes));
+    Ok((bytes, hash))
 }

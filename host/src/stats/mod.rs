@@ -163,6 +163,18 @@ pub struct WindowStats {
     pub status_codes: BTreeMap<&'static str, u32>,
 }
 
+impl WindowStats {
+    /// The status counts as `200:57 503:2 timeout:1`, in key order.
+    pub fn codes_summary(&self) -> String {
+        let parts: Vec<String> = self
+            .status_codes
+            .iter()
+            .map(|(k, v)| format!("{k}:{v}"))
+            .collect();
+        parts.join(" ")
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ResponseSummary {
     pub avg: f64,

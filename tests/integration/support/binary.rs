@@ -142,6 +142,15 @@ impl Running {
             .unwrap()
     }
 
+    /// The newest event of kind `event` read so far.
+    pub fn latest(&self, event: &str) -> &Value {
+        self.events
+            .iter()
+            .rev()
+            .find(|e| e["event"] == event)
+            .unwrap_or_else(|| panic!("no {event} event"))
+    }
+
     /// The events of kind `event` (e.g. "probe") for `site`.
     pub fn of(&self, event: &str, site: &str) -> Vec<&Value> {
         self.events
@@ -159,4 +168,32 @@ pub fn is(event: &'static str, site: &'static str) -> impl Fn(&Value) -> bool {
 /// A predicate for an alert of the given kind and site.
 pub fn alert(kind: &'static str, site: &'static str) -> impl Fn(&Value) -> bool {
     move |v| v["event"] == "alert" && v["kind"] == kind && v["site"] == site
+}
+
+/// Runs `sitewatch check-config` on `config` (written to a temp dir); returns the exit code and
+/// what it printed.
+pub fn check_config(config: &str) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
+}
+
+/// Runs `sitewatch ARGS` to completion and returns its stdout; panics with its stderr if it fails.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = std::process::Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "sitewatch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

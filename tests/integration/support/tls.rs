@@ -124,3 +124,67 @@ impl Drop for TlsServer {
         self.task.abort();
     }
 }
+
+/// A server that speaks only HTTP/2: over TLS it offers only `h2` by ALPN; without TLS (`None`)
+/// it expects the HTTP/2 preface straight away (h2c prior knowledge).
+pub struct Http2OnlyServer {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Http2OnlyServer {
+    pub async fn start(identity: Option<Identity>) -> Self {
+        let acceptor = identity.map(|id| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let mut config = rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(id.certs, id.key)
+                .unwrap();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(|_req| async {
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            http_body_util::Full::new(bytes::Bytes::from_static(b"h2 only")),
+                        ))
+                    });
+                    let h2 = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    );
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(tcp).await {
+                                let _ = h2
+                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                    .await;
+                            }
+                        }
+                        None => {
+                            let _ = h2
+                                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                                .await;
+                        }
+                    }
+                });
+            }
+        });
+        Self { addr, task }
+    }
+}
+
+impl Drop for Http2OnlyServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

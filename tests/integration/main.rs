@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod core;
+mod faults;
 mod hostile;
 mod plugins;
 mod reload;

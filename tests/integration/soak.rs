@@ -92,3 +92,50 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
         tasks_before
     );
 }
+
+/// The real binary under load for a few seconds: 50 sites every 200 ms (250 probes a second, kept
+/// modest because tests run beside each other) with the store writing. Its open file descriptors and resident memory must level off, not
+/// climb with the probes made. (The simulated day above covers the long run of the recorder.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_under_load_keeps_its_descriptors_and_memory_level() {
+    use crate::support::binary::Running;
+    use crate::support::server::{Reply, TestServer};
+    let server = TestServer::start(|_| Reply::ok("ok")).await;
+    let sites: Vec<_> = (0..50)
+        .map(|i| serde_json::json!({"name": format!("s{i}"), "url": server.url(&format!("/{i}")), "interval": "200ms"}))
+        .collect();
+    let mut run = Running::start(&serde_json::json!({
+        "sites": sites,
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]}
+    }));
+    let pid = run.child.id().unwrap();
+    let sample = || {
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let rss_kib: u64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        (fds, rss_kib)
+    };
+    // Warm up past the 10 s view's first fill, then compare two later samples.
+    run.collect_for(Duration::from_secs(3)).await;
+    let (fds_a, rss_a) = sample();
+    run.collect_for(Duration::from_secs(4)).await;
+    let (fds_b, rss_b) = sample();
+    let probes = run.events.iter().filter(|e| e["event"] == "probe").count();
+    assert!(probes > 1_500, "the load was real: {probes} probes");
+    assert!(
+        fds_b <= fds_a + 20,
+        "descriptors climbed from {fds_a} to {fds_b}"
+    );
+    assert!(
+        rss_b < rss_a + rss_a / 4,
+        "memory climbed from {rss_a} KiB to {rss_b} KiB"
+    );
+}

@@ -1,0 +1,196 @@
+//! Faults of the machine, end to end: a full disk under the data directory, and a corrupt store.
+
+use crate::support::binary::{Running, alert, is};
+use crate::support::closed_port;
+use crate::support::server::{Reply, TestServer};
+use nix::sys::signal::Signal;
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// A small tmpfs mounted for the test (root only); unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = nix::unistd::Uid::effective().is_root()
+            && Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and must be able to mount a tmpfs"
+            );
+            eprintln!("\n*** SKIPPED: mounting a tmpfs needs root ***\n");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Fills the disk with a file, leaving about `leave` bytes.
+fn fill(path: &Path, leave: u64) {
+    let stat = nix::sys::statvfs::statvfs(path).unwrap();
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let _ = std::fs::write(
+        path.join("filler"),
+        vec![0u8; free.saturating_sub(leave) as usize],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_alerting_goes_on_and_nothing_is_lost_when_space_returns() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
+    let server = TestServer::start(|_| Reply::ok("ok")).await;
+    let data = disk.path().join("data");
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "sites": [
+            {"name": "up", "url": server.url("/"), "interval": "50ms"},
+            {"name": "gone", "url": format!("http://127.0.0.1:{}/", closed_port()), "interval": "100ms"}
+        ],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let path = dir.path().join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &[
+            "--output",
+            "json",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    run.wait_for(Duration::from_secs(5), is("probe", "up"))
+        .await
+        .expect("probing");
+    fill(disk.path(), 0);
+    let full = run
+        .wait_for(Duration::from_secs(10), |e| {
+            e["event"] == "error" && e["source"] == "storage"
+        })
+        .await
+        .expect("the full disk is reported");
+    let message = full["message"].as_str().unwrap();
+    assert!(
+        message.contains("cannot write to the store") && message.contains("keeping"),
+        "{message}"
+    );
+    // Alerting and probing go on in memory.
+    run.wait_for(Duration::from_secs(10), alert("down", "gone"))
+        .await
+        .expect("alerts still fire");
+    let seen = run.events.len();
+    run.collect_for(Duration::from_millis(500)).await;
+    assert!(
+        run.events[seen..]
+            .iter()
+            .any(|e| e["event"] == "probe" && e["site"] == "up")
+    );
+
+    // Space returns: the writer catches up by itself.
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    let back = run
+        .wait_for(Duration::from_secs(40), |e| {
+            e["event"] == "error"
+                && e["source"] == "storage"
+                && e["message"].as_str().unwrap_or("").contains("again")
+        })
+        .await
+        .expect("recovery is reported");
+    assert!(
+        back["message"]
+            .as_str()
+            .unwrap()
+            .contains("writing to the store")
+    );
+    run.signal(Signal::SIGTERM);
+    run.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exited");
+    run.drain().await;
+    let conn = rusqlite::Connection::open(data.join("sitewatch.db")).unwrap();
+    let stored: i64 = conn
+        .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+        .unwrap();
+    let probes = run.events.iter().filter(|e| e["event"] == "probe").count() as i64;
+    assert_eq!(
+        stored, probes,
+        "every probe of the run reached the store after the disk came back"
+    );
+    let alerts: i64 = conn
+        .query_row("SELECT COUNT(*) FROM alerts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(alerts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_store_is_set_aside_with_a_clear_message_and_a_fresh_one_started() {
+    let server = TestServer::start(|_| Reply::ok("ok")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("sitewatch-data");
+    std::fs::create_dir(&data).unwrap();
+    let garbage = b"definitely not SQLite ".repeat(500);
+    std::fs::write(data.join("sitewatch.db"), &garbage).unwrap();
+    let config = json!({"sites": [{"name": "up", "url": server.url("/"), "interval": "100ms"}],
+                        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}});
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let path = dir.path().join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &["--output", "json", "--config", path.to_str().unwrap()],
+    );
+    let error = run
+        .wait_for(Duration::from_secs(5), |e| {
+            e["event"] == "error" && e["source"] == "storage"
+        })
+        .await
+        .expect("the corrupt store is reported");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("could not be read")
+            && message.contains("set aside as")
+            && message.contains("fresh store"),
+        "{message}"
+    );
+    run.wait_for(Duration::from_secs(5), is("probe", "up"))
+        .await
+        .expect("probing goes on");
+    let aside: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("sitewatch.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(data.join(&aside[0])).unwrap(),
+        garbage,
+        "the old file is kept as it was"
+    );
+}

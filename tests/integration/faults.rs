@@ -74,19 +74,7 @@ async fn a_full_disk_is_reported_alerting_goes_on_and_nothing_is_lost_when_space
         "alerting": {"window": "1s"},
         "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
     });
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let path = dir.path().join("config.json");
-    let mut run = Running::start_in(
-        dir,
-        &[
-            "--output",
-            "json",
-            "--config",
-            path.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let mut run = Running::start_with(dir, &config, &["--data-dir", data.to_str().unwrap()]);
     run.wait_for(Duration::from_secs(5), is("probe", "up"))
         .await
         .expect("probing");
@@ -160,12 +148,7 @@ async fn a_corrupt_store_is_set_aside_with_a_clear_message_and_a_fresh_one_start
     std::fs::write(data.join("sitewatch.db"), &garbage).unwrap();
     let config = json!({"sites": [{"name": "up", "url": server.url("/"), "interval": "100ms"}],
                         "dashboard": {"views": [{"window": "1m", "every": "1s"}]}});
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let path = dir.path().join("config.json");
-    let mut run = Running::start_in(
-        dir,
-        &["--output", "json", "--config", path.to_str().unwrap()],
-    );
+    let mut run = Running::start_with(dir, &config, &[]);
     let error = run
         .wait_for(Duration::from_secs(5), |e| {
             e["event"] == "error" && e["source"] == "storage"

@@ -18,8 +18,7 @@ fn write_config(dir: &Path, config: &Value) -> String {
 }
 
 fn start(dir: tempfile::TempDir, config: &Value) -> Running {
-    let path = write_config(dir.path(), config);
-    Running::start_in(dir, &["--output", "json", "--config", &path])
+    Running::start_with(dir, config, &[])
 }
 
 fn db(dir: &Path) -> rusqlite::Connection {

@@ -35,12 +35,7 @@ async fn certificates_are_verified_and_failures_are_tls_errors() {
         "alerting": {"window": "1s"},
         "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
     });
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let path = dir.path().join("config.json");
-    let mut run = Running::start_in(
-        dir,
-        &["--output", "json", "--config", path.to_str().unwrap()],
-    );
+    let mut run = Running::start_with(dir, &config, &[]);
     run.collect_for(Duration::from_millis(2500)).await;
 
     let first = |site: &str| {
@@ -111,12 +106,7 @@ async fn an_http2_only_server_is_probed_over_tls_and_h2c_only_is_an_http_error()
         "alerting": {"window": "1s"},
         "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
     });
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-    let path = dir.path().join("config.json");
-    let mut run = Running::start_in(
-        dir,
-        &["--output", "json", "--config", path.to_str().unwrap()],
-    );
+    let mut run = Running::start_with(dir, &config, &[]);
     run.collect_for(Duration::from_millis(1500)).await;
     let h2 = run.of("probe", "h2");
     assert!(

@@ -316,12 +316,7 @@ impl PluginHost {
     /// Reads, compiles (off the async threads), checks and pre-instantiates a plugin file. The
     /// plugin's name is the file stem.
     pub async fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, PluginError> {
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| PluginError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let bytes = read_plugin_file(path).await?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -510,6 +505,16 @@ impl PluginHost {
         let outcome = tokio::time::timeout(backstop(limits), call(&mut store)).await;
         settle(outcome, &store, &stderr, limits)
     }
+}
+
+/// Reads a plugin file; the error names it.
+pub(crate) async fn read_plugin_file(path: &Path) -> Result<Vec<u8>, PluginError> {
+    tokio::fs::read(path)
+        .await
+        .map_err(|source| PluginError::Read {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// The wall-clock bound around a call, beyond the epoch deadline, in case a host call blocks.

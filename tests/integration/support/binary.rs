@@ -24,13 +24,17 @@ pub struct Running {
 impl Running {
     /// Writes `config` to `config.json` in a temp dir and starts `sitewatch --output json` on it.
     pub fn start(config: &Value) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(tempfile::tempdir().unwrap(), config, &[])
+    }
+
+    /// Writes `config` to `config.json` in `dir` and starts `sitewatch --output json` there, with
+    /// `extra` arguments.
+    pub fn start_with(dir: tempfile::TempDir, config: &Value, extra: &[&str]) -> Self {
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-        Self::start_in(
-            dir,
-            &["--output", "json", "--config", path.to_str().unwrap()],
-        )
+        let mut args = vec!["--output", "json", "--config", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_in(dir, &args)
     }
 
     pub fn config_path(&self) -> PathBuf {

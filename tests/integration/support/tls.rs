@@ -64,6 +64,19 @@ pub fn self_signed(names: &[&str]) -> Identity {
     }
 }
 
+/// A rustls server config for `identity`, offering one ALPN protocol.
+fn server_config(identity: Identity, alpn: Vec<u8>) -> rustls::ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(identity.certs, identity.key)
+        .unwrap();
+    config.alpn_protocols = vec![alpn];
+    config
+}
+
 /// An HTTPS server answering `200 ok` to every request; stops when dropped.
 pub struct TlsServer {
     pub addr: SocketAddr,
@@ -72,14 +85,7 @@ pub struct TlsServer {
 
 impl TlsServer {
     pub async fn start(identity: Identity) -> Self {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(identity.certs, identity.key)
-            .unwrap();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let config = server_config(identity, b"http/1.1".to_vec());
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -135,14 +141,7 @@ pub struct Http2OnlyServer {
 impl Http2OnlyServer {
     pub async fn start(identity: Option<Identity>) -> Self {
         let acceptor = identity.map(|id| {
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ServerConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_no_client_auth()
-                .with_single_cert(id.certs, id.key)
-                .unwrap();
-            config.alpn_protocols = vec![b"h2".to_vec()];
+            let config = server_config(id, b"h2".to_vec());
             tokio_rustls::TlsAcceptor::from(Arc::new(config))
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

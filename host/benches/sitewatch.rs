@@ -21,6 +21,17 @@ fn root() -> PathBuf {
         .to_owned()
 }
 
+/// A config of the given (name, URL) sites probed every 10 s, and its probe targets.
+fn sites_every_10s(sites: impl Iterator<Item = (String, String)>) -> (Config, Vec<ProbeTarget>) {
+    let sites: Vec<_> = sites
+        .map(|(name, url)| serde_json::json!({"name": name, "url": url, "interval": "10s"}))
+        .collect();
+    let text = serde_json::json!({ "sites": sites }).to_string();
+    let config = Config::parse(Path::new("bench.json"), text.as_bytes()).unwrap();
+    let targets = config.sites.iter().cloned().map(ProbeTarget::new).collect();
+    (config, targets)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
@@ -268,18 +279,8 @@ async fn storage() {
     let rate_outbox = n2 as f64 / took2.as_secs_f64();
 
     // Restart rebuild: load the hour back into the windows of 1,000 sites.
-    let site_json: Vec<_> = sites
-        .iter()
-        .map(|(s, u)| serde_json::json!({"name": &**s, "url": &**u, "interval": "10s"}))
-        .collect();
-    let config = Config::parse(
-        Path::new("bench.json"),
-        serde_json::json!({"sites": site_json})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
-    let targets: Vec<ProbeTarget> = config.sites.iter().cloned().map(ProbeTarget::new).collect();
+    let (config, targets) =
+        sites_every_10s(sites.iter().map(|(s, u)| (s.to_string(), u.to_string())));
     let (events, _) = tokio::sync::broadcast::channel(16);
     let t = Instant::now();
     let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
@@ -404,16 +405,8 @@ async fn server_throughput(store: &Store, lines: u64) -> Option<f64> {
 /// The cost of one 1-hour view refresh for 10,000 sites with full windows (10 s data).
 fn views() {
     let n = 10_000;
-    let site_json: Vec<_> =
-        (0..n).map(|i| serde_json::json!({"name": format!("s{i}"), "url": format!("http://127.0.0.1/{i}"), "interval": "10s"})).collect();
-    let config = Config::parse(
-        Path::new("bench.json"),
-        serde_json::json!({"sites": site_json})
-            .to_string()
-            .as_bytes(),
-    )
-    .unwrap();
-    let targets: Vec<ProbeTarget> = config.sites.iter().cloned().map(ProbeTarget::new).collect();
+    let (config, targets) =
+        sites_every_10s((0..n).map(|i| (format!("s{i}"), format!("http://127.0.0.1/{i}"))));
     let (events, _) = tokio::sync::broadcast::channel(16);
     let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
     recorder.set_sites(&targets);

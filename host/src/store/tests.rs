@@ -104,6 +104,30 @@ fn measurements_and_alerts_round_trip() {
 
 #[cfg(unix)]
 #[test]
+fn a_burst_larger_than_the_outage_queue_is_written_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("data")).unwrap();
+    // Sent all at once, faster than the store writes: nothing may be dropped while it is healthy.
+    let n = writer::MAX_PENDING as i64 * 3;
+    write_all(
+        &store,
+        (0..n)
+            .map(|i| Record::Measurement(measurement("burst", i, true)))
+            .collect(),
+    );
+    let conn = store.connect().unwrap();
+    let kept = store
+        .measurements(
+            &conn,
+            "burst",
+            "http://burst.test/",
+            DateTime::from_timestamp(0, 0).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(kept.len() as i64, n);
+}
+
+#[test]
 fn the_data_dir_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();

@@ -12,14 +12,17 @@ use crate::measurement::Measurement;
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 /// Records per transaction, at most.
 const BATCH: usize = 5_000;
 /// Records kept in memory while the store cannot be written; the oldest go first beyond this.
-const MAX_PENDING: usize = 500_000;
+#[cfg(not(test))]
+pub(super) const MAX_PENDING: usize = 500_000;
+#[cfg(test)]
+pub(super) const MAX_PENDING: usize = 20_000;
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -126,8 +129,18 @@ impl Writer {
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
                 Ok(r) => {
                     self.push(r);
-                    while let Ok(r) = rx.try_recv() {
-                        self.push(r);
+                    let mut connected = self.take_batch(&rx);
+                    let now = Instant::now();
+                    if connected && self.retry.is_none() && now < due && self.pending.len() < BATCH
+                    {
+                        // Sleep until the flush is due rather than waking for every record: at
+                        // a steady probe rate that is one wake-up per flush, not per probe.
+                        std::thread::sleep(due - now);
+                        connected = self.take_batch(&rx);
+                    }
+                    if !connected {
+                        self.flush_all();
+                        return;
                     }
                     if Instant::now() < due && self.pending.len() < BATCH {
                         continue;
@@ -147,6 +160,20 @@ impl Writer {
                 self.prune();
             }
         }
+    }
+
+    /// Moves queued records into `pending`, up to a batch: a burst waits in the channel rather
+    /// than overflowing the in-memory queue, which is only for outages. False once every sender
+    /// is gone and the channel is empty.
+    fn take_batch(&mut self, rx: &Receiver<Record>) -> bool {
+        while self.pending.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => self.push(r),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
     }
 
     fn push(&mut self, r: Record) {

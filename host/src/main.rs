@@ -77,7 +77,12 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         sitewatch::monitor::run(
             config,
             options,
-            Box::new(std::io::stdout()),
+            // Buffered: an event is many small writes; the output thread flushes whenever it has
+            // caught up, so nothing waits in the buffer.
+            Box::new(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stdout(),
+            )),
             Arc::new(SystemClock),
             shutdown_signal(),
         )
@@ -127,10 +132,24 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
+/// Where `plugin inspect` and `plugin test` keep compiled plugins, so that a second run of an
+/// interpreter-sized plugin (Python, JS) takes milliseconds, not seconds:
+/// `$SITEWATCH_PLUGIN_CACHE` (empty: no cache), else the user's cache directory.
+fn plugin_cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = std::env::var_os("SITEWATCH_PLUGIN_CACHE") {
+        return (!dir.is_empty()).then(|| dir.into());
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))?;
+    Some(base.join("sitewatch/plugin-cache"))
+}
+
 fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let host = sitewatch::plugin::PluginHost::new(None)?;
+        let host = sitewatch::plugin::PluginHost::new(plugin_cache_dir().as_deref())?;
         match cmd {
             PluginCommand::Inspect { files } => {
                 let mut failed = 0;
@@ -160,6 +179,9 @@ async fn plugin_test(
     args: PluginTestArgs,
 ) -> anyhow::Result<()> {
     use sitewatch::plugin::cli::{CannedResponse, sample_alert, test};
+    if let Some(cases) = &args.cases {
+        return plugin_test_cases(host, &args, cases).await;
+    }
     serde_json::from_str::<serde_json::Value>(&args.config)
         .context("--config is not valid JSON")?;
     let canned: CannedResponse = match &args.response {
@@ -171,17 +193,13 @@ async fn plugin_test(
         }
         None => CannedResponse::default(),
     };
-    let limits = sitewatch::config::PluginLimits {
-        memory: args.memory_limit_mib << 20,
-        time: args.time_limit,
-    };
     let report = test(
         host,
         &args.file,
         &args.config,
         canned.into(),
         sample_alert(),
-        limits,
+        test_limits(&args),
     )
     .await?;
     match args.output {
@@ -208,6 +226,46 @@ async fn plugin_test(
                 report.load_ms, report.call_ms
             );
         }
+    }
+    Ok(())
+}
+
+fn test_limits(args: &PluginTestArgs) -> sitewatch::config::PluginLimits {
+    sitewatch::config::PluginLimits {
+        memory: args.memory_limit_mib << 20,
+        time: args.time_limit,
+    }
+}
+
+/// `plugin test --cases FILE`: every case on one load; a mismatch fails the command.
+async fn plugin_test_cases(
+    host: &Arc<sitewatch::plugin::PluginHost>,
+    args: &PluginTestArgs,
+    cases: &std::path::Path,
+) -> anyhow::Result<()> {
+    use sitewatch::plugin::cli::{read_cases, run_cases};
+    let list = read_cases(cases).map_err(anyhow::Error::msg)?;
+    let results = run_cases(host, &args.file, list, test_limits(args)).await?;
+    let failed = results.iter().filter(|r| r.mismatch.is_some()).count();
+    for r in &results {
+        match args.output {
+            sitewatch::output::OutputFormat::Json => println!("{}", serde_json::to_string(r)?),
+            _ => match &r.mismatch {
+                None => println!("ok    {} ({:.3} ms)", r.name, r.report.call_ms),
+                Some(why) => println!("FAIL  {}: {why}", r.name),
+            },
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} cases in {} failed for {}",
+            results.len(),
+            cases.display(),
+            args.file.display()
+        );
+    }
+    if !matches!(args.output, sitewatch::output::OutputFormat::Json) {
+        println!("{} cases passed: {}", results.len(), args.file.display());
     }
     Ok(())
 }

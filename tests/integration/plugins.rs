@@ -6,6 +6,7 @@ use crate::support::server::{Reply, TestServer};
 use serde_json::json;
 use sitewatch::config::PluginLimits;
 use sitewatch::plugin::bindings::types;
+use sitewatch::plugin::cli::sample_response;
 use sitewatch::plugin::{PluginError, PluginHost};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,16 +95,32 @@ async fn a_panic_shows_the_plugins_message_and_a_trap_is_named() {
 }
 
 #[tokio::test]
-async fn a_plugin_that_imports_sockets_is_refused_at_load() {
+async fn a_plugin_that_opens_a_connection_is_denied_at_run_time() {
+    // Language runtimes link wasi:sockets whether or not a plugin uses it, so the import loads;
+    // the sandbox refuses the connection itself. A listener proves nothing reached it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let host = PluginHost::new(None).unwrap();
-    let err = host
-        .load_file(&test_plugin("net-client"))
+    let plugin = host.load_file(&test_plugin("net-client")).await.unwrap();
+    assert!(
+        plugin
+            .imports
+            .iter()
+            .any(|i| i.starts_with("wasi:sockets/")),
+        "{:?}",
+        plugin.imports
+    );
+    let addr = listener.local_addr().unwrap().to_string();
+    let result = host
+        .check(&plugin, LIMITS, &addr, &sample_response())
         .await
-        .unwrap_err();
-    assert!(matches!(err, PluginError::ForbiddenImport { .. }), "{err}");
-    let text = err.to_string();
-    assert!(text.contains("wasi:sockets/"), "{text}");
-    assert!(text.contains("may not use"), "{text}");
+        .expect("the call completes");
+    let err = result.expect_err("the connection must fail");
+    assert!(err.to_lowercase().contains("denied"), "{err}");
+    assert!(
+        listener.accept().is_err(),
+        "no connection may reach the listener"
+    );
 }
 
 #[tokio::test]
@@ -175,6 +192,32 @@ async fn the_compiled_artifact_cache_makes_a_second_load_fast() {
         warm * 3 < cold,
         "cached load {warm:?} should be far below the cold {cold:?}"
     );
+}
+
+#[tokio::test]
+async fn a_relative_cache_dir_is_used() {
+    // `--data-dir` defaults to a relative path; wasmtime's cache refuses those unless the host
+    // makes them absolute, which once left the cache silently off.
+    let base = tempfile::tempdir_in(".").unwrap();
+    let name = base.path().file_name().unwrap().to_owned();
+    let relative = std::path::Path::new(&name).join("plugin-cache");
+    assert!(relative.is_relative());
+    let host = PluginHost::new(Some(&relative)).unwrap();
+    host.load_file(&example("keyword")).await.unwrap();
+    let cached = walk_files(&base.path().join("plugin-cache"));
+    assert!(cached > 0, "the compiled plugin is in the cache");
+}
+
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() { walk_files(&p) } else { 1 }
+            })
+            .sum()
+    })
 }
 
 fn plugin_config(sites: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {

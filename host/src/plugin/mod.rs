@@ -30,7 +30,9 @@ pub use sanitize::{sanitize_metric_name, sanitize_text};
 pub const CHECK_EXPORT: &str = "sitewatch:plugin/check@0.1.0";
 pub const FORMATTER_EXPORT: &str = "sitewatch:plugin/formatter@0.1.0";
 /// Import prefixes a plugin may use. WASI is linked deny-all: no preopened directories, no
-/// environment, no arguments, no sockets; clocks and random are what language runtimes need.
+/// environment, no arguments; sockets may be imported (language runtimes such as CPython's link
+/// them whether or not the plugin uses them) but every TCP, UDP and name lookup is refused when
+/// called. Clocks and random are what language runtimes need. `wasi:http` is not linked at all.
 const ALLOWED_IMPORTS: &[&str] = &[
     "sitewatch:plugin/host@0.1.",
     "sitewatch:plugin/types@0.1.",
@@ -44,6 +46,7 @@ const ALLOWED_IMPORTS: &[&str] = &[
     "wasi:clocks/",
     "wasi:random/",
     "wasi:filesystem/",
+    "wasi:sockets/",
 ];
 /// Plugin calls that may run at once; more wait. Also sizes the instance pool.
 const MAX_CONCURRENT_CALLS: u32 = 64;
@@ -268,8 +271,10 @@ impl PluginHost {
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
         if let Some(dir) = cache_dir {
+            // wasmtime's cache wants an absolute path; `--data-dir` is often relative.
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
             let mut cache = wasmtime::CacheConfig::new();
-            cache.with_directory(dir);
+            cache.with_directory(&dir);
             match wasmtime::Cache::new(cache) {
                 Ok(c) => {
                     config.cache(Some(c));

@@ -1,5 +1,5 @@
-//! A check that tries to open a TCP connection. Its component imports `wasi:sockets`, which the
-//! host must refuse at load time.
+//! A check that tries to open a TCP connection to the address in its config. Its component
+//! imports `wasi:sockets`, which the host links deny-all: the connection must be refused.
 
 wit_bindgen::generate!({ path: "../../../wit", world: "checker" });
 
@@ -9,8 +9,8 @@ use sitewatch::plugin::types::{CheckResult, Response, Verdict};
 struct NetClient;
 
 impl Guest for NetClient {
-    fn check(_config: String, _response: Response) -> Result<CheckResult, String> {
-        match std::net::TcpStream::connect("127.0.0.1:9") {
+    fn check(config: String, _response: Response) -> Result<CheckResult, String> {
+        match std::net::TcpStream::connect(config.trim()) {
             Ok(_) => Ok(CheckResult {
                 verdict: Verdict::Fail("connected".into()),
                 metrics: vec![],

@@ -56,6 +56,10 @@ pub struct PluginTestArgs {
     /// checks. Without it, an empty 200 response is used.
     #[arg(long)]
     pub response: Option<PathBuf>,
+    /// A JSON file of test cases (name, config, response, expect) to run instead of one call;
+    /// exits with status 1 when any case's answer differs from what it expects.
+    #[arg(long, conflicts_with_all = ["config", "response"])]
+    pub cases: Option<PathBuf>,
     /// Time limit of the call.
     #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
     pub time_limit: std::time::Duration,

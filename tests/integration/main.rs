@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod conformance;
 mod core;
 mod faults;
 mod hostile;

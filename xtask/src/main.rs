@@ -1,6 +1,8 @@
 //! Project tasks: `cargo xtask <task>`. Run `cargo xtask help` for the list.
 
+mod languages;
 mod plugins;
+mod scaffold;
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -9,29 +11,46 @@ use std::process::Command;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  build-plugins   build every plugin in plugins/ for wasm32-wasip2 (installing the target when
-                  missing), write them atomically to target/plugins/ (test plugins to
-                  target/test-plugins/) and validate each with the host's loader
-  test [ARGS..]   build the plugins, then run every test: the plugins' unit tests and the
-                  workspace's (what CI runs); ARGS go to `cargo test`
-  bench [PART..]  run the benchmarks in release mode (plugins, storage, views; all by default);
-                  each prints a table and writes target/bench/PART.json
+  build-plugins [--all-languages]
+                  build every plugin: the Rust ones in plugins/ for wasm32-wasip2 (installing
+                  the target when missing), then the C, Python and JS ones in plugins/<lang>/
+                  whose toolchain is present (--all-languages installs missing toolchains with
+                  apt-get, pip and npm first); write them atomically to target/plugins/ (test
+                  plugins to target/test-plugins/) and validate each with the host's loader
+  test [--all-languages] [ARGS..]
+                  build the plugins, run their unit tests and every plugin's tests.json cases,
+                  check that a freshly scaffolded plugin of each language builds and passes,
+                  then run the workspace's tests (what CI runs); ARGS go to `cargo test`
+  new-plugin <name> --lang rust|c|python|js [--formatter]
+                  scaffold a plugin from a template that builds and passes its own test
+  bench [PART..]  run the benchmarks in release mode (plugins, storage, views, scale, peers,
+                  accuracy, alerts; all by default); each prints a table and writes
+                  target/bench/PART.json
   help            this text";
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next();
-    let rest: Vec<String> = args.collect();
+    let mut rest: Vec<String> = args.collect();
+    let all_languages = take_flag(&mut rest, "--all-languages");
     match task.as_deref() {
-        Some("build-plugins") => plugins::build(),
-        Some("test") => test(&rest),
+        Some("build-plugins") => plugins::build(all_languages).map(drop),
+        Some("test") => test(all_languages, &rest),
         Some("bench") => bench(&rest),
+        Some("new-plugin") => scaffold::new_plugin(&rest),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())
         }
         Some(other) => bail!("unknown task `{other}`\n\n{USAGE}"),
     }
+}
+
+/// Removes `flag` from `args`; true when it was there.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
 }
 
 /// The workspace root (the parent of this crate).
@@ -56,12 +75,14 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test(extra: &[String]) -> anyhow::Result<()> {
-    plugins::build()?;
-    println!("== plugin unit tests");
+fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
+    let built = plugins::build(all_languages)?;
+    println!("== plugin unit tests (Rust)");
     run(cargo()
         .current_dir(root().join("plugins"))
         .args(["test", "--quiet"]))?;
+    plugins::test_cases(&built)?;
+    scaffold::check_templates()?;
     println!("== workspace tests");
     run(cargo()
         .current_dir(root())
@@ -71,7 +92,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
 
 fn bench(parts: &[String]) -> anyhow::Result<()> {
     if parts.is_empty() || parts.iter().any(|p| p == "plugins") {
-        plugins::build()?;
+        plugins::build(false)?;
     }
     run(cargo()
         .current_dir(root())

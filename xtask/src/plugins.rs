@@ -1,5 +1,6 @@
-//! `cargo xtask build-plugins`.
+//! `cargo xtask build-plugins`: the Rust plugin workspace and every other language's plugins.
 
+use crate::languages;
 use crate::{cargo, root, run};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -61,9 +62,9 @@ fn members() -> anyhow::Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-/// Copies `from` to `to` through a temporary file and a rename, so a running sitewatch never
+/// Writes `bytes` to `to` through a temporary file and a rename, so a running sitewatch never
 /// sees a half-written plugin.
-fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub fn write_atomically(to: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = to.parent().context("destination has a parent")?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let tmp = dir.join(format!(
@@ -71,15 +72,104 @@ fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
         to.file_name().unwrap_or_default().to_string_lossy(),
         std::process::id()
     ));
-    std::fs::copy(from, &tmp).with_context(|| format!("copying {}", from.display()))?;
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
     Ok(())
 }
 
-pub fn build() -> anyhow::Result<()> {
+/// Copies `from` to `to` atomically (see [`write_atomically`]).
+fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    write_atomically(to, &bytes)
+}
+
+/// A built example plugin and the folder of its sources.
+pub struct Built {
+    pub wasm: PathBuf,
+    pub source: PathBuf,
+}
+
+/// Builds every plugin: the Rust workspace, then each other language whose toolchain is present
+/// (or, with `all_languages`, installed first). Returns the example plugins (not test plugins).
+pub fn build(all_languages: bool) -> anyhow::Result<Vec<Built>> {
+    let mut examples = build_rust()?;
+    for lang in languages::ALL {
+        let sources = lang.plugins()?;
+        if sources.is_empty() {
+            continue;
+        }
+        let missing = lang.missing_toolchain();
+        if all_languages && missing.is_none() && !lang.is_pinned() {
+            lang.install_toolchain()?;
+        } else if let Some(missing) = missing {
+            if !all_languages {
+                println!("== skipped: the {} plugins need {missing}", lang.dir());
+                continue;
+            }
+            lang.install_toolchain()?;
+            if let Some(still) = lang.missing_toolchain() {
+                bail!(
+                    "installed the {} toolchain, but still missing {still}",
+                    lang.dir()
+                );
+            }
+        }
+        println!("== building the {} plugins", lang.dir());
+        for src in sources {
+            let name = src.file_name().unwrap_or_default().to_string_lossy();
+            let wasm = root()
+                .join("target/plugins")
+                .join(format!("{name}-{}.wasm", lang.dir()));
+            let world = languages::world_of(&src)?;
+            let started = std::time::Instant::now();
+            lang.build(&src, world, &wasm)
+                .with_context(|| format!("building {}", src.display()))?;
+            println!(
+                "   {name} ({}) -> {} in {:.1} s",
+                lang.dir(),
+                wasm.display(),
+                started.elapsed().as_secs_f64()
+            );
+            examples.push(Built { wasm, source: src });
+        }
+    }
+    println!("== validating with the host's loader");
+    run(sitewatch()
+        .args(["plugin", "inspect"])
+        .args(examples.iter().map(|b| &b.wasm)))?;
+    Ok(examples)
+}
+
+/// `cargo run` of the host binary, quietly.
+pub fn sitewatch() -> Command {
+    let mut cmd = cargo();
+    cmd.current_dir(root())
+        .args(["run", "--quiet", "--package", "sitewatch", "--"]);
+    cmd
+}
+
+/// Runs each example's `tests.json` (cases for `sitewatch plugin test --cases`) on its build.
+pub fn test_cases(built: &[Built]) -> anyhow::Result<()> {
+    println!("== plugin test cases (tests.json), every language");
+    for b in built {
+        let cases = b.source.join("tests.json");
+        if !cases.is_file() {
+            continue;
+        }
+        run(sitewatch()
+            .args(["plugin", "test"])
+            .arg(&b.wasm)
+            .arg("--cases")
+            .arg(&cases)
+            .args(["--time-limit", "2s", "--memory-limit-mib", "256"]))?;
+    }
+    Ok(())
+}
+
+fn build_rust() -> anyhow::Result<Vec<Built>> {
     ensure_target()?;
     let plugins_dir = root().join("plugins");
-    println!("== building plugins for {TARGET}");
+    println!("== building the Rust plugins for {TARGET}");
     run(cargo()
         .current_dir(&plugins_dir)
         .args(["build", "--release", "--target", TARGET]))?;
@@ -95,20 +185,11 @@ pub fn build() -> anyhow::Result<()> {
         install(&artifact, &dest)?;
         println!("   {} -> {}", name, dest.display());
         if !is_test {
-            examples.push(dest);
+            examples.push(Built {
+                wasm: dest,
+                source: dir,
+            });
         }
     }
-    println!("== validating with the host's loader");
-    run(cargo()
-        .current_dir(root())
-        .args([
-            "run",
-            "--quiet",
-            "--package",
-            "sitewatch",
-            "--",
-            "plugin",
-            "inspect",
-        ])
-        .args(&examples))
+    Ok(examples)
 }

@@ -107,6 +107,19 @@ pub async fn test(
     let started = Instant::now();
     let plugin = host.load_file(file).await?;
     let load_ms = crate::ms(started.elapsed());
+    Ok(call(host, &plugin, load_ms, config, response, alert, limits).await)
+}
+
+/// Calls a loaded plugin once, in a fresh instance.
+pub async fn call(
+    host: &Arc<PluginHost>,
+    plugin: &Plugin,
+    load_ms: f64,
+    config: &str,
+    response: types::Response,
+    alert: types::Alert,
+    limits: Limits,
+) -> TestReport {
     let started = Instant::now();
     let mut report = TestReport {
         plugin: plugin.name.to_string(),
@@ -119,7 +132,7 @@ pub async fn test(
         call_ms: 0.0,
     };
     let (verdict, reason) = match plugin.kind {
-        PluginKind::Check => match host.check(&plugin, limits, config, &response).await {
+        PluginKind::Check => match host.check(plugin, limits, config, &response).await {
             Ok(Ok(r)) => {
                 report.metrics = r
                     .metrics
@@ -134,7 +147,7 @@ pub async fn test(
             Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
             Err(f) => ("crash", Some(f.0)),
         },
-        PluginKind::Formatter => match host.format(&plugin, limits, config, &alert).await {
+        PluginKind::Formatter => match host.format(plugin, limits, config, &alert).await {
             Ok(Ok(text)) => {
                 report.output = Some(text);
                 ("pass", None)
@@ -146,7 +159,115 @@ pub async fn test(
     report.call_ms = crate::ms(started.elapsed());
     report.verdict = verdict.into();
     report.reason = reason;
-    Ok(report)
+    report
+}
+
+/// One case of a `plugin test --cases` file: a config, a canned response and what the plugin
+/// must answer. The same file tests a plugin in any language.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestCase {
+    pub name: String,
+    /// The plugin's config (any JSON; `{}` when absent).
+    #[serde(default = "empty_object")]
+    pub config: serde_json::Value,
+    #[serde(default)]
+    pub response: CannedResponse,
+    pub expect: Expectation,
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::json!({})
+}
+
+/// What a case expects: the verdict (`pass`, `fail`, `error` or `crash`) and, optionally, the
+/// reason exactly or its beginning (error texts differ between languages' JSON parsers).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    pub verdict: String,
+    pub reason: Option<String>,
+    pub reason_starts_with: Option<String>,
+}
+
+impl Expectation {
+    /// Why `report` does not meet this expectation, or `None` when it does.
+    pub fn mismatch(&self, report: &TestReport) -> Option<String> {
+        let got = || match &report.reason {
+            Some(r) => format!("{}: {r}", report.verdict),
+            None => report.verdict.clone(),
+        };
+        if report.verdict != self.verdict {
+            return Some(format!("expected {}, got {}", self.verdict, got()));
+        }
+        let reason = report.reason.as_deref().unwrap_or("");
+        if let Some(want) = &self.reason
+            && reason != want
+        {
+            return Some(format!("expected reason {want:?}, got {}", got()));
+        }
+        if let Some(prefix) = &self.reason_starts_with
+            && !reason.starts_with(prefix.as_str())
+        {
+            return Some(format!(
+                "expected a reason starting {prefix:?}, got {}",
+                got()
+            ));
+        }
+        None
+    }
+}
+
+/// Reads a cases file; the error names the file and what is wrong.
+pub fn read_cases(path: &Path) -> Result<Vec<TestCase>, String> {
+    let text = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let cases: Vec<TestCase> = serde_json::from_slice(&text)
+        .map_err(|e| format!("{} is not a list of test cases: {e}", path.display()))?;
+    if cases.is_empty() {
+        return Err(format!("{} has no test cases", path.display()));
+    }
+    Ok(cases)
+}
+
+/// The outcome of one case.
+#[derive(Debug, serde::Serialize)]
+pub struct CaseResult {
+    pub name: String,
+    pub report: TestReport,
+    /// Why the case failed, or `None` when the plugin answered as expected.
+    pub mismatch: Option<String>,
+}
+
+/// Loads `file` once and runs every case on it.
+pub async fn run_cases(
+    host: &Arc<PluginHost>,
+    file: &Path,
+    cases: Vec<TestCase>,
+    limits: Limits,
+) -> Result<Vec<CaseResult>, super::PluginError> {
+    let started = Instant::now();
+    let plugin = host.load_file(file).await?;
+    let load_ms = crate::ms(started.elapsed());
+    let mut results = Vec::with_capacity(cases.len());
+    for case in cases {
+        let config = case.config.to_string();
+        let report = call(
+            host,
+            &plugin,
+            load_ms,
+            &config,
+            case.response.into(),
+            sample_alert(),
+            limits,
+        )
+        .await;
+        results.push(CaseResult {
+            mismatch: case.expect.mismatch(&report),
+            name: case.name,
+            report,
+        });
+    }
+    Ok(results)
 }
 
 /// The response smoke tests and benchmarks use: a small JSON health answer.

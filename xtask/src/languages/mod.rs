@@ -1,0 +1,172 @@
+//! Plugins written in languages other than Rust: `plugins/<language>/<name>/`. Each language
+//! knows how to find (or install) its toolchain and how to turn a plugin folder into a component.
+//! A build lands in `target/plugins/<name>-<language>.wasm`.
+
+mod c;
+mod js;
+mod python;
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The WIT world a plugin is built against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    Checker,
+    AlertFormatter,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Checker => "checker",
+            World::AlertFormatter => "alert-formatter",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Language {
+    C,
+    Python,
+    Js,
+}
+
+pub const ALL: [Language; 3] = [Language::C, Language::Python, Language::Js];
+
+impl Language {
+    /// The folder under `plugins/` and the suffix of the built file.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Language::C => "c",
+            Language::Python => "python",
+            Language::Js => "js",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Language> {
+        match name {
+            "c" => Some(Language::C),
+            "python" | "py" => Some(Language::Python),
+            "js" | "javascript" => Some(Language::Js),
+            _ => None,
+        }
+    }
+
+    /// `None` when the toolchain is ready, else what is missing and how to install it.
+    pub fn missing_toolchain(self) -> Option<String> {
+        match self {
+            Language::C => c::missing_toolchain(),
+            Language::Python => python::missing_toolchain(),
+            Language::Js => js::missing_toolchain(),
+        }
+    }
+
+    /// Whether the toolchain present is the release the examples are tested with (C uses the
+    /// distribution's).
+    pub fn is_pinned(self) -> bool {
+        match self {
+            Language::C => true,
+            Language::Python => python::is_pinned(),
+            Language::Js => js::is_pinned(),
+        }
+    }
+
+    /// Installs the toolchain (apt-get, pip or npm).
+    pub fn install_toolchain(self) -> anyhow::Result<()> {
+        match self {
+            Language::C => c::install_toolchain(),
+            Language::Python => python::install_toolchain(),
+            Language::Js => js::install_toolchain(),
+        }
+    }
+
+    /// Builds the plugin in `src` (against `world`) into the component `out`.
+    pub fn build(self, src: &Path, world: World, out: &Path) -> anyhow::Result<()> {
+        let scratch = crate::root()
+            .join("target/plugin-build")
+            .join(self.dir())
+            .join(src.file_name().unwrap_or_default());
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch)
+                .with_context(|| format!("clearing {}", scratch.display()))?;
+        }
+        std::fs::create_dir_all(&scratch)
+            .with_context(|| format!("creating {}", scratch.display()))?;
+        match self {
+            Language::C => c::build(src, world, &scratch, out),
+            Language::Python => python::build(src, world, &scratch, out),
+            Language::Js => js::build(src, world, &scratch, out),
+        }
+    }
+
+    /// The plugin folders of this language, sorted.
+    pub fn plugins(self) -> anyhow::Result<Vec<PathBuf>> {
+        let dir = crate::root().join("plugins").join(self.dir());
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries {
+                let path = e?.path();
+                if path.is_dir() {
+                    found.push(path);
+                }
+            }
+        }
+        found.sort();
+        Ok(found)
+    }
+}
+
+/// Which world a plugin's sources are written against: a formatter names its world in a
+/// `world` file or, failing that, the check world is meant.
+pub fn world_of(src: &Path) -> anyhow::Result<World> {
+    let file = src.join("world");
+    if !file.exists() {
+        return Ok(World::Checker);
+    }
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    match text.trim() {
+        "checker" => Ok(World::Checker),
+        "alert-formatter" => Ok(World::AlertFormatter),
+        other => anyhow::bail!(
+            "{}: unknown world `{other}` (expected `checker` or `alert-formatter`)",
+            file.display()
+        ),
+    }
+}
+
+/// Whether `program` runs (`program --version` or the given probe arguments succeed).
+pub fn runs(program: &Path, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether this process runs as root (so apt-get can install without sudo).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// Installs Debian packages (as root directly, otherwise through sudo).
+pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
+    println!("== installing {} with apt-get", packages.join(" "));
+    let mut cmd = if is_root() {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("apt-get");
+        c
+    };
+    cmd.args(["install", "-y", "-q"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    crate::run(&mut cmd)
+}

@@ -1,0 +1,133 @@
+//! sitewatch's benchmarks: `cargo xtask bench [PART..]`, every part by default. Each part prints a
+//! table and writes `target/bench/<part>.json`.
+//!
+//! - `plugins`: load and call cost of the keyword check, per plugin language.
+//! - `storage`: store writes, size, history rebuild, outbox throughput.
+//! - `views`: one 1-hour view refresh for 10,000 sites.
+//! - `scale`: the whole binary watching 1,000 and 10,000 local sites at 10 s and 1 s.
+//! - `peers`: CPU per probe of sitewatch, blackbox_exporter and a curl loop at the same rate.
+//! - `accuracy`: TTFB and response-time error against a target with known delays.
+//! - `alerts`: the time from the measurement that crosses the threshold to the alert event.
+//!
+//! `SITEWATCH_BENCH_SECS` shortens or lengthens the timed runs (default 60 s for scale, half that
+//! for the others).
+
+mod accuracy;
+mod alerts;
+mod harness;
+mod peers;
+mod plugins;
+mod scale;
+mod storage;
+mod targets;
+mod views;
+
+use sitewatch::config::Config;
+use sitewatch::probe::ProbeTarget;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PARTS: &[&str] = &[
+    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts",
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A config of the given (name, URL) sites probed every 10 s, and its probe targets.
+fn sites_every_10s(sites: impl Iterator<Item = (String, String)>) -> (Config, Vec<ProbeTarget>) {
+    let sites: Vec<_> = sites
+        .map(|(name, url)| serde_json::json!({"name": name, "url": url, "interval": "10s"}))
+        .collect();
+    let text = serde_json::json!({ "sites": sites }).to_string();
+    let config = Config::parse(Path::new("bench.json"), text.as_bytes()).unwrap();
+    let targets = config.sites.iter().cloned().map(ProbeTarget::new).collect();
+    (config, targets)
+}
+
+/// The value at quantile `p` of sorted samples (nearest rank); NaN when there are none.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// Sorts samples for [`percentile`].
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+/// p50, p99 and max of samples, as JSON.
+fn spread(sorted: &[f64]) -> serde_json::Value {
+    serde_json::json!({
+        "p50": percentile(sorted, 0.5),
+        "p99": percentile(sorted, 0.99),
+        "max": sorted.last().copied().unwrap_or(f64::NAN),
+        "n": sorted.len(),
+    })
+}
+
+/// How long a timed run lasts: `SITEWATCH_BENCH_SECS`, else `default`.
+fn run_length(default: Duration) -> Duration {
+    std::env::var("SITEWATCH_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .map_or(default, Duration::from_secs)
+}
+
+fn save(part: &str, value: &serde_json::Value) {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{part}.json")),
+        serde_json::to_vec_pretty(value).unwrap(),
+    )
+    .unwrap();
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(peers::BARE_PROBER) {
+        return peers::bare_prober(&spec);
+    }
+    let parts: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if let Some(bad) = parts.iter().find(|p| !PARTS.contains(&p.as_str())) {
+        eprintln!("unknown bench part `{bad}`; parts: {}", PARTS.join(", "));
+        std::process::exit(2);
+    }
+    let want = |p: &str| parts.is_empty() || parts.iter().any(|x| x == p);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("machine: {}", harness::machine());
+    if want("plugins") {
+        rt.block_on(plugins::run());
+    }
+    if want("storage") {
+        rt.block_on(storage::run());
+    }
+    if want("views") {
+        views::run();
+    }
+    if want("scale") {
+        rt.block_on(scale::run());
+    }
+    if want("peers") {
+        rt.block_on(peers::run());
+    }
+    if want("accuracy") {
+        rt.block_on(accuracy::run());
+    }
+    if want("alerts") {
+        rt.block_on(alerts::run());
+    }
+}

@@ -1,0 +1,187 @@
+//! Scale: the whole binary (probes, stats views, alerts, store, JSON output read by this bench)
+//! watching 1,000 and 10,000 sites on a local target, at 10 s and 1 s intervals.
+
+use crate::harness::{Event, Monitor, scratch_dir, sites_config};
+use crate::storage::{measurement, write_all};
+use crate::targets::FastTarget;
+use crate::{percentile, run_length, save, sorted, spread};
+use sitewatch::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const RUNS: &[(usize, u64)] = &[(1_000, 10), (10_000, 10), (1_000, 1), (10_000, 1)];
+
+/// The runs: `SITEWATCH_BENCH_SCALE` (e.g. `10000@10,1000@1`), else [`RUNS`].
+fn runs() -> Vec<(usize, u64)> {
+    let Ok(spec) = std::env::var("SITEWATCH_BENCH_SCALE") else {
+        return RUNS.to_vec();
+    };
+    spec.split(',')
+        .map(|run| {
+            run.split_once('@')
+                .and_then(|(n, s)| Some((n.trim().parse().ok()?, s.trim().parse().ok()?)))
+                .unwrap_or_else(|| panic!("SITEWATCH_BENCH_SCALE: `{run}` is not SITES@SECONDS"))
+        })
+        .collect()
+}
+
+pub async fn run() {
+    let target = FastTarget::start().await;
+    let length = run_length(Duration::from_secs(60));
+    let mut rows = Vec::new();
+    for (sites, interval) in runs() {
+        // Blocking here is fine: the target's tasks run on the runtime's worker threads.
+        rows.push(one(&target, sites, interval, length));
+    }
+    println!(
+        "\n== scale: whole pipeline, fresh connection per probe, {} s per run",
+        length.as_secs()
+    );
+    println!(
+        "  {:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>7} {:>8} {:>8} {:>9}",
+        "sites @ every",
+        "sched/s",
+        "probes/s",
+        "ok %",
+        "lag p50",
+        "lag p99",
+        "lag max",
+        "cores",
+        "CPU/1k",
+        "RSS MB",
+        "KB/site"
+    );
+    for r in &rows {
+        println!(
+            "  {:<16} {:>9.0} {:>9.0} {:>7.2}% {:>6.2}ms {:>6.2}ms {:>8.1}ms {:>7.2} {:>7.3}s {:>8.0} {:>9.1}   windows: {}",
+            format!("{} @ {}s", r["sites"], r["interval_s"]),
+            r["scheduled_per_s"].as_f64().unwrap(),
+            r["probes_per_s"].as_f64().unwrap(),
+            r["ok_fraction"].as_f64().unwrap() * 100.0,
+            r["lag_ms"]["p50"].as_f64().unwrap_or(f64::NAN),
+            r["lag_ms"]["p99"].as_f64().unwrap_or(f64::NAN),
+            r["lag_ms"]["max"].as_f64().unwrap_or(f64::NAN),
+            r["cpu_cores"].as_f64().unwrap(),
+            r["cpu_s_per_1000_probes"].as_f64().unwrap(),
+            r["peak_rss_mb"].as_f64().unwrap(),
+            r["rss_kb_per_site"].as_f64().unwrap(),
+            r["windows"].as_str().unwrap(),
+        );
+    }
+    save("scale", &serde_json::json!({ "runs": rows }));
+}
+
+/// Writes an hour of 10 s measurements for every site of `config` into the store in `dir`, so
+/// the binary starts with full one-hour windows (it rebuilds them from the store at start).
+fn preload_hour(dir: &std::path::Path, sites: usize, url: impl Fn(usize) -> String) {
+    let (store, _) = Store::open(&Monitor::data_dir(dir)).unwrap();
+    let names: Vec<(Arc<str>, Arc<str>)> = (0..sites)
+        .map(|i| (Arc::from(format!("s{i}")), Arc::from(url(i))))
+        .collect();
+    let now = chrono::Utc::now();
+    let records = (0..360u64).flat_map(|k| {
+        let at = now - chrono::TimeDelta::seconds(3600 - 10 * k as i64);
+        names
+            .iter()
+            .map(move |(site, url)| measurement(site, url, at, k))
+    });
+    let (n, took) = write_all(&store, false, records);
+    let (site, url) = &names[sites - 1];
+    let kept = store
+        .measurements(
+            &store.connect().unwrap(),
+            site,
+            url,
+            now - chrono::TimeDelta::hours(2),
+        )
+        .unwrap()
+        .len();
+    assert_eq!(kept, 360, "the store holds the preloaded hour");
+    println!(
+        "  (preloaded {n} measurements in {:.1} s: one hour of history)",
+        took.as_secs_f64()
+    );
+}
+
+fn one(target: &FastTarget, sites: usize, interval: u64, length: Duration) -> serde_json::Value {
+    println!("-- scale: {sites} sites every {interval} s");
+    let dir = scratch_dir();
+    let full_hour = interval == 10;
+    if full_hour {
+        preload_hour(dir.path(), sites, |i| target.url(i));
+    }
+    let config = sites_config(
+        sites,
+        &format!("{interval}s"),
+        |i| target.url(i),
+        serde_json::json!({}),
+    );
+    let monitor = Monitor::start(dir, &config);
+    let t = Instant::now();
+    monitor.wait_started(Duration::from_secs(300));
+    let startup = t.elapsed();
+    // The first interval spreads the sites' first probes; measure after it.
+    let warmup = Duration::from_secs(interval + 2);
+    let _ = monitor.collect_for(warmup);
+    let cpu0 = monitor.cpu_time();
+    let t0 = Instant::now();
+    let end = t0 + length;
+    let (mut lags, mut ok) = (Vec::with_capacity(sites * 60), 0u64);
+    let mut errors = Vec::new();
+    while let Some(line) = monitor.next(end.saturating_duration_since(Instant::now())) {
+        match line.event {
+            Event::Probe(p) => {
+                lags.push(p.lag_ms);
+                ok += u64::from(p.ok);
+            }
+            Event::Error { message } => errors.push(message),
+            _ => {}
+        }
+        if Instant::now() >= end {
+            break;
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = (monitor.cpu_time() - cpu0).as_secs_f64();
+    let (rss_kb, peak_kb) = monitor.rss_kb();
+    let stderr = std::fs::read_to_string(monitor.dir.path().join("stderr.log")).unwrap_or_default();
+    monitor.stop();
+    let probes = lags.len() as f64;
+    let lags = sorted(lags);
+    if !errors.is_empty() {
+        println!(
+            "  {} error events, e.g. {}",
+            errors.len(),
+            errors
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+    }
+    if !stderr.trim().is_empty() {
+        println!(
+            "  sitewatch stderr: {}",
+            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+        );
+    }
+    serde_json::json!({
+        "sites": sites,
+        "interval_s": interval,
+        "seconds": elapsed,
+        "startup_s": startup.as_secs_f64(),
+        "scheduled_per_s": sites as f64 / interval as f64,
+        "probes_per_s": probes / elapsed,
+        "ok_fraction": ok as f64 / probes.max(1.0),
+        "lag_ms": spread(&lags),
+        "lag_p999_ms": percentile(&lags, 0.999),
+        "cpu_cores": cpu / elapsed,
+        "cpu_s_per_1000_probes": cpu / probes.max(1.0) * 1000.0,
+        "rss_mb": rss_kb as f64 / 1024.0,
+        "peak_rss_mb": peak_kb as f64 / 1024.0,
+        "rss_kb_per_site": rss_kb as f64 / sites as f64,
+        "error_events": errors.len(),
+        "windows": if full_hour { "1 h preloaded" } else { "filling" },
+    })
+}

@@ -1,0 +1,58 @@
+//! The cost of one 1-hour view refresh for 10,000 sites.
+
+use crate::storage::measurement;
+use crate::{percentile, save, sites_every_10s};
+use sitewatch::clock::SystemClock;
+use sitewatch::recorder::Recorder;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The cost of one 1-hour view refresh for 10,000 sites with full windows (10 s data).
+pub fn run() {
+    let n = 10_000;
+    let (config, targets) =
+        sites_every_10s((0..n).map(|i| (format!("s{i}"), format!("http://127.0.0.1/{i}"))));
+    let (events, _) = tokio::sync::broadcast::channel(16);
+    let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
+    recorder.set_sites(&targets);
+    let now = chrono::Utc::now();
+    let t = Instant::now();
+    for k in 0..360u64 {
+        let at = now - chrono::TimeDelta::seconds(3590 - 10 * k as i64);
+        for tg in &targets {
+            recorder.record(measurement(&tg.name, &tg.url, at, k));
+        }
+    }
+    let fill = t.elapsed();
+    let per_measurement_us = fill.as_secs_f64() * 1e6 / (n as f64 * 360.0);
+    let view = config
+        .dashboard
+        .views
+        .iter()
+        .position(|v| v.name == "1h")
+        .unwrap();
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let report = recorder.report(view, false);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(report.sites.len(), n);
+        assert!(report.sites[0].stats.checks >= 359);
+    }
+    times.sort_by(f64::total_cmp);
+    println!("\n== views: 10,000 sites, full 1 h windows of 10 s data");
+    println!(
+        "  {:<40} {:>9.2} µs",
+        "record one measurement (all windows)", per_measurement_us
+    );
+    println!(
+        "  {:<40} {:>9.2} ms (p50), {:.2} ms (max)",
+        "one 1 h view refresh",
+        percentile(&times, 0.5),
+        times[times.len() - 1]
+    );
+    save(
+        "views",
+        &serde_json::json!({"record_us": per_measurement_us, "refresh_1h_10k_ms": {"p50": percentile(&times, 0.5), "max": times[times.len() - 1]}}),
+    );
+}

@@ -142,12 +142,11 @@ pub async fn run(
     recorder.set_sites(&targets);
     let since =
         clock.now() - chrono::TimeDelta::from_std(recorder.longest_window()).unwrap_or_default();
-    match load_history(&store, &targets, since).await {
-        Ok(history) => {
-            for (target, measurements, last_alert) in &history {
-                recorder.restore(&target.name, measurements, last_alert.as_ref());
-            }
-        }
+    let restore = |target: &ProbeTarget, ms: &[_], alert: Option<&_>| {
+        recorder.restore(&target.name, ms, alert);
+    };
+    match load_history(&store, &targets, since, restore).await {
+        Ok(_) => {}
         Err(e) => report(
             "storage",
             format!(
@@ -490,32 +489,35 @@ fn describe_diff(diff: &SitesDiff, sections: &[&str]) -> String {
     }
 }
 
-pub type History = Vec<(
-    ProbeTarget,
-    Vec<crate::measurement::Measurement>,
-    Option<crate::alert::Alert>,
-)>;
-
-/// Loads each site's measurements since `since` and its newest alert.
+/// Loads each site's measurements since `since` and its newest alert, and hands them to `each`
+/// one site at a time: only a few sites' history is in memory at once (an hour of 10,000 sites
+/// is 3.6 million measurements). Returns how many measurements were loaded.
 pub async fn load_history(
     store: &Store,
     targets: &[ProbeTarget],
     since: chrono::DateTime<chrono::Utc>,
-) -> Result<History, StoreError> {
+    mut each: impl FnMut(&ProbeTarget, &[crate::measurement::Measurement], Option<&crate::alert::Alert>),
+) -> Result<usize, StoreError> {
     let store = store.clone();
     let targets = targets.to_vec();
-    tokio::task::spawn_blocking(move || {
+    let (tx, mut rx) = mpsc::channel(8);
+    let loader = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let conn = store.connect()?;
         let mut last = store.last_alerts(&conn)?;
-        targets
-            .into_iter()
-            .map(|t| {
-                let ms = store.measurements(&conn, &t.name, &t.url, since)?;
-                let alert = last.remove(&(t.name.to_string(), t.url.to_string()));
-                Ok((t, ms, alert))
-            })
-            .collect()
-    })
-    .await
-    .expect("loading history does not panic")
+        for t in targets {
+            let ms = store.measurements(&conn, &t.name, &t.url, since)?;
+            let alert = last.remove(&(t.name.to_string(), t.url.to_string()));
+            if tx.blocking_send((t, ms, alert)).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    });
+    let mut loaded = 0;
+    while let Some((target, ms, alert)) = rx.recv().await {
+        loaded += ms.len();
+        each(&target, &ms, alert.as_ref());
+    }
+    loader.await.expect("loading history does not panic")?;
+    Ok(loaded)
 }

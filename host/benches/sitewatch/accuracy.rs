@@ -85,7 +85,7 @@ pub async fn run() {
 /// sitewatch's (TTFB error, response-time error) samples, in ms.
 fn sitewatch_errors(url: &str, length: Duration) -> (Vec<f64>, Vec<f64>) {
     let config = sites_config(SITES, "1s", |i| format!("{url}/{i}"), serde_json::json!({}));
-    let monitor = Monitor::start(scratch_dir(), &config);
+    let mut monitor = Monitor::start(scratch_dir(), &config);
     monitor.wait_started(Duration::from_secs(60));
     let _ = monitor.collect_for(Duration::from_secs(2));
     let (mut ttfb, mut response) = (Vec::new(), Vec::new());

@@ -20,7 +20,7 @@ pub async fn run() {
         serde_json::json!({"alerting": {"threshold": 0.8, "window": "10s"}}),
     );
     println!("-- alerts: {SITES} sites every 1 s, 10 s alert window, {CYCLES} down/up cycles");
-    let monitor = Monitor::start(scratch_dir(), &config);
+    let mut monitor = Monitor::start(scratch_dir(), &config);
     monitor.wait_started(Duration::from_secs(60));
     let _ = monitor.collect_for(Duration::from_secs(11));
     let mut latencies = Vec::new();

@@ -132,7 +132,6 @@ pub struct Probe {
     pub ok: bool,
     pub ttfb_ms: Option<f64>,
     pub response_ms: Option<f64>,
-    pub lag_ms: f64,
 }
 
 /// An alert event, with the fields the benches read.
@@ -170,8 +169,19 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Starts sitewatch on `config` in `dir` (its data directory is `dir/sitewatch-data`).
+    /// Starts sitewatch on `config` in `dir` (its data directory is `dir/sitewatch-data`), its
+    /// JSON output read here line by line.
     pub fn start(dir: tempfile::TempDir, config: &serde_json::Value) -> Self {
+        Self::spawn(dir, config, true)
+    }
+
+    /// Starts sitewatch with its JSON output going to /dev/null: nothing here pays for reading
+    /// it. What it measured is read back from its store ([`probes_in_store`]).
+    pub fn start_quiet(dir: tempfile::TempDir, config: &serde_json::Value) -> Self {
+        Self::spawn(dir, config, false)
+    }
+
+    fn spawn(dir: tempfile::TempDir, config: &serde_json::Value, read_output: bool) -> Self {
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec(config).unwrap()).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
@@ -180,22 +190,27 @@ impl Monitor {
             .arg(&path)
             .current_dir(dir.path())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(if read_output {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(stderr)
             .spawn()
             .expect("starting sitewatch");
-        let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::with_capacity(1 << 20, stdout).lines() {
-                let Ok(line) = line else { break };
-                let at = Instant::now();
-                let event = serde_json::from_str(&line).unwrap_or(Event::Other);
-                if tx.send(Line { at, event }).is_err() {
-                    break;
+        if let Some(stdout) = child.stdout.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::with_capacity(1 << 20, stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let at = Instant::now();
+                    let event = serde_json::from_str(&line).unwrap_or(Event::Other);
+                    if tx.send(Line { at, event }).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        }
         let pid = child.id();
         Self {
             child,
@@ -251,6 +266,48 @@ impl Monitor {
         out
     }
 
+    /// Waits until sitewatch has stored a probe made after `since` (it has started probing).
+    pub fn wait_probing(&self, since: chrono::DateTime<chrono::Utc>, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if !self.probes_in_store(since, chrono::Utc::now()).is_empty() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "sitewatch stored no probe within {limit:?}; see {}",
+            self.dir.path().join("stderr.log").display()
+        );
+    }
+
+    /// (lag in ms, ok) of every probe sitewatch stored that started in `[from, to)`.
+    pub fn probes_in_store(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<(f64, bool)> {
+        let db = Self::data_dir(self.dir.path()).join(sitewatch::store::DB_FILE);
+        let Ok(conn) =
+            rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        else {
+            return Vec::new();
+        };
+        let Ok(mut stmt) = conn
+            .prepare("SELECT lag_us, ok FROM measurements WHERE time_us >= ?1 AND time_us < ?2")
+        else {
+            return Vec::new();
+        };
+        stmt.query_map([from.timestamp_micros(), to.timestamp_micros()], |row| {
+            Ok((
+                row.get::<_, i64>(0)? as f64 / 1000.0,
+                row.get::<_, i64>(1)? != 0,
+            ))
+        })
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+    }
+
     pub fn cpu_time(&self) -> Duration {
         cpu_time(self.pid)
     }
@@ -259,8 +316,9 @@ impl Monitor {
         rss_kb(self.pid)
     }
 
-    /// Stops sitewatch with SIGTERM, as a service manager would, and waits for it.
-    pub fn stop(mut self) {
+    /// Stops sitewatch with SIGTERM, as a service manager would, and waits for it (it writes
+    /// everything it measured to the store first).
+    pub fn stop(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status();

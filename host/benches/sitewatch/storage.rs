@@ -113,13 +113,11 @@ pub async fn run() {
     let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
     recorder.set_sites(&targets);
     let since = now - chrono::TimeDelta::seconds(3700);
-    let history = sitewatch::monitor::load_history(&store, &targets, since)
-        .await
-        .unwrap();
-    let loaded: usize = history.iter().map(|h| h.1.len()).sum();
-    for (target, ms, alert) in &history {
-        recorder.restore(&target.name, ms, alert.as_ref());
-    }
+    let loaded = sitewatch::monitor::load_history(&store, &targets, since, |t, ms, alert| {
+        recorder.restore(&t.name, ms, alert)
+    })
+    .await
+    .unwrap();
     let rebuild = t.elapsed();
     assert_eq!(loaded as u64, n);
 

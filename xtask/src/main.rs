@@ -21,8 +21,9 @@ tasks:
                   build the plugins, run their unit tests and every plugin's tests.json cases,
                   check that a freshly scaffolded plugin of each language builds and passes,
                   then run the workspace's tests (what CI runs); ARGS go to `cargo test`
-  new-plugin <name> --lang rust|c|python|js [--formatter]
-                  scaffold a plugin from a template that builds and passes its own test
+  new-plugin <name> --lang rust|c|python|js
+                  scaffold a check plugin from a template that builds and passes its own
+                  tests.json (see docs/PLUGINS.md)
   bench [PART..]  run the benchmarks in release mode (plugins, storage, views, scale, peers,
                   accuracy, alerts; all by default); each prints a table and writes
                   target/bench/PART.json

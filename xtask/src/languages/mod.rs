@@ -158,15 +158,18 @@ pub fn is_root() -> bool {
 /// Installs Debian packages (as root directly, otherwise through sudo).
 pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     println!("== installing {} with apt-get", packages.join(" "));
-    let mut cmd = if is_root() {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.arg("apt-get");
+    let apt = || {
+        let mut c = if is_root() {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive");
         c
     };
-    cmd.args(["install", "-y", "-q"])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    crate::run(&mut cmd)
+    // A fresh machine may have no package lists yet.
+    crate::run(apt().args(["update", "-qq"]))?;
+    crate::run(apt().args(["install", "-y", "-q"]).args(packages))
 }

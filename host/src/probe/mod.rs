@@ -289,7 +289,18 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 fn build_client(tls: rustls::ClientConfig, idle: usize) -> Result<reqwest::Client, reqwest::Error> {
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if idle == 0 {
+        // A connection that lives for one probe needs no TCP keepalive or user timeout (the
+        // probe's own timeout bounds it): five setsockopt calls a probe saved. All four must be
+        // unset, or hyper-util still turns keepalive on for the interval and count.
+        builder = builder
+            .tcp_keepalive(None)
+            .tcp_keepalive_interval(None)
+            .tcp_keepalive_retries(None)
+            .tcp_user_timeout(None);
+    }
+    builder
         .tls_backend_preconfigured(tls)
         .dns_resolver(Arc::new(TimedResolver))
         .connector_layer(TimedConnectLayer)

@@ -145,16 +145,15 @@ pub async fn run(
     let restore = |target: &ProbeTarget, ms: &[_], alert: Option<&_>| {
         recorder.restore(&target.name, ms, alert);
     };
-    match load_history(&store, &targets, since, restore).await {
-        Ok(_) => {}
-        Err(e) => report(
+    if let Err(e) = load_history(&store, &targets, since, restore).await {
+        report(
             "storage",
             format!(
                 "cannot reload history from {}: {}; starting with empty windows",
                 store.path().display(),
                 crate::error_chain(&e)
             ),
-        ),
+        );
     }
     let _ = events.send(Arc::new(Event::Started(Started {
         time: clock.now(),

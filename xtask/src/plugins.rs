@@ -156,14 +156,19 @@ pub fn test_cases(built: &[Built]) -> anyhow::Result<()> {
         if !cases.is_file() {
             continue;
         }
-        run(sitewatch()
-            .args(["plugin", "test"])
-            .arg(&b.wasm)
-            .arg("--cases")
-            .arg(&cases)
-            .args(["--time-limit", "2s", "--memory-limit-mib", "256"]))?;
+        run_cases(&b.wasm, &cases)?;
     }
     Ok(())
+}
+
+/// `sitewatch plugin test WASM --cases CASES`, with limits roomy enough for the interpreters.
+pub fn run_cases(wasm: &Path, cases: &Path) -> anyhow::Result<()> {
+    run(sitewatch()
+        .args(["plugin", "test"])
+        .arg(wasm)
+        .arg("--cases")
+        .arg(cases)
+        .args(["--time-limit", "2s", "--memory-limit-mib", "256"]))
 }
 
 fn build_rust() -> anyhow::Result<Vec<Built>> {

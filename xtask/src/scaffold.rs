@@ -72,15 +72,23 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Adds `name` to the `members` list of the plugin workspace's `Cargo.toml` text.
-fn add_member(manifest: &str, name: &str) -> anyhow::Result<String> {
+/// The byte range of the `members` list's contents in the plugin workspace's `Cargo.toml` text:
+/// from just after `members = [` to the closing `]`.
+fn members_span(manifest: &str) -> anyhow::Result<(usize, usize)> {
     let start = manifest
         .find("members = [")
-        .context("the plugin workspace's Cargo.toml has no `members = [` list")?;
+        .context("the plugin workspace's Cargo.toml has no `members = [` list")?
+        + "members = [".len();
     let end = start
         + manifest[start..]
             .find(']')
             .context("the `members` list is not closed")?;
+    Ok((start, end))
+}
+
+/// Adds `name` to the `members` list of the plugin workspace's `Cargo.toml` text.
+fn add_member(manifest: &str, name: &str) -> anyhow::Result<String> {
+    let (start, end) = members_span(manifest)?;
     let entry = format!("\"{name}\"");
     if manifest[start..end].contains(&entry) {
         bail!("`{name}` is already a member of the plugin workspace");
@@ -159,11 +167,8 @@ pub fn check_templates() -> anyhow::Result<()> {
     // A plugin workspace like the real one, with no members yet; the Rust template's bindings
     // read `../../wit`, so the WIT goes beside it.
     let manifest = std::fs::read_to_string(root().join("plugins/Cargo.toml"))?;
-    let start = manifest
-        .find("members = [")
-        .context("plugins/Cargo.toml has members")?;
-    let end = start + manifest[start..].find(']').context("members list closed")?;
-    let empty = format!("{}members = [\n{}", &manifest[..start], &manifest[end..]);
+    let (start, end) = members_span(&manifest)?;
+    let empty = format!("{}\n{}", &manifest[..start], &manifest[end..]);
     std::fs::write(base.join("plugins/Cargo.toml"), empty)?;
     std::fs::copy(
         root().join("plugins/Cargo.lock"),
@@ -179,7 +184,7 @@ pub fn check_templates() -> anyhow::Result<()> {
         .env("CARGO_TARGET_DIR", root().join("plugins/target"))
         .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"]))?;
     let wasm = root().join("plugins/target/wasm32-wasip2/release/scaffolded.wasm");
-    test_build(&wasm, &src)?;
+    crate::plugins::run_cases(&wasm, &src.join("tests.json"))?;
     for lang in languages::ALL {
         if let Some(missing) = lang.missing_toolchain() {
             println!("   skipped: the {} template needs {missing}", lang.dir());
@@ -188,18 +193,9 @@ pub fn check_templates() -> anyhow::Result<()> {
         let src = create(&base, name, Lang::Other(lang))?;
         let wasm = base.join(format!("{name}-{}.wasm", lang.dir()));
         lang.build(&src, World::Checker, &wasm)?;
-        test_build(&wasm, &src)?;
+        crate::plugins::run_cases(&wasm, &src.join("tests.json"))?;
     }
     Ok(())
-}
-
-fn test_build(wasm: &Path, src: &Path) -> anyhow::Result<()> {
-    run(crate::plugins::sitewatch()
-        .args(["plugin", "test"])
-        .arg(wasm)
-        .arg("--cases")
-        .arg(src.join("tests.json"))
-        .args(["--time-limit", "2s", "--memory-limit-mib", "256"]))
 }
 
 #[cfg(test)]

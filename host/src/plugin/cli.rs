@@ -104,10 +104,18 @@ pub async fn test(
     alert: types::Alert,
     limits: Limits,
 ) -> Result<TestReport, super::PluginError> {
+    let (plugin, load_ms) = load_timed(host, file).await?;
+    Ok(call(host, &plugin, load_ms, config, response, alert, limits).await)
+}
+
+/// Loads `file`, and how long that took in ms.
+async fn load_timed(
+    host: &Arc<PluginHost>,
+    file: &Path,
+) -> Result<(Plugin, f64), super::PluginError> {
     let started = Instant::now();
     let plugin = host.load_file(file).await?;
-    let load_ms = crate::ms(started.elapsed());
-    Ok(call(host, &plugin, load_ms, config, response, alert, limits).await)
+    Ok((plugin, crate::ms(started.elapsed())))
 }
 
 /// Calls a loaded plugin once, in a fresh instance.
@@ -245,9 +253,7 @@ pub async fn run_cases(
     cases: Vec<TestCase>,
     limits: Limits,
 ) -> Result<Vec<CaseResult>, super::PluginError> {
-    let started = Instant::now();
-    let plugin = host.load_file(file).await?;
-    let load_ms = crate::ms(started.elapsed());
+    let (plugin, load_ms) = load_timed(host, file).await?;
     let mut results = Vec::with_capacity(cases.len());
     for case in cases {
         let config = case.config.to_string();

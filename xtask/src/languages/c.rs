@@ -17,7 +17,7 @@ const TARGET: &str = "wasm32-wasi";
 
 /// Compiles and links a program that uses the C library, which proves every part is present.
 fn toolchain_works() -> bool {
-    let Ok(dir) = tempfile_dir() else {
+    let Ok(dir) = probe_dir() else {
         return false;
     };
     let src = dir.join("probe.c");
@@ -41,7 +41,8 @@ fn toolchain_works() -> bool {
     ok
 }
 
-fn tempfile_dir() -> std::io::Result<std::path::PathBuf> {
+/// A scratch folder for the toolchain probe.
+fn probe_dir() -> std::io::Result<std::path::PathBuf> {
     let dir = root()
         .join("target/plugin-build/c-probe")
         .join(std::process::id().to_string());
@@ -96,7 +97,8 @@ pub fn componentize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
         .encode()
 }
 
-pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Result<()> {
+/// The component built from the `.c` files in `src`.
+pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     generate_bindings(world, scratch)?;
     let stem = world.name().replace('-', "_");
     let mut sources: Vec<_> = std::fs::read_dir(src)
@@ -129,7 +131,5 @@ pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Re
         .arg("-o")
         .arg(&core))?;
     let module = std::fs::read(&core).with_context(|| format!("reading {}", core.display()))?;
-    let component = componentize(&module)
-        .with_context(|| format!("making a component of {}", core.display()))?;
-    crate::plugins::write_atomically(out, &component)
+    componentize(&module).with_context(|| format!("making a component of {}", core.display()))
 }

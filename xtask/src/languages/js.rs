@@ -57,7 +57,8 @@ pub fn install_toolchain() -> anyhow::Result<()> {
         .arg(format!("{PACKAGE}@{VERSION}")))
 }
 
-pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Result<()> {
+/// The component built from `src`.
+pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     let entry = src.join("plugin.js");
     if !entry.is_file() {
         bail!("{} has no plugin.js", src.display());
@@ -73,6 +74,5 @@ pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Re
         .args(["--disable", "http", "fetch-event"])
         .arg("-o")
         .arg(&built))?;
-    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-    crate::plugins::write_atomically(out, &bytes)
+    std::fs::read(&built).with_context(|| format!("reading {}", built.display()))
 }

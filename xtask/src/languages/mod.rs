@@ -82,7 +82,7 @@ impl Language {
         }
     }
 
-    /// Builds the plugin in `src` (against `world`) into the component `out`.
+    /// Builds the plugin in `src` (against `world`) into the component `out`, written atomically.
     pub fn build(self, src: &Path, world: World, out: &Path) -> anyhow::Result<()> {
         let scratch = crate::root()
             .join("target/plugin-build")
@@ -94,11 +94,12 @@ impl Language {
         }
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
-        match self {
-            Language::C => c::build(src, world, &scratch, out),
-            Language::Python => python::build(src, world, &scratch, out),
-            Language::Js => js::build(src, world, &scratch, out),
-        }
+        let component = match self {
+            Language::C => c::build(src, world, &scratch)?,
+            Language::Python => python::build(src, world, &scratch)?,
+            Language::Js => js::build(src, world, &scratch)?,
+        };
+        crate::plugins::write_atomically(out, &component)
     }
 
     /// The plugin folders of this language, sorted.

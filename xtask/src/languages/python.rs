@@ -43,7 +43,8 @@ pub fn install_toolchain() -> anyhow::Result<()> {
     ]))
 }
 
-pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Result<()> {
+/// The component built from `src`.
+pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     if !src.join("app.py").is_file() {
         bail!("{} has no app.py", src.display());
     }
@@ -64,6 +65,5 @@ pub fn build(src: &Path, world: World, scratch: &Path, out: &Path) -> anyhow::Re
         .arg(&stage)
         .arg("-o")
         .arg(&built))?;
-    let bytes = std::fs::read(&built).with_context(|| format!("reading {}", built.display()))?;
-    crate::plugins::write_atomically(out, &bytes)
+    std::fs::read(&built).with_context(|| format!("reading {}", built.display()))
 }

@@ -4,32 +4,61 @@
 use crate::clock::{human_duration, rfc3339_seconds};
 use crate::config::AlertingConfig;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
     Down,
     Recovered,
 }
 
+/// A kind name that is not an [`AlertKind`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not an alert kind (down, recovered)")]
+pub struct UnknownAlertKind(pub String);
+
+impl AlertKind {
+    pub const ALL: [AlertKind; 2] = [Self::Down, Self::Recovered];
+
+    /// The kind's name in events, the store and line protocol: `down`, `recovered`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Recovered => "recovered",
+        }
+    }
+}
+
+impl std::str::FromStr for AlertKind {
+    type Err = UnknownAlertKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownAlertKind(s.to_owned()))
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A raised or cleared alert, with its message.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub kind: AlertKind,
     pub site: Arc<str>,
     pub url: Arc<str>,
     /// Availability over the alert window when the alert fired, 0..=1.
     pub availability: f64,
-    #[serde(serialize_with = "crate::event::ser_time")]
     pub time: DateTime<Utc>,
     /// For a recovery: when the site went down.
-    #[serde(serialize_with = "crate::event::ser_opt_time")]
     pub down_since: Option<DateTime<Utc>>,
     /// For a recovery: how long it was down, in seconds.
-    #[serde(rename = "down_for_s", serialize_with = "ser_opt_secs")]
     pub down_for: Option<Duration>,
     pub message: String,
     /// The alert as the configured formatter plugin rendered it, if there is one.
@@ -40,13 +69,6 @@ impl Alert {
     /// The text to show: the formatter's rendering, or the built-in message.
     pub fn text(&self) -> &str {
         self.rendered.as_deref().unwrap_or(&self.message)
-    }
-}
-
-fn ser_opt_secs<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match d {
-        Some(d) => s.serialize_f64(d.as_secs_f64()),
-        None => s.serialize_none(),
     }
 }
 
@@ -79,11 +101,14 @@ pub fn recovered_message(
     )
 }
 
-/// One site's alert state.
+/// One site's alert state. Times of the alert engine are positions on the monotonic timeline
+/// (microseconds, see [`crate::clock`]); wall times only label the alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AlertState {
-    /// When the first measurement of the site arrived.
-    watched_since: Option<DateTime<Utc>>,
+    /// Since when probes have covered the site without a gap (`None` before the first probe).
+    covered_since: Option<i64>,
+    /// The newest probe's position.
+    last_probe: Option<i64>,
     /// `Some` while the site is down: when the down alert fired.
     down_since: Option<DateTime<Utc>>,
 }
@@ -103,14 +128,11 @@ pub enum Transition {
 }
 
 impl AlertState {
-    /// A state restored from storage.
-    pub fn restored(
-        watched_since: Option<DateTime<Utc>>,
-        down_since: Option<DateTime<Utc>>,
-    ) -> Self {
+    /// A site that is down since `down_since` (restored from storage), not yet covered by probes.
+    pub fn down_since_restored(down_since: Option<DateTime<Utc>>) -> Self {
         Self {
-            watched_since,
             down_since,
+            ..Self::default()
         }
     }
 
@@ -118,35 +140,50 @@ impl AlertState {
         self.down_since
     }
 
-    /// Evaluates the state at `now`, given the availability over the alert window (`None` when the
-    /// window holds no probes). Returns the transition, if one happened.
+    /// Notes a probe at `at_us` without deciding anything (history replayed at start). Probes
+    /// further apart than `max_gap_us` break the coverage: after a gap (sitewatch was stopped,
+    /// or the site was not probed), the alert window must fill with new probes again before
+    /// anything fires, so a window of one sample never decides.
+    pub fn observe(&mut self, at_us: i64, max_gap_us: i64) {
+        let gap = self
+            .last_probe
+            .is_none_or(|last| at_us.saturating_sub(last) > max_gap_us);
+        if gap {
+            self.covered_since = Some(at_us);
+        }
+        self.last_probe = Some(self.last_probe.map_or(at_us, |l| l.max(at_us)));
+    }
+
+    /// Evaluates the state after a probe at `at_us` (timeline) that ended at `time` (wall),
+    /// given the availability over the alert window (`None` when the window holds no probes).
+    /// Returns the transition, if one happened.
     pub fn evaluate(
         &mut self,
-        now: DateTime<Utc>,
+        at_us: i64,
+        time: DateTime<Utc>,
         availability: Option<f64>,
         rule: &AlertingConfig,
+        max_gap_us: i64,
     ) -> Option<Transition> {
-        let since = *self.watched_since.get_or_insert(now);
+        self.observe(at_us, max_gap_us);
         // A window with no probes says nothing about the site.
         let availability = availability?;
-        // Stay silent until the site has been watched for one whole window.
-        let window = chrono::TimeDelta::from_std(rule.window).unwrap_or(chrono::TimeDelta::MAX);
-        if now - since < window {
+        // Stay silent until probes have covered one whole window.
+        let window = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX);
+        let covered = self.covered_since.unwrap_or(at_us);
+        if at_us.saturating_sub(covered) < window {
             return None;
         }
         match self.down_since {
             None if availability < rule.threshold => {
-                self.down_since = Some(now);
-                Some(Transition::Down {
-                    availability,
-                    time: now,
-                })
+                self.down_since = Some(time);
+                Some(Transition::Down { availability, time })
             }
             Some(down_since) if availability >= rule.threshold => {
                 self.down_since = None;
                 Some(Transition::Recovered {
                     availability,
-                    time: now,
+                    time,
                     down_since,
                 })
             }
@@ -205,10 +242,27 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 24, 10, 0, 0).unwrap() + chrono::TimeDelta::seconds(secs)
     }
 
-    /// A watched site: first seen at 0, so the window is covered from 120 s on.
+    /// A gap longer than this breaks the coverage (30 s: e.g. a 10 s interval, 10 s timeout).
+    const GAP: i64 = 30_000_000;
+
+    trait Eval {
+        fn eval(&mut self, secs: i64, availability: Option<f64>) -> Option<Transition>;
+    }
+
+    impl Eval for AlertState {
+        /// Evaluates at `secs` on a timeline equal to the wall clock.
+        fn eval(&mut self, secs: i64, availability: Option<f64>) -> Option<Transition> {
+            let t = at(secs);
+            self.evaluate(t.timestamp_micros(), t, availability, &rule(), GAP)
+        }
+    }
+
+    /// A site probed every 10 s from 0 to 120 s (up), so the window is covered.
     fn watched() -> AlertState {
         let mut s = AlertState::default();
-        assert_eq!(s.evaluate(at(0), Some(1.0), &rule()), None);
+        for t in (0..=120).step_by(10) {
+            assert_eq!(s.eval(t, Some(1.0)), None);
+        }
         s
     }
 
@@ -216,23 +270,21 @@ mod tests {
     fn no_records_means_no_alert() {
         let mut s = AlertState::default();
         for t in [0, 200, 400] {
-            assert_eq!(s.evaluate(at(t), None, &rule()), None);
+            assert_eq!(s.eval(t, None), None);
         }
         let mut s = watched();
-        assert_eq!(
-            s.evaluate(at(500), None, &rule()),
-            None,
-            "an empty window changes nothing"
-        );
+        assert_eq!(s.eval(500, None), None, "an empty window changes nothing");
     }
 
     #[test]
     fn window_not_yet_covered_means_no_alert() {
         let mut s = AlertState::default();
-        assert_eq!(s.evaluate(at(0), Some(0.0), &rule()), None);
-        assert_eq!(s.evaluate(at(119), Some(0.0), &rule()), None);
+        for t in (0..120).step_by(10) {
+            assert_eq!(s.eval(t, Some(0.0)), None);
+        }
+        assert_eq!(s.eval(119, Some(0.0)), None);
         assert!(matches!(
-            s.evaluate(at(120), Some(0.0), &rule()),
+            s.eval(120, Some(0.0)),
             Some(Transition::Down { .. })
         ));
     }
@@ -241,11 +293,7 @@ mod tests {
     fn above_threshold_while_up_means_nothing() {
         let mut s = watched();
         for t in 120..200 {
-            assert_eq!(
-                s.evaluate(at(t), Some(0.8), &rule()),
-                None,
-                "exactly at the threshold is up"
-            );
+            assert_eq!(s.eval(t, Some(0.8)), None, "exactly at the threshold is up");
         }
     }
 
@@ -253,14 +301,14 @@ mod tests {
     fn below_while_up_is_one_down_alert_and_below_while_down_is_nothing_more() {
         let mut s = watched();
         assert_eq!(
-            s.evaluate(at(130), Some(0.5), &rule()),
+            s.eval(130, Some(0.5)),
             Some(Transition::Down {
                 availability: 0.5,
                 time: at(130)
             })
         );
         for t in 131..300 {
-            assert_eq!(s.evaluate(at(t), Some(0.1), &rule()), None);
+            assert_eq!(s.eval(t, Some(0.1)), None);
         }
         assert_eq!(s.down_since(), Some(at(130)));
     }
@@ -268,16 +316,19 @@ mod tests {
     #[test]
     fn at_or_above_while_down_is_one_recovery() {
         let mut s = watched();
-        s.evaluate(at(130), Some(0.5), &rule());
+        s.eval(130, Some(0.5));
+        for t in (140..400).step_by(10) {
+            assert_eq!(s.eval(t, Some(0.5)), None);
+        }
         assert_eq!(
-            s.evaluate(at(400), Some(0.8), &rule()),
+            s.eval(400, Some(0.8)),
             Some(Transition::Recovered {
                 availability: 0.8,
                 time: at(400),
                 down_since: at(130)
             })
         );
-        assert_eq!(s.evaluate(at(401), Some(1.0), &rule()), None);
+        assert_eq!(s.eval(401, Some(1.0)), None);
         assert_eq!(s.down_since(), None);
     }
 
@@ -288,11 +339,57 @@ mod tests {
         let fired: Vec<_> = series
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| s.evaluate(at(200 + i as i64), Some(*a), &rule()))
+            .filter_map(|(i, a)| s.eval(121 + i as i64, Some(*a)))
             .map(|t| matches!(t, Transition::Down { .. }))
             .collect();
         // down at 0.7, up at 0.85, down at 0.79, up at 0.8, down at 0.2
         assert_eq!(fired, [true, false, true, false, true]);
+    }
+
+    #[test]
+    fn after_a_gap_nothing_fires_until_new_probes_cover_the_window_again() {
+        // Up and covered until 120 s, then nothing for 5 minutes (sitewatch was stopped).
+        let mut s = watched();
+        let back = 420;
+        // Failing from the first probe after the gap: a window of one probe decides nothing.
+        for t in (back..back + 120).step_by(10) {
+            assert_eq!(s.eval(t, Some(0.0)), None, "at {t}");
+        }
+        assert!(matches!(
+            s.eval(back + 120, Some(0.0)),
+            Some(Transition::Down { .. })
+        ));
+        // The same for a recovery after another gap.
+        let back = back + 600;
+        for t in (back..back + 120).step_by(10) {
+            assert_eq!(s.eval(t, Some(1.0)), None, "at {t}");
+        }
+        assert!(matches!(
+            s.eval(back + 120, Some(1.0)),
+            Some(Transition::Recovered { .. })
+        ));
+    }
+
+    #[test]
+    fn replayed_history_counts_as_coverage_until_a_gap() {
+        let mut s = AlertState::down_since_restored(None);
+        for t in (0..=120).step_by(10) {
+            s.observe(at(t).timestamp_micros(), GAP);
+        }
+        // Right after the replayed history: covered, so the next probe decides.
+        assert!(matches!(
+            s.eval(130, Some(0.0)),
+            Some(Transition::Down { .. })
+        ));
+    }
+
+    #[test]
+    fn kinds_have_one_text_form_and_unknown_text_is_an_error() {
+        for k in AlertKind::ALL {
+            assert_eq!(k.as_str().parse::<AlertKind>(), Ok(k));
+            assert_eq!(k.to_string(), k.as_str());
+        }
+        assert!("up".parse::<AlertKind>().is_err());
     }
 
     #[test]

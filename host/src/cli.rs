@@ -111,6 +111,10 @@ pub struct ReportArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub data_dir: DataDirArg,
+    /// The config whose alert threshold the report uses (the default threshold when the file
+    /// does not exist).
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -1,24 +1,84 @@
 //! The one clock abstraction. Wall-clock timestamps come from a [`Clock`]; durations and schedules
 //! use `tokio::time`, so tests can pause and advance time instead of sleeping.
+//!
+//! Two times are kept apart: the wall clock labels records (alert times, stored rows), and the
+//! *timeline*, a monotonic position in microseconds, orders and spans them (window eviction, the
+//! alert engine's coverage). The timeline starts equal to the wall clock when the clock is made,
+//! so positions of measurements restored from the store (their wall times) and of new ones line
+//! up; from then on it follows the monotonic clock, so an NTP step of the wall clock neither
+//! freezes nor empties a window.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use tokio::time::Instant;
 
-/// A source of wall-clock timestamps (UTC).
+/// A source of wall-clock timestamps (UTC) and of timeline positions.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
+
+    /// Where `at` is on the monotonic timeline, in microseconds.
+    fn timeline_us(&self, at: Instant) -> i64;
+
+    /// Where now is on the monotonic timeline, in microseconds.
+    fn timeline_now_us(&self) -> i64 {
+        self.timeline_us(Instant::now())
+    }
 }
 
 /// Shared handle to a clock.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// A monotonic instant and the wall time it was taken at: the origin of a timeline.
+#[derive(Debug, Clone, Copy)]
+struct Origin {
+    wall_us: i64,
+    at: Instant,
+}
+
+impl Origin {
+    fn new(wall: DateTime<Utc>) -> Self {
+        Self {
+            wall_us: wall.timestamp_micros(),
+            at: Instant::now(),
+        }
+    }
+
+    fn position(&self, at: Instant) -> i64 {
+        let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+        match at.checked_duration_since(self.at) {
+            Some(after) => self.wall_us.saturating_add(us(after)),
+            None => self.wall_us.saturating_sub(us(self.at - at)),
+        }
+    }
+}
+
 /// The real system clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
+#[derive(Debug, Clone, Copy)]
+pub struct SystemClock {
+    origin: Origin,
+}
+
+impl SystemClock {
+    pub fn new() -> Self {
+        Self {
+            origin: Origin::new(Utc::now()),
+        }
+    }
+}
+
+impl Default for SystemClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+
+    fn timeline_us(&self, at: Instant) -> i64 {
+        self.origin.position(at)
     }
 }
 
@@ -27,22 +87,58 @@ impl Clock for SystemClock {
 #[derive(Debug, Clone, Copy)]
 pub struct TokioClock {
     origin_wall: DateTime<Utc>,
-    origin: tokio::time::Instant,
+    origin: Origin,
 }
 
 impl TokioClock {
     pub fn starting_at(origin_wall: DateTime<Utc>) -> Self {
         Self {
             origin_wall,
-            origin: tokio::time::Instant::now(),
+            origin: Origin::new(origin_wall),
         }
     }
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.origin.elapsed();
+        let elapsed = self.origin.at.elapsed();
         self.origin_wall + chrono::TimeDelta::from_std(elapsed).unwrap_or(chrono::TimeDelta::MAX)
+    }
+
+    fn timeline_us(&self, at: Instant) -> i64 {
+        self.origin.position(at)
+    }
+}
+
+/// A [`TokioClock`] whose wall clock can be stepped, as NTP does, while its timeline goes on
+/// undisturbed: for tests of what a clock step does.
+#[derive(Debug)]
+pub struct SteppingClock {
+    inner: TokioClock,
+    step: std::sync::Mutex<chrono::TimeDelta>,
+}
+
+impl SteppingClock {
+    pub fn starting_at(origin_wall: DateTime<Utc>) -> Self {
+        Self {
+            inner: TokioClock::starting_at(origin_wall),
+            step: std::sync::Mutex::new(chrono::TimeDelta::zero()),
+        }
+    }
+
+    /// Moves the wall clock by `by` (negative: back).
+    pub fn step(&self, by: chrono::TimeDelta) {
+        *self.step.lock().unwrap_or_else(|p| p.into_inner()) += by;
+    }
+}
+
+impl Clock for SteppingClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now() + *self.step.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn timeline_us(&self, at: Instant) -> i64 {
+        self.inner.timeline_us(at)
     }
 }
 
@@ -86,5 +182,20 @@ mod tests {
         assert_eq!(clock.now(), origin);
         tokio::time::advance(std::time::Duration::from_secs(90)).await;
         assert_eq!(clock.now(), origin + chrono::TimeDelta::seconds(90));
+        assert_eq!(clock.timeline_now_us(), clock.now().timestamp_micros());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wall_clock_step_leaves_the_timeline_alone() {
+        let origin = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = SteppingClock::starting_at(origin);
+        let before = clock.timeline_now_us();
+        clock.step(chrono::TimeDelta::hours(-1));
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        assert_eq!(clock.timeline_now_us() - before, 5_000_000);
+        assert_eq!(
+            clock.now(),
+            origin - chrono::TimeDelta::hours(1) + chrono::TimeDelta::seconds(5)
+        );
     }
 }

@@ -83,7 +83,7 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
                 64 * 1024,
                 std::io::stdout(),
             )),
-            Arc::new(SystemClock),
+            Arc::new(SystemClock::new()),
             shutdown_signal(),
         )
         .await
@@ -96,11 +96,18 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
+    // The configured threshold colours availability; no config file means the default one.
+    let threshold = if args.config.config.exists() {
+        Config::load(&args.config.config)?.alerting.threshold
+    } else {
+        sitewatch::config::DEFAULT_THRESHOLD
+    };
     let report = sitewatch::report::stats_since(
         &store,
         args.since,
         args.site.as_deref(),
         chrono::Utc::now(),
+        threshold,
     )?;
     if let Some(site) = &args.site
         && report.sites.is_empty()

@@ -1,13 +1,11 @@
 //! What one probe of one site measured.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a probe failed. Each kind is counted separately in the stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ErrorKind {
     /// The host name did not resolve.
     Dns,
@@ -68,7 +66,7 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// A failed probe's kind and a message for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeError {
     pub kind: ErrorKind,
     pub message: String,
@@ -76,54 +74,44 @@ pub struct ProbeError {
 
 /// Durations of the connection phases, where they could be measured (a reused connection or an
 /// IP-literal URL has none of some).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Phases {
-    #[serde(rename = "dns_ms", serialize_with = "crate::event::ser_opt_ms")]
     pub dns: Option<Duration>,
-    #[serde(rename = "connect_ms", serialize_with = "crate::event::ser_opt_ms")]
     pub connect: Option<Duration>,
-    #[serde(rename = "tls_ms", serialize_with = "crate::event::ser_opt_ms")]
     pub tls: Option<Duration>,
 }
 
-/// One probe's result. Serialises as the `probe` event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One probe's result.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Measurement {
     pub site: Arc<str>,
     pub url: Arc<str>,
     /// When the request started (wall clock).
-    #[serde(serialize_with = "crate::event::ser_time")]
     pub time: DateTime<Utc>,
     /// The status was expected and every check passed.
     pub ok: bool,
     pub status: Option<u16>,
     /// Request start to response headers.
-    #[serde(rename = "ttfb_ms", serialize_with = "crate::event::ser_opt_ms")]
     pub ttfb: Option<Duration>,
     /// Request start to the last body byte read.
-    #[serde(rename = "response_ms", serialize_with = "crate::event::ser_opt_ms")]
     pub response_time: Option<Duration>,
     pub body_bytes: u64,
     /// The body was longer than the site's read cap.
     pub body_truncated: bool,
-    #[serde(flatten)]
     pub phases: Phases,
     pub error: Option<ProbeError>,
+    /// Request start to the probe's end: the last body byte, the failure or the timeout.
+    pub duration: Duration,
+    /// Where the probe ended on the monotonic timeline ([`crate::clock::Clock::timeline_us`]):
+    /// the position the windows place it at, unmoved by steps of the wall clock.
+    pub ended_us: i64,
+    /// The generation of the site's configuration that made this probe; the recorder drops a
+    /// probe of a configuration that a reload has replaced.
+    pub generation: u64,
     /// How late the probe started against its schedule.
-    #[serde(rename = "lag_ms", serialize_with = "crate::event::ser_ms")]
     pub schedule_lag: Duration,
     /// Numbers reported by check plugins, by name.
-    #[serde(serialize_with = "ser_metrics")]
     pub metrics: Vec<(String, f64)>,
-}
-
-fn ser_metrics<S: serde::Serializer>(metrics: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeMap;
-    let mut map = s.serialize_map(Some(metrics.len()))?;
-    for (k, v) in metrics {
-        map.serialize_entry(k, v)?;
-    }
-    map.end()
 }
 
 impl Measurement {
@@ -136,24 +124,23 @@ impl Measurement {
     }
 
     /// The key this measurement is counted under in the status counts: the status code when a
-    /// whole response arrived (even if its status or a check failed), else the error kind (a
-    /// body that timed out counts as `timeout`, not as its status).
+    /// whole response arrived (even if its status was unexpected), else the error kind (a body
+    /// that timed out counts as `timeout`, not as its status; a response a check rejected counts
+    /// as `check`, so a site failing its checks does not read as `200:94`).
     pub fn outcome(&self) -> Outcome {
         let kind = self.error.as_ref().map(|e| e.kind);
         match (self.status, kind) {
-            (Some(code), None | Some(ErrorKind::Status | ErrorKind::Check)) => {
-                Outcome::Status(code)
-            }
+            (Some(code), None | Some(ErrorKind::Status)) => Outcome::Status(code),
             (_, Some(kind)) => Outcome::Error(kind),
             // A response-less success cannot happen; count it as an HTTP error rather than panic.
             (None, None) => Outcome::Error(ErrorKind::Http),
         }
     }
 
-    /// When the probe finished: the start plus the response time, or plus nothing for errors.
+    /// When the probe ended (wall clock): its start plus its duration, for failures too (a
+    /// timeout ends a whole timeout after it started).
     pub fn finished_at(&self) -> DateTime<Utc> {
-        let took = self.response_time.unwrap_or_default();
-        self.time + chrono::TimeDelta::from_std(took).unwrap_or_default()
+        self.time + chrono::TimeDelta::from_std(self.duration).unwrap_or_default()
     }
 }
 
@@ -185,5 +172,67 @@ impl std::fmt::Display for Outcome {
             Outcome::Status(c) => write!(f, "{c}"),
             Outcome::Error(k) => f.write_str(k.as_str()),
         }
+    }
+}
+
+/// Measurements for tests, in one place.
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// A probe of `site` (URL `http://{site}.test/`) that started at the Unix epoch and took
+    /// 1 ms: up (200) or down (connection refused).
+    pub fn sample(site: &str, up: bool) -> Measurement {
+        let duration = Duration::from_millis(1);
+        Measurement {
+            site: site.into(),
+            url: format!("http://{site}.test/").into(),
+            time: DateTime::UNIX_EPOCH,
+            ok: up,
+            status: up.then_some(200),
+            ttfb: up.then_some(duration),
+            response_time: up.then_some(duration),
+            body_bytes: 0,
+            body_truncated: false,
+            phases: Phases::default(),
+            error: (!up).then(|| ProbeError {
+                kind: ErrorKind::Connect,
+                message: "refused".into(),
+            }),
+            duration,
+            ended_us: duration.as_micros() as i64,
+            generation: 0,
+            schedule_lag: Duration::ZERO,
+            metrics: Vec::new(),
+        }
+    }
+
+    /// [`sample`] started at `time`, placed where it ended on a timeline equal to the wall clock.
+    pub fn at(site: &str, time: DateTime<Utc>, up: bool) -> Measurement {
+        let mut m = sample(site, up);
+        m.time = time;
+        m.ended_us = m.finished_at().timestamp_micros();
+        m
+    }
+
+    #[test]
+    fn a_failed_check_counts_under_check_and_an_unexpected_status_under_its_code() {
+        let mut m = sample("a", true);
+        m.fail(ErrorKind::Check, "keyword: no OK".into());
+        assert_eq!(m.outcome().label(), "check");
+        let mut m = sample("a", true);
+        m.status = Some(503);
+        m.fail(ErrorKind::Status, "status 503".into());
+        assert_eq!(m.outcome().label(), "503");
+    }
+
+    #[test]
+    fn a_failure_ends_when_it_was_noticed_not_when_it_started() {
+        let mut m = sample("a", false);
+        m.duration = Duration::from_secs(10);
+        assert_eq!(
+            m.finished_at(),
+            DateTime::UNIX_EPOCH + chrono::TimeDelta::seconds(10)
+        );
     }
 }

@@ -3,30 +3,29 @@
 //! shutdown so the final stats reach the output and every measurement reaches the store.
 
 use crate::clock::SharedClock;
-use crate::config::{Config, ConfigError};
-use crate::event::{ErrorReport, Event, ReloadReport, ReloadResult, ReloadWhat, Started};
+use crate::config::diff::{ConfigDiff, SitesDiff};
+use crate::config::{Config, ConfigError, MissingEnv};
+use crate::event::{Bus, Event, ReloadReport, ReloadResult, ReloadWhat, Started};
 use crate::output::{self, OutputFormat};
 use crate::plugin::set::{PluginSet, Replaced};
 use crate::probe::{ProbeTarget, Prober, ProberSetupError};
 use crate::recorder::{Recorder, RecorderInput};
-use crate::scheduler::{Scheduler, SitesDiff};
+use crate::scheduler::Scheduler;
 use crate::store::writer::{self, Record, StoreHandle, WriterOptions};
 use crate::store::{Store, StoreError, influx};
 use crate::watch::{self, Change};
+use std::any::Any;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// Measurements waiting for the recorder. When it is full, probes wait to hand theirs over,
-/// which holds their in-flight slot, so an overloaded recorder shows up as skipped ticks.
+/// Measurements waiting for the recorder. When it is full, probes wait to hand theirs over.
 const RECORDER_QUEUE: usize = 8192;
-/// Events waiting for a slow output before it is told it skipped some.
-const EVENT_QUEUE: usize = 65_536;
 /// How often the store writer commits: measurements are durable within this.
 const STORE_FLUSH: Duration = Duration::from_millis(200);
 /// Past alerts shown at start-up.
@@ -38,8 +37,11 @@ pub enum MonitorError {
     Prober(#[from] ProberSetupError),
     #[error("cannot open the store")]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Influx(String),
+    #[error("cannot export to InfluxDB")]
+    Influx(#[from] MissingEnv),
+    /// A part of sitewatch panicked: a bug. Everything else was still shut down in order.
+    #[error("the {task} panicked: {message}")]
+    Panicked { task: &'static str, message: String },
 }
 
 /// How to run, besides the config.
@@ -58,9 +60,9 @@ struct InfluxTask {
 }
 
 impl InfluxTask {
-    async fn stop(self) {
+    async fn stop(self) -> Result<(), MonitorError> {
         self.stop.cancel();
-        let _ = self.task.await;
+        joined("InfluxDB sender", self.task.await)
     }
 }
 
@@ -69,7 +71,7 @@ struct Monitor {
     config: Config,
     options: RunOptions,
     clock: SharedClock,
-    events: broadcast::Sender<Arc<Event>>,
+    bus: Bus,
     store: Store,
     store_handle: StoreHandle,
     plugins: Arc<PluginSet>,
@@ -77,6 +79,10 @@ struct Monitor {
     inputs: mpsc::Sender<RecorderInput>,
     prober: Prober,
     influx: Option<InfluxTask>,
+    /// The running targets, in config order.
+    targets: Vec<ProbeTarget>,
+    /// The newest configuration generation (0 at start, one more per applied reload).
+    generation: u64,
 }
 
 /// Runs the monitor until `shutdown` resolves, writing events to `out`.
@@ -89,27 +95,21 @@ pub async fn run(
 ) -> Result<(), MonitorError> {
     let prober = Prober::new(Arc::clone(&clock))?;
     let store_dir = options.data_dir.clone();
-    let (store, opened) = tokio::task::spawn_blocking(move || Store::open(&store_dir))
-        .await
-        .expect("opening the store does not panic")?;
+    let (store, opened) = joined(
+        "store opener",
+        tokio::task::spawn_blocking(move || Store::open(&store_dir)).await,
+    )??;
     let influx_token = match &config.storage.influxdb {
-        Some(i) => i.token().map_err(MonitorError::Influx)?,
+        Some(i) => i.token()?,
         None => None,
     };
 
-    let (events, _) = broadcast::channel::<Arc<Event>>(EVENT_QUEUE);
-    let output = output::spawn(options.format, events.subscribe(), out);
-    let report = |source: &'static str, message: String| {
-        let _ = events.send(Arc::new(Event::Error(ErrorReport {
-            time: clock.now(),
-            source,
-            site: None,
-            message,
-        })));
-    };
+    let bus = Bus::new(Arc::clone(&clock));
+    let output = output::spawn(options.format, bus.subscribe(), out);
     if let Some(aside) = &opened.set_aside {
-        report(
+        bus.error(
             "storage",
+            None,
             format!(
                 "the store {} could not be read; it was set aside as {} and a fresh store started",
                 store.path().display(),
@@ -122,20 +122,20 @@ pub async fn run(
         store.clone(),
         writer_options(&config),
         Arc::clone(&clock),
-        events.clone(),
+        bus.clone(),
     );
     let plugins = Arc::new(PluginSet::new(Some(options.data_dir.join("plugin-cache"))));
     let prepared = plugins.prepare(&config).await;
     for e in &prepared.errors {
-        report("plugin", crate::error_chain(e));
+        bus.error("plugin", None, crate::error_chain(e));
     }
-    plugins.commit(prepared);
+    plugins.add(prepared);
 
-    let targets = targets(&config, &prober, &events, &clock);
+    let targets = new_targets(&config, &prober, &bus, 0, None, &[]);
     let mut recorder = Recorder::new(
         &config,
         Arc::clone(&clock),
-        events.clone(),
+        bus.clone(),
         Some(store_handle.clone()),
     )
     .with_plugins(Some(Arc::clone(&plugins)));
@@ -146,8 +146,9 @@ pub async fn run(
         recorder.restore(&target.name, ms, alert);
     };
     if let Err(e) = load_history(&store, &targets, since, restore).await {
-        report(
+        bus.error(
             "storage",
+            None,
             format!(
                 "cannot reload history from {}: {}; starting with empty windows",
                 store.path().display(),
@@ -155,18 +156,23 @@ pub async fn run(
             ),
         );
     }
-    let _ = events.send(Arc::new(Event::Started(Started {
+    bus.send(Event::Started(Started {
         time: clock.now(),
         config: options.config_path.display().to_string(),
         sites: config.sites.len(),
         storage: describe_storage(&store, &config),
         past_alerts: past_alerts(&store).await,
-    })));
+    }));
 
     let (inputs, inputs_rx) = mpsc::channel(RECORDER_QUEUE);
     let recorder = tokio::spawn(recorder.run(inputs_rx));
-    let mut scheduler = Scheduler::new(prober.clone(), Some(Arc::clone(&plugins)), inputs.clone());
-    scheduler.apply(&targets);
+    let mut scheduler = Scheduler::new(
+        prober.clone(),
+        Some(Arc::clone(&plugins)),
+        inputs.clone(),
+        max_in_flight(&config),
+    );
+    scheduler.apply(&SitesDiff::default(), &targets);
     tracing::info!(sites = targets.len(), "monitor started");
 
     let mut monitor = Monitor {
@@ -174,13 +180,15 @@ pub async fn run(
         config,
         options,
         clock,
-        events,
+        bus,
         store,
         store_handle,
         plugins,
         scheduler,
         inputs,
         prober,
+        targets,
+        generation: 0,
     };
     monitor.influx = monitor.start_influx(influx_token);
     let mut watcher = monitor.watch();
@@ -198,7 +206,7 @@ pub async fn run(
             Some(change) = change => {
                 let plugin_dir = monitor.config.plugins.dir.clone();
                 if let Some(r) = monitor.apply(change).await {
-                    let _ = monitor.events.send(Arc::new(Event::Reload(r)));
+                    monitor.bus.send(Event::Reload(r));
                 }
                 if monitor.config.plugins.dir != plugin_dir {
                     watcher = monitor.watch();
@@ -213,46 +221,101 @@ pub async fn run(
         inputs,
         store_handle,
         influx,
-        events,
+        bus,
         ..
     } = monitor;
     drop(watcher);
     scheduler.stop().await;
-    // The recorder stops when its last input sender is gone, after a final report of each view.
+    // Every part is stopped in order and waited for explicitly; a panic of one is kept and
+    // reported once the others are down, so what was recorded still reaches the store.
+    let mut outcome = Ok(());
+    let mut keep = |r: Result<(), MonitorError>| {
+        if outcome.is_ok() {
+            outcome = r;
+        }
+    };
+    // The recorder stops when its last input sender is gone, after the ordered alert stream
+    // has drained and a final report of each view.
     drop(inputs);
-    drop(recorder.await);
+    keep(joined("recorder", recorder.await).map(drop));
     // With the recorder gone, the writer's channel closes; it flushes and stops.
     drop(store_handle);
-    let _ = tokio::task::spawn_blocking(move || store_writer.join()).await;
+    keep(
+        tokio::task::spawn_blocking(move || store_writer.join())
+            .await
+            .map_err(|e| panicked("store writer", e.into_panic()))
+            .and_then(|r| r.map_err(|p| panicked("store writer", p))),
+    );
     if let Some(i) = influx {
-        i.stop().await;
+        keep(i.stop().await);
     }
-    drop(events);
-    let _ = tokio::task::spawn_blocking(move || output.join()).await;
-    Ok(())
+    drop(bus);
+    keep(
+        tokio::task::spawn_blocking(move || output.join())
+            .await
+            .map_err(|e| panicked("output", e.into_panic()))
+            .and_then(|r| r.map_err(|p| panicked("output", p))),
+    );
+    outcome
 }
 
-/// The probe targets of a config, with their own TLS clients where they need one. A site whose CA
-/// file cannot be read any more is probed with the system's trust, and the reason reported.
-fn targets(
+/// A task's result, with a panic turned into [`MonitorError::Panicked`] carrying its message.
+pub fn joined<T>(
+    task: &'static str,
+    result: Result<T, tokio::task::JoinError>,
+) -> Result<T, MonitorError> {
+    result.map_err(|e| match e.try_into_panic() {
+        Ok(payload) => panicked(task, payload),
+        Err(e) => MonitorError::Panicked {
+            task,
+            message: e.to_string(),
+        },
+    })
+}
+
+fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    MonitorError::Panicked { task, message }
+}
+
+/// The configured cap on probes in flight, or the default from the descriptor limit.
+fn max_in_flight(config: &Config) -> usize {
+    config
+        .probing
+        .max_in_flight
+        .unwrap_or_else(crate::scheduler::default_max_in_flight)
+}
+
+/// The probe targets of `config`. Sites that `diff` leaves alone keep their running target (its
+/// generation and TLS client); the others get `generation` and, where they need one, a TLS client
+/// of their own. A site whose CA file cannot be read any more is probed with the system's trust,
+/// and the reason reported.
+fn new_targets(
     config: &Config,
     prober: &Prober,
-    events: &broadcast::Sender<Arc<Event>>,
-    clock: &SharedClock,
+    bus: &Bus,
+    generation: u64,
+    diff: Option<&SitesDiff>,
+    running: &[ProbeTarget],
 ) -> Vec<ProbeTarget> {
     config
         .sites
         .iter()
-        .cloned()
         .map(|site| {
-            let mut t = ProbeTarget::new(site);
+            if let Some(diff) = diff
+                && !diff.restarts(&site.name)
+                && let Some(t) = running.iter().find(|t| *t.name == *site.name)
+            {
+                return t.clone();
+            }
+            let mut t = ProbeTarget::new(site.clone());
+            t.generation = generation;
             if let Err(e) = prober.prepare(&mut t) {
-                let _ = events.send(Arc::new(Event::Error(ErrorReport {
-                    time: clock.now(),
-                    source: "tls",
-                    site: Some(Arc::clone(&t.name)),
-                    message: crate::error_chain(&e),
-                })));
+                bus.error("tls", Some(Arc::clone(&t.name)), crate::error_chain(&e));
             }
             t
         })
@@ -292,21 +355,13 @@ async fn past_alerts(store: &Store) -> Vec<crate::alert::Alert> {
 }
 
 impl Monitor {
-    fn error(&self, source: &'static str, message: String) {
-        let _ = self.events.send(Arc::new(Event::Error(ErrorReport {
-            time: self.clock.now(),
-            source,
-            site: None,
-            message,
-        })));
-    }
-
     fn watch(&self) -> Option<watch::Watcher> {
         match watch::watch(&self.options.config_path, Some(&self.config.plugins.dir)) {
             Ok(w) => Some(w),
             Err(e) => {
-                self.error(
+                self.bus.error(
                     "reload",
+                    None,
                     format!("changes will not be picked up: {}", crate::error_chain(&e)),
                 );
                 None
@@ -322,8 +377,7 @@ impl Monitor {
             config: influx_config,
             token,
             client: self.prober.plain_client(),
-            clock: Arc::clone(&self.clock),
-            events: self.events.clone(),
+            bus: self.bus.clone(),
         };
         let task = tokio::spawn(sender.run(stop.clone()));
         Some(InfluxTask { stop, task })
@@ -351,6 +405,11 @@ impl Monitor {
         }
     }
 
+    /// Loads, validates and applies a changed config. Everything is checked (and its plugins
+    /// loaded) before anything changes; then the [`ConfigDiff`] is applied here, in an order a
+    /// probe can never notice: new plugins join the loaded ones, the scheduler restarts the
+    /// changed sites under a new generation (so the recorder drops late probes of the old one),
+    /// the recorder takes the new settings, and only then are unused plugins dropped.
     async fn reload_config(&mut self) -> Option<ReloadReport> {
         let rejected =
             |detail: String| self.reload(ReloadWhat::Config, ReloadResult::Rejected, detail);
@@ -385,46 +444,47 @@ impl Monitor {
                 why.join("; ")
             ));
         }
-        self.plugins.commit(prepared);
+        let diff = ConfigDiff::between(&self.config, &new);
+        self.generation += 1;
+        let targets = new_targets(
+            &new,
+            &self.prober,
+            &self.bus,
+            self.generation,
+            Some(&diff.sites),
+            &self.targets,
+        );
 
-        let targets = targets(&new, &self.prober, &self.events, &self.clock);
-        let diff = self.scheduler.apply(&targets);
+        self.plugins.add(prepared);
+        self.scheduler.apply(&diff.sites, &targets);
+        if diff.probing {
+            self.scheduler.set_max_in_flight(max_in_flight(&new));
+        }
         let _ = self
             .inputs
             .send(RecorderInput::Reconfigure {
                 alerting: new.alerting.clone(),
                 views: new.dashboard.views.clone(),
-                targets,
+                targets: targets.clone(),
             })
             .await;
-        let mut changed = Vec::new();
-        if new.alerting != self.config.alerting {
-            changed.push("alerting");
-        }
-        if new.dashboard != self.config.dashboard {
-            changed.push("dashboard");
-        }
-        if new.plugins != self.config.plugins {
-            changed.push("plugins");
-        }
-        if new.storage != self.config.storage {
-            changed.push("storage");
+        self.plugins.retain_used(&new);
+        self.targets = targets;
+        if diff.storage {
             self.store_handle
                 .send(Record::Configure(writer_options(&new)));
-            if new.storage.influxdb != self.config.storage.influxdb {
-                if let Some(old) = self.influx.take() {
-                    old.stop().await;
-                }
-                self.config.storage = new.storage.clone();
-                self.influx = self.start_influx(token);
+        }
+        if diff.influxdb {
+            if let Some(old) = self.influx.take()
+                && let Err(e) = old.stop().await
+            {
+                self.bus.error("influxdb", None, e.to_string());
             }
+            self.config.storage = new.storage.clone();
+            self.influx = self.start_influx(token);
         }
         self.config = new;
-        self.reload(
-            ReloadWhat::Config,
-            ReloadResult::Applied,
-            describe_diff(&diff, &changed),
-        )
+        self.reload(ReloadWhat::Config, ReloadResult::Applied, diff.describe())
     }
 
     async fn reload_plugin(&mut self, path: &Path) -> Option<ReloadReport> {
@@ -467,27 +527,6 @@ async fn load_settled(path: &Path) -> Result<Config, ConfigError> {
     }
 }
 
-fn describe_diff(diff: &SitesDiff, sections: &[&str]) -> String {
-    let mut parts = Vec::new();
-    for (label, names) in [
-        ("added", &diff.added),
-        ("removed", &diff.removed),
-        ("changed", &diff.changed),
-    ] {
-        if !names.is_empty() {
-            parts.push(format!("{label} {}", names.join(", ")));
-        }
-    }
-    if !sections.is_empty() {
-        parts.push(format!("{} settings changed", sections.join(", ")));
-    }
-    if parts.is_empty() {
-        "no effective change".into()
-    } else {
-        parts.join("; ")
-    }
-}
-
 /// Loads each site's measurements since `since` and its newest alert, and hands them to `each`
 /// one site at a time: only a few sites' history is in memory at once (an hour of 10,000 sites
 /// is 3.6 million measurements). Returns how many measurements were loaded.
@@ -519,4 +558,43 @@ pub async fn load_history(
     }
     loader.await.expect("loading history does not panic")?;
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_becomes_an_error_with_its_message() {
+        let task = tokio::spawn(async {
+            if std::hint::black_box(true) {
+                panic!("the windows are inconsistent");
+            }
+        });
+        let err = joined("recorder", task.await).unwrap_err();
+        assert!(matches!(
+            err,
+            MonitorError::Panicked {
+                task: "recorder",
+                ..
+            }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "the recorder panicked: the windows are inconsistent"
+        );
+        let formatted = tokio::spawn(async {
+            if std::hint::black_box(true) {
+                panic!("site {} is missing", "a");
+            }
+        });
+        assert_eq!(
+            joined("recorder", formatted.await).unwrap_err().to_string(),
+            "the recorder panicked: site a is missing"
+        );
+        assert_eq!(
+            joined("recorder", tokio::spawn(async { 5 }).await).unwrap(),
+            5
+        );
+    }
 }

@@ -7,12 +7,14 @@ use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
-/// The stats of every stored site (or just `site`) from `now - since` to `now`.
+/// The stats of every stored site (or just `site`) from `now - since` to `now`; availability is
+/// judged against `threshold` (the configured one).
 pub fn stats_since(
     store: &Store,
     since: Duration,
     site: Option<&str>,
     now: DateTime<Utc>,
+    threshold: f64,
 ) -> Result<StatsReport, StoreError> {
     let conn = store.connect()?;
     let from = now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
@@ -33,6 +35,7 @@ pub fn stats_since(
             down,
             skipped_ticks: 0,
             tls_insecure: false,
+            last_error: None,
         });
     }
     Ok(StatsReport {
@@ -40,10 +43,13 @@ pub fn stats_since(
             .to_string()
             .replace(' ', ""),
         window_s: since.as_secs(),
-        every_s: 0.0,
+        // A report of a past timeframe, not a live view.
+        every_s: None,
         time: now,
-        r#final: true,
-        threshold: crate::config::DEFAULT_THRESHOLD,
+        r#final: false,
+        threshold,
+        overloaded: false,
+        skipped_overload: 0,
         sites,
     })
 }

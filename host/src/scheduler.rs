@@ -3,11 +3,12 @@
 //! probe runs in its own task, so a slow probe never delays the next tick; at most
 //! `max_in_flight` probes of a site run at once, and a tick beyond that is skipped and counted.
 
+use crate::config::diff::SitesDiff;
 use crate::plugin::set::PluginSet;
 use crate::probe::{ProbeTarget, Prober};
-use crate::recorder::RecorderInput;
+use crate::recorder::{RecorderInput, SkipReason};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -16,17 +17,17 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 struct SiteTask {
-    target: ProbeTarget,
     cancel: CancellationToken,
     handle: JoinHandle<()>,
 }
 
-/// What [`Scheduler::apply`] changed, by site name.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct SitesDiff {
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub changed: Vec<String>,
+/// The cap on probes in flight across all sites. When it is reached, sitewatch is overloaded:
+/// a tick is skipped and counted rather than started late, so memory stays bounded and the
+/// probes that run keep their schedule.
+#[derive(Clone)]
+struct InFlight {
+    permits: Arc<Semaphore>,
+    cap: usize,
 }
 
 pub struct Scheduler {
@@ -34,44 +35,40 @@ pub struct Scheduler {
     plugins: Option<Arc<PluginSet>>,
     out: mpsc::Sender<RecorderInput>,
     tasks: HashMap<Arc<str>, SiteTask>,
+    in_flight: InFlight,
 }
 
 impl Scheduler {
+    /// A scheduler that runs at most `max_in_flight` probes at once, across all sites.
     pub fn new(
         prober: Prober,
         plugins: Option<Arc<PluginSet>>,
         out: mpsc::Sender<RecorderInput>,
+        max_in_flight: usize,
     ) -> Self {
         Self {
             prober,
             plugins,
             out,
             tasks: HashMap::new(),
+            in_flight: InFlight {
+                permits: Arc::new(Semaphore::new(max_in_flight)),
+                cap: max_in_flight,
+            },
         }
     }
 
-    /// Makes the running sites match `targets`: starts the added ones, stops the removed ones and
-    /// restarts the changed ones. Sites whose config is unchanged are not touched.
-    pub fn apply(&mut self, targets: &[ProbeTarget]) -> SitesDiff {
-        let mut diff = SitesDiff::default();
-        let wanted: HashMap<&str, &ProbeTarget> = targets.iter().map(|t| (&*t.name, t)).collect();
-        let gone: Vec<Arc<str>> = self
-            .tasks
-            .keys()
-            .filter(|name| !wanted.contains_key(&***name))
-            .cloned()
-            .collect();
-        for name in gone {
-            if let Some(task) = self.tasks.remove(&name) {
+    /// Applies a reload's site changes: stops the removed sites, and (re)starts the added and
+    /// changed ones, and any of `targets` not running yet. Unchanged sites are not touched.
+    pub fn apply(&mut self, diff: &SitesDiff, targets: &[ProbeTarget]) {
+        for name in &diff.removed {
+            if let Some(task) = self.tasks.remove(name.as_str()) {
                 task.cancel.cancel();
             }
-            diff.removed.push(name.to_string());
         }
         for t in targets {
-            match self.tasks.get(&t.name) {
-                Some(task) if task.target.config == t.config => continue,
-                Some(_) => diff.changed.push(t.name.to_string()),
-                None => diff.added.push(t.name.to_string()),
+            if !diff.restarts(&t.name) && self.tasks.contains_key(&t.name) {
+                continue;
             }
             if let Some(old) = self.tasks.remove(&t.name) {
                 old.cancel.cancel();
@@ -79,7 +76,27 @@ impl Scheduler {
             self.tasks
                 .insert(Arc::clone(&t.name), self.spawn(t.clone()));
         }
-        diff
+    }
+
+    /// Changes the cap on probes in flight (a reload). Lowering it takes effect as probes end.
+    pub fn set_max_in_flight(&mut self, cap: usize) {
+        let old = self.in_flight.cap;
+        if cap > old {
+            self.in_flight.permits.add_permits(cap - old);
+        } else {
+            let mut left = old - cap;
+            left -= self.in_flight.permits.forget_permits(left);
+            if left > 0 {
+                // Probes hold the rest: take their permits as they come back.
+                let permits = Arc::clone(&self.in_flight.permits);
+                tokio::spawn(async move {
+                    if let Ok(p) = permits.acquire_many_owned(left as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+        self.in_flight.cap = cap;
     }
 
     fn spawn(&self, target: ProbeTarget) -> SiteTask {
@@ -87,15 +104,12 @@ impl Scheduler {
         let handle = tokio::spawn(run_site(
             self.prober.clone(),
             self.plugins.clone(),
-            target.clone(),
+            target,
             self.out.clone(),
+            self.in_flight.clone(),
             cancel.clone(),
         ));
-        SiteTask {
-            target,
-            cancel,
-            handle,
-        }
+        SiteTask { cancel, handle }
     }
 
     /// Stops every site and waits for their tasks (in-flight probes are abandoned).
@@ -107,22 +121,20 @@ impl Scheduler {
             let _ = task.handle.await;
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.tasks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
-    }
 }
 
-/// Where in its interval a site's ticks fall: a stable hash of its name, so restarts keep phase.
+/// Where in its interval a site's ticks fall: a hash of its name, so sites spread over the
+/// interval and a restart keeps each site's phase. SHA-256, not `DefaultHasher`, whose
+/// algorithm may change between Rust releases.
 pub fn start_offset(name: &str, interval: Duration) -> Duration {
-    let mut h = std::hash::DefaultHasher::new();
-    name.hash(&mut h);
+    let digest = Sha256::digest(name.as_bytes());
+    let h = u64::from_le_bytes(
+        digest[..8]
+            .try_into()
+            .expect("a SHA-256 digest has 32 bytes"),
+    );
     let nanos = interval.as_nanos().max(1);
-    Duration::from_nanos((u128::from(h.finish()) % nanos) as u64)
+    Duration::from_nanos((u128::from(h) % nanos) as u64)
 }
 
 async fn run_site(
@@ -130,6 +142,7 @@ async fn run_site(
     plugins: Option<Arc<PluginSet>>,
     target: ProbeTarget,
     out: mpsc::Sender<RecorderInput>,
+    in_flight: InFlight,
     cancel: CancellationToken,
 ) {
     let interval = target.config.interval;
@@ -138,28 +151,57 @@ async fn run_site(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let slots = Arc::new(Semaphore::new(target.config.max_in_flight as usize));
     let mut probes = JoinSet::new();
+    let skip = |reason: SkipReason| RecorderInput::Skipped {
+        site: Arc::clone(&target.name),
+        reason,
+    };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             planned = ticker.tick() => {
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    let _ = out.send(RecorderInput::Skipped { site: Arc::clone(&target.name) }).await;
+                    let _ = out.send(skip(SkipReason::SiteBusy)).await;
+                    continue;
+                };
+                let Ok(global) = Arc::clone(&in_flight.permits).try_acquire_owned() else {
+                    let _ = out.send(skip(SkipReason::Overloaded { cap: in_flight.cap })).await;
                     continue;
                 };
                 let (prober, plugins, target, out) = (prober.clone(), plugins.clone(), target.clone(), out.clone());
                 probes.spawn(async move {
-                    let (mut m, captured) = prober.probe(&target, planned).await;
-                    if let (Some(captured), Some(plugins)) = (captured, &plugins) {
-                        crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
-                    }
-                    drop(slot);
-                    let _ = out.send(RecorderInput::Measurement(m)).await;
+                    let input = match prober.probe(&target, planned).await {
+                        Ok((mut m, captured)) => {
+                            if let (Some(captured), Some(plugins)) = (captured, &plugins) {
+                                crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
+                            }
+                            RecorderInput::Measurement(m)
+                        }
+                        Err(failure) => RecorderInput::Skipped {
+                            site: Arc::clone(&target.name),
+                            reason: SkipReason::MonitorFailure(failure.0),
+                        },
+                    };
+                    drop((slot, global));
+                    let _ = out.send(input).await;
                 });
             }
             Some(_) = probes.join_next(), if !probes.is_empty() => {}
         }
     }
     probes.abort_all();
+}
+
+/// The default cap on probes in flight: three quarters of the file descriptors left after a
+/// reserve for the store, logs, the watcher and the outputs (a probe holds one socket), between
+/// 16 and 4,096 (beyond that, scheduling delay rather than descriptors limits a 2-core machine).
+pub fn default_max_in_flight() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let usable = soft.saturating_sub(100).saturating_mul(3) / 4;
+    usize::try_from(usable)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 4096)
 }
 
 #[cfg(test)]

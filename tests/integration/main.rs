@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod alert_path;
 mod cli;
 mod conformance;
 mod core;

@@ -24,8 +24,13 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
     .unwrap();
     let targets: Vec<ProbeTarget> = config.sites.iter().cloned().map(ProbeTarget::new).collect();
     let t0 = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-    let (events, _) = tokio::sync::broadcast::channel(16);
-    let mut recorder = Recorder::new(&config, Arc::new(TokioClock::starting_at(t0)), events, None);
+    let clock: sitewatch::clock::SharedClock = Arc::new(TokioClock::starting_at(t0));
+    let mut recorder = Recorder::new(
+        &config,
+        Arc::clone(&clock),
+        sitewatch::event::Bus::new(Arc::clone(&clock)),
+        None,
+    );
     recorder.set_sites(&targets);
     let tasks_before = tokio::runtime::Handle::current()
         .metrics()
@@ -37,10 +42,12 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
         for (i, t) in targets.iter().enumerate() {
             // Sites 0, 10, 20, … fail for the second half of every hour.
             let up = i % 10 != 0 || minute % 60 < 30;
+            let time = at + chrono::TimeDelta::milliseconds(i as i64);
+            let duration = Duration::from_millis(30);
             recorder.record(Measurement {
                 site: Arc::clone(&t.name),
                 url: Arc::clone(&t.url),
-                time: at + chrono::TimeDelta::milliseconds(i as i64),
+                time,
                 ok: up,
                 status: up.then_some(200),
                 ttfb: up.then_some(Duration::from_millis(20)),
@@ -52,6 +59,10 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
                     kind: ErrorKind::Connect,
                     message: "refused".into(),
                 }),
+                duration,
+                ended_us: (time + chrono::TimeDelta::from_std(duration).unwrap())
+                    .timestamp_micros(),
+                generation: 0,
                 schedule_lag: Duration::ZERO,
                 metrics: Vec::new(),
             });
@@ -74,6 +85,7 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
     assert!(held_per_hour[1] <= 1000 * 61, "{}", held_per_hour[1]);
     // Each flapping site: down at :30 and recovered at :01 of the next hour, every hour; the
     // last recovery falls after the day ends.
+    recorder.flush_alerts().await;
     let alerts = recorder.history();
     assert_eq!(
         alerts.len(),

@@ -116,6 +116,8 @@ fn main() {
         rt.block_on(storage::run());
     }
     if want("views") {
+        // In the runtime: an alert, if one fired, leaves through a task.
+        let _runtime = rt.enter();
         views::run();
     }
     if want("scale") {

@@ -33,6 +33,9 @@ pub fn measurement(
             tls: Some(Duration::from_micros(900)),
         },
         error: None,
+        duration: Duration::from_micros(1200 + i % 900),
+        ended_us: time.timestamp_micros() + 1200 + (i % 900) as i64,
+        generation: 0,
         schedule_lag: Duration::from_micros(150),
         metrics: Vec::new(),
     }
@@ -44,7 +47,7 @@ pub fn write_all(
     outbox: bool,
     records: impl Iterator<Item = Measurement>,
 ) -> (u64, Duration) {
-    let (events, _) = tokio::sync::broadcast::channel(16);
+    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
     let (handle, thread) = writer::spawn(
         store.clone(),
         WriterOptions {
@@ -52,8 +55,8 @@ pub fn write_all(
             retention: Duration::from_secs(3650 * 86400),
             outbox,
         },
-        Arc::new(SystemClock),
-        events,
+        Arc::clone(&clock),
+        sitewatch::event::Bus::new(clock),
     );
     let t = Instant::now();
     let mut n = 0;
@@ -108,9 +111,10 @@ pub async fn run() {
     // Restart rebuild: load the hour back into the windows of 1,000 sites.
     let (config, targets) =
         sites_every_10s(sites.iter().map(|(s, u)| (s.to_string(), u.to_string())));
-    let (events, _) = tokio::sync::broadcast::channel(16);
     let t = Instant::now();
-    let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
+    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
+    let bus = sitewatch::event::Bus::new(Arc::clone(&clock));
+    let mut recorder = Recorder::new(&config, clock, bus, None);
     recorder.set_sites(&targets);
     let since = now - chrono::TimeDelta::seconds(3700);
     let loaded = sitewatch::monitor::load_history(&store, &targets, since, |t, ms, alert| {
@@ -198,14 +202,12 @@ async fn server_throughput(store: &Store, lines: u64) -> Option<f64> {
         batch_size: 5000,
         flush_interval: Duration::from_millis(100),
     };
-    let (events, _) = tokio::sync::broadcast::channel(16);
     let sender = sitewatch::store::influx::Sender {
         store: store.clone(),
         config,
         token: None,
         client,
-        clock: Arc::new(SystemClock),
-        events,
+        bus: sitewatch::event::Bus::new(Arc::new(SystemClock::new())),
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let t = Instant::now();

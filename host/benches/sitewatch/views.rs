@@ -12,8 +12,9 @@ pub fn run() {
     let n = 10_000;
     let (config, targets) =
         sites_every_10s((0..n).map(|i| (format!("s{i}"), format!("http://127.0.0.1/{i}"))));
-    let (events, _) = tokio::sync::broadcast::channel(16);
-    let mut recorder = Recorder::new(&config, Arc::new(SystemClock), events, None);
+    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
+    let bus = sitewatch::event::Bus::new(Arc::clone(&clock));
+    let mut recorder = Recorder::new(&config, clock, bus, None);
     recorder.set_sites(&targets);
     let now = chrono::Utc::now();
     let t = Instant::now();

@@ -2,6 +2,7 @@
 //! checked types below. Nothing else in the program sees an unchecked value. Every error names the
 //! file, the field path and, when there is one, the site.
 
+pub mod diff;
 pub mod raw;
 pub mod values;
 
@@ -24,6 +25,8 @@ pub const MAX_IN_FLIGHT_LIMIT: u32 = 64;
 pub const DEFAULT_PLUGIN_DIR: &str = "target/plugins";
 pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_PLUGIN_TIME: Duration = Duration::from_millis(100);
+/// The most memory any plugin call may be given (the plugin host reserves address space for it).
+pub const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_INFLUX_BATCH: usize = 5_000;
 pub const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
@@ -36,6 +39,15 @@ pub struct Config {
     pub dashboard: DashboardConfig,
     pub storage: StorageConfig,
     pub plugins: PluginsConfig,
+    pub probing: ProbingConfig,
+}
+
+/// Settings of probing as a whole.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbingConfig {
+    /// Probes that may run at once across all sites; `None`: derived from the file-descriptor
+    /// limit ([`crate::scheduler::default_max_in_flight`]).
+    pub max_in_flight: Option<usize>,
 }
 
 /// Where plugins are found and their default limits.
@@ -83,17 +95,33 @@ pub struct InfluxConfig {
     pub flush_interval: Duration,
 }
 
+/// A setting names an environment variable that is not set. It names the variable, never a
+/// value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} names the environment variable {var}, which is not set{}", match source { Some(e) => format!(" ({e})"), None => String::new() })]
+pub struct MissingEnv {
+    pub field: &'static str,
+    pub var: String,
+    /// Why it could not be read (not set, or not Unicode).
+    #[source]
+    pub source: Option<std::env::VarError>,
+}
+
 impl InfluxConfig {
     /// Reads the token from the environment. Errors name the variable, never a value.
-    pub fn token(&self) -> Result<Option<String>, String> {
-        match &self.token_env {
-            None => Ok(None),
-            Some(var) => match std::env::var(var) {
-                Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
-                _ => Err(format!(
-                    "storage.influxdb.token_env names the environment variable {var}, which is not set"
-                )),
-            },
+    pub fn token(&self) -> Result<Option<String>, MissingEnv> {
+        let Some(var) = &self.token_env else {
+            return Ok(None);
+        };
+        let missing = |source| MissingEnv {
+            field: "storage.influxdb.token_env",
+            var: var.clone(),
+            source,
+        };
+        match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_owned())),
+            Ok(_) => Err(missing(None)),
+            Err(e) => Err(missing(Some(e))),
         }
     }
 }
@@ -230,13 +258,13 @@ impl Config {
     fn check_ca_files(&self, path: &Path) -> Result<(), ConfigError> {
         for (i, site) in self.sites.iter().enumerate() {
             if let Some(ca) = &site.tls_ca
-                && let Err(message) = read_ca_file(ca)
+                && let Err(e) = read_ca_file(ca)
             {
                 return Err(ConfigError::Invalid {
                     path: path.to_owned(),
                     field: format!("sites[{i}].tls_ca"),
                     site: Some(site.name.clone()),
-                    message,
+                    message: crate::error_chain(&e),
                 });
             }
         }
@@ -416,6 +444,19 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
 
     let storage =
         resolve_storage(raw.storage).map_err(|(field, message)| invalid(field, None, message))?;
+    let probing = ProbingConfig {
+        max_in_flight: match raw.probing.max_in_flight {
+            Some(0) => {
+                return Err(invalid(
+                    "probing.max_in_flight".into(),
+                    None,
+                    "must be at least 1".into(),
+                ));
+            }
+            Some(n) => Some(n as usize),
+            None => None,
+        },
+    };
 
     Ok(Config {
         sites,
@@ -427,19 +468,38 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         dashboard,
         storage,
         plugins,
+        probing,
     })
 }
 
-/// Reads the CA certificates of a PEM file; the error says what is wrong with it.
+/// A CA file (`tls_ca`) that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaFileError {
+    #[error("cannot read CA certificates from {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{} holds no PEM certificate", path.display())]
+    Empty { path: PathBuf },
+}
+
+/// Reads the CA certificates of a PEM file.
 pub fn read_ca_file(
     path: &Path,
-) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, CaFileError> {
     use rustls::pki_types::pem::PemObject;
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("cannot read CA certificates from {}: {e}", path.display()))?;
+        .map_err(|source| CaFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
     if certs.is_empty() {
-        return Err(format!("{} holds no PEM certificate", path.display()));
+        return Err(CaFileError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(certs)
 }
@@ -464,7 +524,7 @@ fn limits(
     let memory = match memory {
         Some(m) => {
             let b = values::byte_size(m).map_err(|e| ("memory_limit".to_owned(), e))?;
-            if !(64 * 1024..=crate::plugin::MAX_MEMORY_LIMIT).contains(&b) {
+            if !(64 * 1024..=MAX_PLUGIN_MEMORY).contains(&b) {
                 return Err((
                     "memory_limit".into(),
                     "must be between 64KiB and 1GiB".into(),

@@ -16,6 +16,16 @@ pub struct RawConfig {
     pub storage: RawStorage,
     #[serde(default)]
     pub plugins: RawPlugins,
+    #[serde(default)]
+    pub probing: RawProbing,
+}
+
+/// Settings of probing as a whole.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProbing {
+    /// Probes that may run at once across all sites; beyond it ticks are skipped and counted.
+    pub max_in_flight: Option<u32>,
 }
 
 /// Where plugins live and their default limits.

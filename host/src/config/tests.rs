@@ -208,7 +208,7 @@ fn a_missing_token_variable_is_named_without_a_value() {
             "token_env": "SITEWATCH_TEST_SURELY_UNSET_TOKEN"}}}"#,
     )
     .unwrap();
-    let e = c.storage.influxdb.unwrap().token().unwrap_err();
+    let e = c.storage.influxdb.unwrap().token().unwrap_err().to_string();
     assert!(e.contains("SITEWATCH_TEST_SURELY_UNSET_TOKEN"), "{e}");
 }
 
@@ -257,12 +257,39 @@ mod hostile_input {
         /// Any number in any numeric field: accepted only when it makes sense.
         #[test]
         fn numbers_in_every_field(n in prop::num::f64::ANY) {
-            let n = if n.is_finite() { n.to_string() } else { "1e999".into() };
+            let text_n = if n.is_finite() { n.to_string() } else { "1e999".into() };
+            let close = |got: f64| (got - n).abs() <= 1e-6 * n.abs().max(1.0);
             for field in ["interval", "timeout", "max_body", "max_in_flight"] {
-                let text = format!(r#"{{"sites": [{{"url": "http://a/", "{field}": {n}}}]}}"#);
-                let _ = outcome(text.as_bytes());
+                let text = format!(r#"{{"sites": [{{"url": "http://a/", "{field}": {text_n}}}]}}"#);
+                match outcome(text.as_bytes()) {
+                    // Accepted only in range, and as the number written.
+                    Ok(c) => {
+                        let s = &c.sites[0];
+                        let ok = match field {
+                            "interval" => n > 0.0 && close(s.interval.as_secs_f64()),
+                            "timeout" => n > 0.0 && close(s.timeout.as_secs_f64()),
+                            "max_body" => n >= 0.0 && n.fract() == 0.0 && s.max_body as f64 == n,
+                            _ => (1.0..=64.0).contains(&n) && f64::from(s.max_in_flight) == n,
+                        };
+                        prop_assert!(ok, "{field} = {n} accepted as {s:?}");
+                    }
+                    // Refused with the field named (a number JSON cannot hold is a syntax error).
+                    Err(e) => prop_assert!(
+                        e.contains(&format!("sites[0].{field}"))
+                            || (!n.is_finite() && e.contains("invalid JSON")),
+                        "{}",
+                        e
+                    ),
+                }
             }
-            let _ = outcome(format!(r#"{{"sites": [], "alerting": {{"threshold": {n}}}}}"#).as_bytes());
+            match outcome(format!(r#"{{"sites": [], "alerting": {{"threshold": {text_n}}}}}"#).as_bytes()) {
+                Ok(c) => prop_assert!((0.0..=1.0).contains(&n) && close(c.alerting.threshold), "threshold {n}"),
+                Err(e) => prop_assert!(
+                    e.contains("alerting.threshold") || (!n.is_finite() && e.contains("invalid JSON")),
+                    "{}",
+                    e
+                ),
+            }
         }
     }
 

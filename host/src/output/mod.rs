@@ -3,11 +3,11 @@
 
 mod plain;
 mod tty;
+pub mod wire;
 
-use crate::event::{ErrorReport, Event};
+use crate::event::{ErrorReport, Event, Received, Subscription};
 use std::io::Write;
 use std::sync::Arc;
-use tokio::sync::broadcast::{self, error::RecvError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -19,10 +19,10 @@ pub enum OutputFormat {
     Tty,
 }
 
-/// Starts the output thread. It ends when the event channel closes.
+/// Starts the output thread. It ends when the bus closes.
 pub fn spawn(
     format: OutputFormat,
-    mut events: broadcast::Receiver<Arc<Event>>,
+    mut events: Subscription,
     mut out: Box<dyn Write + Send>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
@@ -31,16 +31,10 @@ pub fn spawn(
             if format == OutputFormat::Tty {
                 return run_tty(events);
             }
-            loop {
-                let event = match events.blocking_recv() {
-                    Ok(e) => e,
-                    Err(RecvError::Closed) => break,
-                    Err(RecvError::Lagged(n)) => Arc::new(Event::Error(ErrorReport {
-                        time: chrono::Utc::now(),
-                        source: "output",
-                        site: None,
-                        message: format!("the output fell behind and skipped {n} events"),
-                    })),
+            while let Some(received) = events.recv_blocking() {
+                let event = match received {
+                    Received::Event(e) => e,
+                    Received::Dropped(n) => Arc::new(skipped_probes(n)),
                 };
                 let written = write_event(format, &mut out, &event);
                 let flushed = written.and_then(|()| {
@@ -68,37 +62,44 @@ pub fn write_event(
     event: &Event,
 ) -> std::io::Result<()> {
     match format {
-        OutputFormat::Json => write_json(out, event),
+        OutputFormat::Json => wire::write_line(out, event),
         OutputFormat::Plain | OutputFormat::Tty => plain::write(out, event),
     }
 }
 
-/// The TTY display loop: draws until the channel closes, then leaves the final tables.
-fn run_tty(mut events: broadcast::Receiver<Arc<Event>>) {
-    let mut display = tty::Display::new();
-    let mut last: Vec<crate::event::StatsReport> = Vec::new();
-    loop {
-        match events.blocking_recv() {
-            Ok(event) => {
-                if let Event::Stats(r) = &*event {
-                    match last.iter_mut().find(|l| l.view == r.view) {
-                        Some(l) => *l = r.clone(),
-                        None => last.push(r.clone()),
-                    }
-                    if r.r#final {
-                        continue;
-                    }
-                }
-                display.handle(&event);
-            }
-            Err(RecvError::Lagged(_)) => continue,
-            Err(RecvError::Closed) => break,
-        }
-    }
-    display.finish(&last);
+/// What an output says when it fell behind and probe events were dropped for it (alerts,
+/// stats and errors never are).
+fn skipped_probes(n: u64) -> Event {
+    Event::Error(ErrorReport {
+        time: chrono::Utc::now(),
+        source: "output",
+        site: None,
+        message: format!("the output fell behind and skipped {n} probe events"),
+    })
 }
 
-fn write_json(out: &mut dyn Write, event: &Event) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, event)?;
-    out.write_all(b"\n")
+/// The TTY display loop: draws until the bus closes, then leaves the final tables.
+fn run_tty(mut events: Subscription) {
+    let mut display = tty::Display::new();
+    let mut last: Vec<crate::event::StatsReport> = Vec::new();
+    while let Some(received) = events.recv_blocking() {
+        let event = match received {
+            Received::Event(e) => e,
+            Received::Dropped(n) => Arc::new(skipped_probes(n)),
+        };
+        if let Event::Stats(r) = &*event {
+            match last.iter_mut().find(|l| l.view == r.view) {
+                Some(l) => *l = r.clone(),
+                None => last.push(r.clone()),
+            }
+            if r.r#final {
+                continue;
+            }
+        }
+        if let Event::Watching(w) = &*event {
+            last.retain(|l| w.views.contains(&l.view));
+        }
+        display.handle(&event);
+    }
+    display.finish(&last);
 }

@@ -21,6 +21,16 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
             Ok(())
         }
         Event::Reload(r) => writeln!(out, "{}", r.line()),
+        Event::Watching(_) => Ok(()),
+        Event::Overload(o) => writeln!(
+            out,
+            "overload {}: {}",
+            match o.state {
+                crate::event::OverloadState::Started => "started",
+                crate::event::OverloadState::Ended => "ended",
+            },
+            o.detail
+        ),
         Event::Alert(a) => writeln!(out, "{}", a.text()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
@@ -42,14 +52,26 @@ pub fn truncate(s: &str, width: usize) -> String {
 }
 
 fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
-    writeln!(
-        out,
-        "{} last {} (refreshed every {}) at {}",
-        if r.r#final { "final:" } else { "==" },
-        r.view,
-        humantime::format_duration(std::time::Duration::from_secs_f64(r.every_s)),
-        crate::clock::rfc3339_seconds(r.time)
-    )?;
+    let time = crate::clock::rfc3339_seconds(r.time);
+    match r.every_s {
+        // A report of a past timeframe is not a live view.
+        None => writeln!(out, "== report: the {} until {time}", r.view)?,
+        Some(every) => writeln!(
+            out,
+            "{} last {} (refreshed every {}) at {time}",
+            if r.r#final { "final:" } else { "==" },
+            r.view,
+            humantime::format_duration(std::time::Duration::from_secs_f64(every)),
+        )?,
+    }
+    if r.overloaded || r.skipped_overload > 0 {
+        writeln!(
+            out,
+            "  {}{} ticks skipped since start because sitewatch was overloaded",
+            if r.overloaded { "OVERLOADED now; " } else { "" },
+            r.skipped_overload
+        )?;
+    }
     writeln!(
         out,
         "  {:<NAME_WIDTH$} {:>8} {:>6}  {:>17}  {:>15}  {:>17}  codes",
@@ -113,14 +135,17 @@ mod tests {
             down: false,
             skipped_ticks: 0,
             tls_insecure: false,
+            last_error: None,
         };
         let report = StatsReport {
             view: "10m".into(),
             window_s: 600,
-            every_s: 10.0,
+            every_s: Some(10.0),
             time: chrono::DateTime::from_timestamp(0, 0).unwrap(),
             r#final: false,
             threshold: 0.8,
+            overloaded: false,
+            skipped_overload: 0,
             sites: vec![
                 site(
                     "a-very-long-site-name-that-is-cut",

@@ -5,7 +5,7 @@
 
 use super::plain::truncate;
 use crate::alert::{Alert, AlertKind};
-use crate::event::{Event, ReloadResult, SiteReport, StatsReport};
+use crate::event::{Event, OverloadState, ReloadResult, SiteReport, StatsReport, Watching};
 use console::style;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::HashMap;
@@ -132,7 +132,45 @@ impl Display {
                 };
                 self.note(format!("{tag} {}", r.line()));
             }
+            Event::Watching(w) => self.watching(w),
+            Event::Overload(o) => {
+                let tag = match o.state {
+                    OverloadState::Started => style("overload").red().bold(),
+                    OverloadState::Ended => style("overload ended").green().bold(),
+                };
+                self.note(format!("{tag} {}", o.detail));
+            }
         }
+    }
+
+    /// Drops the views and the "down now" lines of what a reload removed; shows the sites that
+    /// are down since before this run.
+    fn watching(&mut self, w: &Watching) {
+        let (keep, gone): (Vec<_>, Vec<_>) = std::mem::take(&mut self.views)
+            .into_iter()
+            .partition(|(name, _)| w.views.contains(name));
+        for (_, view) in gone {
+            for (_, bar) in view.sites {
+                bar.finish_and_clear();
+                self.multi.remove(&bar);
+            }
+            view.title.finish_and_clear();
+            self.multi.remove(&view.title);
+        }
+        self.views = keep;
+        let removed: Vec<String> = self
+            .down
+            .keys()
+            .filter(|name| !w.sites.iter().any(|s| &*s.site == name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            self.mark_up(&name);
+        }
+        for s in w.sites.iter().filter(|s| s.down) {
+            self.mark_down(&s.site, w.time);
+        }
+        self.update_down_title();
     }
 
     fn alert_line(&self, a: &Alert) {
@@ -205,9 +243,20 @@ impl Display {
             }
         };
         let refreshed = r.time.format("%H:%M:%S");
-        let every = humantime::format_duration(Duration::from_secs_f64(r.every_s));
+        let every =
+            humantime::format_duration(Duration::from_secs_f64(r.every_s.unwrap_or_default()));
+        let overload = if r.overloaded {
+            format!(
+                " {}",
+                style(format!("OVERLOADED: {} ticks skipped", r.skipped_overload))
+                    .red()
+                    .bold()
+            )
+        } else {
+            String::new()
+        };
         self.views[pos].1.title.set_message(format!(
-            "{} {}",
+            "{} {}{overload}",
             style(format!("last {}, refreshed every {every}", r.view)).bold(),
             style(format!("(at {refreshed})")).dim()
         ));
@@ -234,10 +283,6 @@ impl Display {
         }
         for (site, (_, bar)) in r.sites.iter().zip(&self.views[pos].1.sites) {
             self.site_line(bar, site, r.threshold);
-        }
-        for site in r.sites.iter().filter(|s| s.down) {
-            // Down since before this run (restored from the store): show it from now on.
-            self.mark_down(&site.site, r.time);
         }
     }
 
@@ -285,6 +330,10 @@ impl Display {
         }
         msg.push_str("  ");
         msg.push_str(&s.stats.codes_summary());
+        if let Some(why) = &s.last_error {
+            // What fails, e.g. `check: keyword: the body lacks "OK"` (the line is cut to fit).
+            msg.push_str(&format!("  ✗ {why}"));
+        }
         bar.set_message(msg);
     }
 

@@ -25,3 +25,21 @@ pub mod formatter {
 
 pub use checker::sitewatch::plugin::host::Level;
 pub use checker::sitewatch::plugin::types;
+
+/// The WIT alert a formatter is given for `alert`.
+pub fn alert_input(alert: &crate::alert::Alert, recent_errors: Vec<String>) -> types::Alert {
+    types::Alert {
+        kind: match alert.kind {
+            crate::alert::AlertKind::Down => types::AlertKind::Down,
+            crate::alert::AlertKind::Recovered => types::AlertKind::Recovered,
+        },
+        site: alert.site.to_string(),
+        url: alert.url.to_string(),
+        availability: alert.availability,
+        time: crate::clock::rfc3339_seconds(alert.time),
+        down_since: alert.down_since.map(crate::clock::rfc3339_seconds),
+        down_for_seconds: alert.down_for.map(|d| d.as_secs_f64()),
+        recent_errors,
+        message: alert.message.clone(),
+    }
+}

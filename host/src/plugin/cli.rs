@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A canned response for `plugin test`, as JSON. Every field has a default.
 #[derive(Debug, Deserialize)]
@@ -300,9 +300,3 @@ pub fn sample_alert() -> types::Alert {
         message: "Website example is down. availability=66.67%, time=2026-11-24T10:00:00Z".into(),
     }
 }
-
-/// Default limits for `plugin test`.
-pub const TEST_LIMITS: Limits = Limits {
-    memory: 32 * 1024 * 1024,
-    time: Duration::from_millis(100),
-};

@@ -29,10 +29,11 @@ pub use sanitize::{sanitize_metric_name, sanitize_text};
 /// The interfaces a plugin exports, with the WIT package version this host speaks.
 pub const CHECK_EXPORT: &str = "sitewatch:plugin/check@0.1.0";
 pub const FORMATTER_EXPORT: &str = "sitewatch:plugin/formatter@0.1.0";
-/// Import prefixes a plugin may use. WASI is linked deny-all: no preopened directories, no
-/// environment, no arguments; sockets may be imported (language runtimes such as CPython's link
-/// them whether or not the plugin uses them) but every TCP, UDP and name lookup is refused when
-/// called. Clocks and random are what language runtimes need. `wasi:http` is not linked at all.
+/// Import prefixes a plugin may use. WASI is linked deny-all: `wasi:filesystem` and
+/// `wasi:sockets` may be imported (language runtimes such as CPython's link them whether or not
+/// the plugin uses them), but no directory is preopened, so no file can be reached, and every
+/// TCP, UDP and name lookup is refused when called; there is no environment and there are no
+/// arguments. Clocks and random are what language runtimes need. `wasi:http` is not linked.
 const ALLOWED_IMPORTS: &[&str] = &[
     "sitewatch:plugin/host@0.1.",
     "sitewatch:plugin/types@0.1.",
@@ -55,7 +56,7 @@ const EPOCH_TICK: Duration = Duration::from_millis(2);
 /// What a plugin may write to stdout or stderr per call; the rest is dropped.
 const PIPE_CAPACITY: usize = 16 * 1024;
 /// Ceiling for any plugin's memory (the pool reserves address space for it).
-pub const MAX_MEMORY_LIMIT: u64 = 1 << 30;
+const MAX_MEMORY_LIMIT: u64 = crate::config::MAX_PLUGIN_MEMORY;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginKind {
@@ -85,7 +86,7 @@ pub enum PluginError {
     #[error("plugin {name}: not a valid WebAssembly component: {message}")]
     Compile { name: String, message: String },
     #[error(
-        "plugin {name}: imports `{import}`, which plugins may not use (no network, filesystem or environment access); allowed: sitewatch:plugin/host and the WASI cli, io, clocks and random interfaces"
+        "plugin {name}: imports `{import}`, which plugins may not use; allowed: sitewatch:plugin/host and the WASI cli, io, clocks, random, filesystem and sockets interfaces (no directory is preopened and every connection is refused at run time)"
     )]
     ForbiddenImport { name: String, import: String },
     #[error(

@@ -125,10 +125,21 @@ impl PluginSet {
         prepared
     }
 
-    /// Puts a prepared set in use.
-    pub fn commit(&self, prepared: Prepared) {
-        self.plugins.store(Arc::new(prepared.plugins));
+    /// Puts a prepared set in use beside the plugins already loaded, which probes of the
+    /// running config may still call; [`Self::retain_used`] drops those once that config is
+    /// stopped. (Removing them first would fail a probe in flight with "not loaded".)
+    pub fn add(&self, prepared: Prepared) {
+        let mut next = HashMap::clone(&self.plugins.load());
+        next.extend(prepared.plugins);
+        self.plugins.store(Arc::new(next));
         self.broken.store(Arc::new(prepared.broken));
+    }
+
+    /// Drops the plugins `config` does not use.
+    pub fn retain_used(&self, config: &Config) {
+        let mut next = HashMap::clone(&self.plugins.load());
+        next.retain(|name, _| config.plugin_uses().any(|(_, _, u)| &u.plugin == name));
+        self.plugins.store(Arc::new(next));
     }
 
     async fn load_or_reuse(&self, name: &str, path: &Path) -> Result<Arc<Plugin>, PluginError> {

@@ -24,6 +24,9 @@ pub struct ProbeTarget {
     /// A client of the site's own, for sites with their own TLS trust (`tls_ca`,
     /// `tls_insecure`); `None` uses the shared clients.
     pub client: Option<reqwest::Client>,
+    /// The configuration generation this target belongs to: a reload that changes the site
+    /// gives it a new one, and probes of the old one are dropped.
+    pub generation: u64,
 }
 
 impl ProbeTarget {
@@ -33,16 +36,46 @@ impl ProbeTarget {
             url: config.url.as_str().into(),
             config: Arc::new(config),
             client: None,
+            generation: 0,
         }
     }
+}
+
+/// sitewatch itself could not run a probe (no file descriptor, no memory): the monitor's
+/// failure, which must never count against the site.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MonitorFailure(pub String);
+
+/// The error codes that mean the monitor, not the site, ran out of something.
+const MONITOR_ERRNOS: [nix::errno::Errno; 4] = [
+    nix::errno::Errno::EMFILE,
+    nix::errno::Errno::ENFILE,
+    nix::errno::Errno::ENOMEM,
+    nix::errno::Errno::ENOBUFS,
+];
+
+/// Whether `err` (or a cause of it) is the monitor running out of resources.
+fn monitor_failure(err: &(dyn std::error::Error + 'static)) -> Option<MonitorFailure> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && let Some(code) = io.raw_os_error()
+            && MONITOR_ERRNOS.iter().any(|n| *n as i32 == code)
+        {
+            return Some(MonitorFailure(io.to_string()));
+        }
+        cur = e.source();
+    }
+    None
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProberSetupError {
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
-    #[error("{0}")]
-    CaFile(String),
+    #[error(transparent)]
+    CaFile(#[from] crate::config::CaFileError),
     #[error("cannot build the HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -73,7 +106,7 @@ impl Prober {
         let trust = if site.tls_insecure {
             Trust::Anything
         } else if let Some(ca) = &site.tls_ca {
-            Trust::Roots(crate::config::read_ca_file(ca).map_err(ProberSetupError::CaFile)?)
+            Trust::Roots(crate::config::read_ca_file(ca)?)
         } else {
             target.client = None;
             return Ok(());
@@ -94,7 +127,7 @@ impl Prober {
         &self,
         target: &ProbeTarget,
         scheduled: Instant,
-    ) -> (Measurement, Option<Captured>) {
+    ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
         let site = &*target.config;
         let schedule_lag = Instant::now().saturating_duration_since(scheduled);
         let time = self.clock.now();
@@ -117,6 +150,7 @@ impl Prober {
             Arc::clone(&phase_clock).scope(fetch(request, site.max_body, start, &mut progress)),
         )
         .await;
+        let ended = Instant::now();
         let instants = phase_clock.snapshot();
         let error = match result {
             Ok(Ok(())) => match progress.status {
@@ -126,7 +160,13 @@ impl Prober {
                 }),
                 _ => None,
             },
-            Ok(Err(failure)) => Some(classify(failure, &instants)),
+            Ok(Err(failure)) => {
+                let (Failure::Send(e) | Failure::Body(e)) = &failure;
+                if let Some(ours) = monitor_failure(e) {
+                    return Err(ours);
+                }
+                Some(classify(failure, &instants))
+            }
             Err(_) => Some(ProbeError {
                 kind: ErrorKind::Timeout,
                 message: format!(
@@ -149,10 +189,13 @@ impl Prober {
             body_truncated: progress.body_truncated,
             phases: instants.phases(),
             error,
+            duration: ended.saturating_duration_since(start),
+            ended_us: self.clock.timeline_us(ended),
+            generation: target.generation,
             schedule_lag,
             metrics: Vec::new(),
         };
-        (measurement, captured)
+        Ok((measurement, captured))
     }
 }
 

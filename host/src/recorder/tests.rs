@@ -1,8 +1,8 @@
 use super::*;
 use crate::alert::AlertKind;
-use crate::clock::TokioClock;
+use crate::clock::{Clock, SteppingClock, TokioClock};
 use crate::config::SiteConfig;
-use crate::measurement::{ErrorKind, Phases, ProbeError};
+use crate::event::{Received, Subscription};
 use chrono::{DateTime, TimeZone, Utc};
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +10,8 @@ use std::time::Duration;
 fn config() -> Config {
     Config::parse(
         Path::new("test.json"),
-        br#"{"sites": [{"name": "a", "url": "http://a.test/"}, {"name": "b", "url": "http://b.test/"}],
+        br#"{"sites": [{"name": "a", "url": "http://a.test/", "interval": "10s", "timeout": "5s"},
+                       {"name": "b", "url": "http://b.test/", "interval": "10s", "timeout": "5s"}],
             "alerting": {"threshold": 0.8, "window": "60s"},
             "dashboard": {"views": [{"window": "5m", "every": "10s"}]}}"#,
     )
@@ -25,43 +26,46 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
 }
 
+/// A probe of `site` that started `secs` after t0 and ended 1 ms later.
 fn probe(site: &str, secs: i64, up: bool) -> Measurement {
-    Measurement {
-        site: site.into(),
-        url: format!("http://{site}.test/").into(),
-        time: t0() + chrono::TimeDelta::seconds(secs),
-        ok: up,
-        status: up.then_some(200),
-        ttfb: up.then(|| Duration::from_millis(3)),
-        response_time: up.then_some(Duration::ZERO),
-        body_bytes: 0,
-        body_truncated: false,
-        phases: Phases::default(),
-        error: (!up).then(|| ProbeError {
-            kind: ErrorKind::Connect,
-            message: "refused".into(),
-        }),
-        schedule_lag: Duration::ZERO,
-        metrics: Vec::new(),
-    }
+    crate::measurement::tests::at(site, t0() + chrono::TimeDelta::seconds(secs), up)
 }
 
-fn recorder() -> (Recorder, broadcast::Receiver<Arc<Event>>) {
+fn recorder_with(clock: SharedClock) -> (Recorder, Subscription) {
     let c = config();
-    let (tx, rx) = broadcast::channel(10_000);
-    let mut r = Recorder::new(&c, Arc::new(TokioClock::starting_at(t0())), tx, None);
+    let bus = Bus::new(Arc::clone(&clock));
+    let sub = bus.subscribe();
+    let mut r = Recorder::new(&c, clock, bus, None);
     r.set_sites(&targets(&c));
-    (r, rx)
+    (r, sub)
 }
 
-fn alerts(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<Alert> {
+fn recorder() -> (Recorder, Subscription) {
+    recorder_with(Arc::new(TokioClock::starting_at(t0())))
+}
+
+/// The alerts published so far, after the ordered stream has delivered them.
+async fn alerts(r: &mut Recorder, sub: &mut Subscription) -> Vec<Alert> {
+    r.flush_alerts().await;
     let mut out = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        if let Event::Alert(a) = &*e {
+    while let Some(e) = sub.try_recv() {
+        if let Received::Event(e) = e
+            && let Event::Alert(a) = &*e
+        {
             out.push(a.clone());
         }
     }
     out
+}
+
+/// Every event published so far.
+fn events(sub: &mut Subscription) -> Vec<Arc<Event>> {
+    std::iter::from_fn(|| sub.try_recv())
+        .filter_map(|r| match r {
+            Received::Event(e) => Some(e),
+            Received::Dropped(_) => None,
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -74,7 +78,7 @@ async fn an_outage_gives_one_down_and_one_recovery_and_other_sites_are_untouched
         r.record(probe("a", secs, a_up));
         r.record(probe("b", secs, true));
     }
-    let fired = alerts(&mut rx);
+    let fired = alerts(&mut r, &mut rx).await;
     let kinds: Vec<_> = fired.iter().map(|a| (a.site.to_string(), a.kind)).collect();
     assert_eq!(
         kinds,
@@ -84,9 +88,13 @@ async fn an_outage_gives_one_down_and_one_recovery_and_other_sites_are_untouched
         ]
     );
     // The 60 s window holds the 6 probes after `now - 60 s`: the second failure (at 130 s)
-    // leaves 4 of 6 up, 66.67% < 80%; the first left 5 of 6 = 83%.
+    // leaves 4 of 6 up, 66.67% < 80%; the first left 5 of 6 = 83%. The alert is timed when the
+    // crossing probe ended.
     let down = &fired[0];
-    assert_eq!(down.time, t0() + chrono::TimeDelta::seconds(130));
+    assert_eq!(
+        down.time,
+        t0() + chrono::TimeDelta::seconds(130) + chrono::TimeDelta::milliseconds(1)
+    );
     assert!(
         (down.availability - 4.0 / 6.0).abs() < 1e-9,
         "{}",
@@ -109,6 +117,55 @@ async fn an_outage_gives_one_down_and_one_recovery_and_other_sites_are_untouched
     assert_eq!(r.history().len(), 2);
 }
 
+/// A formatter that takes longer for down alerts than for recoveries, as a cold plugin does.
+struct SlowForDown;
+
+impl AlertFormatter for SlowForDown {
+    fn name(&self) -> &str {
+        "slow-for-down"
+    }
+
+    fn render<'a>(
+        &'a self,
+        alert: &'a Alert,
+        _: &'a [String],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            if alert.kind == AlertKind::Down {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Ok(format!("rendered {}", alert.kind))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn alerts_leave_in_the_order_they_were_decided_even_when_rendering_takes_longer() {
+    let c = config();
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0()));
+    let bus = Bus::new(Arc::clone(&clock));
+    let mut sub = bus.subscribe();
+    let mut r = Recorder::new(&c, clock, bus, None).with_formatter(Arc::new(SlowForDown));
+    r.set_sites(&targets(&c));
+    // Covered for a minute, then a quick down and recovery: the recovery renders at once, the
+    // down alert takes 200 ms.
+    for s in (0..=60).step_by(10) {
+        r.record(probe("a", s, true));
+    }
+    for s in [70, 80] {
+        r.record(probe("a", s, false));
+    }
+    for s in (90..=200).step_by(10) {
+        r.record(probe("a", s, true));
+    }
+    let fired = alerts(&mut r, &mut sub).await;
+    let kinds: Vec<_> = fired.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, [AlertKind::Down, AlertKind::Recovered]);
+    assert_eq!(fired[0].rendered.as_deref(), Some("rendered down"));
+    assert_eq!(fired[1].rendered.as_deref(), Some("rendered recovered"));
+}
+
 #[tokio::test]
 async fn reports_cover_each_site_and_say_no_data_for_silent_ones() {
     let (mut r, _rx) = recorder();
@@ -124,6 +181,7 @@ async fn reports_cover_each_site_and_say_no_data_for_silent_ones() {
     );
     assert_eq!(a.stats.status_codes.get("200"), Some(&1));
     assert_eq!(a.stats.status_codes.get("connect"), Some(&1));
+    assert_eq!(a.last_error.as_deref(), Some("connect: refused"));
     let b = &report.sites[1];
     assert_eq!(
         (&*b.site, b.stats.checks, b.stats.availability),
@@ -143,14 +201,40 @@ async fn set_sites_keeps_unchanged_sites_and_resets_a_changed_url() {
         ..c.sites[0].clone()
     });
     r.set_sites(&targets(&c));
-    let report = r.report(0, false);
-    let checks: Vec<_> = report
-        .sites
-        .iter()
-        .map(|s| (s.site.to_string(), s.stats.checks))
-        .collect();
-    assert_eq!(checks, [("a".into(), 1), ("b".into(), 0), ("c".into(), 0)]);
-    r.record(probe("gone", 0, true)); // a removed site's late measurement is dropped
+    let checks = |r: &mut Recorder| -> Vec<(String, u32)> {
+        r.report(0, false)
+            .sites
+            .iter()
+            .map(|s| (s.site.to_string(), s.stats.checks))
+            .collect()
+    };
+    assert_eq!(
+        checks(&mut r),
+        [("a".into(), 1), ("b".into(), 0), ("c".into(), 0)]
+    );
+    // A removed site's late measurement is dropped: nothing changes.
+    r.record(probe("gone", 0, true));
+    assert_eq!(
+        checks(&mut r),
+        [("a".into(), 1), ("b".into(), 0), ("c".into(), 0)]
+    );
+    assert_eq!(r.samples_held(), 1);
+}
+
+#[tokio::test]
+async fn a_probe_of_an_earlier_generation_is_dropped() {
+    let (mut r, _rx) = recorder();
+    let c = config();
+    let mut next = targets(&c);
+    next[0].generation = 1;
+    r.set_sites(&next);
+    // Late: started under generation 0 (another URL or check), ended after the reload.
+    r.record(probe("a", 0, false));
+    let mut current = probe("a", 1, true);
+    current.generation = 1;
+    r.record(current);
+    let a = &r.report(0, false).sites[0];
+    assert_eq!((a.stats.checks, a.stats.availability), (1, Some(1.0)));
 }
 
 #[tokio::test]
@@ -172,13 +256,114 @@ async fn restore_rebuilds_windows_and_a_down_state_without_repeating_the_alert()
     assert!(report.sites[0].down);
     // Still failing after the restart: no second down alert.
     r.record(probe("a", 1, false));
-    assert!(alerts(&mut rx).is_empty());
+    assert!(alerts(&mut r, &mut rx).await.is_empty());
     // Recovery is reported against the stored down time.
     for s in (10..130).step_by(10) {
         r.record(probe("a", s, true));
     }
-    let fired = alerts(&mut rx);
+    let fired = alerts(&mut r, &mut rx).await;
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].kind, AlertKind::Recovered);
     assert_eq!(fired[0].down_since, Some(down.time));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_after_a_gap_waits_for_a_whole_window_of_new_probes() {
+    let (mut r, mut rx) = recorder();
+    // Stored history: up, ending 10 minutes ago (sitewatch was stopped since).
+    let history: Vec<_> = (-900..=-600)
+        .step_by(10)
+        .map(|s| probe("a", s, true))
+        .collect();
+    r.restore("a", &history, None);
+    // Restarted with the site failing: the first probe alone must not decide.
+    for s in (0..60).step_by(10) {
+        r.record(probe("a", s, false));
+        assert!(alerts(&mut r, &mut rx).await.is_empty(), "fired at {s} s");
+    }
+    // Once new probes cover the 60 s window, the outage is reported.
+    r.record(probe("a", 60, false));
+    let fired = alerts(&mut r, &mut rx).await;
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].kind, AlertKind::Down);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_step_neither_freezes_nor_empties_the_windows() {
+    let clock = Arc::new(SteppingClock::starting_at(t0()));
+    let (mut r, _rx) = recorder_with(clock.clone());
+    // A probe every 10 s for a minute, placed on the clock's timeline.
+    let record_now = |r: &mut Recorder| {
+        let mut m = crate::measurement::tests::at("a", clock.now(), true);
+        m.ended_us = clock.timeline_now_us();
+        r.record(m);
+    };
+    for _ in 0..6 {
+        record_now(&mut r);
+        tokio::time::advance(Duration::from_secs(10)).await;
+    }
+    let checks = |r: &mut Recorder| r.report(0, false).sites[0].stats.checks;
+    assert_eq!(checks(&mut r), 6);
+    // NTP steps the wall clock an hour forward: nothing leaves the 5-minute view.
+    clock.step(chrono::TimeDelta::hours(1));
+    assert_eq!(checks(&mut r), 6);
+    // And an hour back: eviction still runs on time (5 minutes later everything has left).
+    clock.step(chrono::TimeDelta::hours(-2));
+    record_now(&mut r);
+    assert_eq!(checks(&mut r), 7);
+    tokio::time::advance(Duration::from_secs(301)).await;
+    assert_eq!(checks(&mut r), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overload_skips_are_one_episode_and_never_count_against_a_site() {
+    let (mut r, mut rx) = recorder();
+    for _ in 0..100 {
+        r.skipped("a", SkipReason::Overloaded { cap: 8 });
+    }
+    r.skipped(
+        "b",
+        SkipReason::MonitorFailure("Too many open files".into()),
+    );
+    let report = r.report(0, false);
+    assert!(report.overloaded);
+    assert_eq!(report.skipped_overload, 101);
+    assert_eq!(report.sites[0].skipped_ticks, 100);
+    assert_eq!(
+        report.sites[0].stats.checks, 0,
+        "a skipped tick is no probe"
+    );
+    tokio::time::advance(OVERLOAD_QUIET + Duration::from_secs(1)).await;
+    r.record(probe("a", 0, true));
+    let overloads: Vec<(OverloadState, u64)> = events(&mut rx)
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Overload(o) => Some((o.state, o.skipped)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        overloads,
+        [(OverloadState::Started, 1), (OverloadState::Ended, 101)]
+    );
+    assert!(!r.report(0, false).overloaded);
+}
+
+#[tokio::test]
+async fn a_reconfigure_publishes_what_is_watched_now() {
+    let (mut r, mut rx) = recorder();
+    let mut c = config();
+    c.sites.remove(1);
+    r.reconfigure(c.alerting.clone(), c.dashboard.views.clone(), &targets(&c));
+    let watching: Vec<_> = events(&mut rx)
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Watching(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(watching.len(), 1);
+    let sites: Vec<&str> = watching[0].sites.iter().map(|s| &*s.site).collect();
+    assert_eq!(sites, ["a"]);
+    assert_eq!(watching[0].views, ["5m"]);
 }

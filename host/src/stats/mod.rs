@@ -5,7 +5,6 @@
 mod sorted;
 
 use crate::measurement::{Measurement, Outcome};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sorted::SortedMicros;
 use std::collections::{BTreeMap, VecDeque};
@@ -14,7 +13,7 @@ use std::time::Duration;
 /// One measurement as the windows keep it (24 bytes).
 #[derive(Debug, Clone, Copy)]
 struct Sample {
-    /// Position in time, microseconds since the Unix epoch (see [`SiteWindows::push`]).
+    /// Position on the monotonic timeline, microseconds (see [`SiteWindows::push`]).
     at_us: i64,
     outcome: Outcome,
     ok: bool,
@@ -151,7 +150,7 @@ pub fn summarize<'a>(measurements: impl IntoIterator<Item = &'a Measurement>) ->
 
 /// Stats of one site over one window. `availability` and the timings are `None` when the window
 /// holds no data ("no data", never 0%).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WindowStats {
     pub checks: u32,
     pub ok: u32,
@@ -216,11 +215,11 @@ impl SiteWindows {
         }
     }
 
-    /// Adds a measurement. It is placed at the time it finished, so samples arrive in order even
-    /// when probes overlap; one that finishes "before" the newest sample is placed beside it.
-    /// Returns the time it was placed at.
-    pub fn push(&mut self, m: &Measurement) -> DateTime<Utc> {
-        let at_us = m.finished_at().timestamp_micros().max(self.last_at_us);
+    /// Adds a measurement. It is placed where it ended on the monotonic timeline
+    /// ([`Measurement::ended_us`]), so samples arrive in order even when probes overlap; one that
+    /// reaches the windows after a later one is placed beside it. Returns its position.
+    pub fn push(&mut self, m: &Measurement) -> i64 {
+        let at_us = m.ended_us.max(self.last_at_us);
         self.last_at_us = at_us;
         let sample = Sample::new(m, at_us);
         for w in &mut self.windows {
@@ -228,7 +227,7 @@ impl SiteWindows {
         }
         self.samples.push_back(sample);
         self.evict(at_us);
-        DateTime::from_timestamp_micros(at_us).unwrap_or_default()
+        at_us
     }
 
     /// Changes the windows (a config reload). Each new window is rebuilt from the samples kept,
@@ -248,9 +247,9 @@ impl SiteWindows {
         }
     }
 
-    /// Drops what has left each window by `now`.
-    pub fn advance(&mut self, now: DateTime<Utc>) {
-        self.evict(now.timestamp_micros());
+    /// Drops what has left each window by `now_us` (a timeline position).
+    pub fn advance(&mut self, now_us: i64) {
+        self.evict(now_us);
     }
 
     fn evict(&mut self, now_us: i64) {

@@ -1,6 +1,6 @@
 use super::*;
 use crate::measurement::{ErrorKind, Phases, ProbeError};
-use chrono::TimeZone;
+use chrono::{DateTime, TimeZone, Utc};
 use std::sync::Arc;
 
 fn t0() -> DateTime<Utc> {
@@ -9,6 +9,11 @@ fn t0() -> DateTime<Utc> {
 
 fn at(secs: i64) -> DateTime<Utc> {
     t0() + chrono::TimeDelta::seconds(secs)
+}
+
+/// The timeline position of `at(secs)` (the timeline equals the wall clock here).
+fn us(secs: i64) -> i64 {
+    at(secs).timestamp_micros()
 }
 
 fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
@@ -28,6 +33,9 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
             kind: ErrorKind::Status,
             message: "bad".into(),
         }),
+        duration: Duration::from_millis(resp_ms),
+        ended_us: us(secs),
+        generation: 0,
         schedule_lag: Duration::ZERO,
         metrics: Vec::new(),
     }
@@ -44,6 +52,7 @@ fn failed(secs: i64, kind: ErrorKind) -> Measurement {
             kind,
             message: "x".into(),
         }),
+        duration: Duration::ZERO,
         ..ok(secs, 200, 0, 0)
     }
 }
@@ -105,17 +114,17 @@ fn samples_leave_each_window_at_its_own_span() {
     w.push(&failed(100, ErrorKind::Connect));
     assert_eq!(w.availability(0), Some(0.5));
     // At 120 s the first sample is exactly one span old: out of the 2-minute window.
-    w.advance(at(120));
+    w.advance(us(120));
     assert_eq!(w.availability(0), Some(0.0));
     assert_eq!(w.availability(1), Some(0.5));
-    w.advance(at(221));
+    w.advance(us(221));
     assert_eq!(
         w.availability(0),
         None,
         "an empty window has no availability"
     );
     assert_eq!(w.stats(1).checks, 2);
-    w.advance(at(700));
+    w.advance(us(700));
     assert_eq!(w.stats(1).checks, 0);
     assert!(w.is_empty(), "samples outside every window are dropped");
 }
@@ -131,7 +140,7 @@ fn max_and_percentiles_roll_with_the_window() {
         w.push(&ok(i, 200, 5, 10 * i as u64));
     }
     assert_eq!(w.stats(0).response_ms.unwrap().max, 1000.0);
-    w.advance(at(10));
+    w.advance(us(10));
     let s = w.stats(0);
     let r = s.response_ms.unwrap();
     assert_eq!(s.checks, 9);
@@ -150,12 +159,12 @@ fn out_of_order_completions_keep_the_queue_ordered() {
     let placed = w.push(&ok(3, 200, 1, 1));
     assert_eq!(
         placed,
-        at(5),
+        us(5),
         "an older completion is placed beside the newest sample"
     );
-    w.advance(at(14));
+    w.advance(us(14));
     assert_eq!(w.stats(0).checks, 2);
-    w.advance(at(15));
+    w.advance(us(15));
     assert_eq!(w.stats(0).checks, 0);
 }
 

@@ -8,16 +8,13 @@
 //! `docs/ARCHITECTURE.md` for the figures.
 
 use super::Store;
-use crate::alert::{Alert, AlertKind};
-use crate::clock::SharedClock;
+use crate::alert::Alert;
 use crate::config::InfluxConfig;
-use crate::event::{ErrorReport, Event};
+use crate::event::Bus;
 use crate::measurement::Measurement;
 use influxdb_line_protocol::LineProtocolBuilder;
 use rusqlite::{Connection, params};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
@@ -86,10 +83,7 @@ pub fn probe_line(m: &Measurement) -> String {
 /// The `alert` line of an alert: tags site, url and kind; fields availability, message and, for a
 /// recovery, the seconds it was down.
 pub fn alert_line(a: &Alert) -> String {
-    let kind = match a.kind {
-        AlertKind::Down => "down",
-        AlertKind::Recovered => "recovered",
-    };
+    let kind = a.kind.as_str();
     let mut b = LineProtocolBuilder::new()
         .measurement("alert")
         .tag("site", &a.site)
@@ -109,8 +103,7 @@ pub struct Sender {
     pub config: InfluxConfig,
     pub token: Option<String>,
     pub client: reqwest::Client,
-    pub clock: SharedClock,
-    pub events: broadcast::Sender<Arc<Event>>,
+    pub bus: Bus,
 }
 
 impl Sender {
@@ -128,13 +121,7 @@ impl Sender {
     }
 
     fn report(&self, message: String) {
-        tracing::warn!("{message}");
-        let _ = self.events.send(Arc::new(Event::Error(ErrorReport {
-            time: self.clock.now(),
-            source: "influxdb",
-            site: None,
-            message,
-        })));
+        self.bus.error("influxdb", None, message);
     }
 
     pub async fn run(self, stop: CancellationToken) {
@@ -263,6 +250,7 @@ fn read_batch(conn: &Connection, n: usize) -> Result<Vec<(i64, String)>, super::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::AlertKind;
     use crate::measurement::{ErrorKind, Phases, ProbeError};
 
     fn measurement() -> Measurement {
@@ -285,6 +273,9 @@ mod tests {
                 kind: ErrorKind::Status,
                 message: "x".into(),
             }),
+            duration: Duration::from_micros(2250),
+            ended_us: 0,
+            generation: 0,
             schedule_lag: Duration::ZERO,
             metrics: vec![("json.latency".into(), 12.5)],
         }

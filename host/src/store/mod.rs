@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,7 +133,7 @@ impl Store {
         let url: Arc<str> = url.into();
         let mut stmt = conn.prepare_cached(
             "SELECT time_us, ok, status, ttfb_us, response_us, dns_us, connect_us, tls_us, body_bytes,
-                    truncated, error_kind, error_message, lag_us, metrics
+                    truncated, error_kind, error_message, lag_us, metrics, duration_us
              FROM measurements WHERE site_id = ?1 AND time_us >= ?2 ORDER BY time_us",
         )?;
         let rows = stmt.query_map(params![site_id, since.timestamp_micros()], |r| {
@@ -142,10 +142,13 @@ impl Store {
                     .map(|v| Duration::from_micros(v.max(0) as u64)))
             };
             let kind: Option<String> = r.get(10)?;
+            let time = from_us(r.get(0)?);
+            let duration = us(14)?.or(us(4)?).unwrap_or_default();
+            let ended = time + chrono::TimeDelta::from_std(duration).unwrap_or_default();
             Ok(Measurement {
                 site: Arc::clone(&site),
                 url: Arc::clone(&url),
-                time: from_us(r.get(0)?),
+                time,
                 ok: r.get(1)?,
                 status: r.get(2)?,
                 ttfb: us(3)?,
@@ -167,6 +170,10 @@ impl Store {
                     .transpose()?,
                 schedule_lag: us(12)?.unwrap_or_default(),
                 metrics: parse_metrics(r.get::<_, Option<String>>(13)?.as_deref()),
+                duration,
+                // Stored probes sit at their wall-clock end: the timeline starts equal to it.
+                ended_us: ended.timestamp_micros(),
+                generation: 0,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -238,14 +245,13 @@ fn parse_metrics(json: Option<&str>) -> Vec<(String, f64)> {
 
 fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let kind: String = r.get(2)?;
+    let kind: AlertKind = kind.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     let time = from_us(r.get(4)?);
     let down_since = r.get::<_, Option<i64>>(5)?.map(from_us);
     Ok(Alert {
-        kind: if kind == "down" {
-            AlertKind::Down
-        } else {
-            AlertKind::Recovered
-        },
+        kind,
         site: r.get::<_, String>(0)?.into(),
         url: r.get::<_, String>(1)?.into(),
         availability: r.get(3)?,
@@ -293,8 +299,23 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     conn.execute_batch(include_str!("schema.sql"))?;
+    if version < 2 && !has_column(&conn, "measurements", "duration_us")? {
+        // Schema 1 had no probe duration: old rows keep NULL (read as their response time).
+        conn.execute_batch("ALTER TABLE measurements ADD COLUMN duration_us INTEGER")?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
+}
+
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+    let names = stmt.query_map([], |r| r.get::<_, String>(1))?;
+    for name in names {
+        if name? == column {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn is_corruption(e: &rusqlite::Error) -> bool {

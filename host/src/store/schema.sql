@@ -1,4 +1,4 @@
--- sitewatch embedded store, schema version 1. Times are microseconds since the Unix epoch (UTC).
+-- sitewatch embedded store, schema version 2 (2 added measurements.duration_us). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -22,7 +22,9 @@ CREATE TABLE IF NOT EXISTS measurements (
     error_message TEXT,
     lag_us        INTEGER NOT NULL,
     -- Plugin metrics as a JSON object of name to number, or NULL.
-    metrics       TEXT
+    metrics       TEXT,
+    -- Request start to the probe's end (failures too); NULL in rows from schema 1.
+    duration_us   INTEGER
 );
 CREATE INDEX IF NOT EXISTS measurements_by_site_time ON measurements (site_id, time_us);
 

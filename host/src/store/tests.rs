@@ -1,6 +1,7 @@
 use super::writer::{Record, WriterOptions};
 use super::*;
 use crate::clock::SystemClock;
+use crate::event::Bus;
 use crate::measurement::{ErrorKind, Phases, ProbeError};
 
 fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
@@ -23,13 +24,29 @@ fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
             kind: ErrorKind::Timeout,
             message: "slow".into(),
         }),
+        duration: Duration::from_micros(if ok { 2345 } else { 5_000_000 }),
+        ended_us: 0,
+        generation: 0,
         schedule_lag: Duration::from_micros(3),
         metrics: vec![("m.one".into(), 1.5)],
+    }
+    .placed_at_its_end()
+}
+
+trait PlacedAtItsEnd {
+    /// Sets the timeline position to the wall-clock end, as rows read back from the store have.
+    fn placed_at_its_end(self) -> Self;
+}
+
+impl PlacedAtItsEnd for Measurement {
+    fn placed_at_its_end(mut self) -> Self {
+        self.ended_us = self.finished_at().timestamp_micros();
+        self
     }
 }
 
 fn write_all(store: &Store, records: Vec<Record>) {
-    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let tx = Bus::new(Arc::new(SystemClock::new()));
     let (handle, thread) = writer::spawn(
         store.clone(),
         WriterOptions {
@@ -37,7 +54,7 @@ fn write_all(store: &Store, records: Vec<Record>) {
             retention: Duration::from_secs(1_000_000_000),
             outbox: true,
         },
-        Arc::new(SystemClock),
+        Arc::new(SystemClock::new()),
         tx,
     );
     for r in records {
@@ -167,9 +184,11 @@ fn retention_prunes_old_measurements() {
     let now = from_us(Utc::now().timestamp_micros());
     let mut old = measurement("a", 0, true);
     old.time = now - chrono::TimeDelta::hours(2);
+    let old = old.placed_at_its_end();
     let mut fresh = measurement("a", 0, true);
     fresh.time = now - chrono::TimeDelta::minutes(10);
-    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let fresh = fresh.placed_at_its_end();
+    let tx = Bus::new(Arc::new(SystemClock::new()));
     let (handle, thread) = writer::spawn(
         store.clone(),
         WriterOptions {
@@ -177,7 +196,7 @@ fn retention_prunes_old_measurements() {
             retention: Duration::from_secs(3600),
             outbox: false,
         },
-        Arc::new(SystemClock),
+        Arc::new(SystemClock::new()),
         tx,
     );
     handle.send(Record::Measurement(old.clone()));
@@ -199,7 +218,7 @@ fn retention_prunes_old_measurements() {
 }
 
 fn write_all_with_retention(store: &Store, retention: Duration) {
-    let (tx, _) = tokio::sync::broadcast::channel(16);
+    let tx = Bus::new(Arc::new(SystemClock::new()));
     let (handle, thread) = writer::spawn(
         store.clone(),
         WriterOptions {
@@ -207,7 +226,7 @@ fn write_all_with_retention(store: &Store, retention: Duration) {
             retention,
             outbox: false,
         },
-        Arc::new(SystemClock),
+        Arc::new(SystemClock::new()),
         tx,
     );
     // Give it one flush cycle, in which it prunes.
@@ -223,7 +242,8 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
     // Make the database path unusable: a directory where the file should be.
     std::fs::remove_file(store.path()).unwrap();
     std::fs::create_dir(store.path()).unwrap();
-    let (tx, mut events) = tokio::sync::broadcast::channel(16);
+    let tx = Bus::new(Arc::new(SystemClock::new()));
+    let mut events = tx.subscribe();
     let (handle, thread) = writer::spawn(
         store.clone(),
         WriterOptions {
@@ -231,14 +251,16 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
             retention: Duration::from_secs(1_000_000_000),
             outbox: false,
         },
-        Arc::new(SystemClock),
+        Arc::new(SystemClock::new()),
         tx,
     );
     let ms: Vec<_> = (0..100).map(|i| measurement("a", i, true)).collect();
     for m in &ms {
         handle.send(Record::Measurement(m.clone()));
     }
-    let first = events.blocking_recv().unwrap();
+    let Some(crate::event::Received::Event(first)) = events.recv_blocking() else {
+        panic!("no event")
+    };
     let crate::event::Event::Error(e) = &*first else {
         panic!("{first:?}")
     };
@@ -250,7 +272,9 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
     );
     // The disk comes back.
     std::fs::remove_dir(store.path()).unwrap();
-    let second = events.blocking_recv().unwrap();
+    let Some(crate::event::Received::Event(second)) = events.recv_blocking() else {
+        panic!("no event")
+    };
     let crate::event::Event::Error(e) = &*second else {
         panic!("{second:?}")
     };
@@ -292,4 +316,51 @@ fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
         .map(|(_, v)| v.to_string())
         .collect();
     assert_eq!(tags, [m.site.to_string(), m.url.to_string()]);
+}
+
+#[test]
+fn a_schema_1_store_is_upgraded_in_place_and_its_rows_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(super::DB_FILE);
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sites (id INTEGER PRIMARY KEY, name TEXT NOT NULL, url TEXT NOT NULL, UNIQUE (name, url));
+             CREATE TABLE measurements (site_id INTEGER NOT NULL, time_us INTEGER NOT NULL, ok INTEGER NOT NULL,
+                 status INTEGER, ttfb_us INTEGER, response_us INTEGER, dns_us INTEGER, connect_us INTEGER,
+                 tls_us INTEGER, body_bytes INTEGER NOT NULL, truncated INTEGER NOT NULL, error_kind TEXT,
+                 error_message TEXT, lag_us INTEGER NOT NULL, metrics TEXT);
+             INSERT INTO sites VALUES (1, 'a', 'http://a.test/');
+             INSERT INTO measurements VALUES (1, 1000000, 1, 200, 1000, 2500, NULL, NULL, NULL, 5, 0, NULL, NULL, 0, NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let conn = store.connect().unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, super::SCHEMA_VERSION);
+    let ms = store
+        .measurements(&conn, "a", "http://a.test/", from_us(0))
+        .unwrap();
+    assert_eq!(ms.len(), 1);
+    // A row without a duration ends at its response time.
+    assert_eq!(ms[0].duration, Duration::from_micros(2500));
+    assert_eq!(ms[0].ended_us, 1_002_500);
+}
+
+#[test]
+fn an_unknown_alert_kind_in_the_store_is_an_error_not_a_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let conn = store.connect().unwrap();
+    conn.execute(
+        "INSERT INTO alerts (site, url, kind, availability, time_us, message) VALUES ('a', 'u', 'sideways', 1.0, 0, 'm')",
+        [],
+    )
+    .unwrap();
+    let err = store.alerts_since(&conn, from_us(0)).unwrap_err();
+    assert!(err.to_string().contains("sideways"), "{err}");
 }

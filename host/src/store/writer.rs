@@ -5,16 +5,15 @@
 //! the monitor keeps probing and alerting meanwhile.
 
 use super::{Store, influx};
-use crate::alert::{Alert, AlertKind};
+use crate::alert::Alert;
 use crate::clock::SharedClock;
-use crate::event::{ErrorReport, Event};
+use crate::event::Bus;
 use crate::measurement::Measurement;
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
-use tokio::sync::broadcast;
 
 /// Records per transaction, at most.
 const BATCH: usize = 5_000;
@@ -74,12 +73,12 @@ pub fn spawn(
     store: Store,
     options: WriterOptions,
     clock: SharedClock,
-    events: broadcast::Sender<Arc<Event>>,
+    bus: Bus,
 ) -> (StoreHandle, std::thread::JoinHandle<()>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("sitewatch-store".into())
-        .spawn(move || Writer::new(store, options, clock, events).run(rx))
+        .spawn(move || Writer::new(store, options, clock, bus).run(rx))
         .expect("spawning the store writer thread");
     (StoreHandle { tx }, thread)
 }
@@ -88,7 +87,7 @@ struct Writer {
     store: Store,
     options: WriterOptions,
     clock: SharedClock,
-    events: broadcast::Sender<Arc<Event>>,
+    bus: Bus,
     conn: Option<Connection>,
     pending: VecDeque<Record>,
     site_ids: HashMap<(Arc<str>, Arc<str>), i64>,
@@ -99,17 +98,12 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(
-        store: Store,
-        options: WriterOptions,
-        clock: SharedClock,
-        events: broadcast::Sender<Arc<Event>>,
-    ) -> Self {
+    fn new(store: Store, options: WriterOptions, clock: SharedClock, bus: Bus) -> Self {
         Self {
             store,
             options,
             clock,
-            events,
+            bus,
             conn: None,
             pending: VecDeque::new(),
             site_ids: HashMap::new(),
@@ -232,13 +226,7 @@ impl Writer {
     }
 
     fn report(&self, message: String) {
-        tracing::warn!("{message}");
-        let _ = self.events.send(Arc::new(Event::Error(ErrorReport {
-            time: self.clock.now(),
-            source: "storage",
-            site: None,
-            message,
-        })));
+        self.bus.error("storage", None, message);
     }
 
     /// Writes the first `n` pending records in one transaction.
@@ -255,8 +243,9 @@ impl Writer {
                 tx.prepare_cached("SELECT id FROM sites WHERE name = ?1 AND url = ?2")?;
             let mut measurement = tx.prepare_cached(
                 "INSERT INTO measurements (site_id, time_us, ok, status, ttfb_us, response_us, dns_us,
-                     connect_us, tls_us, body_bytes, truncated, error_kind, error_message, lag_us, metrics)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     connect_us, tls_us, body_bytes, truncated, error_kind, error_message, lag_us, metrics,
+                     duration_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             )?;
             let mut alert = tx.prepare_cached(
                 "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered)
@@ -294,6 +283,7 @@ impl Writer {
                             m.error.as_ref().map(|e| e.message.as_str()),
                             m.schedule_lag.as_micros() as i64,
                             metrics_json(&m.metrics),
+                            m.duration.as_micros() as i64,
                         ])?;
                         if self.options.outbox {
                             outbox.execute([influx::probe_line(m)])?;
@@ -303,10 +293,7 @@ impl Writer {
                         alert.execute(params![
                             &*a.site,
                             &*a.url,
-                            match a.kind {
-                                AlertKind::Down => "down",
-                                AlertKind::Recovered => "recovered",
-                            },
+                            a.kind.as_str(),
                             a.availability,
                             a.time.timestamp_micros(),
                             a.down_since.map(|t| t.timestamp_micros()),

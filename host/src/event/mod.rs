@@ -1,0 +1,179 @@
+//! Events: what the monitor tells its outputs. The recorder publishes probes, stats, alerts and
+//! overload episodes; the monitor publishes start-up and reloads; every part reports its
+//! problems as errors ([`Bus::error`]). Outputs only consume; their JSON form is
+//! `output::wire`.
+
+mod bus;
+pub use bus::{Bus, PROBE_BACKLOG, Received, Subscription};
+
+use crate::alert::Alert;
+use crate::measurement::Measurement;
+use crate::stats::WindowStats;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// Once, when monitoring starts.
+    Started(Started),
+    Probe(Measurement),
+    Stats(StatsReport),
+    Alert(Alert),
+    Error(ErrorReport),
+    /// A config or plugin change was applied or rejected.
+    Reload(ReloadReport),
+    /// What is watched: at start and after every applied reload.
+    Watching(Watching),
+    /// sitewatch started or stopped skipping ticks because it is overloaded.
+    Overload(OverloadReport),
+}
+
+/// The sites and views being watched now.
+#[derive(Debug, Clone)]
+pub struct Watching {
+    pub time: DateTime<Utc>,
+    pub sites: Vec<WatchedSite>,
+    /// The views' names, in config order.
+    pub views: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchedSite {
+    pub site: Arc<str>,
+    pub url: Arc<str>,
+    /// Down now (per the alert engine).
+    pub down: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverloadState {
+    Started,
+    Ended,
+}
+
+/// An overload episode started or ended: ticks skipped because sitewatch could not run more
+/// probes (its cap of probes in flight, or its own resources), never counted against a site.
+#[derive(Debug, Clone)]
+pub struct OverloadReport {
+    pub time: DateTime<Utc>,
+    pub state: OverloadState,
+    pub detail: String,
+    /// Ticks skipped in the episode so far.
+    pub skipped: u64,
+}
+
+/// What the monitor is watching, and the alerts of earlier runs.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub time: DateTime<Utc>,
+    pub config: String,
+    pub sites: usize,
+    /// Where measurements go, e.g. `sitewatch-data/sitewatch.db + InfluxDB http://...`.
+    pub storage: String,
+    /// Stored alerts of earlier runs, oldest first (at most 20).
+    pub past_alerts: Vec<Alert>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadWhat {
+    Config,
+    Plugin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Applied,
+    Rejected,
+}
+
+impl ReloadWhat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Plugin => "plugin",
+        }
+    }
+}
+
+impl ReloadResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+impl OverloadState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "started",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+impl ReloadReport {
+    /// `config reload applied: ...` / `plugin reload rejected: ...`
+    pub fn line(&self) -> String {
+        format!(
+            "{} reload {}: {}",
+            self.what.as_str(),
+            self.result.as_str(),
+            self.detail
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReloadReport {
+    pub time: DateTime<Utc>,
+    pub what: ReloadWhat,
+    pub result: ReloadResult,
+    /// What changed, or why it was rejected.
+    pub detail: String,
+}
+
+/// One refresh of one view: every site's stats over the view's window.
+#[derive(Debug, Clone)]
+pub struct StatsReport {
+    pub view: String,
+    pub window_s: u64,
+    /// How often the view refreshes; `None` for a report of a past timeframe.
+    pub every_s: Option<f64>,
+    pub time: DateTime<Utc>,
+    /// True for the report printed at shutdown.
+    pub r#final: bool,
+    /// The alert threshold, for colouring availability.
+    pub threshold: f64,
+    /// sitewatch is skipping ticks because it is overloaded.
+    pub overloaded: bool,
+    /// Ticks skipped since start because sitewatch was overloaded (not counted against sites).
+    pub skipped_overload: u64,
+    pub sites: Vec<SiteReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SiteReport {
+    pub site: Arc<str>,
+    pub url: Arc<str>,
+    pub stats: WindowStats,
+    /// Whether the site is down right now (per the alert engine).
+    pub down: bool,
+    /// Ticks skipped since start because too many probes of the site were still running.
+    pub skipped_ticks: u64,
+    /// TLS certificates of this site are not verified (`tls_insecure`).
+    pub tls_insecure: bool,
+    /// Why the newest probe failed (`check: keyword: ...`), or `None` when it succeeded.
+    pub last_error: Option<String>,
+}
+
+/// A problem that does not stop the program.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub time: DateTime<Utc>,
+    /// The part of the program that met the problem, e.g. `output` or `config`.
+    pub source: &'static str,
+    pub site: Option<Arc<str>>,
+    pub message: String,
+}

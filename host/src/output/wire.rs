@@ -1,0 +1,396 @@
+//! The JSON wire schema: one object per event, tagged by `"event"`, as `--output json` prints
+//! them (and as later consumers, such as a server's event stream, must send them). It lives with
+//! the outputs, not on the domain types: a measurement or an alert does not know how it is
+//! written, and the schema can be read in one place. Documented in README.md ("Output").
+
+use crate::alert::Alert;
+use crate::event::{
+    ErrorReport, Event, OverloadReport, ReloadReport, SiteReport, Started, StatsReport, Watching,
+};
+use crate::measurement::{Measurement, ProbeError};
+use crate::stats::{ResponseSummary, TtfbSummary};
+use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Writes `event` as one JSON line.
+pub fn write_line(out: &mut dyn std::io::Write, event: &Event) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &Wire::from(event))?;
+    out.write_all(b"\n")
+}
+
+/// An event as its JSON object.
+pub fn to_value(event: &Event) -> serde_json::Value {
+    serde_json::to_value(Wire::from(event)).expect("events serialise to JSON")
+}
+
+#[derive(Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Wire<'a> {
+    Started(StartedWire<'a>),
+    Probe(ProbeWire<'a>),
+    Stats(StatsWire<'a>),
+    Alert(AlertWire<'a>),
+    Error(ErrorWire<'a>),
+    Reload(ReloadWire<'a>),
+    Watching(WatchingWire<'a>),
+    Overload(OverloadWire<'a>),
+}
+
+impl<'a> From<&'a Event> for Wire<'a> {
+    fn from(e: &'a Event) -> Self {
+        match e {
+            Event::Started(s) => Wire::Started(s.into()),
+            Event::Probe(m) => Wire::Probe(m.into()),
+            Event::Stats(r) => Wire::Stats(r.into()),
+            Event::Alert(a) => Wire::Alert(a.into()),
+            Event::Error(e) => Wire::Error(e.into()),
+            Event::Reload(r) => Wire::Reload(r.into()),
+            Event::Watching(w) => Wire::Watching(w.into()),
+            Event::Overload(o) => Wire::Overload(o.into()),
+        }
+    }
+}
+
+/// RFC 3339 with milliseconds, UTC.
+#[derive(Clone, Copy)]
+struct Time(DateTime<Utc>);
+
+impl Serialize for Time {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::clock::rfc3339_millis(self.0))
+    }
+}
+
+/// A duration in milliseconds (microsecond resolution).
+#[derive(Clone, Copy)]
+struct Ms(Duration);
+
+impl Serialize for Ms {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(crate::ms(self.0))
+    }
+}
+
+fn ms(d: Option<Duration>) -> Option<Ms> {
+    d.map(Ms)
+}
+
+#[derive(Serialize)]
+struct StartedWire<'a> {
+    time: Time,
+    config: &'a str,
+    sites: usize,
+    storage: &'a str,
+    past_alerts: Vec<AlertWire<'a>>,
+}
+
+impl<'a> From<&'a Started> for StartedWire<'a> {
+    fn from(s: &'a Started) -> Self {
+        Self {
+            time: Time(s.time),
+            config: &s.config,
+            sites: s.sites,
+            storage: &s.storage,
+            past_alerts: s.past_alerts.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProbeWire<'a> {
+    site: &'a str,
+    url: &'a str,
+    time: Time,
+    ok: bool,
+    status: Option<u16>,
+    ttfb_ms: Option<Ms>,
+    response_ms: Option<Ms>,
+    body_bytes: u64,
+    body_truncated: bool,
+    dns_ms: Option<Ms>,
+    connect_ms: Option<Ms>,
+    tls_ms: Option<Ms>,
+    error: Option<ErrorKindWire<'a>>,
+    duration_ms: Ms,
+    lag_ms: Ms,
+    metrics: Metrics<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorKindWire<'a> {
+    kind: &'static str,
+    message: &'a str,
+}
+
+impl<'a> From<&'a ProbeError> for ErrorKindWire<'a> {
+    fn from(e: &'a ProbeError) -> Self {
+        Self {
+            kind: e.kind.as_str(),
+            message: &e.message,
+        }
+    }
+}
+
+/// Plugin metrics as an object of name to number.
+struct Metrics<'a>(&'a [(String, f64)]);
+
+impl Serialize for Metrics<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'a> From<&'a Measurement> for ProbeWire<'a> {
+    fn from(m: &'a Measurement) -> Self {
+        Self {
+            site: &m.site,
+            url: &m.url,
+            time: Time(m.time),
+            ok: m.ok,
+            status: m.status,
+            ttfb_ms: ms(m.ttfb),
+            response_ms: ms(m.response_time),
+            body_bytes: m.body_bytes,
+            body_truncated: m.body_truncated,
+            dns_ms: ms(m.phases.dns),
+            connect_ms: ms(m.phases.connect),
+            tls_ms: ms(m.phases.tls),
+            error: m.error.as_ref().map(Into::into),
+            duration_ms: Ms(m.duration),
+            lag_ms: Ms(m.schedule_lag),
+            metrics: Metrics(&m.metrics),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StatsWire<'a> {
+    view: &'a str,
+    window_s: u64,
+    every_s: Option<f64>,
+    time: Time,
+    r#final: bool,
+    threshold: f64,
+    overloaded: bool,
+    skipped_overload: u64,
+    sites: Vec<SiteWire<'a>>,
+}
+
+impl<'a> From<&'a StatsReport> for StatsWire<'a> {
+    fn from(r: &'a StatsReport) -> Self {
+        Self {
+            view: &r.view,
+            window_s: r.window_s,
+            every_s: r.every_s,
+            time: Time(r.time),
+            r#final: r.r#final,
+            threshold: r.threshold,
+            overloaded: r.overloaded,
+            skipped_overload: r.skipped_overload,
+            sites: r.sites.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SiteWire<'a> {
+    site: &'a str,
+    url: &'a str,
+    checks: u32,
+    ok: u32,
+    availability: Option<f64>,
+    response_ms: Option<&'a ResponseSummary>,
+    ttfb_ms: Option<&'a TtfbSummary>,
+    /// Probes counted by status code, and by error kind for probes that got no response.
+    status_codes: &'a BTreeMap<&'static str, u32>,
+    down: bool,
+    skipped_ticks: u64,
+    tls_insecure: bool,
+    last_error: Option<&'a str>,
+}
+
+impl<'a> From<&'a SiteReport> for SiteWire<'a> {
+    fn from(s: &'a SiteReport) -> Self {
+        Self {
+            site: &s.site,
+            url: &s.url,
+            checks: s.stats.checks,
+            ok: s.stats.ok,
+            availability: s.stats.availability,
+            response_ms: s.stats.response_ms.as_ref(),
+            ttfb_ms: s.stats.ttfb_ms.as_ref(),
+            status_codes: &s.stats.status_codes,
+            down: s.down,
+            skipped_ticks: s.skipped_ticks,
+            tls_insecure: s.tls_insecure,
+            last_error: s.last_error.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AlertWire<'a> {
+    kind: &'static str,
+    site: &'a str,
+    url: &'a str,
+    availability: f64,
+    time: Time,
+    down_since: Option<Time>,
+    /// For a recovery: how long it was down, in seconds.
+    down_for_s: Option<f64>,
+    message: &'a str,
+    rendered: Option<&'a str>,
+}
+
+impl<'a> From<&'a Alert> for AlertWire<'a> {
+    fn from(a: &'a Alert) -> Self {
+        Self {
+            kind: a.kind.as_str(),
+            site: &a.site,
+            url: &a.url,
+            availability: a.availability,
+            time: Time(a.time),
+            down_since: a.down_since.map(Time),
+            down_for_s: a.down_for.map(|d| d.as_secs_f64()),
+            message: &a.message,
+            rendered: a.rendered.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorWire<'a> {
+    time: Time,
+    source: &'static str,
+    site: Option<&'a str>,
+    message: &'a str,
+}
+
+impl<'a> From<&'a ErrorReport> for ErrorWire<'a> {
+    fn from(e: &'a ErrorReport) -> Self {
+        Self {
+            time: Time(e.time),
+            source: e.source,
+            site: e.site.as_deref(),
+            message: &e.message,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReloadWire<'a> {
+    time: Time,
+    what: &'static str,
+    result: &'static str,
+    detail: &'a str,
+}
+
+impl<'a> From<&'a ReloadReport> for ReloadWire<'a> {
+    fn from(r: &'a ReloadReport) -> Self {
+        Self {
+            time: Time(r.time),
+            what: r.what.as_str(),
+            result: r.result.as_str(),
+            detail: &r.detail,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct WatchingWire<'a> {
+    time: Time,
+    sites: Vec<WatchedWire<'a>>,
+    views: &'a [String],
+}
+
+#[derive(Serialize)]
+struct WatchedWire<'a> {
+    site: &'a str,
+    url: &'a str,
+    down: bool,
+}
+
+impl<'a> From<&'a Watching> for WatchingWire<'a> {
+    fn from(w: &'a Watching) -> Self {
+        Self {
+            time: Time(w.time),
+            sites: w
+                .sites
+                .iter()
+                .map(|s| WatchedWire {
+                    site: &s.site,
+                    url: &s.url,
+                    down: s.down,
+                })
+                .collect(),
+            views: &w.views,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OverloadWire<'a> {
+    time: Time,
+    state: &'static str,
+    detail: &'a str,
+    skipped: u64,
+}
+
+impl<'a> From<&'a OverloadReport> for OverloadWire<'a> {
+    fn from(o: &'a OverloadReport) -> Self {
+        Self {
+            time: Time(o.time),
+            state: o.state.as_str(),
+            detail: &o.detail,
+            skipped: o.skipped,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_event_has_the_documented_fields() {
+        let mut m = crate::measurement::tests::sample("api", false);
+        m.metrics = vec![("json.latency".into(), 12.5)];
+        let v = to_value(&Event::Probe(m));
+        assert_eq!(v["event"], "probe");
+        assert_eq!(v["site"], "api");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["status"], serde_json::Value::Null);
+        assert_eq!(v["error"]["kind"], "connect");
+        assert_eq!(v["error"]["message"], "refused");
+        assert_eq!(v["duration_ms"], 1.0);
+        assert_eq!(v["metrics"]["json.latency"], 12.5);
+        for key in [
+            "ttfb_ms",
+            "response_ms",
+            "dns_ms",
+            "connect_ms",
+            "tls_ms",
+            "lag_ms",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {v}");
+        }
+    }
+
+    #[test]
+    fn an_alert_event_names_its_kind_in_words() {
+        let alert = crate::alert::Transition::Recovered {
+            availability: 0.9,
+            time: DateTime::from_timestamp(192, 0).unwrap(),
+            down_since: DateTime::UNIX_EPOCH,
+        }
+        .into_alert(&"a".into(), &"http://a/".into());
+        let v = to_value(&Event::Alert(alert));
+        assert_eq!(v["event"], "alert");
+        assert_eq!(v["kind"], "recovered");
+        assert_eq!(v["down_for_s"], 192.0);
+        assert_eq!(v["down_since"], "1970-01-01T00:00:00.000Z");
+    }
+}

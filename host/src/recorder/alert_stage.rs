@@ -1,0 +1,152 @@
+//! The ordered alert stream: alerts leave the recorder here, in the order the recorder decided
+//! them, formatted or not. Rendering with a formatter plugin takes up to the plugin's time limit,
+//! so it runs off the recorder, several alerts at once, but each is delivered (to the store and
+//! the bus, later to notifiers) only after every alert decided before it: a bounded, ordered
+//! queue of render futures. The stage is one task that the recorder owns and waits for.
+
+use crate::alert::Alert;
+use crate::config::PluginUse;
+use crate::event::{Bus, Event};
+use crate::plugin::set::PluginSet;
+use crate::store::writer::{Record, StoreHandle};
+use futures_util::StreamExt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Alerts rendered at once; the next waits for a place.
+const RENDERING: usize = 16;
+
+/// Renders alerts into a formatter's text (a plugin in the product, a stand-in in tests).
+pub trait AlertFormatter: Send + Sync + 'static {
+    /// What the formatter is called in messages.
+    fn name(&self) -> &str;
+
+    /// The rendered text, or why there is none.
+    fn render<'a>(
+        &'a self,
+        alert: &'a Alert,
+        recent_errors: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+}
+
+/// An alert with what the formatter may use, on its way out.
+pub struct Decided {
+    pub alert: Alert,
+    /// The site's latest error messages, newest first.
+    pub recent_errors: Vec<String>,
+    /// The formatter configured when the alert was decided.
+    pub formatter: Option<Arc<dyn AlertFormatter>>,
+}
+
+/// The running stage: send alerts in, then [`AlertStage::finish`] to wait for the last one out.
+pub struct AlertStage {
+    tx: mpsc::UnboundedSender<Decided>,
+    task: JoinHandle<()>,
+}
+
+impl AlertStage {
+    pub fn start(bus: Bus, store: Option<StoreHandle>) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Decided>();
+        let task = tokio::spawn(async move {
+            let decided = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+            let bus_for_render = bus.clone();
+            let mut rendered = decided
+                .map(|d| render(d, bus_for_render.clone()))
+                .buffered(RENDERING);
+            while let Some(alert) = rendered.next().await {
+                if let Some(store) = &store {
+                    store.send(Record::Alert(alert.clone()));
+                }
+                bus.send(Event::Alert(alert));
+            }
+        });
+        Self { tx, task }
+    }
+
+    /// Queues an alert; it leaves after every alert queued before it.
+    pub fn send(&self, decided: Decided) {
+        // The task lives until `finish`, which takes `self`: the receiver is there.
+        let _ = self.tx.send(decided);
+    }
+
+    /// Waits until every queued alert has left. A panic of the stage goes on in the caller.
+    pub async fn finish(self) {
+        drop(self.tx);
+        if let Err(e) = self.task.await
+            && e.is_panic()
+        {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+}
+
+/// Renders one alert; on failure keeps the built-in message and reports why.
+async fn render(d: Decided, bus: Bus) -> Alert {
+    let Decided {
+        mut alert,
+        recent_errors,
+        formatter,
+    } = d;
+    let Some(formatter) = formatter else {
+        return alert;
+    };
+    match formatter.render(&alert, &recent_errors).await {
+        // Rendered text may span lines (Slack JSON, Markdown) but carries no control codes.
+        Ok(text) => alert.rendered = Some(sanitize_rendered(&text)),
+        Err(reason) => bus.error(
+            "formatter",
+            Some(Arc::clone(&alert.site)),
+            format!(
+                "formatter {} failed, the built-in message is used: {reason}",
+                formatter.name()
+            ),
+        ),
+    }
+    alert
+}
+
+/// Keeps newlines and tabs of a rendered alert, caps it at 64 KiB, and drops other control
+/// characters (no terminal escapes).
+fn sanitize_rendered(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control() || matches!(c, '\n' | '\t'))
+        .take(64 * 1024)
+        .collect()
+}
+
+/// The configured formatter plugin.
+pub struct PluginFormatter {
+    pub plugin: PluginUse,
+    pub plugins: Arc<PluginSet>,
+}
+
+impl AlertFormatter for PluginFormatter {
+    fn name(&self) -> &str {
+        &self.plugin.plugin
+    }
+
+    fn render<'a>(
+        &'a self,
+        alert: &'a Alert,
+        recent_errors: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let plugins = &self.plugins;
+            let name = &self.plugin.plugin;
+            let plugin = plugins.get(name).ok_or_else(|| plugins.why_missing(name))?;
+            let input = crate::plugin::bindings::alert_input(alert, recent_errors.to_vec());
+            let host = plugins.host().map_err(|e| e.to_string())?;
+            match host
+                .format(&plugin, self.plugin.limits, &self.plugin.config, &input)
+                .await
+            {
+                Ok(Ok(text)) => Ok(text),
+                Ok(Err(message)) => Err(crate::plugin::sanitize_text(&message, 300)),
+                Err(failure) => Err(failure.0),
+            }
+        })
+    }
+}

@@ -1,0 +1,513 @@
+//! The recorder: the single owner of every site's stats windows and alert state, so it needs no
+//! locks, and the one sequencer of decisions. It is fed measurements through a bounded channel,
+//! evaluates alerts on each one and sends them, in order, down the ordered alert stream
+//! ([`alert_stage`]); it emits the view reports on their own intervals and publishes
+//! everything on the event bus.
+
+use crate::alert::{Alert, AlertState};
+use crate::clock::SharedClock;
+use crate::config::{AlertingConfig, Config, ViewConfig};
+use crate::event::{
+    Bus, Event, OverloadReport, OverloadState, SiteReport, StatsReport, WatchedSite, Watching,
+};
+use crate::measurement::Measurement;
+use crate::plugin::set::PluginSet;
+use crate::probe::ProbeTarget;
+use crate::stats::{SiteWindows, WindowSpec};
+use crate::store::writer::{Record, StoreHandle};
+use alert_stage::{AlertFormatter, AlertStage, Decided, PluginFormatter};
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+pub mod alert_stage;
+
+/// Window 0 of every site is the alert window; view `i` is window `i + 1`.
+const ALERT_WINDOW: usize = 0;
+
+/// An overload episode ends after this long without an overload skip.
+const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
+
+/// What the recorder is told.
+#[derive(Debug)]
+pub enum RecorderInput {
+    Measurement(Measurement),
+    /// A tick of `site` was skipped: no probe ran, nothing is counted against the site.
+    Skipped {
+        site: Arc<str>,
+        reason: SkipReason,
+    },
+    /// A reloaded config: alerting, views and sites.
+    Reconfigure {
+        alerting: AlertingConfig,
+        views: Vec<ViewConfig>,
+        targets: Vec<ProbeTarget>,
+    },
+}
+
+/// Why a tick was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The site had its own `max_in_flight` probes still running.
+    SiteBusy,
+    /// sitewatch had its global cap of probes in flight running: it is overloaded.
+    Overloaded { cap: usize },
+    /// sitewatch itself failed to run the probe (no file descriptor, no memory): the monitor's
+    /// failure, never the site's.
+    MonitorFailure(String),
+}
+
+struct SiteState {
+    url: Arc<str>,
+    /// The configuration generation whose probes count; earlier ones are dropped.
+    generation: u64,
+    tls_insecure: bool,
+    /// Probes further apart than this break the alert window's coverage.
+    max_gap_us: i64,
+    windows: SiteWindows,
+    alert: AlertState,
+    skipped_ticks: u64,
+    /// The latest error messages, newest first, for alert formatters.
+    recent_errors: VecDeque<String>,
+    /// Whether the newest probe failed (then `recent_errors[0]` says why).
+    failing: bool,
+}
+
+impl SiteState {
+    fn new(t: &ProbeTarget, specs: &[WindowSpec]) -> Self {
+        Self {
+            url: Arc::clone(&t.url),
+            generation: t.generation,
+            tls_insecure: t.config.tls_insecure,
+            max_gap_us: max_gap_us(t),
+            windows: SiteWindows::new(specs),
+            alert: AlertState::default(),
+            skipped_ticks: 0,
+            recent_errors: VecDeque::new(),
+            failing: false,
+        }
+    }
+}
+
+/// The longest normal distance between two probes of a site: two intervals plus a timeout (a
+/// probe that times out ends a whole timeout after it started). Longer is a gap.
+fn max_gap_us(t: &ProbeTarget) -> i64 {
+    let gap = t.config.interval * 2 + t.config.timeout;
+    i64::try_from(gap.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Error messages kept per site for alert formatters.
+const RECENT_ERRORS: usize = 5;
+
+/// An overload episode in progress.
+struct Overload {
+    since: chrono::DateTime<chrono::Utc>,
+    /// Timeline position of the latest overload skip.
+    last_us: i64,
+    skipped: u64,
+}
+
+pub struct Recorder {
+    alerting: AlertingConfig,
+    views: Vec<ViewConfig>,
+    /// Sites in config order, for reports.
+    order: Vec<Arc<str>>,
+    sites: HashMap<Arc<str>, SiteState>,
+    /// Every alert of this run.
+    history: Vec<Alert>,
+    clock: SharedClock,
+    bus: Bus,
+    store: Option<StoreHandle>,
+    plugins: Option<Arc<PluginSet>>,
+    formatter: Option<Arc<dyn AlertFormatter>>,
+    /// The ordered alert stream, started with the first alert.
+    stage: Option<AlertStage>,
+    overload: Option<Overload>,
+    /// Ticks skipped because sitewatch was overloaded or failed itself, since start.
+    overload_skips: u64,
+    /// The views changed since the run loop made its tickers.
+    views_changed: bool,
+}
+
+impl Recorder {
+    pub fn new(config: &Config, clock: SharedClock, bus: Bus, store: Option<StoreHandle>) -> Self {
+        Self {
+            alerting: config.alerting.clone(),
+            views: config.dashboard.views.clone(),
+            order: Vec::new(),
+            sites: HashMap::new(),
+            history: Vec::new(),
+            clock,
+            bus,
+            store,
+            plugins: None,
+            formatter: None,
+            stage: None,
+            overload: None,
+            overload_skips: 0,
+            views_changed: false,
+        }
+    }
+
+    /// Gives the recorder the plugins, for the alert formatter.
+    pub fn with_plugins(mut self, plugins: Option<Arc<PluginSet>>) -> Self {
+        self.plugins = plugins;
+        self.formatter = self.plugin_formatter();
+        self
+    }
+
+    /// Uses `formatter` for alerts (a stand-in for a plugin, in tests).
+    pub fn with_formatter(mut self, formatter: Arc<dyn AlertFormatter>) -> Self {
+        self.formatter = Some(formatter);
+        self
+    }
+
+    fn plugin_formatter(&self) -> Option<Arc<dyn AlertFormatter>> {
+        let (plugin, plugins) = (self.alerting.formatter.as_ref()?, self.plugins.as_ref()?);
+        Some(Arc::new(PluginFormatter {
+            plugin: plugin.clone(),
+            plugins: Arc::clone(plugins),
+        }))
+    }
+
+    /// The longest window any site keeps: what a restart must reload.
+    pub fn longest_window(&self) -> Duration {
+        self.window_specs()
+            .iter()
+            .map(|w| w.span)
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds a site's windows and alert state from stored history (oldest first) and its
+    /// newest stored alert. Emits nothing and stores nothing. The stored probes count as
+    /// coverage of the alert window only up to the first gap, and the first new probe after a
+    /// long stop is itself after a gap: a restart never decides on a window of one new probe.
+    pub fn restore(&mut self, site: &str, history: &[Measurement], last_alert: Option<&Alert>) {
+        let Some(state) = self.sites.get_mut(site) else {
+            return;
+        };
+        let down_since = last_alert
+            .filter(|a| a.kind == crate::alert::AlertKind::Down && a.url == state.url)
+            .map(|a| a.time);
+        state.alert = AlertState::down_since_restored(down_since);
+        for m in history {
+            let at = state.windows.push(m);
+            state.alert.observe(at, state.max_gap_us);
+        }
+        state.windows.advance(self.clock.timeline_now_us());
+    }
+
+    fn window_specs(&self) -> Vec<WindowSpec> {
+        std::iter::once(WindowSpec {
+            span: self.alerting.window,
+            timings: false,
+        })
+        .chain(self.views.iter().map(|v| WindowSpec {
+            span: v.window,
+            timings: true,
+        }))
+        .collect()
+    }
+
+    /// Replaces the site set. Sites that keep their name and URL keep their history and alert
+    /// state (under their new generation); a changed URL starts a new history.
+    pub fn set_sites(&mut self, targets: &[ProbeTarget]) {
+        let specs = self.window_specs();
+        let mut old = std::mem::take(&mut self.sites);
+        self.order = targets.iter().map(|t| Arc::clone(&t.name)).collect();
+        for t in targets {
+            let state = match old.remove(&t.name) {
+                Some(mut s) if s.url == t.url => {
+                    s.generation = t.generation;
+                    s.tls_insecure = t.config.tls_insecure;
+                    s.max_gap_us = max_gap_us(t);
+                    s
+                }
+                _ => SiteState::new(t, &specs),
+            };
+            self.sites.insert(Arc::clone(&t.name), state);
+        }
+    }
+
+    /// Records one measurement and fires the alert it causes, if any.
+    pub fn record(&mut self, m: Measurement) {
+        let Some(site) = self.sites.get_mut(&m.site) else {
+            // A probe of a site removed while it was in flight.
+            tracing::debug!(site = %m.site, "measurement of a removed site dropped");
+            return;
+        };
+        if m.generation != site.generation {
+            // A probe of a configuration that a reload replaced (another URL, another check).
+            tracing::debug!(site = %m.site, "measurement of an earlier configuration dropped");
+            return;
+        }
+        let at = site.windows.push(&m);
+        site.failing = m.error.is_some();
+        if let Some(e) = &m.error {
+            site.recent_errors
+                .push_front(format!("{}: {}", e.kind, e.message));
+            site.recent_errors.truncate(RECENT_ERRORS);
+        }
+        let availability = site.windows.availability(ALERT_WINDOW);
+        let transition = site.alert.evaluate(
+            at,
+            m.finished_at(),
+            availability,
+            &self.alerting,
+            site.max_gap_us,
+        );
+        let decided = transition.map(|t| Decided {
+            alert: t.into_alert(&m.site, &site.url),
+            recent_errors: site.recent_errors.iter().cloned().collect(),
+            formatter: self.formatter.clone(),
+        });
+        if let Some(store) = &self.store {
+            store.send(Record::Measurement(m.clone()));
+        }
+        self.bus.send(Event::Probe(m));
+        if let Some(decided) = decided {
+            self.history.push(decided.alert.clone());
+            let (bus, store) = (&self.bus, &self.store);
+            self.stage
+                .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
+                .send(decided);
+        }
+        self.end_overload_if_quiet();
+    }
+
+    /// Counts a skipped tick; an overload skip starts (or extends) an overload episode.
+    pub fn skipped(&mut self, site: &str, reason: SkipReason) {
+        if let Some(s) = self.sites.get_mut(site) {
+            s.skipped_ticks += 1;
+        }
+        let detail = match reason {
+            SkipReason::SiteBusy => return,
+            SkipReason::Overloaded { cap } => {
+                format!("{cap} probes in flight, the most sitewatch runs at once")
+            }
+            SkipReason::MonitorFailure(why) => format!("sitewatch could not probe: {why}"),
+        };
+        self.overload_skips += 1;
+        let now_us = self.clock.timeline_now_us();
+        match &mut self.overload {
+            Some(o) => {
+                o.last_us = now_us;
+                o.skipped += 1;
+            }
+            None => {
+                let since = self.clock.now();
+                self.overload = Some(Overload {
+                    since,
+                    last_us: now_us,
+                    skipped: 1,
+                });
+                self.bus.send(Event::Overload(OverloadReport {
+                    time: since,
+                    state: OverloadState::Started,
+                    detail: format!(
+                        "{detail}: ticks are skipped (and counted) rather than probed late; no site is marked down for them"
+                    ),
+                    skipped: 1,
+                }));
+            }
+        }
+    }
+
+    /// Ends the overload episode once no tick was skipped for [`OVERLOAD_QUIET`].
+    fn end_overload_if_quiet(&mut self) {
+        let quiet = i64::try_from(OVERLOAD_QUIET.as_micros()).unwrap_or(i64::MAX);
+        let Some(o) = &self.overload else { return };
+        if self.clock.timeline_now_us().saturating_sub(o.last_us) < quiet {
+            return;
+        }
+        let o = self.overload.take().expect("checked above");
+        let time = self.clock.now();
+        let lasted = (time - o.since).to_std().unwrap_or_default();
+        self.bus.send(Event::Overload(OverloadReport {
+            time,
+            state: OverloadState::Ended,
+            detail: format!(
+                "sitewatch keeps up again; {} ticks were skipped in {}",
+                o.skipped,
+                crate::clock::human_duration(lasted)
+            ),
+            skipped: o.skipped,
+        }));
+    }
+
+    /// The current stats of view `view` for every site.
+    pub fn report(&mut self, view: usize, r#final: bool) -> StatsReport {
+        let now_us = self.clock.timeline_now_us();
+        let v = &self.views[view];
+        let sites = self
+            .order
+            .iter()
+            .filter_map(|name| {
+                let s = self.sites.get_mut(name)?;
+                s.windows.advance(now_us);
+                Some(SiteReport {
+                    site: Arc::clone(name),
+                    url: Arc::clone(&s.url),
+                    stats: s.windows.stats(view + 1),
+                    down: s.alert.down_since().is_some(),
+                    skipped_ticks: s.skipped_ticks,
+                    tls_insecure: s.tls_insecure,
+                    last_error: s
+                        .failing
+                        .then(|| s.recent_errors.front().cloned())
+                        .flatten(),
+                })
+            })
+            .collect();
+        StatsReport {
+            view: v.name.clone(),
+            window_s: v.window.as_secs(),
+            every_s: Some(v.every.as_secs_f64()),
+            time: self.clock.now(),
+            r#final,
+            threshold: self.alerting.threshold,
+            overloaded: self.overload.is_some(),
+            skipped_overload: self.overload_skips,
+            sites,
+        }
+    }
+
+    /// What is watched now: the sites and views.
+    fn watching(&self) -> Watching {
+        Watching {
+            time: self.clock.now(),
+            sites: self
+                .order
+                .iter()
+                .filter_map(|name| {
+                    let s = self.sites.get(name)?;
+                    Some(WatchedSite {
+                        site: Arc::clone(name),
+                        url: Arc::clone(&s.url),
+                        down: s.alert.down_since().is_some(),
+                    })
+                })
+                .collect(),
+            views: self.views.iter().map(|v| v.name.clone()).collect(),
+        }
+    }
+
+    /// Samples held in all the windows of all sites: the recorder's memory, in samples.
+    pub fn samples_held(&self) -> usize {
+        self.sites.values().map(|s| s.windows.len()).sum()
+    }
+
+    /// Every alert of this run, oldest first.
+    pub fn history(&self) -> &[Alert] {
+        &self.history
+    }
+
+    /// Waits until every alert decided so far has left the ordered stream (stored and
+    /// published).
+    pub async fn flush_alerts(&mut self) {
+        if let Some(stage) = self.stage.take() {
+            stage.finish().await;
+        }
+    }
+
+    pub fn handle(&mut self, input: RecorderInput) {
+        match input {
+            RecorderInput::Measurement(m) => self.record(m),
+            RecorderInput::Skipped { site, reason } => self.skipped(&site, reason),
+            RecorderInput::Reconfigure {
+                alerting,
+                views,
+                targets,
+            } => self.reconfigure(alerting, views, &targets),
+        }
+    }
+
+    /// Applies a reloaded config. Windows are rebuilt from their kept samples when the alert
+    /// window or the views changed; sites that did not change keep their history and state.
+    pub fn reconfigure(
+        &mut self,
+        alerting: AlertingConfig,
+        views: Vec<ViewConfig>,
+        targets: &[ProbeTarget],
+    ) {
+        let respan = views != self.views || alerting.window != self.alerting.window;
+        self.views_changed |= views != self.views;
+        self.alerting = alerting;
+        self.views = views;
+        self.formatter = self.plugin_formatter();
+        if respan {
+            let specs = self.window_specs();
+            for s in self.sites.values_mut() {
+                s.windows.respan(&specs);
+            }
+        }
+        self.set_sites(targets);
+        self.bus.send(Event::Watching(self.watching()));
+    }
+
+    /// Runs until every sender of `inputs` is gone, then emits a final report of every view,
+    /// once every alert has left the ordered stream.
+    pub async fn run(mut self, mut inputs: mpsc::Receiver<RecorderInput>) -> Self {
+        self.bus.send(Event::Watching(self.watching()));
+        let mut tickers = self.tickers();
+        loop {
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(input) => {
+                        self.handle(input);
+                        if std::mem::take(&mut self.views_changed) {
+                            tickers = self.tickers();
+                        }
+                    }
+                    None => break,
+                },
+                view = next_tick(&mut tickers) => {
+                    self.end_overload_if_quiet();
+                    let report = self.report(view, false);
+                    self.bus.send(Event::Stats(report));
+                }
+            }
+        }
+        self.flush_alerts().await;
+        for view in 0..self.views.len() {
+            let report = self.report(view, true);
+            self.bus.send(Event::Stats(report));
+        }
+        self
+    }
+}
+
+impl Recorder {
+    /// One interval per view, first firing one period from now.
+    fn tickers(&self) -> Vec<Interval> {
+        self.views
+            .iter()
+            .map(|v| {
+                let mut t = tokio::time::interval_at(Instant::now() + v.every, v.every);
+                t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                t
+            })
+            .collect()
+    }
+}
+
+/// Waits for the next tick of any interval and returns its index.
+async fn next_tick(tickers: &mut [Interval]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, t) in tickers.iter_mut().enumerate() {
+            if t.poll_tick(cx).is_ready() {
+                return Poll::Ready(i);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests;

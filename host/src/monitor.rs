@@ -240,22 +240,12 @@ pub async fn run(
     keep(joined("recorder", recorder.await).map(drop));
     // With the recorder gone, the writer's channel closes; it flushes and stops.
     drop(store_handle);
-    keep(
-        tokio::task::spawn_blocking(move || store_writer.join())
-            .await
-            .map_err(|e| panicked("store writer", e.into_panic()))
-            .and_then(|r| r.map_err(|p| panicked("store writer", p))),
-    );
+    keep(join_thread("store writer", store_writer).await);
     if let Some(i) = influx {
         keep(i.stop().await);
     }
     drop(bus);
-    keep(
-        tokio::task::spawn_blocking(move || output.join())
-            .await
-            .map_err(|e| panicked("output", e.into_panic()))
-            .and_then(|r| r.map_err(|p| panicked("output", p))),
-    );
+    keep(join_thread("output", output).await);
     outcome
 }
 
@@ -271,6 +261,15 @@ pub fn joined<T>(
             message: e.to_string(),
         },
     })
+}
+
+/// Waits for an OS thread without blocking the runtime; its panic becomes an error.
+async fn join_thread(
+    task: &'static str,
+    thread: std::thread::JoinHandle<()>,
+) -> Result<(), MonitorError> {
+    joined(task, tokio::task::spawn_blocking(move || thread.join()).await)?
+        .map_err(|payload| panicked(task, payload))
 }
 
 fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {

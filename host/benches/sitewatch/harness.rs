@@ -287,25 +287,53 @@ impl Monitor {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Vec<(f64, bool)> {
+        self.query(
+            "SELECT lag_us, ok FROM measurements WHERE time_us >= ?1 AND time_us < ?2",
+            from,
+            to,
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)? as f64 / 1000.0,
+                    row.get::<_, i64>(1)? != 0,
+                ))
+            },
+        )
+    }
+
+    /// How many probes each site that was probed at all made in `[from, to)`.
+    pub fn probes_per_site(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<u64> {
+        self.query(
+            "SELECT COUNT(*) FROM measurements WHERE time_us >= ?1 AND time_us < ?2 GROUP BY site_id",
+            from,
+            to,
+            |row| Ok(row.get::<_, i64>(0)? as u64),
+        )
+    }
+
+    /// Rows of `sql` over the store, with the times of `[from, to)` as its two parameters.
+    fn query<T>(
+        &self,
+        sql: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Vec<T> {
         let db = Self::data_dir(self.dir.path()).join(sitewatch::store::DB_FILE);
         let Ok(conn) =
             rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         else {
             return Vec::new();
         };
-        let Ok(mut stmt) = conn
-            .prepare("SELECT lag_us, ok FROM measurements WHERE time_us >= ?1 AND time_us < ?2")
-        else {
+        let Ok(mut stmt) = conn.prepare(sql) else {
             return Vec::new();
         };
-        stmt.query_map([from.timestamp_micros(), to.timestamp_micros()], |row| {
-            Ok((
-                row.get::<_, i64>(0)? as f64 / 1000.0,
-                row.get::<_, i64>(1)? != 0,
-            ))
-        })
-        .map(|rows| rows.flatten().collect())
-        .unwrap_or_default()
+        stmt.query_map([from.timestamp_micros(), to.timestamp_micros()], row)
+            .map(|rows| rows.flatten().collect())
+            .unwrap_or_default()
     }
 
     pub fn cpu_time(&self) -> Duration {

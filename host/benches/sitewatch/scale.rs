@@ -50,11 +50,12 @@ pub async fn run() {
         "cores",
         "CPU/1k",
         "RSS MB",
-        "KB/site"
+        "KB/site",
+        "probes per site min/p1/p50/max"
     );
     for r in &rows {
         println!(
-            "  {:<16} {:>9.0} {:>9.0} {:>7.2}% {:>6.2}ms {:>6.2}ms {:>8.1}ms {:>7.2} {:>7.3}s {:>8.0} {:>9.1}   windows: {}",
+            "  {:<16} {:>9.0} {:>9.0} {:>7.2}% {:>6.2}ms {:>6.2}ms {:>8.1}ms {:>7.2} {:>7.3}s {:>8.0} {:>9.1}  {}/{}/{}/{}   windows: {}",
             format!("{} @ {}s", r["sites"], r["interval_s"]),
             r["scheduled_per_s"].as_f64().unwrap(),
             r["probes_per_s"].as_f64().unwrap(),
@@ -66,6 +67,10 @@ pub async fn run() {
             r["cpu_s_per_1000_probes"].as_f64().unwrap(),
             r["peak_rss_mb"].as_f64().unwrap(),
             r["rss_kb_per_site"].as_f64().unwrap(),
+            r["probes_per_site"]["min"],
+            r["probes_per_site"]["p1"],
+            r["probes_per_site"]["p50"],
+            r["probes_per_site"]["max"],
             r["windows"].as_str().unwrap(),
         );
     }
@@ -131,6 +136,11 @@ fn one(target: &FastTarget, sites: usize, interval: u64, length: Duration) -> se
     let (rss_kb, peak_kb) = monitor.rss_kb();
     monitor.stop();
     let stored = monitor.probes_in_store(from, to);
+    // Fairness under overload: how the probes that ran spread over the sites (a site never
+    // probed is a starved site).
+    let mut per_site = monitor.probes_per_site(from, to);
+    per_site.resize(sites.max(per_site.len()), 0);
+    let per_site = sorted(per_site.into_iter().map(|n| n as f64).collect());
     let ok = stored.iter().filter(|(_, ok)| *ok).count();
     let lags: Vec<f64> = stored.into_iter().map(|(lag, _)| lag).collect();
     let stderr = std::fs::read_to_string(monitor.dir.path().join("stderr.log")).unwrap_or_default();
@@ -157,6 +167,13 @@ fn one(target: &FastTarget, sites: usize, interval: u64, length: Duration) -> se
         "rss_mb": rss_kb as f64 / 1024.0,
         "peak_rss_mb": peak_kb as f64 / 1024.0,
         "rss_kb_per_site": rss_kb as f64 / sites as f64,
+        "skipped_per_s": (sites as f64 / interval as f64 - probes / elapsed).max(0.0),
+        "probes_per_site": {
+            "min": per_site.first().copied().unwrap_or(0.0),
+            "p1": percentile(&per_site, 0.01),
+            "p50": percentile(&per_site, 0.5),
+            "max": per_site.last().copied().unwrap_or(0.0),
+        },
         "windows": if full_hour { "1 h preloaded" } else { "filling" },
     })
 }

@@ -13,6 +13,7 @@ pub mod probe;
 pub mod recorder;
 pub mod report;
 pub mod scheduler;
+pub mod skips;
 pub mod stats;
 pub mod store;
 pub mod watch;

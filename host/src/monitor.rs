@@ -11,6 +11,7 @@ use crate::plugin::set::{PluginSet, Replaced};
 use crate::probe::{ProbeTarget, Prober, ProberSetupError};
 use crate::recorder::{Recorder, RecorderInput};
 use crate::scheduler::Scheduler;
+use crate::skips::Skips;
 use crate::store::writer::{self, Record, StoreHandle, WriterOptions};
 use crate::store::{Store, StoreError, influx};
 use crate::watch::{self, Change};
@@ -105,7 +106,9 @@ pub async fn run(
     };
 
     let bus = Bus::new(Arc::clone(&clock));
-    let output = output::spawn(options.format, bus.subscribe(), out);
+    // The live display's `q` stops the monitor as a signal does.
+    let quit = CancellationToken::new();
+    let output = output::spawn(options.format, bus.subscribe(), out, quit.clone());
     if let Some(aside) = &opened.set_aside {
         bus.error(
             "storage",
@@ -164,13 +167,14 @@ pub async fn run(
         past_alerts: past_alerts(&store).await,
     }));
 
+    let skips = Arc::new(Skips::new(max_in_flight(&config)));
     let (inputs, inputs_rx) = mpsc::channel(RECORDER_QUEUE);
-    let recorder = tokio::spawn(recorder.run(inputs_rx));
+    let recorder = tokio::spawn(recorder.with_skips(Arc::clone(&skips)).run(inputs_rx));
     let mut scheduler = Scheduler::new(
         prober.clone(),
         Some(Arc::clone(&plugins)),
         inputs.clone(),
-        max_in_flight(&config),
+        skips,
     );
     scheduler.apply(&SitesDiff::default(), &targets);
     tracing::info!(sites = targets.len(), "monitor started");
@@ -203,6 +207,7 @@ pub async fn run(
         };
         tokio::select! {
             _ = &mut shutdown => break,
+            _ = quit.cancelled() => break,
             Some(change) = change => {
                 let plugin_dir = monitor.config.plugins.dir.clone();
                 if let Some(r) = monitor.apply(change).await {
@@ -268,8 +273,11 @@ async fn join_thread(
     task: &'static str,
     thread: std::thread::JoinHandle<()>,
 ) -> Result<(), MonitorError> {
-    joined(task, tokio::task::spawn_blocking(move || thread.join()).await)?
-        .map_err(|payload| panicked(task, payload))
+    joined(
+        task,
+        tokio::task::spawn_blocking(move || thread.join()).await,
+    )?
+    .map_err(|payload| panicked(task, payload))
 }
 
 fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {
@@ -305,14 +313,18 @@ fn new_targets(
         .sites
         .iter()
         .map(|site| {
-            if let Some(diff) = diff
+            let running = running.iter().find(|t| *t.name == *site.name);
+            if let (Some(diff), Some(t)) = (diff, running)
                 && !diff.restarts(&site.name)
-                && let Some(t) = running.iter().find(|t| *t.name == *site.name)
             {
                 return t.clone();
             }
             let mut t = ProbeTarget::new(site.clone());
             t.generation = generation;
+            if let Some(old) = running {
+                // The count of skipped ticks goes on across a change.
+                t.skipped = Arc::clone(&old.skipped);
+            }
             if let Err(e) = prober.prepare(&mut t) {
                 bus.error("tls", Some(Arc::clone(&t.name)), crate::error_chain(&e));
             }

@@ -50,6 +50,7 @@ pub fn stats_since(
         threshold,
         overloaded: false,
         skipped_overload: 0,
+        probes_total: 0,
         sites,
     })
 }

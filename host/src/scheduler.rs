@@ -6,10 +6,12 @@
 use crate::config::diff::SitesDiff;
 use crate::plugin::set::PluginSet;
 use crate::probe::{ProbeTarget, Prober};
-use crate::recorder::{RecorderInput, SkipReason};
+use crate::recorder::RecorderInput;
+use crate::skips::Skips;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
@@ -23,11 +25,13 @@ struct SiteTask {
 
 /// The cap on probes in flight across all sites. When it is reached, sitewatch is overloaded:
 /// a tick is skipped and counted rather than started late, so memory stays bounded and the
-/// probes that run keep their schedule.
+/// probes that run keep their schedule. A probe holds its permit until the recorder has its
+/// measurement, so probes waiting for a busy recorder count against the cap too.
 #[derive(Clone)]
 struct InFlight {
     permits: Arc<Semaphore>,
     cap: usize,
+    skips: Arc<Skips>,
 }
 
 pub struct Scheduler {
@@ -39,21 +43,24 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler that runs at most `max_in_flight` probes at once, across all sites.
+    /// A scheduler that runs at most `skips.cap()` probes at once, across all sites, and counts
+    /// what it skips in `skips`.
     pub fn new(
         prober: Prober,
         plugins: Option<Arc<PluginSet>>,
         out: mpsc::Sender<RecorderInput>,
-        max_in_flight: usize,
+        skips: Arc<Skips>,
     ) -> Self {
+        let cap = skips.cap();
         Self {
             prober,
             plugins,
             out,
             tasks: HashMap::new(),
             in_flight: InFlight {
-                permits: Arc::new(Semaphore::new(max_in_flight)),
-                cap: max_in_flight,
+                permits: Arc::new(Semaphore::new(cap)),
+                cap,
+                skips,
             },
         }
     }
@@ -97,6 +104,7 @@ impl Scheduler {
             }
         }
         self.in_flight.cap = cap;
+        self.in_flight.skips.set_cap(cap);
     }
 
     fn spawn(&self, target: ProbeTarget) -> SiteTask {
@@ -151,38 +159,39 @@ async fn run_site(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let slots = Arc::new(Semaphore::new(target.config.max_in_flight as usize));
     let mut probes = JoinSet::new();
-    let skip = |reason: SkipReason| RecorderInput::Skipped {
-        site: Arc::clone(&target.name),
-        reason,
+    let skipped = |overloaded: bool| {
+        target.skipped.fetch_add(1, Ordering::Relaxed);
+        if overloaded {
+            in_flight.skips.overloaded();
+        }
     };
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             planned = ticker.tick() => {
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-                    let _ = out.send(skip(SkipReason::SiteBusy)).await;
+                    skipped(false);
                     continue;
                 };
                 let Ok(global) = Arc::clone(&in_flight.permits).try_acquire_owned() else {
-                    let _ = out.send(skip(SkipReason::Overloaded { cap: in_flight.cap })).await;
+                    skipped(true);
                     continue;
                 };
-                let (prober, plugins, target, out) = (prober.clone(), plugins.clone(), target.clone(), out.clone());
+                let (prober, plugins, target, out, skips) = (prober.clone(), plugins.clone(), target.clone(), out.clone(), Arc::clone(&in_flight.skips));
                 probes.spawn(async move {
-                    let input = match prober.probe(&target, planned).await {
+                    match prober.probe(&target, planned).await {
                         Ok((mut m, captured)) => {
                             if let (Some(captured), Some(plugins)) = (captured, &plugins) {
                                 crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
                             }
-                            RecorderInput::Measurement(m)
+                            let _ = out.send(RecorderInput::Measurement(m)).await;
                         }
-                        Err(failure) => RecorderInput::Skipped {
-                            site: Arc::clone(&target.name),
-                            reason: SkipReason::MonitorFailure(failure.0),
-                        },
-                    };
+                        Err(failure) => {
+                            target.skipped.fetch_add(1, Ordering::Relaxed);
+                            skips.failed(failure.0);
+                        }
+                    }
                     drop((slot, global));
-                    let _ = out.send(input).await;
                 });
             }
             Some(_) = probes.join_next(), if !probes.is_empty() => {}

@@ -58,6 +58,16 @@ pub enum Received {
     Dropped(u64),
 }
 
+/// What waiting for an event with a time limit gave.
+#[derive(Debug)]
+pub enum Waited {
+    Received(Received),
+    /// Nothing came within the limit.
+    Timeout,
+    /// Every publisher is gone and the queue is empty.
+    Closed,
+}
+
 /// One subscriber's end of the bus.
 pub struct Subscription {
     queue: Arc<Queue>,
@@ -161,6 +171,30 @@ impl Subscription {
                 return None;
             }
             s = self.queue.ready.wait(s).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout` for the next event.
+    pub fn recv_timeout(&mut self, timeout: std::time::Duration) -> Waited {
+        let mut s = self.queue.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(r) = Self::take(&mut s) {
+                return Waited::Received(r);
+            }
+            if s.closed {
+                return Waited::Closed;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Waited::Timeout;
+            }
+            s = self
+                .queue
+                .ready
+                .wait_timeout(s, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 

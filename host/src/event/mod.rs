@@ -4,7 +4,7 @@
 //! `output::wire`.
 
 mod bus;
-pub use bus::{Bus, PROBE_BACKLOG, Received, Subscription};
+pub use bus::{Bus, PROBE_BACKLOG, Received, Subscription, Waited};
 
 use crate::alert::Alert;
 use crate::measurement::Measurement;
@@ -150,6 +150,8 @@ pub struct StatsReport {
     pub overloaded: bool,
     /// Ticks skipped since start because sitewatch was overloaded (not counted against sites).
     pub skipped_overload: u64,
+    /// Probes recorded since start (the display's probe rate is its change between reports).
+    pub probes_total: u64,
     pub sites: Vec<SiteReport>,
 }
 

@@ -19,17 +19,19 @@ pub enum OutputFormat {
     Tty,
 }
 
-/// Starts the output thread. It ends when the bus closes.
+/// Starts the output thread. It ends when the bus closes. The live display cancels `quit` when
+/// the user presses `q`.
 pub fn spawn(
     format: OutputFormat,
     mut events: Subscription,
     mut out: Box<dyn Write + Send>,
+    quit: tokio_util::sync::CancellationToken,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("sitewatch-output".into())
         .spawn(move || {
             if format == OutputFormat::Tty {
-                return run_tty(events);
+                return tty::run(events, quit);
             }
             while let Some(received) = events.recv_blocking() {
                 let event = match received {
@@ -69,37 +71,11 @@ pub fn write_event(
 
 /// What an output says when it fell behind and probe events were dropped for it (alerts,
 /// stats and errors never are).
-fn skipped_probes(n: u64) -> Event {
+pub(crate) fn skipped_probes(n: u64) -> Event {
     Event::Error(ErrorReport {
         time: chrono::Utc::now(),
         source: "output",
         site: None,
         message: format!("the output fell behind and skipped {n} probe events"),
     })
-}
-
-/// The TTY display loop: draws until the bus closes, then leaves the final tables.
-fn run_tty(mut events: Subscription) {
-    let mut display = tty::Display::new();
-    let mut last: Vec<crate::event::StatsReport> = Vec::new();
-    while let Some(received) = events.recv_blocking() {
-        let event = match received {
-            Received::Event(e) => e,
-            Received::Dropped(n) => Arc::new(skipped_probes(n)),
-        };
-        if let Event::Stats(r) = &*event {
-            match last.iter_mut().find(|l| l.view == r.view) {
-                Some(l) => *l = r.clone(),
-                None => last.push(r.clone()),
-            }
-            if r.r#final {
-                continue;
-            }
-        }
-        if let Event::Watching(w) = &*event {
-            last.retain(|l| w.views.contains(&l.view));
-        }
-        display.handle(&event);
-    }
-    display.finish(&last);
 }

@@ -146,6 +146,7 @@ mod tests {
             threshold: 0.8,
             overloaded: false,
             skipped_overload: 0,
+            probes_total: 0,
             sites: vec![
                 site(
                     "a-very-long-site-name-that-is-cut",

@@ -175,6 +175,7 @@ struct StatsWire<'a> {
     threshold: f64,
     overloaded: bool,
     skipped_overload: u64,
+    probes_total: u64,
     sites: Vec<SiteWire<'a>>,
 }
 
@@ -189,6 +190,7 @@ impl<'a> From<&'a StatsReport> for StatsWire<'a> {
             threshold: r.threshold,
             overloaded: r.overloaded,
             skipped_overload: r.skipped_overload,
+            probes_total: r.probes_total,
             sites: r.sites.iter().map(Into::into).collect(),
         }
     }

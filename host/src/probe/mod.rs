@@ -27,6 +27,9 @@ pub struct ProbeTarget {
     /// The configuration generation this target belongs to: a reload that changes the site
     /// gives it a new one, and probes of the old one are dropped.
     pub generation: u64,
+    /// Ticks of this site skipped so far (its own probes still running, or sitewatch
+    /// overloaded); kept across reloads.
+    pub skipped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ProbeTarget {
@@ -37,6 +40,7 @@ impl ProbeTarget {
             config: Arc::new(config),
             client: None,
             generation: 0,
+            skipped: Arc::default(),
         }
     }
 }

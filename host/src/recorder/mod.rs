@@ -13,6 +13,7 @@ use crate::event::{
 use crate::measurement::Measurement;
 use crate::plugin::set::PluginSet;
 use crate::probe::ProbeTarget;
+use crate::skips::Skips;
 use crate::stats::{SiteWindows, WindowSpec};
 use crate::store::writer::{Record, StoreHandle};
 use alert_stage::{AlertFormatter, AlertStage, Decided, PluginFormatter};
@@ -36,29 +37,12 @@ const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum RecorderInput {
     Measurement(Measurement),
-    /// A tick of `site` was skipped: no probe ran, nothing is counted against the site.
-    Skipped {
-        site: Arc<str>,
-        reason: SkipReason,
-    },
     /// A reloaded config: alerting, views and sites.
     Reconfigure {
         alerting: AlertingConfig,
         views: Vec<ViewConfig>,
         targets: Vec<ProbeTarget>,
     },
-}
-
-/// Why a tick was skipped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
-    /// The site had its own `max_in_flight` probes still running.
-    SiteBusy,
-    /// sitewatch had its global cap of probes in flight running: it is overloaded.
-    Overloaded { cap: usize },
-    /// sitewatch itself failed to run the probe (no file descriptor, no memory): the monitor's
-    /// failure, never the site's.
-    MonitorFailure(String),
 }
 
 struct SiteState {
@@ -70,7 +54,8 @@ struct SiteState {
     max_gap_us: i64,
     windows: SiteWindows,
     alert: AlertState,
-    skipped_ticks: u64,
+    /// Ticks the scheduler skipped (counted there).
+    skipped: Arc<std::sync::atomic::AtomicU64>,
     /// The latest error messages, newest first, for alert formatters.
     recent_errors: VecDeque<String>,
     /// Whether the newest probe failed (then `recent_errors[0]` says why).
@@ -86,7 +71,7 @@ impl SiteState {
             max_gap_us: max_gap_us(t),
             windows: SiteWindows::new(specs),
             alert: AlertState::default(),
-            skipped_ticks: 0,
+            skipped: Arc::clone(&t.skipped),
             recent_errors: VecDeque::new(),
             failing: false,
         }
@@ -106,7 +91,7 @@ const RECENT_ERRORS: usize = 5;
 /// An overload episode in progress.
 struct Overload {
     since: chrono::DateTime<chrono::Utc>,
-    /// Timeline position of the latest overload skip.
+    /// Timeline position when a skip was last seen.
     last_us: i64,
     skipped: u64,
 }
@@ -126,9 +111,13 @@ pub struct Recorder {
     formatter: Option<Arc<dyn AlertFormatter>>,
     /// The ordered alert stream, started with the first alert.
     stage: Option<AlertStage>,
+    /// What the scheduler skipped because of sitewatch itself.
+    skips: Arc<Skips>,
+    /// `skips.total()` when last looked at.
+    skips_seen: u64,
     overload: Option<Overload>,
-    /// Ticks skipped because sitewatch was overloaded or failed itself, since start.
-    overload_skips: u64,
+    /// Probes recorded since start.
+    probes_total: u64,
     /// The views changed since the run loop made its tickers.
     views_changed: bool,
 }
@@ -147,8 +136,10 @@ impl Recorder {
             plugins: None,
             formatter: None,
             stage: None,
+            skips: Arc::new(Skips::new(0)),
+            skips_seen: 0,
             overload: None,
-            overload_skips: 0,
+            probes_total: 0,
             views_changed: false,
         }
     }
@@ -157,6 +148,12 @@ impl Recorder {
     pub fn with_plugins(mut self, plugins: Option<Arc<PluginSet>>) -> Self {
         self.plugins = plugins;
         self.formatter = self.plugin_formatter();
+        self
+    }
+
+    /// Reads the scheduler's skip counts from `skips`.
+    pub fn with_skips(mut self, skips: Arc<Skips>) -> Self {
+        self.skips = skips;
         self
     }
 
@@ -224,6 +221,7 @@ impl Recorder {
             let state = match old.remove(&t.name) {
                 Some(mut s) if s.url == t.url => {
                     s.generation = t.generation;
+                    s.skipped = Arc::clone(&t.skipped);
                     s.tls_insecure = t.config.tls_insecure;
                     s.max_gap_us = max_gap_us(t);
                     s
@@ -247,6 +245,7 @@ impl Recorder {
             return;
         }
         let at = site.windows.push(&m);
+        self.probes_total += 1;
         site.failing = m.error.is_some();
         if let Some(e) = &m.error {
             site.recent_errors
@@ -277,52 +276,46 @@ impl Recorder {
                 .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
                 .send(decided);
         }
-        self.end_overload_if_quiet();
+        self.check_overload();
     }
 
-    /// Counts a skipped tick; an overload skip starts (or extends) an overload episode.
-    pub fn skipped(&mut self, site: &str, reason: SkipReason) {
-        if let Some(s) = self.sites.get_mut(site) {
-            s.skipped_ticks += 1;
-        }
-        let detail = match reason {
-            SkipReason::SiteBusy => return,
-            SkipReason::Overloaded { cap } => {
-                format!("{cap} probes in flight, the most sitewatch runs at once")
-            }
-            SkipReason::MonitorFailure(why) => format!("sitewatch could not probe: {why}"),
-        };
-        self.overload_skips += 1;
+    /// Starts an overload episode when the scheduler skipped ticks because of sitewatch itself
+    /// since the last look, and ends it after [`OVERLOAD_QUIET`] without such a skip. One event
+    /// each way per episode.
+    pub fn check_overload(&mut self) {
+        let total = self.skips.total();
         let now_us = self.clock.timeline_now_us();
-        match &mut self.overload {
-            Some(o) => {
-                o.last_us = now_us;
-                o.skipped += 1;
+        let new = total.saturating_sub(self.skips_seen);
+        self.skips_seen = total;
+        if new > 0 {
+            match &mut self.overload {
+                Some(o) => {
+                    o.last_us = now_us;
+                    o.skipped += new;
+                }
+                None => {
+                    let since = self.clock.now();
+                    self.overload = Some(Overload {
+                        since,
+                        last_us: now_us,
+                        skipped: new,
+                    });
+                    self.bus.send(Event::Overload(OverloadReport {
+                        time: since,
+                        state: OverloadState::Started,
+                        detail: format!(
+                            "{}: ticks are skipped (and counted) rather than probed late; no site is marked down for them",
+                            self.skips.reason()
+                        ),
+                        skipped: new,
+                    }));
+                }
             }
-            None => {
-                let since = self.clock.now();
-                self.overload = Some(Overload {
-                    since,
-                    last_us: now_us,
-                    skipped: 1,
-                });
-                self.bus.send(Event::Overload(OverloadReport {
-                    time: since,
-                    state: OverloadState::Started,
-                    detail: format!(
-                        "{detail}: ticks are skipped (and counted) rather than probed late; no site is marked down for them"
-                    ),
-                    skipped: 1,
-                }));
-            }
+            return;
         }
-    }
-
-    /// Ends the overload episode once no tick was skipped for [`OVERLOAD_QUIET`].
-    fn end_overload_if_quiet(&mut self) {
         let quiet = i64::try_from(OVERLOAD_QUIET.as_micros()).unwrap_or(i64::MAX);
         let Some(o) = &self.overload else { return };
-        if self.clock.timeline_now_us().saturating_sub(o.last_us) < quiet {
+        if now_us.saturating_sub(o.last_us) < quiet {
             return;
         }
         let o = self.overload.take().expect("checked above");
@@ -355,7 +348,7 @@ impl Recorder {
                     url: Arc::clone(&s.url),
                     stats: s.windows.stats(view + 1),
                     down: s.alert.down_since().is_some(),
-                    skipped_ticks: s.skipped_ticks,
+                    skipped_ticks: s.skipped.load(std::sync::atomic::Ordering::Relaxed),
                     tls_insecure: s.tls_insecure,
                     last_error: s
                         .failing
@@ -372,7 +365,8 @@ impl Recorder {
             r#final,
             threshold: self.alerting.threshold,
             overloaded: self.overload.is_some(),
-            skipped_overload: self.overload_skips,
+            skipped_overload: self.skips.total(),
+            probes_total: self.probes_total,
             sites,
         }
     }
@@ -418,7 +412,6 @@ impl Recorder {
     pub fn handle(&mut self, input: RecorderInput) {
         match input {
             RecorderInput::Measurement(m) => self.record(m),
-            RecorderInput::Skipped { site, reason } => self.skipped(&site, reason),
             RecorderInput::Reconfigure {
                 alerting,
                 views,
@@ -467,7 +460,7 @@ impl Recorder {
                     None => break,
                 },
                 view = next_tick(&mut tickers) => {
-                    self.end_overload_if_quiet();
+                    self.check_overload();
                     let report = self.report(view, false);
                     self.bus.send(Event::Stats(report));
                 }

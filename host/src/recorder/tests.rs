@@ -317,14 +317,20 @@ async fn a_wall_clock_step_neither_freezes_nor_empties_the_windows() {
 
 #[tokio::test(start_paused = true)]
 async fn overload_skips_are_one_episode_and_never_count_against_a_site() {
-    let (mut r, mut rx) = recorder();
+    let (r, mut rx) = recorder();
+    let skips = Arc::new(Skips::new(8));
+    let mut r = r.with_skips(Arc::clone(&skips));
+    let c = config();
+    let t = targets(&c);
+    r.set_sites(&t);
     for _ in 0..100 {
-        r.skipped("a", SkipReason::Overloaded { cap: 8 });
+        t[0].skipped
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        skips.overloaded();
     }
-    r.skipped(
-        "b",
-        SkipReason::MonitorFailure("Too many open files".into()),
-    );
+    r.check_overload();
+    skips.failed("Too many open files".into());
+    r.record(probe("b", 0, true));
     let report = r.report(0, false);
     assert!(report.overloaded);
     assert_eq!(report.skipped_overload, 101);
@@ -335,16 +341,26 @@ async fn overload_skips_are_one_episode_and_never_count_against_a_site() {
     );
     tokio::time::advance(OVERLOAD_QUIET + Duration::from_secs(1)).await;
     r.record(probe("a", 0, true));
-    let overloads: Vec<(OverloadState, u64)> = events(&mut rx)
+    let overloads: Vec<(OverloadState, u64, String)> = events(&mut rx)
         .iter()
         .filter_map(|e| match &**e {
-            Event::Overload(o) => Some((o.state, o.skipped)),
+            Event::Overload(o) => Some((o.state, o.skipped, o.detail.clone())),
             _ => None,
         })
         .collect();
+    assert_eq!(overloads.len(), 2, "{overloads:?}");
     assert_eq!(
-        overloads,
-        [(OverloadState::Started, 1), (OverloadState::Ended, 101)]
+        (overloads[0].0, overloads[0].1),
+        (OverloadState::Started, 100)
+    );
+    assert!(
+        overloads[0].2.contains("8 probes in flight"),
+        "{}",
+        overloads[0].2
+    );
+    assert_eq!(
+        (overloads[1].0, overloads[1].1),
+        (OverloadState::Ended, 101)
     );
     assert!(!r.report(0, false).overloaded);
 }

@@ -1,0 +1,196 @@
+use super::*;
+use crate::stats::{ResponseSummary, TtfbSummary, WindowStats};
+use chrono::DateTime;
+
+fn site(name: &str, availability: Option<f64>, down: bool) -> SiteReport {
+    SiteReport {
+        site: name.into(),
+        url: format!("http://{name}/").into(),
+        stats: WindowStats {
+            checks: 10,
+            ok: (availability.unwrap_or(0.0) * 10.0) as u32,
+            availability,
+            response_ms: availability.map(|_| ResponseSummary {
+                avg: 2.5,
+                max: 4.0,
+                p50: 2.0,
+                p95: 3.5,
+                p99: 4.0,
+            }),
+            ttfb_ms: availability.map(|_| TtfbSummary { avg: 1.5, max: 2.0 }),
+            status_codes: [("200", 10)].into(),
+        },
+        down,
+        skipped_ticks: 0,
+        tls_insecure: false,
+        last_error: down.then(|| "connect: refused".to_owned()),
+    }
+}
+
+fn report(view: &str, sites: Vec<SiteReport>, probes_total: u64, secs: i64) -> Arc<StatsReport> {
+    Arc::new(StatsReport {
+        view: view.into(),
+        window_s: 600,
+        every_s: Some(10.0),
+        time: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),
+        r#final: false,
+        threshold: 0.8,
+        overloaded: false,
+        skipped_overload: 0,
+        probes_total,
+        sites,
+    })
+}
+
+/// 500 sites, 3 of them down (s100, s200, s300).
+fn screen() -> Screen {
+    console::set_colors_enabled(false);
+    let sites = (0..500)
+        .map(|i| {
+            let down = matches!(i, 100 | 200 | 300);
+            site(
+                &format!("s{i:03}"),
+                Some(if down { 0.0 } else { 1.0 }),
+                down,
+            )
+        })
+        .collect();
+    let mut s = Screen {
+        config: "config.json".into(),
+        sites: 500,
+        storage: "sitewatch-data/sitewatch.db".into(),
+        views: vec!["10m".into(), "1h".into()],
+        ..Screen::default()
+    };
+    s.report(report("10m", sites, 1000, 0));
+    s
+}
+
+fn fits(lines: &[String], width: usize, height: usize) {
+    assert!(
+        lines.len() < height,
+        "{} lines for {height} rows",
+        lines.len()
+    );
+    for l in lines {
+        assert!(measure_text_width(l) <= width, "wider than {width}: {l}");
+    }
+}
+
+#[test]
+fn an_outage_among_500_sites_is_on_an_80_by_24_screen() {
+    let s = screen();
+    let lines = s.render(80, 24, Duration::from_secs(75));
+    fits(&lines, 80, 24);
+    let text = lines.join("\n");
+    for down in ["s100", "s200", "s300"] {
+        assert!(
+            text.lines().any(|l| l.contains(down) && l.contains("DOWN")),
+            "{down} is not on screen:\n{text}"
+        );
+    }
+    assert!(lines[1].starts_with("497 up · 3 DOWN"), "{}", lines[1]);
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .contains("more, all up, availability ≥ 100.00%"),
+        "{text}"
+    );
+    assert!(lines[0].contains("500 sites") && lines[0].contains("up 1m 15s"));
+}
+
+#[test]
+fn narrow_terminals_drop_columns_and_cut_names_instead_of_wrapping() {
+    let mut s = screen();
+    let long = "a-site-with-a-name-far-too-long-for-any-column";
+    let mut sites = vec![site(long, Some(0.5), false)];
+    sites.extend((0..5).map(|i| site(&format!("x{i}"), Some(1.0), false)));
+    s.report(report("10m", sites, 1000, 10));
+    for (w, h) in [(60, 20), (80, 24), (120, 40), (200, 50)] {
+        let lines = s.render(w, h, Duration::ZERO);
+        fits(&lines, w, h);
+        let row = lines.iter().find(|l| l.contains("a-site-with")).unwrap();
+        assert!(row.contains('…'), "{row}");
+        assert_eq!(
+            row.contains('█') || row.contains('░'),
+            w >= 80,
+            "gauge at {w}: {row}"
+        );
+    }
+}
+
+#[test]
+fn a_tiny_terminal_still_shows_the_summary_and_never_overflows() {
+    let s = screen();
+    for h in 1..8 {
+        let lines = s.render(60, h, Duration::ZERO);
+        fits(&lines, 60, h.max(2));
+    }
+    assert!(s.render(60, 3, Duration::ZERO)[1].contains("3 DOWN"));
+}
+
+#[test]
+fn the_filter_sort_view_and_help_change_what_is_shown() {
+    let mut s = screen();
+    s.filter = "s42".into();
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(text.contains("s420") && !text.contains("s100"), "{text}");
+    assert!(text.contains("filter \"s42\""), "{text}");
+
+    s.filter.clear();
+    s.sort = Sort::Name;
+    let lines = s.render(80, 24, Duration::ZERO);
+    let first = lines
+        .iter()
+        .find(|l| l.trim_start().starts_with("s0"))
+        .unwrap();
+    assert!(first.contains("s000"), "name order starts at s000: {first}");
+
+    s.report(report(
+        "1h",
+        vec![site("only-in-1h", Some(1.0), false)],
+        10,
+        0,
+    ));
+    s.next_view();
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(
+        text.contains("last 1h (2/2, v)") && text.contains("only-in-1h"),
+        "{text}"
+    );
+
+    s.help = true;
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(text.contains("q          quit"), "{text}");
+}
+
+#[test]
+fn alerts_stay_pinned_newest_first_and_views_removed_by_a_reload_go() {
+    let mut s = screen();
+    for (i, kind) in [(1, "s100"), (2, "s200")] {
+        let a = crate::alert::Transition::Down {
+            availability: 0.0,
+            time: DateTime::from_timestamp(1_800_000_000 + i, 0).unwrap(),
+        }
+        .into_alert(&kind.into(), &"http://x/".into());
+        s.alert(&a);
+    }
+    let lines = s.render(80, 24, Duration::ZERO);
+    assert!(lines[2].contains("Website s200 is down"), "{lines:?}");
+    assert!(lines[3].contains("Website s100 is down"), "{lines:?}");
+
+    s.report(report("1h", vec![], 0, 0));
+    s.view = 1;
+    s.set_views(vec!["10m".into()]);
+    assert_eq!(s.view, 0);
+    assert_eq!(s.reports.len(), 1);
+}
+
+#[test]
+fn the_probe_rate_comes_from_two_reports() {
+    let mut s = screen();
+    s.report(report("10m", vec![], 1500, 10));
+    assert_eq!(s.probes_per_s, Some(50.0));
+    assert!(s.render(100, 24, Duration::ZERO)[1].contains("50.0 probes/s"));
+}

@@ -45,3 +45,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
     line TEXT NOT NULL
 );
+
+-- Lines InfluxDB refused for good (a bad line answered 400/422, a line too large even alone
+-- answered 413), with the server's answer. `sitewatch outbox --resend-parked` moves them back.
+CREATE TABLE IF NOT EXISTS outbox_parked (
+    id        INTEGER PRIMARY KEY,
+    line      TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    parked_us INTEGER NOT NULL
+);
+

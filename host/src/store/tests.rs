@@ -293,3 +293,39 @@ fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
         .collect();
     assert_eq!(tags, [m.site.to_string(), m.url.to_string()]);
 }
+
+/// Column `i` of every row `sql` returns.
+fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str, i: usize) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(i))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[test]
+fn the_outbox_length_comes_from_the_id_b_tree_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let conn = store.connect().unwrap();
+    // The plan's steps are in its fourth column.
+    let plan: Vec<String> = column(
+        &conn,
+        "EXPLAIN QUERY PLAN SELECT (SELECT MIN(id) FROM outbox), (SELECT MAX(id) FROM outbox)",
+        3,
+    );
+    assert!(
+        plan.iter().all(|step| !step.starts_with("SCAN outbox")),
+        "each bound is one b-tree descent: {plan:?}"
+    );
+    let pair: Vec<String> = column(
+        &conn,
+        "EXPLAIN QUERY PLAN SELECT MIN(id), MAX(id) FROM outbox",
+        3,
+    );
+    assert!(
+        pair.iter().any(|step| step.starts_with("SCAN outbox")),
+        "why the bounds are two subqueries: {pair:?}"
+    );
+}

@@ -114,8 +114,8 @@ pub fn alert_line(a: &Alert) -> String {
     finish(b.timestamp(nanos(a.time)))
 }
 
-/// Sends an error event about the export (and logs it): the one place the InfluxDB export
-/// reports to the user.
+/// Sends an error event about the export (and logs it). The one place the InfluxDB export (the
+/// sender, and the writer holding the outbox to its limit) reports to the user.
 pub(super) fn report(events: &broadcast::Sender<Arc<Event>>, clock: &SharedClock, message: String) {
     tracing::warn!("{message}");
     let _ = events.send(Arc::new(Event::Error(ErrorReport {
@@ -313,6 +313,7 @@ impl Sender {
     /// Sends until `stop` is cancelled, and returns within a second of it: a POST in flight gets
     /// half a second to finish, then is abandoned, its lines kept for the next start.
     pub async fn run_with(self, stop: CancellationToken, policy: RetryPolicy) {
+        self.store.set_outbox_limit(self.config.max_outbox_lines);
         let mut run = Run {
             url: self.write_url(),
             batch_limit: self.config.batch_size.max(1),

@@ -55,3 +55,10 @@ CREATE TABLE IF NOT EXISTS outbox_parked (
     parked_us INTEGER NOT NULL
 );
 
+-- The running count of outbox lines dropped (oldest first) beyond storage.influxdb.max_outbox_lines.
+-- One row, id 1, once anything was dropped.
+CREATE TABLE IF NOT EXISTS outbox_dropped (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    lines   INTEGER NOT NULL,
+    last_us INTEGER NOT NULL
+);

@@ -28,6 +28,8 @@ pub enum Command {
     Report(ReportArgs),
     /// List the stored alerts, newest first.
     Alerts(AlertsArgs),
+    /// Show what waits in the InfluxDB outbox and what InfluxDB refused (the parked lines).
+    Outbox(OutboxArgs),
     /// Work with plugins: inspect a component, or run it once on a canned response.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -122,6 +124,20 @@ pub struct AlertsArgs {
     /// How far back, e.g. `7d`.
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub since: std::time::Duration,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct OutboxArgs {
+    /// Move the parked lines back into the outbox, to be sent again (once their cause is fixed).
+    #[arg(long, conflicts_with = "drop_parked")]
+    pub resend_parked: bool,
+    /// Delete the parked lines.
+    #[arg(long)]
+    pub drop_parked: bool,
     #[arg(long, short, value_enum, default_value = "plain")]
     pub output: OutputFormat,
     #[command(flatten)]

@@ -1,7 +1,7 @@
 use anyhow::Context;
 use clap::Parser;
 use sitewatch::cli::{
-    AlertsArgs, Cli, Command, PluginCommand, PluginTestArgs, ReportArgs, RunArgs,
+    AlertsArgs, Cli, Command, OutboxArgs, PluginCommand, PluginTestArgs, ReportArgs, RunArgs,
 };
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         },
         Command::Report(args) => report(args),
         Command::Alerts(args) => alerts(args),
+        Command::Outbox(args) => outbox(args),
         Command::Plugin(cmd) => plugin(cmd),
     };
     match result {
@@ -135,6 +136,89 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     }
     for a in alerts {
         write_event(args.output, &mut out, &Event::Alert(a))?;
+    }
+    Ok(out.flush()?)
+}
+
+/// `sitewatch outbox`: what waits for InfluxDB and what it refused; or moves the refused (parked)
+/// lines back into the queue, or deletes them.
+fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
+    use serde_json::json;
+    let store = Store::existing(&args.data_dir.data_dir)?;
+    // Creates the outbox tables of a store last written by an older sitewatch.
+    let mut conn = store.connect_for_writing()?;
+    let json = args.output == sitewatch::output::OutputFormat::Json;
+    let mut out = std::io::stdout().lock();
+    if args.resend_parked || args.drop_parked {
+        let (n, key, done) = if args.resend_parked {
+            let n = store.resend_parked(&mut conn)?;
+            (
+                n,
+                "resent",
+                "moved back into the outbox; sitewatch sends them when it runs",
+            )
+        } else {
+            (store.drop_parked(&conn)?, "dropped", "deleted")
+        };
+        if json {
+            writeln!(out, "{}", json!({ key: n }))?;
+        } else {
+            writeln!(out, "{n} parked lines {done}")?;
+        }
+        return Ok(out.flush()?);
+    }
+    let s = store.outbox_summary(&conn)?;
+    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(sitewatch::clock::rfc3339_millis);
+    if json {
+        let reasons: Vec<_> = s
+            .reasons
+            .iter()
+            .map(|(reason, lines)| json!({"reason": reason, "lines": lines}))
+            .collect();
+        let value = json!({
+            "waiting": s.waiting,
+            "first_time": time(s.first_time),
+            "last_time": time(s.last_time),
+            "parked": s.parked,
+            "reasons": reasons,
+            "dropped": s.dropped,
+            "last_dropped": time(s.last_dropped),
+        });
+        writeln!(out, "{value}")?;
+        return Ok(out.flush()?);
+    }
+    match (time(s.first_time), time(s.last_time)) {
+        (Some(first), Some(last)) => writeln!(
+            out,
+            "waiting: {} lines for InfluxDB, points from {first} to {last}",
+            s.waiting
+        )?,
+        _ => writeln!(out, "waiting: {} lines for InfluxDB", s.waiting)?,
+    }
+    writeln!(out, "parked:  {} lines InfluxDB refused", s.parked)?;
+    const REASONS_SHOWN: usize = 20;
+    for (reason, lines) in s.reasons.iter().take(REASONS_SHOWN) {
+        writeln!(out, "  {lines:>8}  {reason}")?;
+    }
+    if s.reasons.len() > REASONS_SHOWN {
+        writeln!(
+            out,
+            "  and {} more reasons (`--output json` lists them all)",
+            s.reasons.len() - REASONS_SHOWN
+        )?;
+    }
+    if s.parked > 0 {
+        writeln!(
+            out,
+            "         `sitewatch outbox --resend-parked` sends them again once the cause is fixed; `--drop-parked` deletes them"
+        )?;
+    }
+    if let Some(last) = time(s.last_dropped) {
+        writeln!(
+            out,
+            "dropped: {} lines over storage.influxdb.max_outbox_lines, the last at {last}",
+            s.dropped
+        )?;
     }
     Ok(out.flush()?)
 }

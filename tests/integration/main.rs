@@ -11,6 +11,7 @@ mod conformance;
 mod core;
 mod faults;
 mod hostile;
+mod influx;
 mod plugins;
 mod reload;
 mod soak;

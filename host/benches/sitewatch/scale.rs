@@ -116,12 +116,14 @@ fn one(target: &FastTarget, sites: usize, interval: u64, length: Duration) -> se
     if full_hour {
         preload_hour(dir.path(), sites, |i| target.url(i));
     }
-    let config = sites_config(
-        sites,
-        &format!("{interval}s"),
-        |i| target.url(i),
-        serde_json::json!({}),
-    );
+    // `SITEWATCH_BENCH_MAX_IN_FLIGHT` sets `probing.max_in_flight` (else the default).
+    let probing = match std::env::var("SITEWATCH_BENCH_MAX_IN_FLIGHT") {
+        Ok(n) => {
+            serde_json::json!({"probing": {"max_in_flight": n.parse::<u32>().expect("a number")}})
+        }
+        Err(_) => serde_json::json!({}),
+    };
+    let config = sites_config(sites, &format!("{interval}s"), |i| target.url(i), probing);
     let mut monitor = Monitor::start_quiet(dir, &config);
     let t = Instant::now();
     monitor.wait_probing(chrono::Utc::now(), Duration::from_secs(300));

@@ -201,6 +201,7 @@ async fn server_throughput(store: &Store, lines: u64) -> Option<f64> {
         token_env: None,
         batch_size: 5000,
         flush_interval: Duration::from_millis(100),
+        max_outbox_lines: sitewatch::config::DEFAULT_MAX_OUTBOX_LINES,
     };
     let sender = sitewatch::store::influx::Sender {
         store: store.clone(),

@@ -30,6 +30,7 @@ pub const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_INFLUX_BATCH: usize = 5_000;
 pub const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_OUTBOX_LINES: u64 = 10_000_000;
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +94,9 @@ pub struct InfluxConfig {
     pub batch_size: usize,
     /// How long lines may wait to fill a batch.
     pub flush_interval: Duration,
+    /// Lines the outbox may hold while the server does not take them; beyond this the oldest
+    /// are dropped (and counted).
+    pub max_outbox_lines: u64,
 }
 
 /// A setting names an environment variable that is not set. It names the variable, never a
@@ -612,6 +616,11 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
                 }
                 None => DEFAULT_INFLUX_FLUSH,
             };
+            let max_outbox_lines = match i.max_outbox_lines {
+                Some(0) => return Err((field("max_outbox_lines"), "must be at least 1".into())),
+                Some(n) => n,
+                None => DEFAULT_MAX_OUTBOX_LINES,
+            };
             Some(InfluxConfig {
                 url,
                 org: i.org,
@@ -619,6 +628,7 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
                 token_env: i.token_env,
                 batch_size,
                 flush_interval,
+                max_outbox_lines,
             })
         }
     };

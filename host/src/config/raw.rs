@@ -67,6 +67,8 @@ pub struct RawInflux {
     pub token_env: Option<String>,
     pub batch_size: Option<u32>,
     pub flush_interval: Option<RawDuration>,
+    /// Lines the outbox may hold; beyond this the oldest are dropped.
+    pub max_outbox_lines: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

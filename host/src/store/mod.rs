@@ -13,6 +13,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
@@ -40,10 +41,30 @@ pub enum StoreError {
     Query(#[from] rusqlite::Error),
 }
 
-/// Where the store lives.
+/// Where the store lives. Clones share the outbox limit.
 #[derive(Debug, Clone)]
 pub struct Store {
     path: PathBuf,
+    /// Lines the InfluxDB outbox may hold: set by the sender from its config
+    /// (`storage.influxdb.max_outbox_lines`), enforced by the writer as it inserts.
+    outbox_limit: Arc<AtomicU64>,
+}
+
+/// What waits in the InfluxDB outbox and what InfluxDB refused, for `sitewatch outbox`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSummary {
+    /// Lines waiting (see [`Store::outbox_len`]).
+    pub waiting: u64,
+    /// The point times of the first and the last line in the queue.
+    pub first_time: Option<DateTime<Utc>>,
+    pub last_time: Option<DateTime<Utc>>,
+    /// Lines parked because InfluxDB refused them.
+    pub parked: u64,
+    /// The distinct reasons of the parked lines with their counts, most lines first.
+    pub reasons: Vec<(String, u64)>,
+    /// Lines dropped over the limit since the store was created, and when the last was.
+    pub dropped: u64,
+    pub last_dropped: Option<DateTime<Utc>>,
 }
 
 /// What opening the store had to do besides opening it.
@@ -79,7 +100,14 @@ impl Store {
             }
             Err(e) => return Err(e),
         }
-        Ok((Self { path }, report))
+        Ok((Self::at(path), report))
+    }
+
+    fn at(path: PathBuf) -> Self {
+        Self {
+            path,
+            outbox_limit: Arc::new(AtomicU64::new(crate::config::DEFAULT_MAX_OUTBOX_LINES)),
+        }
     }
 
     /// Opens an existing store for reading only (for `report` and `alerts`).
@@ -90,7 +118,7 @@ impl Store {
                 path: data_dir.to_owned(),
             });
         }
-        Ok(Self { path })
+        Ok(Self::at(path))
     }
 
     pub fn path(&self) -> &Path {
@@ -226,10 +254,95 @@ impl Store {
         Ok(out)
     }
 
-    /// Lines waiting in the InfluxDB outbox.
+    /// Lines waiting in the InfluxDB outbox, in O(log n) rather than a `COUNT(*)` over millions of
+    /// rows: the span of ids from the first line to the last. That is the count because ids grow
+    /// by one per line (AUTOINCREMENT: never reused, a rolled-back insert takes none) and lines
+    /// only ever leave from the head: the sender resolves a batch in id order, bisection included
+    /// (the first half of a refused part is delivered or parked before the second is sent), and
+    /// the writer's limit cuts the oldest. Someone deleting rows by hand makes it an upper bound.
     pub fn outbox_len(&self, conn: &Connection) -> Result<u64, StoreError> {
-        Ok(conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(span(outbox_bounds(conn)?))
     }
+
+    pub fn outbox_limit(&self) -> u64 {
+        self.outbox_limit.load(Ordering::Relaxed)
+    }
+
+    pub fn set_outbox_limit(&self, lines: u64) {
+        self.outbox_limit.store(lines.max(1), Ordering::Relaxed);
+    }
+
+    /// What waits in the outbox, what was parked and what was dropped.
+    pub fn outbox_summary(&self, conn: &Connection) -> Result<OutboxSummary, StoreError> {
+        let line_time = |id: i64| -> Result<Option<DateTime<Utc>>, StoreError> {
+            let line: Option<String> = conn
+                .query_row("SELECT line FROM outbox WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            Ok(line.as_deref().and_then(influx::line_time))
+        };
+        let bounds = outbox_bounds(conn)?;
+        let (first_time, last_time) = match bounds {
+            Some((first, last)) => (line_time(first)?, line_time(last)?),
+            None => (None, None),
+        };
+        let mut stmt = conn.prepare(
+            "SELECT reason, COUNT(*) FROM outbox_parked GROUP BY reason ORDER BY COUNT(*) DESC, reason",
+        )?;
+        let reasons: Vec<(String, u64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        let (dropped, last_dropped) = conn
+            .query_row(
+                "SELECT lines, last_us FROM outbox_dropped WHERE id = 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, Some(from_us(r.get(1)?)))),
+            )
+            .optional()?
+            .unwrap_or((0, None));
+        Ok(OutboxSummary {
+            waiting: span(bounds),
+            first_time,
+            last_time,
+            parked: reasons.iter().map(|r| r.1).sum(),
+            reasons,
+            dropped,
+            last_dropped,
+        })
+    }
+
+    /// Moves every parked line back to the end of the outbox, in the order they were parked;
+    /// returns how many.
+    pub fn resend_parked(&self, conn: &mut Connection) -> Result<u64, StoreError> {
+        let tx = conn.transaction()?;
+        let moved = tx.execute(
+            "INSERT INTO outbox (line) SELECT line FROM outbox_parked ORDER BY id",
+            [],
+        )?;
+        tx.execute("DELETE FROM outbox_parked", [])?;
+        tx.commit()?;
+        Ok(moved as u64)
+    }
+
+    /// Deletes every parked line; returns how many.
+    pub fn drop_parked(&self, conn: &Connection) -> Result<u64, StoreError> {
+        Ok(conn.execute("DELETE FROM outbox_parked", [])? as u64)
+    }
+}
+
+/// Lines from the first id to the last, both included.
+fn span(bounds: Option<(i64, i64)>) -> u64 {
+    bounds.map_or(0, |(first, last)| (last - first + 1) as u64)
+}
+
+/// The ids of the first and the last line in the outbox. Two subqueries, not
+/// `SELECT MIN(id), MAX(id)`: SQLite only answers a lone `MIN` or `MAX` from the b-tree, and scans
+/// the whole table for the pair.
+pub(crate) fn outbox_bounds(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.query_row(
+        "SELECT (SELECT MIN(id) FROM outbox), (SELECT MAX(id) FROM outbox)",
+        [],
+        |r| Ok(r.get::<_, Option<i64>>(0)?.zip(r.get::<_, Option<i64>>(1)?)),
+    )
 }
 
 fn parse_metrics(json: Option<&str>) -> Vec<(String, f64)> {

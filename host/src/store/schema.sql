@@ -47,3 +47,20 @@ CREATE TABLE IF NOT EXISTS outbox (
     id   INTEGER PRIMARY KEY AUTOINCREMENT,
     line TEXT NOT NULL
 );
+
+-- Lines InfluxDB refused for good (a bad line answered 400/422, a line too large even alone
+-- answered 413), with the server's answer. `sitewatch outbox --resend-parked` moves them back.
+CREATE TABLE IF NOT EXISTS outbox_parked (
+    id        INTEGER PRIMARY KEY,
+    line      TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    parked_us INTEGER NOT NULL
+);
+
+-- The running count of outbox lines dropped (oldest first) beyond storage.influxdb.max_outbox_lines.
+-- One row, id 1, once anything was dropped.
+CREATE TABLE IF NOT EXISTS outbox_dropped (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    lines   INTEGER NOT NULL,
+    last_us INTEGER NOT NULL
+);

@@ -364,3 +364,188 @@ fn an_unknown_alert_kind_in_the_store_is_an_error_not_a_recovery() {
     let err = store.alerts_since(&conn, from_us(0)).unwrap_err();
     assert!(err.to_string().contains("sideways"), "{err}");
 }
+
+fn count(conn: &Connection, sql: &str) -> i64 {
+    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// Column `i` of every row `sql` returns.
+fn column<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str, i: usize) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(i))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// The outbox's lines, in order.
+fn outbox_lines(conn: &Connection) -> Vec<String> {
+    column(conn, "SELECT line FROM outbox ORDER BY id", 0)
+}
+
+#[test]
+fn the_outbox_length_comes_from_the_id_b_tree_not_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let conn = store.connect().unwrap();
+    // The plan's steps are in its fourth column.
+    let plan: Vec<String> = column(
+        &conn,
+        "EXPLAIN QUERY PLAN SELECT (SELECT MIN(id) FROM outbox), (SELECT MAX(id) FROM outbox)",
+        3,
+    );
+    assert!(
+        plan.iter().all(|step| !step.starts_with("SCAN outbox")),
+        "each bound is one b-tree descent: {plan:?}"
+    );
+    let pair: Vec<String> = column(
+        &conn,
+        "EXPLAIN QUERY PLAN SELECT MIN(id), MAX(id) FROM outbox",
+        3,
+    );
+    assert!(
+        pair.iter().any(|step| step.starts_with("SCAN outbox")),
+        "why the bounds are two subqueries: {pair:?}"
+    );
+}
+
+#[test]
+fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    store.set_outbox_limit(100);
+    let tx = Bus::new(Arc::new(SystemClock::new()));
+    let mut events = tx.subscribe();
+    let (handle, thread) = writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(10),
+            retention: Duration::from_secs(1_000_000_000),
+            outbox: true,
+        },
+        Arc::new(SystemClock::new()),
+        tx,
+    );
+    let conn = store.connect().unwrap();
+    let mut sent = 0;
+    let mut send = |n: i64| {
+        for i in sent..sent + n {
+            handle.send(Record::Measurement(measurement("a", i, true)));
+        }
+        sent += n;
+        while count(&conn, "SELECT COUNT(*) FROM measurements") < sent {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    send(250);
+    send(10);
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 100);
+    assert_eq!(store.outbox_len(&conn).unwrap(), 100);
+    let newest = outbox_lines(&conn);
+    let expected: Vec<String> = (160..260)
+        .map(|i| super::influx::probe_line(&measurement("a", i, true)))
+        .collect();
+    assert_eq!(newest, expected, "the oldest lines went first");
+    // The sender delivers everything; new lines fit again.
+    conn.execute("DELETE FROM outbox", []).unwrap();
+    send(10);
+    drop(handle);
+    thread.join().unwrap();
+    assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 10);
+
+    let mut messages = Vec::new();
+    while let Some(crate::event::Received::Event(e)) = events.try_recv() {
+        let crate::event::Event::Error(e) = &*e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(e.source, "influxdb");
+        messages.push(e.message.clone());
+    }
+    assert_eq!(
+        messages.len(),
+        2,
+        "one when it fills, one when it has room: {messages:?}"
+    );
+    assert!(
+        messages[0].contains("oldest lines to make room")
+            && messages[0].contains("storage.influxdb.max_outbox_lines"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[1].contains("160 lines were dropped"),
+        "{messages:?}"
+    );
+    let summary = store.outbox_summary(&conn).unwrap();
+    assert_eq!(
+        summary.dropped, 160,
+        "the running count is kept in the store"
+    );
+    assert!(summary.last_dropped.is_some());
+    assert_eq!(summary.waiting, 10);
+}
+
+#[test]
+fn the_outbox_summary_lists_waiting_and_parked_lines_which_can_be_resent_or_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let mut conn = store.connect().unwrap();
+    assert_eq!(
+        store.outbox_summary(&conn).unwrap(),
+        OutboxSummary {
+            waiting: 0,
+            first_time: None,
+            last_time: None,
+            parked: 0,
+            reasons: Vec::new(),
+            dropped: 0,
+            last_dropped: None,
+        }
+    );
+    write_all(
+        &store,
+        (0..5)
+            .map(|i| Record::Measurement(measurement("a", i, true)))
+            .collect(),
+    );
+    for (line, reason) in [
+        ("p1", "400 Bad Request: type conflict"),
+        ("p2", "413 Payload Too Large"),
+        ("p3", "400 Bad Request: type conflict"),
+    ] {
+        conn.execute(
+            "INSERT INTO outbox_parked (line, reason, parked_us) VALUES (?1, ?2, 0)",
+            [line, reason],
+        )
+        .unwrap();
+    }
+    let s = store.outbox_summary(&conn).unwrap();
+    assert_eq!(s.waiting, 5);
+    assert_eq!(s.first_time, Some(measurement("a", 0, true).time));
+    assert_eq!(s.last_time, Some(measurement("a", 4, true).time));
+    assert_eq!(s.parked, 3);
+    assert_eq!(
+        s.reasons,
+        [
+            ("400 Bad Request: type conflict".to_owned(), 2),
+            ("413 Payload Too Large".to_owned(), 1)
+        ]
+    );
+    assert_eq!(store.resend_parked(&mut conn).unwrap(), 3);
+    let tail: Vec<String> = column(&conn, "SELECT line FROM outbox ORDER BY id DESC LIMIT 3", 0);
+    assert_eq!(
+        tail,
+        ["p3", "p2", "p1"],
+        "resent at the end, in parked order"
+    );
+    let s = store.outbox_summary(&conn).unwrap();
+    assert_eq!((s.waiting, s.parked), (8, 0));
+    conn.execute(
+        "INSERT INTO outbox_parked (line, reason, parked_us) VALUES ('p4', 'x', 0)",
+        [],
+    )
+    .unwrap();
+    assert_eq!(store.drop_parked(&conn).unwrap(), 1);
+    let s = store.outbox_summary(&conn).unwrap();
+    assert_eq!((s.waiting, s.parked), (8, 0));
+}

@@ -3,6 +3,9 @@
 //! well within a second. When a write fails (disk full, read-only directory), the records stay in
 //! memory (up to `MAX_PENDING`), an error event says so once, and writing is retried with backoff;
 //! the monitor keeps probing and alerting meanwhile.
+//!
+//! The writer also holds the InfluxDB outbox to its limit (`storage.influxdb.max_outbox_lines`),
+//! in the same transaction as the insert: beyond it the oldest lines are dropped and counted.
 
 use super::{Store, influx};
 use crate::alert::Alert;
@@ -95,6 +98,8 @@ struct Writer {
     retry: Option<(Instant, Duration)>,
     dropped: u64,
     last_prune: Option<Instant>,
+    /// `Some(lines dropped so far)` while the outbox is held at its limit.
+    outbox_full: Option<u64>,
 }
 
 impl Writer {
@@ -110,6 +115,7 @@ impl Writer {
             retry: None,
             dropped: 0,
             last_prune: None,
+            outbox_full: None,
         }
     }
 
@@ -187,8 +193,11 @@ impl Writer {
         while !self.pending.is_empty() {
             let n = self.pending.len().min(BATCH);
             match self.write(n) {
-                Ok(()) => {
+                Ok(outbox) => {
                     self.pending.drain(..n);
+                    if let Some(dropped) = outbox {
+                        self.outbox_trimmed(dropped);
+                    }
                     if self.retry.take().is_some() {
                         self.report(format!(
                             "writing to the store {} again",
@@ -229,13 +238,42 @@ impl Writer {
         self.bus.error("storage", None, message);
     }
 
-    /// Writes the first `n` pending records in one transaction.
-    fn write(&mut self, n: usize) -> Result<(), super::StoreError> {
+    /// Says once per episode that the outbox is full, and when it has room again.
+    fn outbox_trimmed(&mut self, dropped: u64) {
+        let limit = self.store.outbox_limit();
+        match (self.outbox_full, dropped) {
+            (None, 0) => {}
+            (None, n) => {
+                self.outbox_full = Some(n);
+                self.report_outbox(format!(
+                    "the InfluxDB outbox is full ({limit} lines, storage.influxdb.max_outbox_lines): \
+                     dropped the {n} oldest lines to make room, and drops more until InfluxDB takes them"
+                ));
+            }
+            (Some(total), 0) => {
+                self.outbox_full = None;
+                self.report_outbox(format!(
+                    "the InfluxDB outbox has room again; {total} lines were dropped while it was full \
+                     (`sitewatch outbox` shows the running count)"
+                ));
+            }
+            (Some(total), n) => self.outbox_full = Some(total + n),
+        }
+    }
+
+    fn report_outbox(&self, message: String) {
+        influx::report(&self.bus, message);
+    }
+
+    /// Writes the first `n` pending records in one transaction. Returns, when it queued lines in
+    /// the outbox, how many old ones it dropped to hold the limit.
+    fn write(&mut self, n: usize) -> Result<Option<u64>, super::StoreError> {
         if self.conn.is_none() {
             self.conn = Some(self.store.connect_for_writing()?);
         }
         let conn = self.conn.as_mut().expect("just connected");
         let tx = conn.transaction()?;
+        let mut queued = false;
         {
             let mut site =
                 tx.prepare_cached("INSERT OR IGNORE INTO sites (name, url) VALUES (?1, ?2)")?;
@@ -287,6 +325,7 @@ impl Writer {
                         ])?;
                         if self.options.outbox {
                             outbox.execute([influx::probe_line(m)])?;
+                            queued = true;
                         }
                     }
                     Record::Alert(a) => {
@@ -302,14 +341,24 @@ impl Writer {
                         ])?;
                         if self.options.outbox {
                             outbox.execute([influx::alert_line(a)])?;
+                            queued = true;
                         }
                     }
                     Record::Configure(_) => {}
                 }
             }
         }
+        let trimmed = if queued {
+            Some(trim_outbox(
+                &tx,
+                self.store.outbox_limit(),
+                self.clock.now().timestamp_micros(),
+            )?)
+        } else {
+            None
+        };
         tx.commit()?;
-        Ok(())
+        Ok(trimmed)
     }
 
     /// Deletes measurements older than the retention.
@@ -340,4 +389,26 @@ impl Writer {
             Err(e) => tracing::warn!("pruning the store failed: {}", crate::error_chain(&e)),
         }
     }
+}
+
+/// Drops the oldest outbox lines beyond `limit` and adds them to the running count; returns how
+/// many. O(log n) per call: the length is the id span ([`super::outbox_bounds`]), never a
+/// `COUNT(*)`, and the cut is an id range at the head.
+fn trim_outbox(conn: &Connection, limit: u64, now_us: i64) -> rusqlite::Result<u64> {
+    let Some((first, last)) = super::outbox_bounds(conn)? else {
+        return Ok(0);
+    };
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    if last - first < limit {
+        return Ok(0);
+    }
+    let dropped = conn.execute("DELETE FROM outbox WHERE id <= ?1", [last - limit])? as u64;
+    if dropped > 0 {
+        conn.execute(
+            "INSERT INTO outbox_dropped (id, lines, last_us) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET lines = lines + excluded.lines, last_us = excluded.last_us",
+            params![dropped as i64, now_us],
+        )?;
+    }
+    Ok(dropped)
 }

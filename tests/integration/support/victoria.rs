@@ -9,6 +9,10 @@ pub struct Victoria {
     pub port: u16,
     data: tempfile::TempDir,
     child: Option<Child>,
+    /// Started with `-dedup.minScrapeInterval=1ms`: samples of one series at one timestamp are
+    /// kept once, as InfluxDB keeps one point per series and timestamp. Without it
+    /// VictoriaMetrics keeps every copy, so a resent point shows twice.
+    dedup: bool,
 }
 
 /// The server binary, or `None` (with a loud message) when it is not installed. Under CI it
@@ -34,12 +38,23 @@ pub fn binary() -> Option<PathBuf> {
 }
 
 impl Victoria {
+    /// A server that keeps every sample it is sent, duplicates included.
     pub async fn start() -> Option<Self> {
+        Self::start_with(false).await
+    }
+
+    /// A server that, like InfluxDB, keeps one point per series and timestamp.
+    pub async fn start_deduplicating() -> Option<Self> {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(dedup: bool) -> Option<Self> {
         binary()?;
         let mut v = Self {
             port: crate::support::closed_port(),
             data: tempfile::tempdir().unwrap(),
             child: None,
+            dedup,
         };
         v.restart().await;
         Some(v)
@@ -51,11 +66,16 @@ impl Victoria {
 
     /// Starts the server (again) on the same port and data.
     pub async fn restart(&mut self) {
-        let child = Command::new(binary().unwrap())
+        let mut command = Command::new(binary().unwrap());
+        command
             .arg(format!("-storageDataPath={}", self.data.path().display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))
             .arg("-search.latencyOffset=0s")
-            .arg("-retentionPeriod=100y")
+            .arg("-retentionPeriod=100y");
+        if self.dedup {
+            command.arg("-dedup.minScrapeInterval=1ms");
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -11,6 +11,7 @@ mod core;
 mod faults;
 mod hostile;
 mod plugins;
+mod redirects;
 mod reload;
 mod soak;
 mod storage;

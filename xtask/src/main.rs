@@ -1,12 +1,8 @@
 //! Project tasks: `cargo xtask <task>`. Run `cargo xtask help` for the list.
 
-mod languages;
-mod plugins;
-mod scaffold;
-
-use anyhow::{Context, bail};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use anyhow::bail;
+use xtask::plugins::{self, Host};
+use xtask::{cargo, root, run, scaffold};
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -35,7 +31,7 @@ fn main() -> anyhow::Result<()> {
     let mut rest: Vec<String> = args.collect();
     let all_languages = take_flag(&mut rest, "--all-languages");
     match task.as_deref() {
-        Some("build-plugins") => plugins::build(all_languages).map(drop),
+        Some("build-plugins") => plugins::build(all_languages, &Host::CargoRun).map(drop),
         Some("test") => test(all_languages, &rest),
         Some("bench") => bench(&rest),
         Some("new-plugin") => scaffold::new_plugin(&rest),
@@ -54,35 +50,13 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
     args.len() != before
 }
 
-/// The workspace root (the parent of this crate).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_owned()
-}
-
-pub fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-}
-
-/// Runs `cmd` and fails with its description when it does not succeed.
-pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
-    let shown = format!("{cmd:?}");
-    let status = cmd.status().with_context(|| format!("starting {shown}"))?;
-    if !status.success() {
-        bail!("{shown} failed with {status}");
-    }
-    Ok(())
-}
-
 fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
-    let built = plugins::build(all_languages)?;
+    let built = plugins::build(all_languages, &Host::CargoRun)?;
     println!("== plugin unit tests (Rust)");
     run(cargo()
         .current_dir(root().join("plugins"))
         .args(["test", "--quiet"]))?;
-    plugins::test_cases(&built)?;
+    plugins::test_cases(&built.examples)?;
     scaffold::check_templates()?;
     println!("== workspace tests");
     run(cargo()
@@ -93,7 +67,7 @@ fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
 
 fn bench(parts: &[String]) -> anyhow::Result<()> {
     if parts.is_empty() || parts.iter().any(|p| p == "plugins") {
-        plugins::build(false)?;
+        plugins::build(false, &Host::CargoRun)?;
     }
     run(cargo()
         .current_dir(root())

@@ -4,6 +4,7 @@
 pub mod languages;
 pub mod plugins;
 pub mod scaffold;
+pub mod skips;
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use xtask::plugins::{self, Host};
-use xtask::{cargo, root, run, scaffold};
+use xtask::{cargo, root, run, scaffold, skips};
 
 const USAGE: &str = "usage: cargo xtask <task>
 
@@ -16,7 +16,8 @@ tasks:
   test [--all-languages] [ARGS..]
                   build the plugins, run their unit tests and every plugin's tests.json cases,
                   check that a freshly scaffolded plugin of each language builds and passes,
-                  then run the workspace's tests (what CI runs); ARGS go to `cargo test`
+                  then run the workspace's tests (what CI runs); ARGS go to `cargo test`;
+                  ends with a line for each test skipped for something not installed
   new-plugin <name> --lang rust|c|python|js
                   scaffold a check plugin from a template that builds and passes its own
                   tests.json (see docs/PLUGINS.md)
@@ -51,7 +52,23 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
 }
 
 fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
+    let skips = skips::file();
+    let _ = std::fs::remove_file(&skips);
     let built = plugins::build(all_languages, &Host::CargoRun)?;
+    // A language left out of the build also leaves out its cases and its template check below.
+    for (lang, missing) in &built.skipped {
+        skips::append(
+            &skips,
+            &skips::Skip {
+                test: format!(
+                    "xtask: the {} plugins' build, tests.json cases and template",
+                    lang.dir()
+                ),
+                needs: missing.what.clone(),
+                remedy: format!("install it with `{}`", missing.install),
+            },
+        )?;
+    }
     println!("== plugin unit tests (Rust)");
     run(cargo()
         .current_dir(root().join("plugins"))
@@ -59,10 +76,14 @@ fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
     plugins::test_cases(&built.examples)?;
     scaffold::check_templates()?;
     println!("== workspace tests");
-    run(cargo()
+    let result = run(cargo()
         .current_dir(root())
         .args(["test", "--workspace"])
-        .args(extra))
+        .args(extra)
+        .env(skips::ENV, &skips));
+    // After the results, failed or not: a passing test's skip message was hidden by libtest.
+    println!("{}", skips::summary(&skips::read(&skips)));
+    result
 }
 
 fn bench(parts: &[String]) -> anyhow::Result<()> {

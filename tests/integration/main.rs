@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod influx;
 mod plugins;
+mod redirects;
 mod reload;
 mod soak;
 mod storage;

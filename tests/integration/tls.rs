@@ -3,18 +3,20 @@
 //! flagged.
 
 use crate::support::binary::Running;
-use crate::support::tls::{TestCa, TlsServer, self_signed};
+use crate::support::server::{Reply, TestServer};
+use crate::support::tls::{Identity, TestCa, self_signed};
 use serde_json::{Value, json};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certificates_are_verified_and_failures_are_tls_errors() {
     let ca = TestCa::new();
-    let valid = TlsServer::start(ca.issue(&["localhost"], false)).await;
-    let expired = TlsServer::start(ca.issue(&["localhost"], true)).await;
-    let wrong_host = TlsServer::start(ca.issue(&["other.example"], false)).await;
-    let unknown = TlsServer::start(self_signed(&["localhost"])).await;
-    let insecure = TlsServer::start(self_signed(&["localhost"])).await;
+    let start = |id: Identity| TestServer::start_tls(id, |_| Reply::ok("ok"));
+    let valid = start(ca.issue(&["localhost"], false)).await;
+    let expired = start(ca.issue(&["localhost"], true)).await;
+    let wrong_host = start(ca.issue(&["other.example"], false)).await;
+    let unknown = start(self_signed(&["localhost"])).await;
+    let insecure = start(self_signed(&["localhost"])).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
     let site = |name: &str, url: String, extra: Value| {
@@ -26,11 +28,11 @@ async fn certificates_are_verified_and_failures_are_tls_errors() {
     };
     let config = json!({
         "sites": [
-            site("valid", valid.url(), json!({"tls_ca": "ca.pem"})),
-            site("expired", expired.url(), json!({"tls_ca": "ca.pem"})),
-            site("wrong-host", wrong_host.url(), json!({"tls_ca": "ca.pem"})),
-            site("unknown-ca", unknown.url(), json!({})),
-            site("insecure", insecure.url(), json!({"tls_insecure": true})),
+            site("valid", valid.localhost_url("/"), json!({"tls_ca": "ca.pem"})),
+            site("expired", expired.localhost_url("/"), json!({"tls_ca": "ca.pem"})),
+            site("wrong-host", wrong_host.localhost_url("/"), json!({"tls_ca": "ca.pem"})),
+            site("unknown-ca", unknown.localhost_url("/"), json!({})),
+            site("insecure", insecure.localhost_url("/"), json!({"tls_insecure": true})),
         ],
         "alerting": {"window": "1s"},
         "dashboard": {"views": [{"window": "1m", "every": "1s"}]}

@@ -294,11 +294,13 @@ fn classify(failure: Failure, phases: &timing::PhaseInstants) -> ProbeError {
             e,
         ),
         Failure::Send(e) => {
-            let kind = if phases.dns_failed {
+            // A connection failure is the latest hop's (a redirect's earlier hops succeeded).
+            let hop = &phases.hop;
+            let kind = if hop.dns_failed {
                 ErrorKind::Dns
             } else if e.is_timeout() {
                 ErrorKind::Timeout
-            } else if is_tls_error(&e) || (e.is_connect() && phases.tls_start.is_some()) {
+            } else if is_tls_error(&e) || (e.is_connect() && hop.tls_start.is_some()) {
                 ErrorKind::Tls
             } else if e.is_connect() {
                 ErrorKind::Connect

@@ -7,6 +7,27 @@ pub mod server;
 pub mod tls;
 pub mod victoria;
 
+/// Skips the calling test because it `needs` something this machine lacks (`remedy` says how to
+/// get it): says so on stderr, and records it for the summary at the end of `cargo xtask test`
+/// (libtest shows a passing test's stderr only with `--nocapture`). CI must run every test, so
+/// there a skip fails instead. The caller returns right after.
+pub fn skip(needs: &str, remedy: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(unnamed test)")
+        .to_owned();
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs {needs}, and CI must run it: {remedy}"
+    );
+    eprintln!("\n*** SKIPPED {test}: needs {needs}; {remedy} ***\n");
+    xtask::skips::record(&xtask::skips::Skip {
+        test,
+        needs: needs.to_owned(),
+        remedy: remedy.to_owned(),
+    });
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,12 +1,14 @@
 //! A raw-TCP HTTP/1.1 test server whose every answer is programmable: status, headers, body, and
-//! delays before the headers and before the body. Written on bare sockets (not a framework) so
-//! tests control exactly what goes on the wire and when.
+//! delays before the headers and before the body; over plain TCP or TLS (with a delay before the
+//! handshake, to make it measurable). Written on bare sockets (not a framework) so tests control
+//! exactly what goes on the wire and when, and it records when it did each thing.
 
+use crate::support::tls::{Identity, server_config};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -53,45 +55,162 @@ impl Reply {
         self.body_delay = body_delay;
         self
     }
+
+    /// `302 Found` to `location`.
+    pub fn redirect(location: &str) -> Self {
+        let mut r = Self::status(302);
+        r.headers.push(("Location".into(), location.into()));
+        r
+    }
 }
 
 pub type Handler = Arc<dyn Fn(&Request) -> Reply + Send + Sync>;
 
+/// What the server did on one connection, and when (the test process's monotonic clock, the
+/// same as the binary's: a figure measured by the client can be bounded by these).
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange {
+    /// The connection was accepted (after the client's connect began).
+    pub accepted: Instant,
+    /// The request's head had been read.
+    pub request_read: Option<Instant>,
+    /// Just before the first byte of the response headers was written.
+    pub headers_sent: Option<Instant>,
+    /// Just before the first byte of the body was written.
+    pub body_sent: Option<Instant>,
+}
+
+type Exchanges = Arc<Mutex<Vec<Exchange>>>;
+
+/// TLS on the server's connections.
+#[derive(Clone)]
+struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Slept after the TCP accept, before the handshake: the client's TLS phase lasts at least
+    /// this long.
+    handshake_delay: Duration,
+}
+
 /// A running test server; it stops when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    scheme: &'static str,
     hits: Arc<AtomicU64>,
+    exchanges: Exchanges,
     task: JoinHandle<()>,
 }
 
 impl TestServer {
     pub async fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Self {
+        Self::listen(None, Arc::new(handler)).await
+    }
+
+    /// An HTTPS server with `identity`'s certificate (HTTP/1.1 by ALPN).
+    pub async fn start_tls(
+        identity: Identity,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        Self::start_tls_delayed(identity, Duration::ZERO, handler).await
+    }
+
+    /// An HTTPS server that waits `handshake_delay` after accepting a connection before its TLS
+    /// handshake.
+    pub async fn start_tls_delayed(
+        identity: Identity,
+        handshake_delay: Duration,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let config = server_config(identity, b"http/1.1".to_vec());
+        let tls = Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            handshake_delay,
+        };
+        Self::listen(Some(tls), Arc::new(handler)).await
+    }
+
+    async fn listen(tls: Option<Tls>, handler: Handler) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicU64::new(0));
-        let handler: Handler = Arc::new(handler);
-        let counter = Arc::clone(&hits);
+        let exchanges = Exchanges::default();
+        let (counter, log) = (Arc::clone(&hits), Arc::clone(&exchanges));
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (handler, counter) = (Arc::clone(&handler), Arc::clone(&counter));
+                let record = Record::new(&log);
+                let (handler, counter, tls) =
+                    (Arc::clone(&handler), Arc::clone(&counter), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve(stream, handler, counter).await;
+                    let _ = match tls {
+                        None => serve(stream, handler, counter, record).await,
+                        Some(tls) => {
+                            tokio::time::sleep(tls.handshake_delay).await;
+                            match tls.acceptor.accept(stream).await {
+                                Ok(stream) => serve(stream, handler, counter, record).await,
+                                Err(e) => Err(e),
+                            }
+                        }
+                    };
                 });
             }
         });
-        Self { addr, hits, task }
+        Self {
+            addr,
+            scheme,
+            hits,
+            exchanges,
+            task,
+        }
     }
 
+    /// The URL of `path` by IP address (no DNS phase).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// The URL of `path` by host name (`localhost`), as certificates usually name it.
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("{}://localhost:{}{}", self.scheme, self.addr.port(), path)
     }
 
     /// Requests answered so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::SeqCst)
+    }
+
+    /// Every connection so far, in the order they were accepted.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().unwrap().clone()
+    }
+}
+
+/// One connection's entry in the server's log of exchanges.
+struct Record {
+    log: Exchanges,
+    index: usize,
+}
+
+impl Record {
+    fn new(log: &Exchanges) -> Self {
+        let mut l = log.lock().unwrap();
+        l.push(Exchange {
+            accepted: Instant::now(),
+            request_read: None,
+            headers_sent: None,
+            body_sent: None,
+        });
+        Self {
+            log: Arc::clone(log),
+            index: l.len() - 1,
+        }
+    }
+
+    /// Notes the present instant in one field of this exchange.
+    fn now(&self, field: impl FnOnce(&mut Exchange) -> &mut Option<Instant>) {
+        *field(&mut self.log.lock().unwrap()[self.index]) = Some(Instant::now());
     }
 }
 
@@ -102,9 +221,10 @@ impl Drop for TestServer {
 }
 
 async fn serve(
-    mut stream: tokio::net::TcpStream,
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
     handler: Handler,
     hits: Arc<AtomicU64>,
+    record: Record,
 ) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let head_end = loop {
@@ -132,6 +252,7 @@ async fn serve(
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
             .collect(),
     };
+    record.now(|e| &mut e.request_read);
     hits.fetch_add(1, Ordering::SeqCst);
     let reply = handler(&request);
     tokio::time::sleep(reply.header_delay).await;
@@ -143,9 +264,11 @@ async fn serve(
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
         reply.body.len()
     ));
+    record.now(|e| &mut e.headers_sent);
     stream.write_all(head.as_bytes()).await?;
     stream.flush().await?;
     tokio::time::sleep(reply.body_delay).await;
+    record.now(|e| &mut e.body_sent);
     if request.method != "HEAD" {
         stream.write_all(&reply.body).await?;
     }

@@ -1,10 +1,10 @@
 //! TLS fixtures: a throwaway CA, certificates (valid, expired, for another host, self-signed) made
-//! with rcgen, and an HTTPS server on 127.0.0.1 that answers 200.
+//! with rcgen, and an HTTP/2-only server. The programmable HTTPS server is
+//! `server::TestServer::start_tls`.
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -35,7 +35,8 @@ impl TestCa {
         self.cert.pem()
     }
 
-    /// A leaf for `names`, signed by this CA; `expired` makes it valid only in 2020.
+    /// A leaf for `names` (host names or IP addresses), signed by this CA; `expired` makes it
+    /// valid only in 2020.
     pub fn issue(&self, names: &[&str], expired: bool) -> Identity {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
@@ -65,7 +66,7 @@ pub fn self_signed(names: &[&str]) -> Identity {
 }
 
 /// A rustls server config for `identity`, offering one ALPN protocol.
-fn server_config(identity: Identity, alpn: Vec<u8>) -> rustls::ServerConfig {
+pub fn server_config(identity: Identity, alpn: Vec<u8>) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -75,60 +76,6 @@ fn server_config(identity: Identity, alpn: Vec<u8>) -> rustls::ServerConfig {
         .unwrap();
     config.alpn_protocols = vec![alpn];
     config
-}
-
-/// An HTTPS server answering `200 ok` to every request; stops when dropped.
-pub struct TlsServer {
-    pub addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl TlsServer {
-    pub async fn start(identity: Identity) -> Self {
-        let config = server_config(identity, b"http/1.1".to_vec());
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else {
-                    continue;
-                };
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(mut tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let mut buf = [0u8; 4096];
-                    let mut head = Vec::new();
-                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => head.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = tls
-                        .write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        )
-                        .await;
-                    let _ = tls.shutdown().await;
-                });
-            }
-        });
-        Self { addr, task }
-    }
-
-    /// The URL by host name (`localhost`), as certificates name it.
-    pub fn url(&self) -> String {
-        format!("https://localhost:{}/", self.addr.port())
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 /// A server that speaks only HTTP/2: over TLS it offers only `h2` by ALPN; without TLS (`None`)

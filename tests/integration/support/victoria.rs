@@ -15,23 +15,24 @@ pub struct Victoria {
     dedup: bool,
 }
 
-/// The server binary, or `None` (with a loud message) when it is not installed. Under CI it
-/// must be there: `.ci/run` installs it.
-pub fn binary() -> Option<PathBuf> {
-    let found = [
+fn find() -> Option<PathBuf> {
+    [
         "/usr/bin/victoria-metrics",
         "/usr/local/bin/victoria-metrics",
     ]
     .into_iter()
     .map(PathBuf::from)
-    .find(|p| p.is_file());
+    .find(|p| p.is_file())
+}
+
+/// The server binary, or `None` (the test is skipped) when it is not installed. Under CI it
+/// must be there: `.ci/run` installs it.
+pub fn binary() -> Option<PathBuf> {
+    let found = find();
     if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "victoria-metrics is not installed, but CI must run this test"
-        );
-        eprintln!(
-            "\n*** SKIPPED: victoria-metrics is not installed (apt-get install victoria-metrics) ***\n"
+        crate::support::skip(
+            "victoria-metrics",
+            "install it with `apt-get install victoria-metrics`",
         );
     }
     found
@@ -66,7 +67,7 @@ impl Victoria {
 
     /// Starts the server (again) on the same port and data.
     pub async fn restart(&mut self) {
-        let mut command = Command::new(binary().unwrap());
+        let mut command = Command::new(find().expect("victoria-metrics was found at start"));
         command
             .arg(format!("-storageDataPath={}", self.data.path().display()))
             .arg(format!("-httpListenAddr=127.0.0.1:{}", self.port))

@@ -4,7 +4,7 @@
 //! wasmtime's preview1 reactor adapter. Both run in-process here, so only the C toolchain has to
 //! be installed.
 
-use super::World;
+use super::{Missing, World};
 use crate::{root, run};
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -50,14 +50,14 @@ fn probe_dir() -> std::io::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-pub fn missing_toolchain() -> Option<String> {
+pub fn missing_toolchain() -> Option<Missing> {
     if toolchain_works() {
         None
     } else {
-        Some(format!(
-            "a C compiler for {TARGET} (install it with `apt-get install {}`)",
-            PACKAGES.join(" ")
-        ))
+        Some(Missing {
+            what: format!("a C compiler for {TARGET}"),
+            install: format!("apt-get install {}", PACKAGES.join(" ")),
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! behind `jco componentize`) embeds the plugin's `plugin.js` in the StarlingMonkey engine. The
 //! tool is installed under `target/toolchains/js`, not globally.
 
-use super::World;
+use super::{Missing, World};
 use crate::{root, run};
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -30,16 +30,17 @@ fn installed_version() -> Option<String> {
     json["version"].as_str().map(str::to_owned)
 }
 
-pub fn missing_toolchain() -> Option<String> {
+pub fn missing_toolchain() -> Option<Missing> {
     if program().exists()
         && installed_version().is_some()
         && super::runs(Path::new("node"), &["--version"])
     {
         None
     } else {
-        Some(format!(
-            "Node.js and componentize-js (install it with `npm install --prefix target/toolchains/js {PACKAGE}@{VERSION}`)"
-        ))
+        Some(Missing {
+            what: "Node.js and componentize-js".into(),
+            install: format!("npm install --prefix target/toolchains/js {PACKAGE}@{VERSION}"),
+        })
     }
 }
 

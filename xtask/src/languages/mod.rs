@@ -26,6 +26,19 @@ impl World {
     }
 }
 
+/// A toolchain that is not installed: what it is, and the command that installs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    pub what: String,
+    pub install: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (install it with `{}`)", self.what, self.install)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Language {
     C,
@@ -55,7 +68,7 @@ impl Language {
     }
 
     /// `None` when the toolchain is ready, else what is missing and how to install it.
-    pub fn missing_toolchain(self) -> Option<String> {
+    pub fn missing_toolchain(self) -> Option<Missing> {
         match self {
             Language::C => c::missing_toolchain(),
             Language::Python => python::missing_toolchain(),

@@ -1,7 +1,7 @@
 //! Python plugins: `componentize-py` (PyPI) bundles CPython, the plugin's module `app.py` (with
 //! any other `.py` files beside it) and bindings generated from `wit/` into one component.
 
-use super::World;
+use super::{Missing, World};
 use crate::{root, run};
 use anyhow::{Context, bail};
 use std::path::Path;
@@ -18,12 +18,13 @@ fn installed_version() -> Option<String> {
     text.split_whitespace().last().map(str::to_owned)
 }
 
-pub fn missing_toolchain() -> Option<String> {
+pub fn missing_toolchain() -> Option<Missing> {
     match installed_version() {
         Some(_) => None,
-        None => Some(format!(
-            "componentize-py (install it with `pip install componentize-py=={VERSION}`)"
-        )),
+        None => Some(Missing {
+            what: "componentize-py".into(),
+            install: format!("pip install componentize-py=={VERSION}"),
+        }),
     }
 }
 

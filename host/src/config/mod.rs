@@ -363,6 +363,33 @@ fn site_name_at(bytes: &[u8], field: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// A value that failed validation, before the file and the site are known: the field (relative
+/// to where it was checked) and why. [`resolve`] turns it into a [`ConfigError::Invalid`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FieldError {
+    field: String,
+    message: String,
+}
+
+impl FieldError {
+    /// The same error, with the field named from one level up (`plugins.` + `time_limit`).
+    fn under(self, prefix: &str) -> Self {
+        Self {
+            field: format!("{prefix}.{}", self.field),
+            message: self.message,
+        }
+    }
+}
+
+impl<F: Into<String>, M: Into<String>> From<(F, M)> for FieldError {
+    fn from((field, message): (F, M)) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Checks every value and fills in defaults.
 fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     let invalid = |field: String, site: Option<&str>, message: String| ConfigError::Invalid {
@@ -372,13 +399,15 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         message,
     };
 
-    let plugins = resolve_plugins(path, &raw.plugins)
-        .map_err(|(field, message)| invalid(field, None, message))?;
-    let plugin_use = |u: &raw::RawPluginUse, field: &str| -> Result<PluginUse, (String, String)> {
-        resolve_plugin_use(u, plugins.limits).map_err(|(f, m)| (format!("{field}.{f}"), m))
+    let plugins =
+        resolve_plugins(path, &raw.plugins).map_err(|e| invalid(e.field, None, e.message))?;
+    let plugin_use = |u: &raw::RawPluginUse, field: &str| -> Result<PluginUse, FieldError> {
+        resolve_plugin_use(u, plugins.limits).map_err(|e| e.under(field))
     };
     let formatter = match &raw.alerting.formatter {
-        Some(u) => Some(plugin_use(u, "alerting.formatter").map_err(|(f, m)| invalid(f, None, m))?),
+        Some(u) => Some(
+            plugin_use(u, "alerting.formatter").map_err(|e| invalid(e.field, None, e.message))?,
+        ),
         None => None,
     };
     let threshold = raw.alerting.threshold.unwrap_or(DEFAULT_THRESHOLD);
@@ -430,10 +459,11 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
             .enumerate()
             .map(|(j, u)| plugin_use(u, &format!("sites[{i}].checks[{j}]")))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|(f, m)| invalid(f, Some(&label), m))?;
+            .map_err(|e| invalid(e.field, Some(&label), e.message))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut s = resolve_site(base, site).map_err(|(field, message)| {
-            invalid(format!("sites[{i}].{field}"), Some(&label), message)
+        let mut s = resolve_site(base, site).map_err(|e| {
+            let e = e.under(&format!("sites[{i}]"));
+            invalid(e.field, Some(&label), e.message)
         })?;
         s.checks = checks;
         if !seen.insert(s.name.clone()) {
@@ -446,8 +476,7 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         sites.push(s);
     }
 
-    let storage =
-        resolve_storage(raw.storage).map_err(|(field, message)| invalid(field, None, message))?;
+    let storage = resolve_storage(raw.storage).map_err(|e| invalid(e.field, None, e.message))?;
     let probing = ProbingConfig {
         max_in_flight: match raw.probing.max_in_flight {
             Some(0) => {
@@ -508,7 +537,7 @@ pub fn read_ca_file(
     Ok(certs)
 }
 
-fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, (String, String)> {
+fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, FieldError> {
     let base = path.parent().unwrap_or(Path::new("."));
     let dir = base.join(raw.dir.as_deref().unwrap_or(DEFAULT_PLUGIN_DIR));
     let defaults = PluginLimits {
@@ -516,7 +545,7 @@ fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, 
         time: DEFAULT_PLUGIN_TIME,
     };
     let limits = limits(raw.memory_limit.as_ref(), raw.time_limit.as_ref(), defaults)
-        .map_err(|(f, m)| (format!("plugins.{f}"), m))?;
+        .map_err(|e| e.under("plugins"))?;
     Ok(PluginsConfig { dir, limits })
 }
 
@@ -524,15 +553,12 @@ fn limits(
     memory: Option<&raw::RawSize>,
     time: Option<&raw::RawDuration>,
     defaults: PluginLimits,
-) -> Result<PluginLimits, (String, String)> {
+) -> Result<PluginLimits, FieldError> {
     let memory = match memory {
         Some(m) => {
             let b = values::byte_size(m).map_err(|e| ("memory_limit".to_owned(), e))?;
             if !(64 * 1024..=MAX_PLUGIN_MEMORY).contains(&b) {
-                return Err((
-                    "memory_limit".into(),
-                    "must be between 64KiB and 1GiB".into(),
-                ));
+                return Err(("memory_limit", "must be between 64KiB and 1GiB").into());
             }
             b
         }
@@ -548,7 +574,7 @@ fn limits(
 fn resolve_plugin_use(
     u: &raw::RawPluginUse,
     defaults: PluginLimits,
-) -> Result<PluginUse, (String, String)> {
+) -> Result<PluginUse, FieldError> {
     let name = u.plugin.trim();
     if name.is_empty()
         || !name
@@ -556,12 +582,13 @@ fn resolve_plugin_use(
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
     {
         return Err((
-            "plugin".into(),
+            "plugin",
             format!(
                 "\"{}\" is not a plugin name (letters, digits, - and _)",
                 u.plugin
             ),
-        ));
+        )
+            .into());
     }
     let config = match &u.config {
         None => "{}".to_owned(),
@@ -574,7 +601,7 @@ fn resolve_plugin_use(
     })
 }
 
-fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, String)> {
+fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, FieldError> {
     let retention = match &raw.retention {
         Some(r) => values::positive_duration(r).map_err(|m| ("storage.retention".to_owned(), m))?,
         None => DEFAULT_RETENTION,
@@ -594,7 +621,7 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
                 })?;
             for (name, value) in [("org", &i.org), ("bucket", &i.bucket)] {
                 if value.trim().is_empty() {
-                    return Err((field(name), "must not be empty".into()));
+                    return Err((field(name), "must not be empty").into());
                 }
             }
             if let Some(var) = &i.token_env
@@ -602,11 +629,12 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
             {
                 return Err((
                     field("token_env"),
-                    "must be the name of an environment variable".into(),
-                ));
+                    "must be the name of an environment variable",
+                )
+                    .into());
             }
             let batch_size = match i.batch_size {
-                Some(0) => return Err((field("batch_size"), "must be at least 1".into())),
+                Some(0) => return Err((field("batch_size"), "must be at least 1").into()),
                 Some(n) => n as usize,
                 None => DEFAULT_INFLUX_BATCH,
             };
@@ -617,7 +645,7 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
                 None => DEFAULT_INFLUX_FLUSH,
             };
             let max_outbox_lines = match i.max_outbox_lines {
-                Some(0) => return Err((field("max_outbox_lines"), "must be at least 1".into())),
+                Some(0) => return Err((field("max_outbox_lines"), "must be at least 1").into()),
                 Some(n) => n,
                 None => DEFAULT_MAX_OUTBOX_LINES,
             };
@@ -638,27 +666,28 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, (String, Strin
     })
 }
 
-/// Resolves one site; errors are (field, message).
-fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, (&'static str, String)> {
+/// Resolves one site; error fields are relative to the site.
+fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, FieldError> {
     let url = Url::parse(raw.url.trim())
         .map_err(|e| ("url", format!("\"{}\" is not a valid URL: {e}", raw.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err((
             "url",
             format!("\"{url}\" must start with http:// or https://"),
-        ));
+        )
+            .into());
     }
     let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(("url", format!("\"{url}\" has no host")));
+        return Err(("url", format!("\"{url}\" has no host")).into());
     };
     let name = match raw.name {
         Some(n) => {
             let n = n.trim().to_owned();
             if n.is_empty() {
-                return Err(("name", "must not be empty".into()));
+                return Err(("name", "must not be empty").into());
             }
             if n.chars().any(char::is_control) {
-                return Err(("name", "must not contain control characters".into()));
+                return Err(("name", "must not contain control characters").into());
             }
             n
         }
@@ -686,7 +715,8 @@ fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, (&'static str, 
                         format!(
                             "\"{m}\" is not one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
                         ),
-                    ));
+                    )
+                        .into());
                 }
             }
         }
@@ -712,12 +742,13 @@ fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, (&'static str, 
         None => DEFAULT_MAX_BODY,
     };
     let max_in_flight = match raw.max_in_flight {
-        Some(0) => return Err(("max_in_flight", "must be at least 1".into())),
+        Some(0) => return Err(("max_in_flight", "must be at least 1").into()),
         Some(n) if n > MAX_IN_FLIGHT_LIMIT => {
             return Err((
                 "max_in_flight",
                 format!("must be at most {MAX_IN_FLIGHT_LIMIT}, got {n}"),
-            ));
+            )
+                .into());
         }
         Some(n) => n,
         // Enough overlap that a probe always gets its whole timeout without skipping a tick.

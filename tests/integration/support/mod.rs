@@ -5,6 +5,7 @@ pub mod hostile;
 pub mod plugins;
 pub mod server;
 pub mod tls;
+pub mod tmux;
 pub mod victoria;
 
 /// Skips the calling test because it `needs` something this machine lacks (`remedy` says how to

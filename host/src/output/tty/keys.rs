@@ -89,7 +89,11 @@ fn read_keys(stop: &AtomicBool, tx: &mpsc::Sender<Key>, original: &Termios) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        for k in buf[..n].iter().filter_map(|b| parser.byte(*b)) {
+        let mut keys = Vec::new();
+        for b in &buf[..n] {
+            parser.byte(*b, &mut keys);
+        }
+        for k in keys {
             if tx.send(k).is_err() {
                 break;
             }
@@ -106,28 +110,32 @@ pub struct Parser {
 }
 
 impl Parser {
-    pub fn byte(&mut self, b: u8) -> Option<Key> {
+    /// Reads one byte; the keys it completes go to `out`.
+    pub fn byte(&mut self, b: u8, out: &mut Vec<Key>) {
+        if self.pending == [0x1b] && b != b'[' {
+            // Escape, then another key typed quickly (not a control sequence).
+            self.pending.clear();
+            out.push(Key::Escape);
+        }
         if !self.pending.is_empty() {
             self.pending.push(b);
             match self.pending.as_slice() {
                 // A control sequence has started, or is in its parameters: wait for its end.
-                [0x1b, b'['] => return None,
-                [0x1b, b'[', b'0'..=b'9', ..] if b != b'~' && !b.is_ascii_alphabetic() => {
-                    return None;
-                }
+                [0x1b, b'['] => return,
+                [0x1b, b'[', b'0'..=b'9', ..] if b != b'~' && !b.is_ascii_alphabetic() => return,
                 _ => {}
             }
-            let key = match self.pending.as_slice() {
+            out.extend(match self.pending.as_slice() {
                 [0x1b, b'[', b'A'] => Some(Key::Up),
                 [0x1b, b'[', b'B'] => Some(Key::Down),
                 [0x1b, b'[', b'5', b'~'] => Some(Key::PageUp),
                 [0x1b, b'[', b'6', b'~'] => Some(Key::PageDown),
                 _ => None,
-            };
+            });
             self.pending.clear();
-            return key;
+            return;
         }
-        match b {
+        out.extend(match b {
             0x1b => {
                 self.pending.push(b);
                 None
@@ -136,7 +144,7 @@ impl Parser {
             0x7f | 0x08 => Some(Key::Backspace),
             0x20..=0x7e => Some(Key::Char(b as char)),
             _ => None,
-        }
+        });
     }
 
     /// Nothing came after an Escape: it was the Escape key.
@@ -153,7 +161,10 @@ mod tests {
 
     fn keys(bytes: &[u8]) -> Vec<Key> {
         let mut p = Parser::default();
-        let mut out: Vec<Key> = bytes.iter().filter_map(|b| p.byte(*b)).collect();
+        let mut out = Vec::new();
+        for b in bytes {
+            p.byte(*b, &mut out);
+        }
         out.extend(p.timeout());
         out
     }
@@ -176,6 +187,11 @@ mod tests {
             [Key::Up, Key::Down, Key::PageUp, Key::PageDown]
         );
         assert_eq!(keys(b"\x1b"), [Key::Escape]);
+        assert_eq!(
+            keys(b"\x1bs"),
+            [Key::Escape, Key::Char('s')],
+            "Escape then a key typed quickly"
+        );
         assert_eq!(
             keys(b"\x1b[Cv"),
             [Key::Char('v')],

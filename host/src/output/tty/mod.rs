@@ -10,7 +10,7 @@ mod screen;
 
 use crate::event::{Event, Received, ReloadResult, Subscription, Waited};
 use console::style;
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keys::{Key, KeyReader};
 use screen::Screen;
 use std::sync::Arc;
@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 const TICK: Duration = Duration::from_millis(100);
 
 pub struct Display {
-    multi: MultiProgress,
-    lines: Vec<ProgressBar>,
-    style: ProgressStyle,
+    /// One bar whose message is the whole screen, so every frame is drawn at once (a bar per
+    /// line would tear: some lines new, others old, between two draws).
+    live: ProgressBar,
     screen: Screen,
     started: Instant,
     /// The terminal size of the last draw.
@@ -38,10 +38,10 @@ impl Display {
         if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             console::set_colors_enabled(false);
         }
+        let live = ProgressBar::with_draw_target(None, ProgressDrawTarget::stdout_with_hz(20))
+            .with_style(ProgressStyle::with_template("{msg}").expect("a valid template"));
         Self {
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stdout_with_hz(20)),
-            lines: Vec::new(),
-            style: ProgressStyle::with_template("{msg}").expect("a valid template"),
+            live,
             screen: Screen::default(),
             started: Instant::now(),
             size: (0, 0),
@@ -52,7 +52,7 @@ impl Display {
 
     /// Prints a line above the live area (kept in the scrollback).
     fn note(&self, line: String) {
-        let _ = self.multi.println(line);
+        self.live.println(line);
     }
 
     pub fn handle(&mut self, event: &Arc<Event>) {
@@ -103,10 +103,7 @@ impl Display {
                 };
                 self.note(format!("{tag} {}", r.line()));
             }
-            Event::Watching(w) => {
-                s.sites = w.sites.len();
-                s.set_views(w.views.clone());
-            }
+            Event::Watching(w) => s.watching(w),
             Event::Overload(o) => {
                 self.note(format!("{} {}", style("overload").red().bold(), o.detail));
             }
@@ -172,30 +169,13 @@ impl Display {
         let lines = self
             .screen
             .render(size.0.max(1), size.1.max(2), self.started.elapsed());
-        while self.lines.len() > lines.len() {
-            if let Some(bar) = self.lines.pop() {
-                bar.finish_and_clear();
-                self.multi.remove(&bar);
-            }
-        }
-        while self.lines.len() < lines.len() {
-            let bar = self
-                .multi
-                .add(ProgressBar::new(1).with_style(self.style.clone()));
-            self.lines.push(bar);
-        }
-        for (bar, line) in self.lines.iter().zip(lines) {
-            bar.set_message(line);
-        }
+        self.live.set_message(lines.join("\n"));
     }
 
     /// Clears the live area and prints the last view reports as plain tables, so the terminal
     /// is left readable after `q` or Ctrl-C.
     pub fn finish(&mut self, last: &[crate::event::StatsReport]) {
-        for bar in self.lines.drain(..) {
-            bar.finish_and_clear();
-        }
-        let _ = self.multi.clear();
+        self.live.finish_and_clear();
         let mut out = std::io::stdout().lock();
         for r in last {
             let _ = super::plain::write(&mut out, &Event::Stats(r.clone()));

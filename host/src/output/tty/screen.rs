@@ -8,7 +8,7 @@ use crate::alert::{Alert, AlertKind};
 use crate::event::{SiteReport, StatsReport};
 use console::{measure_text_width, style, truncate_str};
 use std::cmp::Ordering;
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +75,8 @@ pub struct Screen {
     pub help: bool,
     /// Latest alerts, newest first.
     pub alerts: VecDeque<Alert>,
+    /// Sites down now: from the reports, and from alerts that arrived since (newer).
+    pub down: HashSet<Arc<str>>,
     pub sinks: Sinks,
     /// Probes a second, from the last two reports.
     pub probes_per_s: Option<f64>,
@@ -92,8 +94,8 @@ enum State {
 }
 
 impl State {
-    fn of(s: &SiteReport) -> Self {
-        if s.down {
+    fn of(s: &SiteReport, down: &HashSet<Arc<str>>) -> Self {
+        if down.contains(&s.site) {
             Self::Down
         } else if s.stats.availability.is_none() {
             Self::NoData
@@ -145,6 +147,23 @@ impl Screen {
     pub fn alert(&mut self, a: &Alert) {
         self.alerts.push_front(a.clone());
         self.alerts.truncate(ALERTS_KEPT);
+        match a.kind {
+            AlertKind::Down => self.down.insert(Arc::clone(&a.site)),
+            AlertKind::Recovered => self.down.remove(&a.site),
+        };
+    }
+
+    /// What is watched now: sites that left are no longer down; the sites down since before
+    /// this run are.
+    pub fn watching(&mut self, w: &crate::event::Watching) {
+        self.sites = w.sites.len();
+        self.down = w
+            .sites
+            .iter()
+            .filter(|s| s.down)
+            .map(|s| Arc::clone(&s.site))
+            .collect();
+        self.set_views(w.views.clone());
     }
 
     /// Takes a new report of its view, and the probe rate since the previous one.
@@ -161,6 +180,13 @@ impl Screen {
         }
         self.skipped = r.skipped_overload + r.sites.iter().map(|s| s.skipped_ticks).sum::<u64>();
         self.overloaded = r.overloaded;
+        for s in &r.sites {
+            if s.down {
+                self.down.insert(Arc::clone(&s.site));
+            } else {
+                self.down.remove(&s.site);
+            }
+        }
     }
 
     /// Keeps only the reports of views that still exist (after a reload).
@@ -197,8 +223,8 @@ impl Screen {
         let rt = |s: &SiteReport| s.stats.response_ms.map_or(-1.0, |x| x.avg);
         match self.sort {
             Sort::Attention => sites.sort_by(|a, b| {
-                State::of(a)
-                    .cmp(&State::of(b))
+                State::of(a, &self.down)
+                    .cmp(&State::of(b, &self.down))
                     .then(avail(a).total_cmp(&avail(b)))
                     .then_with(|| a.site.cmp(&b.site))
             }),
@@ -271,7 +297,7 @@ impl Screen {
         if let Some(r) = self.current() {
             let mut counts = [0usize; 4];
             for s in &r.sites {
-                counts[State::of(s) as usize] += 1;
+                counts[State::of(s, &self.down) as usize] += 1;
             }
             let [down, failing, up, no_data] = counts;
             parts.push(format!("{up} up"));
@@ -344,18 +370,18 @@ impl Screen {
             room
         };
         for s in sites.iter().skip(start).take(shown) {
-            out.push(site_row(s, cols, r.threshold));
+            out.push(site_row(s, State::of(s, &self.down), cols, r.threshold));
         }
         let rest = &sites[(start + shown).min(sites.len())..];
         if !rest.is_empty() {
-            out.push(collapsed(rest, start));
+            out.push(collapsed(rest, start, &self.down));
         }
     }
 }
 
 /// One line for the sites that do not fit: how many, and how they are.
-fn collapsed(rest: &[&SiteReport], above: usize) -> String {
-    let down = rest.iter().filter(|s| s.down).count();
+fn collapsed(rest: &[&SiteReport], above: usize, down: &HashSet<Arc<str>>) -> String {
+    let down = rest.iter().filter(|s| down.contains(&s.site)).count();
     let min = rest
         .iter()
         .filter_map(|s| s.stats.availability)
@@ -405,8 +431,7 @@ fn column_titles(c: Columns) -> String {
     line
 }
 
-fn site_row(s: &SiteReport, c: Columns, threshold: f64) -> String {
-    let state = State::of(s);
+fn site_row(s: &SiteReport, state: State, c: Columns, threshold: f64) -> String {
     let word = format!("{:<4}", state.word());
     let word = match state {
         State::Down => style(word).red().bold().to_string(),

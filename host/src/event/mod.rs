@@ -26,6 +26,36 @@ pub enum Event {
     Watching(Watching),
     /// sitewatch started or stopped skipping ticks because it is overloaded.
     Overload(OverloadReport),
+    /// The state of a sink that can fall behind (the store, the InfluxDB export).
+    Sink(SinkStatus),
+}
+
+/// A sink that can fall behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkName {
+    /// The embedded store: records wait in memory while it cannot be written.
+    Store,
+    /// The InfluxDB export: lines wait in the outbox while the server does not take them.
+    InfluxDb,
+}
+
+impl SinkName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Store => "store",
+            Self::InfluxDb => "influxdb",
+        }
+    }
+}
+
+/// How a sink is doing: whether it takes what it is given, and how much waits for it.
+#[derive(Debug, Clone)]
+pub struct SinkStatus {
+    pub time: DateTime<Utc>,
+    pub sink: SinkName,
+    pub healthy: bool,
+    /// Records (store) or lines (InfluxDB) waiting.
+    pub backlog: u64,
 }
 
 /// The sites and views being watched now.

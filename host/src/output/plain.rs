@@ -21,7 +21,7 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
             Ok(())
         }
         Event::Reload(r) => writeln!(out, "{}", r.line()),
-        Event::Watching(_) => Ok(()),
+        Event::Watching(_) | Event::Sink(_) => Ok(()),
         Event::Overload(o) => writeln!(
             out,
             "overload {}: {}",

@@ -5,7 +5,8 @@
 
 use crate::alert::Alert;
 use crate::event::{
-    ErrorReport, Event, OverloadReport, ReloadReport, SiteReport, Started, StatsReport, Watching,
+    ErrorReport, Event, OverloadReport, ReloadReport, SinkStatus, SiteReport, Started, StatsReport,
+    Watching,
 };
 use crate::measurement::{Measurement, ProbeError};
 use crate::stats::{ResponseSummary, TtfbSummary};
@@ -36,6 +37,7 @@ enum Wire<'a> {
     Reload(ReloadWire<'a>),
     Watching(WatchingWire<'a>),
     Overload(OverloadWire<'a>),
+    Sink(SinkWire),
 }
 
 impl<'a> From<&'a Event> for Wire<'a> {
@@ -49,6 +51,7 @@ impl<'a> From<&'a Event> for Wire<'a> {
             Event::Reload(r) => Wire::Reload(r.into()),
             Event::Watching(w) => Wire::Watching(w.into()),
             Event::Overload(o) => Wire::Overload(o.into()),
+            Event::Sink(s) => Wire::Sink(s.into()),
         }
     }
 }
@@ -347,6 +350,25 @@ impl<'a> From<&'a OverloadReport> for OverloadWire<'a> {
             state: o.state.as_str(),
             detail: &o.detail,
             skipped: o.skipped,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SinkWire {
+    time: Time,
+    sink: &'static str,
+    healthy: bool,
+    backlog: u64,
+}
+
+impl From<&SinkStatus> for SinkWire {
+    fn from(s: &SinkStatus) -> Self {
+        Self {
+            time: Time(s.time),
+            sink: s.sink.as_str(),
+            healthy: s.healthy,
+            backlog: s.backlog,
         }
     }
 }

@@ -20,6 +20,8 @@ use rusqlite::{Connection, params};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// How often the export's status (health, backlog) is looked at.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A longer `Retry-After` is cut to this.
@@ -312,6 +314,8 @@ impl Sender {
             unreachable: false,
             outbox_failing: false,
             parking: false,
+            status_at: None,
+            status: None,
         };
         run.run(&stop).await;
     }
@@ -385,6 +389,9 @@ struct Run<'a> {
     conn: Option<Connection>,
     /// The current backoff while the server is unreachable.
     backoff: Option<Duration>,
+    /// When the export's status was last looked at, and what was published.
+    status_at: Option<std::time::Instant>,
+    status: Option<(bool, u64)>,
     /// The refusal (by the settings to fix) reported in this episode.
     refused: Option<&'static str>,
     unreachable: bool,
@@ -400,6 +407,7 @@ impl Run<'_> {
             if stop.is_cancelled() {
                 return;
             }
+            self.publish_status().await;
             let limit = self.batch_limit;
             let wait = match self.db(move |c| read_batch(c, limit)).await {
                 Ok(rows) if rows.is_empty() => {
@@ -554,6 +562,31 @@ impl Run<'_> {
         .await?;
         self.conn = conn;
         Ok(result?)
+    }
+
+    /// Publishes how the export is doing (whether the server takes writes, and how many lines
+    /// wait) when that changed, at most once a second: the display's summary reads it.
+    async fn publish_status(&mut self) {
+        if self.status_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
+            return;
+        }
+        self.status_at = Some(std::time::Instant::now());
+        let Ok(backlog) = self.db(|c| super::outbox_len(c)).await else {
+            return;
+        };
+        let healthy = !self.unreachable && self.refused.is_none();
+        if self.status == Some((healthy, backlog)) {
+            return;
+        }
+        self.status = Some((healthy, backlog));
+        self.sender
+            .bus
+            .send(crate::event::Event::Sink(crate::event::SinkStatus {
+                time: self.sender.bus.clock().now(),
+                sink: crate::event::SinkName::InfluxDb,
+                healthy,
+                backlog,
+            }));
     }
 
     /// A batch went through (its refused lines parked): ends the trouble episodes.

@@ -261,7 +261,7 @@ impl Store {
     /// (the first half of a refused part is delivered or parked before the second is sent), and
     /// the writer's limit cuts the oldest. Someone deleting rows by hand makes it an upper bound.
     pub fn outbox_len(&self, conn: &Connection) -> Result<u64, StoreError> {
-        Ok(span(outbox_bounds(conn)?))
+        outbox_len(conn)
     }
 
     pub fn outbox_limit(&self) -> u64 {
@@ -418,6 +418,11 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
+}
+
+/// Lines waiting in the outbox (its id span: lines leave from the head only).
+pub(crate) fn outbox_len(conn: &Connection) -> Result<u64, StoreError> {
+    Ok(span(outbox_bounds(conn)?))
 }
 
 fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {

@@ -258,9 +258,13 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
     for m in &ms {
         handle.send(Record::Measurement(m.clone()));
     }
-    let Some(crate::event::Received::Event(first)) = events.recv_blocking() else {
-        panic!("no event")
+    let mut next = || -> Arc<crate::event::Event> {
+        match events.recv_blocking() {
+            Some(crate::event::Received::Event(e)) => e,
+            other => panic!("{other:?}"),
+        }
     };
+    let first = next();
     let crate::event::Event::Error(e) = &*first else {
         panic!("{first:?}")
     };
@@ -270,15 +274,23 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
         "{}",
         e.message
     );
+    let failing = next();
+    let crate::event::Event::Sink(s) = &*failing else {
+        panic!("{failing:?}")
+    };
+    assert!(!s.healthy && s.backlog == 100, "{s:?}");
     // The disk comes back.
     std::fs::remove_dir(store.path()).unwrap();
-    let Some(crate::event::Received::Event(second)) = events.recv_blocking() else {
-        panic!("no event")
-    };
+    let second = next();
     let crate::event::Event::Error(e) = &*second else {
         panic!("{second:?}")
     };
     assert!(e.message.contains("again"), "{}", e.message);
+    let healthy = next();
+    assert!(
+        matches!(&*healthy, crate::event::Event::Sink(s) if s.healthy),
+        "{healthy:?}"
+    );
     drop(handle);
     thread.join().unwrap();
     let conn = store.connect().unwrap();

@@ -203,6 +203,7 @@ impl Writer {
                             "writing to the store {} again",
                             self.store.path().display()
                         ));
+                        self.status(true);
                     }
                     if self.dropped > 0 {
                         let dropped = std::mem::take(&mut self.dropped);
@@ -223,6 +224,7 @@ impl Writer {
                                 crate::error_chain(&e),
                                 self.pending.len()
                             ));
+                            self.status(false);
                             RETRY_MIN
                         }
                         Some((_, b)) => (b * 2).min(RETRY_MAX),
@@ -236,6 +238,17 @@ impl Writer {
 
     fn report(&self, message: String) {
         self.bus.error("storage", None, message);
+    }
+
+    /// Publishes whether the store takes writes, and how many records wait in memory.
+    fn status(&self, healthy: bool) {
+        self.bus
+            .send(crate::event::Event::Sink(crate::event::SinkStatus {
+                time: self.clock.now(),
+                sink: crate::event::SinkName::Store,
+                healthy,
+                backlog: self.pending.len() as u64,
+            }));
     }
 
     /// Says once per episode that the outbox is full, and when it has room again.

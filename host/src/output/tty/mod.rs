@@ -77,13 +77,8 @@ impl Display {
                 s.alert(a);
                 self.note(screen::alert_line(a));
             }
+            Event::Sink(status) => s.sink(status),
             Event::Error(e) => {
-                if e.source == "storage" {
-                    s.sinks.store_failing = !e.message.contains("again");
-                }
-                if e.source == "influxdb" {
-                    s.sinks.influx_failing = !e.message.contains("again");
-                }
                 let site = e
                     .site
                     .as_ref()

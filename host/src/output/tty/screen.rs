@@ -49,8 +49,8 @@ impl Sort {
 /// The export and store state, for the summary line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sinks {
-    /// The store cannot be written (records wait in memory).
-    pub store_failing: bool,
+    /// The store cannot be written: this many records wait in memory.
+    pub store_failing: Option<u64>,
     /// Lines waiting for InfluxDB, when it is configured.
     pub outbox: Option<u64>,
     pub influx_failing: bool,
@@ -185,6 +185,19 @@ impl Screen {
                 self.down.insert(Arc::clone(&s.site));
             } else {
                 self.down.remove(&s.site);
+            }
+        }
+    }
+
+    /// Takes the state of the store or of the InfluxDB export.
+    pub fn sink(&mut self, s: &crate::event::SinkStatus) {
+        match s.sink {
+            crate::event::SinkName::Store => {
+                self.sinks.store_failing = (!s.healthy).then_some(s.backlog);
+            }
+            crate::event::SinkName::InfluxDb => {
+                self.sinks.outbox = Some(s.backlog);
+                self.sinks.influx_failing = !s.healthy;
             }
         }
     }
@@ -325,17 +338,21 @@ impl Screen {
         } else {
             skipped
         });
-        parts.push(if self.sinks.store_failing {
-            style("store FAILING").red().bold().to_string()
-        } else {
-            "store ok".into()
+        parts.push(match self.sinks.store_failing {
+            Some(n) => style(format!("store FAILING ({n} waiting)"))
+                .red()
+                .bold()
+                .to_string(),
+            None => "store ok".into(),
         });
         if let Some(n) = self.sinks.outbox {
-            let text = format!("InfluxDB outbox {n}");
             parts.push(if self.sinks.influx_failing {
-                style(format!("{text} (not accepted)")).red().to_string()
+                style(format!("InfluxDB DOWN, outbox {n}"))
+                    .red()
+                    .bold()
+                    .to_string()
             } else {
-                text
+                format!("InfluxDB outbox {n}")
             });
         }
         parts.join(" · ")

@@ -194,3 +194,21 @@ fn the_probe_rate_comes_from_two_reports() {
     assert_eq!(s.probes_per_s, Some(50.0));
     assert!(s.render(100, 24, Duration::ZERO)[1].contains("50.0 probes/s"));
 }
+
+#[test]
+fn the_summary_says_how_the_store_and_the_export_are() {
+    let mut s = screen();
+    let status = |sink, healthy, backlog| crate::event::SinkStatus {
+        time: DateTime::UNIX_EPOCH,
+        sink,
+        healthy,
+        backlog,
+    };
+    s.sink(&status(crate::event::SinkName::InfluxDb, false, 12_345));
+    s.sink(&status(crate::event::SinkName::Store, false, 40));
+    let summary = &s.render(200, 24, Duration::ZERO)[1];
+    assert!(summary.contains("InfluxDB DOWN, outbox 12345"), "{summary}");
+    assert!(summary.contains("store FAILING (40 waiting)"), "{summary}");
+    s.sink(&status(crate::event::SinkName::Store, true, 0));
+    assert!(s.render(200, 24, Duration::ZERO)[1].contains("store ok"));
+}

@@ -2,7 +2,7 @@
 //! blocks the async runtime, and flushes whenever it has caught up with the events.
 
 mod plain;
-mod tty;
+pub mod tty;
 pub mod wire;
 
 use crate::event::{ErrorReport, Event, Received, Subscription};

@@ -12,7 +12,7 @@ use crate::event::{Event, Received, ReloadResult, Subscription, Waited};
 use console::style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keys::{Key, KeyReader};
-use screen::Screen;
+pub use screen::{Screen, Sort};
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 /// How long the display waits for an event before it looks at keys and the terminal size.
 const TICK: Duration = Duration::from_millis(100);
 
+/// The live display on a terminal.
 pub struct Display {
     /// One bar whose message is the whole screen, so every frame is drawn at once (a bar per
     /// line would tear: some lines new, others old, between two draws).

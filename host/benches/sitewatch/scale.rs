@@ -39,7 +39,7 @@ pub async fn run() {
         length.as_secs()
     );
     println!(
-        "  {:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>7} {:>8} {:>8} {:>9}  {}",
+        "  {:<16} {:>9} {:>9} {:>8} {:>8} {:>8} {:>10} {:>7} {:>8} {:>8} {:>9}  probes per site min/p1/p50/max",
         "sites @ every",
         "sched/s",
         "probes/s",
@@ -51,7 +51,6 @@ pub async fn run() {
         "CPU/1k",
         "RSS MB",
         "KB/site",
-        "probes per site min/p1/p50/max"
     );
     for r in &rows {
         println!(

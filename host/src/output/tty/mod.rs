@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 const TICK: Duration = Duration::from_millis(100);
 
 /// The live display on a terminal.
-pub struct Display {
+struct Display {
     /// One bar whose message is the whole screen, so every frame is drawn at once (a bar per
     /// line would tear: some lines new, others old, between two draws).
     live: ProgressBar,
@@ -35,7 +35,7 @@ pub struct Display {
 }
 
 impl Display {
-    pub fn new() -> Self {
+    fn new() -> Self {
         if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
             console::set_colors_enabled(false);
         }
@@ -56,7 +56,7 @@ impl Display {
         self.live.println(line);
     }
 
-    pub fn handle(&mut self, event: &Arc<Event>) {
+    fn handle(&mut self, event: &Arc<Event>) {
         self.dirty = true;
         let s = &mut self.screen;
         match &**event {
@@ -170,7 +170,7 @@ impl Display {
 
     /// Clears the live area and prints the last view reports as plain tables, so the terminal
     /// is left readable after `q` or Ctrl-C.
-    pub fn finish(&mut self, last: &[crate::event::StatsReport]) {
+    fn finish(&mut self, last: &[crate::event::StatsReport]) {
         self.live.finish_and_clear();
         let mut out = std::io::stdout().lock();
         for r in last {
@@ -181,7 +181,7 @@ impl Display {
 
 /// The display loop: draws until the bus closes, then leaves the final tables. `q` cancels
 /// `quit`, which stops the monitor as Ctrl-C does.
-pub fn run(mut events: Subscription, quit: CancellationToken) {
+pub(crate) fn run(mut events: Subscription, quit: CancellationToken) {
     let mut display = Display::new();
     let (tx, keys) = mpsc::channel();
     let reader = KeyReader::start(tx);

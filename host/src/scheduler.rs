@@ -30,7 +30,7 @@ struct SiteTask {
 #[derive(Clone)]
 struct InFlight {
     permits: Arc<Semaphore>,
-    cap: usize,
+    /// Also holds the cap (for messages and for resizing the permits).
     skips: Arc<Skips>,
 }
 
@@ -59,7 +59,6 @@ impl Scheduler {
             tasks: HashMap::new(),
             in_flight: InFlight {
                 permits: Arc::new(Semaphore::new(cap)),
-                cap,
                 skips,
             },
         }
@@ -87,7 +86,7 @@ impl Scheduler {
 
     /// Changes the cap on probes in flight (a reload). Lowering it takes effect as probes end.
     pub fn set_max_in_flight(&mut self, cap: usize) {
-        let old = self.in_flight.cap;
+        let old = self.in_flight.skips.cap();
         if cap > old {
             self.in_flight.permits.add_permits(cap - old);
         } else {
@@ -103,7 +102,6 @@ impl Scheduler {
                 });
             }
         }
-        self.in_flight.cap = cap;
         self.in_flight.skips.set_cap(cap);
     }
 

@@ -33,6 +33,36 @@ pub enum Command {
     /// Work with plugins: inspect a component, or run it once on a canned response.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Check the notifiers: send a sample alert through one, or list their queues.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyCommand {
+    /// Send a sample alert (of a site called sitewatch-test) through the notifier NAME, once,
+    /// and print the service's answer; exits with 1 when it did not take it.
+    Test(NotifyTestArgs),
+    /// Show each notifier's queue (waiting, delivered, failed) and its last result.
+    List(NotifyListArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NotifyTestArgs {
+    /// The notifier's name in the config.
+    pub name: String,
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct NotifyListArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod event;
 pub mod measurement;
 pub mod monitor;
+pub mod notify;
 pub mod output;
 pub mod plugin;
 pub mod probe;

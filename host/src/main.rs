@@ -1,7 +1,8 @@
 use anyhow::Context;
 use clap::Parser;
 use sitewatch::cli::{
-    AlertsArgs, Cli, Command, OutboxArgs, PluginCommand, PluginTestArgs, ReportArgs, RunArgs,
+    AlertsArgs, Cli, Command, NotifyCommand, NotifyListArgs, NotifyTestArgs, OutboxArgs,
+    PluginCommand, PluginTestArgs, ReportArgs, RunArgs,
 };
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Alerts(args) => alerts(args),
         Command::Outbox(args) => outbox(args),
         Command::Plugin(cmd) => plugin(cmd),
+        Command::Notify(cmd) => notify(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,15 +129,170 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
     let alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
     let mut out = std::io::stdout().lock();
-    if alerts.is_empty() && args.output == sitewatch::output::OutputFormat::Plain {
+    let json = args.output == sitewatch::output::OutputFormat::Json;
+    if alerts.is_empty() && !json {
         writeln!(
             out,
             "no alerts in the last {}",
             humantime::format_duration(args.since)
         )?;
     }
-    for a in alerts {
-        write_event(args.output, &mut out, &Event::Alert(a))?;
+    for (a, deliveries) in alerts {
+        let event = Event::Alert(a);
+        if json {
+            let mut v = sitewatch::output::wire::to_value(&event);
+            v["deliveries"] = deliveries
+                .iter()
+                .map(|d| {
+                    serde_json::json!({
+                        "notifier": d.notifier,
+                        "kind": d.kind.as_str(),
+                        "state": d.state,
+                        "attempts": d.attempts,
+                        "time": d.updated.map(sitewatch::clock::rfc3339_millis),
+                        "result": d.result,
+                    })
+                })
+                .collect();
+            writeln!(out, "{v}")?;
+            continue;
+        }
+        write_event(args.output, &mut out, &event)?;
+        if !deliveries.is_empty() {
+            let said: Vec<String> = deliveries.iter().map(|d| d.describe()).collect();
+            writeln!(out, "    notify: {}", said.join("; "))?;
+        }
+    }
+    Ok(out.flush()?)
+}
+
+/// `sitewatch notify test NAME`: a sample alert through one notifier, and the service's answer.
+fn notify(cmd: NotifyCommand) -> anyhow::Result<()> {
+    match cmd {
+        NotifyCommand::Test(args) => notify_test(args),
+        NotifyCommand::List(args) => notify_list(args),
+    }
+}
+
+fn notify_test(args: NotifyTestArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config.config)?;
+    let Some(n) = config.notify.iter().find(|n| n.name == args.name) else {
+        let names: Vec<&str> = config.notify.iter().map(|n| n.name.as_str()).collect();
+        anyhow::bail!(
+            "{} has no notifier \"{}\"{}",
+            args.config.config.display(),
+            args.name,
+            if names.is_empty() {
+                " (its notify list is empty)".to_owned()
+            } else {
+                format!("; it has {}", names.join(", "))
+            }
+        );
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let answers = runtime.block_on(async {
+        let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
+        let client = sitewatch::probe::Prober::new(Arc::clone(&clock))?.plain_client();
+        let mut notices = sitewatch::notify::sample_notices(n.kind(), clock.now());
+        if let Some(u) = &n.formatter {
+            let plugins = Arc::new(sitewatch::plugin::set::PluginSet::new(plugin_cache_dir()));
+            let prepared = plugins.prepare(&config).await;
+            if let Some(e) = prepared.errors.first() {
+                anyhow::bail!("{}", sitewatch::error_chain(e));
+            }
+            plugins.add(prepared);
+            let formatter = sitewatch::recorder::alert_stage::PluginFormatter {
+                plugin: u.clone(),
+                plugins,
+            };
+            use sitewatch::recorder::alert_stage::AlertFormatter;
+            for notice in &mut notices {
+                match formatter.render(&notice.alert, &[]).await {
+                    Ok(text) => notice.body = Some(text),
+                    Err(e) => anyhow::bail!("formatter {} failed: {e}", u.plugin),
+                }
+            }
+        }
+        anyhow::Ok(sitewatch::notify::send_test(n, &client, &notices).await)
+    })?;
+    let mut failed = 0;
+    for (what, outcome) in &answers {
+        use sitewatch::notify::send::Outcome;
+        match outcome {
+            Outcome::Delivered(answer) => println!("{}: sent the {what}: {answer}", n.name),
+            Outcome::Retry { why, .. } => {
+                failed += 1;
+                println!(
+                    "{}: the {what} was not taken (it would be retried): {why}",
+                    n.name
+                )
+            }
+            Outcome::Failed(reply) => {
+                failed += 1;
+                println!("{}: the {what} was refused: {reply}", n.name)
+            }
+        }
+    }
+    anyhow::ensure!(failed == 0, "notifier {} did not take the test", n.name);
+    Ok(())
+}
+
+fn notify_list(args: NotifyListArgs) -> anyhow::Result<()> {
+    use sitewatch::notify::outbox::QueueSummary;
+    let config = Config::load(&args.config.config)?;
+    let summaries = match Store::existing(&args.data_dir.data_dir) {
+        Ok(store) => sitewatch::notify::outbox::summaries(&store.connect_for_writing()?)?,
+        Err(sitewatch::store::StoreError::Missing { .. }) => Default::default(),
+        Err(e) => return Err(e.into()),
+    };
+    let mut rows: Vec<(String, String, QueueSummary)> = config
+        .notify
+        .iter()
+        .map(|n| {
+            (
+                n.name.clone(),
+                n.kind().as_str().to_owned(),
+                summaries.get(&n.name).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let mut gone: Vec<_> = summaries
+        .iter()
+        .filter(|(name, _)| !config.notify.iter().any(|n| &n.name == *name))
+        .map(|(name, s)| (name.clone(), "(not in the config)".to_owned(), s.clone()))
+        .collect();
+    gone.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.extend(gone);
+    let mut out = std::io::stdout().lock();
+    if args.output == sitewatch::output::OutputFormat::Json {
+        for (name, kind, s) in &rows {
+            let last = s.last.as_ref().map(|(state, time, result)| {
+                serde_json::json!({"state": state, "time": sitewatch::clock::rfc3339_millis(*time), "result": result})
+            });
+            let v = serde_json::json!({
+                "notifier": name, "type": kind, "waiting": s.pending,
+                "delivered": s.delivered, "failed": s.failed, "last": last,
+            });
+            writeln!(out, "{v}")?;
+        }
+        return Ok(out.flush()?);
+    }
+    if rows.is_empty() {
+        writeln!(out, "no notifiers in {}", args.config.config.display())?;
+    }
+    for (name, kind, s) in &rows {
+        let last = match &s.last {
+            Some((state, time, result)) => format!(
+                "; last: {state} at {}: {result}",
+                sitewatch::clock::rfc3339_seconds(*time)
+            ),
+            None => String::new(),
+        };
+        writeln!(
+            out,
+            "{name} ({kind}): {} waiting, {} delivered, {} failed{last}",
+            s.pending, s.delivered, s.failed
+        )?;
     }
     Ok(out.flush()?)
 }

@@ -80,6 +80,7 @@ struct Monitor {
     inputs: mpsc::Sender<RecorderInput>,
     prober: Prober,
     influx: Option<InfluxTask>,
+    notifiers: crate::notify::Notifiers,
     /// The running targets, in config order.
     targets: Vec<ProbeTarget>,
     /// The newest configuration generation (0 at start, one more per applied reload).
@@ -179,8 +180,11 @@ pub async fn run(
     scheduler.apply(&SitesDiff::default(), &targets);
     tracing::info!(sites = targets.len(), "monitor started");
 
+    let notifiers =
+        crate::notify::Notifiers::start(store.clone(), prober.plain_client(), bus.clone(), &config);
     let mut monitor = Monitor {
         influx: None,
+        notifiers,
         config,
         options,
         clock,
@@ -226,6 +230,7 @@ pub async fn run(
         inputs,
         store_handle,
         influx,
+        notifiers,
         bus,
         ..
     } = monitor;
@@ -249,6 +254,9 @@ pub async fn run(
     if let Some(i) = influx {
         keep(i.stop().await);
     }
+    // Last: what the writer committed is in the outboxes; what is not sent yet goes out at the
+    // next start.
+    notifiers.stop().await;
     drop(bus);
     keep(join_thread("output", output).await);
     outcome
@@ -477,6 +485,7 @@ impl Monitor {
                 alerting: new.alerting.clone(),
                 views: new.dashboard.views.clone(),
                 targets: targets.clone(),
+                notify: new.notify.clone(),
             })
             .await;
         self.plugins.retain_used(&new);
@@ -493,6 +502,9 @@ impl Monitor {
             }
             self.config.storage = new.storage.clone();
             self.influx = self.start_influx(token);
+        }
+        if diff.notify {
+            self.notifiers.apply(&new).await;
         }
         self.config = new;
         self.reload(ReloadWhat::Config, ReloadResult::Applied, diff.describe())

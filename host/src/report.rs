@@ -55,15 +55,20 @@ pub fn stats_since(
     })
 }
 
-/// Stored alerts from `now - since`, newest first.
+/// Stored alerts from `now - since`, newest first, each with what became of its notifications.
 pub fn alerts_since(
     store: &Store,
     since: Duration,
     now: DateTime<Utc>,
-) -> Result<Vec<Alert>, StoreError> {
-    let conn = store.connect()?;
-    store.alerts_since(
+) -> Result<Vec<(Alert, Vec<crate::notify::outbox::DeliveryRecord>)>, StoreError> {
+    // Creates the notification tables of a store last written by an older sitewatch.
+    let conn = store.connect_for_writing()?;
+    let alerts = store.alerts_with_ids_since(
         &conn,
         now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX),
-    )
+    )?;
+    alerts
+        .into_iter()
+        .map(|(id, a)| Ok((a, crate::notify::outbox::deliveries(&conn, id)?)))
+        .collect()
 }

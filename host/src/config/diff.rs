@@ -54,6 +54,8 @@ pub struct ConfigDiff {
     /// The InfluxDB export settings changed: its sender restarts.
     pub influxdb: bool,
     pub probing: bool,
+    /// The notifiers changed: the changed ones restart.
+    pub notify: bool,
 }
 
 impl ConfigDiff {
@@ -66,6 +68,7 @@ impl ConfigDiff {
             storage: old.storage != new.storage,
             influxdb: old.storage.influxdb != new.storage.influxdb,
             probing: old.probing != new.probing,
+            notify: old.notify != new.notify,
         }
     }
 
@@ -87,6 +90,7 @@ impl ConfigDiff {
             ("plugins", self.plugins),
             ("storage", self.storage),
             ("probing", self.probing),
+            ("notify", self.notify),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

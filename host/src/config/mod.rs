@@ -3,6 +3,7 @@
 //! file, the field path and, when there is one, the site.
 
 pub mod diff;
+pub mod notify;
 pub mod raw;
 pub mod values;
 
@@ -41,6 +42,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub plugins: PluginsConfig,
     pub probing: ProbingConfig,
+    /// Where alerts are delivered, in config order.
+    pub notify: Vec<notify::NotifierConfig>,
 }
 
 /// Settings of probing as a whole.
@@ -251,7 +254,15 @@ impl Config {
             .formatter
             .iter()
             .map(|u| ("alerting.formatter.plugin".to_owned(), None, u));
-        checks.chain(formatter)
+        let notifiers = self.notify.iter().enumerate().filter_map(|(i, n)| {
+            let u = n.formatter.as_ref()?;
+            Some((
+                format!("notify[{i}].formatter.plugin (notifier \"{}\")", n.name),
+                None,
+                u,
+            ))
+        });
+        checks.chain(formatter).chain(notifiers)
     }
 
     /// The file a plugin is loaded from.
@@ -294,13 +305,23 @@ impl Config {
         Ok(())
     }
 
-    /// Parses and validates config text; `path` is only used in messages.
+    /// Parses and validates config text, reading the secrets it names from the process
+    /// environment; `path` is only used in messages.
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::parse_with_env(path, bytes, &|var| std::env::var(var).ok())
+    }
+
+    /// [`Self::parse`] with the environment variables read by `env`.
+    pub fn parse_with_env(
+        path: &Path,
+        bytes: &[u8],
+        env: notify::Env<'_>,
+    ) -> Result<Self, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|err| serde_error(path, bytes, err))?;
         de.end().map_err(|err| syntax_error(path, &err))?;
-        resolve(path, raw)
+        resolve(path, raw, env)
     }
 }
 
@@ -391,7 +412,7 @@ impl<F: Into<String>, M: Into<String>> From<(F, M)> for FieldError {
 }
 
 /// Checks every value and fills in defaults.
-fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, ConfigError> {
     let invalid = |field: String, site: Option<&str>, message: String| ConfigError::Invalid {
         path: path.to_owned(),
         field,
@@ -491,7 +512,12 @@ fn resolve(path: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         },
     };
 
+    let names: HashSet<String> = sites.iter().map(|s| s.name.clone()).collect();
+    let notify = notify::resolve(raw.notify, &names, plugins.limits, env)
+        .map_err(|e| invalid(e.field, None, e.message))?;
+
     Ok(Config {
+        notify,
         sites,
         alerting: AlertingConfig {
             threshold,

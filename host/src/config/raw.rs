@@ -18,6 +18,61 @@ pub struct RawConfig {
     pub plugins: RawPlugins,
     #[serde(default)]
     pub probing: RawProbing,
+    /// Where alerts are delivered.
+    #[serde(default)]
+    pub notify: Vec<RawNotifier>,
+}
+
+/// One notifier as typed. One flat shape for every type: [`super::notify::resolve`] refuses the
+/// fields a type does not take, with the notifier's name.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotifier {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub url: Option<String>,
+    /// The environment variable holding the URL (for services whose URL is the credential).
+    pub url_env: Option<String>,
+    pub method: Option<String>,
+    /// Header values may name environment variables as `${VAR}`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Alert kinds to send: `down`, `recovered` (default both).
+    pub on: Option<Vec<String>>,
+    /// Only alerts of these sites (by name).
+    pub sites: Option<Vec<String>>,
+    pub repeat: Option<RawDuration>,
+    pub formatter: Option<RawPluginUse>,
+    pub group_wait: Option<RawDuration>,
+    pub rate_limit: Option<String>,
+    pub max_age: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
+    pub backoff_min: Option<RawDuration>,
+    pub backoff_max: Option<RawDuration>,
+    pub routing_key_env: Option<String>,
+    pub severity: Option<String>,
+    pub api_key_env: Option<String>,
+    pub priority: Option<RawPriority>,
+    pub token_env: Option<String>,
+    pub bot_token_env: Option<String>,
+    pub chat_id: Option<String>,
+    pub channel: Option<String>,
+    pub username: Option<String>,
+    pub smtp: Option<String>,
+    pub tls: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<Vec<String>>,
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+}
+
+/// A priority as typed: a number (ntfy 1-5, Gotify 0-10) or a name (ntfy's, Opsgenie's P1-P5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawPriority {
+    Number(i64),
+    Text(String),
 }
 
 /// Settings of probing as a whole.

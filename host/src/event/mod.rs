@@ -28,6 +28,71 @@ pub enum Event {
     Overload(OverloadReport),
     /// The state of a sink that can fall behind (the store, the InfluxDB export).
     Sink(SinkStatus),
+    /// What became of one notification of an alert: delivered, being retried, or failed.
+    Delivery(Delivery),
+}
+
+/// An attempt to deliver a notification, and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub time: DateTime<Utc>,
+    pub notifier: Arc<str>,
+    /// The stored alert's id (`sitewatch alerts` shows its deliveries).
+    pub alert_id: i64,
+    /// The notification's id in the notifier's outbox.
+    pub notification_id: i64,
+    pub site: Arc<str>,
+    /// `down`, `recovered` or `reminder`.
+    pub kind: &'static str,
+    pub result: DeliveryResult,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// The service's answer, or why it was not delivered. Never holds a secret.
+    pub detail: String,
+    /// For a retry: when the next attempt is.
+    pub retry_in: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryResult {
+    Delivered,
+    Retrying,
+    Failed,
+}
+
+impl Delivery {
+    /// `notify ops-slack: delivered the down alert of api (202 Accepted)`.
+    pub fn line(&self) -> String {
+        let what = format!("the {} alert of {}", self.kind, self.site);
+        match self.result {
+            DeliveryResult::Delivered => {
+                format!(
+                    "notify {}: delivered {what} ({})",
+                    self.notifier, self.detail
+                )
+            }
+            DeliveryResult::Retrying => format!(
+                "notify {}: {what} not delivered yet (attempt {}: {}); retrying in {}",
+                self.notifier,
+                self.attempts,
+                self.detail,
+                crate::clock::human_duration(self.retry_in.unwrap_or_default())
+            ),
+            DeliveryResult::Failed => {
+                format!("notify {}: {what} failed: {}", self.notifier, self.detail)
+            }
+        }
+    }
+}
+
+impl DeliveryResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A sink that can fall behind.

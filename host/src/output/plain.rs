@@ -32,6 +32,7 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
             o.detail
         ),
         Event::Alert(a) => writeln!(out, "{}", a.text()),
+        Event::Delivery(d) => writeln!(out, "{}", d.line()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
             None => writeln!(out, "error ({}): {}", e.source, e.message),

@@ -5,8 +5,8 @@
 
 use crate::alert::Alert;
 use crate::event::{
-    ErrorReport, Event, OverloadReport, ReloadReport, SinkStatus, SiteReport, Started, StatsReport,
-    Watching,
+    Delivery, ErrorReport, Event, OverloadReport, ReloadReport, SinkStatus, SiteReport, Started,
+    StatsReport, Watching,
 };
 use crate::measurement::{Measurement, ProbeError};
 use crate::stats::{ResponseSummary, TtfbSummary};
@@ -38,6 +38,7 @@ enum Wire<'a> {
     Watching(WatchingWire<'a>),
     Overload(OverloadWire<'a>),
     Sink(SinkWire),
+    Delivery(DeliveryWire<'a>),
 }
 
 impl<'a> From<&'a Event> for Wire<'a> {
@@ -52,6 +53,7 @@ impl<'a> From<&'a Event> for Wire<'a> {
             Event::Watching(w) => Wire::Watching(w.into()),
             Event::Overload(o) => Wire::Overload(o.into()),
             Event::Sink(s) => Wire::Sink(s.into()),
+            Event::Delivery(d) => Wire::Delivery(d.into()),
         }
     }
 }
@@ -416,5 +418,37 @@ mod tests {
         assert_eq!(v["kind"], "recovered");
         assert_eq!(v["down_for_s"], 192.0);
         assert_eq!(v["down_since"], "1970-01-01T00:00:00.000Z");
+    }
+}
+
+#[derive(Serialize)]
+struct DeliveryWire<'a> {
+    time: Time,
+    notifier: &'a str,
+    alert_id: i64,
+    notification_id: i64,
+    site: &'a str,
+    kind: &'static str,
+    result: &'static str,
+    attempts: u32,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_in_s: Option<f64>,
+}
+
+impl<'a> From<&'a Delivery> for DeliveryWire<'a> {
+    fn from(d: &'a Delivery) -> Self {
+        Self {
+            time: Time(d.time),
+            notifier: &d.notifier,
+            alert_id: d.alert_id,
+            notification_id: d.notification_id,
+            site: &d.site,
+            kind: d.kind,
+            result: d.result.as_str(),
+            attempts: d.attempts,
+            detail: &d.detail,
+            retry_in_s: d.retry_in.map(|r| r.as_secs_f64()),
+        }
     }
 }

@@ -103,7 +103,7 @@ impl PluginSet {
                     }
                 }
             }
-            let want = if field.starts_with("alerting.") {
+            let want = if field.starts_with("alerting.") || field.starts_with("notify[") {
                 PluginKind::Formatter
             } else {
                 PluginKind::Check

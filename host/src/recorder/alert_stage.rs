@@ -1,14 +1,18 @@
 //! The ordered alert stream: alerts leave the recorder here, in the order the recorder decided
 //! them, formatted or not. Rendering with a formatter plugin takes up to the plugin's time limit,
 //! so it runs off the recorder, several alerts at once, but each is delivered (to the store and
-//! the bus, later to notifiers) only after every alert decided before it: a bounded, ordered
-//! queue of render futures. The stage is one task that the recorder owns and waits for.
+//! the bus, and to the notifiers' outboxes) only after every alert decided before it: a bounded,
+//! ordered queue of render futures. The stage is one task that the recorder owns and waits for.
+//!
+//! The stage also routes each alert to the notifiers that want it, and renders it with each
+//! notifier's own formatter: the store writes the alert and its notifications in one
+//! transaction, so a crash loses neither or both.
 
 use crate::alert::Alert;
 use crate::config::PluginUse;
 use crate::event::{Bus, Event};
 use crate::plugin::set::PluginSet;
-use crate::store::writer::{Record, StoreHandle};
+use crate::store::writer::{Queued, Record, StoreHandle};
 use futures_util::StreamExt;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,6 +43,35 @@ pub struct Decided {
     pub recent_errors: Vec<String>,
     /// The formatter configured when the alert was decided.
     pub formatter: Option<Arc<dyn AlertFormatter>>,
+    /// The notifiers configured when the alert was decided.
+    pub routes: Arc<[Route]>,
+}
+
+/// Where alerts may go: one notifier, what it wants and its formatter.
+pub struct Route {
+    pub notifier: crate::config::notify::NotifierConfig,
+    pub formatter: Option<Arc<dyn AlertFormatter>>,
+}
+
+impl Route {
+    /// The routes of `notifiers`, their formatters from `plugins`.
+    pub fn all(
+        notifiers: &[crate::config::notify::NotifierConfig],
+        plugins: Option<&Arc<PluginSet>>,
+    ) -> Arc<[Route]> {
+        notifiers
+            .iter()
+            .map(|n| Route {
+                notifier: n.clone(),
+                formatter: n.formatter.as_ref().and_then(|u| {
+                    Some(Arc::new(PluginFormatter {
+                        plugin: u.clone(),
+                        plugins: Arc::clone(plugins?),
+                    }) as Arc<dyn AlertFormatter>)
+                }),
+            })
+            .collect()
+    }
 }
 
 /// The running stage: send alerts in, then [`AlertStage::finish`] to wait for the last one out.
@@ -56,9 +89,9 @@ impl AlertStage {
             let mut rendered = decided
                 .map(|d| render(d, bus_for_render.clone()))
                 .buffered(RENDERING);
-            while let Some(alert) = rendered.next().await {
+            while let Some((alert, queued)) = rendered.next().await {
                 if let Some(store) = &store {
-                    store.send(Record::Alert(alert.clone()));
+                    store.send(Record::Alert(alert.clone(), queued));
                 }
                 bus.send(Event::Alert(alert));
             }
@@ -83,17 +116,57 @@ impl AlertStage {
     }
 }
 
-/// Renders one alert; on failure keeps the built-in message and reports why.
-async fn render(d: Decided, bus: Bus) -> Alert {
+/// Renders one alert and its notifications.
+async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
     let Decided {
         mut alert,
         recent_errors,
         formatter,
+        routes,
     } = d;
-    let Some(formatter) = formatter else {
-        return alert;
-    };
-    match formatter.render(&alert, &recent_errors).await {
+    if let Some(formatter) = formatter {
+        render_message(&mut alert, &recent_errors, &*formatter, &bus).await;
+    }
+    let mut queued = Vec::new();
+    for route in routes.iter() {
+        let n = &route.notifier;
+        if !n.wants(alert.kind, &alert.site) {
+            continue;
+        }
+        let body = match &route.formatter {
+            None => None,
+            Some(f) => match f.render(&alert, &recent_errors).await {
+                Ok(text) => Some(sanitize_rendered(&text)),
+                Err(reason) => {
+                    bus.error(
+                        "notify",
+                        Some(Arc::clone(&alert.site)),
+                        format!(
+                            "notifier {}: formatter {} failed, the built-in payload is sent: {reason}",
+                            n.name,
+                            f.name()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        queued.push(Queued {
+            notifier: n.name.as_str().into(),
+            body,
+        });
+    }
+    (alert, queued)
+}
+
+/// Renders the alert's message; on failure keeps the built-in message and reports why.
+async fn render_message(
+    alert: &mut Alert,
+    recent_errors: &[String],
+    formatter: &dyn AlertFormatter,
+    bus: &Bus,
+) {
+    match formatter.render(alert, recent_errors).await {
         // Rendered text may span lines (Slack JSON, Markdown) but carries no control codes.
         Ok(text) => alert.rendered = Some(sanitize_rendered(&text)),
         Err(reason) => bus.error(
@@ -105,7 +178,6 @@ async fn render(d: Decided, bus: Bus) -> Alert {
             ),
         ),
     }
-    alert
 }
 
 /// Keeps newlines and tabs of a rendered alert, caps it at 64 KiB, and drops other control

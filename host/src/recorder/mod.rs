@@ -16,7 +16,7 @@ use crate::probe::ProbeTarget;
 use crate::skips::Skips;
 use crate::stats::{SiteWindows, WindowSpec};
 use crate::store::writer::{Record, StoreHandle};
-use alert_stage::{AlertFormatter, AlertStage, Decided, PluginFormatter};
+use alert_stage::{AlertFormatter, AlertStage, Decided, PluginFormatter, Route};
 use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -42,6 +42,7 @@ pub enum RecorderInput {
         alerting: AlertingConfig,
         views: Vec<ViewConfig>,
         targets: Vec<ProbeTarget>,
+        notify: Vec<crate::config::notify::NotifierConfig>,
     },
 }
 
@@ -109,6 +110,9 @@ pub struct Recorder {
     store: Option<StoreHandle>,
     plugins: Option<Arc<PluginSet>>,
     formatter: Option<Arc<dyn AlertFormatter>>,
+    notify: Vec<crate::config::notify::NotifierConfig>,
+    /// Where alerts go: the notifiers with their formatters.
+    routes: Arc<[Route]>,
     /// The ordered alert stream, started with the first alert.
     stage: Option<AlertStage>,
     /// What the scheduler skipped because of sitewatch itself.
@@ -135,6 +139,8 @@ impl Recorder {
             store,
             plugins: None,
             formatter: None,
+            notify: config.notify.clone(),
+            routes: Route::all(&config.notify, None),
             stage: None,
             skips: Arc::new(Skips::new(0)),
             skips_seen: 0,
@@ -148,6 +154,7 @@ impl Recorder {
     pub fn with_plugins(mut self, plugins: Option<Arc<PluginSet>>) -> Self {
         self.plugins = plugins;
         self.formatter = self.plugin_formatter();
+        self.routes = Route::all(&self.notify, self.plugins.as_ref());
         self
     }
 
@@ -264,6 +271,7 @@ impl Recorder {
             alert: t.into_alert(&m.site, &site.url),
             recent_errors: site.recent_errors.iter().cloned().collect(),
             formatter: self.formatter.clone(),
+            routes: Arc::clone(&self.routes),
         });
         if let Some(store) = &self.store {
             store.send(Record::Measurement(m.clone()));
@@ -420,7 +428,12 @@ impl Recorder {
                 alerting,
                 views,
                 targets,
-            } => self.reconfigure(alerting, views, &targets),
+                notify,
+            } => {
+                self.routes = Route::all(&notify, self.plugins.as_ref());
+                self.notify = notify;
+                self.reconfigure(alerting, views, &targets)
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +48,8 @@ pub struct Store {
     /// Lines the InfluxDB outbox may hold: set by the sender from its config
     /// (`storage.influxdb.max_outbox_lines`), enforced by the writer as it inserts.
     outbox_limit: Arc<AtomicU64>,
+    /// Counts commits that queued notifications: the notifiers wait on it instead of polling.
+    notifications: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What waits in the InfluxDB outbox and what InfluxDB refused, for `sitewatch outbox`.
@@ -107,6 +109,7 @@ impl Store {
         Self {
             path,
             outbox_limit: Arc::new(AtomicU64::new(crate::config::DEFAULT_MAX_OUTBOX_LINES)),
+            notifications: Arc::new(tokio::sync::watch::channel(0).0),
         }
     }
 
@@ -123,6 +126,16 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Tells the notifiers that new notifications were committed.
+    pub fn notifications_queued(&self) {
+        self.notifications.send_modify(|n| *n += 1);
+    }
+
+    /// Changes each time notifications were committed.
+    pub fn watch_notifications(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.notifications.subscribe()
     }
 
     /// A new connection with the store's settings.
@@ -228,11 +241,26 @@ impl Store {
         conn: &Connection,
         since: DateTime<Utc>,
     ) -> Result<Vec<Alert>, StoreError> {
+        Ok(self
+            .alerts_with_ids_since(conn, since)?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// Stored alerts since `since` with their ids (which notifications refer to), newest first.
+    pub fn alerts_with_ids_since(
+        &self,
+        conn: &Connection,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<(i64, Alert)>, StoreError> {
         let mut stmt = conn.prepare(
-            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered
+            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered, id
              FROM alerts WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC",
         )?;
-        let rows = stmt.query_map([since.timestamp_micros()], alert_row)?;
+        let rows = stmt.query_map([since.timestamp_micros()], |r| {
+            Ok((r.get::<_, i64>(8)?, alert_row(r)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

@@ -1,4 +1,4 @@
--- sitewatch embedded store, schema version 2 (2 added measurements.duration_us). Times are microseconds since the Unix epoch (UTC).
+-- sitewatch embedded store, schema version 3 (2 added measurements.duration_us, 3 the notifications). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -64,3 +64,26 @@ CREATE TABLE IF NOT EXISTS outbox_dropped (
     lines   INTEGER NOT NULL,
     last_us INTEGER NOT NULL
 );
+
+-- Each notifier's durable outbox, and the record of what became of every notification. Rows are
+-- written in the same transaction as their alert (reminders by the notifier itself); a notifier
+-- sends its pending rows in id order and marks each delivered or failed with the service's answer.
+CREATE TABLE IF NOT EXISTS notifications (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    notifier   TEXT NOT NULL,
+    alert_id   INTEGER NOT NULL REFERENCES alerts (id),
+    -- down, recovered, or reminder (the site of alert_id is still down)
+    kind       TEXT NOT NULL,
+    created_us INTEGER NOT NULL,
+    -- The notifier's formatter rendering, when it has a formatter.
+    body       TEXT,
+    -- pending, delivered or failed
+    state      TEXT NOT NULL DEFAULT 'pending',
+    attempts   INTEGER NOT NULL DEFAULT 0,
+    -- When it was delivered or given up, or when the last attempt was.
+    updated_us INTEGER,
+    -- The service's answer, or why it is not delivered yet or failed. Never holds a secret.
+    result     TEXT
+);
+CREATE INDEX IF NOT EXISTS notifications_queue ON notifications (notifier, state, id);
+CREATE INDEX IF NOT EXISTS notifications_by_alert ON notifications (alert_id);

@@ -77,7 +77,7 @@ fn measurements_and_alerts_round_trip() {
     .into_alert(&ms[0].site, &ms[0].url);
     let mut records: Vec<Record> = ms.iter().cloned().map(Record::Measurement).collect();
     records.push(Record::Measurement(measurement("b", 0, true)));
-    records.push(Record::Alert(alert.clone()));
+    records.push(Record::Alert(alert.clone(), Vec::new()));
     write_all(&store, records);
 
     let conn = store.connect().unwrap();

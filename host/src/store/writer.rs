@@ -45,9 +45,17 @@ fn metrics_json(metrics: &[(String, f64)]) -> Option<String> {
 #[derive(Debug)]
 pub enum Record {
     Measurement(Measurement),
-    Alert(Alert),
+    /// An alert and the notifications it queues, written in one transaction.
+    Alert(Alert, Vec<Queued>),
     /// New options from a config reload.
     Configure(WriterOptions),
+}
+
+/// A notification of an alert for one notifier, with the notifier's rendering of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub notifier: Arc<str>,
+    pub body: Option<String>,
 }
 
 /// Sends records to the writer thread. Dropping every handle stops the thread after a last flush.
@@ -287,6 +295,7 @@ impl Writer {
         let conn = self.conn.as_mut().expect("just connected");
         let tx = conn.transaction()?;
         let mut queued = false;
+        let mut rang = false;
         {
             let mut site =
                 tx.prepare_cached("INSERT OR IGNORE INTO sites (name, url) VALUES (?1, ?2)")?;
@@ -303,6 +312,10 @@ impl Writer {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;
+            let mut notification = tx.prepare_cached(
+                "INSERT INTO notifications (notifier, alert_id, kind, created_us, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
             for record in self.pending.iter().take(n) {
                 match record {
                     Record::Measurement(m) => {
@@ -341,7 +354,7 @@ impl Writer {
                             queued = true;
                         }
                     }
-                    Record::Alert(a) => {
+                    Record::Alert(a, notifications) => {
                         alert.execute(params![
                             &*a.site,
                             &*a.url,
@@ -352,6 +365,17 @@ impl Writer {
                             a.message,
                             a.rendered,
                         ])?;
+                        let alert_id = tx.last_insert_rowid();
+                        for q in notifications {
+                            notification.execute(params![
+                                &*q.notifier,
+                                alert_id,
+                                a.kind.as_str(),
+                                a.time.timestamp_micros(),
+                                q.body,
+                            ])?;
+                            rang = true;
+                        }
                         if self.options.outbox {
                             outbox.execute([influx::alert_line(a)])?;
                             queued = true;
@@ -371,6 +395,9 @@ impl Writer {
             None
         };
         tx.commit()?;
+        if rang {
+            self.store.notifications_queued();
+        }
         Ok(trimmed)
     }
 

@@ -8,7 +8,7 @@
 mod keys;
 mod screen;
 
-use crate::event::{Event, Received, ReloadResult, Subscription, Waited};
+use crate::event::{DeliveryResult, Event, Received, ReloadResult, Subscription, Waited};
 use console::style;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use keys::{Key, KeyReader};
@@ -102,6 +102,22 @@ impl Display {
             Event::Watching(w) => s.watching(w),
             Event::Overload(o) => {
                 self.note(format!("{} {}", style("overload").red().bold(), o.detail));
+            }
+            // A retry is noted once (its first); the outcome always is.
+            Event::Delivery(d) if d.result == DeliveryResult::Retrying && d.attempts > 1 => {
+                self.dirty = false;
+            }
+            Event::Delivery(d) => {
+                let tag = match d.result {
+                    DeliveryResult::Delivered => style("notify").green().bold(),
+                    DeliveryResult::Retrying => style("notify").yellow().bold(),
+                    DeliveryResult::Failed => style("notify").red().bold(),
+                };
+                let line = d.line();
+                self.note(format!(
+                    "{tag}{}",
+                    line.strip_prefix("notify").unwrap_or(&line)
+                ));
             }
         }
     }

@@ -15,6 +15,7 @@ mod influx;
 mod plugins;
 mod redirects;
 mod reload;
+mod shapes_selftest;
 mod soak;
 mod storage;
 mod tls;

@@ -3,7 +3,9 @@
 pub mod binary;
 pub mod hostile;
 pub mod plugins;
+pub mod receiver;
 pub mod server;
+pub mod shapes;
 pub mod tls;
 pub mod tmux;
 pub mod victoria;

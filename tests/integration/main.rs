@@ -13,6 +13,7 @@ mod faults;
 mod hostile;
 mod influx;
 mod plugins;
+mod receiver_selftest;
 mod redirects;
 mod reload;
 mod shapes_selftest;

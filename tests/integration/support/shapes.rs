@@ -119,16 +119,14 @@ pub fn slack_escaped(field: &str, s: &str) -> Result<(), String> {
         let rest = &s[i..];
         let c = rest.chars().next().unwrap();
         match c {
-            '&' => {
-                if !["&amp;", "&lt;", "&gt;"]
-                    .iter()
-                    .any(|e| rest.starts_with(e))
-                {
-                    return Err(format!(
-                        "`{field}` has an unescaped `&` at byte {i} (write `&amp;`): {}",
-                        around(s, i)
-                    ));
-                }
+            '&' if !["&amp;", "&lt;", "&gt;"]
+                .iter()
+                .any(|e| rest.starts_with(e)) =>
+            {
+                return Err(format!(
+                    "`{field}` has an unescaped `&` at byte {i} (write `&amp;`): {}",
+                    around(s, i)
+                ));
             }
             '<' => {
                 let Some(end) = rest.find('>') else {

@@ -17,6 +17,7 @@ mod receiver_selftest;
 mod redirects;
 mod reload;
 mod shapes_selftest;
+mod smtp_selftest;
 mod soak;
 mod storage;
 mod tls;

@@ -6,6 +6,7 @@ pub mod plugins;
 pub mod receiver;
 pub mod server;
 pub mod shapes;
+pub mod smtp;
 pub mod tls;
 pub mod tmux;
 pub mod victoria;

@@ -6,6 +6,7 @@
 mod support;
 
 mod alert_path;
+mod alertmanager_selftest;
 mod cli;
 mod conformance;
 mod core;

@@ -1,5 +1,6 @@
 //! Shared test fixtures: programmable HTTP servers on 127.0.0.1 and a runner for the real binary.
 
+pub mod alertmanager;
 pub mod binary;
 pub mod hostile;
 pub mod plugins;

@@ -6,6 +6,7 @@
 mod support;
 
 mod alert_path;
+mod alertmanager_selftest;
 mod cli;
 mod conformance;
 mod core;
@@ -13,8 +14,11 @@ mod faults;
 mod hostile;
 mod influx;
 mod plugins;
+mod receiver_selftest;
 mod redirects;
 mod reload;
+mod shapes_selftest;
+mod smtp_selftest;
 mod soak;
 mod storage;
 mod tls;

@@ -1,9 +1,13 @@
 //! Shared test fixtures: programmable HTTP servers on 127.0.0.1 and a runner for the real binary.
 
+pub mod alertmanager;
 pub mod binary;
 pub mod hostile;
 pub mod plugins;
+pub mod receiver;
 pub mod server;
+pub mod shapes;
+pub mod smtp;
 pub mod tls;
 pub mod tmux;
 pub mod victoria;

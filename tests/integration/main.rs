@@ -13,6 +13,7 @@ mod core;
 mod faults;
 mod hostile;
 mod influx;
+mod notify;
 mod plugins;
 mod receiver_selftest;
 mod redirects;

@@ -37,6 +37,20 @@ impl Running {
         Self::start_in(dir, &args)
     }
 
+    /// [`Self::start_with`] with environment variables set for the process.
+    pub fn start_with_env(
+        dir: tempfile::TempDir,
+        config: &Value,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
+        let mut args = vec!["--output", "json", "--config", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Self::start_in_with_env(dir, &args, env)
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.json")
     }

@@ -804,3 +804,121 @@ async fn bad_notifiers_are_config_errors_naming_them_at_start_and_on_reload() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formatters_shape_the_payloads_one_alert_a_message_within_the_rate_limit() {
+    let receiver = Receiver::accepting().await;
+    let site = Site::start(200).await;
+    let dir = crate::support::plugins::examples_dir();
+    let sites: Vec<Value> = ["a", "b", "c"].iter().map(|n| site.config(n)).collect();
+    let mut cfg = config(
+        sites,
+        vec![
+            json!({"name": "slack", "type": "slack", "url_env": "SW_SLACK", "group_wait": "0s",
+                   "formatter": {"plugin": "slack", "config": {"username": "sitewatch"}}}),
+            json!({"name": "mm", "type": "mattermost", "url_env": "SW_MM", "group_wait": "0s",
+                   "rate_limit": "100/s", "formatter": {"plugin": "markdown"}}),
+        ],
+    );
+    cfg["plugins"] = json!({"dir": dir});
+    let (slack_url, mm_url) = (receiver.url("/slack/T/B/x"), receiver.url("/mm/hooks/x"));
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &cfg,
+        &[],
+        &[("SW_SLACK", &slack_url), ("SW_MM", &mm_url)],
+    );
+    run.collect_for(Duration::from_millis(1500)).await;
+    site.set(500);
+    let slack = receiver
+        .wait_for("/slack/", 3, Duration::from_secs(20))
+        .await;
+    let mm = receiver.wait_for("/mm/", 3, Duration::from_secs(20)).await;
+    for r in &slack {
+        shapes::slack(r).unwrap_or_else(|e| panic!("{e}: {}", r.summary()));
+        let v = r.json();
+        assert_eq!(v["username"], "sitewatch", "the formatter's payload: {v}");
+        assert!(v["attachments"][0]["fields"].is_array(), "{v}");
+    }
+    // One alert a message, and Slack's one message a second.
+    for w in slack.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(
+            gap >= Duration::from_millis(950),
+            "{gap:?} between two Slack messages"
+        );
+    }
+    for r in &mm {
+        shapes::mattermost(r).unwrap_or_else(|e| panic!("{e}: {}", r.summary()));
+        let text = r.json()["text"].as_str().unwrap().to_owned();
+        assert!(
+            text.contains("**"),
+            "the Markdown rendering is the text: {text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_older_than_max_age_is_given_up_visibly() {
+    let site = Site::start(500).await;
+    let url = format!("http://127.0.0.1:{}/hook", crate::support::closed_port());
+    let n = json!({"name": "hook", "type": "webhook", "url": url, "group_wait": "0s",
+                   "max_age": "1500ms", "backoff_min": "200ms", "backoff_max": "400ms"});
+    let mut run = Running::start(&config(vec![site.config("api")], vec![n]));
+    let failed = run
+        .wait_for(Duration::from_secs(15), delivery("hook", "failed"))
+        .await
+        .expect("given up");
+    let detail = failed["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("given up: not delivered within max_age (1s)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Connection refused") || detail.contains("connect"),
+        "{detail}"
+    );
+    let retries = run
+        .events
+        .iter()
+        .filter(|v| v["result"] == "retrying")
+        .count();
+    assert!(retries >= 2, "retried before giving up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_a_notifier_that_gets_the_next_alert() {
+    let receiver = Receiver::accepting().await;
+    let site = Site::start(500).await;
+    let hook =
+        json!({"name": "hook", "type": "webhook", "url": receiver.url("/one"), "group_wait": "0s"});
+    let cfg = config(vec![site.config("api")], vec![hook.clone()]);
+    let mut run = Running::start(&cfg);
+    run.wait_for(Duration::from_secs(15), delivery("hook", "delivered"))
+        .await
+        .expect("down delivered");
+    let mut more = cfg.clone();
+    more["notify"] = json!([hook, {"name": "two", "type": "webhook", "url": receiver.url("/two"), "group_wait": "0s"}]);
+    std::fs::write(run.config_path(), more.to_string()).unwrap();
+    let applied = run
+        .wait_for(Duration::from_secs(10), |v| {
+            v["event"] == "reload" && v["result"] == "applied"
+        })
+        .await
+        .expect("applied");
+    assert!(
+        applied["detail"].as_str().unwrap().contains("notify"),
+        "{applied}"
+    );
+    site.set(200);
+    run.wait_for(Duration::from_secs(15), delivery("two", "delivered"))
+        .await
+        .expect("the new notifier gets the recovery");
+    let two = receiver.on("/two");
+    assert_eq!(two[0].json()["alerts"][0]["kind"], "recovered");
+    assert_eq!(
+        receiver.on("/one").len(),
+        2,
+        "the old one goes on: down and recovered"
+    );
+}

@@ -340,6 +340,12 @@ fn serde_error(
         | serde_json::error::Category::Io => syntax_error(path, &inner),
         serde_json::error::Category::Data => {
             let site = site_name_at(bytes, &field);
+            let message = match entry_at(bytes, "notify", &field)
+                .and_then(|n| n.get("name").and_then(|v| v.as_str()).map(str::to_owned))
+            {
+                Some(name) => format!("notifier \"{name}\": {inner}"),
+                None => inner.to_string(),
+            };
             ConfigError::Invalid {
                 path: path.to_owned(),
                 field: if field == "." {
@@ -348,7 +354,7 @@ fn serde_error(
                     field
                 },
                 site,
-                message: inner.to_string(),
+                message,
             }
         }
     }
@@ -370,18 +376,24 @@ fn syntax_error(path: &Path, err: &serde_json::Error) -> ConfigError {
 
 /// Finds the site a field path points into (`sites[3].url` → the name or URL of site 3).
 fn site_name_at(bytes: &[u8], field: &str) -> Option<String> {
-    let index: usize = field
-        .strip_prefix("sites[")?
-        .split(']')
-        .next()?
-        .parse()
-        .ok()?;
-    let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let site = value.get("sites")?.get(index)?;
+    let site = entry_at(bytes, "sites", field)?;
     site.get("name")
         .or_else(|| site.get("url"))
         .and_then(|v| v.as_str())
         .map(str::to_owned)
+}
+
+/// The entry of the top-level list `list` that a field path points into (`notify[1].x`).
+fn entry_at(bytes: &[u8], list: &str, field: &str) -> Option<serde_json::Value> {
+    let index: usize = field
+        .strip_prefix(list)?
+        .strip_prefix('[')?
+        .split(']')
+        .next()?
+        .parse()
+        .ok()?;
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    Some(value.get_mut(list)?.get_mut(index)?.take())
 }
 
 /// A value that failed validation, before the file and the site are known: the field (relative

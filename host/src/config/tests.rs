@@ -368,3 +368,138 @@ mod hostile_input {
         assert!(e.contains("control characters"), "{e}");
     }
 }
+
+fn with_notify(notify: &str) -> Result<Config, ConfigError> {
+    let env = |var: &str| match var {
+        "SLACK_WEBHOOK" => Some("https://hooks.slack.com/services/T0/B0/sekrit".to_owned()),
+        "PD_KEY" => Some("0123456789abcdef0123456789abcdef".to_owned()),
+        "SMTP_USER" | "SMTP_PASS" | "HOOK_TOKEN" => Some(format!("{var}-value")),
+        _ => None,
+    };
+    let text = format!(
+        r#"{{"sites": [{{"name": "api", "url": "https://api.example.com/"}},
+                       {{"name": "checkout", "url": "https://shop.example.com/"}}],
+            "notify": {notify}}}"#
+    );
+    Config::parse_with_env(Path::new("config.json"), text.as_bytes(), &env)
+}
+
+#[test]
+fn the_issue_notify_example_parses_with_its_defaults() {
+    let c = with_notify(
+        r#"[
+          {"name": "ops-slack", "type": "slack", "url_env": "SLACK_WEBHOOK", "on": ["down", "recovered"], "repeat": "30m"},
+          {"name": "pager", "type": "pagerduty", "routing_key_env": "PD_KEY", "sites": ["api", "checkout"]},
+          {"name": "mail", "type": "email", "smtp": "smtp://127.0.0.1:2525", "from": "sitewatch@example.com", "to": ["oncall@example.com"], "username_env": "SMTP_USER", "password_env": "SMTP_PASS"},
+          {"name": "hook", "type": "webhook", "url": "https://example.com/hook", "headers": {"Authorization": "${HOOK_TOKEN}"}, "formatter": {"plugin": "json"}}
+        ]"#,
+    )
+    .unwrap();
+    let [slack, pager, mail, hook] = &c.notify[..] else {
+        panic!("four notifiers");
+    };
+    assert_eq!(slack.kind(), notify::NotifierType::Slack);
+    assert_eq!(slack.repeat, Some(Duration::from_secs(1800)));
+    assert_eq!(
+        slack.min_interval,
+        Duration::from_secs(1),
+        "Slack's rate by default"
+    );
+    assert_eq!(slack.group_wait, notify::DEFAULT_GROUP_WAIT);
+    assert_eq!(slack.max_age, Duration::from_secs(24 * 3600));
+    assert!(pager.wants(crate::alert::AlertKind::Down, "checkout"));
+    assert!(!pager.wants(crate::alert::AlertKind::Down, "other"));
+    assert_eq!(pager.min_interval, Duration::ZERO);
+    let notify::Service::Email(e) = &mail.service else {
+        panic!("email");
+    };
+    assert_eq!(
+        (e.host.as_str(), e.port, e.tls),
+        ("127.0.0.1", 2525, notify::SmtpTls::StartTls)
+    );
+    assert_eq!(hook.formatter.as_ref().unwrap().plugin, "json");
+    let notify::Service::Webhook { headers, .. } = &hook.service else {
+        panic!("webhook");
+    };
+    assert_eq!(headers[0].1.expose(), "HOOK_TOKEN-value");
+    // Secrets never print, and are redacted from what a notifier reports.
+    let shown = format!("{c:?}");
+    for secret in [
+        "sekrit",
+        "0123456789abcdef",
+        "SMTP_PASS-value",
+        "HOOK_TOKEN-value",
+    ] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+    assert_eq!(
+        slack.redact("POST https://hooks.slack.com/services/T0/B0/sekrit failed"),
+        "POST [redacted] failed"
+    );
+    assert_eq!(
+        pager.redact("key 0123456789abcdef0123456789abcdef"),
+        "key [redacted]"
+    );
+}
+
+#[test]
+fn notifier_errors_name_the_field_and_the_notifier() {
+    let cases = [
+        (
+            r#"[{"name": "x", "type": "carrier-pigeon"}]"#,
+            "notify[0].type: notifier \"x\": unknown type \"carrier-pigeon\"; one of webhook, slack",
+        ),
+        (
+            r#"[{"name": "x", "type": "slack", "url_env": "UNSET_VAR"}]"#,
+            "notify[0].url_env: notifier \"x\": names the environment variable UNSET_VAR, which is not set",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook", "url": "not a url"}]"#,
+            "notify[0].url: notifier \"x\": \"not a url\" is not an http:// or https:// URL",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook"}]"#,
+            "notify[0].url: notifier \"x\": a webhook notifier needs url or url_env",
+        ),
+        (
+            r#"[{"name": "x", "type": "pagerduty"}]"#,
+            "notify[0].routing_key_env: notifier \"x\": a pagerduty notifier needs routing_key_env",
+        ),
+        (
+            r#"[{"name": "x", "type": "slack", "url_env": "SLACK_WEBHOOK", "routing_key_env": "PD_KEY"}]"#,
+            "notify[0].routing_key_env: notifier \"x\": a slack notifier takes no routing_key_env",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook", "url": "https://e.com/", "on": ["sideways"]}]"#,
+            "notify[0].on[0]: notifier \"x\": \"sideways\" is not an alert kind",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook", "url": "https://e.com/", "rate_limit": "fast"}]"#,
+            "notify[0].rate_limit: notifier \"x\": \"fast\" is not a rate",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook", "url": "https://e.com/", "headers": {"A": "${NOPE}"}}]"#,
+            "notify[0].headers.A: notifier \"x\": names the environment variable NOPE",
+        ),
+        (
+            r#"[{"name": "x", "type": "email", "smtp": "smtp://u:p@mail.example.com", "from": "a@b.c", "to": ["d@e.f"]}]"#,
+            "notify[0].smtp: notifier \"x\": must not hold a user or password",
+        ),
+        (
+            r#"[{"name": "x", "type": "email", "smtp": "smtp://mail.example.com", "from": "not an address", "to": ["d@e.f"]}]"#,
+            "notify[0].from: notifier \"x\": \"not an address\" is not an email address",
+        ),
+        (
+            r#"[{"name": "a", "type": "webhook", "url": "https://e.com/"}, {"name": "a", "type": "webhook", "url": "https://e.com/"}]"#,
+            "notify[1].name: another notifier is named \"a\"",
+        ),
+        (
+            r#"[{"name": "x", "type": "webhook", "url": "https://e.com/", "colour": "red"}]"#,
+            "notify[0].colour: notifier \"x\": unknown field `colour`",
+        ),
+    ];
+    for (notify, expected) in cases {
+        let e = with_notify(notify).unwrap_err().to_string();
+        assert!(e.contains(expected), "expected {expected:?} in {e:?}");
+    }
+}

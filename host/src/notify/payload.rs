@@ -78,14 +78,14 @@ pub fn requests(n: &NotifierConfig, group: &[Notice]) -> Vec<Outgoing> {
         Service::Slack => {
             let body = rendered_json(group).unwrap_or_else(|| {
                 let d = Digest::of(group, 3000);
-                json!({ "text": slack_escape(&format!("*{}*\n{}", d.title, d.text())) })
+                json!({ "text": slack_escape(&d.titled(|t| format!("*{t}*"))) })
             });
             whole(json_request("POST", url(n), vec![], &body))
         }
         Service::Mattermost { channel, username } => {
             let body = rendered_json(group).unwrap_or_else(|| {
                 let d = Digest::of(group, 12_000);
-                let mut v = json!({ "text": format!("#### {}\n{}", d.title, d.text()) });
+                let mut v = json!({ "text": d.titled(|t| format!("#### {t}")) });
                 if let Some(c) = channel {
                     v["channel"] = json!(c);
                 }
@@ -116,7 +116,7 @@ pub fn requests(n: &NotifierConfig, group: &[Notice]) -> Vec<Outgoing> {
         Service::Telegram { bot_token, chat_id } => {
             let mut body = rendered_json(group).unwrap_or_else(|| {
                 let d = Digest::of(group, 3800);
-                json!({ "text": cut(&format!("{}\n{}", d.title, d.text()), 4096) })
+                json!({ "text": cut(&d.titled(str::to_owned), 4096) })
             });
             if body.get("chat_id").is_none() {
                 body["chat_id"] = match chat_id.parse::<i64>() {
@@ -311,6 +311,8 @@ struct Digest {
     more: usize,
     firing: usize,
     recovered: usize,
+    /// The one line is a formatter's rendering, which has its own title.
+    rendered: bool,
 }
 
 impl Digest {
@@ -356,6 +358,16 @@ impl Digest {
             lines,
             firing,
             recovered,
+            rendered: matches!(group, [one] if one.body.is_some()),
+        }
+    }
+
+    /// The title (shaped by `title`) over the lines; a rendering alone.
+    fn titled(&self, title: impl Fn(&str) -> String) -> String {
+        if self.rendered {
+            self.text()
+        } else {
+            format!("{}\n{}", title(&self.title), self.text())
         }
     }
 

@@ -561,3 +561,78 @@ fn the_outbox_summary_lists_waiting_and_parked_lines_which_can_be_resent_or_drop
     let s = store.outbox_summary(&conn).unwrap();
     assert_eq!((s.waiting, s.parked), (8, 0));
 }
+
+#[test]
+fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
+    use crate::notify::outbox::{self, Mark, NoticeKind};
+    use crate::store::writer::Queued;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("data")).unwrap();
+    let mut rang = store.watch_notifications();
+    let m = measurement("a", 0, false);
+    let down = crate::alert::Transition::Down {
+        availability: 0.5,
+        time: m.time,
+    }
+    .into_alert(&m.site, &m.url);
+    let queued = |name: &str, body: Option<&str>| Queued {
+        notifier: name.into(),
+        body: body.map(str::to_owned),
+    };
+    write_all(
+        &store,
+        vec![
+            Record::Alert(
+                down.clone(),
+                vec![queued("slack", None), queued("hook", Some("{}"))],
+            ),
+            Record::Alert(down.clone(), vec![queued("slack", None)]),
+        ],
+    );
+    assert!(rang.has_changed().unwrap(), "the notifiers are told");
+    let mut conn = store.connect().unwrap();
+    let slack = outbox::pending(&conn, "slack", 10).unwrap();
+    assert_eq!(slack.len(), 2);
+    assert!(slack[0].id < slack[1].id && slack[0].alert_id < slack[1].alert_id);
+    assert_eq!((slack[0].kind, &slack[0].alert), (NoticeKind::Down, &down));
+    let hook = outbox::pending(&conn, "hook", 10).unwrap();
+    assert_eq!(hook[0].alert_id, slack[0].alert_id, "the same alert row");
+    assert_eq!(hook[0].body.as_deref(), Some("{}"));
+
+    outbox::mark(&mut conn, &[slack[0].id], Mark::Attempted, m.time, "503").unwrap();
+    outbox::mark(&mut conn, &[slack[0].id], Mark::Delivered, m.time, "200 OK").unwrap();
+    outbox::mark(
+        &mut conn,
+        &[hook[0].id],
+        Mark::Failed,
+        m.time,
+        "400 Bad Request: no",
+    )
+    .unwrap();
+    let left = outbox::pending(&conn, "slack", 10).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, slack[1].id);
+    let said: Vec<String> = outbox::deliveries(&conn, slack[0].alert_id)
+        .unwrap()
+        .iter()
+        .map(|d| d.describe())
+        .collect();
+    assert_eq!(
+        said,
+        [
+            format!(
+                "delivered to slack at {}",
+                crate::clock::rfc3339_seconds(m.time)
+            ),
+            "hook failed: 400 Bad Request: no".to_owned()
+        ]
+    );
+    let s = outbox::summaries(&conn).unwrap();
+    assert_eq!((s["slack"].pending, s["slack"].delivered), (1, 1));
+    assert_eq!(s["slack"].last.as_ref().unwrap().2, "200 OK");
+    assert_eq!(s["hook"].failed, 1);
+    // The down alert is the site's newest: it is still down for a reminder.
+    let still = outbox::still_down(&conn, "slack").unwrap();
+    assert_eq!(still.len(), 1);
+    assert_eq!(still[0].alert_id, slack[1].alert_id);
+}

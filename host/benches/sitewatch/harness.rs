@@ -172,16 +172,30 @@ impl Monitor {
     /// Starts sitewatch on `config` in `dir` (its data directory is `dir/sitewatch-data`), its
     /// JSON output read here line by line.
     pub fn start(dir: tempfile::TempDir, config: &serde_json::Value) -> Self {
-        Self::spawn(dir, config, true)
+        Self::spawn(dir, config, true, &[])
+    }
+
+    /// [`Self::start`] with environment variables (the secrets a config names) set for it.
+    pub fn start_with_env(
+        dir: tempfile::TempDir,
+        config: &serde_json::Value,
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn(dir, config, true, env)
     }
 
     /// Starts sitewatch with its JSON output going to /dev/null: nothing here pays for reading
     /// it. What it measured is read back from its store ([`probes_in_store`]).
     pub fn start_quiet(dir: tempfile::TempDir, config: &serde_json::Value) -> Self {
-        Self::spawn(dir, config, false)
+        Self::spawn(dir, config, false, &[])
     }
 
-    fn spawn(dir: tempfile::TempDir, config: &serde_json::Value, read_output: bool) -> Self {
+    fn spawn(
+        dir: tempfile::TempDir,
+        config: &serde_json::Value,
+        read_output: bool,
+        env: &[(&str, &str)],
+    ) -> Self {
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec(config).unwrap()).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
@@ -189,6 +203,7 @@ impl Monitor {
             .args(["--output", "json", "--config"])
             .arg(&path)
             .current_dir(dir.path())
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(if read_output {
                 Stdio::piped()

@@ -8,6 +8,7 @@
 //! - `peers`: CPU per probe of sitewatch, blackbox_exporter and a curl loop at the same rate.
 //! - `accuracy`: TTFB and response-time error against a target with known delays.
 //! - `alerts`: the time from the measurement that crosses the threshold to the alert event.
+//! - `notify`: 1,000 sites down at once, grouped into few messages within `group_wait`.
 //!
 //! `SITEWATCH_BENCH_SECS` shortens or lengthens the timed runs (default 60 s for scale, half that
 //! for the others).
@@ -15,6 +16,7 @@
 mod accuracy;
 mod alerts;
 mod harness;
+mod notify;
 mod peers;
 mod plugins;
 mod scale;
@@ -28,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PARTS: &[&str] = &[
-    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts",
+    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts", "notify",
 ];
 
 fn root() -> PathBuf {
@@ -131,5 +133,8 @@ fn main() {
     }
     if want("alerts") {
         rt.block_on(alerts::run());
+    }
+    if want("notify") {
+        rt.block_on(notify::run());
     }
 }

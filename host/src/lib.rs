@@ -12,6 +12,7 @@ pub mod output;
 pub mod plugin;
 pub mod probe;
 pub mod recorder;
+pub mod reply;
 pub mod report;
 pub mod scheduler;
 pub mod skips;

@@ -64,31 +64,19 @@ pub struct Notice {
     pub alert: Alert,
 }
 
-const NOTICE_COLUMNS: &str = "n.id, n.alert_id, n.kind, n.created_us, n.body, n.attempts,
-     a.site, a.url, a.kind, a.availability, a.time_us, a.down_since_us, a.message, a.rendered";
+/// The alert's columns first (as [`crate::store::alert_row`] reads them), then the notification's.
+const NOTICE_COLUMNS: &str = "a.site, a.url, a.kind, a.availability, a.time_us, a.down_since_us,
+     a.message, a.rendered, n.id, n.alert_id, n.kind, n.created_us, n.body, n.attempts";
 
 fn notice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
-    let kind: String = r.get(8)?;
-    let time = from_us(r.get(10)?);
-    let down_since = r.get::<_, Option<i64>>(11)?.map(from_us);
     Ok(Notice {
-        id: r.get(0)?,
-        alert_id: r.get(1)?,
-        kind: NoticeKind::parse(&r.get::<_, String>(2)?),
-        created: from_us(r.get(3)?),
-        body: r.get(4)?,
-        attempts: r.get::<_, i64>(5)? as u32,
-        alert: Alert {
-            kind: kind.parse().unwrap_or(AlertKind::Down),
-            site: r.get::<_, String>(6)?.into(),
-            url: r.get::<_, String>(7)?.into(),
-            availability: r.get(9)?,
-            time,
-            down_since,
-            down_for: down_since.map(|d| (time - d).to_std().unwrap_or_default()),
-            message: r.get(12)?,
-            rendered: r.get(13)?,
-        },
+        alert: crate::store::alert_row(r)?,
+        id: r.get(8)?,
+        alert_id: r.get(9)?,
+        kind: NoticeKind::parse(&r.get::<_, String>(10)?),
+        created: from_us(r.get(11)?),
+        body: r.get(12)?,
+        attempts: r.get::<_, i64>(13)? as u32,
     })
 }
 

@@ -4,7 +4,7 @@
 
 use super::payload::{EmailMessage, HttpRequest, Request};
 use crate::config::notify::{EmailTarget, NotifierConfig, Service, SmtpTls};
-use crate::store::influx::parse_retry_after;
+use crate::reply::{Reply, parse_retry_after};
 use std::time::Duration;
 
 /// Retry-After values beyond this are capped: a service asking for an hour is retried in 10 min.
@@ -72,7 +72,7 @@ async fn http(client: &reqwest::Client, r: &HttpRequest, timeout: Duration) -> O
     for (k, v) in &r.headers {
         req = req.header(k, v);
     }
-    let mut resp = match req.send().await {
+    let resp = match req.send().await {
         Ok(resp) => resp,
         Err(e) => {
             // Never the URL: it may hold the credential (Slack, Telegram).
@@ -86,23 +86,11 @@ async fn http(client: &reqwest::Client, r: &HttpRequest, timeout: Duration) -> O
         }
     };
     let status = resp.status();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut body = Vec::new();
-    while body.len() < REPLY_BYTES {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-            _ => break,
-        }
-    }
-    body.truncate(REPLY_BYTES);
+    let reply = Reply::read(resp, REPLY_BYTES).await;
     judge(
         status,
-        retry_after.as_deref(),
-        &String::from_utf8_lossy(&body),
+        reply.retry_after.as_deref(),
+        &reply.body,
         chrono::Utc::now(),
     )
 }

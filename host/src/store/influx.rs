@@ -189,7 +189,7 @@ impl Verdict {
             404 => Self::NotFound { message },
             408 | 429 | 500 | 502..=599 => Self::Retry {
                 after: retry_after
-                    .and_then(|v| parse_retry_after(v, now))
+                    .and_then(|v| crate::reply::parse_retry_after(v, now))
                     .map(|d| d.min(RETRY_AFTER_MAX)),
                 why: format!("the server answered {message}"),
             },
@@ -235,27 +235,6 @@ fn server_message(body: &str) -> String {
     };
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     text.chars().take(300).collect()
-}
-
-/// A `Retry-After` value: seconds, or an HTTP date (IMF-fixdate, or the obsolete RFC 850 and
-/// asctime forms, which RFC 9110 asks recipients to accept). A date in the past means now.
-pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value)
-        .map(|d| d.to_utc())
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(value, "%A, %d-%b-%y %H:%M:%S GMT")
-                .map(|d| d.and_utc())
-        })
-        .or_else(|_| {
-            chrono::NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y")
-                .map(|d| d.and_utc())
-        })
-        .ok()?;
-    Some((date - now).to_std().unwrap_or_default())
 }
 
 /// The outbox could not be read or changed.
@@ -331,7 +310,7 @@ impl Sender {
         if let Some(token) = &self.token {
             req = req.header(reqwest::header::AUTHORIZATION, format!("Token {token}"));
         }
-        let mut resp = match req.send().await {
+        let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => return Verdict::of_transport_error(e),
         };
@@ -339,23 +318,11 @@ impl Sender {
         if status.is_success() {
             return Verdict::Delivered;
         }
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let mut body = Vec::new();
-        while body.len() < MESSAGE_BYTES {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
-                _ => break,
-            }
-        }
-        body.truncate(MESSAGE_BYTES);
+        let reply = crate::reply::Reply::read(resp, MESSAGE_BYTES).await;
         Verdict::of_answer(
             status,
-            retry_after.as_deref(),
-            &String::from_utf8_lossy(&body),
+            reply.retry_after.as_deref(),
+            &reply.body,
             self.bus.clock().now(),
         )
     }
@@ -882,7 +849,7 @@ mod tests {
     #[test]
     fn retry_after_is_seconds_or_an_http_date() {
         let now = chrono::DateTime::from_timestamp(784_111_777, 0).unwrap(); // Sun, 06 Nov 1994 08:49:37 GMT
-        let p = |v: &str| parse_retry_after(v, now);
+        let p = |v: &str| crate::reply::parse_retry_after(v, now);
         assert_eq!(p("120"), Some(Duration::from_secs(120)));
         assert_eq!(p(" 0 "), Some(Duration::ZERO));
         assert_eq!(

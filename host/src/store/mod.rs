@@ -254,10 +254,9 @@ impl Store {
         conn: &Connection,
         since: DateTime<Utc>,
     ) -> Result<Vec<(i64, Alert)>, StoreError> {
-        let mut stmt = conn.prepare(
-            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered, id
-             FROM alerts WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ALERT_COLUMNS}, id FROM alerts WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC"
+        ))?;
         let rows = stmt.query_map([since.timestamp_micros()], |r| {
             Ok((r.get::<_, i64>(8)?, alert_row(r)?))
         })?;
@@ -269,10 +268,10 @@ impl Store {
         &self,
         conn: &Connection,
     ) -> Result<HashMap<(String, String), Alert>, StoreError> {
-        let mut stmt = conn.prepare(
-            "SELECT site, url, kind, availability, time_us, down_since_us, message, rendered FROM alerts a
-             WHERE id = (SELECT MAX(id) FROM alerts b WHERE b.site = a.site AND b.url = a.url)",
-        )?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a
+             WHERE id = (SELECT MAX(id) FROM alerts b WHERE b.site = a.site AND b.url = a.url)"
+        ))?;
         let rows = stmt.query_map([], alert_row)?;
         let mut out = HashMap::new();
         for a in rows {
@@ -384,7 +383,8 @@ fn parse_metrics(json: Option<&str>) -> Vec<(String, f64)> {
         .collect()
 }
 
-fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+/// An alert from a row whose first columns are [`ALERT_COLUMNS`].
+pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let kind: String = r.get(2)?;
     let kind: AlertKind = kind.parse().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(2, rusqlite::types::Type::Text, Box::new(e))
@@ -403,6 +403,10 @@ fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         rendered: r.get(7)?,
     })
 }
+
+/// The columns [`alert_row`] reads, in its order.
+pub(crate) const ALERT_COLUMNS: &str =
+    "site, url, kind, availability, time_us, down_since_us, message, rendered";
 
 pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()

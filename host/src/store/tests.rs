@@ -568,7 +568,7 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     use crate::store::writer::Queued;
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&dir.path().join("data")).unwrap();
-    let mut rang = store.watch_notifications();
+    let rang = store.watch_notifications();
     let m = measurement("a", 0, false);
     let down = crate::alert::Transition::Down {
         availability: 0.5,

@@ -182,7 +182,7 @@ fn opsgenie_closes_by_alias_with_the_identifier_type() {
         .url
         .path_segments()
         .unwrap()
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     assert_eq!(segments, ["v2", "alerts", alias.as_str(), "close"]);
 }

@@ -192,7 +192,7 @@ fn notify_test(args: NotifyTestArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let answers = runtime.block_on(async {
         let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
-        let client = sitewatch::probe::Prober::new(Arc::clone(&clock))?.plain_client();
+        let client = sitewatch::probe::Prober::new(Arc::clone(&clock))?.service_client();
         let mut notices = sitewatch::notify::sample_notices(n.kind(), clock.now());
         if let Some(u) = &n.formatter {
             let plugins = Arc::new(sitewatch::plugin::set::PluginSet::new(plugin_cache_dir()));

@@ -180,8 +180,12 @@ pub async fn run(
     scheduler.apply(&SitesDiff::default(), &targets);
     tracing::info!(sites = targets.len(), "monitor started");
 
-    let notifiers =
-        crate::notify::Notifiers::start(store.clone(), prober.plain_client(), bus.clone(), &config);
+    let notifiers = crate::notify::Notifiers::start(
+        store.clone(),
+        prober.service_client(),
+        bus.clone(),
+        &config,
+    );
     let mut monitor = Monitor {
         influx: None,
         notifiers,

@@ -541,7 +541,11 @@ fn resolve_one(
             no_headers(&r)?;
             let var = required("bot_token_env", r.bot_token_env.clone())?;
             let bot_token = read("bot_token_env", &var)?;
-            let chat_id = required("chat_id", r.chat_id.clone())?;
+            let chat_id = match r.chat_id.clone() {
+                Some(RawPriority::Number(n)) => n.to_string(),
+                Some(RawPriority::Text(t)) => t,
+                None => required("chat_id", None)?,
+            };
             if chat_id.trim().is_empty() {
                 return Err(("chat_id", "must not be empty").into());
             }
@@ -552,6 +556,9 @@ fn resolve_one(
         }
         NotifierType::Alertmanager => {
             let severity = r.severity.clone().unwrap_or_else(|| "critical".into());
+            if severity.trim().is_empty() {
+                return Err(("severity", "must not be empty").into());
+            }
             Service::Alertmanager {
                 headers: headers(&mut read, &r.headers)?,
                 severity,
@@ -621,6 +628,7 @@ fn resolve_one(
             ("tls", r.tls.is_some()),
             ("from", r.from.is_some()),
             ("to", r.to.is_some()),
+            ("username_env", r.username_env.is_some()),
             ("password_env", r.password_env.is_some()),
         ] {
             if set {
@@ -652,6 +660,13 @@ fn resolve_one(
         }
     };
     if let Some(sites) = &r.sites {
+        if sites.is_empty() {
+            return Err((
+                "sites",
+                "must list at least one site (leave it out for every site)",
+            )
+                .into());
+        }
         for (j, s) in sites.iter().enumerate() {
             if !site_names.contains(s) {
                 return Err((format!("sites[{j}]"), format!("no site is named \"{s}\"")).into());
@@ -690,15 +705,30 @@ fn resolve_one(
     if let Some(u) = &url {
         // The URL's credential parts (userinfo, a token in the path) are redacted with it.
         if r.url_env.is_some() {
+            // The whole URL, its path, and each long path segment or query value (a Teams
+            // Workflows `sig=`), so a reply that echoes a part of it is redacted too.
             secrets.push(Secret(u.0.as_str().to_owned()));
             let path = u.0.path().trim_matches('/');
-            if path.len() >= 8 {
-                secrets.push(Secret(path.to_owned()));
+            let parts = std::iter::once(path.to_owned())
+                .chain(path.split('/').map(str::to_owned))
+                .chain(u.0.query_pairs().map(|(_, v)| v.into_owned()));
+            for part in parts {
+                if part.len() >= 8 {
+                    secrets.push(Secret(part));
+                }
             }
         }
         if let Some(p) = u.0.password() {
             secrets.push(Secret(p.to_owned()));
         }
+    }
+    let max_age = duration("max_age", &r.max_age, DEFAULT_MAX_AGE)?;
+    if max_age <= group_wait {
+        return Err((
+            "max_age",
+            "must be longer than group_wait, or every notification is given up before it is sent",
+        )
+            .into());
     }
     Ok(NotifierConfig {
         name,
@@ -710,7 +740,7 @@ fn resolve_one(
         formatter,
         group_wait,
         min_interval,
-        max_age: duration("max_age", &r.max_age, DEFAULT_MAX_AGE)?,
+        max_age,
         timeout: duration("timeout", &r.timeout, DEFAULT_NOTIFY_TIMEOUT)?,
         backoff_min,
         backoff_max,
@@ -748,12 +778,21 @@ fn email(
     let tls = match r.tls.as_deref() {
         None if implicit => SmtpTls::Implicit,
         None => SmtpTls::StartTls,
-        Some("starttls") => SmtpTls::StartTls,
+        Some("starttls") if !implicit => SmtpTls::StartTls,
         Some("tls") => SmtpTls::Implicit,
-        Some("none") => SmtpTls::None,
+        Some("none") if !implicit => SmtpTls::None,
+        Some("starttls" | "none") => {
+            return Err((
+                "tls",
+                "an smtps:// server speaks TLS from the start: leave tls out",
+            )
+                .into());
+        }
         Some(_) => return Err(("tls", "must be starttls, tls or none").into()),
     };
-    let port = url.port().unwrap_or(if implicit { 465 } else { 587 });
+    let port = url
+        .port()
+        .unwrap_or(if tls == SmtpTls::Implicit { 465 } else { 587 });
     let mailbox = |field: &str, text: &str| -> Result<String, FieldError> {
         text.parse::<lettre::message::Mailbox>()
             .map(|_| text.to_owned())

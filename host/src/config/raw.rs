@@ -56,7 +56,8 @@ pub struct RawNotifier {
     pub priority: Option<RawPriority>,
     pub token_env: Option<String>,
     pub bot_token_env: Option<String>,
-    pub chat_id: Option<String>,
+    /// A Telegram chat: its number (as Telegram shows it) or `@channelname`.
+    pub chat_id: Option<RawPriority>,
     pub channel: Option<String>,
     pub username: Option<String>,
     pub smtp: Option<String>,
@@ -67,7 +68,8 @@ pub struct RawNotifier {
     pub password_env: Option<String>,
 }
 
-/// A priority as typed: a number (ntfy 1-5, Gotify 0-10) or a name (ntfy's, Opsgenie's P1-P5).
+/// A number or a name: a priority (ntfy 1-5, Gotify 0-10; ntfy's names, Opsgenie's P1-P5), or a
+/// Telegram chat id.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum RawPriority {

@@ -77,6 +77,7 @@ impl Notifiers {
         self.sites.send_replace(site_names(config));
         let mut changes = Vec::new();
         let mut keep = Vec::new();
+        let mut stopping = Vec::new();
         for r in std::mem::take(&mut self.running) {
             match config.notify.iter().find(|c| c.name == r.config.name) {
                 Some(c) if *c == r.config => keep.push(r),
@@ -90,10 +91,14 @@ impl Notifiers {
                         },
                         r.config.name
                     ));
+                    // Stopped together: each may finish its request in flight.
                     r.stop.cancel();
-                    self.join(r.config.name.clone(), r.task).await;
+                    stopping.push(r);
                 }
             }
+        }
+        for r in stopping {
+            Self::join_with(&self.bus, r.config.name, r.task).await;
         }
         self.running = keep;
         for c in &config.notify {
@@ -115,10 +120,6 @@ impl Notifiers {
         for r in self.running {
             Self::join_with(&self.bus, r.config.name, r.task).await;
         }
-    }
-
-    async fn join(&self, name: String, task: JoinHandle<()>) {
-        Self::join_with(&self.bus, name, task).await
     }
 
     async fn join_with(bus: &Bus, name: String, task: JoinHandle<()>) {

@@ -140,12 +140,15 @@ pub struct StillDown {
     pub last_notice: DateTime<Utc>,
 }
 
-/// The down alerts `notifier` was given that are still their site's newest alert.
+/// The down alerts `notifier` was given that are still their site's newest alert (by site
+/// name, whatever its URL now) and have no notification of it waiting.
 pub fn still_down(conn: &Connection, notifier: &str) -> Result<Vec<StillDown>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.id, a.site, MAX(n.created_us) FROM notifications n JOIN alerts a ON a.id = n.alert_id
          WHERE n.notifier = ?1 AND a.kind = 'down'
-           AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.site = a.site AND b.url = a.url)
+           AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.site = a.site)
+           AND NOT EXISTS (SELECT 1 FROM notifications p
+                           WHERE p.notifier = ?1 AND p.alert_id = a.id AND p.state = 'pending')
          GROUP BY a.id",
     )?;
     let rows = stmt.query_map([notifier], |r| {
@@ -158,18 +161,28 @@ pub fn still_down(conn: &Connection, notifier: &str) -> Result<Vec<StillDown>, S
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Queues a reminder of the down alert `alert_id` for `notifier`.
+/// Queues a reminder of the down alert `alert_id` for `notifier`, if it is still its site's
+/// newest alert and nothing of it waits. Checked and written in one write transaction, so a
+/// recovery committed meanwhile is either seen (no reminder) or comes after the reminder.
+/// Returns whether it queued one.
 pub fn add_reminder(
-    conn: &Connection,
+    conn: &mut Connection,
     notifier: &str,
     alert_id: i64,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO notifications (notifier, alert_id, kind, created_us) VALUES (?1, ?2, 'reminder', ?3)",
+) -> Result<bool, StoreError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let added = tx.execute(
+        "INSERT INTO notifications (notifier, alert_id, kind, created_us)
+         SELECT ?1, ?2, 'reminder', ?3
+         WHERE ?2 = (SELECT MAX(b.id) FROM alerts b
+                     WHERE b.site = (SELECT site FROM alerts WHERE id = ?2))
+           AND NOT EXISTS (SELECT 1 FROM notifications
+                           WHERE notifier = ?1 AND alert_id = ?2 AND state = 'pending')",
         params![notifier, alert_id, now.timestamp_micros()],
     )?;
-    Ok(())
+    tx.commit()?;
+    Ok(added > 0)
 }
 
 /// A notifier's queue and last outcome, for `sitewatch notify list`.

@@ -34,12 +34,13 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
-/// Never prints the URL or the headers: either may hold a secret.
+/// Prints neither the URL, the headers nor the body: each may hold a secret (a PagerDuty
+/// routing key is in the body).
 impl std::fmt::Debug for HttpRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRequest")
             .field("method", &self.method)
-            .field("body", &String::from_utf8_lossy(&self.body))
+            .field("body_bytes", &self.body.len())
             .finish_non_exhaustive()
     }
 }
@@ -72,7 +73,12 @@ pub fn requests(n: &NotifierConfig, group: &[Notice]) -> Vec<Outgoing> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.expose().clone()))
                 .collect();
-            h.push(("Idempotency-Key".into(), key));
+            if !h
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("idempotency-key"))
+            {
+                h.push(("Idempotency-Key".into(), key));
+            }
             whole(json_request(method, url(n), h, &body))
         }
         Service::Slack => {
@@ -255,7 +261,12 @@ fn json_request(
     mut headers: Vec<(String, String)>,
     body: &Value,
 ) -> Request {
-    headers.push(("Content-Type".into(), "application/json".into()));
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+    {
+        headers.push(("Content-Type".into(), "application/json".into()));
+    }
     Request::Http(HttpRequest {
         method: method.to_owned(),
         url: url.expect("every HTTP notifier has a URL"),
@@ -272,20 +283,25 @@ fn rendered_json(group: &[Notice]) -> Option<Value> {
     v.is_object().then_some(v)
 }
 
-/// `sitewatch-<first id>-<last id>`: the same for every attempt of the same group.
+/// `sitewatch-<first queued, µs>-<first id>-<last id>`: the same for every attempt of the same
+/// group, and unique beyond one store (ids start again in a new store; times do not).
 fn idempotency_key(group: &[Notice]) -> String {
     match (group.first(), group.last()) {
-        (Some(f), Some(l)) if f.id != l.id => format!("sitewatch-{}-{}", f.id, l.id),
-        (Some(f), _) => format!("sitewatch-{}", f.id),
+        (Some(f), Some(l)) if f.id != l.id => format!(
+            "sitewatch-{}-{}-{}",
+            f.created.timestamp_micros(),
+            f.id,
+            l.id
+        ),
+        (Some(f), _) => format!("sitewatch-{}-{}", f.created.timestamp_micros(), f.id),
         _ => "sitewatch".into(),
     }
 }
 
-/// The text of one notice: its rendering (a text one), or the built-in message.
+/// The text of one notice: its rendering, or the built-in message. (A JSON rendering that is
+/// a whole body never gets here: [`rendered_json`] took it.)
 fn notice_text(n: &Notice) -> String {
-    if let Some(body) = &n.body
-        && serde_json::from_str::<Value>(body).map_or(true, |v| !v.is_object())
-    {
+    if let Some(body) = &n.body {
         return body.clone();
     }
     match n.kind {
@@ -481,16 +497,17 @@ fn teams_card(d: &Digest) -> Value {
     })
 }
 
-/// The incident key of a notice: the site and when it went down, the same for the down alert,
+/// The incident key of a notice (`sitewatch:<site>:<down time, µs>`): the site and when it went down, the same for the down alert,
 /// its reminders and its recovery.
 pub fn incident_key(notice: &Notice) -> String {
     let down = match notice.kind {
         NoticeKind::Recovered => notice.alert.down_since.unwrap_or(notice.alert.time),
         _ => notice.alert.time,
     };
+    // No `/`: Opsgenie's close takes the alias as a path segment, and proxies mangle `%2F`.
     format!(
-        "sitewatch/{}/{}",
-        notice.alert.site,
+        "sitewatch:{}:{}",
+        notice.alert.site.replace('/', "_"),
         down.timestamp_micros()
     )
 }

@@ -23,7 +23,9 @@ pub const GROUP_MAX: usize = 500;
 /// How often the store is asked again after it could not be read.
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// Attempts at recording an outcome in the store.
-const MARK_TRIES: usize = 10;
+const MARK_TRIES: usize = 5;
+/// How long a request in flight may go on once the notifier is stopped.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 /// How often sites are looked at for reminders, at most.
 const REMINDER_CHECK_MAX: Duration = Duration::from_secs(15);
 
@@ -155,23 +157,44 @@ impl Worker {
                         return Sent::Stopped;
                     }
                 }
+                let sending = send(&self.config, &self.client, &out.request);
+                tokio::pin!(sending);
+                let mut stopping = false;
                 let outcome = tokio::select! {
-                    _ = stop.cancelled() => return Sent::Stopped,
-                    o = send(&self.config, &self.client, &out.request) => o,
+                    o = &mut sending => o,
+                    _ = stop.cancelled() => {
+                        // A request the service may already have: let it finish for a moment, so
+                        // its outcome is recorded rather than sent again at the next start.
+                        stopping = true;
+                        match tokio::time::timeout(STOP_GRACE, &mut sending).await {
+                            Ok(o) => o,
+                            Err(_) => return Sent::Stopped,
+                        }
+                    }
                 };
                 *last_sent = Some(tokio::time::Instant::now());
                 match outcome {
                     Outcome::Delivered(answer) => {
                         self.outcome(notices, Mark::Delivered, &answer, None).await;
+                        if stopping {
+                            return Sent::Stopped;
+                        }
                         break;
                     }
                     Outcome::Failed(reply) => {
                         self.outcome(notices, Mark::Failed, &reply, None).await;
+                        if stopping {
+                            return Sent::Stopped;
+                        }
                         break;
                     }
                     Outcome::Retry { after, why } => {
                         let oldest = notices[0].created;
-                        let wait = after.unwrap_or_else(|| backoff.next());
+                        // `Retry-After: 0` (or a past date) never makes a tight loop.
+                        let wait = match after {
+                            Some(a) => a.max(self.config.backoff_min),
+                            None => backoff.next(),
+                        };
                         let now = self.now();
                         if now + age(wait) - oldest > age(self.config.max_age) {
                             let why = format!(
@@ -249,23 +272,24 @@ impl Worker {
         }
     }
 
-    /// Queues a reminder for each site still down whose last notification is `repeat` old.
+    /// Queues a reminder for each site still down whose last notification is `repeat` old,
+    /// among the sites this notifier still wants.
     async fn remind(&self) -> Result<(), StoreError> {
         let Some(repeat) = self.config.repeat else {
             return Ok(());
         };
-        if !self.config.on.contains(&crate::alert::AlertKind::Down) {
-            return Ok(());
-        }
         let sites = Arc::clone(&self.sites.borrow());
-        let name = self.config.name.clone();
+        let config = self.config.clone();
         let now = self.now();
         let added = self
-            .db(move |c| {
+            .db_mut(move |c| {
                 let mut added = 0;
-                for s in outbox::still_down(c, &name)? {
-                    if sites.contains(&s.site) && now - s.last_notice >= age(repeat) {
-                        outbox::add_reminder(c, &name, s.alert_id, now)?;
+                for s in outbox::still_down(c, &config.name)? {
+                    if sites.contains(&s.site)
+                        && config.wants(crate::alert::AlertKind::Down, &s.site)
+                        && now - s.last_notice >= age(repeat)
+                        && outbox::add_reminder(c, &config.name, s.alert_id, now)?
+                    {
                         added += 1;
                     }
                 }

@@ -91,6 +91,9 @@ pub struct Prober {
     fresh: reqwest::Client,
     /// Keeps connections alive, for sites with `keep_alive: true`.
     pooled: reqwest::Client,
+    /// For notification services: never follows a redirect (a 3xx is the service's answer, and
+    /// a redirect would carry the notifier's headers elsewhere), honours the proxy variables.
+    services: reqwest::Client,
     clock: SharedClock,
 }
 
@@ -99,6 +102,10 @@ impl Prober {
         let tls = tls_config(Trust::Platform)?;
         Ok(Self {
             fresh: build_client(tls.clone(), 0)?,
+            services: reqwest::Client::builder()
+                .tls_backend_preconfigured(tls.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             pooled: build_client(tls, usize::MAX)?,
             clock,
         })
@@ -123,6 +130,12 @@ impl Prober {
     /// A plain client for the program's own requests (e.g. to InfluxDB): pooled, same TLS.
     pub fn plain_client(&self) -> reqwest::Client {
         self.pooled.clone()
+    }
+
+    /// The client of the notifiers: pooled, same TLS, no redirects, proxies from the
+    /// environment (`HTTPS_PROXY`, `NO_PROXY`).
+    pub fn service_client(&self) -> reqwest::Client {
+        self.services.clone()
     }
 
     /// Probes `target` once. `scheduled` is when the probe was due, for the lag figure. The

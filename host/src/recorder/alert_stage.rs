@@ -127,35 +127,40 @@ async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
     if let Some(formatter) = formatter {
         render_message(&mut alert, &recent_errors, &*formatter, &bus).await;
     }
-    let mut queued = Vec::new();
-    for route in routes.iter() {
-        let n = &route.notifier;
-        if !n.wants(alert.kind, &alert.site) {
-            continue;
-        }
-        let body = match &route.formatter {
-            None => None,
-            Some(f) => match f.render(&alert, &recent_errors).await {
-                Ok(text) => Some(sanitize_rendered(&text)),
-                Err(reason) => {
-                    bus.error(
-                        "notify",
-                        Some(Arc::clone(&alert.site)),
-                        format!(
-                            "notifier {}: formatter {} failed, the built-in payload is sent: {reason}",
-                            n.name,
-                            f.name()
-                        ),
-                    );
-                    None
+    // Each notifier's formatter renders at once: a slow one does not add to the others.
+    let alert_ref = &alert;
+    let (recent, bus_ref) = (&recent_errors, &bus);
+    let queued = futures_util::future::join_all(
+        routes
+            .iter()
+            .filter(|r| r.notifier.wants(alert_ref.kind, &alert_ref.site))
+            .map(|route| async move {
+                let n = &route.notifier;
+                let body = match &route.formatter {
+                    None => None,
+                    Some(f) => match f.render(alert_ref, recent).await {
+                        Ok(text) => Some(sanitize_rendered(&text)),
+                        Err(reason) => {
+                            bus_ref.error(
+                                "notify",
+                                Some(Arc::clone(&alert_ref.site)),
+                                format!(
+                                    "notifier {}: formatter {} failed, the built-in payload is sent: {reason}",
+                                    n.name,
+                                    f.name()
+                                ),
+                            );
+                            None
+                        }
+                    },
+                };
+                Queued {
+                    notifier: n.name.as_str().into(),
+                    body,
                 }
-            },
-        };
-        queued.push(Queued {
-            notifier: n.name.as_str().into(),
-            body,
-        });
-    }
+            }),
+    )
+    .await;
     (alert, queued)
 }
 

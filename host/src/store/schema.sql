@@ -41,6 +41,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     rendered      TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_us);
+-- A site's newest alert (restoring alert states, reminders).
+CREATE INDEX IF NOT EXISTS alerts_by_site ON alerts (site, id);
 
 -- Line-protocol lines waiting for InfluxDB, in order. Deleted once the server has them.
 CREATE TABLE IF NOT EXISTS outbox (

@@ -631,8 +631,27 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     assert_eq!((s["slack"].pending, s["slack"].delivered), (1, 1));
     assert_eq!(s["slack"].last.as_ref().unwrap().2, "200 OK");
     assert_eq!(s["hook"].failed, 1);
-    // The down alert is the site's newest: it is still down for a reminder.
+    // The newest down alert waits to be sent: no reminder of it yet.
+    assert!(outbox::still_down(&conn, "slack").unwrap().is_empty());
+    outbox::mark(&mut conn, &[slack[1].id], Mark::Delivered, m.time, "200 OK").unwrap();
     let still = outbox::still_down(&conn, "slack").unwrap();
-    assert_eq!(still.len(), 1);
+    assert_eq!(
+        still.len(),
+        1,
+        "the site's newest alert is down: it is still down"
+    );
     assert_eq!(still[0].alert_id, slack[1].alert_id);
+    assert!(outbox::add_reminder(&mut conn, "slack", still[0].alert_id, m.time).unwrap());
+    assert!(
+        !outbox::add_reminder(&mut conn, "slack", still[0].alert_id, m.time).unwrap(),
+        "one reminder waits at a time"
+    );
+    assert!(
+        !outbox::add_reminder(&mut conn, "slack", slack[0].alert_id, m.time).unwrap(),
+        "not of an alert that is not the site's newest"
+    );
+    assert_eq!(
+        outbox::pending(&conn, "slack", 10).unwrap()[0].kind,
+        NoticeKind::Reminder
+    );
 }

@@ -191,8 +191,22 @@ impl Writer {
             return;
         }
         if self.pending.len() >= MAX_PENDING {
-            self.pending.pop_front();
-            self.dropped += 1;
+            // The oldest measurement goes, never an alert: an alert carries its notifications.
+            match self
+                .pending
+                .iter()
+                .position(|r| matches!(r, Record::Measurement(_)))
+            {
+                Some(i) => {
+                    self.pending.remove(i);
+                    self.dropped += 1;
+                }
+                None if matches!(r, Record::Measurement(_)) => {
+                    self.dropped += 1;
+                    return;
+                }
+                None => {}
+            }
         }
         self.pending.push_back(r);
     }

@@ -129,6 +129,10 @@ pub struct RunArgs {
     /// Write logs to this file instead of stderr.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Serve /metrics, the API and the status page here (e.g. 127.0.0.1:9184); overrides
+    /// `server.listen` in the config.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -15,6 +15,7 @@ pub mod recorder;
 pub mod reply;
 pub mod report;
 pub mod scheduler;
+pub mod serve;
 pub mod skips;
 pub mod stats;
 pub mod store;

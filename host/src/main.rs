@@ -75,6 +75,7 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         format,
         data_dir: args.data_dir.data_dir,
         config_path: args.config.config,
+        listen: args.listen,
     };
     runtime.block_on(async {
         sitewatch::monitor::run(

@@ -52,6 +52,8 @@ pub struct RunOptions {
     pub data_dir: PathBuf,
     /// The config file, watched for changes.
     pub config_path: PathBuf,
+    /// `--listen`: serve here (overrides `server.listen`).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// The running InfluxDB sender and how to stop it.
@@ -81,6 +83,7 @@ struct Monitor {
     prober: Prober,
     influx: Option<InfluxTask>,
     notifiers: crate::notify::Notifiers,
+    server: Option<crate::serve::Server>,
     /// The running targets, in config order.
     targets: Vec<ProbeTarget>,
     /// The newest configuration generation (0 at start, one more per applied reload).
@@ -160,6 +163,8 @@ pub async fn run(
             ),
         );
     }
+    crate::output::wire::set_location(&config.location);
+    let server = start_server(&config, &options, &store, &bus).await;
     bus.send(Event::Started(Started {
         time: clock.now(),
         config: options.config_path.display().to_string(),
@@ -178,6 +183,9 @@ pub async fn run(
         skips,
     );
     scheduler.apply(&SitesDiff::default(), &targets);
+    if let Some(s) = &server {
+        s.set_in_flight(scheduler.in_flight());
+    }
     tracing::info!(sites = targets.len(), "monitor started");
 
     let notifiers = crate::notify::Notifiers::start(
@@ -189,6 +197,7 @@ pub async fn run(
     let mut monitor = Monitor {
         influx: None,
         notifiers,
+        server,
         config,
         options,
         clock,
@@ -235,6 +244,7 @@ pub async fn run(
         store_handle,
         influx,
         notifiers,
+        server,
         bus,
         ..
     } = monitor;
@@ -261,6 +271,9 @@ pub async fn run(
     // Last: what the writer committed is in the outboxes; what is not sent yet goes out at the
     // next start.
     notifiers.stop().await;
+    if let Some(s) = server {
+        s.stop().await;
+    }
     drop(bus);
     keep(join_thread("output", output).await);
     outcome
@@ -299,6 +312,38 @@ fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into());
     MonitorError::Panicked { task, message }
+}
+
+/// The server to run: `server` of the config, at `--listen` when given.
+fn server_config(config: &Config, options: &RunOptions) -> Option<crate::config::ServerConfig> {
+    match (options.listen, &config.server) {
+        (Some(listen), s) => Some(crate::config::ServerConfig {
+            listen,
+            auth_token: s.as_ref().and_then(|s| s.auth_token.clone()),
+        }),
+        (None, s) => s.clone(),
+    }
+}
+
+/// Starts the server when one is configured; a bind failure is an error event, and the monitor
+/// runs on without it.
+async fn start_server(
+    config: &Config,
+    options: &RunOptions,
+    store: &Store,
+    bus: &Bus,
+) -> Option<crate::serve::Server> {
+    let cfg = server_config(config, options)?;
+    match crate::serve::Server::start(&cfg, config, store.clone(), bus.clone()).await {
+        Ok(s) => {
+            s.seed_from_store().await;
+            Some(s)
+        }
+        Err(e) => {
+            bus.error("server", None, crate::error_chain(&e));
+            None
+        }
+    }
 }
 
 /// The configured cap on probes in flight, or the default from the descriptor limit.
@@ -350,6 +395,7 @@ fn writer_options(config: &Config) -> WriterOptions {
         flush_every: STORE_FLUSH,
         retention: config.storage.retention,
         outbox: config.storage.influxdb.is_some(),
+        location: config.location.as_str().into(),
     }
 }
 
@@ -364,10 +410,7 @@ async fn past_alerts(store: &Store) -> Vec<crate::alert::Alert> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let conn = store.connect().ok()?;
-        let mut alerts = store
-            .alerts_since(&conn, chrono::DateTime::from_timestamp(0, 0)?)
-            .ok()?;
-        alerts.truncate(PAST_ALERTS);
+        let mut alerts = store.latest_alerts(&conn, PAST_ALERTS).ok()?;
         alerts.reverse();
         Some(alerts)
     })
@@ -483,6 +526,10 @@ impl Monitor {
         if diff.probing {
             self.scheduler.set_max_in_flight(max_in_flight(&new));
         }
+        if diff.location {
+            crate::output::wire::set_location(&new.location);
+        }
+        self.reload_server(&new, diff.location).await;
         let _ = self
             .inputs
             .send(RecorderInput::Reconfigure {
@@ -512,6 +559,46 @@ impl Monitor {
         }
         self.config = new;
         self.reload(ReloadWhat::Config, ReloadResult::Applied, diff.describe())
+    }
+
+    /// Starts, moves, or stops the server after a reload. A new address that cannot be bound is
+    /// an error event, and the old listener keeps serving.
+    async fn reload_server(&mut self, new: &Config, location_changed: bool) {
+        let wanted = server_config(new, &self.options);
+        if location_changed && let Some(old) = self.server.take() {
+            // Every series carries the location: start afresh under the new one.
+            old.stop().await;
+        }
+        match (wanted, self.server.as_mut()) {
+            (None, Some(_)) => {
+                if let Some(old) = self.server.take() {
+                    old.stop().await;
+                }
+            }
+            (Some(cfg), Some(running)) => {
+                if let Err(e) = running.apply(&cfg, new).await {
+                    self.bus.error(
+                        "server",
+                        None,
+                        format!(
+                            "{}; still serving on {}",
+                            crate::error_chain(&e),
+                            running.listen
+                        ),
+                    );
+                }
+            }
+            (Some(_), None) => {
+                self.server = start_server(new, &self.options, &self.store, &self.bus).await;
+                if let Some(s) = &self.server {
+                    s.set_in_flight(self.scheduler.in_flight());
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(s) = &self.server {
+            s.set_config(new);
+        }
     }
 
     async fn reload_plugin(&mut self, path: &Path) -> Option<ReloadReport> {

@@ -28,10 +28,19 @@ struct SiteTask {
 /// probes that run keep their schedule. A probe holds its permit until the recorder has its
 /// measurement, so probes waiting for a busy recorder count against the cap too.
 #[derive(Clone)]
-struct InFlight {
+pub struct InFlight {
     permits: Arc<Semaphore>,
     /// Also holds the cap (for messages and for resizing the permits).
     skips: Arc<Skips>,
+}
+
+impl InFlight {
+    /// Probes holding a permit now (approximate while the cap is being lowered).
+    pub fn probes(&self) -> usize {
+        self.skips
+            .cap()
+            .saturating_sub(self.permits.available_permits())
+    }
 }
 
 pub struct Scheduler {
@@ -62,6 +71,11 @@ impl Scheduler {
                 skips,
             },
         }
+    }
+
+    /// The probes in flight, to read from elsewhere (the server's metrics).
+    pub fn in_flight(&self) -> InFlight {
+        self.in_flight.clone()
     }
 
     /// Applies a reload's site changes: stops the removed sites, and (re)starts the added and

@@ -9,6 +9,7 @@
 //! - `accuracy`: TTFB and response-time error against a target with known delays.
 //! - `alerts`: the time from the measurement that crosses the threshold to the alert event.
 //! - `notify`: 1,000 sites down at once, grouped into few messages within `group_wait`.
+//! - `serve`: a `/metrics` scrape and a status-page render for 10,000 sites.
 //!
 //! `SITEWATCH_BENCH_SECS` shortens or lengthens the timed runs (default 60 s for scale, half that
 //! for the others).
@@ -20,6 +21,7 @@ mod notify;
 mod peers;
 mod plugins;
 mod scale;
+mod serve;
 mod storage;
 mod targets;
 mod views;
@@ -30,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PARTS: &[&str] = &[
-    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts", "notify",
+    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts", "notify", "serve",
 ];
 
 fn root() -> PathBuf {
@@ -136,5 +138,8 @@ fn main() {
     }
     if want("notify") {
         rt.block_on(notify::run());
+    }
+    if want("serve") {
+        serve::run();
     }
 }

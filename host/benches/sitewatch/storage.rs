@@ -54,6 +54,7 @@ pub fn write_all(
             flush_every: Duration::from_millis(200),
             retention: Duration::from_secs(3650 * 86400),
             outbox,
+            location: "bench".into(),
         },
         Arc::clone(&clock),
         sitewatch::event::Bus::new(clock),

@@ -56,6 +56,9 @@ pub struct ConfigDiff {
     pub probing: bool,
     /// The notifiers changed: the changed ones restart.
     pub notify: bool,
+    /// The server's address or token changed.
+    pub server: bool,
+    pub location: bool,
 }
 
 impl ConfigDiff {
@@ -69,6 +72,8 @@ impl ConfigDiff {
             influxdb: old.storage.influxdb != new.storage.influxdb,
             probing: old.probing != new.probing,
             notify: old.notify != new.notify,
+            server: old.server != new.server,
+            location: old.location != new.location,
         }
     }
 
@@ -91,6 +96,8 @@ impl ConfigDiff {
             ("storage", self.storage),
             ("probing", self.probing),
             ("notify", self.notify),
+            ("server", self.server),
+            ("location", self.location),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

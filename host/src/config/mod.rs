@@ -44,6 +44,29 @@ pub struct Config {
     pub probing: ProbingConfig,
     /// Where alerts are delivered, in config order.
     pub notify: Vec<notify::NotifierConfig>,
+    /// The HTTP server, when configured.
+    pub server: Option<ServerConfig>,
+    /// Where this instance runs: the `location` of every exported point, series and event.
+    pub location: String,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
+
+/// The HTTP server's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: std::net::SocketAddr,
+    /// The bearer token every path but `/healthz` needs, from `auth_token_env`.
+    pub auth_token: Option<notify::Secret<String>>,
+}
+
+/// The host name, for the default `location`.
+pub fn default_location() -> String {
+    hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// Settings of probing as a whole.
@@ -524,11 +547,28 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
         },
     };
 
+    let server = match &raw.server {
+        None => None,
+        Some(r) => Some(resolve_server(r, env).map_err(|e| invalid(e.field, None, e.message))?),
+    };
+    let location = match raw.location.as_deref().map(str::trim) {
+        None => default_location(),
+        Some(l) if l.is_empty() || l.len() > 64 || l.chars().any(char::is_control) => {
+            return Err(invalid(
+                "location".into(),
+                None,
+                format!("\"{l}\" is not a location: 1 to 64 characters, no control characters"),
+            ));
+        }
+        Some(l) => l.to_owned(),
+    };
     let names: HashSet<String> = sites.iter().map(|s| s.name.clone()).collect();
     let notify = notify::resolve(raw.notify, &names, plugins.limits, env)
         .map_err(|e| invalid(e.field, None, e.message))?;
 
     Ok(Config {
+        server,
+        location,
         notify,
         sites,
         alerting: AlertingConfig {
@@ -573,6 +613,30 @@ pub fn read_ca_file(
         });
     }
     Ok(certs)
+}
+
+fn resolve_server(r: &raw::RawServer, env: notify::Env<'_>) -> Result<ServerConfig, FieldError> {
+    let text = r.listen.as_deref().unwrap_or(DEFAULT_LISTEN).trim();
+    let listen = text.parse().map_err(|_| {
+        FieldError::from((
+            "server.listen",
+            format!("\"{text}\" is not an address and port, e.g. \"127.0.0.1:9184\""),
+        ))
+    })?;
+    let auth_token = match &r.auth_token_env {
+        None => None,
+        Some(var) => match env(var) {
+            Some(v) if !v.trim().is_empty() => Some(notify::Secret::new(v.trim().to_owned())),
+            _ => {
+                return Err((
+                    "server.auth_token_env",
+                    format!("names the environment variable {var}, which is not set"),
+                )
+                    .into());
+            }
+        },
+    };
+    Ok(ServerConfig { listen, auth_token })
 }
 
 fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, FieldError> {

@@ -21,6 +21,19 @@ pub struct RawConfig {
     /// Where alerts are delivered.
     #[serde(default)]
     pub notify: Vec<RawNotifier>,
+    /// The HTTP server (metrics, API, status page); off when absent.
+    pub server: Option<RawServer>,
+    /// Where this instance runs (default: the host name): a label on every exported series.
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `127.0.0.1:9184` (the default), `[::1]:9184`, `0.0.0.0:9184`.
+    pub listen: Option<String>,
+    /// The environment variable holding the bearer token every path but /healthz needs.
+    pub auth_token_env: Option<String>,
 }
 
 /// One notifier as typed. One flat shape for every type: [`super::notify::resolve`] refuses the

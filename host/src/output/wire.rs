@@ -13,17 +13,51 @@ use crate::stats::{ResponseSummary, TtfbSummary};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Where this instance runs, written into every event (`"location"`) once set: several
+/// instances' streams can be merged and told apart.
+static LOCATION: arc_swap::ArcSwapOption<String> = arc_swap::ArcSwapOption::const_empty();
+
+/// Sets the `location` of every event written from now on.
+pub fn set_location(location: &str) {
+    LOCATION.store(Some(Arc::new(location.to_owned())));
+}
+
+/// An event with the instance's location.
+#[derive(Serialize)]
+struct Located<'a> {
+    #[serde(flatten)]
+    event: Wire<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    location: Option<&'a str>,
+}
 
 /// Writes `event` as one JSON line.
 pub fn write_line(out: &mut dyn std::io::Write, event: &Event) -> std::io::Result<()> {
-    serde_json::to_writer(&mut *out, &Wire::from(event))?;
+    let location = LOCATION.load();
+    let line = Located {
+        event: Wire::from(event),
+        location: location.as_deref().map(String::as_str),
+    };
+    serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
 }
 
 /// An event as its JSON object.
 pub fn to_value(event: &Event) -> serde_json::Value {
-    serde_json::to_value(Wire::from(event)).expect("events serialise to JSON")
+    let location = LOCATION.load();
+    serde_json::to_value(Located {
+        event: Wire::from(event),
+        location: location.as_deref().map(String::as_str),
+    })
+    .expect("events serialise to JSON")
+}
+
+/// One site's part of a view report, as in a `stats` event.
+pub fn site_value(site: &crate::event::SiteReport) -> serde_json::Value {
+    serde_json::to_value(SiteWire::from(site)).expect("reports serialise to JSON")
 }
 
 #[derive(Serialize)]

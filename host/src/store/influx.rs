@@ -57,12 +57,13 @@ fn finish(
     String::from_utf8_lossy(bytes.strip_suffix(b"\n").unwrap_or(&bytes)).into_owned()
 }
 
-/// The `probe` line of a measurement: tags site and url; fields ok, status, timings in ms, body
+/// The `probe` line of a measurement: tags location (of this instance), site and url; fields ok, status, timings in ms, body
 /// bytes and error kind where present.
-pub fn probe_line(m: &Measurement) -> String {
+pub fn probe_line(m: &Measurement, location: &str) -> String {
     let ms = |d: Duration| crate::ms(d);
     let mut b = LineProtocolBuilder::new()
         .measurement("probe")
+        .tag("location", location)
         .tag("site", &m.site)
         .tag("url", &m.url)
         .field("ok", m.ok);
@@ -93,15 +94,16 @@ pub fn probe_line(m: &Measurement) -> String {
     finish(b.timestamp(nanos(m.time)))
 }
 
-/// The `alert` line of an alert: tags site, url and kind; fields availability, message and, for a
+/// The `alert` line of an alert: tags kind, location, site and url; fields availability, message and, for a
 /// recovery, the seconds it was down.
-pub fn alert_line(a: &Alert) -> String {
+pub fn alert_line(a: &Alert, location: &str) -> String {
     let kind = a.kind.as_str();
     let mut b = LineProtocolBuilder::new()
         .measurement("alert")
+        .tag("kind", kind)
+        .tag("location", location)
         .tag("site", &a.site)
         .tag("url", &a.url)
-        .tag("kind", kind)
         .field("availability", a.availability)
         .field("message", a.message.as_str());
     if let Some(d) = a.down_for {
@@ -706,14 +708,14 @@ mod tests {
     #[test]
     fn probe_line_is_exact_and_escaped() {
         assert_eq!(
-            probe_line(&measurement()),
-            r#"probe,site=my\ site\,\ "quoted"\=x,url=http://a.test/p?q\=1\ 2 ok=false,status=503i,ttfb_ms=1.5,response_ms=2.25,connect_ms=0.1,body_bytes=42i,error_kind="status",json.latency=12.5 1700000000000005000"#
+            probe_line(&measurement(), "eu west"),
+            r#"probe,location=eu\ west,site=my\ site\,\ "quoted"\=x,url=http://a.test/p?q\=1\ 2 ok=false,status=503i,ttfb_ms=1.5,response_ms=2.25,connect_ms=0.1,body_bytes=42i,error_kind="status",json.latency=12.5 1700000000000005000"#
         );
     }
 
     #[test]
     fn probe_line_parses_back() {
-        let line = probe_line(&measurement());
+        let line = probe_line(&measurement(), "lab");
         let parsed: Vec<_> = influxdb_line_protocol::parse_lines(&line)
             .collect::<Result<_, _>>()
             .unwrap();
@@ -728,8 +730,9 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(tags[0], ("site".into(), "my site, \"quoted\"=x".into()));
-        assert_eq!(tags[1], ("url".into(), "http://a.test/p?q=1 2".into()));
+        assert_eq!(tags[0], ("location".into(), "lab".into()));
+        assert_eq!(tags[1], ("site".into(), "my site, \"quoted\"=x".into()));
+        assert_eq!(tags[2], ("url".into(), "http://a.test/p?q=1 2".into()));
         assert_eq!(p.timestamp, Some(1_700_000_000_000_005_000));
     }
 
@@ -874,7 +877,7 @@ mod tests {
     #[test]
     fn line_time_reads_the_timestamp() {
         assert_eq!(
-            line_time(&probe_line(&measurement())),
+            line_time(&probe_line(&measurement(), "lab")),
             Some(chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap())
         );
         assert_eq!(line_time("not a line"), None);
@@ -894,8 +897,8 @@ mod tests {
             rendered: None,
         };
         assert_eq!(
-            alert_line(&a),
-            r#"alert,site=api,url=http://a/,kind=recovered availability=0.9,message="Website api recovered. \"ok\"",down_for_s=60 100000000000"#
+            alert_line(&a, "lab"),
+            r#"alert,kind=recovered,location=lab,site=api,url=http://a/ availability=0.9,message="Website api recovered. \"ok\"",down_for_s=60 100000000000"#
         );
     }
 

@@ -248,6 +248,15 @@ impl Store {
             .collect())
     }
 
+    /// The newest `limit` stored alerts, newest first.
+    pub fn latest_alerts(&self, conn: &Connection, limit: usize) -> Result<Vec<Alert>, StoreError> {
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts ORDER BY time_us DESC, id DESC LIMIT ?1"
+        ))?;
+        let rows = stmt.query_map([limit as i64], alert_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Stored alerts since `since` with their ids (which notifications refer to), newest first.
     pub fn alerts_with_ids_since(
         &self,

@@ -53,6 +53,7 @@ fn write_all(store: &Store, records: Vec<Record>) {
             flush_every: Duration::from_millis(50),
             retention: Duration::from_secs(1_000_000_000),
             outbox: true,
+            location: "test".into(),
         },
         Arc::new(SystemClock::new()),
         tx,
@@ -195,6 +196,7 @@ fn retention_prunes_old_measurements() {
             flush_every: Duration::from_millis(20),
             retention: Duration::from_secs(3600),
             outbox: false,
+            location: "test".into(),
         },
         Arc::new(SystemClock::new()),
         tx,
@@ -225,6 +227,7 @@ fn write_all_with_retention(store: &Store, retention: Duration) {
             flush_every: Duration::from_millis(20),
             retention,
             outbox: false,
+            location: "test".into(),
         },
         Arc::new(SystemClock::new()),
         tx,
@@ -250,6 +253,7 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
             flush_every: Duration::from_millis(20),
             retention: Duration::from_secs(1_000_000_000),
             outbox: false,
+            location: "test".into(),
         },
         Arc::new(SystemClock::new()),
         tx,
@@ -315,7 +319,7 @@ fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
         store.measurements(&conn, &m.site, &m.url, m.time).unwrap(),
         [m.clone()]
     );
-    let line = super::influx::probe_line(&m);
+    let line = super::influx::probe_line(&m, "test");
     let parsed: Vec<_> = influxdb_line_protocol::parse_lines(&line)
         .collect::<Result<_, _>>()
         .unwrap();
@@ -327,7 +331,10 @@ fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
         .iter()
         .map(|(_, v)| v.to_string())
         .collect();
-    assert_eq!(tags, [m.site.to_string(), m.url.to_string()]);
+    assert_eq!(
+        tags,
+        ["test".to_owned(), m.site.to_string(), m.url.to_string()]
+    );
 }
 
 #[test]
@@ -435,6 +442,7 @@ fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once
             flush_every: Duration::from_millis(10),
             retention: Duration::from_secs(1_000_000_000),
             outbox: true,
+            location: "test".into(),
         },
         Arc::new(SystemClock::new()),
         tx,
@@ -456,7 +464,7 @@ fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once
     assert_eq!(store.outbox_len(&conn).unwrap(), 100);
     let newest = outbox_lines(&conn);
     let expected: Vec<String> = (160..260)
-        .map(|i| super::influx::probe_line(&measurement("a", i, true)))
+        .map(|i| super::influx::probe_line(&measurement("a", i, true), "test"))
         .collect();
     assert_eq!(newest, expected, "the oldest lines went first");
     // The sender delivers everything; new lines fit again.

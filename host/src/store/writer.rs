@@ -77,6 +77,8 @@ pub struct WriterOptions {
     pub retention: Duration,
     /// Also queue every record as line protocol in the InfluxDB outbox.
     pub outbox: bool,
+    /// The `location` tag of those lines.
+    pub location: Arc<str>,
 }
 
 /// Starts the writer thread.
@@ -364,7 +366,7 @@ impl Writer {
                             m.duration.as_micros() as i64,
                         ])?;
                         if self.options.outbox {
-                            outbox.execute([influx::probe_line(m)])?;
+                            outbox.execute([influx::probe_line(m, &self.options.location)])?;
                             queued = true;
                         }
                     }
@@ -391,7 +393,7 @@ impl Writer {
                             rang = true;
                         }
                         if self.options.outbox {
-                            outbox.execute([influx::alert_line(a)])?;
+                            outbox.execute([influx::alert_line(a, &self.options.location)])?;
                             queued = true;
                         }
                     }

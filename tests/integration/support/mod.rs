@@ -2,8 +2,10 @@
 
 pub mod alertmanager;
 pub mod binary;
+pub mod chromium;
 pub mod hostile;
 pub mod plugins;
+pub mod prometheus;
 pub mod receiver;
 pub mod server;
 pub mod shapes;

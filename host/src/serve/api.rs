@@ -1,0 +1,372 @@
+//! The routes: `/healthz`, `/metrics`, `/api/v1/...`, the event stream and the status page.
+//! Errors are JSON `{"error": "..."}`; every path but `/healthz` needs the bearer token when one
+//! is set (in `Authorization: Bearer`, or `?access_token=` for a browser's EventSource).
+
+use super::Shared;
+use super::page;
+use crate::event::{Event, Received};
+use crate::output::wire;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::sse::{KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Shared_ = State<Arc<Shared>>;
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/sites", get(sites))
+        .route("/api/v1/sites/{name}", get(site))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/report", get(report))
+        .route("/api/v1/events", get(events))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            authorize,
+        ))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(shared)
+}
+
+/// A JSON error with its status.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such path")
+}
+
+async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Response {
+    let token = shared.token.load();
+    let Some(token) = token.as_ref() else {
+        return next.run(request).await;
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let query = request.uri().query().and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    });
+    let given = bearer.or(query);
+    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut r = error(
+        StatusCode::UNAUTHORIZED,
+        "this server needs a token: Authorization: Bearer <token>",
+    );
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn metrics(State(shared): Shared_, headers: HeaderMap) -> Response {
+    if let Some(f) = shared.in_flight.get() {
+        shared.metrics.set_in_flight(f.probes());
+    }
+    let om = shared.metrics.openmetrics();
+    let wants_openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            om,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            super::metrics::prometheus_text(&om),
+        )
+            .into_response()
+    }
+}
+
+/// A site's settings from the config, without headers (they may hold credentials).
+fn site_settings(s: Option<&crate::config::SiteConfig>) -> Value {
+    match s {
+        Some(s) => json!({
+            "interval_s": s.interval.as_secs_f64(),
+            "timeout_s": s.timeout.as_secs_f64(),
+            "method": s.method.as_str(),
+            "checks": s.checks.iter().map(|c| c.plugin.clone()).collect::<Vec<_>>(),
+            "tls_insecure": s.tls_insecure,
+        }),
+        None => Value::Null,
+    }
+}
+
+/// The reports and settings by site name, so a listing of every site is O(sites).
+struct Lookup<'a> {
+    reports: Vec<(String, HashMap<&'a str, &'a crate::event::SiteReport>)>,
+    settings: HashMap<&'a str, &'a crate::config::SiteConfig>,
+    location: &'a str,
+}
+
+impl<'a> Lookup<'a> {
+    fn new(
+        reports: &'a [Arc<crate::event::StatsReport>],
+        config: &'a crate::config::Config,
+    ) -> Self {
+        Self {
+            reports: reports
+                .iter()
+                .map(|r| {
+                    (
+                        r.view.clone(),
+                        r.sites.iter().map(|x| (&*x.site, x)).collect(),
+                    )
+                })
+                .collect(),
+            settings: config.sites.iter().map(|s| (s.name.as_str(), s)).collect(),
+            location: &config.location,
+        }
+    }
+
+    fn summary(&self, s: &super::board::SiteState) -> Value {
+        let availability: serde_json::Map<String, Value> = self
+            .reports
+            .iter()
+            .filter_map(|(view, by_site)| {
+                let sr = by_site.get(&*s.site)?;
+                Some((view.clone(), json!(sr.stats.availability)))
+            })
+            .collect();
+        json!({
+            "site": &*s.site,
+            "url": &*s.url,
+            "location": self.location,
+            "down": s.down,
+            "down_since": s.down_since.map(crate::clock::rfc3339_millis),
+            "availability": availability,
+            "last_probe": s.probes.back().map(probe_value),
+            "settings": site_settings(self.settings.get(&*s.site).copied()),
+        })
+    }
+}
+
+fn probe_value(m: &crate::measurement::Measurement) -> Value {
+    let mut v = wire::to_value(&Event::Probe(m.clone()));
+    if let Some(o) = v.as_object_mut() {
+        o.remove("event");
+    }
+    v
+}
+
+async fn sites(State(shared): Shared_) -> Response {
+    let (reports, config) = (shared.board.reports(), shared.config.load());
+    let lookup = Lookup::new(&reports, &config);
+    let all: Vec<Value> = shared
+        .board
+        .sites()
+        .iter()
+        .map(|s| lookup.summary(s))
+        .collect();
+    Json(json!({ "sites": all })).into_response()
+}
+
+async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
+    let Some(s) = shared.board.site(&name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no site is named \"{name}\""),
+        );
+    };
+    let (reports, config) = (shared.board.reports(), shared.config.load());
+    let lookup = Lookup::new(&reports, &config);
+    let mut v = lookup.summary(&s);
+    let views: serde_json::Map<String, Value> = lookup
+        .reports
+        .iter()
+        .filter_map(|(view, by_site)| {
+            Some((view.clone(), wire::site_value(by_site.get(&*s.site)?)))
+        })
+        .collect();
+    v["views"] = Value::Object(views);
+    v["probes"] = s.probes.iter().rev().map(probe_value).collect();
+    Json(v).into_response()
+}
+
+/// The `since` query parameter, or why it is not a duration (for a 400).
+fn since(q: &HashMap<String, String>, default: Duration) -> Result<Duration, String> {
+    match q.get("since") {
+        None => Ok(default),
+        Some(t) => humantime::parse_duration(t)
+            .map_err(|e| format!("since: \"{t}\" is not a duration ({e}); e.g. 24h, 30m, 7d")),
+    }
+}
+
+async fn alerts(State(shared): Shared_, Query(q): Query<HashMap<String, String>>) -> Response {
+    let since = match since(&q, Duration::from_secs(7 * 24 * 3600)) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let store = shared.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::report::alerts_since(&store, since, chrono::Utc::now())
+    })
+    .await;
+    match found {
+        Ok(Ok(alerts)) => {
+            let all: Vec<Value> = alerts
+                .iter()
+                .map(|(a, deliveries)| {
+                    let mut v = wire::to_value(&Event::Alert(a.clone()));
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("event");
+                    }
+                    v["deliveries"] = deliveries
+                        .iter()
+                        .map(|d| {
+                            json!({"notifier": d.notifier, "kind": d.kind.as_str(), "state": d.state,
+                                   "attempts": d.attempts, "result": d.result,
+                                   "time": d.updated.map(crate::clock::rfc3339_millis)})
+                        })
+                        .collect();
+                    v
+                })
+                .collect();
+            Json(json!({ "alerts": all })).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>) -> Response {
+    let since = match since(&q, Duration::from_secs(24 * 3600)) {
+        Ok(s) => s,
+        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let site = q.get("site").cloned();
+    let threshold = shared.config.load().alerting.threshold;
+    let store = shared.store.clone();
+    let wanted = site.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::report::stats_since(
+            &store,
+            since,
+            wanted.as_deref(),
+            chrono::Utc::now(),
+            threshold,
+        )
+    })
+    .await;
+    match found {
+        Ok(Ok(r)) => {
+            if let Some(name) = &site
+                && r.sites.is_empty()
+            {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "no measurements of site \"{name}\" in the last {}",
+                        humantime::format_duration(since)
+                    ),
+                );
+            }
+            Json(wire::to_value(&Event::Stats(r))).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The live events as Server-Sent Events: each `data:` is one object of `--output json`.
+async fn events(State(shared): Shared_) -> Response {
+    let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many event-stream clients",
+        );
+    };
+    let mut sub = shared.bus.subscribe();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
+    // The bus's subscriptions block: a thread forwards into the stream until the client goes.
+    std::thread::spawn(move || {
+        let _permit = permit;
+        loop {
+            match sub.recv_timeout(Duration::from_secs(1)) {
+                crate::event::Waited::Received(Received::Event(e)) => {
+                    let line = wire::to_value(&e).to_string();
+                    if tx.blocking_send(line).is_err() {
+                        return;
+                    }
+                }
+                crate::event::Waited::Received(Received::Dropped(n)) => {
+                    let line = json!({"event": "dropped", "probes": n}).to_string();
+                    if tx.blocking_send(line).is_err() {
+                        return;
+                    }
+                }
+                crate::event::Waited::Timeout => {
+                    if tx.is_closed() {
+                        return;
+                    }
+                }
+                crate::event::Waited::Closed => return,
+            }
+        }
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx).map(|o| {
+            o.map(|line| {
+                Ok::<_, std::convert::Infallible>(axum::response::sse::Event::default().data(line))
+            })
+        })
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn status_page(State(shared): Shared_) -> Response {
+    let store = shared.store.clone();
+    let history = tokio::task::spawn_blocking(move || {
+        let conn = store.connect().ok()?;
+        store.latest_alerts(&conn, 50).ok()
+    })
+    .await
+    .ok()
+    .flatten()
+    .unwrap_or_default();
+    let config = shared.config.load();
+    let data = super::page_data(&shared.board, &config, &history);
+    let mut r = Html(page::render(&data)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        ),
+    );
+    r
+}

@@ -1,0 +1,154 @@
+//! What the server shows, kept from the events it is given: the watched sites in config order,
+//! each one's last probes and alert state, and each view's latest report. It never computes a
+//! statistic itself: availability and the rest come from the recorder's reports.
+
+use crate::event::{Event, StatsReport};
+use crate::measurement::Measurement;
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+/// Probes kept per site (the status page's bar and sparkline, the API's last probes).
+pub const PROBES_KEPT: usize = 30;
+
+#[derive(Debug, Clone)]
+pub struct SiteState {
+    pub site: Arc<str>,
+    pub url: Arc<str>,
+    pub down: bool,
+    /// When the current outage began, when known.
+    pub down_since: Option<DateTime<Utc>>,
+    /// Newest last.
+    pub probes: VecDeque<Measurement>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    sites: Vec<SiteState>,
+    index: HashMap<Arc<str>, usize>,
+    views: Vec<String>,
+    /// The latest live report of each view.
+    reports: HashMap<String, Arc<StatsReport>>,
+}
+
+/// The server's picture of the monitor, fed by [`Board::observe`].
+#[derive(Debug, Default)]
+pub struct Board {
+    state: RwLock<State>,
+}
+
+impl Board {
+    /// Seeds the alert states from the store's newest alert of each site.
+    pub fn seed_down(&self, down_since: HashMap<String, DateTime<Utc>>) {
+        let mut s = self.state.write().expect("board");
+        for site in &mut s.sites {
+            if let Some(t) = down_since.get(&*site.site) {
+                site.down = true;
+                site.down_since = Some(*t);
+            }
+        }
+    }
+
+    pub fn observe(&self, event: &Event) {
+        match event {
+            Event::Watching(w) => {
+                let mut s = self.state.write().expect("board");
+                let old: HashMap<Arc<str>, SiteState> = std::mem::take(&mut s.sites)
+                    .into_iter()
+                    .map(|x| (Arc::clone(&x.site), x))
+                    .collect();
+                s.sites = w
+                    .sites
+                    .iter()
+                    .map(|ws| {
+                        let mut site = old
+                            .get(&ws.site)
+                            .filter(|o| o.url == ws.url)
+                            .cloned()
+                            .unwrap_or_else(|| SiteState {
+                                site: Arc::clone(&ws.site),
+                                url: Arc::clone(&ws.url),
+                                down: false,
+                                down_since: None,
+                                probes: VecDeque::new(),
+                            });
+                        site.down = ws.down;
+                        if !ws.down {
+                            site.down_since = None;
+                        }
+                        site
+                    })
+                    .collect();
+                s.index = s
+                    .sites
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| (Arc::clone(&x.site), i))
+                    .collect();
+                s.views = w.views.clone();
+                let views = s.views.clone();
+                s.reports.retain(|v, _| views.contains(v));
+            }
+            Event::Probe(m) => {
+                let mut s = self.state.write().expect("board");
+                if let Some(&i) = s.index.get(&m.site) {
+                    let site = &mut s.sites[i];
+                    if site.url == m.url {
+                        site.probes.push_back(m.clone());
+                        if site.probes.len() > PROBES_KEPT {
+                            site.probes.pop_front();
+                        }
+                    }
+                }
+            }
+            Event::Alert(a) => {
+                let mut s = self.state.write().expect("board");
+                if let Some(&i) = s.index.get(&a.site) {
+                    let site = &mut s.sites[i];
+                    site.down = matches!(a.kind, crate::alert::AlertKind::Down);
+                    site.down_since = site.down.then_some(a.time);
+                }
+            }
+            Event::Stats(r) if r.every_s.is_some() && !r.r#final => {
+                let mut s = self.state.write().expect("board");
+                for sr in &r.sites {
+                    if let Some(&i) = s.index.get(&sr.site) {
+                        let site = &mut s.sites[i];
+                        if site.down != sr.down {
+                            site.down = sr.down;
+                            if !sr.down {
+                                site.down_since = None;
+                            }
+                        }
+                    }
+                }
+                s.reports.insert(r.view.clone(), Arc::new(r.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// The sites in config order.
+    pub fn sites(&self) -> Vec<SiteState> {
+        self.state.read().expect("board").sites.clone()
+    }
+
+    pub fn site(&self, name: &str) -> Option<SiteState> {
+        let s = self.state.read().expect("board");
+        s.index.get(name).map(|&i| s.sites[i].clone())
+    }
+
+    /// The view names, in config order.
+    pub fn views(&self) -> Vec<String> {
+        self.state.read().expect("board").views.clone()
+    }
+
+    /// Each view's latest report, in view order (views without one yet are left out).
+    pub fn reports(&self) -> Vec<Arc<StatsReport>> {
+        let s = self.state.read().expect("board");
+        s.views
+            .iter()
+            .filter_map(|v| s.reports.get(v).cloned())
+            .collect()
+    }
+}

@@ -1,0 +1,506 @@
+//! `/metrics`: the Prometheus series, kept by the official `prometheus-client` crate and updated
+//! from events as they pass (a probe sets its site's last-probe gauges and counts; a view report
+//! sets availability, the alert state and skipped ticks). Nothing here computes a statistic the
+//! recorder already has: availability comes from its reports. Labels take only configured values
+//! (site, url, location, view names, notifier names) or bounded ones (status codes, error kinds).
+//!
+//! prometheus-client writes OpenMetrics text; Prometheus' own text format (0.0.4), which most
+//! scrapers ask for, is derived from it by [`prometheus_text`].
+
+use crate::event::{Delivery, Event, SinkName, StatsReport};
+use crate::measurement::Measurement;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SiteLabels {
+    pub site: String,
+    pub url: String,
+    pub location: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    site: String,
+    url: String,
+    location: String,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    site: String,
+    url: String,
+    location: String,
+    /// A status code (`200`) or an error kind (`timeout`).
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WindowLabels {
+    site: String,
+    url: String,
+    location: String,
+    window: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    notifier: String,
+    result: &'static str,
+    location: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocationLabels {
+    location: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// The phases of `probe_http_duration_seconds`, as the issue names them (blackbox_exporter
+/// calls `dns` `resolve`).
+const PHASES: [&str; 5] = ["dns", "connect", "tls", "processing", "transfer"];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new([
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ])
+}
+
+pub struct Metrics {
+    registry: Registry,
+    location: String,
+    success: Family<SiteLabels, Gauge>,
+    status: Family<SiteLabels, Gauge>,
+    duration: Family<SiteLabels, FloatGauge>,
+    phases: Family<PhaseLabels, FloatGauge>,
+    body_bytes: Family<SiteLabels, Gauge>,
+    probes: Family<SiteLabels, Counter>,
+    outcomes: Family<OutcomeLabels, Counter>,
+    response: Family<SiteLabels, Histogram, fn() -> Histogram>,
+    ttfb: Family<SiteLabels, Histogram, fn() -> Histogram>,
+    availability: Family<WindowLabels, FloatGauge>,
+    down: Family<SiteLabels, Gauge>,
+    skipped: Family<SiteLabels, Counter>,
+    in_flight: Family<LocationLabels, Gauge>,
+    store_queue: Family<LocationLabels, Gauge>,
+    outbox: Family<LocationLabels, Gauge>,
+    plugin_failures: Family<LocationLabels, Counter>,
+    overloaded: Family<LocationLabels, Gauge>,
+    skipped_overload: Family<LocationLabels, Counter>,
+    dropped: Family<LocationLabels, Counter>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    /// What was counted per site, to remove every series of a site that is gone, and the last
+    /// cumulative values the reports gave (counters move by the difference).
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    outcomes: HashMap<SiteLabels, HashSet<String>>,
+    windows: HashSet<String>,
+    skipped: HashMap<SiteLabels, u64>,
+    skipped_overload: u64,
+}
+
+impl Metrics {
+    pub fn new(location: &str) -> Self {
+        let mut registry = Registry::default();
+        let m = Self {
+            location: location.to_owned(),
+            success: Family::default(),
+            status: Family::default(),
+            duration: Family::default(),
+            phases: Family::default(),
+            body_bytes: Family::default(),
+            probes: Family::default(),
+            outcomes: Family::default(),
+            response: Family::new_with_constructor(latency_histogram),
+            ttfb: Family::new_with_constructor(latency_histogram),
+            availability: Family::default(),
+            down: Family::default(),
+            skipped: Family::default(),
+            in_flight: Family::default(),
+            store_queue: Family::default(),
+            outbox: Family::default(),
+            plugin_failures: Family::default(),
+            overloaded: Family::default(),
+            skipped_overload: Family::default(),
+            dropped: Family::default(),
+            deliveries: Family::default(),
+            seen: Mutex::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "probe_success",
+            "Whether the last probe succeeded (1) or failed (0)",
+            m.success.clone(),
+        );
+        r.register(
+            "probe_http_status_code",
+            "The HTTP status code of the last probe (0 without a response)",
+            m.status.clone(),
+        );
+        r.register(
+            "probe_duration_seconds",
+            "How long the last probe took, request start to its end",
+            m.duration.clone(),
+        );
+        r.register("probe_http_duration_seconds", "The last probe's time per phase: dns, connect, tls, processing (to the first byte), transfer", m.phases.clone());
+        r.register(
+            "probe_http_uncompressed_body_length",
+            "Body bytes the last probe read",
+            m.body_bytes.clone(),
+        );
+        r.register("sitewatch_probes", "Probes recorded", m.probes.clone());
+        r.register(
+            "sitewatch_probe_outcomes",
+            "Probes by outcome: the status code, or the error kind of a probe without a response",
+            m.outcomes.clone(),
+        );
+        r.register(
+            "sitewatch_response_time_seconds",
+            "Response time (request start to the last body byte) of successful responses",
+            m.response.clone(),
+        );
+        r.register(
+            "sitewatch_ttfb_seconds",
+            "Time to the first byte of the response headers",
+            m.ttfb.clone(),
+        );
+        r.register("sitewatch_availability_ratio", "Availability over each configured view window (0 to 1), from the recorder's last report", m.availability.clone());
+        r.register(
+            "sitewatch_site_down",
+            "The alert state: 1 while the site is down",
+            m.down.clone(),
+        );
+        r.register(
+            "sitewatch_skipped_ticks",
+            "Ticks skipped because earlier probes of the site were still running",
+            m.skipped.clone(),
+        );
+        r.register(
+            "sitewatch_probes_in_flight",
+            "Probes running now",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "sitewatch_store_queue_records",
+            "Records waiting in memory for the store",
+            m.store_queue.clone(),
+        );
+        r.register(
+            "sitewatch_influxdb_outbox_lines",
+            "Lines waiting in the InfluxDB outbox",
+            m.outbox.clone(),
+        );
+        r.register(
+            "sitewatch_plugin_failures",
+            "Probes failed by a plugin error (a crash, a time or memory limit)",
+            m.plugin_failures.clone(),
+        );
+        r.register(
+            "sitewatch_overloaded",
+            "1 while sitewatch skips ticks because it is overloaded",
+            m.overloaded.clone(),
+        );
+        r.register(
+            "sitewatch_skipped_overload",
+            "Ticks skipped because sitewatch was overloaded",
+            m.skipped_overload.clone(),
+        );
+        r.register(
+            "sitewatch_events_dropped",
+            "Probe events this server did not see because it fell behind",
+            m.dropped.clone(),
+        );
+        r.register(
+            "sitewatch_notifications",
+            "Notification outcomes by notifier and result (delivered, retrying, failed)",
+            m.deliveries.clone(),
+        );
+        Self { registry, ..m }
+    }
+
+    fn site(&self, site: &str, url: &str) -> SiteLabels {
+        SiteLabels {
+            site: site.to_owned(),
+            url: url.to_owned(),
+            location: self.location.clone(),
+        }
+    }
+
+    fn here(&self) -> LocationLabels {
+        LocationLabels {
+            location: self.location.clone(),
+        }
+    }
+
+    /// Takes one event into the series.
+    pub fn observe(&self, event: &Event) {
+        match event {
+            Event::Probe(m) => self.probe(m),
+            Event::Stats(r) if r.every_s.is_some() && !r.r#final => self.report(r),
+            Event::Sink(s) => {
+                let g = match s.sink {
+                    SinkName::Store => &self.store_queue,
+                    SinkName::InfluxDb => &self.outbox,
+                };
+                g.get_or_create(&self.here()).set(s.backlog as i64);
+            }
+            Event::Delivery(d) => self.delivery(d),
+            Event::Alert(a) => {
+                let down = matches!(a.kind, crate::alert::AlertKind::Down);
+                self.down
+                    .get_or_create(&self.site(&a.site, &a.url))
+                    .set(i64::from(down));
+            }
+            _ => {}
+        }
+    }
+
+    /// Probe events lost because this consumer fell behind.
+    pub fn dropped(&self, n: u64) {
+        self.dropped.get_or_create(&self.here()).inc_by(n);
+    }
+
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.get_or_create(&self.here()).set(n as i64);
+    }
+
+    fn probe(&self, m: &Measurement) {
+        let l = self.site(&m.site, &m.url);
+        self.success.get_or_create(&l).set(i64::from(m.ok));
+        self.status
+            .get_or_create(&l)
+            .set(i64::from(m.status.unwrap_or(0)));
+        self.duration
+            .get_or_create(&l)
+            .set(m.duration.as_secs_f64());
+        let secs = |d: Option<std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        let (dns, connect, tls) = (
+            secs(m.phases.dns),
+            secs(m.phases.connect),
+            secs(m.phases.tls),
+        );
+        let ttfb = secs(m.ttfb);
+        let processing = (ttfb - dns - connect - tls).max(0.0);
+        let transfer = m
+            .response_time
+            .map_or(0.0, |r| (r.as_secs_f64() - ttfb).max(0.0));
+        for (phase, v) in PHASES
+            .into_iter()
+            .zip([dns, connect, tls, processing, transfer])
+        {
+            self.phases
+                .get_or_create(&PhaseLabels {
+                    site: l.site.clone(),
+                    url: l.url.clone(),
+                    location: l.location.clone(),
+                    phase,
+                })
+                .set(v);
+        }
+        self.body_bytes
+            .get_or_create(&l)
+            .set(m.body_bytes.min(i64::MAX as u64) as i64);
+        self.probes.get_or_create(&l).inc();
+        let outcome = match (&m.error, m.status) {
+            (Some(e), None) => e.kind.as_str().to_owned(),
+            (Some(e), Some(_)) if e.kind == crate::measurement::ErrorKind::Check => {
+                e.kind.as_str().to_owned()
+            }
+            (_, Some(s)) => s.to_string(),
+            (None, None) => "unknown".to_owned(),
+        };
+        if m.error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::measurement::ErrorKind::Plugin)
+        {
+            self.plugin_failures.get_or_create(&self.here()).inc();
+        }
+        self.outcomes
+            .get_or_create(&OutcomeLabels {
+                site: l.site.clone(),
+                url: l.url.clone(),
+                location: l.location.clone(),
+                outcome: outcome.clone(),
+            })
+            .inc();
+        if m.ok
+            && let Some(r) = m.response_time
+        {
+            self.response.get_or_create(&l).observe(r.as_secs_f64());
+        }
+        if let Some(t) = m.ttfb {
+            self.ttfb.get_or_create(&l).observe(t.as_secs_f64());
+        }
+        self.seen
+            .lock()
+            .expect("metrics bookkeeping")
+            .outcomes
+            .entry(l)
+            .or_default()
+            .insert(outcome);
+    }
+
+    fn report(&self, r: &StatsReport) {
+        let mut seen = self.seen.lock().expect("metrics bookkeeping");
+        seen.windows.insert(r.view.clone());
+        for s in &r.sites {
+            let l = self.site(&s.site, &s.url);
+            if let Some(a) = s.stats.availability {
+                self.availability
+                    .get_or_create(&WindowLabels {
+                        site: l.site.clone(),
+                        url: l.url.clone(),
+                        location: l.location.clone(),
+                        window: r.view.clone(),
+                    })
+                    .set(a);
+            }
+            self.down.get_or_create(&l).set(i64::from(s.down));
+            let last = seen.skipped.entry(l.clone()).or_insert(0);
+            if s.skipped_ticks >= *last {
+                self.skipped
+                    .get_or_create(&l)
+                    .inc_by(s.skipped_ticks - *last);
+                *last = s.skipped_ticks;
+            }
+        }
+        self.overloaded
+            .get_or_create(&self.here())
+            .set(i64::from(r.overloaded));
+        if r.skipped_overload >= seen.skipped_overload {
+            self.skipped_overload
+                .get_or_create(&self.here())
+                .inc_by(r.skipped_overload - seen.skipped_overload);
+            seen.skipped_overload = r.skipped_overload;
+        }
+    }
+
+    fn delivery(&self, d: &Delivery) {
+        self.deliveries
+            .get_or_create(&DeliveryLabels {
+                notifier: d.notifier.to_string(),
+                result: d.result.as_str(),
+                location: self.location.clone(),
+            })
+            .inc();
+    }
+
+    /// Removes every series of the sites not in `keep` (name, URL).
+    pub fn retain_sites(&self, keep: &HashSet<(String, String)>) {
+        let mut seen = self.seen.lock().expect("metrics bookkeeping");
+        let gone: Vec<SiteLabels> = seen
+            .outcomes
+            .keys()
+            .chain(seen.skipped.keys())
+            .filter(|l| !keep.contains(&(l.site.clone(), l.url.clone())))
+            .cloned()
+            .collect();
+        for l in gone {
+            for f in [&self.success, &self.status, &self.body_bytes, &self.down] {
+                f.remove(&l);
+            }
+            self.duration.remove(&l);
+            self.probes.remove(&l);
+            self.skipped.remove(&l);
+            self.response.remove(&l);
+            self.ttfb.remove(&l);
+            for phase in PHASES {
+                self.phases.remove(&PhaseLabels {
+                    site: l.site.clone(),
+                    url: l.url.clone(),
+                    location: l.location.clone(),
+                    phase,
+                });
+            }
+            for outcome in seen.outcomes.remove(&l).unwrap_or_default() {
+                self.outcomes.remove(&OutcomeLabels {
+                    site: l.site.clone(),
+                    url: l.url.clone(),
+                    location: l.location.clone(),
+                    outcome,
+                });
+            }
+            for window in &seen.windows {
+                self.availability.remove(&WindowLabels {
+                    site: l.site.clone(),
+                    url: l.url.clone(),
+                    location: l.location.clone(),
+                    window: window.clone(),
+                });
+            }
+            seen.skipped.remove(&l);
+        }
+    }
+
+    /// The exposition in OpenMetrics text.
+    pub fn openmetrics(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String does not fail");
+        out
+    }
+}
+
+/// Prometheus text format 0.0.4 from OpenMetrics text: the same samples; a counter's HELP and
+/// TYPE name its `_total` series, and the OpenMetrics-only lines (`# UNIT`, `# EOF`,
+/// `_created`) go.
+pub fn prometheus_text(openmetrics: &str) -> String {
+    let counters: HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|p| {
+            let rest = line.strip_prefix(p)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{p}{name}_total {tail}"))
+        });
+        if let Some(l) = renamed {
+            out.push_str(l.trim_end());
+        } else {
+            let name = line.split(['{', ' ']).next().unwrap_or("");
+            if let Some(base) = name.strip_suffix("_created")
+                && counters.contains(base)
+            {
+                continue;
+            }
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_renamed_for_the_prometheus_text_format() {
+        let om = "# HELP sitewatch_probes Probes recorded.\n# TYPE sitewatch_probes counter\nsitewatch_probes_total{site=\"a\"} 3\n# HELP probe_success Whether.\n# TYPE probe_success gauge\nprobe_success{site=\"a\"} 1\n# EOF\n";
+        assert_eq!(
+            prometheus_text(om),
+            "# HELP sitewatch_probes_total Probes recorded.\n# TYPE sitewatch_probes_total counter\nsitewatch_probes_total{site=\"a\"} 3\n# HELP probe_success Whether.\n# TYPE probe_success gauge\nprobe_success{site=\"a\"} 1\n"
+        );
+    }
+}

@@ -215,55 +215,49 @@ async fn a_real_prometheus_scrapes_the_metrics_and_promtool_finds_no_lint() {
             .and_then(|x| x["value"][1].as_str())
             .and_then(|v| v.parse::<f64>().ok())
     };
-    prom.wait_until(
-        r#"probe_success{site="up"}"#,
-        Duration::from_secs(20),
-        "up is up",
-        |r| one(r) == Some(1.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"probe_success{site="down"}"#,
-        Duration::from_secs(5),
-        "down is down",
-        |r| one(r) == Some(0.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"probe_http_status_code{site="up"}"#,
-        Duration::from_secs(5),
-        "status 200",
-        |r| one(r) == Some(200.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"sitewatch_site_down{site="down"}"#,
-        Duration::from_secs(5),
-        "alert state",
-        |r| one(r) == Some(1.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"increase(sitewatch_probes_total{site="up"}[5s])"#,
-        Duration::from_secs(15),
-        "a counter that increases",
-        |r| one(r).is_some_and(|v| v > 0.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"histogram_quantile(0.9, rate(sitewatch_response_time_seconds_bucket{site="up"}[10s]))"#,
-        Duration::from_secs(15),
-        "a plausible p90 response time",
-        |r| one(r).is_some_and(|v| v > 0.0 && v < 1.0),
-    )
-    .await;
-    prom.wait_until(
-        r#"sitewatch_availability_ratio{site="up",window="10s"}"#,
-        Duration::from_secs(5),
-        "availability per view",
-        |r| one(r) == Some(1.0),
-    )
-    .await;
+    type Check = fn(Option<f64>) -> bool;
+    let expectations: [(&str, u64, &str, Check); 7] = [
+        (r#"probe_success{site="up"}"#, 20, "up is up", |v| {
+            v == Some(1.0)
+        }),
+        (r#"probe_success{site="down"}"#, 5, "down is down", |v| {
+            v == Some(0.0)
+        }),
+        (
+            r#"probe_http_status_code{site="up"}"#,
+            5,
+            "status 200",
+            |v| v == Some(200.0),
+        ),
+        (
+            r#"sitewatch_site_down{site="down"}"#,
+            5,
+            "the alert state",
+            |v| v == Some(1.0),
+        ),
+        (
+            r#"increase(sitewatch_probes_total{site="up"}[5s])"#,
+            15,
+            "a counter that increases",
+            |v| v.is_some_and(|v| v > 0.0),
+        ),
+        (
+            r#"histogram_quantile(0.9, rate(sitewatch_response_time_seconds_bucket{site="up"}[10s]))"#,
+            15,
+            "a plausible p90 response time",
+            |v| v.is_some_and(|v| v > 0.0 && v < 1.0),
+        ),
+        (
+            r#"sitewatch_availability_ratio{site="up",window="10s"}"#,
+            5,
+            "availability per view",
+            |v| v == Some(1.0),
+        ),
+    ];
+    for (query, secs, what, check) in expectations {
+        prom.wait_until(query, Duration::from_secs(secs), what, |r| check(one(r)))
+            .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,14 +173,7 @@ impl Alertmanager {
 
     /// Alertmanager's output (every start attempt's log).
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("alertmanager-") && name.ends_with(".log") {
-                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
-        }
-        text
+        crate::support::read_logs(self.dir.path(), "alertmanager-")
     }
 }
 

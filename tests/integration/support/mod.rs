@@ -35,6 +35,19 @@ pub fn skip(needs: &str, remedy: &str) {
     });
 }
 
+/// The text of every `<prefix>*.log` file in `dir` (a started server's output, one file per
+/// start attempt), for failure messages.
+pub fn read_logs(dir: &std::path::Path, prefix: &str) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(prefix) && name.ends_with(".log") {
+            text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+    }
+    text
+}
+
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
 pub fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -194,14 +194,7 @@ impl Prometheus {
 
     /// Prometheus's output (every start attempt's log; warnings and errors only).
     pub fn log(&self) -> String {
-        let mut text = String::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with("prometheus-") && name.ends_with(".log") {
-                text += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-            }
-        }
-        text
+        crate::support::read_logs(self.dir.path(), "prometheus-")
     }
 }
 

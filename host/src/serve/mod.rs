@@ -270,7 +270,16 @@ pub fn page_data(
 ) -> page::PageData {
     let reports = board.reports();
     let views = board.views();
-    let sites = board.sites();
+    board.with_sites(|sites| page_of(sites, &reports, views, config, history))
+}
+
+fn page_of(
+    sites: &[board::SiteState],
+    reports: &[Arc<crate::event::StatsReport>],
+    views: Vec<String>,
+    config: &crate::config::Config,
+    history: &[crate::alert::Alert],
+) -> page::PageData {
     // Each view's report by site: the page is O(sites), not O(sites²).
     let by_view: Vec<std::collections::HashMap<&str, &crate::event::SiteReport>> = views
         .iter()

@@ -164,6 +164,16 @@ impl Screen {
             .map(|s| Arc::clone(&s.site))
             .collect();
         self.set_views(w.views.clone());
+        // The kept reports predate the change: a removed site leaves them now, not at the next
+        // report of each view.
+        let watched: std::collections::HashSet<&str> = w.sites.iter().map(|s| &*s.site).collect();
+        for r in &mut self.reports {
+            if r.sites.iter().any(|s| !watched.contains(&*s.site)) {
+                let mut kept = StatsReport::clone(r);
+                kept.sites.retain(|s| watched.contains(&*s.site));
+                *r = Arc::new(kept);
+            }
+        }
     }
 
     /// Takes a new report of its view, and the probe rate since the previous one.

@@ -212,3 +212,27 @@ fn the_summary_says_how_the_store_and_the_export_are() {
     s.sink(&status(crate::event::SinkName::Store, true, 0));
     assert!(s.render(200, 24, Duration::ZERO)[1].contains("store ok"));
 }
+
+#[test]
+fn a_site_removed_by_a_reload_leaves_the_rows_at_once() {
+    let mut s = screen();
+    let w = crate::event::Watching {
+        time: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        sites: (0..500)
+            .filter(|i| *i != 100)
+            .map(|i| crate::event::WatchedSite {
+                site: format!("s{i:03}").into(),
+                url: "http://x/".into(),
+                down: false,
+            })
+            .collect(),
+        views: vec!["10m".into(), "1h".into()],
+    };
+    s.watching(&w);
+    assert_eq!(
+        s.reports[0].sites.len(),
+        499,
+        "before the next report of the view"
+    );
+    assert!(!s.reports[0].sites.iter().any(|r| &*r.site == "s100"));
+}

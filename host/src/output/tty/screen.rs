@@ -77,6 +77,9 @@ pub struct Screen {
     pub alerts: VecDeque<Alert>,
     /// Sites down now: from the reports, and from alerts that arrived since (newer).
     pub down: HashSet<Arc<str>>,
+    /// The sites watched now (empty before the first `watching` event): an alert decided just
+    /// before a reload removed its site may arrive after it, and must not mark it down.
+    pub watched: HashSet<Arc<str>>,
     pub sinks: Sinks,
     /// Probes a second, from the last two reports.
     pub probes_per_s: Option<f64>,
@@ -148,7 +151,10 @@ impl Screen {
         self.alerts.push_front(a.clone());
         self.alerts.truncate(ALERTS_KEPT);
         match a.kind {
-            AlertKind::Down => self.down.insert(Arc::clone(&a.site)),
+            AlertKind::Down if self.watched.is_empty() || self.watched.contains(&a.site) => {
+                self.down.insert(Arc::clone(&a.site))
+            }
+            AlertKind::Down => false,
             AlertKind::Recovered => self.down.remove(&a.site),
         };
     }
@@ -157,6 +163,7 @@ impl Screen {
     /// this run are.
     pub fn watching(&mut self, w: &crate::event::Watching) {
         self.sites = w.sites.len();
+        self.watched = w.sites.iter().map(|s| Arc::clone(&s.site)).collect();
         self.down = w
             .sites
             .iter()

@@ -625,16 +625,11 @@ fn resolve_server(r: &raw::RawServer, env: notify::Env<'_>) -> Result<ServerConf
     })?;
     let auth_token = match &r.auth_token_env {
         None => None,
-        Some(var) => match env(var) {
-            Some(v) if !v.trim().is_empty() => Some(notify::Secret::new(v.trim().to_owned())),
-            _ => {
-                return Err((
-                    "server.auth_token_env",
-                    format!("names the environment variable {var}, which is not set"),
-                )
-                    .into());
-            }
-        },
+        Some(var) => Some(notify::Secret::new(notify::env_secret(
+            env,
+            "server.auth_token_env",
+            var,
+        )?)),
     };
     Ok(ServerConfig { listen, auth_token })
 }

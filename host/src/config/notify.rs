@@ -260,6 +260,22 @@ pub struct EmailTarget {
 /// environment.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// The value of the environment variable `var` named by `field`, trimmed; an error naming the
+/// field and the variable (never a value) when it is not set or empty.
+pub(super) fn env_secret(env: Env<'_>, field: &str, var: &str) -> Result<String, FieldError> {
+    if var.is_empty() || var.contains('=') {
+        return Err((field, "must be the name of an environment variable").into());
+    }
+    match env(var) {
+        Some(v) if !v.trim().is_empty() => Ok(v.trim().to_owned()),
+        _ => Err((
+            field,
+            format!("names the environment variable {var}, which is not set"),
+        )
+            .into()),
+    }
+}
+
 /// Resolves the `notify` list; errors name the field under `notify[i]` and the notifier.
 pub(super) fn resolve(
     raw: Vec<RawNotifier>,
@@ -326,21 +342,9 @@ fn resolve_one(
         })?;
     let mut secrets = Vec::new();
     let mut read = |field: &str, var: &str| -> Result<String, FieldError> {
-        if var.is_empty() || var.contains('=') {
-            return Err((field, "must be the name of an environment variable").into());
-        }
-        match env(var) {
-            Some(v) if !v.trim().is_empty() => {
-                let v = v.trim().to_owned();
-                secrets.push(Secret(v.clone()));
-                Ok(v)
-            }
-            _ => Err((
-                field,
-                format!("names the environment variable {var}, which is not set"),
-            )
-                .into()),
-        }
+        let v = env_secret(env, field, var)?;
+        secrets.push(Secret(v.clone()));
+        Ok(v)
     };
     let required = |field: &str, value: Option<String>| -> Result<String, FieldError> {
         value.ok_or_else(|| (field, format!("a {} notifier needs {field}", kind.as_str())).into())

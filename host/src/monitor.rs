@@ -576,7 +576,7 @@ impl Monitor {
                 }
             }
             (Some(cfg), Some(running)) => {
-                if let Err(e) = running.apply(&cfg, new).await {
+                if let Err(e) = running.apply(&cfg).await {
                     self.bus.error(
                         "server",
                         None,

@@ -8,7 +8,7 @@
 
 use super::outbox::{Notice, NoticeKind};
 use crate::clock::{human_duration, rfc3339_seconds};
-use crate::config::notify::{NotifierConfig, NotifierType, Service};
+use crate::config::notify::{NotifierConfig, Service};
 use serde_json::{Value, json};
 use std::ops::Range;
 use url::Url;
@@ -248,11 +248,6 @@ pub fn requests(n: &NotifierConfig, group: &[Notice]) -> Vec<Outgoing> {
             }))
         }
     }
-}
-
-/// Whether the type sends one request per notification.
-pub fn one_per_notice(kind: NotifierType) -> bool {
-    matches!(kind, NotifierType::PagerDuty | NotifierType::Opsgenie)
 }
 
 fn json_request(

@@ -120,15 +120,11 @@ impl Server {
         self.shared.board.seed_down(down);
     }
 
-    /// Applies a reloaded config: a new token at once; a new address is bound first, and only
-    /// then the old listener closed (a failure keeps the old one serving).
-    pub async fn apply(
-        &mut self,
-        cfg: &ServerConfig,
-        config: &crate::config::Config,
-    ) -> Result<(), BindError> {
+    /// Applies a reloaded server config: a new token at once; a new address is bound first, and
+    /// only then the old listener closed (a failure keeps the old one serving). The rest of the
+    /// config reaches the server through [`Self::set_config`].
+    pub async fn apply(&mut self, cfg: &ServerConfig) -> Result<(), BindError> {
         self.shared.token.store(Arc::new(cfg.auth_token.clone()));
-        self.shared.config.store(Arc::new(config.clone()));
         warn_if_open(cfg, &self.shared.bus);
         if cfg.listen == self.listen {
             return Ok(());

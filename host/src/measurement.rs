@@ -112,6 +112,49 @@ pub struct Measurement {
     pub schedule_lag: Duration,
     /// Numbers reported by check plugins, by name.
     pub metrics: Vec<(String, f64)>,
+    /// The TLS session and the certificate chain the server presented, for HTTPS probes that
+    /// got as far as the server's certificate (also when verifying it failed).
+    pub tls: Option<Arc<TlsDetails>>,
+    /// The probe ran during a maintenance window of its site (set by the recorder).
+    pub maintenance: bool,
+}
+
+/// What a TLS handshake showed: the negotiated version and cipher suite and the served chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsDetails {
+    /// `TLS 1.3`, `TLS 1.2`; `None` when the handshake did not get that far.
+    pub version: Option<String>,
+    /// The IANA name, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: Option<String>,
+    /// The chain as served: the leaf first, then the intermediates in the server's order.
+    pub chain: Vec<CertInfo>,
+}
+
+impl TlsDetails {
+    /// The leaf certificate, if the server sent one.
+    pub fn leaf(&self) -> Option<&CertInfo> {
+        self.chain.first()
+    }
+
+    /// The earliest `not after` of the served chain (blackbox_exporter's
+    /// `probe_ssl_earliest_cert_expiry`).
+    pub fn earliest_expiry(&self) -> Option<DateTime<Utc>> {
+        self.chain.iter().map(|c| c.not_after).min()
+    }
+}
+
+/// One certificate of a served chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// The subject as an RFC 4514 string, e.g. `CN=example.com`.
+    pub subject: String,
+    pub issuer: String,
+    /// DNS names and IP addresses of the subject alternative name extension.
+    pub sans: Vec<String>,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    /// Hex of the serial number.
+    pub serial: String,
 }
 
 impl Measurement {
@@ -204,6 +247,8 @@ pub mod tests {
             generation: 0,
             schedule_lag: Duration::ZERO,
             metrics: Vec::new(),
+            tls: None,
+            maintenance: false,
         }
     }
 

@@ -65,6 +65,8 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
                 generation: 0,
                 schedule_lag: Duration::ZERO,
                 metrics: Vec::new(),
+                tls: None,
+                maintenance: false,
             });
         }
         tokio::time::advance(Duration::from_secs(60)).await;

@@ -34,6 +34,8 @@ fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
         error: None,
         schedule_lag: Duration::from_micros(300),
         metrics: Vec::new(),
+        tls: None,
+        maintenance: false,
         duration: Duration::from_micros(25_000),
         ended_us: 0,
         generation: 0,

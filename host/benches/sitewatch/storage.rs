@@ -38,6 +38,8 @@ pub fn measurement(
         generation: 0,
         schedule_lag: Duration::from_micros(150),
         metrics: Vec::new(),
+        tls: None,
+        maintenance: false,
     }
 }
 

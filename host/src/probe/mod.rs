@@ -211,6 +211,8 @@ impl Prober {
             generation: target.generation,
             schedule_lag,
             metrics: Vec::new(),
+            tls: None,
+            maintenance: false,
         };
         Ok((measurement, captured))
     }

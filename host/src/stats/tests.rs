@@ -38,6 +38,8 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
         generation: 0,
         schedule_lag: Duration::ZERO,
         metrics: Vec::new(),
+        tls: None,
+        maintenance: false,
     }
 }
 

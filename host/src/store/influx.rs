@@ -702,6 +702,8 @@ mod tests {
             generation: 0,
             schedule_lag: Duration::ZERO,
             metrics: vec![("json.latency".into(), 12.5)],
+            tls: None,
+            maintenance: false,
         }
     }
 

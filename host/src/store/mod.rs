@@ -211,6 +211,8 @@ impl Store {
                     .transpose()?,
                 schedule_lag: us(12)?.unwrap_or_default(),
                 metrics: parse_metrics(r.get::<_, Option<String>>(13)?.as_deref()),
+                tls: None,
+                maintenance: false,
                 duration,
                 // Stored probes sit at their wall-clock end: the timeline starts equal to it.
                 ended_us: ended.timestamp_micros(),

@@ -29,6 +29,8 @@ fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
         generation: 0,
         schedule_lag: Duration::from_micros(3),
         metrics: vec![("m.one".into(), 1.5)],
+        tls: None,
+        maintenance: false,
     }
     .placed_at_its_end()
 }

@@ -2,31 +2,95 @@
 //! very probe that crosses the threshold. Pure: it is given the time and the availability.
 
 use crate::clock::{human_duration, rfc3339_seconds};
-use crate::config::AlertingConfig;
+use crate::config::{AlertRule, LatencyMetric};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an alert says. Each condition (down, degraded, certificate) has a kind that fires and
+/// one that resolves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AlertKind {
     Down,
     Recovered,
+    /// Up, but over its latency objective.
+    Degraded,
+    DegradedRecovered,
+    /// The earliest certificate of the served chain expires within `cert_warning`.
+    CertExpiring,
+    CertRenewed,
+}
+
+/// The condition an alert is about: the incident a firing alert opens and its resolution closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Condition {
+    Down,
+    Degraded,
+    Cert,
+}
+
+impl Condition {
+    pub const ALL: [Condition; 3] = [Self::Down, Self::Degraded, Self::Cert];
+
+    /// `down`, `degraded`, `cert`: in incident keys and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Down => "down",
+            Self::Degraded => "degraded",
+            Self::Cert => "cert",
+        }
+    }
+
+    /// The kinds that open and close this condition.
+    pub fn kinds(self) -> [AlertKind; 2] {
+        match self {
+            Self::Down => [AlertKind::Down, AlertKind::Recovered],
+            Self::Degraded => [AlertKind::Degraded, AlertKind::DegradedRecovered],
+            Self::Cert => [AlertKind::CertExpiring, AlertKind::CertRenewed],
+        }
+    }
 }
 
 /// A kind name that is not an [`AlertKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("\"{0}\" is not an alert kind (down, recovered)")]
+#[error(
+    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed)"
+)]
 pub struct UnknownAlertKind(pub String);
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 2] = [Self::Down, Self::Recovered];
+    pub const ALL: [AlertKind; 6] = [
+        Self::Down,
+        Self::Recovered,
+        Self::Degraded,
+        Self::DegradedRecovered,
+        Self::CertExpiring,
+        Self::CertRenewed,
+    ];
 
-    /// The kind's name in events, the store and line protocol: `down`, `recovered`.
+    /// The kind's name in events, the store and line protocol.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Down => "down",
             Self::Recovered => "recovered",
+            Self::Degraded => "degraded",
+            Self::DegradedRecovered => "degraded_recovered",
+            Self::CertExpiring => "cert_expiring",
+            Self::CertRenewed => "cert_renewed",
         }
+    }
+
+    pub fn condition(self) -> Condition {
+        match self {
+            Self::Down | Self::Recovered => Condition::Down,
+            Self::Degraded | Self::DegradedRecovered => Condition::Degraded,
+            Self::CertExpiring | Self::CertRenewed => Condition::Cert,
+        }
+    }
+
+    /// Whether it opens an incident (rather than closing one).
+    pub fn is_firing(self) -> bool {
+        matches!(self, Self::Down | Self::Degraded | Self::CertExpiring)
     }
 }
 
@@ -47,6 +111,14 @@ impl std::fmt::Display for AlertKind {
     }
 }
 
+/// A latency figure over its objective (or back under it), for degraded alerts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencyBreach {
+    pub metric: LatencyMetric,
+    pub value_ms: f64,
+    pub limit: Duration,
+}
+
 /// A raised or cleared alert, with its message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
@@ -56,10 +128,15 @@ pub struct Alert {
     /// Availability over the alert window when the alert fired, 0..=1.
     pub availability: f64,
     pub time: DateTime<Utc>,
-    /// For a recovery: when the site went down.
+    /// For a resolution: when its condition began (the site went down, became degraded, the
+    /// certificate warning fired).
     pub down_since: Option<DateTime<Utc>>,
-    /// For a recovery: how long it was down, in seconds.
+    /// For a resolution: how long the condition lasted.
     pub down_for: Option<Duration>,
+    /// Degraded alerts: the figure and its objective.
+    pub latency: Option<LatencyBreach>,
+    /// Certificate alerts: the earliest `not after` of the served chain.
+    pub cert_expiry: Option<DateTime<Utc>>,
     pub message: String,
     /// The alert as the configured formatter plugin rendered it, if there is one.
     pub rendered: Option<String>,
@@ -72,9 +149,26 @@ impl Alert {
     }
 }
 
+/// The open alert of `condition` among a site's newest alert of each condition (as
+/// [`crate::store::Store::last_alerts`] gives them), if it is open.
+pub fn open_alert(last: &[Alert], condition: Condition) -> Option<&Alert> {
+    last.iter()
+        .find(|a| a.kind.condition() == condition)
+        .filter(|a| a.kind.is_firing())
+}
+
 /// `66.67%`: availability as a percentage with two decimals.
 pub fn percent(availability: f64) -> String {
     format!("{:.2}%", availability * 100.0)
+}
+
+/// A latency for people: `1.24s`, `800ms`.
+pub fn latency_text(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else {
+        format!("{:.0}ms", ms)
+    }
 }
 
 /// The spec's down message, word for word.
@@ -101,6 +195,58 @@ pub fn recovered_message(
     )
 }
 
+/// `Website shop is degraded. p95 response=1.24s over 800ms, time=...`
+pub fn degraded_message(site: &str, b: &LatencyBreach, time: DateTime<Utc>) -> String {
+    format!(
+        "Website {site} is degraded. {}={} over {}, time={}",
+        b.metric.label(),
+        latency_text(b.value_ms),
+        latency_text(b.limit.as_secs_f64() * 1000.0),
+        rfc3339_seconds(time)
+    )
+}
+
+pub fn degraded_recovered_message(
+    site: &str,
+    b: &LatencyBreach,
+    time: DateTime<Utc>,
+    since: DateTime<Utc>,
+) -> String {
+    format!(
+        "Website {site} is no longer degraded. {}={} within {}, time={}, degraded since {}, for {}",
+        b.metric.label(),
+        latency_text(b.value_ms),
+        latency_text(b.limit.as_secs_f64() * 1000.0),
+        rfc3339_seconds(time),
+        rfc3339_seconds(since),
+        human_duration((time - since).to_std().unwrap_or_default())
+    )
+}
+
+/// Whole days from `time` to `expiry`, rounded down (negative once expired).
+pub fn days_left(expiry: DateTime<Utc>, time: DateTime<Utc>) -> i64 {
+    (expiry - time).num_days()
+}
+
+/// `Website shop certificate expires in 3 days (not after 2026-12-05T10:00:00Z)`
+pub fn cert_expiring_message(site: &str, expiry: DateTime<Utc>, time: DateTime<Utc>) -> String {
+    let days = days_left(expiry, time);
+    format!(
+        "Website {site} certificate expires in {days} day{} (not after {})",
+        if days == 1 { "" } else { "s" },
+        rfc3339_seconds(expiry)
+    )
+}
+
+pub fn cert_renewed_message(site: &str, expiry: DateTime<Utc>, time: DateTime<Utc>) -> String {
+    let days = days_left(expiry, time);
+    format!(
+        "Website {site} certificate renewed. expires in {days} days (not after {}), time={}",
+        rfc3339_seconds(expiry),
+        rfc3339_seconds(time)
+    )
+}
+
 /// One site's alert state. Times of the alert engine are positions on the monotonic timeline
 /// (microseconds, see [`crate::clock`]); wall times only label the alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -111,6 +257,10 @@ pub struct AlertState {
     last_probe: Option<i64>,
     /// `Some` while the site is down: when the down alert fired.
     down_since: Option<DateTime<Utc>>,
+    /// `Some` while the site is degraded: when the degraded alert fired.
+    degraded_since: Option<DateTime<Utc>>,
+    /// `Some` while a certificate warning is open: when it fired.
+    cert_since: Option<DateTime<Utc>>,
 }
 
 /// A state change, before it is dressed as an [`Alert`].
@@ -125,19 +275,70 @@ pub enum Transition {
         time: DateTime<Utc>,
         down_since: DateTime<Utc>,
     },
+    Degraded {
+        availability: f64,
+        time: DateTime<Utc>,
+        breach: LatencyBreach,
+    },
+    DegradedRecovered {
+        availability: f64,
+        time: DateTime<Utc>,
+        since: DateTime<Utc>,
+        within: LatencyBreach,
+    },
+    CertExpiring {
+        availability: f64,
+        time: DateTime<Utc>,
+        expiry: DateTime<Utc>,
+    },
+    CertRenewed {
+        availability: f64,
+        time: DateTime<Utc>,
+        since: DateTime<Utc>,
+        expiry: DateTime<Utc>,
+    },
+}
+
+/// What one probe tells the alert engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    /// The probe's position on the timeline.
+    pub at_us: i64,
+    /// When it ended (wall clock).
+    pub time: DateTime<Utc>,
+    /// Availability over the alert window (`None` when it holds no probes).
+    pub availability: Option<f64>,
+    /// The alert window's latency figures, for sites with a latency objective.
+    pub stats: Option<&'a crate::stats::WindowStats>,
+    /// The earliest certificate expiry of the probe's served chain, when its TLS was good.
+    pub cert_expiry: Option<DateTime<Utc>>,
+    /// A maintenance window is open: nothing new fires (resolutions still do).
+    pub maintenance: bool,
 }
 
 impl AlertState {
-    /// A site that is down since `down_since` (restored from storage), not yet covered by probes.
-    pub fn down_since_restored(down_since: Option<DateTime<Utc>>) -> Self {
+    /// A site whose open alerts were restored from storage, not yet covered by probes.
+    pub fn restored(open: &[(Condition, DateTime<Utc>)]) -> Self {
+        let since = |c| open.iter().find(|(o, _)| *o == c).map(|(_, t)| *t);
         Self {
-            down_since,
+            down_since: since(Condition::Down),
+            degraded_since: since(Condition::Degraded),
+            cert_since: since(Condition::Cert),
             ..Self::default()
         }
     }
 
     pub fn down_since(&self) -> Option<DateTime<Utc>> {
         self.down_since
+    }
+
+    /// Degraded and not down (down wins over degraded).
+    pub fn degraded(&self) -> bool {
+        self.degraded_since.is_some() && self.down_since.is_none()
+    }
+
+    pub fn cert_warning(&self) -> bool {
+        self.cert_since.is_some()
     }
 
     /// Notes a probe at `at_us` without deciding anything (history replayed at start). Probes
@@ -154,37 +355,122 @@ impl AlertState {
         self.last_probe = Some(self.last_probe.map_or(at_us, |l| l.max(at_us)));
     }
 
-    /// Evaluates the state after a probe at `at_us` (timeline) that ended at `time` (wall),
-    /// given the availability over the alert window (`None` when the window holds no probes).
-    /// Returns the transition, if one happened.
+    /// Evaluates the state after a probe. Returns the transitions it caused, in order:
+    /// availability first, then latency, then the certificate.
     pub fn evaluate(
         &mut self,
-        at_us: i64,
-        time: DateTime<Utc>,
-        availability: Option<f64>,
-        rule: &AlertingConfig,
+        o: &Observation<'_>,
+        rule: &AlertRule,
         max_gap_us: i64,
-    ) -> Option<Transition> {
-        self.observe(at_us, max_gap_us);
+    ) -> Vec<Transition> {
+        self.observe(o.at_us, max_gap_us);
+        let mut out = Vec::new();
+        let time = o.time;
         // A window with no probes says nothing about the site.
-        let availability = availability?;
+        let Some(availability) = o.availability else {
+            return out;
+        };
+        // Certificates are judged per probe: one served chain says when it expires.
+        if let Some(expiry) = o.cert_expiry {
+            let warn =
+                chrono::TimeDelta::from_std(rule.cert_warning).unwrap_or(chrono::TimeDelta::MAX);
+            let close = expiry - time < warn;
+            match self.cert_since {
+                None if close && !o.maintenance => {
+                    self.cert_since = Some(time);
+                    out.push(Transition::CertExpiring {
+                        availability,
+                        time,
+                        expiry,
+                    });
+                }
+                Some(since) if !close => {
+                    self.cert_since = None;
+                    out.push(Transition::CertRenewed {
+                        availability,
+                        time,
+                        since,
+                        expiry,
+                    });
+                }
+                _ => {}
+            }
+        }
         // Stay silent until probes have covered one whole window.
         let window = i64::try_from(rule.window.as_micros()).unwrap_or(i64::MAX);
-        let covered = self.covered_since.unwrap_or(at_us);
-        if at_us.saturating_sub(covered) < window {
-            return None;
+        let covered = self.covered_since.unwrap_or(o.at_us);
+        if o.at_us.saturating_sub(covered) < window {
+            // Availability and latency come before the certificate, in order of urgency.
+            return out;
         }
+        let mut decided = Vec::new();
         match self.down_since {
-            None if availability < rule.threshold => {
+            None if availability < rule.threshold && !o.maintenance => {
                 self.down_since = Some(time);
-                Some(Transition::Down { availability, time })
+                decided.push(Transition::Down { availability, time });
             }
             Some(down_since) if availability >= rule.threshold => {
                 self.down_since = None;
-                Some(Transition::Recovered {
+                decided.push(Transition::Recovered {
                     availability,
                     time,
                     down_since,
+                });
+            }
+            _ => {}
+        }
+        // Down wins over degraded: while down, the latency verdict waits.
+        if self.down_since.is_none()
+            && let Some(stats) = o.stats
+            && let Some(t) = self.judge_latency(availability, time, stats, rule, o.maintenance)
+        {
+            decided.push(t);
+        }
+        decided.extend(out);
+        decided
+    }
+
+    fn judge_latency(
+        &mut self,
+        availability: f64,
+        time: DateTime<Utc>,
+        stats: &crate::stats::WindowStats,
+        rule: &AlertRule,
+        maintenance: bool,
+    ) -> Option<Transition> {
+        let figures: Vec<LatencyBreach> = rule
+            .degraded
+            .iter()
+            .filter_map(|obj| {
+                Some(LatencyBreach {
+                    metric: obj.metric,
+                    value_ms: obj.metric.value_ms(stats)?,
+                    limit: obj.limit,
+                })
+            })
+            .collect();
+        // No complete response in the window: nothing to judge latency by.
+        let first = *figures.first()?;
+        let over = figures
+            .iter()
+            .find(|b| b.value_ms > b.limit.as_secs_f64() * 1000.0)
+            .copied();
+        match (self.degraded_since, over) {
+            (None, Some(breach)) if !maintenance => {
+                self.degraded_since = Some(time);
+                Some(Transition::Degraded {
+                    availability,
+                    time,
+                    breach,
+                })
+            }
+            (Some(since), None) => {
+                self.degraded_since = None;
+                Some(Transition::DegradedRecovered {
+                    availability,
+                    time,
+                    since,
+                    within: first,
                 })
             }
             _ => None,
@@ -194,32 +480,103 @@ impl AlertState {
 
 impl Transition {
     pub fn into_alert(self, site: &Arc<str>, url: &Arc<str>) -> Alert {
+        let base = |kind, availability, time, message| Alert {
+            kind,
+            site: Arc::clone(site),
+            url: Arc::clone(url),
+            availability,
+            time,
+            down_since: None,
+            down_for: None,
+            latency: None,
+            cert_expiry: None,
+            message,
+            rendered: None,
+        };
+        let since = |a: Alert, since: DateTime<Utc>| Alert {
+            down_since: Some(since),
+            down_for: Some((a.time - since).to_std().unwrap_or_default()),
+            ..a
+        };
         match self {
-            Transition::Down { availability, time } => Alert {
-                kind: AlertKind::Down,
-                site: Arc::clone(site),
-                url: Arc::clone(url),
+            Transition::Down { availability, time } => base(
+                AlertKind::Down,
                 availability,
                 time,
-                down_since: None,
-                down_for: None,
-                message: down_message(site, availability, time),
-                rendered: None,
-            },
+                down_message(site, availability, time),
+            ),
             Transition::Recovered {
                 availability,
                 time,
                 down_since,
-            } => Alert {
-                kind: AlertKind::Recovered,
-                site: Arc::clone(site),
-                url: Arc::clone(url),
+            } => since(
+                base(
+                    AlertKind::Recovered,
+                    availability,
+                    time,
+                    recovered_message(site, availability, time, down_since),
+                ),
+                down_since,
+            ),
+            Transition::Degraded {
                 availability,
                 time,
-                down_since: Some(down_since),
-                down_for: Some((time - down_since).to_std().unwrap_or_default()),
-                message: recovered_message(site, availability, time, down_since),
-                rendered: None,
+                breach,
+            } => Alert {
+                latency: Some(breach),
+                ..base(
+                    AlertKind::Degraded,
+                    availability,
+                    time,
+                    degraded_message(site, &breach, time),
+                )
+            },
+            Transition::DegradedRecovered {
+                availability,
+                time,
+                since: s,
+                within,
+            } => Alert {
+                latency: Some(within),
+                ..since(
+                    base(
+                        AlertKind::DegradedRecovered,
+                        availability,
+                        time,
+                        degraded_recovered_message(site, &within, time, s),
+                    ),
+                    s,
+                )
+            },
+            Transition::CertExpiring {
+                availability,
+                time,
+                expiry,
+            } => Alert {
+                cert_expiry: Some(expiry),
+                ..base(
+                    AlertKind::CertExpiring,
+                    availability,
+                    time,
+                    cert_expiring_message(site, expiry, time),
+                )
+            },
+            Transition::CertRenewed {
+                availability,
+                time,
+                since: s,
+                expiry,
+            } => Alert {
+                cert_expiry: Some(expiry),
+                ..since(
+                    base(
+                        AlertKind::CertRenewed,
+                        availability,
+                        time,
+                        cert_renewed_message(site, expiry, time),
+                    ),
+                    s,
+                )
             },
         }
     }
@@ -230,11 +587,33 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn rule() -> AlertingConfig {
-        AlertingConfig {
+    fn rule() -> AlertRule {
+        AlertRule {
             threshold: 0.8,
             window: Duration::from_secs(120),
-            formatter: None,
+            degraded: vec![crate::config::LatencyObjective {
+                metric: LatencyMetric::ResponseP95,
+                limit: Duration::from_millis(800),
+            }],
+            cert_warning: Duration::from_secs(14 * 86_400),
+        }
+    }
+
+    /// Window stats whose p95 response is `p95_ms`.
+    fn latency(p95_ms: f64) -> crate::stats::WindowStats {
+        crate::stats::WindowStats {
+            checks: 10,
+            ok: 10,
+            availability: Some(1.0),
+            response_ms: Some(crate::stats::ResponseSummary {
+                avg: p95_ms,
+                max: p95_ms,
+                p50: p95_ms,
+                p95: p95_ms,
+                p99: p95_ms,
+            }),
+            ttfb_ms: None,
+            status_codes: Default::default(),
         }
     }
 
@@ -253,8 +632,44 @@ mod tests {
         /// Evaluates at `secs` on a timeline equal to the wall clock.
         fn eval(&mut self, secs: i64, availability: Option<f64>) -> Option<Transition> {
             let t = at(secs);
-            self.evaluate(t.timestamp_micros(), t, availability, &rule(), GAP)
+            let o = Observation {
+                at_us: t.timestamp_micros(),
+                time: t,
+                availability,
+                stats: None,
+                cert_expiry: None,
+                maintenance: false,
+            };
+            let mut got = self.evaluate(&o, &rule(), GAP);
+            assert!(got.len() <= 1, "one transition at most: {got:?}");
+            got.pop()
         }
+    }
+
+    /// Evaluates everything a probe at `secs` can carry.
+    fn full(
+        s: &mut AlertState,
+        secs: i64,
+        availability: f64,
+        p95_ms: Option<f64>,
+        cert_expiry: Option<DateTime<Utc>>,
+        maintenance: bool,
+    ) -> Vec<AlertKind> {
+        let t = at(secs);
+        let stats = p95_ms.map(latency);
+        let o = Observation {
+            at_us: t.timestamp_micros(),
+            time: t,
+            availability: Some(availability),
+            stats: stats.as_ref(),
+            cert_expiry,
+            maintenance,
+        };
+        let site: Arc<str> = "s".into();
+        s.evaluate(&o, &rule(), GAP)
+            .into_iter()
+            .map(|t| t.into_alert(&site, &site).kind)
+            .collect()
     }
 
     /// A site probed every 10 s from 0 to 120 s (up), so the window is covered.
@@ -372,7 +787,7 @@ mod tests {
 
     #[test]
     fn replayed_history_counts_as_coverage_until_a_gap() {
-        let mut s = AlertState::down_since_restored(None);
+        let mut s = AlertState::restored(&[]);
         for t in (0..=120).step_by(10) {
             s.observe(at(t).timestamp_micros(), GAP);
         }
@@ -417,5 +832,159 @@ mod tests {
              down since 2026-11-24T10:00:00Z, down for 3m 12s"
         );
         assert_eq!(up.down_for, Some(Duration::from_secs(192)));
+    }
+
+    #[test]
+    fn degraded_then_down_then_up_reports_down_over_degraded() {
+        use AlertKind::*;
+        let mut s = watched();
+        assert_eq!(
+            full(&mut s, 130, 1.0, Some(1240.0), None, false),
+            [Degraded]
+        );
+        assert!(s.degraded());
+        // Still slow: nothing more.
+        assert_eq!(full(&mut s, 140, 1.0, Some(1300.0), None, false), []);
+        // Down wins: the down alert fires, the degraded one is not resolved meanwhile.
+        assert_eq!(full(&mut s, 150, 0.5, Some(100.0), None, false), [Down]);
+        assert!(!s.degraded(), "down, not degraded, while down");
+        assert_eq!(full(&mut s, 160, 0.5, Some(100.0), None, false), []);
+        // Back up and fast: recovered, then no longer degraded.
+        assert_eq!(
+            full(&mut s, 170, 0.9, Some(100.0), None, false),
+            [Recovered, DegradedRecovered]
+        );
+        assert_eq!(full(&mut s, 180, 1.0, Some(100.0), None, false), []);
+    }
+
+    #[test]
+    fn a_degraded_message_names_the_figure_and_its_objective() {
+        let site: Arc<str> = "shop".into();
+        let t = Transition::Degraded {
+            availability: 1.0,
+            time: at(0),
+            breach: LatencyBreach {
+                metric: LatencyMetric::ResponseP95,
+                value_ms: 1240.0,
+                limit: Duration::from_millis(800),
+            },
+        }
+        .into_alert(&site, &site);
+        assert_eq!(
+            t.message,
+            "Website shop is degraded. p95 response=1.24s over 800ms, time=2026-11-24T10:00:00Z"
+        );
+    }
+
+    #[test]
+    fn no_complete_response_in_the_window_changes_no_latency_verdict() {
+        let mut s = watched();
+        assert_eq!(
+            full(&mut s, 130, 1.0, Some(900.0), None, false),
+            [AlertKind::Degraded]
+        );
+        // Every probe of the window failed before a response: no figure to judge by.
+        let t = at(140);
+        let empty = crate::stats::WindowStats {
+            response_ms: None,
+            ..latency(0.0)
+        };
+        let o = Observation {
+            at_us: t.timestamp_micros(),
+            time: t,
+            availability: Some(0.9),
+            stats: Some(&empty),
+            cert_expiry: None,
+            maintenance: false,
+        };
+        assert_eq!(s.evaluate(&o, &rule(), GAP), []);
+        assert!(s.degraded());
+    }
+
+    #[test]
+    fn maintenance_holds_back_new_alerts_but_not_recoveries_and_fires_at_its_end() {
+        use AlertKind::*;
+        let mut s = watched();
+        // Down during maintenance: nothing fires.
+        for t in (130..200).step_by(10) {
+            assert_eq!(full(&mut s, t, 0.0, None, None, true), [], "at {t}");
+        }
+        // The window closes with the site still down: the down alert fires on the next probe.
+        assert_eq!(full(&mut s, 200, 0.0, None, None, false), [Down]);
+        // An alert open when a window starts stays open through it...
+        assert_eq!(full(&mut s, 210, 0.0, None, None, true), []);
+        assert!(s.down_since().is_some());
+        // ...and a recovery during the window is still reported.
+        assert_eq!(full(&mut s, 220, 1.0, None, None, true), [Recovered]);
+        // Slow during maintenance: no degraded alert either.
+        assert_eq!(full(&mut s, 230, 1.0, Some(5000.0), None, true), []);
+        assert_eq!(
+            full(&mut s, 240, 1.0, Some(5000.0), None, false),
+            [Degraded]
+        );
+    }
+
+    #[test]
+    fn a_certificate_warning_fires_once_and_clears_when_renewed() {
+        use AlertKind::*;
+        let mut s = watched();
+        let soon = at(0) + chrono::TimeDelta::days(3);
+        let later = at(0) + chrono::TimeDelta::days(60);
+        assert_eq!(full(&mut s, 130, 1.0, None, Some(later), false), []);
+        assert_eq!(
+            full(&mut s, 140, 1.0, None, Some(soon), false),
+            [CertExpiring]
+        );
+        assert_eq!(full(&mut s, 150, 1.0, None, Some(soon), false), []);
+        // A probe without a good chain (it failed before TLS) says nothing about it.
+        assert_eq!(full(&mut s, 160, 1.0, None, None, false), []);
+        assert!(s.cert_warning());
+        assert_eq!(
+            full(&mut s, 170, 1.0, None, Some(later), false),
+            [CertRenewed]
+        );
+        assert!(!s.cert_warning());
+        let site: Arc<str> = "shop".into();
+        let a = Transition::CertExpiring {
+            availability: 1.0,
+            time: at(0),
+            expiry: soon,
+        }
+        .into_alert(&site, &site);
+        assert_eq!(
+            a.message,
+            "Website shop certificate expires in 3 days (not after 2026-11-27T10:00:00Z)"
+        );
+    }
+
+    #[test]
+    fn a_certificate_warning_fires_before_the_window_is_covered() {
+        let mut s = AlertState::default();
+        let soon = at(0) + chrono::TimeDelta::days(3);
+        assert_eq!(
+            full(&mut s, 0, 1.0, None, Some(soon), false),
+            [AlertKind::CertExpiring]
+        );
+    }
+
+    #[test]
+    fn restored_open_alerts_resolve_without_firing_again() {
+        let mut s = AlertState::restored(&[(Condition::Degraded, at(0)), (Condition::Down, at(5))]);
+        for t in (0..=120).step_by(10) {
+            s.observe(at(t).timestamp_micros(), GAP);
+        }
+        assert_eq!(
+            full(&mut s, 130, 1.0, Some(10.0), None, false),
+            [AlertKind::Recovered, AlertKind::DegradedRecovered]
+        );
+    }
+
+    #[test]
+    fn every_kind_belongs_to_one_condition_that_opens_and_closes_it() {
+        for c in Condition::ALL {
+            let [open, close] = c.kinds();
+            assert!(open.is_firing() && !close.is_firing());
+            assert_eq!((open.condition(), close.condition()), (c, c));
+        }
     }
 }

@@ -36,6 +36,26 @@ pub enum Command {
     /// Check the notifiers: send a sample alert through one, or list their queues.
     #[command(subcommand)]
     Notify(NotifyCommand),
+    /// Maintenance windows: list the next ones of every site.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MaintenanceCommand {
+    /// The open and next maintenance windows of every site, soonest first.
+    List(MaintenanceListArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MaintenanceListArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// How many windows per site.
+    #[arg(long, default_value_t = 3)]
+    pub next: usize,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,6 +163,10 @@ pub struct ReportArgs {
     /// Only this site.
     #[arg(long)]
     pub site: Option<String>,
+    /// Count probes that ran in maintenance windows in the figures (by default they are left
+    /// out: planned downtime does not count against availability).
+    #[arg(long)]
+    pub include_maintenance: bool,
     #[arg(long, short, value_enum, default_value = "plain")]
     pub output: OutputFormat,
     #[command(flatten)]

@@ -35,6 +35,12 @@ fn main() -> ExitCode {
         Command::Outbox(args) => outbox(args),
         Command::Plugin(cmd) => plugin(cmd),
         Command::Notify(cmd) => notify(cmd),
+        Command::Maintenance(sitewatch::cli::MaintenanceCommand::List(args)) => {
+            match Config::load(&args.config.config) {
+                Ok(config) => maintenance_list(&args, &config),
+                Err(e) => return config_error(&e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,6 +118,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         args.site.as_deref(),
         chrono::Utc::now(),
         threshold,
+        args.include_maintenance,
     )?;
     if let Some(site) = &args.site
         && report.sites.is_empty()
@@ -123,6 +130,66 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     write_event(args.output, &mut out, &Event::Stats(report))?;
+    Ok(out.flush()?)
+}
+
+/// `sitewatch maintenance list`: each site's open and next windows, computed from the config
+/// (nothing is stored per occurrence).
+fn maintenance_list(
+    args: &sitewatch::cli::MaintenanceListArgs,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let mut out = std::io::stdout().lock();
+    let json = args.output == sitewatch::output::OutputFormat::Json;
+    let mut any = false;
+    for site in &config.sites {
+        let upcoming = site.maintenance.upcoming(now, args.next.max(1));
+        if json {
+            let windows: Vec<_> = upcoming
+                .iter()
+                .map(|o| {
+                    serde_json::json!({
+                        "start": sitewatch::clock::rfc3339_seconds(o.start),
+                        "end": sitewatch::clock::rfc3339_seconds(o.end),
+                        "name": o.name,
+                        "open": o.start <= now,
+                    })
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"site": site.name, "windows": windows})
+            )?;
+            continue;
+        }
+        if upcoming.is_empty() {
+            continue;
+        }
+        any = true;
+        writeln!(out, "{}:", site.name)?;
+        for o in &upcoming {
+            let state = if o.start <= now { "OPEN NOW" } else { "next" };
+            writeln!(
+                out,
+                "  {state:<8} {} to {}{}",
+                sitewatch::clock::rfc3339_seconds(o.start),
+                sitewatch::clock::rfc3339_seconds(o.end),
+                o.name
+                    .as_deref()
+                    .map(|n| format!("  ({n})"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    if !any && !json {
+        writeln!(
+            out,
+            "no maintenance windows in {}",
+            args.config.config.display()
+        )?;
+    }
     Ok(out.flush()?)
 }
 

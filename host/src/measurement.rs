@@ -120,7 +120,8 @@ pub struct Measurement {
 }
 
 /// What a TLS handshake showed: the negotiated version and cipher suite and the served chain.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// Its serde form is what the store keeps (once per distinct chain).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct TlsDetails {
     /// `TLS 1.3`, `TLS 1.2`; `None` when the handshake did not get that far.
     pub version: Option<String>,
@@ -144,7 +145,7 @@ impl TlsDetails {
 }
 
 /// One certificate of a served chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CertInfo {
     /// The subject as an RFC 4514 string, e.g. `CN=example.com`.
     pub subject: String,

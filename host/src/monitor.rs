@@ -149,8 +149,8 @@ pub async fn run(
     recorder.set_sites(&targets);
     let since =
         clock.now() - chrono::TimeDelta::from_std(recorder.longest_window()).unwrap_or_default();
-    let restore = |target: &ProbeTarget, ms: &[_], alert: Option<&_>| {
-        recorder.restore(&target.name, ms, alert);
+    let restore = |target: &ProbeTarget, ms: &[_], alerts: &[_]| {
+        recorder.restore(&target.name, ms, alerts);
     };
     if let Err(e) = load_history(&store, &targets, since, restore).await {
         bus.error(
@@ -374,7 +374,12 @@ fn new_targets(
             if let (Some(diff), Some(t)) = (diff, running)
                 && !diff.restarts(&site.name)
             {
-                return t.clone();
+                // Probing the same way; the recorder's settings (rule, windows, tags) may differ.
+                let mut t = t.clone();
+                if *t.config != *site {
+                    t.config = Arc::new(site.clone());
+                }
+                return t;
             }
             let mut t = ProbeTarget::new(site.clone());
             t.generation = generation;
@@ -648,7 +653,7 @@ pub async fn load_history(
     store: &Store,
     targets: &[ProbeTarget],
     since: chrono::DateTime<chrono::Utc>,
-    mut each: impl FnMut(&ProbeTarget, &[crate::measurement::Measurement], Option<&crate::alert::Alert>),
+    mut each: impl FnMut(&ProbeTarget, &[crate::measurement::Measurement], &[crate::alert::Alert]),
 ) -> Result<usize, StoreError> {
     let store = store.clone();
     let targets = targets.to_vec();
@@ -658,17 +663,19 @@ pub async fn load_history(
         let mut last = store.last_alerts(&conn)?;
         for t in targets {
             let ms = store.measurements(&conn, &t.name, &t.url, since)?;
-            let alert = last.remove(&(t.name.to_string(), t.url.to_string()));
-            if tx.blocking_send((t, ms, alert)).is_err() {
+            let alerts = last
+                .remove(&(t.name.to_string(), t.url.to_string()))
+                .unwrap_or_default();
+            if tx.blocking_send((t, ms, alerts)).is_err() {
                 break;
             }
         }
         Ok(())
     });
     let mut loaded = 0;
-    while let Some((target, ms, alert)) = rx.recv().await {
+    while let Some((target, ms, alerts)) = rx.recv().await {
         loaded += ms.len();
-        each(&target, &ms, alert.as_ref());
+        each(&target, &ms, &alerts);
     }
     loader.await.expect("loading history does not panic")?;
     Ok(loaded)

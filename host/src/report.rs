@@ -1,20 +1,23 @@
 //! `sitewatch report` and `sitewatch alerts`: stats and alerts of any past timeframe, read from the
 //! store and computed with the same code as the live views.
 
-use crate::alert::{Alert, AlertKind};
+use crate::alert::{Alert, Condition, open_alert};
 use crate::event::{SiteReport, StatsReport};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The stats of every stored site (or just `site`) from `now - since` to `now`; availability is
-/// judged against `threshold` (the configured one).
+/// judged against `threshold` (the configured one). Probes in maintenance windows are left out
+/// unless `include_maintenance`.
 pub fn stats_since(
     store: &Store,
     since: Duration,
     site: Option<&str>,
     now: DateTime<Utc>,
     threshold: f64,
+    include_maintenance: bool,
 ) -> Result<StatsReport, StoreError> {
     let conn = store.connect()?;
     let from = now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
@@ -24,15 +27,33 @@ pub fn stats_since(
         if site.is_some_and(|s| s != name) {
             continue;
         }
-        let ms = store.measurements(&conn, &name, &url, from)?;
-        let down = last
-            .get(&(name.clone(), url.clone()))
-            .is_some_and(|a| a.kind == AlertKind::Down);
+        let mut ms = store.measurements(&conn, &name, &url, from)?;
+        let in_maintenance = ms.iter().filter(|m| m.maintenance).count();
+        if !include_maintenance {
+            ms.retain(|m| !m.maintenance);
+        }
+        let open = last.get(&(name.clone(), url.clone()));
+        let open = |c| open.and_then(|a| open_alert(a, c));
+        let down = open(Condition::Down).is_some();
+        let cert_expiry = ms
+            .iter()
+            .rev()
+            .find_map(|m| m.tls.as_ref()?.earliest_expiry());
         sites.push(SiteReport {
             site: name.into(),
             url: url.into(),
             stats: crate::stats::summarize(&ms),
+            maintenance_probes: if include_maintenance {
+                0
+            } else {
+                in_maintenance as u32
+            },
             down,
+            degraded: !down && open(Condition::Degraded).is_some(),
+            maintenance: None,
+            cert_expiry,
+            cert_warning: open(Condition::Cert).is_some(),
+            tags: Arc::from([]),
             skipped_ticks: 0,
             tls_insecure: false,
             last_error: None,

@@ -20,7 +20,7 @@ impl SitesDiff {
         for s in new {
             match before.get(s.name.as_str()) {
                 None => diff.added.push(s.name.clone()),
-                Some(o) if *o != s => diff.changed.push(s.name.clone()),
+                Some(o) if !o.probes_like(s) => diff.changed.push(s.name.clone()),
                 Some(_) => {}
             }
         }
@@ -65,7 +65,18 @@ impl ConfigDiff {
     pub fn between(old: &Config, new: &Config) -> Self {
         Self {
             sites: SitesDiff::between(&old.sites, &new.sites),
-            alerting: old.alerting != new.alerting,
+            // A site's own rule, windows or tags change only what the recorder decides: the
+            // site keeps probing on, with its history.
+            alerting: old.alerting != new.alerting
+                || old.maintenance != new.maintenance
+                || old.sites.iter().any(|o| {
+                    new.sites.iter().any(|n| {
+                        n.name == o.name
+                            && (n.alerting != o.alerting
+                                || n.maintenance != o.maintenance
+                                || n.tags != o.tags)
+                    })
+                }),
             dashboard: old.dashboard != new.dashboard,
             plugins: old.plugins != new.plugins,
             storage: old.storage != new.storage,
@@ -120,6 +131,20 @@ mod tests {
 
     fn config(text: &str) -> Config {
         Config::parse(Path::new("c.json"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_site_rule_window_or_tag_change_keeps_the_site_probing() {
+        let old = config(r#"{"sites": [{"name": "a", "url": "http://a.test/"}]}"#);
+        let new = config(
+            r#"{"sites": [{"name": "a", "url": "http://a.test/", "tags": ["prod"],
+                           "alerting": {"threshold": 0.5},
+                           "maintenance": [{"cron": "0 2 * * *", "duration": "1h"}]}]}"#,
+        );
+        let diff = ConfigDiff::between(&old, &new);
+        assert!(diff.sites.is_empty(), "{diff:?}");
+        assert!(diff.alerting);
+        assert_eq!(diff.describe(), "alerting settings changed");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 pub mod diff;
 pub mod notify;
 pub mod raw;
+pub mod rules;
 pub mod values;
 
 use raw::{RawConfig, RawSite};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+pub use rules::{AlertRule, LatencyMetric, LatencyObjective, RequestBody};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub struct Config {
     pub server: Option<ServerConfig>,
     /// Where this instance runs: the `location` of every exported point, series and event.
     pub location: String,
+    /// Maintenance windows of every site (each site's schedule has them too).
+    pub maintenance: Vec<crate::maintenance::Window>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
@@ -174,6 +178,27 @@ pub struct SiteConfig {
     pub max_body: u64,
     pub max_in_flight: u32,
     pub checks: Vec<PluginUse>,
+    /// Sent with POST, PUT and PATCH.
+    pub body: Option<RequestBody>,
+    /// Labels for grouping and filtering, in config order, without duplicates.
+    pub tags: Vec<String>,
+    /// The global `alerting` with this site's overrides.
+    pub alerting: AlertRule,
+    /// The global maintenance windows and the site's own.
+    pub maintenance: crate::maintenance::Schedule,
+}
+
+impl SiteConfig {
+    /// Whether `other` probes the same way: equal but for what only the recorder uses (the
+    /// alert rule, maintenance windows, tags). A reload that changes only those does not
+    /// restart the site.
+    pub fn probes_like(&self, other: &SiteConfig) -> bool {
+        let mut same = self.clone();
+        same.alerting = other.alerting.clone();
+        same.maintenance = other.maintenance.clone();
+        same.tags = other.tags.clone();
+        same == *other
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -183,6 +208,21 @@ pub struct AlertingConfig {
     pub window: Duration,
     /// Renders alerts; `None` uses the built-in message.
     pub formatter: Option<PluginUse>,
+    /// The latency objective of sites without one of their own (empty: none).
+    pub degraded: Vec<LatencyObjective>,
+    pub cert_warning: Duration,
+}
+
+impl AlertingConfig {
+    /// The global rule, before a site's overrides.
+    pub fn rule(&self) -> AlertRule {
+        AlertRule {
+            threshold: self.threshold,
+            window: self.window,
+            degraded: self.degraded.clone(),
+            cert_warning: self.cert_warning,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -481,6 +521,28 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
         None => DEFAULT_ALERT_WINDOW,
     };
 
+    let degraded = match &raw.alerting.degraded {
+        Some(d) => rules::degraded(d).map_err(|e| {
+            let e = e.under("alerting");
+            invalid(e.field, None, e.message)
+        })?,
+        None => Vec::new(),
+    };
+    let cert_warning = match &raw.alerting.cert_warning {
+        Some(w) => values::positive_duration(w)
+            .map_err(|m| invalid("alerting.cert_warning".into(), None, m))?,
+        None => rules::DEFAULT_CERT_WARNING,
+    };
+    let alerting = AlertingConfig {
+        threshold,
+        window,
+        formatter,
+        degraded,
+        cert_warning,
+    };
+    let maintenance =
+        rules::maintenance(&raw.maintenance).map_err(|e| invalid(e.field, None, e.message))?;
+
     let dashboard = match raw.dashboard.views {
         None => DashboardConfig::default(),
         Some(views) => {
@@ -517,7 +579,7 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(e.field, Some(&label), e.message))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut s = resolve_site(base, site).map_err(|e| {
+        let mut s = resolve_site(base, site, &alerting, &maintenance).map_err(|e| {
             let e = e.under(&format!("sites[{i}]"));
             invalid(e.field, Some(&label), e.message)
         })?;
@@ -571,11 +633,8 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
         location,
         notify,
         sites,
-        alerting: AlertingConfig {
-            threshold,
-            window,
-            formatter,
-        },
+        alerting,
+        maintenance,
         dashboard,
         storage,
         plugins,
@@ -764,7 +823,12 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, FieldError> {
 }
 
 /// Resolves one site; error fields are relative to the site.
-fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, FieldError> {
+fn resolve_site(
+    base: &Path,
+    raw: RawSite,
+    global: &AlertingConfig,
+    global_maintenance: &[crate::maintenance::Window],
+) -> Result<SiteConfig, FieldError> {
     let url = Url::parse(raw.url.trim())
         .map_err(|e| ("url", format!("\"{}\" is not a valid URL: {e}", raw.url)))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -853,7 +917,37 @@ fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, FieldError> {
             .ceil()
             .clamp(1.0, 10.0) as u32,
     };
+    let body = rules::body(
+        raw.body.as_ref(),
+        raw.content_type.as_deref(),
+        &method,
+        headers.contains_key(reqwest::header::CONTENT_TYPE),
+    )?;
+    let mut tags: Vec<String> = Vec::with_capacity(raw.tags.len());
+    for (j, t) in raw.tags.iter().enumerate() {
+        let t = t.trim();
+        if t.is_empty() || t.len() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
+            return Err((
+                format!("tags[{j}]"),
+                format!(
+                    "\"{t}\" is not a tag: 1 to 64 characters, no commas or control characters"
+                ),
+            )
+                .into());
+        }
+        if !tags.iter().any(|have| have == t) {
+            tags.push(t.to_owned());
+        }
+    }
+    let alerting = site_rule(raw.alerting.as_ref(), global, interval)?;
+    let own = rules::maintenance(&raw.maintenance)?;
+    let maintenance =
+        crate::maintenance::Schedule::new(global_maintenance.iter().cloned().chain(own).collect());
     Ok(SiteConfig {
+        body,
+        tags,
+        alerting,
+        maintenance,
         name,
         url,
         interval,
@@ -868,6 +962,54 @@ fn resolve_site(base: &Path, raw: RawSite) -> Result<SiteConfig, FieldError> {
         max_in_flight,
         checks: Vec::new(),
     })
+}
+
+/// A site's alert rule: the global one with the site's overrides. The window must hold at
+/// least two probes, or every single failure would be a down alert.
+fn site_rule(
+    raw: Option<&raw::RawSiteAlerting>,
+    global: &AlertingConfig,
+    interval: Duration,
+) -> Result<AlertRule, FieldError> {
+    let mut rule = global.rule();
+    if let Some(r) = raw {
+        if let Some(t) = r.threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err((
+                    "alerting.threshold",
+                    format!("must be between 0 and 1 (a fraction, 0.8 = 80%), got {t}"),
+                )
+                    .into());
+            }
+            rule.threshold = t;
+        }
+        if let Some(w) = &r.window {
+            rule.window = values::positive_duration(w).map_err(|m| ("alerting.window", m))?;
+        }
+        if let Some(d) = &r.degraded {
+            rule.degraded = rules::degraded(d).map_err(|e| e.under("alerting"))?;
+        }
+        if let Some(w) = &r.cert_warning {
+            rule.cert_warning =
+                values::positive_duration(w).map_err(|m| ("alerting.cert_warning", m))?;
+        }
+    }
+    if rule.window < interval * 2 {
+        let own = raw.is_some_and(|r| r.window.is_some());
+        let fmt = |d: Duration| humantime::format_duration(d).to_string();
+        return Err((
+            if own { "alerting.window" } else { "interval" },
+            format!(
+                "the alert window ({}{}) is shorter than two intervals ({}): one failed probe would be a down alert; make the window at least {} or the interval shorter",
+                fmt(rule.window),
+                if own { "" } else { ", from alerting.window" },
+                fmt(interval * 2),
+                fmt(interval * 2),
+            ),
+        )
+            .into());
+    }
+    Ok(rule)
 }
 
 #[cfg(test)]

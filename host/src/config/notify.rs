@@ -130,6 +130,8 @@ pub struct NotifierConfig {
     pub on: Vec<AlertKind>,
     /// Only these sites, when set.
     pub sites: Option<Vec<String>>,
+    /// Only sites with at least one of these tags, when set (with `sites`: either matches).
+    pub tags: Option<Vec<String>>,
     /// A reminder this often while a site stays down.
     pub repeat: Option<Duration>,
     /// The plugin that renders its payload (one alert per message then).
@@ -153,13 +155,20 @@ impl NotifierConfig {
         self.service.kind()
     }
 
-    /// Whether an alert of `kind` for `site` goes to this notifier.
-    pub fn wants(&self, kind: AlertKind, site: &str) -> bool {
+    /// Whether an alert of `kind` for `site` (tagged `tags`) goes to this notifier. With
+    /// `sites` and `tags` both set, a site named or tagged is enough.
+    pub fn wants(&self, kind: AlertKind, site: &str, tags: &[String]) -> bool {
+        let named = self.sites.as_ref().map(|s| s.iter().any(|n| n == site));
+        let tagged = self
+            .tags
+            .as_ref()
+            .map(|t| t.iter().any(|want| tags.contains(want)));
         self.on.contains(&kind)
-            && self
-                .sites
-                .as_ref()
-                .is_none_or(|s| s.iter().any(|n| n == site))
+            && match (named, tagged) {
+                (None, None) => true,
+                (Some(a), None) | (None, Some(a)) => a,
+                (Some(a), Some(b)) => a || b,
+            }
     }
 
     /// `text` with every secret of this notifier replaced by `[redacted]`.
@@ -658,7 +667,11 @@ fn resolve_one(
                 }
             }
             if out.is_empty() {
-                return Err(("on", "must list at least one alert kind (down, recovered)").into());
+                return Err((
+                    "on",
+                    "must list at least one alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed)",
+                )
+                    .into());
             }
             out
         }
@@ -676,6 +689,15 @@ fn resolve_one(
                 return Err((format!("sites[{j}]"), format!("no site is named \"{s}\"")).into());
             }
         }
+    }
+    if let Some(tags) = &r.tags
+        && tags.is_empty()
+    {
+        return Err((
+            "tags",
+            "must list at least one tag (leave it out for every site)",
+        )
+            .into());
     }
     let duration = |field: &str, raw: &Option<RawDuration>, default: Duration| match raw {
         Some(d) => values::positive_duration(d).map_err(|m| FieldError::from((field, m))),
@@ -740,6 +762,7 @@ fn resolve_one(
         url,
         on,
         sites: r.sites,
+        tags: r.tags,
         repeat,
         formatter,
         group_wait,

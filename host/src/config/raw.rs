@@ -25,7 +25,35 @@ pub struct RawConfig {
     pub server: Option<RawServer>,
     /// Where this instance runs (default: the host name): a label on every exported series.
     pub location: Option<String>,
+    /// Maintenance windows of every site.
+    #[serde(default)]
+    pub maintenance: Vec<RawMaintenance>,
 }
+
+/// A maintenance window: `start` and `end` (one-off), or `cron`, `duration` and `tz`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMaintenance {
+    pub name: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub cron: Option<String>,
+    pub duration: Option<RawDuration>,
+    pub tz: Option<String>,
+}
+
+/// A site's own alert rule; what it leaves out comes from the global `alerting`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSiteAlerting {
+    pub threshold: Option<f64>,
+    pub window: Option<RawDuration>,
+    pub degraded: Option<RawDegraded>,
+    pub cert_warning: Option<RawDuration>,
+}
+
+/// A latency objective: `{"response_p95": "800ms"}`; several keys are several objectives.
+pub type RawDegraded = BTreeMap<String, RawDuration>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +83,8 @@ pub struct RawNotifier {
     pub on: Option<Vec<String>>,
     /// Only alerts of these sites (by name).
     pub sites: Option<Vec<String>>,
+    /// Only alerts of sites with one of these tags.
+    pub tags: Option<Vec<String>>,
     pub repeat: Option<RawDuration>,
     pub formatter: Option<RawPluginUse>,
     pub group_wait: Option<RawDuration>,
@@ -165,6 +195,17 @@ pub struct RawSite {
     /// Plugin checks run on every complete response, in order.
     #[serde(default)]
     pub checks: Vec<RawPluginUse>,
+    /// The request body: a string is sent as text, any other JSON value as JSON.
+    pub body: Option<serde_json::Value>,
+    /// The body's `Content-Type` (default `text/plain; charset=utf-8` or `application/json`).
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// This site's own threshold, window, latency objective and certificate warning.
+    pub alerting: Option<RawSiteAlerting>,
+    /// This site's own maintenance windows (the global ones apply too).
+    #[serde(default)]
+    pub maintenance: Vec<RawMaintenance>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -173,6 +214,10 @@ pub struct RawAlerting {
     pub threshold: Option<f64>,
     pub window: Option<RawDuration>,
     pub formatter: Option<RawPluginUse>,
+    /// The latency objective of every site that has none of its own.
+    pub degraded: Option<RawDegraded>,
+    /// How long before the earliest certificate expiry a `cert` alert fires (default 14d).
+    pub cert_warning: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

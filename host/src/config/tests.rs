@@ -55,6 +55,8 @@ fn missing_sections_take_the_spec_defaults() {
             threshold: 0.8,
             window: Duration::from_secs(120),
             formatter: None,
+            degraded: Vec::new(),
+            cert_warning: Duration::from_secs(14 * 24 * 3600),
         }
     );
     assert_eq!(c.dashboard, DashboardConfig::default());
@@ -407,8 +409,8 @@ fn the_issue_notify_example_parses_with_its_defaults() {
     );
     assert_eq!(slack.group_wait, notify::DEFAULT_GROUP_WAIT);
     assert_eq!(slack.max_age, Duration::from_secs(24 * 3600));
-    assert!(pager.wants(crate::alert::AlertKind::Down, "checkout"));
-    assert!(!pager.wants(crate::alert::AlertKind::Down, "other"));
+    assert!(pager.wants(crate::alert::AlertKind::Down, "checkout", &[]));
+    assert!(!pager.wants(crate::alert::AlertKind::Down, "other", &[]));
     assert_eq!(pager.min_interval, Duration::ZERO);
     let notify::Service::Email(e) = &mail.service else {
         panic!("email");

@@ -30,6 +30,65 @@ pub enum Event {
     Sink(SinkStatus),
     /// What became of one notification of an alert: delivered, being retried, or failed.
     Delivery(Delivery),
+    /// A site's maintenance window opened or closed.
+    Maintenance(MaintenanceReport),
+}
+
+/// A maintenance window of a site opened or closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceReport {
+    pub time: DateTime<Utc>,
+    pub site: Arc<str>,
+    /// Whether a window is open from now.
+    pub started: bool,
+    /// The window that opened (or, when `started` is false, the one that closed).
+    pub window: crate::maintenance::Occurrence,
+}
+
+impl MaintenanceReport {
+    /// The change from `old` to `new` (which differ); a window that follows another at once is
+    /// reported as the new one starting.
+    pub fn change(
+        site: &Arc<str>,
+        old: Option<crate::maintenance::Occurrence>,
+        new: Option<crate::maintenance::Occurrence>,
+        time: DateTime<Utc>,
+    ) -> Self {
+        let (started, window) = match (new, old) {
+            (Some(w), _) => (true, w),
+            (None, Some(w)) => (false, w),
+            (None, None) => unreachable!("a change has a window on one side"),
+        };
+        Self {
+            time,
+            site: Arc::clone(site),
+            started,
+            window,
+        }
+    }
+
+    /// `maintenance of shop started (nightly, until 2026-12-06T03:00:00Z)`.
+    pub fn line(&self) -> String {
+        let name = self
+            .window
+            .name
+            .as_deref()
+            .map(|n| format!("{n}, "))
+            .unwrap_or_default();
+        if self.started {
+            format!(
+                "maintenance of {} started ({name}until {}): probes go on, no down or degraded alert fires",
+                self.site,
+                crate::clock::rfc3339_seconds(self.window.end)
+            )
+        } else {
+            format!(
+                "maintenance of {} ended ({name}started {})",
+                self.site,
+                crate::clock::rfc3339_seconds(self.window.start)
+            )
+        }
+    }
 }
 
 /// An attempt to deliver a notification, and its outcome.
@@ -138,6 +197,7 @@ pub struct WatchedSite {
     pub url: Arc<str>,
     /// Down now (per the alert engine).
     pub down: bool,
+    pub tags: Arc<[String]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,12 +317,50 @@ pub struct SiteReport {
     pub stats: WindowStats,
     /// Whether the site is down right now (per the alert engine).
     pub down: bool,
+    /// Up but over its latency objective (down wins over degraded).
+    pub degraded: bool,
+    /// The maintenance window open now, if any.
+    pub maintenance: Option<crate::maintenance::Occurrence>,
+    /// The earliest certificate expiry of the newest chain the site served.
+    pub cert_expiry: Option<DateTime<Utc>>,
+    /// A certificate warning is open.
+    pub cert_warning: bool,
+    pub tags: Arc<[String]>,
+    /// Probes of the window that ran in a maintenance window (a stored report leaves them out
+    /// of the figures unless asked; live views count them).
+    pub maintenance_probes: u32,
     /// Ticks skipped since start because too many probes of the site were still running.
     pub skipped_ticks: u64,
     /// TLS certificates of this site are not verified (`tls_insecure`).
     pub tls_insecure: bool,
     /// Why the newest probe failed (`check: keyword: ...`), or `None` when it succeeded.
     pub last_error: Option<String>,
+}
+
+impl SiteReport {
+    /// The states to show beside the figures, most urgent first: `DOWN`, `DEGRADED`,
+    /// `MAINTENANCE`, `CERT` (a certificate warning is open). Empty for a site that is simply up.
+    pub fn states(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.down {
+            out.push("DOWN");
+        }
+        if self.degraded {
+            out.push("DEGRADED");
+        }
+        if self.maintenance.is_some() {
+            out.push("MAINTENANCE");
+        }
+        if self.cert_warning {
+            out.push("CERT");
+        }
+        out
+    }
+
+    /// Whole days until the earliest certificate of the newest chain expires, at `now`.
+    pub fn cert_days(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.cert_expiry.map(|e| crate::alert::days_left(e, now))
+    }
 }
 
 /// A problem that does not stop the program.

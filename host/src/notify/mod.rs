@@ -19,7 +19,7 @@ use crate::event::Bus;
 use crate::store::Store;
 use outbox::{Notice, NoticeKind};
 use send::Outcome;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -31,7 +31,7 @@ pub struct Notifiers {
     store: Store,
     client: reqwest::Client,
     bus: Bus,
-    sites: watch::Sender<Arc<HashSet<String>>>,
+    sites: watch::Sender<Arc<HashMap<String, Vec<String>>>>,
     running: Vec<Running>,
 }
 
@@ -129,8 +129,14 @@ impl Notifiers {
     }
 }
 
-fn site_names(config: &Config) -> Arc<HashSet<String>> {
-    Arc::new(config.sites.iter().map(|s| s.name.clone()).collect())
+fn site_names(config: &Config) -> Arc<HashMap<String, Vec<String>>> {
+    Arc::new(
+        config
+            .sites
+            .iter()
+            .map(|s| (s.name.clone(), s.tags.clone()))
+            .collect(),
+    )
 }
 
 /// A sample alert of a site that does not exist, for `notify test`: a down alert, and for
@@ -147,13 +153,15 @@ pub fn sample_notices(kind: NotifierType, now: chrono::DateTime<chrono::Utc>) ->
         time: down_at,
         down_since: None,
         down_for: None,
+        latency: None,
+        cert_expiry: None,
         message: format!("[test] {}", crate::alert::down_message(&site, 0.5, down_at)),
         rendered: None,
     };
     let mut notices = vec![Notice {
         id: 0,
         alert_id: 0,
-        kind: NoticeKind::Down,
+        kind: NoticeKind::DOWN,
         created: down_at,
         body: None,
         attempts: 0,
@@ -171,6 +179,8 @@ pub fn sample_notices(kind: NotifierType, now: chrono::DateTime<chrono::Utc>) ->
             time: now,
             down_since: Some(down_at),
             down_for: Some(std::time::Duration::from_secs(60)),
+            latency: None,
+            cert_expiry: None,
             message: format!(
                 "[test] {}",
                 crate::alert::recovered_message(&site, 1.0, now, down_at)
@@ -180,7 +190,7 @@ pub fn sample_notices(kind: NotifierType, now: chrono::DateTime<chrono::Utc>) ->
         notices.push(Notice {
             id: 0,
             alert_id: 0,
-            kind: NoticeKind::Recovered,
+            kind: NoticeKind::RECOVERED,
             created: now,
             body: None,
             attempts: 0,

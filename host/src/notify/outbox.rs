@@ -8,44 +8,52 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
-/// What a notification says.
+/// What a notification says: an alert, or a reminder that a site is still down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
-    Down,
-    Recovered,
+    Alert(AlertKind),
     /// The site of a down alert is still down.
     Reminder,
 }
 
 impl NoticeKind {
+    pub const DOWN: Self = Self::Alert(AlertKind::Down);
+    pub const RECOVERED: Self = Self::Alert(AlertKind::Recovered);
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Down => "down",
-            Self::Recovered => "recovered",
+            Self::Alert(k) => k.as_str(),
             Self::Reminder => "reminder",
         }
     }
 
     fn parse(s: &str) -> Self {
         match s {
-            "recovered" => Self::Recovered,
             "reminder" => Self::Reminder,
-            _ => Self::Down,
+            _ => Self::Alert(s.parse().unwrap_or(AlertKind::Down)),
         }
     }
 
     /// Whether it opens (or keeps open) an incident, rather than closing one.
     pub fn is_firing(self) -> bool {
-        !matches!(self, Self::Recovered)
+        match self {
+            Self::Alert(k) => k.is_firing(),
+            Self::Reminder => true,
+        }
+    }
+
+    /// The condition of the incident it opens or closes (a reminder's is down).
+    pub fn condition(self) -> crate::alert::Condition {
+        match self {
+            Self::Alert(k) => k.condition(),
+            Self::Reminder => crate::alert::Condition::Down,
+        }
     }
 }
 
 impl From<AlertKind> for NoticeKind {
     fn from(k: AlertKind) -> Self {
-        match k {
-            AlertKind::Down => Self::Down,
-            AlertKind::Recovered => Self::Recovered,
-        }
+        Self::Alert(k)
     }
 }
 
@@ -66,17 +74,17 @@ pub struct Notice {
 
 /// The alert's columns first (as [`crate::store::alert_row`] reads them), then the notification's.
 const NOTICE_COLUMNS: &str = "a.site, a.url, a.kind, a.availability, a.time_us, a.down_since_us,
-     a.message, a.rendered, n.id, n.alert_id, n.kind, n.created_us, n.body, n.attempts";
+     a.message, a.rendered, a.detail, n.id, n.alert_id, n.kind, n.created_us, n.body, n.attempts";
 
 fn notice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
     Ok(Notice {
         alert: crate::store::alert_row(r)?,
-        id: r.get(8)?,
-        alert_id: r.get(9)?,
-        kind: NoticeKind::parse(&r.get::<_, String>(10)?),
-        created: from_us(r.get(11)?),
-        body: r.get(12)?,
-        attempts: r.get::<_, i64>(13)? as u32,
+        id: r.get(9)?,
+        alert_id: r.get(10)?,
+        kind: NoticeKind::parse(&r.get::<_, String>(11)?),
+        created: from_us(r.get(12)?),
+        body: r.get(13)?,
+        attempts: r.get::<_, i64>(14)? as u32,
     })
 }
 
@@ -140,13 +148,14 @@ pub struct StillDown {
     pub last_notice: DateTime<Utc>,
 }
 
-/// The down alerts `notifier` was given that are still their site's newest alert (by site
-/// name, whatever its URL now) and have no notification of it waiting.
+/// The down alerts `notifier` was given that are still their site's newest down or recovered
+/// alert (by site name, whatever its URL now; degraded and certificate alerts do not end it) and have no notification of it waiting.
 pub fn still_down(conn: &Connection, notifier: &str) -> Result<Vec<StillDown>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.id, a.site, MAX(n.created_us) FROM notifications n JOIN alerts a ON a.id = n.alert_id
          WHERE n.notifier = ?1 AND a.kind = 'down'
-           AND a.id = (SELECT MAX(b.id) FROM alerts b WHERE b.site = a.site)
+           AND a.id = (SELECT MAX(b.id) FROM alerts b
+                       WHERE b.site = a.site AND b.kind IN ('down', 'recovered'))
            AND NOT EXISTS (SELECT 1 FROM notifications p
                            WHERE p.notifier = ?1 AND p.alert_id = a.id AND p.state = 'pending')
          GROUP BY a.id",
@@ -176,7 +185,8 @@ pub fn add_reminder(
         "INSERT INTO notifications (notifier, alert_id, kind, created_us)
          SELECT ?1, ?2, 'reminder', ?3
          WHERE ?2 = (SELECT MAX(b.id) FROM alerts b
-                     WHERE b.site = (SELECT site FROM alerts WHERE id = ?2))
+                     WHERE b.site = (SELECT site FROM alerts WHERE id = ?2)
+                       AND b.kind IN ('down', 'recovered'))
            AND NOT EXISTS (SELECT 1 FROM notifications
                            WHERE notifier = ?1 AND alert_id = ?2 AND state = 'pending')",
         params![notifier, alert_id, now.timestamp_micros()],

@@ -7,6 +7,7 @@
 //! on its own key; Alertmanager takes the group as one array.
 
 use super::outbox::{Notice, NoticeKind};
+use crate::alert::{AlertKind, Condition};
 use crate::clock::{human_duration, rfc3339_seconds};
 use crate::config::notify::{NotifierConfig, Service};
 use serde_json::{Value, json};
@@ -331,24 +332,28 @@ impl Digest {
         let firing = group.iter().filter(|n| n.kind.is_firing()).count();
         let recovered = group.len() - firing;
         let title = match group {
-            [one] => match one.kind {
-                NoticeKind::Down => format!("{} is down", one.alert.site),
-                NoticeKind::Recovered => format!("{} recovered", one.alert.site),
-                NoticeKind::Reminder => format!("{} is still down", one.alert.site),
-            },
+            [one] => title(one),
             _ => {
                 let mut parts = Vec::new();
-                if firing > 0 {
-                    parts.push(format!(
-                        "{firing} site{} down",
-                        if firing == 1 { "" } else { "s" }
-                    ));
+                let sites = |n: usize| format!("{n} site{}", if n == 1 { "" } else { "s" });
+                // Down and its reminders, in the words the title has always had; the other
+                // conditions by name.
+                let count =
+                    |f: &dyn Fn(NoticeKind) -> bool| group.iter().filter(|n| f(n.kind)).count();
+                let down = count(&|k| k.is_firing() && k.condition() == Condition::Down);
+                let degraded = count(&|k| k == NoticeKind::Alert(AlertKind::Degraded));
+                let cert = count(&|k| k == NoticeKind::Alert(AlertKind::CertExpiring));
+                for (n, what) in [
+                    (down, "down"),
+                    (degraded, "degraded"),
+                    (cert, "with a certificate expiring"),
+                ] {
+                    if n > 0 {
+                        parts.push(format!("{} {what}", sites(n)));
+                    }
                 }
                 if recovered > 0 {
-                    parts.push(format!(
-                        "{recovered} site{} recovered",
-                        if recovered == 1 { "" } else { "s" }
-                    ));
+                    parts.push(format!("{} recovered", sites(recovered)));
                 }
                 parts.join(", ")
             }
@@ -492,19 +497,46 @@ fn teams_card(d: &Digest) -> Value {
     })
 }
 
-/// The incident key of a notice (`sitewatch:<site>:<down time, µs>`): the site and when it went down, the same for the down alert,
-/// its reminders and its recovery.
+/// The incident key of a notice (`sitewatch:<site>:<down time, µs>`): the site and when it
+/// went down, the same for the down alert, its reminders and its recovery. The other conditions
+/// have their own incidents: `sitewatch:<site>:degraded:<since>`, `sitewatch:<site>:cert:<since>`.
 pub fn incident_key(notice: &Notice) -> String {
-    let down = match notice.kind {
-        NoticeKind::Recovered => notice.alert.down_since.unwrap_or(notice.alert.time),
-        _ => notice.alert.time,
-    };
+    let since = incident_start(notice);
+    let site = notice.alert.site.replace('/', "_");
     // No `/`: Opsgenie's close takes the alias as a path segment, and proxies mangle `%2F`.
-    format!(
-        "sitewatch:{}:{}",
-        notice.alert.site.replace('/', "_"),
-        down.timestamp_micros()
-    )
+    match notice.kind.condition() {
+        Condition::Down => format!("sitewatch:{site}:{}", since.timestamp_micros()),
+        c => format!(
+            "sitewatch:{site}:{}:{}",
+            c.as_str(),
+            since.timestamp_micros()
+        ),
+    }
+}
+
+/// When the notice's incident began: the firing alert's time (a resolution carries it).
+fn incident_start(notice: &Notice) -> chrono::DateTime<chrono::Utc> {
+    if notice.kind.is_firing() {
+        notice.alert.time
+    } else {
+        notice.alert.down_since.unwrap_or(notice.alert.time)
+    }
+}
+
+/// A one-line title of one notice: `shop is down`, `shop is degraded`.
+fn title(n: &Notice) -> String {
+    let site = &n.alert.site;
+    match n.kind {
+        NoticeKind::Reminder => format!("{site} is still down"),
+        NoticeKind::Alert(k) => match k {
+            AlertKind::Down => format!("{site} is down"),
+            AlertKind::Recovered => format!("{site} recovered"),
+            AlertKind::Degraded => format!("{site} is degraded"),
+            AlertKind::DegradedRecovered => format!("{site} is no longer degraded"),
+            AlertKind::CertExpiring => format!("{site} certificate expires soon"),
+            AlertKind::CertRenewed => format!("{site} certificate renewed"),
+        },
+    }
 }
 
 fn pagerduty_event(routing_key: &str, severity: &str, notice: &Notice) -> Value {
@@ -531,7 +563,11 @@ fn pagerduty_event(routing_key: &str, severity: &str, notice: &Notice) -> Value 
             "severity": severity,
             "timestamp": rfc3339_seconds(notice.alert.time),
             "component": &*notice.alert.site,
-            "class": "availability",
+            "class": match notice.kind.condition() {
+                Condition::Down => "availability",
+                Condition::Degraded => "latency",
+                Condition::Cert => "certificate",
+            },
             "custom_details": {
                 "url": &*notice.alert.url,
                 "availability": notice.alert.availability,
@@ -548,7 +584,7 @@ fn opsgenie_request(base: Url, priority: &str, notice: &Notice) -> (Url, Value) 
     if notice.kind.is_firing() {
         u.set_path(&format!("{root}/v2/alerts"));
         let body = json!({
-            "message": cut(&format!("{} is down", notice.alert.site), 130),
+            "message": cut(&title(notice), 130),
             "alias": alias,
             "description": cut(&notice_text(notice), 15_000),
             "entity": &*notice.alert.site,
@@ -579,13 +615,14 @@ fn opsgenie_request(base: Url, priority: &str, notice: &Notice) -> (Url, Value) 
 
 fn alertmanager_alert(severity: &str, notice: &Notice) -> Value {
     let a = &notice.alert;
-    let starts = match notice.kind {
-        NoticeKind::Recovered => a.down_since.unwrap_or(a.time),
-        _ => a.time,
-    };
+    let starts = incident_start(notice);
     let mut v = json!({
         "labels": {
-            "alertname": "SiteDown",
+            "alertname": match notice.kind.condition() {
+                Condition::Down => "SiteDown",
+                Condition::Degraded => "SiteDegraded",
+                Condition::Cert => "CertificateExpiring",
+            },
             "site": &*a.site,
             "instance": &*a.url,
             "severity": severity,
@@ -597,7 +634,7 @@ fn alertmanager_alert(severity: &str, notice: &Notice) -> Value {
         },
         "startsAt": crate::clock::rfc3339_millis(starts),
     });
-    if notice.kind == NoticeKind::Recovered {
+    if !notice.kind.is_firing() {
         v["endsAt"] = json!(crate::clock::rfc3339_millis(a.time));
     }
     v

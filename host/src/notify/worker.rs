@@ -12,7 +12,7 @@ use crate::event::{Bus, Delivery, DeliveryResult, Event};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -34,8 +34,8 @@ pub struct Worker {
     pub store: Store,
     pub client: reqwest::Client,
     pub bus: Bus,
-    /// The configured site names: no reminders of sites no longer watched.
-    pub sites: watch::Receiver<Arc<HashSet<String>>>,
+    /// The configured sites by name, with their tags: no reminders of sites no longer watched.
+    pub sites: watch::Receiver<Arc<HashMap<String, Vec<String>>>>,
 }
 
 enum Sent {
@@ -285,8 +285,8 @@ impl Worker {
             .db_mut(move |c| {
                 let mut added = 0;
                 for s in outbox::still_down(c, &config.name)? {
-                    if sites.contains(&s.site)
-                        && config.wants(crate::alert::AlertKind::Down, &s.site)
+                    if let Some(tags) = sites.get(&s.site)
+                        && config.wants(crate::alert::AlertKind::Down, &s.site, tags)
                         && now - s.last_notice >= age(repeat)
                         && outbox::add_reminder(c, &config.name, s.alert_id, now)?
                     {

@@ -32,6 +32,7 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
             o.detail
         ),
         Event::Alert(a) => writeln!(out, "{}", a.text()),
+        Event::Maintenance(m) => writeln!(out, "{}", m.line()),
         Event::Delivery(d) => writeln!(out, "{}", d.line()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),
@@ -99,6 +100,13 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
             .ttfb_ms
             .map(|t| format!("{:.1}/{:.1}", t.avg, t.max))
             .unwrap_or_else(|| "-".into());
+        let mut flags: Vec<String> = s.states().into_iter().map(str::to_owned).collect();
+        if let Some(days) = s.cert_days(r.time) {
+            flags.push(format!("cert {days}d"));
+        }
+        if !s.tags.is_empty() {
+            flags.push(format!("[{}]", s.tags.join(",")));
+        }
         writeln!(
             out,
             "  {name:<NAME_WIDTH$} {:>8} {:>6}  {:>17}  {:>15}  {:>17}  {}{}",
@@ -108,8 +116,19 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
             ttfb,
             resp.1,
             s.stats.codes_summary(),
-            if s.down { "  DOWN" } else { "" }
+            if flags.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", flags.join(" "))
+            }
         )?;
+        if s.maintenance_probes > 0 && r.every_s.is_none() {
+            writeln!(
+                out,
+                "  {:<NAME_WIDTH$} ({} probes in maintenance windows left out; --include-maintenance counts them)",
+                "", s.maintenance_probes
+            )?;
+        }
         if s.tls_insecure {
             writeln!(
                 out,
@@ -134,6 +153,12 @@ mod tests {
             url: "http://x/".into(),
             stats,
             down: false,
+            degraded: false,
+            maintenance: None,
+            cert_expiry: None,
+            cert_warning: false,
+            tags: std::sync::Arc::from([]),
+            maintenance_probes: 0,
             skipped_ticks: 0,
             tls_insecure: false,
             last_error: None,

@@ -73,6 +73,7 @@ enum Wire<'a> {
     Overload(OverloadWire<'a>),
     Sink(SinkWire),
     Delivery(DeliveryWire<'a>),
+    Maintenance(MaintenanceWire<'a>),
 }
 
 impl<'a> From<&'a Event> for Wire<'a> {
@@ -88,6 +89,7 @@ impl<'a> From<&'a Event> for Wire<'a> {
             Event::Overload(o) => Wire::Overload(o.into()),
             Event::Sink(s) => Wire::Sink(s.into()),
             Event::Delivery(d) => Wire::Delivery(d.into()),
+            Event::Maintenance(m) => Wire::Maintenance(m.into()),
         }
     }
 }
@@ -155,6 +157,8 @@ struct ProbeWire<'a> {
     duration_ms: Ms,
     lag_ms: Ms,
     metrics: Metrics<'a>,
+    /// The probe ran in a maintenance window of its site.
+    maintenance: bool,
 }
 
 #[derive(Serialize)]
@@ -200,6 +204,7 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
             duration_ms: Ms(m.duration),
             lag_ms: Ms(m.schedule_lag),
             metrics: Metrics(&m.metrics),
+            maintenance: m.maintenance,
         }
     }
 }
@@ -247,9 +252,64 @@ struct SiteWire<'a> {
     /// Probes counted by status code, and by error kind for probes that got no response.
     status_codes: &'a BTreeMap<&'static str, u32>,
     down: bool,
+    /// Up but over its latency objective (never with `down`).
+    degraded: bool,
+    /// The maintenance window open now, if any.
+    maintenance: Option<WindowWire<'a>>,
+    /// The earliest `not after` of the newest served chain, and the whole days until it.
+    cert_expiry: Option<Time>,
+    cert_days: Option<i64>,
+    /// A certificate warning is open.
+    cert_warning: bool,
+    tags: &'a [String],
+    /// A stored report: probes left out because they ran in maintenance windows.
+    #[serde(skip_serializing_if = "is_zero")]
+    maintenance_probes: u32,
     skipped_ticks: u64,
     tls_insecure: bool,
     last_error: Option<&'a str>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// One occurrence of a maintenance window.
+#[derive(Serialize)]
+struct WindowWire<'a> {
+    start: Time,
+    end: Time,
+    name: Option<&'a str>,
+}
+
+impl<'a> From<&'a crate::maintenance::Occurrence> for WindowWire<'a> {
+    fn from(o: &'a crate::maintenance::Occurrence) -> Self {
+        Self {
+            start: Time(o.start),
+            end: Time(o.end),
+            name: o.name.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MaintenanceWire<'a> {
+    time: Time,
+    site: &'a str,
+    /// `started` or `ended`.
+    state: &'static str,
+    window: WindowWire<'a>,
+}
+
+impl<'a> From<&'a crate::event::MaintenanceReport> for MaintenanceWire<'a> {
+    fn from(m: &'a crate::event::MaintenanceReport) -> Self {
+        Self {
+            time: Time(m.time),
+            site: &m.site,
+            state: if m.started { "started" } else { "ended" },
+            window: (&m.window).into(),
+        }
+    }
 }
 
 impl<'a> From<&'a SiteReport> for SiteWire<'a> {
@@ -264,6 +324,13 @@ impl<'a> From<&'a SiteReport> for SiteWire<'a> {
             ttfb_ms: s.stats.ttfb_ms.as_ref(),
             status_codes: &s.stats.status_codes,
             down: s.down,
+            degraded: s.degraded,
+            maintenance: s.maintenance.as_ref().map(Into::into),
+            cert_expiry: s.cert_expiry.map(Time),
+            cert_days: s.cert_days(chrono::Utc::now()),
+            cert_warning: s.cert_warning,
+            tags: &s.tags,
+            maintenance_probes: s.maintenance_probes,
             skipped_ticks: s.skipped_ticks,
             tls_insecure: s.tls_insecure,
             last_error: s.last_error.as_deref(),
@@ -281,8 +348,24 @@ struct AlertWire<'a> {
     down_since: Option<Time>,
     /// For a recovery: how long it was down, in seconds.
     down_for_s: Option<f64>,
+    /// What the alert is about: `down`, `degraded` or `cert`.
+    condition: &'static str,
+    /// Degraded alerts: the latency figure and its objective.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency: Option<LatencyWire>,
+    /// Certificate alerts: the earliest `not after` of the chain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cert_expiry: Option<Time>,
     message: &'a str,
     rendered: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct LatencyWire {
+    /// The objective's key, e.g. `response_p95`.
+    metric: &'static str,
+    value_ms: f64,
+    limit_ms: f64,
 }
 
 impl<'a> From<&'a Alert> for AlertWire<'a> {
@@ -295,6 +378,13 @@ impl<'a> From<&'a Alert> for AlertWire<'a> {
             time: Time(a.time),
             down_since: a.down_since.map(Time),
             down_for_s: a.down_for.map(|d| d.as_secs_f64()),
+            condition: a.kind.condition().as_str(),
+            latency: a.latency.map(|l| LatencyWire {
+                metric: l.metric.key(),
+                value_ms: l.value_ms,
+                limit_ms: l.limit.as_secs_f64() * 1000.0,
+            }),
+            cert_expiry: a.cert_expiry.map(Time),
             message: &a.message,
             rendered: a.rendered.as_deref(),
         }
@@ -351,6 +441,7 @@ struct WatchedWire<'a> {
     site: &'a str,
     url: &'a str,
     down: bool,
+    tags: &'a [String],
 }
 
 impl<'a> From<&'a Watching> for WatchingWire<'a> {
@@ -364,6 +455,7 @@ impl<'a> From<&'a Watching> for WatchingWire<'a> {
                     site: &s.site,
                     url: &s.url,
                     down: s.down,
+                    tags: &s.tags,
                 })
                 .collect(),
             views: &w.views,

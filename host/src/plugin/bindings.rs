@@ -29,9 +29,12 @@ pub use checker::sitewatch::plugin::types;
 /// The WIT alert a formatter is given for `alert`.
 pub fn alert_input(alert: &crate::alert::Alert, recent_errors: Vec<String>) -> types::Alert {
     types::Alert {
-        kind: match alert.kind {
-            crate::alert::AlertKind::Down => types::AlertKind::Down,
-            crate::alert::AlertKind::Recovered => types::AlertKind::Recovered,
+        // Formatters of WIT 0.1 know two kinds; the alert stage gives them only alerts of the
+        // down condition (the others keep the built-in message).
+        kind: if alert.kind.is_firing() {
+            types::AlertKind::Down
+        } else {
+            types::AlertKind::Recovered
         },
         site: alert.site.to_string(),
         url: alert.url.to_string(),

@@ -153,9 +153,15 @@ impl Prober {
             None if site.keep_alive => &self.pooled,
             None => &self.fresh,
         };
-        let request = client
+        let mut request = client
             .request(site.method.clone(), site.url.clone())
             .headers(site.headers.clone());
+        if let Some(body) = &site.body {
+            if let Some(ct) = &body.content_type {
+                request = request.header(reqwest::header::CONTENT_TYPE, ct.clone());
+            }
+            request = request.body(body.bytes.clone());
+        }
         let phase_clock = Arc::new(PhaseClock::default());
         let mut progress = Progress {
             captured: (!site.checks.is_empty()).then(Captured::default),

@@ -45,6 +45,8 @@ pub struct Decided {
     pub formatter: Option<Arc<dyn AlertFormatter>>,
     /// The notifiers configured when the alert was decided.
     pub routes: Arc<[Route]>,
+    /// The site's tags, for notifiers that route by tag.
+    pub tags: Arc<[String]>,
 }
 
 /// Where alerts may go: one notifier, what it wants and its formatter.
@@ -123,8 +125,12 @@ async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
         recent_errors,
         formatter,
         routes,
+        tags,
     } = d;
-    if let Some(formatter) = formatter {
+    // Formatter plugins speak of down and recovered sites: degraded and certificate alerts keep
+    // the built-in message and payloads.
+    let formattable = alert.kind.condition() == crate::alert::Condition::Down;
+    if let Some(formatter) = formatter.filter(|_| formattable) {
         render_message(&mut alert, &recent_errors, &*formatter, &bus).await;
     }
     // Each notifier's formatter renders at once: a slow one does not add to the others.
@@ -133,10 +139,10 @@ async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
     let queued = futures_util::future::join_all(
         routes
             .iter()
-            .filter(|r| r.notifier.wants(alert_ref.kind, &alert_ref.site))
+            .filter(|r| r.notifier.wants(alert_ref.kind, &alert_ref.site, &tags))
             .map(|route| async move {
                 let n = &route.notifier;
-                let body = match &route.formatter {
+                let body = match route.formatter.as_ref().filter(|_| formattable) {
                     None => None,
                     Some(f) => match f.render(alert_ref, recent).await {
                         Ok(text) => Some(sanitize_rendered(&text)),

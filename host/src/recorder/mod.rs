@@ -4,12 +4,14 @@
 //! ([`alert_stage`]); it emits the view reports on their own intervals and publishes
 //! everything on the event bus.
 
-use crate::alert::{Alert, AlertState};
+use crate::alert::{Alert, AlertState, Observation};
 use crate::clock::SharedClock;
-use crate::config::{AlertingConfig, Config, ViewConfig};
+use crate::config::{AlertRule, AlertingConfig, Config, ViewConfig};
 use crate::event::{
-    Bus, Event, OverloadReport, OverloadState, SiteReport, StatsReport, WatchedSite, Watching,
+    Bus, Event, MaintenanceReport, OverloadReport, OverloadState, SiteReport, StatsReport,
+    WatchedSite, Watching,
 };
+use crate::maintenance::{Occurrence, Schedule};
 use crate::measurement::Measurement;
 use crate::plugin::set::PluginSet;
 use crate::probe::ProbeTarget;
@@ -53,6 +55,14 @@ struct SiteState {
     tls_insecure: bool,
     /// Probes further apart than this break the alert window's coverage.
     max_gap_us: i64,
+    /// The site's alert rule (the global one with its overrides).
+    rule: AlertRule,
+    maintenance: Schedule,
+    /// The maintenance window open at the newest probe, if any.
+    in_maintenance: Option<Occurrence>,
+    tags: Arc<[String]>,
+    /// The earliest certificate expiry of the newest chain seen.
+    cert_expiry: Option<chrono::DateTime<chrono::Utc>>,
     windows: SiteWindows,
     alert: AlertState,
     /// Ticks the scheduler skipped (counted there).
@@ -64,19 +74,38 @@ struct SiteState {
 }
 
 impl SiteState {
-    fn new(t: &ProbeTarget, specs: &[WindowSpec]) -> Self {
+    fn new(t: &ProbeTarget, views: &[ViewConfig]) -> Self {
         Self {
             url: Arc::clone(&t.url),
             generation: t.generation,
             tls_insecure: t.config.tls_insecure,
             max_gap_us: max_gap_us(t),
-            windows: SiteWindows::new(specs),
+            rule: t.config.alerting.clone(),
+            maintenance: t.config.maintenance.clone(),
+            in_maintenance: None,
+            tags: t.config.tags.clone().into(),
+            cert_expiry: None,
+            windows: SiteWindows::new(&window_specs(&t.config.alerting, views)),
             alert: AlertState::default(),
             skipped: Arc::clone(&t.skipped),
             recent_errors: VecDeque::new(),
             failing: false,
         }
     }
+}
+
+/// A site's windows: its alert window (with latency figures only when it has a latency
+/// objective), then one per view.
+fn window_specs(rule: &AlertRule, views: &[ViewConfig]) -> Vec<WindowSpec> {
+    std::iter::once(WindowSpec {
+        span: rule.window,
+        timings: !rule.degraded.is_empty(),
+    })
+    .chain(views.iter().map(|v| WindowSpec {
+        span: v.window,
+        timings: true,
+    }))
+    .collect()
 }
 
 /// The longest normal distance between two probes of a site: two intervals plus a timeout (a
@@ -180,9 +209,11 @@ impl Recorder {
 
     /// The longest window any site keeps: what a restart must reload.
     pub fn longest_window(&self) -> Duration {
-        self.window_specs()
-            .iter()
-            .map(|w| w.span)
+        let views = self.views.iter().map(|v| v.window);
+        let alerts = self.sites.values().map(|s| s.rule.window);
+        views
+            .chain(alerts)
+            .chain([self.alerting.window])
             .max()
             .unwrap_or_default()
     }
@@ -191,14 +222,20 @@ impl Recorder {
     /// newest stored alert. Emits nothing and stores nothing. The stored probes count as
     /// coverage of the alert window only up to the first gap, and the first new probe after a
     /// long stop is itself after a gap: a restart never decides on a window of one new probe.
-    pub fn restore(&mut self, site: &str, history: &[Measurement], last_alert: Option<&Alert>) {
+    pub fn restore(&mut self, site: &str, history: &[Measurement], last_alerts: &[Alert]) {
         let Some(state) = self.sites.get_mut(site) else {
             return;
         };
-        let down_since = last_alert
-            .filter(|a| a.kind == crate::alert::AlertKind::Down && a.url == state.url)
-            .map(|a| a.time);
-        state.alert = AlertState::down_since_restored(down_since);
+        let open: Vec<_> = last_alerts
+            .iter()
+            .filter(|a| a.kind.is_firing() && a.url == state.url)
+            .map(|a| (a.kind.condition(), a.time))
+            .collect();
+        state.alert = AlertState::restored(&open);
+        state.cert_expiry = history
+            .iter()
+            .rev()
+            .find_map(|m| m.tls.as_ref()?.earliest_expiry());
         for m in history {
             let at = state.windows.push(m);
             state.alert.observe(at, state.max_gap_us);
@@ -206,22 +243,9 @@ impl Recorder {
         state.windows.advance(self.clock.timeline_now_us());
     }
 
-    fn window_specs(&self) -> Vec<WindowSpec> {
-        std::iter::once(WindowSpec {
-            span: self.alerting.window,
-            timings: false,
-        })
-        .chain(self.views.iter().map(|v| WindowSpec {
-            span: v.window,
-            timings: true,
-        }))
-        .collect()
-    }
-
     /// Replaces the site set. Sites that keep their name and URL keep their history and alert
     /// state (under their new generation); a changed URL starts a new history.
     pub fn set_sites(&mut self, targets: &[ProbeTarget]) {
-        let specs = self.window_specs();
         let mut old = std::mem::take(&mut self.sites);
         self.order = targets.iter().map(|t| Arc::clone(&t.name)).collect();
         for t in targets {
@@ -231,9 +255,18 @@ impl Recorder {
                     s.skipped = Arc::clone(&t.skipped);
                     s.tls_insecure = t.config.tls_insecure;
                     s.max_gap_us = max_gap_us(t);
+                    s.tags = t.config.tags.clone().into();
+                    s.maintenance = t.config.maintenance.clone();
+                    let rule = &t.config.alerting;
+                    let respan = rule.window != s.rule.window
+                        || rule.degraded.is_empty() != s.rule.degraded.is_empty();
+                    s.rule = rule.clone();
+                    if respan {
+                        s.windows.respan(&window_specs(&s.rule, &self.views));
+                    }
                     s
                 }
-                _ => SiteState::new(t, &specs),
+                _ => SiteState::new(t, &self.views),
             };
             self.sites.insert(Arc::clone(&t.name), state);
         }
@@ -259,25 +292,57 @@ impl Recorder {
                 .push_front(format!("{}: {}", e.kind, e.message));
             site.recent_errors.truncate(RECENT_ERRORS);
         }
-        let availability = site.windows.availability(ALERT_WINDOW);
-        let transition = site.alert.evaluate(
-            at,
-            m.finished_at(),
-            availability,
-            &self.alerting,
-            site.max_gap_us,
-        );
-        let decided = transition.map(|t| Decided {
-            alert: t.into_alert(&m.site, &site.url),
-            recent_errors: site.recent_errors.iter().cloned().collect(),
-            formatter: self.formatter.clone(),
-            routes: Arc::clone(&self.routes),
-        });
+        let time = m.finished_at();
+        let mut m = m;
+        let open = site.maintenance.open_at(time);
+        m.maintenance = open.is_some();
+        if open != site.in_maintenance {
+            let report =
+                MaintenanceReport::change(&m.site, site.in_maintenance.take(), open.clone(), time);
+            site.in_maintenance = open;
+            self.bus.send(Event::Maintenance(report));
+        }
+        let good_tls = !m
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::measurement::ErrorKind::Tls);
+        let cert_expiry = m
+            .tls
+            .as_ref()
+            .and_then(|t| t.earliest_expiry())
+            .filter(|_| good_tls);
+        if let Some(tls) = &m.tls
+            && let Some(e) = tls.earliest_expiry()
+        {
+            site.cert_expiry = Some(e);
+        }
+        let stats = (!site.rule.degraded.is_empty()).then(|| site.windows.stats(ALERT_WINDOW));
+        let observation = Observation {
+            at_us: at,
+            time,
+            availability: site.windows.availability(ALERT_WINDOW),
+            stats: stats.as_ref(),
+            cert_expiry,
+            maintenance: m.maintenance,
+        };
+        let transitions = site
+            .alert
+            .evaluate(&observation, &site.rule, site.max_gap_us);
+        let decided: Vec<Decided> = transitions
+            .into_iter()
+            .map(|t| Decided {
+                alert: t.into_alert(&m.site, &site.url),
+                recent_errors: site.recent_errors.iter().cloned().collect(),
+                formatter: self.formatter.clone(),
+                routes: Arc::clone(&self.routes),
+                tags: Arc::clone(&site.tags),
+            })
+            .collect();
         if let Some(store) = &self.store {
             store.send(Record::Measurement(m.clone()));
         }
         self.bus.send(Event::Probe(m));
-        if let Some(decided) = decided {
+        for decided in decided {
             self.history.push(decided.alert.clone());
             let (bus, store) = (&self.bus, &self.store);
             self.stage
@@ -349,17 +414,32 @@ impl Recorder {
     pub fn report(&mut self, view: usize, r#final: bool) -> StatsReport {
         let now_us = self.clock.timeline_now_us();
         let v = &self.views[view];
+        let now = self.clock.now();
         let sites = self
             .order
             .iter()
             .filter_map(|name| {
                 let s = self.sites.get_mut(name)?;
                 s.windows.advance(now_us);
+                // A window opens or closes between probes too: the display says so on time.
+                let open = s.maintenance.open_at(now);
+                if open != s.in_maintenance {
+                    let report =
+                        MaintenanceReport::change(name, s.in_maintenance.take(), open.clone(), now);
+                    s.in_maintenance = open;
+                    self.bus.send(Event::Maintenance(report));
+                }
                 Some(SiteReport {
                     site: Arc::clone(name),
                     url: Arc::clone(&s.url),
                     stats: s.windows.stats(view + 1),
                     down: s.alert.down_since().is_some(),
+                    degraded: s.alert.degraded(),
+                    maintenance: s.in_maintenance.clone(),
+                    cert_expiry: s.cert_expiry,
+                    cert_warning: s.alert.cert_warning(),
+                    tags: Arc::clone(&s.tags),
+                    maintenance_probes: 0,
                     skipped_ticks: s.skipped.load(std::sync::atomic::Ordering::Relaxed),
                     tls_insecure: s.tls_insecure,
                     last_error: s
@@ -396,6 +476,7 @@ impl Recorder {
                         site: Arc::clone(name),
                         url: Arc::clone(&s.url),
                         down: s.alert.down_since().is_some(),
+                        tags: Arc::clone(&s.tags),
                     })
                 })
                 .collect(),
@@ -445,15 +526,14 @@ impl Recorder {
         views: Vec<ViewConfig>,
         targets: &[ProbeTarget],
     ) {
-        let respan = views != self.views || alerting.window != self.alerting.window;
+        let respan = views != self.views;
         self.views_changed |= views != self.views;
         self.alerting = alerting;
         self.views = views;
         self.formatter = self.plugin_formatter();
         if respan {
-            let specs = self.window_specs();
             for s in self.sites.values_mut() {
-                s.windows.respan(&specs);
+                s.windows.respan(&window_specs(&s.rule, &self.views));
             }
         }
         self.set_sites(targets);

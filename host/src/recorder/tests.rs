@@ -247,7 +247,7 @@ async fn restore_rebuilds_windows_and_a_down_state_without_repeating_the_alert()
         time: t0() - chrono::TimeDelta::seconds(5),
     }
     .into_alert(&Arc::from("a"), &Arc::from("http://a.test/"));
-    r.restore("a", &history, Some(&down));
+    r.restore("a", &history, std::slice::from_ref(&down));
     let report = r.report(0, false);
     assert_eq!(
         report.sites[0].stats.checks, 6,
@@ -275,7 +275,7 @@ async fn a_restart_after_a_gap_waits_for_a_whole_window_of_new_probes() {
         .step_by(10)
         .map(|s| probe("a", s, true))
         .collect();
-    r.restore("a", &history, None);
+    r.restore("a", &history, &[]);
     // Restarted with the site failing: the first probe alone must not decide.
     for s in (0..60).step_by(10) {
         r.record(probe("a", s, false));

@@ -268,6 +268,16 @@ async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
     };
     let site = q.get("site").cloned();
+    let include_maintenance = match q.get("maintenance").map(String::as_str) {
+        None | Some("exclude") => false,
+        Some("include") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("maintenance=\"{other}\": use include or exclude (the default)"),
+            );
+        }
+    };
     let threshold = shared.config.load().alerting.threshold;
     let store = shared.store.clone();
     let wanted = site.clone();
@@ -278,6 +288,7 @@ async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
             wanted.as_deref(),
             chrono::Utc::now(),
             threshold,
+            include_maintenance,
         )
     })
     .await;

@@ -114,8 +114,10 @@ impl Server {
         .unwrap_or_default();
         let down = last
             .into_iter()
-            .filter(|(_, a)| a.kind == crate::alert::AlertKind::Down)
-            .map(|((site, _), a)| (site, a.time))
+            .filter_map(|((site, _), a)| {
+                let t = crate::alert::open_alert(&a, crate::alert::Condition::Down)?.time;
+                Some((site, t))
+            })
             .collect();
         self.shared.board.seed_down(down);
     }

@@ -895,6 +895,8 @@ mod tests {
             time: chrono::DateTime::from_timestamp(100, 0).unwrap(),
             down_since: chrono::DateTime::from_timestamp(40, 0),
             down_for: Some(Duration::from_secs(60)),
+            latency: None,
+            cert_expiry: None,
             message: "Website api recovered. \"ok\"".into(),
             rendered: None,
         };

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -173,9 +173,11 @@ impl Store {
         let site: Arc<str> = site.into();
         let url: Arc<str> = url.into();
         let mut stmt = conn.prepare_cached(
-            "SELECT time_us, ok, status, ttfb_us, response_us, dns_us, connect_us, tls_us, body_bytes,
-                    truncated, error_kind, error_message, lag_us, metrics, duration_us
-             FROM measurements WHERE site_id = ?1 AND time_us >= ?2 ORDER BY time_us",
+            "SELECT m.time_us, m.ok, m.status, m.ttfb_us, m.response_us, m.dns_us, m.connect_us,
+                    m.tls_us, m.body_bytes, m.truncated, m.error_kind, m.error_message, m.lag_us,
+                    m.metrics, m.duration_us, m.maintenance, c.details
+             FROM measurements m LEFT JOIN certs c ON c.id = m.cert_id
+             WHERE m.site_id = ?1 AND m.time_us >= ?2 ORDER BY m.time_us",
         )?;
         let rows = stmt.query_map(params![site_id, since.timestamp_micros()], |r| {
             let us = |i: usize| -> rusqlite::Result<Option<Duration>> {
@@ -211,8 +213,11 @@ impl Store {
                     .transpose()?,
                 schedule_lag: us(12)?.unwrap_or_default(),
                 metrics: parse_metrics(r.get::<_, Option<String>>(13)?.as_deref()),
-                tls: None,
-                maintenance: false,
+                tls: r
+                    .get::<_, Option<String>>(16)?
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .map(Arc::new),
+                maintenance: r.get(15)?,
                 duration,
                 // Stored probes sit at their wall-clock end: the timeline starts equal to it.
                 ended_us: ended.timestamp_micros(),
@@ -269,25 +274,32 @@ impl Store {
             "SELECT {ALERT_COLUMNS}, id FROM alerts WHERE time_us >= ?1 ORDER BY time_us DESC, id DESC"
         ))?;
         let rows = stmt.query_map([since.timestamp_micros()], |r| {
-            Ok((r.get::<_, i64>(8)?, alert_row(r)?))
+            Ok((r.get::<_, i64>(9)?, alert_row(r)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The newest alert of each site (by name and URL), for restoring alert states.
+    /// The newest alert of each condition (down, degraded, certificate) of each site (by name
+    /// and URL), for restoring alert states.
     pub fn last_alerts(
         &self,
         conn: &Connection,
-    ) -> Result<HashMap<(String, String), Alert>, StoreError> {
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts a
-             WHERE id = (SELECT MAX(id) FROM alerts b WHERE b.site = a.site AND b.url = a.url)"
-        ))?;
-        let rows = stmt.query_map([], alert_row)?;
-        let mut out = HashMap::new();
-        for a in rows {
-            let a = a?;
-            out.insert((a.site.to_string(), a.url.to_string()), a);
+    ) -> Result<HashMap<(String, String), Vec<Alert>>, StoreError> {
+        let mut out: HashMap<(String, String), Vec<Alert>> = HashMap::new();
+        for c in crate::alert::Condition::ALL {
+            let [open, close] = c.kinds();
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts a
+                 WHERE id = (SELECT MAX(id) FROM alerts b
+                             WHERE b.site = a.site AND b.url = a.url AND b.kind IN (?1, ?2))"
+            ))?;
+            let rows = stmt.query_map([open.as_str(), close.as_str()], alert_row)?;
+            for a in rows {
+                let a = a?;
+                out.entry((a.site.to_string(), a.url.to_string()))
+                    .or_default()
+                    .push(a);
+            }
         }
         Ok(out)
     }
@@ -402,6 +414,7 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     })?;
     let time = from_us(r.get(4)?);
     let down_since = r.get::<_, Option<i64>>(5)?.map(from_us);
+    let detail = AlertDetail::parse(r.get::<_, Option<String>>(8)?.as_deref());
     Ok(Alert {
         kind,
         site: r.get::<_, String>(0)?.into(),
@@ -410,6 +423,8 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         time,
         down_since,
         down_for: down_since.map(|d| (time - d).to_std().unwrap_or_default()),
+        latency: detail.latency,
+        cert_expiry: detail.cert_expiry,
         message: r.get(6)?,
         rendered: r.get(7)?,
     })
@@ -417,7 +432,55 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
 
 /// The columns [`alert_row`] reads, in its order.
 pub(crate) const ALERT_COLUMNS: &str =
-    "site, url, kind, availability, time_us, down_since_us, message, rendered";
+    "site, url, kind, availability, time_us, down_since_us, message, rendered, detail";
+
+/// The parts of an alert only some kinds have, as the `detail` column keeps them.
+#[derive(Debug, Default)]
+pub(crate) struct AlertDetail {
+    latency: Option<crate::alert::LatencyBreach>,
+    cert_expiry: Option<DateTime<Utc>>,
+}
+
+impl AlertDetail {
+    /// The JSON of an alert's detail, or `None` when it has none.
+    pub(crate) fn json(a: &Alert) -> Option<String> {
+        let mut v = serde_json::Map::new();
+        if let Some(l) = &a.latency {
+            v.insert(
+                "latency".into(),
+                serde_json::json!({"metric": l.metric.key(), "value_ms": l.value_ms,
+                                   "limit_ms": l.limit.as_secs_f64() * 1000.0}),
+            );
+        }
+        if let Some(e) = a.cert_expiry {
+            v.insert("cert_expiry_us".into(), e.timestamp_micros().into());
+        }
+        (!v.is_empty()).then(|| serde_json::Value::Object(v).to_string())
+    }
+
+    fn parse(json: Option<&str>) -> Self {
+        let Some(v) = json.and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok()) else {
+            return Self::default();
+        };
+        let latency = v.get("latency").and_then(|l| {
+            let key = l.get("metric")?.as_str()?;
+            Some(crate::alert::LatencyBreach {
+                metric: crate::config::LatencyMetric::ALL
+                    .into_iter()
+                    .find(|m| m.key() == key)?,
+                value_ms: l.get("value_ms")?.as_f64()?,
+                limit: Duration::from_secs_f64(l.get("limit_ms")?.as_f64()?.max(0.0) / 1000.0),
+            })
+        });
+        Self {
+            latency,
+            cert_expiry: v
+                .get("cert_expiry_us")
+                .and_then(|e| e.as_i64())
+                .map(from_us),
+        }
+    }
+}
 
 pub(crate) fn from_us(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
@@ -458,6 +521,18 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
     if version < 2 && !has_column(&conn, "measurements", "duration_us")? {
         // Schema 1 had no probe duration: old rows keep NULL (read as their response time).
         conn.execute_batch("ALTER TABLE measurements ADD COLUMN duration_us INTEGER")?;
+    }
+    if version < 4 {
+        // Schema 4: older rows were not in maintenance and kept no TLS details.
+        for (table, column, decl) in [
+            ("measurements", "maintenance", "INTEGER NOT NULL DEFAULT 0"),
+            ("measurements", "cert_id", "INTEGER REFERENCES certs (id)"),
+            ("alerts", "detail", "TEXT"),
+        ] {
+            if !has_column(&conn, table, column)? {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            }
+        }
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)

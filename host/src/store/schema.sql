@@ -1,4 +1,5 @@
--- sitewatch embedded store, schema version 3 (2 added measurements.duration_us, 3 the notifications). Times are microseconds since the Unix epoch (UTC).
+-- sitewatch embedded store, schema version 4 (2 added measurements.duration_us, 3 the notifications,
+-- 4 measurements.maintenance and cert_id, the certs table and alerts.detail). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -24,9 +25,21 @@ CREATE TABLE IF NOT EXISTS measurements (
     -- Plugin metrics as a JSON object of name to number, or NULL.
     metrics       TEXT,
     -- Request start to the probe's end (failures too); NULL in rows from schema 1.
-    duration_us   INTEGER
+    duration_us   INTEGER,
+    -- 1 when the probe ran in a maintenance window of its site.
+    maintenance   INTEGER NOT NULL DEFAULT 0,
+    -- The TLS session and chain the probe saw (certs.id), NULL for plain HTTP.
+    cert_id       INTEGER REFERENCES certs (id)
 );
 CREATE INDEX IF NOT EXISTS measurements_by_site_time ON measurements (site_id, time_us);
+
+-- Each distinct TLS session summary and served chain once (JSON: version, cipher, chain), so a
+-- probe row holds only its id.
+CREATE TABLE IF NOT EXISTS certs (
+    id          INTEGER PRIMARY KEY,
+    fingerprint TEXT NOT NULL UNIQUE,
+    details     TEXT NOT NULL
+);
 
 CREATE TABLE IF NOT EXISTS alerts (
     id            INTEGER PRIMARY KEY,
@@ -38,7 +51,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     down_since_us INTEGER,
     message       TEXT NOT NULL,
     -- The formatter plugin's rendering, when one is configured.
-    rendered      TEXT
+    rendered      TEXT,
+    -- Degraded and certificate alerts: JSON {"latency": {...}} or {"cert_expiry_us": ...}.
+    detail        TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_us);
 -- A site's newest alert (restoring alert states, reminders).

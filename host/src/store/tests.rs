@@ -113,7 +113,7 @@ fn measurements_and_alerts_round_trip() {
     let last = store.last_alerts(&conn).unwrap();
     assert_eq!(
         last.get(&("a".into(), "http://a.test/".into())),
-        Some(&alert)
+        Some(&vec![alert.clone()])
     );
     assert_eq!(
         store.outbox_len(&conn).unwrap(),
@@ -604,7 +604,7 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     let slack = outbox::pending(&conn, "slack", 10).unwrap();
     assert_eq!(slack.len(), 2);
     assert!(slack[0].id < slack[1].id && slack[0].alert_id < slack[1].alert_id);
-    assert_eq!((slack[0].kind, &slack[0].alert), (NoticeKind::Down, &down));
+    assert_eq!((slack[0].kind, &slack[0].alert), (NoticeKind::DOWN, &down));
     let hook = outbox::pending(&conn, "hook", 10).unwrap();
     assert_eq!(hook[0].alert_id, slack[0].alert_id, "the same alert row");
     assert_eq!(hook[0].body.as_deref(), Some("{}"));

@@ -104,6 +104,8 @@ struct Writer {
     conn: Option<Connection>,
     pending: VecDeque<Record>,
     site_ids: HashMap<(Arc<str>, Arc<str>), i64>,
+    /// The `certs` id of each TLS summary written lately, by its JSON.
+    cert_ids: HashMap<String, i64>,
     /// `Some` while writes fail: when to try again and the current backoff.
     retry: Option<(Instant, Duration)>,
     dropped: u64,
@@ -122,6 +124,7 @@ impl Writer {
             conn: None,
             pending: VecDeque::new(),
             site_ids: HashMap::new(),
+            cert_ids: HashMap::new(),
             retry: None,
             dropped: 0,
             last_prune: None,
@@ -240,6 +243,7 @@ impl Writer {
                     self.conn = None;
                     // Ids first seen in a transaction that did not commit may not exist.
                     self.site_ids.clear();
+                    self.cert_ids.clear();
                     let backoff = match self.retry {
                         None => {
                             self.report(format!(
@@ -320,12 +324,12 @@ impl Writer {
             let mut measurement = tx.prepare_cached(
                 "INSERT INTO measurements (site_id, time_us, ok, status, ttfb_us, response_us, dns_us,
                      connect_us, tls_us, body_bytes, truncated, error_kind, error_message, lag_us, metrics,
-                     duration_us)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                     duration_us, maintenance, cert_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             )?;
             let mut alert = tx.prepare_cached(
-                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;
             let mut notification = tx.prepare_cached(
@@ -347,6 +351,10 @@ impl Writer {
                             }
                         };
                         let us = |d: Option<Duration>| d.map(|d| d.as_micros() as i64);
+                        let cert_id = match &m.tls {
+                            None => None,
+                            Some(t) => Some(cert_id(&tx, &mut self.cert_ids, t)?),
+                        };
                         measurement.execute(params![
                             id,
                             m.time.timestamp_micros(),
@@ -364,6 +372,8 @@ impl Writer {
                             m.schedule_lag.as_micros() as i64,
                             metrics_json(&m.metrics),
                             m.duration.as_micros() as i64,
+                            m.maintenance,
+                            cert_id,
                         ])?;
                         if self.options.outbox {
                             outbox.execute([influx::probe_line(m, &self.options.location)])?;
@@ -380,6 +390,7 @@ impl Writer {
                             a.down_since.map(|t| t.timestamp_micros()),
                             a.message,
                             a.rendered,
+                            crate::store::AlertDetail::json(a),
                         ])?;
                         let alert_id = tx.last_insert_rowid();
                         for q in notifications {
@@ -467,4 +478,32 @@ fn trim_outbox(conn: &Connection, limit: u64, now_us: i64) -> rusqlite::Result<u
         )?;
     }
     Ok(dropped)
+}
+
+/// TLS summaries remembered by the writer; a site set of thousands serves far fewer chains.
+const CERT_CACHE: usize = 4096;
+
+/// The `certs` id of a TLS summary, adding it the first time it is seen. Chains repeat on
+/// every probe: each is stored once, keyed by a SHA-256 of its JSON.
+fn cert_id(
+    tx: &rusqlite::Transaction<'_>,
+    cache: &mut HashMap<String, i64>,
+    tls: &crate::measurement::TlsDetails,
+) -> rusqlite::Result<i64> {
+    use sha2::Digest;
+    let json = serde_json::to_string(tls).unwrap_or_default();
+    if let Some(id) = cache.get(&json) {
+        return Ok(*id);
+    }
+    let fingerprint = format!("{:x}", sha2::Sha256::digest(json.as_bytes()));
+    tx.prepare_cached("INSERT OR IGNORE INTO certs (fingerprint, details) VALUES (?1, ?2)")?
+        .execute(params![fingerprint, json])?;
+    let id: i64 = tx
+        .prepare_cached("SELECT id FROM certs WHERE fingerprint = ?1")?
+        .query_row([&fingerprint], |r| r.get(0))?;
+    if cache.len() >= CERT_CACHE {
+        cache.clear();
+    }
+    cache.insert(json, id);
+    Ok(id)
 }

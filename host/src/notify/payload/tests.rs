@@ -37,13 +37,15 @@ fn down(id: i64, site: &str) -> Notice {
         time: at(0),
         down_since: None,
         down_for: None,
+        latency: None,
+        cert_expiry: None,
         message: crate::alert::down_message(site, 0.5, at(0)),
         rendered: None,
     };
     Notice {
         id,
         alert_id: id * 10,
-        kind: NoticeKind::Down,
+        kind: NoticeKind::DOWN,
         created: at(0),
         body: None,
         attempts: 0,
@@ -60,13 +62,15 @@ fn recovered(id: i64, site: &str) -> Notice {
         time: at(300),
         down_since: Some(at(0)),
         down_for: Some(std::time::Duration::from_secs(300)),
+        latency: None,
+        cert_expiry: None,
         message: crate::alert::recovered_message(site, 1.0, at(300), at(0)),
         rendered: None,
     };
     Notice {
         id,
         alert_id: id * 10,
-        kind: NoticeKind::Recovered,
+        kind: NoticeKind::RECOVERED,
         created: at(300),
         body: None,
         attempts: 0,

@@ -100,6 +100,13 @@ impl Display {
                 self.note(format!("{tag} {}", r.line()));
             }
             Event::Watching(w) => s.watching(w),
+            Event::Maintenance(m) => {
+                self.note(format!(
+                    "{} {}",
+                    style("maintenance").blue().bold(),
+                    m.line()
+                ));
+            }
             Event::Overload(o) => {
                 self.note(format!("{} {}", style("overload").red().bold(), o.detail));
             }

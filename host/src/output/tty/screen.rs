@@ -156,6 +156,8 @@ impl Screen {
             }
             AlertKind::Down => false,
             AlertKind::Recovered => self.down.remove(&a.site),
+            // Degraded and certificate states come with each report.
+            _ => false,
         };
     }
 
@@ -524,7 +526,12 @@ pub(super) fn alert_line(a: &Alert) -> String {
     let at = a.time.format("%H:%M:%S");
     match a.kind {
         AlertKind::Down => style(format!("▼ {at} {text}")).red().bold().to_string(),
-        AlertKind::Recovered => style(format!("▲ {at} {text}")).green().to_string(),
+        AlertKind::Degraded | AlertKind::CertExpiring => {
+            style(format!("◆ {at} {text}")).yellow().bold().to_string()
+        }
+        AlertKind::Recovered | AlertKind::DegradedRecovered | AlertKind::CertRenewed => {
+            style(format!("▲ {at} {text}")).green().to_string()
+        }
     }
 }
 

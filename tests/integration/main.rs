@@ -14,6 +14,7 @@ mod core;
 mod faults;
 mod hostile;
 mod influx;
+mod monitoring;
 mod notify;
 mod plugins;
 mod prometheus_selftest;

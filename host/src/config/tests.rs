@@ -505,3 +505,133 @@ fn notifier_errors_name_the_field_and_the_notifier() {
         assert!(e.contains(expected), "expected {expected:?} in {e:?}");
     }
 }
+
+#[test]
+fn a_site_rule_overrides_the_global_one_field_by_field() {
+    let c = parse(
+        r#"{"sites": [{"url": "http://a.test/", "interval": "10s",
+                       "alerting": {"threshold": 0.5, "degraded": {"response_p95": "800ms", "ttfb_avg": "200ms"}}},
+                      {"url": "http://b.test/"}],
+            "alerting": {"window": "5m", "cert_warning": "30d"}}"#,
+    )
+    .unwrap();
+    let a = &c.sites[0].alerting;
+    assert_eq!(a.threshold, 0.5);
+    assert_eq!(a.window, Duration::from_secs(300), "from the global rule");
+    assert_eq!(a.cert_warning, Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        a.degraded,
+        [
+            LatencyObjective {
+                metric: LatencyMetric::ResponseP95,
+                limit: Duration::from_millis(800)
+            },
+            LatencyObjective {
+                metric: LatencyMetric::TtfbAvg,
+                limit: Duration::from_millis(200)
+            }
+        ]
+    );
+    let b = &c.sites[1].alerting;
+    assert_eq!((b.threshold, b.degraded.len()), (0.8, 0));
+}
+
+#[test]
+fn an_alert_window_shorter_than_two_intervals_is_refused_naming_the_field() {
+    let e = err(r#"{"sites": [{"name": "slow", "url": "http://a.test/", "interval": "5m"}]}"#);
+    assert!(e.contains("sites[0].interval (site \"slow\")"), "{e}");
+    assert!(e.contains("shorter than two intervals (10m)"), "{e}");
+    let e = err(
+        r#"{"sites": [{"name": "slow", "url": "http://a.test/", "interval": "1m",
+                       "alerting": {"window": "90s"}}]}"#,
+    );
+    assert!(
+        e.contains("sites[0].alerting.window (site \"slow\")"),
+        "{e}"
+    );
+    // Two intervals exactly is enough.
+    parse(r#"{"sites": [{"url": "http://a.test/", "interval": "1m"}]}"#).unwrap();
+}
+
+#[test]
+fn bad_latency_objectives_name_the_key() {
+    let e =
+        err(r#"{"sites": [{"url": "http://a.test/", "alerting": {"degraded": {"p95": "1s"}}}]}"#);
+    assert!(e.contains("sites[0].alerting.degraded.p95"), "{e}");
+    assert!(e.contains("response_p95"), "lists the keys: {e}");
+    let e = err(r#"{"sites": [], "alerting": {"degraded": {"response_max": "fast"}}}"#);
+    assert!(e.contains("alerting.degraded.response_max"), "{e}");
+}
+
+#[test]
+fn maintenance_windows_resolve_and_bad_ones_name_the_field_and_site() {
+    let c = parse(
+        r#"{"sites": [{"name": "shop", "url": "http://a.test/",
+                       "maintenance": [{"cron": "0 2 * * SUN", "duration": "2h", "tz": "Europe/Paris"}]}],
+            "maintenance": [{"start": "2026-12-24T22:00:00Z", "end": "2026-12-25T02:00:00Z"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(c.maintenance.len(), 1);
+    assert_eq!(c.sites[0].maintenance.windows().len(), 2, "global and own");
+    for (text, field) in [
+        (r#"[{"cron": "0 2 * * SUN"}]"#, "maintenance[0].duration"),
+        (
+            r#"[{"cron": "0 2 * * SUN", "duration": "1h", "tz": "Paris"}]"#,
+            "maintenance[0].tz",
+        ),
+        (
+            r#"[{"cron": "sunday", "duration": "1h"}]"#,
+            "maintenance[0].cron",
+        ),
+        (
+            r#"[{"start": "tomorrow", "end": "2026-12-25T02:00:00Z"}]"#,
+            "maintenance[0].start",
+        ),
+        (
+            r#"[{"start": "2026-12-25T02:00:00Z", "end": "2026-12-24T02:00:00Z"}]"#,
+            "maintenance[0].end",
+        ),
+        (r#"[{"start": "2026-12-25T02:00:00Z"}]"#, "maintenance[0]"),
+    ] {
+        let e = err(&format!(
+            r#"{{"sites": [{{"name": "shop", "url": "http://a.test/", "maintenance": {text}}}]}}"#
+        ));
+        assert!(e.contains(&format!("sites[0].{field}")), "{text}: {e}");
+        assert!(e.contains("(site \"shop\")"), "{text}: {e}");
+    }
+}
+
+#[test]
+fn a_body_needs_a_method_that_sends_one_and_gets_a_content_type() {
+    let c = parse(
+        r#"{"sites": [{"url": "http://a.test/", "method": "POST", "body": {"q": 1}},
+                      {"url": "http://b.test/", "method": "PUT", "body": "ping", "content_type": "text/x-ping"},
+                      {"url": "http://c.test/", "method": "PATCH", "body": "x", "headers": {"Content-Type": "a/b"}}]}"#,
+    )
+    .unwrap();
+    let body = |i: usize| c.sites[i].body.clone().unwrap();
+    assert_eq!(body(0).bytes, br#"{"q":1}"#);
+    assert_eq!(body(0).content_type.unwrap(), "application/json");
+    assert_eq!(body(1).content_type.unwrap(), "text/x-ping");
+    assert_eq!(body(2).content_type, None, "the header says it");
+    let e = err(r#"{"sites": [{"name": "g", "url": "http://a.test/", "body": "x"}]}"#);
+    assert!(
+        e.contains("sites[0].body (site \"g\")") && e.contains("the method is GET"),
+        "{e}"
+    );
+    let e =
+        err(r#"{"sites": [{"url": "http://a.test/", "method": "POST", "content_type": "a/b"}]}"#);
+    assert!(
+        e.contains("sites[0].content_type") && e.contains("no body"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tags_are_trimmed_deduplicated_and_checked() {
+    let c = parse(r#"{"sites": [{"url": "http://a.test/", "tags": ["prod", " eu ", "prod"]}]}"#)
+        .unwrap();
+    assert_eq!(c.sites[0].tags, ["prod", "eu"]);
+    let e = err(r#"{"sites": [{"url": "http://a.test/", "tags": ["a,b"]}]}"#);
+    assert!(e.contains("sites[0].tags[0]"), "{e}");
+}

@@ -39,6 +39,7 @@ pub enum Event {
 pub struct MaintenanceReport {
     pub time: DateTime<Utc>,
     pub site: Arc<str>,
+    pub url: Arc<str>,
     /// Whether a window is open from now.
     pub started: bool,
     /// The window that opened (or, when `started` is false, the one that closed).
@@ -50,6 +51,7 @@ impl MaintenanceReport {
     /// reported as the new one starting.
     pub fn change(
         site: &Arc<str>,
+        url: &Arc<str>,
         old: Option<crate::maintenance::Occurrence>,
         new: Option<crate::maintenance::Occurrence>,
         time: DateTime<Utc>,
@@ -62,6 +64,7 @@ impl MaintenanceReport {
         Self {
             time,
             site: Arc::clone(site),
+            url: Arc::clone(url),
             started,
             window,
         }

@@ -444,6 +444,7 @@ fn webhook_body(n: &NotifierConfig, group: &[Notice]) -> Value {
                 "notification_id": x.id,
                 "alert_id": x.alert_id,
                 "kind": x.kind.as_str(),
+                "condition": x.kind.condition().as_str(),
                 "site": &*x.alert.site,
                 "url": &*x.alert.url,
                 "availability": x.alert.availability,

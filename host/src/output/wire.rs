@@ -296,6 +296,7 @@ impl<'a> From<&'a crate::maintenance::Occurrence> for WindowWire<'a> {
 struct MaintenanceWire<'a> {
     time: Time,
     site: &'a str,
+    url: &'a str,
     /// `started` or `ended`.
     state: &'static str,
     window: WindowWire<'a>,
@@ -306,6 +307,7 @@ impl<'a> From<&'a crate::event::MaintenanceReport> for MaintenanceWire<'a> {
         Self {
             time: Time(m.time),
             site: &m.site,
+            url: &m.url,
             state: if m.started { "started" } else { "ended" },
             window: (&m.window).into(),
         }

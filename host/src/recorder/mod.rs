@@ -297,8 +297,13 @@ impl Recorder {
         let open = site.maintenance.open_at(time);
         m.maintenance = open.is_some();
         if open != site.in_maintenance {
-            let report =
-                MaintenanceReport::change(&m.site, site.in_maintenance.take(), open.clone(), time);
+            let report = MaintenanceReport::change(
+                &m.site,
+                &site.url,
+                site.in_maintenance.take(),
+                open.clone(),
+                time,
+            );
             site.in_maintenance = open;
             self.bus.send(Event::Maintenance(report));
         }
@@ -424,8 +429,13 @@ impl Recorder {
                 // A window opens or closes between probes too: the display says so on time.
                 let open = s.maintenance.open_at(now);
                 if open != s.in_maintenance {
-                    let report =
-                        MaintenanceReport::change(name, s.in_maintenance.take(), open.clone(), now);
+                    let report = MaintenanceReport::change(
+                        name,
+                        &s.url,
+                        s.in_maintenance.take(),
+                        open.clone(),
+                        now,
+                    );
                     s.in_maintenance = open;
                     self.bus.send(Event::Maintenance(report));
                 }

@@ -383,3 +383,188 @@ async fn a_reconfigure_publishes_what_is_watched_now() {
     assert_eq!(sites, ["a"]);
     assert_eq!(watching[0].views, ["5m"]);
 }
+
+/// One site probed every 10 s, judged over 60 s, with a latency objective, a certificate
+/// warning of 14 days and a maintenance window from 60 s to 180 s after t0.
+fn rules_config() -> Config {
+    let window_start = t0() + chrono::TimeDelta::seconds(60);
+    let window_end = t0() + chrono::TimeDelta::seconds(180);
+    let text = format!(
+        r#"{{"sites": [{{"name": "a", "url": "https://a.test/", "interval": "10s", "timeout": "5s",
+                       "alerting": {{"degraded": {{"response_p95": "500ms"}}}},
+                       "maintenance": [{{"name": "upgrade", "start": "{}", "end": "{}"}}]}}],
+            "alerting": {{"threshold": 0.8, "window": "60s"}},
+            "dashboard": {{"views": [{{"window": "5m", "every": "10s"}}]}}}}"#,
+        window_start.to_rfc3339(),
+        window_end.to_rfc3339()
+    );
+    Config::parse(Path::new("test.json"), text.as_bytes()).unwrap()
+}
+
+fn rules_recorder() -> (Recorder, Subscription) {
+    let c = rules_config();
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0()));
+    let bus = Bus::new(Arc::clone(&clock));
+    let sub = bus.subscribe();
+    let mut r = Recorder::new(&c, clock, bus, None);
+    r.set_sites(&targets(&c));
+    (r, sub)
+}
+
+/// A probe of `a` at `secs` that took `ms` milliseconds (or failed), serving a chain that
+/// expires at `expiry`.
+fn timed(secs: i64, up: bool, ms: u64, expiry: Option<DateTime<Utc>>) -> Measurement {
+    let mut m = probe("a", secs, up);
+    if up {
+        m.response_time = Some(Duration::from_millis(ms));
+        m.ttfb = Some(Duration::from_millis(ms / 2));
+    }
+    m.tls = expiry.map(|not_after| {
+        Arc::new(crate::measurement::TlsDetails {
+            version: Some("TLS 1.3".into()),
+            cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            chain: vec![crate::measurement::CertInfo {
+                subject: "CN=a.test".into(),
+                issuer: "CN=test CA".into(),
+                sans: vec!["a.test".into()],
+                not_before: t0() - chrono::TimeDelta::days(30),
+                not_after,
+                serial: "01".into(),
+            }],
+        })
+    });
+    m
+}
+
+fn kinds(alerts: &[Alert]) -> Vec<(AlertKind, i64)> {
+    alerts
+        .iter()
+        .map(|a| (a.kind, (a.time - t0()).num_seconds()))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_holds_the_down_alert_until_the_window_ends_and_marks_its_probes() {
+    let (mut r, mut sub) = rules_recorder();
+    // Up until 100 s, then down to the end; the window is 60 s to 180 s.
+    for i in 0..=25 {
+        r.record(timed(i * 10, i * 10 < 100, 50, None));
+    }
+    let evs = events(&mut sub);
+    let marked: Vec<i64> = evs
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Probe(m) if m.maintenance => Some((m.time - t0()).num_seconds()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(marked, (60..180).step_by(10).collect::<Vec<_>>());
+    let changes: Vec<(bool, i64)> = evs
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Maintenance(m) => Some((m.started, (m.time - t0()).num_seconds())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [(true, 60), (false, 180)]);
+    // Down from 100 s: the window would have fired at 120 s; it fires at the first probe after
+    // the maintenance ends.
+    let fired = alerts(&mut r, &mut sub).await;
+    assert_eq!(kinds(&fired), [(AlertKind::Down, 180)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn degraded_then_down_then_up_is_three_alerts_and_down_wins_meanwhile() {
+    let (mut r, mut sub) = rules_recorder();
+    // Out of the maintenance window: from 200 s. Fast until 300, slow until 400, down until
+    // 500, then up and fast.
+    for i in 20..=70 {
+        let s = i * 10;
+        let (up, ms) = match s {
+            _ if s < 300 => (true, 50),
+            _ if s < 400 => (true, 900),
+            _ if s < 500 => (false, 0),
+            _ => (true, 50),
+        };
+        r.record(timed(s, up, ms, None));
+        if s == 450 {
+            let report = r.report(0, false);
+            assert!(
+                report.sites[0].down && !report.sites[0].degraded,
+                "down wins"
+            );
+        }
+    }
+    let fired = alerts(&mut r, &mut sub).await;
+    let got: Vec<AlertKind> = fired.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        got,
+        [
+            AlertKind::Degraded,
+            AlertKind::Down,
+            AlertKind::Recovered,
+            AlertKind::DegradedRecovered
+        ]
+    );
+    let degraded = &fired[0];
+    assert!(
+        degraded
+            .message
+            .starts_with("Website a is degraded. p95 response=900ms over 500ms"),
+        "{}",
+        degraded.message
+    );
+    assert_eq!(degraded.latency.map(|l| l.value_ms), Some(900.0));
+    // The slow probes fill the 6-probe window's p95 on the first slow one.
+    assert_eq!((degraded.time - t0()).num_seconds(), 300);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_certificate_close_to_expiry_warns_once_and_a_renewal_clears_it() {
+    let (mut r, mut sub) = rules_recorder();
+    let soon = t0() + chrono::TimeDelta::days(3);
+    let renewed = t0() + chrono::TimeDelta::days(90);
+    for i in 20..=40 {
+        let s = i * 10;
+        r.record(timed(
+            s,
+            true,
+            50,
+            Some(if s < 300 { soon } else { renewed }),
+        ));
+    }
+    let fired = alerts(&mut r, &mut sub).await;
+    assert_eq!(
+        kinds(&fired),
+        [
+            (AlertKind::CertExpiring, 200),
+            (AlertKind::CertRenewed, 300)
+        ]
+    );
+    assert!(
+        fired[0]
+            .message
+            .starts_with("Website a certificate expires in 2 days (not after"),
+        "{}",
+        fired[0].message
+    );
+    assert_eq!(fired[0].cert_expiry, Some(soon));
+    let report = r.report(0, false);
+    assert_eq!(report.sites[0].cert_expiry, Some(renewed));
+    assert!(!report.sites[0].cert_warning);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_certificate_is_a_tls_failure_not_a_certificate_warning() {
+    let (mut r, mut sub) = rules_recorder();
+    for i in 20..=30 {
+        let mut m = timed(i * 10, false, 0, Some(t0() - chrono::TimeDelta::days(1)));
+        m.error = Some(crate::measurement::ProbeError {
+            kind: crate::measurement::ErrorKind::Tls,
+            message: "invalid peer certificate: Expired".into(),
+        });
+        r.record(m);
+    }
+    let fired = alerts(&mut r, &mut sub).await;
+    assert_eq!(kinds(&fired), [(AlertKind::Down, 260)]);
+}

@@ -120,6 +120,15 @@ fn site_settings(s: Option<&crate::config::SiteConfig>) -> Value {
             "method": s.method.as_str(),
             "checks": s.checks.iter().map(|c| c.plugin.clone()).collect::<Vec<_>>(),
             "tls_insecure": s.tls_insecure,
+            "alerting": {
+                "threshold": s.alerting.threshold,
+                "window_s": s.alerting.window.as_secs_f64(),
+                "degraded": s.alerting.degraded.iter()
+                    .map(|o| (o.metric.key().to_owned(), json!(o.limit.as_secs_f64() * 1000.0)))
+                    .collect::<serde_json::Map<_, _>>(),
+                "cert_warning_s": s.alerting.cert_warning.as_secs_f64(),
+            },
+            "maintenance": s.maintenance.windows().iter().map(|w| w.describe()).collect::<Vec<_>>(),
         }),
         None => Value::Null,
     }
@@ -165,8 +174,18 @@ impl<'a> Lookup<'a> {
             "site": &*s.site,
             "url": &*s.url,
             "location": self.location,
+            "status": s.status(),
             "down": s.down,
             "down_since": s.down_since.map(crate::clock::rfc3339_millis),
+            "degraded": s.degraded,
+            "maintenance": s.maintenance.as_ref().map(|o| json!({
+                "start": crate::clock::rfc3339_millis(o.start),
+                "end": crate::clock::rfc3339_millis(o.end),
+                "name": o.name,
+            })),
+            "cert_expiry": s.cert_expiry.map(crate::clock::rfc3339_millis),
+            "cert_warning": s.cert_warning,
+            "tags": &*s.tags,
             "availability": availability,
             "last_probe": s.probes.back().map(probe_value),
             "settings": site_settings(self.settings.get(&*s.site).copied()),

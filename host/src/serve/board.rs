@@ -18,6 +18,15 @@ pub struct SiteState {
     pub down: bool,
     /// When the current outage began, when known.
     pub down_since: Option<DateTime<Utc>>,
+    /// Up but over its latency objective (never while down).
+    pub degraded: bool,
+    /// The maintenance window open now.
+    pub maintenance: Option<crate::maintenance::Occurrence>,
+    /// The earliest `not after` of the newest served chain.
+    pub cert_expiry: Option<DateTime<Utc>>,
+    /// A certificate warning is open.
+    pub cert_warning: bool,
+    pub tags: Arc<[String]>,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -29,6 +38,25 @@ struct State {
     views: Vec<String>,
     /// The latest live report of each view.
     reports: HashMap<String, Arc<StatsReport>>,
+}
+
+impl SiteState {
+    /// The state in one word for the page and the API: `down`, `degraded`, `maintenance`, `up`,
+    /// or `unknown` before the first probe. Down wins over maintenance (an alert open when the
+    /// window started stays open), maintenance over degraded.
+    pub fn status(&self) -> &'static str {
+        if self.down {
+            "down"
+        } else if self.maintenance.is_some() {
+            "maintenance"
+        } else if self.degraded {
+            "degraded"
+        } else if self.probes.is_empty() {
+            "unknown"
+        } else {
+            "up"
+        }
+    }
 }
 
 /// The server's picture of the monitor, fed by [`Board::observe`].
@@ -70,9 +98,15 @@ impl Board {
                                 url: Arc::clone(&ws.url),
                                 down: false,
                                 down_since: None,
+                                degraded: false,
+                                maintenance: None,
+                                cert_expiry: None,
+                                cert_warning: false,
+                                tags: Arc::clone(&ws.tags),
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
+                        site.tags = Arc::clone(&ws.tags);
                         if !ws.down {
                             site.down_since = None;
                         }
@@ -94,6 +128,9 @@ impl Board {
                 if let Some(&i) = s.index.get(&m.site) {
                     let site = &mut s.sites[i];
                     if site.url == m.url {
+                        if let Some(e) = m.tls.as_ref().and_then(|t| t.earliest_expiry()) {
+                            site.cert_expiry = Some(e);
+                        }
                         site.probes.push_back(m.clone());
                         if site.probes.len() > PROBES_KEPT {
                             site.probes.pop_front();
@@ -105,8 +142,21 @@ impl Board {
                 let mut s = self.state.write().expect("board");
                 if let Some(&i) = s.index.get(&a.site) {
                     let site = &mut s.sites[i];
-                    site.down = matches!(a.kind, crate::alert::AlertKind::Down);
-                    site.down_since = site.down.then_some(a.time);
+                    let firing = a.kind.is_firing();
+                    match a.kind.condition() {
+                        crate::alert::Condition::Down => {
+                            site.down = firing;
+                            site.down_since = firing.then_some(a.time);
+                        }
+                        crate::alert::Condition::Degraded => site.degraded = firing,
+                        crate::alert::Condition::Cert => site.cert_warning = firing,
+                    }
+                }
+            }
+            Event::Maintenance(m) => {
+                let mut s = self.state.write().expect("board");
+                if let Some(&i) = s.index.get(&m.site) {
+                    s.sites[i].maintenance = m.started.then(|| m.window.clone());
                 }
             }
             Event::Stats(r) if r.every_s.is_some() && !r.r#final => {
@@ -114,6 +164,10 @@ impl Board {
                 for sr in &r.sites {
                     if let Some(&i) = s.index.get(&sr.site) {
                         let site = &mut s.sites[i];
+                        site.degraded = sr.degraded;
+                        site.maintenance = sr.maintenance.clone();
+                        site.cert_warning = sr.cert_warning;
+                        site.cert_expiry = sr.cert_expiry.or(site.cert_expiry);
                         if site.down != sr.down {
                             site.down = sr.down;
                             if !sr.down {

@@ -89,6 +89,9 @@ pub struct Metrics {
     ttfb: Family<SiteLabels, Histogram, fn() -> Histogram>,
     availability: Family<WindowLabels, FloatGauge>,
     down: Family<SiteLabels, Gauge>,
+    degraded: Family<SiteLabels, Gauge>,
+    maintenance: Family<SiteLabels, Gauge>,
+    cert_warning: Family<SiteLabels, Gauge>,
     skipped: Family<SiteLabels, Counter>,
     in_flight: Family<LocationLabels, Gauge>,
     store_queue: Family<LocationLabels, Gauge>,
@@ -127,6 +130,9 @@ impl Metrics {
             ttfb: Family::new_with_constructor(latency_histogram),
             availability: Family::default(),
             down: Family::default(),
+            degraded: Family::default(),
+            maintenance: Family::default(),
+            cert_warning: Family::default(),
             skipped: Family::default(),
             in_flight: Family::default(),
             store_queue: Family::default(),
@@ -182,6 +188,21 @@ impl Metrics {
             "sitewatch_site_down",
             "The alert state: 1 while the site is down",
             m.down.clone(),
+        );
+        r.register(
+            "sitewatch_site_degraded",
+            "1 while the site is up but over its latency objective (degraded)",
+            m.degraded.clone(),
+        );
+        r.register(
+            "sitewatch_site_maintenance",
+            "1 while a maintenance window of the site is open",
+            m.maintenance.clone(),
+        );
+        r.register(
+            "sitewatch_cert_warning",
+            "1 while the earliest certificate of the site's chain expires within its cert_warning",
+            m.cert_warning.clone(),
         );
         r.register(
             "sitewatch_skipped_ticks",
@@ -259,10 +280,19 @@ impl Metrics {
             }
             Event::Delivery(d) => self.delivery(d),
             Event::Alert(a) => {
-                let down = matches!(a.kind, crate::alert::AlertKind::Down);
-                self.down
+                let family = match a.kind.condition() {
+                    crate::alert::Condition::Down => &self.down,
+                    crate::alert::Condition::Degraded => &self.degraded,
+                    crate::alert::Condition::Cert => &self.cert_warning,
+                };
+                family
                     .get_or_create(&self.site(&a.site, &a.url))
-                    .set(i64::from(down));
+                    .set(i64::from(a.kind.is_firing()));
+            }
+            Event::Maintenance(m) => {
+                self.maintenance
+                    .get_or_create(&self.site(&m.site, &m.url))
+                    .set(i64::from(m.started));
             }
             _ => {}
         }
@@ -369,6 +399,13 @@ impl Metrics {
                     .set(a);
             }
             self.down.get_or_create(&l).set(i64::from(s.down));
+            self.degraded.get_or_create(&l).set(i64::from(s.degraded));
+            self.maintenance
+                .get_or_create(&l)
+                .set(i64::from(s.maintenance.is_some()));
+            self.cert_warning
+                .get_or_create(&l)
+                .set(i64::from(s.cert_warning));
             let last = seen.skipped.entry(l.clone()).or_insert(0);
             if s.skipped_ticks >= *last {
                 self.skipped
@@ -409,7 +446,15 @@ impl Metrics {
             .cloned()
             .collect();
         for l in gone {
-            for f in [&self.success, &self.status, &self.body_bytes, &self.down] {
+            for f in [
+                &self.success,
+                &self.status,
+                &self.body_bytes,
+                &self.down,
+                &self.degraded,
+                &self.maintenance,
+                &self.cert_warning,
+            ] {
                 f.remove(&l);
             }
             self.duration.remove(&l);

@@ -303,6 +303,12 @@ fn page_of(
                     url: s.url.to_string(),
                     down: s.down,
                     down_since: s.down_since,
+                    state: s.status(),
+                    maintenance_until: s.maintenance.as_ref().map(|o| o.end),
+                    cert_days: s
+                        .cert_expiry
+                        .map(|e| crate::alert::days_left(e, chrono::Utc::now())),
+                    cert_warning: s.cert_warning,
                     availability: (0..views.len())
                         .map(|v| report_of(v).and_then(|r| r.stats.availability))
                         .collect(),

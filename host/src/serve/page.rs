@@ -33,6 +33,14 @@ pub struct SiteRow {
     pub url: String,
     pub down: bool,
     pub down_since: Option<DateTime<Utc>>,
+    /// `up`, `down`, `degraded`, `maintenance` or `unknown` (see `board::SiteState::status`).
+    pub state: &'static str,
+    /// The maintenance window open now: when it ends.
+    pub maintenance_until: Option<DateTime<Utc>>,
+    /// Whole days until the earliest certificate of the served chain expires, and whether a
+    /// certificate warning is open.
+    pub cert_days: Option<i64>,
+    pub cert_warning: bool,
     /// Availability per view, same order as PageData.views; None = no data yet.
     pub availability: Vec<Option<f64>>,
     /// The last probes, oldest first (at most 30 are shown).
@@ -137,12 +145,14 @@ pub fn render(data: &PageData) -> String {
 
 fn site_row(data: &PageData, s: &SiteRow) -> Markup {
     let probes = &s.probes[s.probes.len().saturating_sub(MAX_PROBES)..];
-    let st = if s.down { "down" } else { "up" };
-    let since = s
-        .down
-        .then_some(s.down_since)
-        .flatten()
-        .map(|t| format!("down since {}", fmt_time(t)));
+    let st = s.state;
+    let since = match st {
+        "down" => s.down_since.map(|t| format!("down since {}", fmt_time(t))),
+        "maintenance" => s
+            .maintenance_until
+            .map(|t| format!("maintenance until {}", fmt_time(t))),
+        _ => None,
+    };
     html! {
         tr class={ "site " (st) } data-site=(s.name) data-probes=(probes.len()) {
             th scope="row" .name {
@@ -150,6 +160,9 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                 @if is_web(&s.url) { a.url href=(s.url) rel="noopener noreferrer" { (s.url) } }
                 @else { span.url { (s.url) } }
                 @if let Some(e) = &s.last_error { p.err { "Last error: " (e) } }
+                @if let Some(d) = s.cert_days {
+                    p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
+                }
             }
             td class={ "state " (st) } data-state=(st) title=[since] { (st.to_uppercase()) }
             @for (i, v) in data.views.iter().enumerate() {
@@ -271,8 +284,8 @@ fn duration(d: TimeDelta) -> String {
 }
 
 const CSS: &str = r#"
-:root{--bg:#fff;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--ok:#1a7f37;--bad:#cf222e}
-@media (prefers-color-scheme: dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9da7b3;--line:#30363d;--ok:#3fb950;--bad:#ff7b72}}
+:root{--bg:#fff;--fg:#1b1f24;--muted:#57606a;--line:#d0d7de;--ok:#1a7f37;--bad:#cf222e;--warn:#9a6700}
+@media (prefers-color-scheme: dark){:root{--bg:#0d1117;--fg:#e6edf3;--muted:#9da7b3;--line:#30363d;--ok:#3fb950;--bad:#ff7b72;--warn:#d29922}}
 *{box-sizing:border-box}
 body{margin:0;padding:1rem;background:var(--bg);color:var(--fg);font:15px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
 header,main{max-width:72rem;margin:0 auto}
@@ -285,6 +298,8 @@ thead th{font-size:.85rem;color:var(--muted)}
 a{color:inherit}.url{font-size:.85rem;font-weight:400;color:var(--muted);word-break:break-all}
 .err{font-size:.85rem;font-weight:400;color:var(--bad);margin:.2rem 0 0;word-break:break-word}
 .state{font-weight:700;letter-spacing:.03em}.state.up{color:var(--ok)}.state.down{color:var(--bad)}
+.state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}
+.cert{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0}.cert.warn{color:var(--warn);font-weight:600}
 tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}
 .avail{font-variant-numeric:tabular-nums;white-space:nowrap}.avail.low{color:var(--bad);font-weight:700}
 .sparkline{display:block;color:var(--fg)}.sparkline polyline{fill:none;stroke:currentColor;stroke-width:1.5}
@@ -294,7 +309,8 @@ tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}
 .bar .p.fail{height:18px;background:repeating-linear-gradient(45deg,var(--bad) 0 2px,transparent 2px 4px);outline:1px solid var(--bad)}
 ul,ol{padding-left:1.25rem;margin:.25rem 0}li{margin:.2rem 0}.msg{word-break:break-word}
 #incidents:empty,#history:empty,#incidents:not(:empty)+.none,#history:not(:empty)+.none{display:none}
-.alert .kind{font-size:.8rem}.alert.down .kind{color:var(--bad)}.alert.recovered .kind{color:var(--ok)}
+.alert .kind{font-size:.8rem}.alert.down .kind{color:var(--bad)}.alert.recovered .kind,.alert.degraded_recovered .kind,.alert.cert_renewed .kind{color:var(--ok)}
+.alert.degraded .kind,.alert.cert_expiring .kind{color:var(--warn)}
 @media (max-width:640px){
 body{padding:.6rem}
 thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
@@ -324,11 +340,11 @@ const JS: &str = r#"
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text != null) e.textContent = text; return e; }
   function add(p) { for (var i = 1; i < arguments.length; i++) p.appendChild(typeof arguments[i] === "string" ? document.createTextNode(arguments[i]) : arguments[i]); return p; }
   function timeEl(t) { var e = el("time", null, fmt(t)); e.dateTime = String(t); return e; }
-  function setState(r, down, t) {
-    var s = down ? "down" : "up", c = r.querySelector("td.state"), inc = $("incidents"), li = null;
+  function setState(r, s, t) {
+    var down = s === "down", c = r.querySelector("td.state"), inc = $("incidents"), li = null;
     if (c.dataset.state !== s) {
       r.className = "site " + s; c.className = "state " + s; c.dataset.state = s; c.textContent = s.toUpperCase();
-      if (down && t) c.title = "down since " + fmt(t); else c.removeAttribute("title");
+      if (t && (down || s === "maintenance")) c.title = (down ? "down since " : "maintenance until ") + fmt(t); else c.removeAttribute("title");
     }
     for (var i = 0; i < inc.children.length; i++) if (inc.children[i].dataset.site === r.dataset.site) li = inc.children[i];
     if (!down && li) inc.removeChild(li);
@@ -357,12 +373,14 @@ const JS: &str = r#"
         c.textContent = a === null ? "—" : (a * 100).toFixed(2) + "%";
         c.classList.toggle("low", a !== null && a < thr);
       });
-      if (typeof s.down === "boolean") setState(r, s.down);
+      if (typeof s.down === "boolean") setState(r, s.down ? "down" : s.maintenance ? "maintenance" : s.degraded ? "degraded" : "up", s.maintenance ? s.maintenance.end : null);
     });
   }
   function onAlert(r, m) {
-    if (m.kind !== "down" && m.kind !== "recovered") return;
-    setState(r, m.kind === "down", m.time);
+    var next = { down: "down", recovered: "up", degraded: "degraded", degraded_recovered: "up" }[m.kind];
+    var cur = r.querySelector("td.state").dataset.state;
+    // Maintenance stays shown until its window closes; a degraded verdict never hides down.
+    if (next && !(cur === "maintenance" && next === "up") && !(cur === "down" && m.kind.indexOf("degraded") === 0)) setState(r, next, m.time);
     var h = $("history"), li = add(el("li", "alert " + m.kind), timeEl(m.time), " ", el("strong", "kind", m.kind.toUpperCase()), " ",
       el("span", "site", m.site), ": ", el("span", "msg", m.message == null ? "" : String(m.message)));
     li.dataset.site = m.site;
@@ -379,6 +397,7 @@ const JS: &str = r#"
     if (m.event === "stats") return onStats(m);
     var r = typeof m.site === "string" ? row(m.site) : null;
     if (r && m.event === "probe") onProbe(r, m); else if (r && m.event === "alert") onAlert(r, m);
+    else if (r && m.event === "maintenance" && r.querySelector("td.state").dataset.state !== "down") setState(r, m.state === "started" ? "maintenance" : "up", m.window.end);
   };
 })();
 "#;
@@ -409,6 +428,10 @@ mod tests {
             url: url.into(),
             down,
             down_since: down.then(|| t(-300)),
+            state: if down { "down" } else { "up" },
+            maintenance_until: None,
+            cert_days: None,
+            cert_warning: false,
             availability,
             probes,
             last_error,

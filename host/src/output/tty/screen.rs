@@ -92,6 +92,10 @@ pub struct Screen {
 enum State {
     Down,
     Failing,
+    /// Up but over its latency objective.
+    Degraded,
+    /// In a maintenance window (and not down).
+    Maintenance,
     Up,
     NoData,
 }
@@ -100,10 +104,14 @@ impl State {
     fn of(s: &SiteReport, down: &HashSet<Arc<str>>) -> Self {
         if down.contains(&s.site) {
             Self::Down
+        } else if s.maintenance.is_some() {
+            Self::Maintenance
         } else if s.stats.availability.is_none() {
             Self::NoData
         } else if s.last_error.is_some() {
             Self::Failing
+        } else if s.degraded {
+            Self::Degraded
         } else {
             Self::Up
         }
@@ -113,6 +121,8 @@ impl State {
         match self {
             Self::Down => "DOWN",
             Self::Failing => "FAIL",
+            Self::Degraded => "SLOW",
+            Self::Maintenance => "MNT",
             Self::Up => "up",
             Self::NoData => "-",
         }
@@ -327,11 +337,11 @@ impl Screen {
     fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(r) = self.current() {
-            let mut counts = [0usize; 4];
+            let mut counts = [0usize; 6];
             for s in &r.sites {
                 counts[State::of(s, &self.down) as usize] += 1;
             }
-            let [down, failing, up, no_data] = counts;
+            let [down, failing, degraded, maintenance, up, no_data] = counts;
             parts.push(format!("{up} up"));
             parts.push(if down > 0 {
                 style(format!("{down} DOWN")).red().bold().to_string()
@@ -340,6 +350,16 @@ impl Screen {
             });
             if failing > 0 {
                 parts.push(style(format!("{failing} FAILING")).yellow().to_string());
+            }
+            if degraded > 0 {
+                parts.push(style(format!("{degraded} DEGRADED")).yellow().to_string());
+            }
+            if maintenance > 0 {
+                parts.push(
+                    style(format!("{maintenance} MAINTENANCE"))
+                        .blue()
+                        .to_string(),
+                );
             }
             if no_data > 0 {
                 parts.push(format!("{no_data} no data"));
@@ -471,7 +491,8 @@ fn site_row(s: &SiteReport, state: State, c: Columns, threshold: f64) -> String 
     let word = format!("{:<4}", state.word());
     let word = match state {
         State::Down => style(word).red().bold().to_string(),
-        State::Failing => style(word).yellow().to_string(),
+        State::Failing | State::Degraded => style(word).yellow().to_string(),
+        State::Maintenance => style(word).blue().to_string(),
         _ => word,
     };
     let name = format!("{:<w$}", cut(&s.site, c.name), w = c.name);
@@ -501,6 +522,21 @@ fn site_row(s: &SiteReport, state: State, c: Columns, threshold: f64) -> String 
     }
     line.push_str("  ");
     line.push_str(&s.stats.codes_summary());
+    // The long words after the figures: the state column has room for four letters.
+    match state {
+        State::Maintenance => line.push_str(&style("  MAINTENANCE").blue().to_string()),
+        State::Degraded => line.push_str(&style("  DEGRADED").yellow().to_string()),
+        _ => {}
+    }
+    if s.cert_warning
+        && let Some(days) = s.cert_days(chrono::Utc::now())
+    {
+        line.push_str(
+            &style(format!("  cert expires in {days}d"))
+                .yellow()
+                .to_string(),
+        );
+    }
     if let Some(why) = &s.last_error {
         line.push_str(&format!("  ✗ {why}"));
     }

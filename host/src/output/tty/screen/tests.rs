@@ -243,3 +243,44 @@ fn a_site_removed_by_a_reload_leaves_the_rows_at_once() {
     );
     assert!(!s.reports[0].sites.iter().any(|r| &*r.site == "s100"));
 }
+
+#[test]
+fn degraded_and_maintenance_sites_say_so_in_words_and_in_the_summary() {
+    let mut slow = site("slow", Some(1.0), false);
+    slow.degraded = true;
+    let mut planned = site("planned", Some(0.0), false);
+    planned.maintenance = Some(crate::maintenance::Occurrence {
+        start: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        end: DateTime::from_timestamp(1_800_003_600, 0).unwrap(),
+        name: Some("upgrade".into()),
+    });
+    let mut expiring = site("expiring", Some(1.0), false);
+    expiring.cert_warning = true;
+    expiring.cert_expiry =
+        Some(chrono::Utc::now() + chrono::TimeDelta::days(3) + chrono::TimeDelta::hours(1));
+    console::set_colors_enabled(false);
+    let mut s = Screen {
+        sites: 3,
+        views: vec!["10m".into()],
+        ..Screen::default()
+    };
+    s.report(report("10m", vec![slow, planned, expiring], 10, 0));
+    let lines = s.render(120, 24, Duration::from_secs(5));
+    fits(&lines, 120, 24);
+    let text = lines.join("\n");
+    let row = |name: &str| text.lines().find(|l| l.contains(name)).unwrap().to_owned();
+    assert!(
+        row("slow").contains("SLOW") && row("slow").contains("DEGRADED"),
+        "{text}"
+    );
+    assert!(
+        row("planned").contains("MNT") && row("planned").contains("MAINTENANCE"),
+        "{text}"
+    );
+    assert!(row("expiring").contains("cert expires in 3d"), "{text}");
+    assert!(
+        lines[1].contains("1 DEGRADED") && lines[1].contains("1 MAINTENANCE"),
+        "{}",
+        lines[1]
+    );
+}

@@ -43,6 +43,8 @@ const RESERVED_FIELDS: &[&str] = &[
     "tls_ms",
     "body_bytes",
     "error_kind",
+    "maintenance",
+    "cert_expiry_s",
 ];
 
 fn nanos(t: chrono::DateTime<chrono::Utc>) -> i64 {
@@ -85,6 +87,13 @@ pub fn probe_line(m: &Measurement, location: &str) -> String {
     if let Some(e) = &m.error {
         b = b.field("error_kind", e.kind.as_str());
     }
+    if m.maintenance {
+        b = b.field("maintenance", true);
+    }
+    if let Some(expiry) = m.tls.as_ref().and_then(|t| t.earliest_expiry()) {
+        // As blackbox_exporter's probe_ssl_earliest_cert_expiry: Unix seconds.
+        b = b.field("cert_expiry_s", expiry.timestamp());
+    }
     for (name, value) in &m.metrics {
         // Plugin metrics cannot shadow the built-in fields.
         if !RESERVED_FIELDS.contains(&name.as_str()) && value.is_finite() {
@@ -108,6 +117,14 @@ pub fn alert_line(a: &Alert, location: &str) -> String {
         .field("message", a.message.as_str());
     if let Some(d) = a.down_for {
         b = b.field("down_for_s", d.as_secs_f64());
+    }
+    if let Some(l) = &a.latency {
+        b = b
+            .field("latency_ms", l.value_ms)
+            .field("limit_ms", l.limit.as_secs_f64() * 1000.0);
+    }
+    if let Some(e) = a.cert_expiry {
+        b = b.field("cert_expiry_s", e.timestamp());
     }
     finish(b.timestamp(nanos(a.time)))
 }

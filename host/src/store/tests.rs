@@ -665,3 +665,101 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
         NoticeKind::Reminder
     );
 }
+
+#[test]
+fn tls_details_are_stored_once_per_chain_and_maintenance_and_alert_details_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let not_after = DateTime::from_timestamp(1_900_000_000, 0).unwrap();
+    let tls = |serial: &str| {
+        Arc::new(crate::measurement::TlsDetails {
+            version: Some("TLS 1.3".into()),
+            cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            chain: vec![crate::measurement::CertInfo {
+                subject: "CN=a.test".into(),
+                issuer: "CN=CA".into(),
+                sans: vec!["a.test".into(), "127.0.0.1".into()],
+                not_before: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                not_after,
+                serial: serial.into(),
+            }],
+        })
+    };
+    let ms: Vec<_> = (0..6)
+        .map(|i| {
+            let mut m = measurement("a", i, true);
+            // Two distinct chains: the first three probes saw one, the rest its renewal.
+            m.tls = Some(tls(if i < 3 { "01" } else { "02" }));
+            m.maintenance = i % 2 == 0;
+            m
+        })
+        .collect();
+    let degraded = crate::alert::Transition::Degraded {
+        availability: 1.0,
+        time: ms[1].time,
+        breach: crate::alert::LatencyBreach {
+            metric: crate::config::LatencyMetric::ResponseP95,
+            value_ms: 1240.0,
+            limit: Duration::from_millis(800),
+        },
+    }
+    .into_alert(&ms[0].site, &ms[0].url);
+    let cert = crate::alert::Transition::CertExpiring {
+        availability: 1.0,
+        time: ms[2].time,
+        expiry: not_after,
+    }
+    .into_alert(&ms[0].site, &ms[0].url);
+    let mut records: Vec<Record> = ms.iter().cloned().map(Record::Measurement).collect();
+    records.push(Record::Alert(degraded.clone(), Vec::new()));
+    records.push(Record::Alert(cert.clone(), Vec::new()));
+    write_all(&store, records);
+
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        store
+            .measurements(&conn, "a", "http://a.test/", ms[0].time)
+            .unwrap(),
+        ms
+    );
+    let chains: i64 = conn
+        .query_row("SELECT COUNT(*) FROM certs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(chains, 2, "one row per distinct chain, not per probe");
+    let mut back = store.alerts_since(&conn, ms[0].time).unwrap();
+    back.reverse();
+    assert_eq!(back, [degraded.clone(), cert.clone()]);
+    // Each condition's newest alert, for restoring states.
+    let last = &store.last_alerts(&conn).unwrap()[&("a".to_owned(), "http://a.test/".to_owned())];
+    assert_eq!(last.len(), 2);
+    assert!(last.contains(&degraded) && last.contains(&cert));
+}
+
+#[test]
+fn a_schema_3_store_gains_the_schema_4_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (store, _) = Store::open(dir.path()).unwrap();
+        let conn = store.connect().unwrap();
+        // Back to what schema 3 had.
+        conn.execute_batch(
+            "ALTER TABLE measurements DROP COLUMN maintenance;
+             ALTER TABLE measurements DROP COLUMN cert_id;
+             ALTER TABLE alerts DROP COLUMN detail;
+             DROP TABLE certs;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let mut m = measurement("a", 0, true);
+    m.maintenance = true;
+    write_all(&store, vec![Record::Measurement(m.clone())]);
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        store
+            .measurements(&conn, "a", "http://a.test/", m.time)
+            .unwrap(),
+        [m]
+    );
+}

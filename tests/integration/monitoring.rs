@@ -9,6 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
+async fn get(url: &str) -> String {
+    let r = crate::support::http_client().get(url).send().await.unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.text().await.unwrap()
+}
+
 fn config(sites: Value) -> Value {
     json!({
         "sites": sites,
@@ -96,7 +102,9 @@ async fn no_down_alert_fires_in_a_maintenance_window_and_the_report_leaves_it_ou
     let now = chrono::Utc::now();
     let start = now - chrono::TimeDelta::seconds(1);
     let end = now + chrono::TimeDelta::seconds(4);
+    let port = crate::support::closed_port();
     let mut run = Running::start(&json!({
+        "server": {"listen": format!("127.0.0.1:{port}")},
         "sites": [
             {"name": "db", "url": server.url("/"), "interval": "100ms",
              "maintenance": [{"name": "upgrade", "start": start.to_rfc3339(), "end": end.to_rfc3339()}]},
@@ -117,6 +125,25 @@ async fn no_down_alert_fires_in_a_maintenance_window_and_the_report_leaves_it_ou
     })
     .await
     .expect("the report shows the open window");
+    // The server says so too: the API's status and the maintenance gauge.
+    let base = format!("http://127.0.0.1:{port}");
+    let sites: Value = serde_json::from_str(&get(&format!("{base}/api/v1/sites")).await).unwrap();
+    assert_eq!(sites["sites"][0]["status"], "maintenance", "{sites}");
+    assert_eq!(sites["sites"][0]["maintenance"]["name"], "upgrade");
+    let metrics = get(&format!("{base}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sitewatch_site_maintenance{")
+                && l.contains("site=\"db\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+    let page = get(&format!("{base}/")).await;
+    assert!(
+        page.contains(">MAINTENANCE</td>"),
+        "the status page says it in words"
+    );
     // Failing all along, inside the window: no alert.
     let ended = run
         .wait_for(Duration::from_secs(10), |v| {

@@ -322,3 +322,61 @@ async fn notifiers_route_by_tag() {
     let stats = run.latest("stats");
     assert_eq!(stats["sites"][0]["tags"], json!(["payments", "prod"]));
 }
+
+/// Writes `bytes` to `path` the way editors do: a new file renamed over the old one.
+fn save(path: &std::path::Path, value: &Value) {
+    let tmp = path.with_extension("tmp-edit");
+    std::fs::write(&tmp, serde_json::to_vec(value).unwrap()).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_changes_a_sites_rule_and_windows_without_restarting_it() {
+    let flaky = Arc::new(AtomicU16::new(0));
+    let f = Arc::clone(&flaky);
+    let server = TestServer::start(move |_| {
+        let n = f.fetch_add(1, Ordering::SeqCst);
+        Reply::status(if n % 2 == 0 { 200 } else { 500 })
+    })
+    .await;
+    let site = json!({"name": "half", "url": server.url("/"), "interval": "100ms"});
+    let mut run = Running::start(&config(json!([site.clone()])));
+    run.wait_for(Duration::from_secs(10), alert("down", "half"))
+        .await
+        .expect("50% is down under 80%");
+    let generation_probes = run.of("probe", "half").len();
+
+    // Its own threshold of 30%, and a maintenance window open now: applied live.
+    let mut edited = site.clone();
+    edited["alerting"] = json!({"threshold": 0.3});
+    let now = chrono::Utc::now();
+    edited["maintenance"] = json!([{"start": (now - chrono::TimeDelta::seconds(5)).to_rfc3339(),
+                                    "end": (now + chrono::TimeDelta::hours(1)).to_rfc3339()}]);
+    edited["tags"] = json!(["batch"]);
+    save(&run.config_path(), &config(json!([edited])));
+    let applied = run
+        .wait_for(Duration::from_secs(5), |e| {
+            e["event"] == "reload" && e["result"] == "applied"
+        })
+        .await
+        .expect("reload applied");
+    assert_eq!(
+        applied["detail"], "alerting settings changed",
+        "the site is not restarted"
+    );
+    run.wait_for(Duration::from_secs(5), alert("recovered", "half"))
+        .await
+        .expect("50% is up under its own 30%");
+    run.wait_for(Duration::from_secs(5), |v| {
+        v["event"] == "stats" && v["sites"][0]["tags"] == json!(["batch"])
+    })
+    .await
+    .expect("the new tags are reported");
+    let opened = run.of("maintenance", "half");
+    assert!(
+        opened.first().is_some_and(|m| m["state"] == "started"),
+        "the new window opens: {opened:?}"
+    );
+    // Probes went on through the reload.
+    assert!(run.of("probe", "half").len() > generation_probes);
+}

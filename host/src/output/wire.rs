@@ -157,7 +157,17 @@ struct ProbeWire<'a> {
     metrics: Metrics<'a>,
     /// The TLS session and served chain of an HTTPS probe; `null` for plain HTTP and for a
     /// probe that got no handshake as far as the server's certificate or keys.
-    tls: Option<TlsWire<'a>>,
+    tls: Option<TlsRef<'a>>,
+}
+
+/// A probe's TLS details, written as [`TlsWire`] when serialised (kept as a reference so the
+/// probe's wire form stays small).
+struct TlsRef<'a>(&'a TlsDetails);
+
+impl Serialize for TlsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TlsWire::from(self.0).serialize(s)
+    }
 }
 
 #[derive(Serialize)]
@@ -252,7 +262,7 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
             duration_ms: Ms(m.duration),
             lag_ms: Ms(m.schedule_lag),
             metrics: Metrics(&m.metrics),
-            tls: m.tls.as_deref().map(Into::into),
+            tls: m.tls.as_deref().map(TlsRef),
         }
     }
 }

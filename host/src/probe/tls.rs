@@ -523,7 +523,7 @@ fn text(a: &AttributeTypeAndValue<'_>) -> Option<String> {
         Tag::T61String | Tag::VisibleString | Tag::GeneralString | Tag::GraphicString => {
             std::str::from_utf8(data).ok().map(str::to_owned)
         }
-        Tag::BmpString if data.len() % 2 == 0 => String::from_utf16(
+        Tag::BmpString if data.len().is_multiple_of(2) => String::from_utf16(
             &data
                 .chunks_exact(2)
                 .map(|c| u16::from_be_bytes([c[0], c[1]]))

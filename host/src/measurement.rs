@@ -156,6 +156,9 @@ pub struct CertInfo {
     pub not_after: DateTime<Utc>,
     /// Hex of the serial number.
     pub serial: String,
+    /// Lower-case hex of the SHA-256 of the certificate's DER (blackbox_exporter's
+    /// `fingerprint_sha256`): tells a renewed certificate from the old one whatever its fields.
+    pub fingerprint_sha256: String,
 }
 
 impl Measurement {

@@ -7,6 +7,7 @@ mod support;
 
 mod alert_path;
 mod alertmanager_selftest;
+mod certs;
 mod chromium_selftest;
 mod cli;
 mod conformance;

@@ -8,7 +8,7 @@ use crate::event::{
     Delivery, ErrorReport, Event, OverloadReport, ReloadReport, SinkStatus, SiteReport, Started,
     StatsReport, Watching,
 };
-use crate::measurement::{Measurement, ProbeError};
+use crate::measurement::{CertInfo, Measurement, ProbeError, TlsDetails};
 use crate::stats::{ResponseSummary, TtfbSummary};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
@@ -159,6 +159,68 @@ struct ProbeWire<'a> {
     metrics: Metrics<'a>,
     /// The probe ran in a maintenance window of its site.
     maintenance: bool,
+    /// The TLS session and served chain of an HTTPS probe; `null` for plain HTTP and for a
+    /// probe that got no handshake as far as the server's certificate or keys.
+    tls: Option<TlsRef<'a>>,
+}
+
+/// A probe's TLS details, written as [`TlsWire`] when serialised (kept as a reference so the
+/// probe's wire form stays small).
+struct TlsRef<'a>(&'a TlsDetails);
+
+impl Serialize for TlsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TlsWire::from(self.0).serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct TlsWire<'a> {
+    version: Option<&'a str>,
+    cipher: Option<&'a str>,
+    /// The earliest `not_after` of the chain (blackbox_exporter's
+    /// `probe_ssl_earliest_cert_expiry`).
+    earliest_expiry: Option<Time>,
+    leaf: Option<CertWire<'a>>,
+    /// The chain as served, the leaf first.
+    chain: Vec<CertWire<'a>>,
+}
+
+#[derive(Serialize)]
+struct CertWire<'a> {
+    subject: &'a str,
+    issuer: &'a str,
+    sans: &'a [String],
+    not_before: Time,
+    not_after: Time,
+    serial: &'a str,
+    fingerprint_sha256: &'a str,
+}
+
+impl<'a> From<&'a CertInfo> for CertWire<'a> {
+    fn from(c: &'a CertInfo) -> Self {
+        Self {
+            subject: &c.subject,
+            issuer: &c.issuer,
+            sans: &c.sans,
+            not_before: Time(c.not_before),
+            not_after: Time(c.not_after),
+            serial: &c.serial,
+            fingerprint_sha256: &c.fingerprint_sha256,
+        }
+    }
+}
+
+impl<'a> From<&'a TlsDetails> for TlsWire<'a> {
+    fn from(t: &'a TlsDetails) -> Self {
+        Self {
+            version: t.version.as_deref(),
+            cipher: t.cipher.as_deref(),
+            earliest_expiry: t.earliest_expiry().map(Time),
+            leaf: t.leaf().map(Into::into),
+            chain: t.chain.iter().map(Into::into).collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -205,6 +267,7 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
             lag_ms: Ms(m.schedule_lag),
             metrics: Metrics(&m.metrics),
             maintenance: m.maintenance,
+            tls: m.tls.as_deref().map(TlsRef),
         }
     }
 }
@@ -531,6 +594,47 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
         }
+    }
+
+    #[test]
+    fn a_probe_event_carries_the_tls_session_and_chain_when_there_is_one() {
+        let plain = to_value(&Event::Probe(crate::measurement::tests::sample(
+            "api", true,
+        )));
+        assert_eq!(plain["tls"], serde_json::Value::Null);
+
+        let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
+        let cert = |subject: &str, not_after: i64| CertInfo {
+            subject: subject.into(),
+            issuer: "CN=Root".into(),
+            sans: vec!["api.test".into(), "127.0.0.1".into()],
+            not_before: at(0),
+            not_after: at(not_after),
+            serial: "1a2ff".into(),
+            fingerprint_sha256: "ab".repeat(32),
+        };
+        let mut m = crate::measurement::tests::sample("api", true);
+        m.tls = Some(Arc::new(TlsDetails {
+            version: Some("TLS 1.3".into()),
+            cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            chain: vec![cert("CN=api.test", 200), cert("CN=Intermediate", 100)],
+        }));
+        let v = to_value(&Event::Probe(m));
+        let tls = &v["tls"];
+        assert_eq!(tls["version"], "TLS 1.3");
+        assert_eq!(tls["cipher"], "TLS13_AES_128_GCM_SHA256");
+        assert_eq!(tls["earliest_expiry"], "1970-01-01T00:01:40.000Z");
+        let leaf = &tls["leaf"];
+        assert_eq!(leaf["subject"], "CN=api.test");
+        assert_eq!(leaf["issuer"], "CN=Root");
+        assert_eq!(leaf["sans"], serde_json::json!(["api.test", "127.0.0.1"]));
+        assert_eq!(leaf["not_before"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(leaf["not_after"], "1970-01-01T00:03:20.000Z");
+        assert_eq!(leaf["serial"], "1a2ff");
+        assert_eq!(leaf["fingerprint_sha256"], "ab".repeat(32));
+        assert_eq!(tls["chain"].as_array().unwrap().len(), 2);
+        assert_eq!(tls["chain"][0], *leaf);
+        assert_eq!(tls["chain"][1]["subject"], "CN=Intermediate");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! measured. Every failure becomes a [`Measurement`] with an [`ErrorKind`], never an `Err`.
 
 pub mod timing;
+pub mod tls;
 
 use crate::clock::SharedClock;
 use crate::config::SiteConfig;
@@ -95,6 +96,8 @@ pub struct Prober {
     /// a redirect would carry the notifier's headers elsewhere), honours the proxy variables.
     services: reqwest::Client,
     clock: SharedClock,
+    /// Parsed chains, and the last TLS details of each keep-alive origin.
+    tls: Arc<tls::Memory>,
 }
 
 impl Prober {
@@ -108,6 +111,7 @@ impl Prober {
                 .build()?,
             pooled: build_client(tls, usize::MAX)?,
             clock,
+            tls: Arc::default(),
         })
     }
 
@@ -188,6 +192,9 @@ impl Prober {
                 if let Some(ours) = monitor_failure(e) {
                     return Err(ours);
                 }
+                if let Some(url) = e.url() {
+                    progress.last_url = Some(url.clone());
+                }
                 Some(classify(failure, &instants))
             }
             Err(_) => Some(ProbeError {
@@ -200,6 +207,13 @@ impl Prober {
             }),
         };
         let captured = progress.captured.take().filter(|_| error.is_none());
+        let tls = self.tls.select(
+            phase_clock.take_handshake(),
+            progress.last_url.as_ref(),
+            &site.url,
+            site.keep_alive,
+            instants.hop.connect_start.is_some(),
+        );
         let measurement = Measurement {
             site: Arc::clone(&target.name),
             url: Arc::clone(&target.url),
@@ -217,7 +231,7 @@ impl Prober {
             generation: target.generation,
             schedule_lag,
             metrics: Vec::new(),
-            tls: None,
+            tls,
             maintenance: false,
         };
         Ok((measurement, captured))
@@ -242,6 +256,9 @@ struct Progress {
     body_bytes: u64,
     body_truncated: bool,
     captured: Option<Captured>,
+    /// The URL of the latest hop, when known: the response's (after redirects) or the failed
+    /// request's.
+    last_url: Option<url::Url>,
 }
 
 impl Progress {
@@ -267,6 +284,7 @@ async fn fetch(
 ) -> Result<(), Failure> {
     let mut response = request.send().await.map_err(Failure::Send)?;
     progress.ttfb = Some(start.elapsed());
+    progress.last_url = Some(response.url().clone());
     progress.status = Some(response.status().as_u16());
     if let Some(c) = &mut progress.captured {
         c.headers = response
@@ -391,27 +409,35 @@ enum Trust {
     Anything,
 }
 
-/// The TLS settings of a probe: ring crypto, the given trust, HTTP/2 and 1.1 by ALPN, and no
+/// The TLS settings of a probe: ring crypto (its suites recording themselves, see [`tls`]), the
+/// given trust behind a verifier that records the served chain, HTTP/2 and 1.1 by ALPN, and no
 /// session resumption, so each probe measures a full handshake.
 fn tls_config(trust: Trust) -> Result<rustls::ClientConfig, rustls::Error> {
-    use rustls_platform_verifier::BuilderVerifierExt;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()?;
-    let mut config = match trust {
-        Trust::Platform => builder.with_platform_verifier()?.with_no_client_auth(),
+    use rustls::client::danger::ServerCertVerifier;
+    let provider = tls::provider();
+    let verifier: Arc<dyn ServerCertVerifier> = match trust {
+        Trust::Platform => Arc::new(rustls_platform_verifier::Verifier::new(Arc::clone(
+            &provider,
+        ))?),
         Trust::Roots(certs) => {
             let mut roots = rustls::RootCertStore::empty();
             for c in certs {
                 roots.add(c)?;
             }
-            builder.with_root_certificates(roots).with_no_client_auth()
+            rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?
         }
-        Trust::Anything => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth(),
+        Trust::Anything => Arc::new(AcceptAnyCertificate(Arc::clone(&provider))),
     };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(tls::RecordingVerifier(verifier)))
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = rustls::client::Resumption::store(Arc::new(HandshakeStartRecorder));
     Ok(config)

@@ -9,7 +9,11 @@
 //! Each phase is then the sum over the hops (as blackbox_exporter sums its phases over a
 //! redirect chain): the connector layer's `call` starts a hop, and the DNS, TLS-start and
 //! connect-end instants that follow belong to it.
+//!
+//! The same clock carries what the TLS hooks of [`super::tls`] saw of the latest hop's handshake
+//! (its served chain and suite); a new hop forgets the previous one's.
 
+use super::tls::Handshake;
 use crate::measurement::Phases;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,10 +27,13 @@ tokio::task_local! {
     static PHASES: Arc<PhaseClock>;
 }
 
-/// Instants recorded during one probe's connection setups.
+/// Instants recorded during one probe's connection setups, and the latest one's handshake.
 #[derive(Debug, Default)]
 pub struct PhaseClock {
     inner: Mutex<PhaseInstants>,
+    /// What the TLS hooks saw of the latest connection's handshake; `None` until one reached
+    /// them.
+    handshake: Mutex<Option<Handshake>>,
 }
 
 /// One probe's connection setups: the instants of the latest and the summed phases of the
@@ -62,6 +69,22 @@ impl PhaseClock {
         *self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A new connection setup starts at `at`: a new hop of the phases, and no handshake seen
+    /// for it yet.
+    fn new_hop(&self, at: Instant) {
+        self.update(|p| p.start_hop(at));
+        *self.lock_handshake() = None;
+    }
+
+    fn lock_handshake(&self) -> std::sync::MutexGuard<'_, Option<Handshake>> {
+        self.handshake.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the TLS hooks saw of the latest connection's handshake, taken out.
+    pub fn take_handshake(&self) -> Option<Handshake> {
+        self.lock_handshake().take()
+    }
+
     /// Runs `fut` with this clock visible to the hooks.
     pub async fn scope<F: Future>(self: Arc<Self>, fut: F) -> F::Output {
         PHASES.scope(self, fut).await
@@ -70,6 +93,12 @@ impl PhaseClock {
 
 fn record(f: impl FnOnce(&mut PhaseInstants)) {
     let _ = PHASES.try_with(|c| c.update(f));
+}
+
+/// Updates the current probe's record of the latest handshake (nothing outside a probe, e.g.
+/// for the notifiers' client or a connection a probe's task no longer polls).
+pub(super) fn record_handshake(f: impl FnOnce(&mut Handshake)) {
+    let _ = PHASES.try_with(|c| f(c.lock_handshake().get_or_insert_default()));
 }
 
 impl PhaseInstants {
@@ -192,7 +221,7 @@ where
     fn call(&mut self, req: R) -> Self::Future {
         let clock = PHASES.try_with(Arc::clone).ok();
         if let Some(c) = &clock {
-            c.update(|p| p.start_hop(Instant::now()));
+            c.new_hop(Instant::now());
         }
         let fut = self.inner.call(req);
         Box::pin(async move {

@@ -430,6 +430,7 @@ fn timed(secs: i64, up: bool, ms: u64, expiry: Option<DateTime<Utc>>) -> Measure
                 not_before: t0() - chrono::TimeDelta::days(30),
                 not_after,
                 serial: "01".into(),
+                fingerprint_sha256: "ab".repeat(32),
             }],
         })
     });

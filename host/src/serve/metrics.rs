@@ -2,13 +2,15 @@
 //! from events as they pass (a probe sets its site's last-probe gauges and counts; a view report
 //! sets availability, the alert state and skipped ticks). Nothing here computes a statistic the
 //! recorder already has: availability comes from its reports. Labels take only configured values
-//! (site, url, location, view names, notifier names) or bounded ones (status codes, error kinds).
+//! (site, url, location, view names, notifier names) or bounded ones (status codes, error kinds),
+//! except blackbox_exporter's TLS series, which name the served chain and TLS version: each site
+//! has one of each at a time (the latest probe's), the old one removed when the chain changes.
 //!
 //! prometheus-client writes OpenMetrics text; Prometheus' own text format (0.0.4), which most
 //! scrapers ask for, is derived from it by [`prometheus_text`].
 
 use crate::event::{Delivery, Event, SinkName, StatsReport};
-use crate::measurement::Measurement;
+use crate::measurement::{Measurement, TlsDetails};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,8 +18,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SiteLabels {
@@ -56,6 +58,35 @@ struct DeliveryLabels {
     notifier: String,
     result: &'static str,
     location: String,
+}
+
+/// blackbox_exporter's `probe_tls_version_info` labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TlsVersionLabels {
+    site: String,
+    url: String,
+    location: String,
+    version: String,
+}
+
+/// blackbox_exporter's `probe_ssl_last_chain_info` labels: the leaf's.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ChainLabels {
+    site: String,
+    url: String,
+    location: String,
+    fingerprint_sha256: String,
+    subject: String,
+    issuer: String,
+    /// The leaf's subject alternative names, comma-separated.
+    subjectalternative: String,
+}
+
+/// The TLS series a site has now, from its latest probe's details.
+struct TlsSeries {
+    details: Arc<TlsDetails>,
+    version: Option<TlsVersionLabels>,
+    chain: Option<ChainLabels>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -101,6 +132,9 @@ pub struct Metrics {
     skipped_overload: Family<LocationLabels, Counter>,
     dropped: Family<LocationLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
+    ssl_expiry: Family<SiteLabels, Gauge>,
+    tls_version: Family<TlsVersionLabels, Gauge>,
+    chain_info: Family<ChainLabels, Gauge>,
     /// What was counted per site, to remove every series of a site that is gone, and the last
     /// cumulative values the reports gave (counters move by the difference).
     seen: Mutex<Seen>,
@@ -112,6 +146,8 @@ struct Seen {
     windows: HashSet<String>,
     skipped: HashMap<SiteLabels, u64>,
     skipped_overload: u64,
+    /// The TLS series of each site whose latest probe had TLS details.
+    tls: HashMap<SiteLabels, TlsSeries>,
 }
 
 impl Metrics {
@@ -142,6 +178,9 @@ impl Metrics {
             skipped_overload: Family::default(),
             dropped: Family::default(),
             deliveries: Family::default(),
+            ssl_expiry: Family::default(),
+            tls_version: Family::default(),
+            chain_info: Family::default(),
             seen: Mutex::default(),
             registry: Registry::default(),
         };
@@ -208,6 +247,21 @@ impl Metrics {
             "sitewatch_skipped_ticks",
             "Ticks skipped because earlier probes of the site were still running",
             m.skipped.clone(),
+        );
+        r.register(
+            "probe_ssl_earliest_cert_expiry",
+            "The earliest not-after of the chain the last probe was served, in Unix seconds",
+            m.ssl_expiry.clone(),
+        );
+        r.register(
+            "probe_tls_version_info",
+            "The TLS version of the last probe's connection (always 1)",
+            m.tls_version.clone(),
+        );
+        r.register(
+            "probe_ssl_last_chain_info",
+            "The leaf certificate the last probe was served (always 1)",
+            m.chain_info.clone(),
         );
         r.register(
             "sitewatch_probes_in_flight",
@@ -374,13 +428,71 @@ impl Metrics {
         if let Some(t) = m.ttfb {
             self.ttfb.get_or_create(&l).observe(t.as_secs_f64());
         }
-        self.seen
-            .lock()
-            .expect("metrics bookkeeping")
-            .outcomes
-            .entry(l)
-            .or_default()
-            .insert(outcome);
+        let mut seen = self.seen.lock().expect("metrics bookkeeping");
+        self.tls(&mut seen, &l, m.tls.as_ref());
+        seen.outcomes.entry(l).or_default().insert(outcome);
+    }
+
+    /// Sets a site's TLS series from its latest probe: those of the details it had before go
+    /// (a renewed certificate is a new chain-info series, not a second one), and a probe without
+    /// TLS details leaves the site none.
+    fn tls(&self, seen: &mut Seen, l: &SiteLabels, details: Option<&Arc<TlsDetails>>) {
+        // The prober shares one Arc per distinct chain and suite: the same Arc, the same series.
+        if let (Some(new), Some(old)) = (details, seen.tls.get(l))
+            && Arc::ptr_eq(new, &old.details)
+        {
+            return;
+        }
+        let new = details.map(|d| TlsSeries {
+            details: Arc::clone(d),
+            version: d.version.as_ref().map(|v| TlsVersionLabels {
+                site: l.site.clone(),
+                url: l.url.clone(),
+                location: l.location.clone(),
+                version: v.clone(),
+            }),
+            chain: d.leaf().map(|leaf| ChainLabels {
+                site: l.site.clone(),
+                url: l.url.clone(),
+                location: l.location.clone(),
+                fingerprint_sha256: leaf.fingerprint_sha256.clone(),
+                subject: leaf.subject.clone(),
+                issuer: leaf.issuer.clone(),
+                subjectalternative: leaf.sans.join(","),
+            }),
+        });
+        if let Some(old) = seen.tls.remove(l) {
+            let kept = new.as_ref();
+            if let Some(v) = &old.version
+                && Some(v) != kept.and_then(|n| n.version.as_ref())
+            {
+                self.tls_version.remove(v);
+            }
+            if let Some(c) = &old.chain
+                && Some(c) != kept.and_then(|n| n.chain.as_ref())
+            {
+                self.chain_info.remove(c);
+            }
+        }
+        let Some(new) = new else {
+            self.ssl_expiry.remove(l);
+            return;
+        };
+        match new.details.earliest_expiry() {
+            Some(t) => {
+                self.ssl_expiry.get_or_create(l).set(t.timestamp());
+            }
+            None => {
+                self.ssl_expiry.remove(l);
+            }
+        }
+        if let Some(v) = &new.version {
+            self.tls_version.get_or_create(v).set(1);
+        }
+        if let Some(c) = &new.chain {
+            self.chain_info.get_or_create(c).set(1);
+        }
+        seen.tls.insert(l.clone(), new);
     }
 
     fn report(&self, r: &StatsReport) {
@@ -487,6 +599,7 @@ impl Metrics {
                 });
             }
             seen.skipped.remove(&l);
+            self.tls(&mut seen, &l, None);
         }
     }
 
@@ -539,6 +652,81 @@ pub fn prometheus_text(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::measurement::CertInfo;
+
+    fn details(fingerprint: &str, not_after: i64, version: &str) -> Arc<TlsDetails> {
+        let at = |s| chrono::DateTime::from_timestamp(s, 0).unwrap();
+        let cert = |subject: &str, not_after| CertInfo {
+            subject: subject.into(),
+            issuer: "CN=Root".into(),
+            sans: vec!["api.test".into(), "127.0.0.1".into()],
+            not_before: at(0),
+            not_after: at(not_after),
+            serial: "1".into(),
+            fingerprint_sha256: fingerprint.into(),
+        };
+        Arc::new(TlsDetails {
+            version: Some(version.into()),
+            cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            chain: vec![
+                cert("CN=api.test", not_after + 1000),
+                cert("CN=Intermediate", not_after),
+            ],
+        })
+    }
+
+    fn probe(tls: Option<Arc<TlsDetails>>) -> Event {
+        let mut m = crate::measurement::tests::sample("api", true);
+        m.tls = tls;
+        Event::Probe(m)
+    }
+
+    fn tls_lines(m: &Metrics) -> Vec<String> {
+        m.openmetrics()
+            .lines()
+            .filter(|l| l.starts_with("probe_ssl_") || l.starts_with("probe_tls_"))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn the_tls_series_follow_the_latest_probe_of_a_site() {
+        let m = Metrics::new("lab");
+        m.observe(&probe(None));
+        assert!(tls_lines(&m).is_empty(), "plain HTTP: no TLS series");
+
+        m.observe(&probe(Some(details("aa", 1_900_000_000, "TLS 1.3"))));
+        let site = r#"site="api",url="http://api.test/",location="lab""#;
+        assert_eq!(
+            tls_lines(&m),
+            [
+                format!("probe_ssl_earliest_cert_expiry{{{site}}} 1900000000"),
+                format!("probe_tls_version_info{{{site},version=\"TLS 1.3\"}} 1"),
+                format!(
+                    "probe_ssl_last_chain_info{{{site},fingerprint_sha256=\"aa\",subject=\"CN=api.test\",issuer=\"CN=Root\",subjectalternative=\"api.test,127.0.0.1\"}} 1"
+                ),
+            ]
+        );
+
+        // Renewed, over TLS 1.2: one series of each, the new ones.
+        m.observe(&probe(Some(details("bb", 1_950_000_000, "TLS 1.2"))));
+        let lines = tls_lines(&m);
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].ends_with(" 1950000000"), "{lines:?}");
+        assert!(lines[1].contains(r#"version="TLS 1.2""#), "{lines:?}");
+        assert!(lines[2].contains(r#"fingerprint_sha256="bb""#), "{lines:?}");
+
+        // A probe without TLS details (now plain HTTP, or refused): none.
+        m.observe(&probe(None));
+        assert!(tls_lines(&m).is_empty(), "{:?}", tls_lines(&m));
+
+        m.observe(&probe(Some(details("cc", 1_900_000_000, "TLS 1.3"))));
+        m.retain_sites(&HashSet::new());
+        assert!(
+            tls_lines(&m).is_empty(),
+            "a removed site loses its TLS series"
+        );
+    }
 
     #[test]
     fn counters_are_renamed_for_the_prometheus_text_format() {

@@ -682,6 +682,7 @@ fn tls_details_are_stored_once_per_chain_and_maintenance_and_alert_details_round
                 not_before: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
                 not_after,
                 serial: serial.into(),
+                fingerprint_sha256: serial.repeat(32),
             }],
         })
     };

@@ -3,7 +3,7 @@
 //! handshake, to make it measurable). Written on bare sockets (not a framework) so tests control
 //! exactly what goes on the wire and when, and it records when it did each thing.
 
-use crate::support::tls::{Identity, server_config};
+use crate::support::tls::{Identity, server_config, server_config_versions};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,6 +111,20 @@ impl TestServer {
         handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
     ) -> Self {
         Self::start_tls_delayed(identity, Duration::ZERO, handler).await
+    }
+
+    /// An HTTPS server that speaks TLS 1.2 only (HTTP/1.1 by ALPN).
+    pub async fn start_tls12(
+        identity: Identity,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> Self {
+        let config =
+            server_config_versions(identity, b"http/1.1".to_vec(), &[&rustls::version::TLS12]);
+        let tls = Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+            handshake_delay: Duration::ZERO,
+        };
+        Self::listen(Some(tls), Arc::new(handler)).await
     }
 
     /// An HTTPS server that waits `handshake_delay` after accepting a connection before its TLS

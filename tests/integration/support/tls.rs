@@ -1,5 +1,6 @@
-//! TLS fixtures: a throwaway CA, certificates (valid, expired, for another host, self-signed) made
-//! with rcgen, and an HTTP/2-only server. The programmable HTTPS server is
+//! TLS fixtures: a throwaway CA (and intermediates under it), certificates (valid, expired, for
+//! another host, self-signed, or valid until a chosen instant) made with rcgen, and an
+//! HTTP/2-only server. The programmable HTTPS server is
 //! `server::TestServer::start_tls`.
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -11,6 +12,9 @@ use tokio::task::JoinHandle;
 pub struct TestCa {
     cert: rcgen::Certificate,
     key: rcgen::KeyPair,
+    /// Served after the leaves this CA issues: itself and the intermediates above it, when it is
+    /// an intermediate (a root is not served).
+    served: Vec<CertificateDer<'static>>,
 }
 
 /// A certificate chain and its key, ready for a server.
@@ -28,7 +32,56 @@ impl TestCa {
             .distinguished_name
             .push(rcgen::DnType::CommonName, "sitewatch test CA");
         let cert = params.self_signed(&key).unwrap();
-        Self { cert, key }
+        Self {
+            cert,
+            key,
+            served: Vec::new(),
+        }
+    }
+
+    /// An intermediate CA named `cn`, signed by this one and valid from 30 days ago until
+    /// `not_after`. The leaves it issues are served with it.
+    pub fn intermediate(&self, cn: &str, not_after: time::OffsetDateTime) -> TestCa {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let mut served = vec![cert.der().clone()];
+        served.extend(self.served.iter().cloned());
+        TestCa { cert, key, served }
+    }
+
+    /// A leaf with subject `CN={cn}` for `names`, valid from 30 days ago until `not_after`
+    /// (which may be past), served with this CA's intermediates.
+    pub fn issue_until(
+        &self,
+        cn: &str,
+        names: &[&str],
+        not_after: time::OffsetDateTime,
+    ) -> Identity {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+        params.not_after = not_after;
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let mut certs = vec![cert.der().clone()];
+        certs.extend(self.served.iter().cloned());
+        Identity {
+            certs,
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        }
     }
 
     pub fn pem(&self) -> String {
@@ -47,8 +100,10 @@ impl TestCa {
             params.not_after = rcgen::date_time_ymd(2020, 12, 31);
         }
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        let mut certs = vec![cert.der().clone()];
+        certs.extend(self.served.iter().cloned());
         Identity {
-            certs: vec![cert.der().clone()],
+            certs,
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
         }
     }
@@ -67,9 +122,18 @@ pub fn self_signed(names: &[&str]) -> Identity {
 
 /// A rustls server config for `identity`, offering one ALPN protocol.
 pub fn server_config(identity: Identity, alpn: Vec<u8>) -> rustls::ServerConfig {
+    server_config_versions(identity, alpn, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`server_config`] speaking only the given TLS versions.
+pub fn server_config_versions(
+    identity: Identity,
+    alpn: Vec<u8>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::ServerConfig {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(identity.certs, identity.key)

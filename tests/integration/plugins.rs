@@ -3,11 +3,15 @@
 use crate::support::binary::{Running, alert, is};
 use crate::support::plugins::{example, examples_dir, test_plugin};
 use crate::support::server::{Reply, TestServer};
+use crate::support::tls::TestCa;
+use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sitewatch::config::PluginLimits;
-use sitewatch::plugin::bindings::types;
-use sitewatch::plugin::cli::sample_response;
-use sitewatch::plugin::{PluginError, PluginHost};
+use sitewatch::measurement::{CertInfo, TlsDetails};
+use sitewatch::plugin::bindings::{self, types};
+use sitewatch::plugin::cli::{read_cases, run_cases, sample_response};
+use sitewatch::plugin::{PluginError, PluginHost, PluginKind, WitVersion};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -133,10 +137,349 @@ async fn a_plugin_built_for_another_wit_version_is_refused_with_the_version() {
     let text = err.to_string();
     assert!(matches!(err, PluginError::WrongInterface { .. }), "{text}");
     assert!(
-        text.contains("sitewatch:plugin/check@0.2.0")
-            && text.contains("rebuild it against sitewatch:plugin@0.1.0"),
+        text.contains("sitewatch:plugin/check@0.9.0")
+            && text.contains("a WIT version this host speaks (0.1.0, 0.2.0)")
+            && text.contains("rebuild it against sitewatch:plugin@0.2.0"),
         "{text}"
     );
+}
+
+/// A TLS session of one certificate per `not_after` (the leaf first), as a probe records it.
+fn tls_details(not_after: &[DateTime<Utc>]) -> TlsDetails {
+    TlsDetails {
+        version: Some("TLS 1.3".into()),
+        cipher: Some("TLS13_AES_256_GCM_SHA384".into()),
+        chain: not_after
+            .iter()
+            .enumerate()
+            .map(|(i, &not_after)| CertInfo {
+                subject: if i == 0 {
+                    "CN=localhost".into()
+                } else {
+                    format!("CN=Intermediate {i}")
+                },
+                issuer: format!("CN=Intermediate {}", i + 1),
+                sans: if i == 0 {
+                    vec!["localhost".into(), "127.0.0.1".into()]
+                } else {
+                    vec![]
+                },
+                not_before: "2026-01-01T00:00:00Z".parse().unwrap(),
+                not_after,
+                serial: format!("0{}ab", i + 1),
+            })
+            .collect(),
+    }
+}
+
+/// The canned response over HTTPS, with `tls`.
+fn https_response(tls: &TlsDetails) -> types::Response {
+    let mut r = response();
+    r.url = "https://localhost/".into();
+    r.body = b"status: OK".to_vec();
+    r.tls = Some(bindings::tls_info(tls));
+    r
+}
+
+/// Now plus `days` and `hours`, to the second (certificates have no finer times).
+fn in_days(days: i64, hours: i64) -> DateTime<Utc> {
+    let t = Utc::now() + TimeDelta::days(days) + TimeDelta::hours(hours);
+    DateTime::from_timestamp(t.timestamp(), 0).unwrap()
+}
+
+fn reason(result: &types::CheckResult) -> Option<&str> {
+    match &result.verdict {
+        types::Verdict::Pass => None,
+        types::Verdict::Fail(why) => Some(why),
+    }
+}
+
+#[tokio::test]
+async fn todays_0_1_0_plugins_load_and_run_beside_0_2_0_ones() {
+    let host = PluginHost::new(None).unwrap();
+    let response = https_response(&tls_details(&[in_days(60, 0)]));
+    // Every example built against 0.1.0, checks and formatters, keeps loading and answering.
+    for name in ["keyword", "json-field", "latency-budget", "header"] {
+        let plugin = host.load_file(&example(name)).await.unwrap();
+        assert_eq!(
+            (plugin.kind, plugin.wit),
+            (PluginKind::Check, WitVersion::V0_1),
+            "{name}"
+        );
+        assert!(
+            plugin
+                .exports
+                .contains(&"sitewatch:plugin/check@0.1.0".to_owned()),
+            "{name}: {:?}",
+            plugin.exports
+        );
+        host.check(&plugin, LIMITS, "{}", &response)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .ok();
+    }
+    let keyword = host.load_file(&example("keyword")).await.unwrap();
+    let verdict = |config: &'static str| {
+        let (host, keyword, response) = (&host, &keyword, &response);
+        async move {
+            host.check(keyword, LIMITS, config, response)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(reason(&verdict(r#"{"contains": "OK"}"#).await), None);
+    assert_eq!(
+        reason(&verdict(r#"{"contains": "DOWN"}"#).await),
+        Some("body does not contain \"DOWN\"")
+    );
+    for name in ["slack", "markdown", "json"] {
+        let plugin = host.load_file(&example(name)).await.unwrap();
+        assert_eq!(
+            (plugin.kind, plugin.wit),
+            (PluginKind::Formatter, WitVersion::V0_1),
+            "{name}"
+        );
+        let text = host
+            .format(
+                &plugin,
+                LIMITS,
+                "{}",
+                &sitewatch::plugin::cli::sample_alert(),
+            )
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.contains("example"), "{name}: {text}");
+    }
+    // The other languages' keyword builds, where their toolchain built them.
+    for file in ["keyword-c", "keyword-python", "keyword-js"] {
+        let wasm = examples_dir().join(format!("{file}.wasm"));
+        if !wasm.is_file() {
+            continue;
+        }
+        let plugin = host.load_file(&wasm).await.unwrap();
+        assert_eq!(plugin.wit, WitVersion::V0_1, "{file}");
+        let r = host
+            .check(&plugin, LIMITS, r#"{"contains": "OK"}"#, &response)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reason(&r), None, "{file}");
+    }
+    // And beside them, in the same host, a check built against 0.2.0.
+    let tls_expiry = host.load_file(&example("tls-expiry")).await.unwrap();
+    assert_eq!(
+        (tls_expiry.kind, tls_expiry.wit),
+        (PluginKind::Check, WitVersion::V0_2)
+    );
+    let r = host
+        .check(&tls_expiry, LIMITS, "{}", &response)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reason(&r), None);
+    assert_eq!(r.metrics[0].name, "days_left");
+}
+
+#[tokio::test]
+async fn a_0_2_0_check_receives_the_tls_session_and_chain() {
+    let host = PluginHost::new(None).unwrap();
+    let plugin = host.load_file(&test_plugin("tls-echo")).await.unwrap();
+    assert_eq!(plugin.wit, WitVersion::V0_2);
+    let leaf_expiry: DateTime<Utc> = "2027-03-01T12:00:00Z".parse().unwrap();
+    let intermediate_expiry: DateTime<Utc> = "2026-12-24T00:00:00Z".parse().unwrap();
+    let tls = tls_details(&[leaf_expiry, intermediate_expiry]);
+    let result = host
+        .check(&plugin, LIMITS, r#"{"echo": true}"#, &https_response(&tls))
+        .await
+        .unwrap()
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_str(reason(&result).unwrap()).unwrap();
+    assert_eq!(
+        seen,
+        json!({
+            "status": 200,
+            "tls": {
+                "version": "TLS 1.3",
+                "cipher": "TLS13_AES_256_GCM_SHA384",
+                // The intermediate expires first.
+                "earliest_expiry": intermediate_expiry.timestamp(),
+                "chain": [
+                    {"subject": "CN=localhost", "issuer": "CN=Intermediate 1",
+                     "sans": ["localhost", "127.0.0.1"],
+                     "not_before": 1_767_225_600, "not_after": leaf_expiry.timestamp(),
+                     "serial": "01ab"},
+                    {"subject": "CN=Intermediate 1", "issuer": "CN=Intermediate 2", "sans": [],
+                     "not_before": 1_767_225_600, "not_after": intermediate_expiry.timestamp(),
+                     "serial": "02ab"},
+                ]
+            }
+        })
+    );
+    // Plain HTTP: no session.
+    let plain = host
+        .check(&plugin, LIMITS, "{}", &response())
+        .await
+        .unwrap()
+        .unwrap();
+    let metrics: Vec<_> = plain.metrics.iter().map(|m| (&*m.name, m.value)).collect();
+    assert_eq!(metrics, [("echo.has_tls", 0.0), ("echo.chain_len", 0.0)]);
+}
+
+#[tokio::test]
+async fn tls_expiry_fails_at_3_days_and_passes_at_60_days() {
+    let host = PluginHost::new(None).unwrap();
+    let plugin = host.load_file(&example("tls-expiry")).await.unwrap();
+    let check = |config: &'static str, tls: TlsDetails| {
+        let (host, plugin) = (&host, &plugin);
+        async move {
+            host.check(plugin, LIMITS, config, &https_response(&tls))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let soon = in_days(3, 1);
+    let r = check("{}", tls_details(&[soon])).await;
+    assert_eq!(
+        reason(&r).map(str::to_owned),
+        Some(format!(
+            "certificate expires in 3 days (not after {})",
+            soon.format("%Y-%m-%dT%H:%M:%SZ")
+        ))
+    );
+    let days_left = r.metrics.iter().find(|m| m.name == "days_left").unwrap();
+    assert!(
+        (days_left.value - (3.0 + 1.0 / 24.0)).abs() < 0.001,
+        "{}",
+        days_left.value
+    );
+
+    let r = check(r#"{"min_days": 14}"#, tls_details(&[in_days(60, 0)])).await;
+    assert_eq!(reason(&r), None);
+    let days_left = r.metrics.iter().find(|m| m.name == "days_left").unwrap();
+    assert!(
+        (days_left.value - 60.0).abs() < 0.001,
+        "{}",
+        days_left.value
+    );
+
+    // A leaf good for 60 days behind an intermediate that expires in 3: the intermediate decides.
+    let r = check("{}", tls_details(&[in_days(60, 0), soon])).await;
+    assert!(
+        reason(&r).is_some_and(|why| why.starts_with("certificate expires in 3 days")
+            && why.ends_with(": the chain's certificate 2, CN=Intermediate 1")),
+        "{:?}",
+        reason(&r)
+    );
+    // Plain HTTP passes, unless TLS is required.
+    let plain = |config| {
+        let (host, plugin) = (&host, &plugin);
+        async move {
+            host.check(plugin, LIMITS, config, &response())
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    assert_eq!(reason(&plain("{}").await), None);
+    assert_eq!(
+        reason(&plain(r#"{"require_tls": true}"#).await),
+        Some("no TLS session: the response came over plain HTTP")
+    );
+}
+
+#[tokio::test]
+async fn the_tls_expiry_cases_file_passes() {
+    let cases = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/tls-expiry/tests.json"
+    ));
+    let host = PluginHost::new(None).unwrap();
+    let results = run_cases(
+        &host,
+        &example("tls-expiry"),
+        read_cases(&cases).unwrap(),
+        LIMITS,
+    )
+    .await
+    .unwrap();
+    assert!(results.len() >= 6);
+    for r in &results {
+        assert_eq!(r.mismatch, None, "case `{}`", r.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_0_1_0_and_a_0_2_0_plugin_check_the_same_https_site() {
+    let ca = TestCa::new();
+    let server =
+        TestServer::start_tls(ca.issue(&["localhost"], false), |_| Reply::ok("status: OK")).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    // Today's 0.1.0 build of keyword beside the 0.2.0 checks, in one plugin folder.
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for wasm in [
+        example("keyword"),
+        example("tls-expiry"),
+        test_plugin("tls-echo"),
+    ] {
+        std::fs::copy(&wasm, plugins.join(wasm.file_name().unwrap())).unwrap();
+    }
+    let site = |name: &str, checks: serde_json::Value| {
+        json!({"name": name, "url": server.localhost_url("/"), "interval": "200ms",
+               "timeout": "2s", "tls_ca": "ca.pem", "checks": checks})
+    };
+    let config = json!({
+        "sites": [
+            site("both", json!([
+                {"plugin": "keyword", "config": {"contains": "OK"}},
+                {"plugin": "tls-expiry", "config": {"min_days": 14}},
+                {"plugin": "tls-echo"}
+            ])),
+            // The 0.1.0 check runs after the 0.2.0 ones, and its verdict counts.
+            site("old-fails", json!([
+                {"plugin": "tls-expiry"},
+                {"plugin": "tls-echo"},
+                {"plugin": "keyword", "config": {"contains": "MISSING"}}
+            ])),
+        ],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+        "plugins": {"dir": plugins}
+    });
+    let mut run = Running::start_with(dir, &config, &[]);
+    let both = run
+        .wait_for(Duration::from_secs(10), is("probe", "both"))
+        .await
+        .expect("a probe of `both`");
+    assert_eq!(both["ok"], true, "{both}");
+    // The 0.2.0 echo ran: it reports whether the probe carried a TLS session. The prober records
+    // one once it fills `Measurement.tls`; then tls-expiry reports the days left too (rcgen's
+    // default certificates are good for centuries).
+    let has_tls = both["metrics"]["echo.has_tls"].as_f64().expect("echo ran");
+    if has_tls == 1.0 {
+        assert!(
+            both["metrics"]["echo.chain_len"].as_f64() >= Some(1.0),
+            "{both}"
+        );
+        assert!(both["metrics"]["days_left"].as_f64() > Some(14.0), "{both}");
+    } else {
+        assert_eq!(has_tls, 0.0, "{both}");
+    }
+    let failed = run
+        .wait_for(Duration::from_secs(10), is("probe", "old-fails"))
+        .await
+        .expect("a probe of `old-fails`");
+    assert_eq!(failed["ok"], false, "{failed}");
+    assert_eq!(failed["error"]["kind"], "check", "{failed}");
+    assert_eq!(
+        failed["error"]["message"],
+        "keyword: body does not contain \"MISSING\""
+    );
+    assert!(failed["metrics"]["echo.has_tls"].is_number(), "{failed}");
 }
 
 #[tokio::test]

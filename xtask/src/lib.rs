@@ -10,12 +10,21 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The workspace root (the parent of this crate).
+/// The workspace root: the parent of the package cargo runs (`cargo xtask`, `cargo test`,
+/// `cargo bench` name it in `CARGO_MANIFEST_DIR` at run time), else the parent of this crate as
+/// compiled. The run-time name comes first because checkouts of this repository that share one
+/// `CARGO_TARGET_DIR` share this library's build too (cargo hashes a path package relative to its
+/// workspace, so every checkout's xtask is the same unit): the path compiled in may be another
+/// checkout's, and the tests would then build that checkout's plugins.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
-        .to_owned()
+        .to_owned();
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .and_then(|dir| Path::new(&dir).parent().map(Path::to_owned))
+        .filter(|root| root.join("xtask/Cargo.toml").is_file() && root.join("wit").is_dir())
+        .unwrap_or(compiled)
 }
 
 pub fn cargo() -> Command {

@@ -275,8 +275,9 @@ fn build_locked(all_languages: bool, host: &Host) -> anyhow::Result<Build> {
                 .join("target/plugins")
                 .join(format!("{name}-{}.wasm", lang.dir()));
             let world = languages::world_of(&src)?;
+            let wit = languages::wit_of(&src)?;
             let started = std::time::Instant::now();
-            lang.build(&src, world, &wasm)
+            lang.build(&src, world, &wit, &wasm)
                 .with_context(|| format!("building {}", src.display()))?;
             println!(
                 "   {name} ({}) -> {} in {:.1} s",

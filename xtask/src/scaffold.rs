@@ -28,21 +28,27 @@ impl Lang {
     /// The template files: (path in the plugin folder, contents with `{{name}}` placeholders).
     fn templates(self) -> &'static [(&'static str, &'static str)] {
         const TESTS: (&str, &str) = ("tests.json", include_str!("../templates/tests.json"));
+        // New plugins start on the newest WIT; the Rust template names it in its bindings.
+        const WIT: (&str, &str) = ("wit-version", include_str!("../templates/wit-version"));
         match self {
             Lang::Rust => &[
                 ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
                 ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
                 TESTS,
             ],
-            Lang::Other(Language::C) => {
-                &[("plugin.c", include_str!("../templates/c/plugin.c")), TESTS]
-            }
+            Lang::Other(Language::C) => &[
+                ("plugin.c", include_str!("../templates/c/plugin.c")),
+                WIT,
+                TESTS,
+            ],
             Lang::Other(Language::Python) => &[
                 ("app.py", include_str!("../templates/python/app.py")),
+                WIT,
                 TESTS,
             ],
             Lang::Other(Language::Js) => &[
                 ("plugin.js", include_str!("../templates/js/plugin.js")),
+                WIT,
                 TESTS,
             ],
         }
@@ -165,7 +171,7 @@ pub fn check_templates() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(base.join("plugins"))?;
     // A plugin workspace like the real one, with no members yet; the Rust template's bindings
-    // read `../../wit`, so the WIT goes beside it.
+    // read `../../wit/<version>`, so the WIT goes beside it.
     let manifest = std::fs::read_to_string(root().join("plugins/Cargo.toml"))?;
     let (start, end) = members_span(&manifest)?;
     let empty = format!("{}\n{}", &manifest[..start], &manifest[end..]);
@@ -174,8 +180,17 @@ pub fn check_templates() -> anyhow::Result<()> {
         root().join("plugins/Cargo.lock"),
         base.join("plugins/Cargo.lock"),
     )?;
-    std::fs::create_dir_all(base.join("wit"))?;
-    std::fs::copy(root().join("wit/plugin.wit"), base.join("wit/plugin.wit"))?;
+    for entry in std::fs::read_dir(root().join("wit"))? {
+        let version = entry?.path();
+        let wit = version.join("plugin.wit");
+        if wit.is_file() {
+            let to = base
+                .join("wit")
+                .join(version.file_name().unwrap_or_default());
+            std::fs::create_dir_all(&to)?;
+            std::fs::copy(&wit, to.join("plugin.wit"))?;
+        }
+    }
 
     let name = "scaffolded";
     let src = create(&base, name, Lang::Rust)?;
@@ -192,7 +207,7 @@ pub fn check_templates() -> anyhow::Result<()> {
         }
         let src = create(&base, name, Lang::Other(lang))?;
         let wasm = base.join(format!("{name}-{}.wasm", lang.dir()));
-        lang.build(&src, World::Checker, &wasm)?;
+        lang.build(&src, World::Checker, &languages::wit_of(&src)?, &wasm)?;
         crate::plugins::run_cases(&wasm, &src.join("tests.json"))?;
     }
     Ok(())

@@ -49,6 +49,7 @@ fn response() -> types::Response {
             connect_ms: Some(0.1),
             tls_ms: None,
         },
+        tls: None,
     }
 }
 

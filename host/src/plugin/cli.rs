@@ -1,7 +1,9 @@
 //! `sitewatch plugin inspect` and `sitewatch plugin test`: the plugin author's inner loop.
 
-use super::bindings::types;
+use super::bindings::{self, types};
 use super::{Limits, Plugin, PluginHost, PluginKind};
+use crate::measurement::{CertInfo, TlsDetails};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +22,143 @@ pub struct CannedResponse {
     pub body_truncated: bool,
     pub ttfb_ms: f64,
     pub response_ms: f64,
+    /// The TLS session, as an HTTPS probe has it (plugins built against 0.2.0 see it); absent
+    /// for plain HTTP.
+    pub tls: Option<CannedTls>,
+}
+
+/// A canned TLS session. Every field has a default: TLS 1.3 and one certificate for `localhost`
+/// valid from 30 days ago to 90 days from now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CannedTls {
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    /// The leaf first.
+    pub chain: Vec<CannedCert>,
+}
+
+impl Default for CannedTls {
+    fn default() -> Self {
+        Self {
+            version: Some("TLS 1.3".into()),
+            cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            chain: vec![CannedCert::default()],
+        }
+    }
+}
+
+/// A canned certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CannedCert {
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    pub not_before: CannedTime,
+    pub not_after: CannedTime,
+    pub serial: String,
+}
+
+impl Default for CannedCert {
+    fn default() -> Self {
+        Self {
+            subject: "CN=localhost".into(),
+            issuer: "CN=sitewatch test CA".into(),
+            sans: vec!["localhost".into()],
+            not_before: CannedTime::FromNow(-30 * DAY),
+            not_after: CannedTime::FromNow(90 * DAY),
+            serial: "01".into(),
+        }
+    }
+}
+
+const DAY: i64 = 86_400;
+
+/// A time in a canned certificate: RFC 3339 (`"2026-12-24T00:00:00Z"`), Unix seconds, or an
+/// offset from the moment the case runs (`"+3d 12h"`, `"-30d"`, humantime units), so that a case
+/// means the same thing next year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawTime")]
+pub enum CannedTime {
+    At(DateTime<Utc>),
+    /// Seconds from now (negative: in the past).
+    FromNow(i64),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTime {
+    Seconds(i64),
+    Text(String),
+}
+
+impl TryFrom<RawTime> for CannedTime {
+    type Error = String;
+
+    fn try_from(raw: RawTime) -> Result<Self, String> {
+        let text = match raw {
+            RawTime::Seconds(s) => {
+                return DateTime::from_timestamp(s, 0)
+                    .map(CannedTime::At)
+                    .ok_or_else(|| format!("{s} is out of range for a time"));
+            }
+            RawTime::Text(t) => t,
+        };
+        let offset = |sign: i64, rest: &str| {
+            humantime::parse_duration(rest.trim())
+                .map_err(|e| format!("invalid offset {text:?}: {e}"))
+                .and_then(|d| {
+                    i64::try_from(d.as_secs())
+                        .map(|s| CannedTime::FromNow(sign * s))
+                        .map_err(|_| format!("offset {text:?} is too large"))
+                })
+        };
+        if let Some(rest) = text.strip_prefix('+') {
+            offset(1, rest)
+        } else if let Some(rest) = text.strip_prefix('-') {
+            offset(-1, rest)
+        } else {
+            DateTime::parse_from_rfc3339(&text)
+                .map(|t| CannedTime::At(t.with_timezone(&Utc)))
+                .map_err(|e| {
+                    format!(
+                        "invalid time {text:?} ({e}): use RFC 3339, Unix seconds or an offset such as \"+3d\""
+                    )
+                })
+        }
+    }
+}
+
+impl CannedTime {
+    fn at(self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            CannedTime::At(t) => t,
+            CannedTime::FromNow(s) => now + chrono::TimeDelta::seconds(s),
+        }
+    }
+}
+
+impl CannedTls {
+    /// The TLS details a probe would record, with offsets resolved from `now`.
+    pub fn details(&self, now: DateTime<Utc>) -> TlsDetails {
+        TlsDetails {
+            version: self.version.clone(),
+            cipher: self.cipher.clone(),
+            chain: self
+                .chain
+                .iter()
+                .map(|c| CertInfo {
+                    subject: c.subject.clone(),
+                    issuer: c.issuer.clone(),
+                    sans: c.sans.clone(),
+                    not_before: c.not_before.at(now),
+                    not_after: c.not_after.at(now),
+                    serial: c.serial.clone(),
+                })
+                .collect(),
+        }
+    }
 }
 
 impl Default for CannedResponse {
@@ -33,6 +172,7 @@ impl Default for CannedResponse {
             body_truncated: false,
             ttfb_ms: 10.0,
             response_ms: 12.0,
+            tls: None,
         }
     }
 }
@@ -60,6 +200,7 @@ impl From<CannedResponse> for types::Response {
                 connect_ms: None,
                 tls_ms: None,
             },
+            tls: c.tls.map(|t| bindings::tls_info(&t.details(Utc::now()))),
         }
     }
 }
@@ -67,9 +208,10 @@ impl From<CannedResponse> for types::Response {
 /// One line describing a loaded plugin.
 pub fn describe(p: &Plugin) -> String {
     format!(
-        "{}: {} plugin, sha256 {}\n  exports: {}\n  imports: {}",
+        "{}: {} plugin, sitewatch:plugin@{}, sha256 {}\n  exports: {}\n  imports: {}",
         p.name,
         p.kind,
+        p.wit,
         &p.hash[..16],
         p.exports.join(", "),
         if p.imports.is_empty() {
@@ -298,5 +440,55 @@ pub fn sample_alert() -> types::Alert {
         down_for_seconds: None,
         recent_errors: vec!["status: status 503, expected 2xx".into()],
         message: "Website example is down. availability=66.67%, time=2026-11-24T10:00:00Z".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canned_times_are_rfc3339_unix_seconds_or_offsets_from_now() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<CannedTime>(v);
+        let now: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        let at = |v| parse(v).unwrap().at(now).to_rfc3339();
+        assert_eq!(
+            at(serde_json::json!("+3d 12h")),
+            "2026-11-27T22:00:00+00:00"
+        );
+        assert_eq!(at(serde_json::json!("-30d")), "2026-10-25T10:00:00+00:00");
+        assert_eq!(
+            at(serde_json::json!("2027-01-01T00:00:00Z")),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(at(serde_json::json!(0)), "1970-01-01T00:00:00+00:00");
+        let err = parse(serde_json::json!("next week"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("use RFC 3339, Unix seconds or an offset"),
+            "{err}"
+        );
+        assert!(parse(serde_json::json!("+soon")).is_err());
+    }
+
+    #[test]
+    fn a_canned_tls_session_reaches_the_response_with_its_earliest_expiry() {
+        let canned: CannedResponse = serde_json::from_value(serde_json::json!({
+            "url": "https://localhost/",
+            "tls": {"chain": [
+                {"not_after": "2027-01-01T00:00:00Z"},
+                {"subject": "CN=Intermediate", "not_after": "2026-12-01T00:00:00Z"}
+            ]}
+        }))
+        .unwrap();
+        let response = types::Response::from(canned);
+        let tls = response.tls.unwrap();
+        assert_eq!(tls.version.as_deref(), Some("TLS 1.3"));
+        assert_eq!(tls.chain[0].subject, "CN=localhost");
+        assert_eq!(tls.chain[1].subject, "CN=Intermediate");
+        assert_eq!(tls.earliest_expiry, Some(1_796_083_200));
+        let plain = types::Response::from(CannedResponse::default());
+        assert!(plain.tls.is_none());
     }
 }

@@ -5,6 +5,10 @@
 //! a fresh store (an instance is poisoned after a trap), a memory limiter that records what it
 //! denied, an epoch deadline that yields to the runtime until the time limit and then traps, and
 //! in-memory stdout/stderr pipes, so a panic message reaches the user.
+//!
+//! The linker holds every WIT version the host speaks ([`WitVersion`]) side by side. A plugin's
+//! version is read from the interface it exports and it is pre-instantiated with that version's
+//! world, so a plugin built against 0.1.0 runs unchanged beside one built against 0.2.0.
 
 pub mod bindings;
 pub mod checks;
@@ -12,7 +16,7 @@ pub mod cli;
 mod sanitize;
 pub mod set;
 
-use bindings::{checker, formatter, types};
+use bindings::{types, v0_1, v0_2};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,17 +30,74 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 pub use sanitize::{sanitize_metric_name, sanitize_text};
 
-/// The interfaces a plugin exports, with the WIT package version this host speaks.
-pub const CHECK_EXPORT: &str = "sitewatch:plugin/check@0.1.0";
-pub const FORMATTER_EXPORT: &str = "sitewatch:plugin/formatter@0.1.0";
-/// Import prefixes a plugin may use. WASI is linked deny-all: `wasi:filesystem` and
+/// A version of the `sitewatch:plugin` WIT package that this host links (`wit/<version>/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WitVersion {
+    /// `0.1.0`: the first interface.
+    V0_1,
+    /// `0.2.0`: the response carries the TLS session and the certificate chain.
+    V0_2,
+}
+
+impl WitVersion {
+    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+    /// The version new plugins should be built against.
+    pub const NEWEST: WitVersion = WitVersion::V0_2;
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WitVersion::V0_1 => "0.1.0",
+            WitVersion::V0_2 => "0.2.0",
+        }
+    }
+
+    /// The version of a `sitewatch:plugin/<interface>@<version>` name, when the host links one
+    /// compatible with it (semver: before 1.0, `0.y.*` are one version).
+    pub fn of(name: &str) -> Option<WitVersion> {
+        let version = name.strip_prefix("sitewatch:plugin/")?.split_once('@')?.1;
+        Self::ALL.into_iter().find(|v| {
+            let (major_minor, _) = v.as_str().rsplit_once('.').unwrap_or_default();
+            version
+                .strip_prefix(major_minor)
+                .is_some_and(|rest| rest.starts_with('.'))
+        })
+    }
+
+    /// The name of `interface` (`check`, `formatter`, `host`, `types`) in this version.
+    pub fn interface(self, interface: &str) -> String {
+        format!("sitewatch:plugin/{interface}@{}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for WitVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The interface of a `sitewatch:plugin/<interface>@<version>` name of a version the host links.
+fn sitewatch_interface(name: &str) -> Option<(&str, WitVersion)> {
+    let version = WitVersion::of(name)?;
+    let interface = name.strip_prefix("sitewatch:plugin/")?.split('@').next()?;
+    Some((interface, version))
+}
+
+/// The versions this host links, for messages: `0.1.0, 0.2.0`.
+fn versions_spoken() -> String {
+    WitVersion::ALL
+        .iter()
+        .map(|v| v.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Import prefixes a plugin may use besides `sitewatch:plugin/host` and `sitewatch:plugin/types`
+/// (of a version the host links). WASI is linked deny-all: `wasi:filesystem` and
 /// `wasi:sockets` may be imported (language runtimes such as CPython's link them whether or not
 /// the plugin uses them), but no directory is preopened, so no file can be reached, and every
 /// TCP, UDP and name lookup is refused when called; there is no environment and there are no
 /// arguments. Clocks and random are what language runtimes need. `wasi:http` is not linked.
-const ALLOWED_IMPORTS: &[&str] = &[
-    "sitewatch:plugin/host@0.1.",
-    "sitewatch:plugin/types@0.1.",
+const ALLOWED_WASI_IMPORTS: &[&str] = &[
     "wasi:cli/environment@",
     "wasi:cli/exit@",
     "wasi:cli/stdin@",
@@ -90,11 +151,17 @@ pub enum PluginError {
     )]
     ForbiddenImport { name: String, import: String },
     #[error(
-        "plugin {name}: exports neither `{CHECK_EXPORT}` nor `{FORMATTER_EXPORT}` (it exports {}); {}",
+        "plugin {name}: exports neither `sitewatch:plugin/check` nor `sitewatch:plugin/formatter` of a WIT version this host speaks ({}) (it exports {}); {}",
+        versions_spoken(),
         list(exports),
-        version_hint(exports)
+        version_hint(unknown.as_deref())
     )]
-    WrongInterface { name: String, exports: Vec<String> },
+    WrongInterface {
+        name: String,
+        exports: Vec<String>,
+        /// An import or export of a `sitewatch:plugin` version this host does not speak.
+        unknown: Option<String>,
+    },
     #[error("plugin {name}: cannot be linked: {message}")]
     Link { name: String, message: String },
     #[error("plugin {name}: failed its smoke test: {reason}")]
@@ -115,14 +182,15 @@ fn list(items: &[String]) -> String {
     }
 }
 
-fn version_hint(exports: &[String]) -> String {
-    match exports.iter().find(|e| e.starts_with("sitewatch:plugin/")) {
+fn version_hint(unknown: Option<&str>) -> String {
+    let newest = WitVersion::NEWEST;
+    match unknown {
         Some(e) => format!(
-            "it was built against another version of the sitewatch:plugin WIT ({e}); rebuild it against sitewatch:plugin@0.1.0"
+            "it was built against another version of the sitewatch:plugin WIT ({e}); rebuild it against sitewatch:plugin@{newest} (wit/{newest}/plugin.wit)"
         ),
-        None => {
-            "build it against the `checker` or `alert-formatter` world of wit/plugin.wit".into()
-        }
+        None => format!(
+            "build it against the `checker` or `alert-formatter` world of wit/{newest}/plugin.wit"
+        ),
     }
 }
 
@@ -137,14 +205,19 @@ pub struct Plugin {
     pub kind: PluginKind,
     /// SHA-256 of the component bytes, hex.
     pub hash: String,
+    /// The WIT version of the interface it exports.
+    pub wit: WitVersion,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
     pre: Pre,
 }
 
+/// A plugin pre-instantiated with the world of its kind and WIT version.
 enum Pre {
-    Check(checker::CheckerPre<PluginState>),
-    Formatter(formatter::AlertFormatterPre<PluginState>),
+    CheckV0_1(v0_1::checker::CheckerPre<PluginState>),
+    CheckV0_2(v0_2::checker::CheckerPre<PluginState>),
+    FormatterV0_1(v0_1::formatter::AlertFormatterPre<PluginState>),
+    FormatterV0_2(v0_2::formatter::AlertFormatterPre<PluginState>),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -152,6 +225,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("wit", &self.wit)
             .field("hash", &self.hash)
             .finish()
     }
@@ -178,13 +252,14 @@ impl WasiView for PluginState {
 /// Log lines a plugin may write per call.
 const MAX_LOG_LINES: u32 = 20;
 
-impl checker::sitewatch::plugin::host::Host for PluginState {
-    fn log(&mut self, level: bindings::Level, message: String) -> wasmtime::Result<()> {
+impl PluginState {
+    /// A plugin's log line, of any WIT version.
+    fn log(&mut self, level: bindings::Level, message: &str) {
         self.log_lines += 1;
         if self.log_lines > MAX_LOG_LINES {
-            return Ok(());
+            return;
         }
-        let message = sanitize_text(&message, 500);
+        let message = sanitize_text(message, 500);
         let plugin = &*self.plugin;
         match level {
             bindings::Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -192,6 +267,19 @@ impl checker::sitewatch::plugin::host::Host for PluginState {
             bindings::Level::Warn => tracing::warn!(plugin, "{message}"),
             bindings::Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl v0_2::host::Host for PluginState {
+    fn log(&mut self, level: bindings::Level, message: String) -> wasmtime::Result<()> {
+        PluginState::log(self, level, &message);
+        Ok(())
+    }
+}
+
+impl v0_1::host::Host for PluginState {
+    fn log(&mut self, level: v0_1::host::Level, message: String) -> wasmtime::Result<()> {
+        PluginState::log(self, bindings::level_from_v0_1(level), &message);
         Ok(())
     }
 }
@@ -305,11 +393,11 @@ impl PluginHost {
         };
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        checker::sitewatch::plugin::host::add_to_linker::<PluginState, HasSelf<PluginState>>(
-            &mut linker,
-            |s| s,
-        )
-        .map_err(engine_err)?;
+        // Every version's `host`, side by side (before 1.0, semver keeps 0.1 and 0.2 apart).
+        v0_1::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+        v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
         Ok(Arc::new(Self {
             _ticker: EpochTicker::start(engine.clone()),
             engine,
@@ -361,19 +449,22 @@ impl PluginHost {
             .exports(&self.engine)
             .map(|(n, _)| n.to_owned())
             .collect();
-        // A plugin built against another version of our WIT is named as such, before the allow-list
-        // would call its imports forbidden.
-        let other_version = |n: &String| n.starts_with("sitewatch:plugin/") && !n.contains("@0.1.");
-        if imports.iter().chain(&exports).any(other_version) {
+        // A plugin built against a version of our WIT this host does not speak is named as such,
+        // before the allow-list would call its imports forbidden.
+        let other_version =
+            |n: &&String| n.starts_with("sitewatch:plugin/") && WitVersion::of(n).is_none();
+        if let Some(unknown) = exports.iter().chain(&imports).find(other_version) {
             return Err(PluginError::WrongInterface {
                 name: name.to_owned(),
+                unknown: Some(unknown.clone()),
                 exports,
             });
         }
-        if let Some(bad) = imports
-            .iter()
-            .find(|i| !ALLOWED_IMPORTS.iter().any(|p| i.starts_with(p)))
-        {
+        let allowed = |i: &String| {
+            matches!(sitewatch_interface(i), Some(("host" | "types", _)))
+                || ALLOWED_WASI_IMPORTS.iter().any(|p| i.starts_with(p))
+        };
+        if let Some(bad) = imports.iter().find(|i| !allowed(i)) {
             return Err(PluginError::ForbiddenImport {
                 name: name.to_owned(),
                 import: bad.clone(),
@@ -383,26 +474,48 @@ impl PluginHost {
             name: name.to_owned(),
             message: format!("{e:#}"),
         };
+        // The version is the exported interface's: a check is preferred to a formatter, and
+        // the newest version to an older one, should a component export several.
+        let exported = |interface: &str| {
+            exports
+                .iter()
+                .filter_map(|e| sitewatch_interface(e))
+                .filter(|(i, _)| *i == interface)
+                .map(|(_, v)| v)
+                .max()
+        };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
-        let (kind, pre) = if exports.iter().any(|e| e == CHECK_EXPORT) {
-            (
-                PluginKind::Check,
-                Pre::Check(checker::CheckerPre::new(pre).map_err(link)?),
-            )
-        } else if exports.iter().any(|e| e == FORMATTER_EXPORT) {
-            (
-                PluginKind::Formatter,
-                Pre::Formatter(formatter::AlertFormatterPre::new(pre).map_err(link)?),
-            )
+        let (kind, wit, pre) = if let Some(wit) = exported("check") {
+            let pre = match wit {
+                WitVersion::V0_1 => {
+                    Pre::CheckV0_1(v0_1::checker::CheckerPre::new(pre).map_err(link)?)
+                }
+                WitVersion::V0_2 => {
+                    Pre::CheckV0_2(v0_2::checker::CheckerPre::new(pre).map_err(link)?)
+                }
+            };
+            (PluginKind::Check, wit, pre)
+        } else if let Some(wit) = exported("formatter") {
+            let pre = match wit {
+                WitVersion::V0_1 => {
+                    Pre::FormatterV0_1(v0_1::formatter::AlertFormatterPre::new(pre).map_err(link)?)
+                }
+                WitVersion::V0_2 => {
+                    Pre::FormatterV0_2(v0_2::formatter::AlertFormatterPre::new(pre).map_err(link)?)
+                }
+            };
+            (PluginKind::Formatter, wit, pre)
         } else {
             return Err(PluginError::WrongInterface {
                 name: name.to_owned(),
                 exports,
+                unknown: None,
             });
         };
         Ok(Plugin {
             name: name.into(),
             kind,
+            wit,
             hash,
             imports,
             exports,
@@ -446,7 +559,8 @@ impl PluginHost {
         (store, stderr)
     }
 
-    /// Runs a check plugin on one response.
+    /// Runs a check plugin on one response. A plugin built against an older WIT version gets
+    /// the response less the fields added since (a copy).
     pub async fn check(
         &self,
         plugin: &Plugin,
@@ -454,20 +568,34 @@ impl PluginHost {
         config: &str,
         response: &types::Response,
     ) -> Result<Result<types::CheckResult, String>, CallFailure> {
-        let Pre::Check(pre) = &plugin.pre else {
-            return Err(CallFailure(format!(
+        match &plugin.pre {
+            Pre::CheckV0_2(pre) => {
+                self.call(plugin, limits, async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .sitewatch_plugin_check()
+                        .call_check(&mut *store, config, response)
+                        .await
+                })
+                .await
+            }
+            Pre::CheckV0_1(pre) => {
+                let response = bindings::response_v0_1(response);
+                self.call(plugin, limits, async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    let result = instance
+                        .sitewatch_plugin_check()
+                        .call_check(&mut *store, config, &response)
+                        .await?;
+                    Ok(result.map(bindings::check_result_from_v0_1))
+                })
+                .await
+            }
+            Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) => Err(CallFailure(format!(
                 "plugin {} is a {}, not a check",
                 plugin.name, plugin.kind
-            )));
-        };
-        self.call(plugin, limits, async |store| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            instance
-                .sitewatch_plugin_check()
-                .call_check(&mut *store, config, response)
-                .await
-        })
-        .await
+            ))),
+        }
     }
 
     /// Runs a formatter plugin on one alert.
@@ -478,20 +606,33 @@ impl PluginHost {
         config: &str,
         alert: &types::Alert,
     ) -> Result<Result<String, String>, CallFailure> {
-        let Pre::Formatter(pre) = &plugin.pre else {
-            return Err(CallFailure(format!(
+        match &plugin.pre {
+            Pre::FormatterV0_2(pre) => {
+                self.call(plugin, limits, async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .sitewatch_plugin_formatter()
+                        .call_format(&mut *store, config, alert)
+                        .await
+                })
+                .await
+            }
+            Pre::FormatterV0_1(pre) => {
+                let alert = bindings::alert_v0_1(alert);
+                self.call(plugin, limits, async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .sitewatch_plugin_formatter()
+                        .call_format(&mut *store, config, &alert)
+                        .await
+                })
+                .await
+            }
+            Pre::CheckV0_1(_) | Pre::CheckV0_2(_) => Err(CallFailure(format!(
                 "plugin {} is a {}, not a formatter",
                 plugin.name, plugin.kind
-            )));
-        };
-        self.call(plugin, limits, async |store| {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            instance
-                .sitewatch_plugin_formatter()
-                .call_format(&mut *store, config, alert)
-                .await
-        })
-        .await
+            ))),
+        }
     }
 
     /// Runs `call` in a fresh store with the call's limits, in one of the call slots, and names
@@ -583,4 +724,49 @@ fn bytes(n: u64) -> String {
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_of_a_name_is_one_the_host_links_or_none() {
+        let of = WitVersion::of;
+        assert_eq!(of("sitewatch:plugin/check@0.1.0"), Some(WitVersion::V0_1));
+        assert_eq!(of("sitewatch:plugin/host@0.1.3"), Some(WitVersion::V0_1));
+        assert_eq!(of("sitewatch:plugin/check@0.2.0"), Some(WitVersion::V0_2));
+        assert_eq!(of("sitewatch:plugin/types@0.2.7"), Some(WitVersion::V0_2));
+        for unknown in [
+            "sitewatch:plugin/check@0.9.0",
+            "sitewatch:plugin/check@0.10.0",
+            "sitewatch:plugin/check@0.20.0",
+            "sitewatch:plugin/check@1.0.0",
+            "sitewatch:plugin/check",
+            "wasi:io/streams@0.2.6",
+        ] {
+            assert_eq!(of(unknown), None, "{unknown}");
+        }
+        assert_eq!(
+            sitewatch_interface("sitewatch:plugin/formatter@0.2.0"),
+            Some(("formatter", WitVersion::V0_2))
+        );
+        assert_eq!(
+            WitVersion::NEWEST.interface("check"),
+            "sitewatch:plugin/check@0.2.0"
+        );
+    }
+
+    #[test]
+    fn an_unknown_version_is_named_with_the_one_to_rebuild_against() {
+        let e = PluginError::WrongInterface {
+            name: "p".into(),
+            exports: vec!["sitewatch:plugin/check@0.9.0".into()],
+            unknown: Some("sitewatch:plugin/check@0.9.0".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "plugin p: exports neither `sitewatch:plugin/check` nor `sitewatch:plugin/formatter` of a WIT version this host speaks (0.1.0, 0.2.0) (it exports `sitewatch:plugin/check@0.9.0`); it was built against another version of the sitewatch:plugin WIT (sitewatch:plugin/check@0.9.0); rebuild it against sitewatch:plugin@0.2.0 (wit/0.2.0/plugin.wit)"
+        );
+    }
 }

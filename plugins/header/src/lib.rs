@@ -5,7 +5,7 @@
 //! `{"name": "cache-control", "contains": "max-age"}`, `{"name": "server", "equals": "nginx"}`,
 //! `{"name": "content-type", "matches": "^application/json"}`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Header, Response, Verdict};

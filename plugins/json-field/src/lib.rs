@@ -5,7 +5,7 @@
 //! string value), `min` / `max` (for a number). With `"metric": "name"` a numeric field is also
 //! recorded as a metric (default name: `json.<path>`).
 
-wit_bindgen::generate!({ path: "../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //!
 //! Config (optional): `{"extra": {"team": "ops"}}` adds fixed fields to every object.
 
-wit_bindgen::generate!({ path: "../../wit", world: "alert-formatter" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "alert-formatter" });
 
 use exports::sitewatch::plugin::formatter::Guest;
 use serde_json::{Map, Value, json};

@@ -4,7 +4,7 @@
 //! `{"contains": "OK"}`, `{"lacks": "error"}`, `{"matches": "version \\d+"}`,
 //! `{"not_matches": "(?i)maintenance"}`, `{"case_insensitive": true}` (for contains/lacks).
 
-wit_bindgen::generate!({ path: "../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Response, Verdict};

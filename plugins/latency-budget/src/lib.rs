@@ -2,7 +2,7 @@
 //!
 //! Config: `{"ttfb_ms": 200}`, `{"response_ms": 500}` or both.
 
-wit_bindgen::generate!({ path: "../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Response, Timings, Verdict};

@@ -2,7 +2,7 @@
 //!
 //! Config (optional): `{"heading": "##"}` sets the heading level (default `###`).
 
-wit_bindgen::generate!({ path: "../../wit", world: "alert-formatter" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "alert-formatter" });
 
 use exports::sitewatch::plugin::formatter::Guest;
 use sitewatch::plugin::types::{Alert, AlertKind};

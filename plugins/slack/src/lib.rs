@@ -2,7 +2,7 @@
 //!
 //! Config (all optional): `{"channel": "#ops", "username": "sitewatch", "icon_emoji": ":rotating_light:"}`.
 
-wit_bindgen::generate!({ path: "../../wit", world: "alert-formatter" });
+wit_bindgen::generate!({ path: "../../wit/0.1.0", world: "alert-formatter" });
 
 use exports::sitewatch::plugin::formatter::Guest;
 use serde_json::{Value, json};

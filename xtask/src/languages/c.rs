@@ -1,8 +1,8 @@
 //! C plugins: Debian's clang, lld and wasi-libc compile the sources for `wasm32-wasi`
-//! (preview 1), against bindings that `wit-bindgen-c` generates from `wit/`; `wit-component`
-//! (the library behind `wasm-tools component new`) then wraps the module into a component with
-//! wasmtime's preview1 reactor adapter. Both run in-process here, so only the C toolchain has to
-//! be installed.
+//! (preview 1), against bindings that `wit-bindgen-c` generates from the plugin's WIT version
+//! (`wit/<version>/`); `wit-component` (the library behind `wasm-tools component new`) then
+//! wraps the module into a component with wasmtime's preview1 reactor adapter. Both run
+//! in-process here, so only the C toolchain has to be installed.
 
 use super::{Missing, World};
 use crate::{root, run};
@@ -65,11 +65,11 @@ pub fn install_toolchain() -> anyhow::Result<()> {
     super::apt_install(PACKAGES)
 }
 
-/// Writes the C bindings of `world` (`<world>.h`, `<world>.c`, `<world>_component_type.o`)
-/// into `dir`.
-pub fn generate_bindings(world: World, dir: &Path) -> anyhow::Result<()> {
+/// Writes the C bindings of `world` of the WIT package in `wit` (`<world>.h`, `<world>.c`,
+/// `<world>_component_type.o`) into `dir`.
+pub fn generate_bindings(world: World, wit: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut resolve = wit_parser::Resolve::default();
-    let (package, _) = resolve.push_dir(root().join("wit"))?;
+    let (package, _) = resolve.push_dir(wit)?;
     let id = resolve.select_world(&[package], Some(world.name()))?;
     let mut files = wit_bindgen_core::Files::default();
     wit_bindgen_c::Opts::default()
@@ -98,8 +98,8 @@ pub fn componentize(core: &[u8]) -> anyhow::Result<Vec<u8>> {
 }
 
 /// The component built from the `.c` files in `src`.
-pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
-    generate_bindings(world, scratch)?;
+pub fn build(src: &Path, world: World, wit: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
+    generate_bindings(world, wit, scratch)?;
     let stem = world.name().replace('-', "_");
     let mut sources: Vec<_> = std::fs::read_dir(src)
         .with_context(|| format!("reading {}", src.display()))?

@@ -59,7 +59,7 @@ pub fn install_toolchain() -> anyhow::Result<()> {
 }
 
 /// The component built from `src`.
-pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn build(src: &Path, world: World, wit: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     let entry = src.join("plugin.js");
     if !entry.is_file() {
         bail!("{} has no plugin.js", src.display());
@@ -70,7 +70,7 @@ pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>
     run(Command::new(program())
         .arg(&entry)
         .arg("--wit")
-        .arg(root().join("wit"))
+        .arg(wit)
         .args(["--world-name", world.name()])
         .args(["--disable", "http", "fetch-event"])
         .arg("-o")

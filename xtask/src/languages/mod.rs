@@ -1,6 +1,8 @@
 //! Plugins written in languages other than Rust: `plugins/<language>/<name>/`. Each language
 //! knows how to find (or install) its toolchain and how to turn a plugin folder into a component.
-//! A build lands in `target/plugins/<name>-<language>.wasm`.
+//! A build lands in `target/plugins/<name>-<language>.wasm`. A folder may name the WIT version
+//! it is written against in a `wit-version` file ([`wit_of`]) and a formatter its world in a
+//! `world` file ([`world_of`]).
 
 mod c;
 mod js;
@@ -95,8 +97,9 @@ impl Language {
         }
     }
 
-    /// Builds the plugin in `src` (against `world`) into the component `out`, written atomically.
-    pub fn build(self, src: &Path, world: World, out: &Path) -> anyhow::Result<()> {
+    /// Builds the plugin in `src` (against `world` of the WIT package in the folder `wit`) into
+    /// the component `out`, written atomically.
+    pub fn build(self, src: &Path, world: World, wit: &Path, out: &Path) -> anyhow::Result<()> {
         let scratch = crate::root()
             .join("target/plugin-build")
             .join(self.dir())
@@ -108,9 +111,9 @@ impl Language {
         std::fs::create_dir_all(&scratch)
             .with_context(|| format!("creating {}", scratch.display()))?;
         let component = match self {
-            Language::C => c::build(src, world, &scratch)?,
-            Language::Python => python::build(src, world, &scratch)?,
-            Language::Js => js::build(src, world, &scratch)?,
+            Language::C => c::build(src, world, wit, &scratch)?,
+            Language::Python => python::build(src, world, wit, &scratch)?,
+            Language::Js => js::build(src, world, wit, &scratch)?,
         };
         crate::plugins::write_atomically(out, &component)
     }
@@ -149,6 +152,33 @@ pub fn world_of(src: &Path) -> anyhow::Result<World> {
             file.display()
         ),
     }
+}
+
+/// The WIT version a plugin folder names in its `wit-version` file when it has none: the only
+/// version there was before the file existed, so a folder written then keeps building against
+/// the same interface.
+pub const DEFAULT_WIT_VERSION: &str = "0.1.0";
+
+/// The folder of the WIT package a plugin's sources are written against: `wit/<version>/`, the
+/// version read from the plugin's `wit-version` file (e.g. `0.2.0`), or [`DEFAULT_WIT_VERSION`].
+pub fn wit_of(src: &Path) -> anyhow::Result<PathBuf> {
+    let file = src.join("wit-version");
+    let version = if file.exists() {
+        std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .trim()
+            .to_owned()
+    } else {
+        DEFAULT_WIT_VERSION.to_owned()
+    };
+    let dir = crate::root().join("wit").join(&version);
+    if version.is_empty() || version.contains(['/', '\\']) || !dir.join("plugin.wit").is_file() {
+        anyhow::bail!(
+            "{}: unknown WIT version `{version}` (the versions are the folders of wit/, e.g. `0.2.0`)",
+            file.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// Whether `program` runs (`program --version` or the given probe arguments succeed).

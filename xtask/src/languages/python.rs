@@ -1,8 +1,9 @@
 //! Python plugins: `componentize-py` (PyPI) bundles CPython, the plugin's module `app.py` (with
-//! any other `.py` files beside it) and bindings generated from `wit/` into one component.
+//! any other `.py` files beside it) and bindings generated from the plugin's WIT version
+//! (`wit/<version>/`) into one component.
 
 use super::{Missing, World};
-use crate::{root, run};
+use crate::run;
 use anyhow::{Context, bail};
 use std::path::Path;
 use std::process::Command;
@@ -45,7 +46,7 @@ pub fn install_toolchain() -> anyhow::Result<()> {
 }
 
 /// The component built from `src`.
-pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>> {
+pub fn build(src: &Path, world: World, wit: &Path, scratch: &Path) -> anyhow::Result<Vec<u8>> {
     if !src.join("app.py").is_file() {
         bail!("{} has no app.py", src.display());
     }
@@ -61,7 +62,7 @@ pub fn build(src: &Path, world: World, scratch: &Path) -> anyhow::Result<Vec<u8>
     let built = scratch.join("component.wasm");
     run(Command::new(PROGRAM)
         .arg("-d")
-        .arg(root().join("wit"))
+        .arg(wit)
         .args(["-w", world.name(), "componentize", "app", "-p"])
         .arg(&stage)
         .arg("-o")

@@ -1,6 +1,7 @@
 """{{name}}: a sitewatch check in Python (componentize-py). It fails when the response body is
 empty; change `judge` to decide what you need. `cargo xtask build-plugins` builds
-target/plugins/{{name}}-python.wasm. The site's `config` for this check arrives as JSON text.
+target/plugins/{{name}}-python.wasm (against the WIT version named in `wit-version`). The site's
+`config` for this check arrives as JSON text.
 """
 
 import json

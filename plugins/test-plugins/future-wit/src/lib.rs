@@ -1,4 +1,4 @@
-//! A check built against a future version of the WIT package (0.2.0). The host speaks 0.1 and
+//! A check built against a future version of the WIT package (0.9.0). The host speaks 0.1 and 0.2
 //! must refuse it at load time with a message naming the version.
 
 wit_bindgen::generate!({ path: "wit", world: "checker" });

@@ -3,7 +3,7 @@
 //! `trap` executes `unreachable`, `pass` passes, `fail` (or no mode) fails with an escape-laden
 //! reason.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Metric, Response, Verdict};

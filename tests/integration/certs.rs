@@ -363,3 +363,86 @@ async fn metrics_carry_the_earliest_expiry_the_version_and_the_leaf_of_tls_sites
     );
     prometheus::promtool_check_metrics(&text).unwrap_or_else(|e| panic!("promtool: {e}\n{text}"));
 }
+
+/// A certificate close to expiry warns once (`cert_expiring`), a renewal clears it
+/// (`cert_renewed`), a far one never warns, and an expired one is a down alert (kind `tls`)
+/// rather than a warning; a site's own `cert_warning` widens the warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_close_to_expiry_warns_until_it_is_renewed() {
+    use crate::support::binary::alert;
+    use crate::support::tls::RenewableServer;
+    let ca = TestCa::new();
+    let (soon, renewal) = (in_days(3), in_days(90));
+    let renewing =
+        RenewableServer::start(ca.issue_until("renewing.test", &["localhost"], soon)).await;
+    let far = RenewableServer::start(ca.issue_until("far.test", &["localhost"], in_days(60))).await;
+    let cautious =
+        RenewableServer::start(ca.issue_until("cautious.test", &["localhost"], in_days(60))).await;
+    let expired =
+        RenewableServer::start(ca.issue_until("expired.test", &["localhost"], in_days(-1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let mut run = Running::start_with(
+        dir,
+        &json!({
+            "sites": [
+                site("renewing", renewing.url("/"), json!({})),
+                site("far", far.url("/"), json!({})),
+                site("cautious", cautious.url("/"), json!({"alerting": {"cert_warning": "90d"}})),
+                site("expired", expired.url("/"), json!({})),
+            ],
+            "alerting": {"window": "1s"},
+            "dashboard": {"views": [{"window": "10s", "every": "500ms"}]}
+        }),
+        &[],
+    );
+    let warned = run
+        .wait_for(Duration::from_secs(10), alert("cert_expiring", "renewing"))
+        .await
+        .unwrap_or_else(|| panic!("a warning; stderr: {}", run.stderr()));
+    let message = warned["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Website renewing certificate expires in 2 days (not after ")
+            || message.starts_with("Website renewing certificate expires in 3 days (not after "),
+        "{message}"
+    );
+    assert_eq!(warned["condition"], "cert");
+    assert_eq!(unix(&warned["cert_expiry"]), soon.unix_timestamp());
+    run.wait_for(Duration::from_secs(5), alert("cert_expiring", "cautious"))
+        .await
+        .expect("60 days is within its own 90-day warning");
+    run.wait_for(Duration::from_secs(10), alert("down", "expired"))
+        .await
+        .expect("an expired certificate is a failed probe, so an outage");
+    run.wait_for(Duration::from_secs(5), |v| {
+        v["event"] == "stats"
+            && v["sites"][0]["cert_warning"] == true
+            && v["sites"][0]["cert_days"]
+                .as_i64()
+                .is_some_and(|d| (2..=3).contains(&d))
+    })
+    .await
+    .expect("the report shows the warning and the days left");
+
+    renewing.renew(ca.issue_until("renewing.test", &["localhost"], renewal));
+    let renewed = run
+        .wait_for(Duration::from_secs(10), alert("cert_renewed", "renewing"))
+        .await
+        .expect("the renewal clears the warning");
+    assert_eq!(unix(&renewed["cert_expiry"]), renewal.unix_timestamp());
+    assert_eq!(renewed["down_since"], warned["time"]);
+    run.collect_for(Duration::from_millis(600)).await;
+    for (site, kinds) in [
+        ("renewing", vec!["cert_expiring", "cert_renewed"]),
+        ("far", vec![]),
+        ("cautious", vec!["cert_expiring"]),
+        ("expired", vec!["down"]),
+    ] {
+        let got: Vec<_> = run
+            .of("alert", site)
+            .iter()
+            .map(|a| a["kind"].clone())
+            .collect();
+        assert_eq!(got, kinds, "{site}");
+    }
+}

@@ -93,9 +93,14 @@ async fn a_slow_site_is_degraded_then_down_wins_then_it_recovers_from_both() {
     let got = kinds(&run, "shop");
     let at = |k: &str| got.iter().position(|g| g == k).unwrap_or(usize::MAX);
     assert_eq!(got[0], "degraded", "{got:?}");
-    assert!(at("down") < at("recovered") && at("recovered") < at("degraded_recovered"), "{got:?}");
     assert!(
-        got[at("down")..at("recovered")].iter().all(|k| !k.starts_with("degraded")),
+        at("down") < at("recovered") && at("recovered") < at("degraded_recovered"),
+        "{got:?}"
+    );
+    assert!(
+        got[at("down")..at("recovered")]
+            .iter()
+            .all(|k| !k.starts_with("degraded")),
         "down wins over degraded: {got:?}"
     );
 }

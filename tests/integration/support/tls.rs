@@ -198,3 +198,65 @@ impl Drop for Http2OnlyServer {
         self.task.abort();
     }
 }
+
+/// An HTTPS server answering `200 ok` to every request (one per connection), whose certificate
+/// can be replaced while it runs: a renewal, as a site's operator does it.
+pub struct RenewableServer {
+    pub addr: SocketAddr,
+    config: Arc<std::sync::Mutex<Arc<rustls::ServerConfig>>>,
+    task: JoinHandle<()>,
+}
+
+impl RenewableServer {
+    pub async fn start(identity: Identity) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Arc::new(std::sync::Mutex::new(Arc::new(server_config(
+            identity,
+            b"http/1.1".to_vec(),
+        ))));
+        let current = Arc::clone(&config);
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor =
+                    tokio_rustls::TlsAcceptor::from(Arc::clone(&current.lock().unwrap()));
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        Self { addr, config, task }
+    }
+
+    /// Serves `identity` from the next connection on.
+    pub fn renew(&self, identity: Identity) {
+        *self.config.lock().unwrap() = Arc::new(server_config(identity, b"http/1.1".to_vec()));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.addr.port())
+    }
+}
+
+impl Drop for RenewableServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

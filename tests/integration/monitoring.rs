@@ -238,7 +238,7 @@ async fn a_site_rule_overrides_the_threshold_and_a_post_sends_its_body() {
     // Every other probe fails: 50% availability.
     let server = TestServer::start(move |_| {
         let n = f.fetch_add(1, Ordering::SeqCst);
-        Reply::status(if n % 2 == 0 { 200 } else { 500 })
+        Reply::status(if n.is_multiple_of(2) { 200 } else { 500 })
     })
     .await;
     let receiver = Receiver::start(|r, _| {
@@ -346,7 +346,7 @@ async fn a_reload_changes_a_sites_rule_and_windows_without_restarting_it() {
     let f = Arc::clone(&flaky);
     let server = TestServer::start(move |_| {
         let n = f.fetch_add(1, Ordering::SeqCst);
-        Reply::status(if n % 2 == 0 { 200 } else { 500 })
+        Reply::status(if n.is_multiple_of(2) { 200 } else { 500 })
     })
     .await;
     let site = json!({"name": "half", "url": server.url("/"), "interval": "100ms"});

@@ -5,7 +5,6 @@ use crate::alert::{Alert, Condition, open_alert};
 use crate::event::{SiteReport, StatsReport};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The stats of every stored site (or just `site`) from `now - since` to `now`; availability is
@@ -40,9 +39,6 @@ pub fn stats_since(
             .rev()
             .find_map(|m| m.tls.as_ref()?.earliest_expiry());
         sites.push(SiteReport {
-            site: name.into(),
-            url: url.into(),
-            stats: crate::stats::summarize(&ms),
             maintenance_probes: if include_maintenance {
                 0
             } else {
@@ -50,13 +46,9 @@ pub fn stats_since(
             },
             down,
             degraded: !down && open(Condition::Degraded).is_some(),
-            maintenance: None,
             cert_expiry,
             cert_warning: open(Condition::Cert).is_some(),
-            tags: Arc::from([]),
-            skipped_ticks: 0,
-            tls_insecure: false,
-            last_error: None,
+            ..SiteReport::new(name.into(), url.into(), crate::stats::summarize(&ms))
         });
     }
     Ok(StatsReport {

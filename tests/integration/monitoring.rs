@@ -9,6 +9,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::Duration;
 
+/// A server whose every other answer is a 500: 50% availability.
+async fn half_failing() -> TestServer {
+    let count = AtomicU16::new(0);
+    TestServer::start(move |_| {
+        let n = count.fetch_add(1, Ordering::SeqCst);
+        Reply::status(if n.is_multiple_of(2) { 200 } else { 500 })
+    })
+    .await
+}
+
 async fn get(url: &str) -> String {
     let r = crate::support::http_client().get(url).send().await.unwrap();
     assert!(r.status().is_success(), "{url}: {}", r.status());
@@ -233,14 +243,7 @@ async fn no_down_alert_fires_in_a_maintenance_window_and_the_report_leaves_it_ou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_rule_overrides_the_threshold_and_a_post_sends_its_body() {
-    let flaky = Arc::new(AtomicU16::new(0));
-    let f = Arc::clone(&flaky);
-    // Every other probe fails: 50% availability.
-    let server = TestServer::start(move |_| {
-        let n = f.fetch_add(1, Ordering::SeqCst);
-        Reply::status(if n.is_multiple_of(2) { 200 } else { 500 })
-    })
-    .await;
+    let server = half_failing().await;
     let receiver = Receiver::start(|r, _| {
         if r.method == "POST"
             && r.header("content-type") == Some("application/json")
@@ -342,13 +345,7 @@ fn save(path: &std::path::Path, value: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_changes_a_sites_rule_and_windows_without_restarting_it() {
-    let flaky = Arc::new(AtomicU16::new(0));
-    let f = Arc::clone(&flaky);
-    let server = TestServer::start(move |_| {
-        let n = f.fetch_add(1, Ordering::SeqCst);
-        Reply::status(if n.is_multiple_of(2) { 200 } else { 500 })
-    })
-    .await;
+    let server = half_failing().await;
     let site = json!({"name": "half", "url": server.url("/"), "interval": "100ms"});
     let mut run = Running::start(&config(json!([site.clone()])));
     run.wait_for(Duration::from_secs(10), alert("down", "half"))

@@ -90,27 +90,19 @@ pub fn run() {
             probes_total: 0,
             sites: names
                 .iter()
-                .map(|(s, u)| SiteReport {
-                    site: Arc::clone(s),
-                    url: Arc::clone(u),
-                    stats: sitewatch::stats::WindowStats {
-                        checks: 30,
-                        ok: 28,
-                        availability: Some(28.0 / 30.0),
-                        response_ms: None,
-                        ttfb_ms: None,
-                        status_codes: [("200", 28), ("503", 2)].into_iter().collect(),
-                    },
-                    down: false,
-                    degraded: false,
-                    maintenance: None,
-                    cert_expiry: None,
-                    cert_warning: false,
-                    tags: std::sync::Arc::from([]),
-                    maintenance_probes: 0,
-                    skipped_ticks: 0,
-                    tls_insecure: false,
-                    last_error: None,
+                .map(|(s, u)| {
+                    SiteReport::new(
+                        Arc::clone(s),
+                        Arc::clone(u),
+                        sitewatch::stats::WindowStats {
+                            checks: 30,
+                            ok: 28,
+                            availability: Some(28.0 / 30.0),
+                            response_ms: None,
+                            ttfb_ms: None,
+                            status_codes: [("200", 28), ("503", 2)].into_iter().collect(),
+                        },
+                    )
                 })
                 .collect(),
         });

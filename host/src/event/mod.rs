@@ -341,6 +341,26 @@ pub struct SiteReport {
 }
 
 impl SiteReport {
+    /// A report of a site that is simply up: not down, degraded or in maintenance, no warning,
+    /// no tags, nothing skipped.
+    pub fn new(site: Arc<str>, url: Arc<str>, stats: WindowStats) -> Self {
+        Self {
+            site,
+            url,
+            stats,
+            down: false,
+            degraded: false,
+            maintenance: None,
+            cert_expiry: None,
+            cert_warning: false,
+            tags: Arc::from([]),
+            maintenance_probes: 0,
+            skipped_ticks: 0,
+            tls_insecure: false,
+            last_error: None,
+        }
+    }
+
     /// The states to show beside the figures, most urgent first: `DOWN`, `DEGRADED`,
     /// `MAINTENANCE`, `CERT` (a certificate warning is open). Empty for a site that is simply up.
     pub fn states(&self) -> Vec<&'static str> {

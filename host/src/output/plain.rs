@@ -148,20 +148,8 @@ mod tests {
 
     #[test]
     fn table_shows_stats_and_no_data() {
-        let site = |name: &str, stats: WindowStats| SiteReport {
-            site: name.into(),
-            url: "http://x/".into(),
-            stats,
-            down: false,
-            degraded: false,
-            maintenance: None,
-            cert_expiry: None,
-            cert_warning: false,
-            tags: std::sync::Arc::from([]),
-            maintenance_probes: 0,
-            skipped_ticks: 0,
-            tls_insecure: false,
-            last_error: None,
+        let site = |name: &str, stats: WindowStats| {
+            SiteReport::new(name.into(), "http://x/".into(), stats)
         };
         let report = StatsReport {
             view: "10m".into(),

@@ -4,32 +4,26 @@ use chrono::DateTime;
 
 fn site(name: &str, availability: Option<f64>, down: bool) -> SiteReport {
     SiteReport {
-        site: name.into(),
-        url: format!("http://{name}/").into(),
-        stats: WindowStats {
-            checks: 10,
-            ok: (availability.unwrap_or(0.0) * 10.0) as u32,
-            availability,
-            response_ms: availability.map(|_| ResponseSummary {
-                avg: 2.5,
-                max: 4.0,
-                p50: 2.0,
-                p95: 3.5,
-                p99: 4.0,
-            }),
-            ttfb_ms: availability.map(|_| TtfbSummary { avg: 1.5, max: 2.0 }),
-            status_codes: [("200", 10)].into(),
-        },
         down,
-        degraded: false,
-        maintenance: None,
-        cert_expiry: None,
-        cert_warning: false,
-        tags: std::sync::Arc::from([]),
-        maintenance_probes: 0,
-        skipped_ticks: 0,
-        tls_insecure: false,
         last_error: down.then(|| "connect: refused".to_owned()),
+        ..SiteReport::new(
+            name.into(),
+            format!("http://{name}/").into(),
+            WindowStats {
+                checks: 10,
+                ok: (availability.unwrap_or(0.0) * 10.0) as u32,
+                availability,
+                response_ms: availability.map(|_| ResponseSummary {
+                    avg: 2.5,
+                    max: 4.0,
+                    p50: 2.0,
+                    p95: 3.5,
+                    p99: 4.0,
+                }),
+                ttfb_ms: availability.map(|_| TtfbSummary { avg: 1.5, max: 2.0 }),
+                status_codes: [("200", 10)].into(),
+            },
+        )
     }
 }
 

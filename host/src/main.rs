@@ -589,8 +589,18 @@ async fn plugin_test_cases(
 /// Logs go to stderr or a file, never to stdout (which carries the output). Under the live display,
 /// stderr would tear the screen, so logs then go to `sitewatch.log` unless `--log-file` says where.
 fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The HTTP crates' debug lines name the hosts and URLs requested, which may come from
+    // `${NAME}` variables: they are capped at info unless RUST_LOG names the crate.
+    for krate in ["reqwest", "hyper", "hyper_util", "h2", "rustls"] {
+        if !asked.contains(krate)
+            && let Ok(d) = format!("{krate}=info").parse()
+        {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {

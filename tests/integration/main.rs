@@ -9,6 +9,7 @@ mod alert_path;
 mod alertmanager_selftest;
 mod chromium_selftest;
 mod cli;
+mod config_secrets;
 mod conformance;
 mod core;
 mod faults;

@@ -23,7 +23,7 @@ pub enum Command {
     /// Watch the sites in the config (the default).
     Run(RunArgs),
     /// Validate the config and exit: 0 when valid, 2 with a message when not.
-    CheckConfig(ConfigArg),
+    CheckConfig(CheckConfigArgs),
     /// Print the stats of a past timeframe from the store.
     Report(ReportArgs),
     /// List the stored alerts, newest first.
@@ -120,6 +120,16 @@ pub struct PluginTestArgs {
     pub memory_limit_mib: u64,
     #[arg(long, short, value_enum, default_value = "plain")]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the resolved config as JSON, every default filled in; secrets (values from the
+    /// environment, tokens, credential headers) are shown as `***`.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -19,9 +19,19 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command() {
-        Command::CheckConfig(arg) => match Config::load(&arg.config) {
+        Command::CheckConfig(args) => match Config::load(&args.config.config) {
+            Ok(c) if args.print => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", sitewatch::config::print::to_json(&c))
+                    .and_then(|()| out.flush())
+                    .context("printing the config")
+            }
             Ok(c) => {
-                println!("{}: valid, {} sites", arg.config.display(), c.sites.len());
+                println!(
+                    "{}: valid, {} sites",
+                    args.config.config.display(),
+                    c.sites.len()
+                );
                 Ok(())
             }
             Err(e) => return config_error(&e),

@@ -5,6 +5,7 @@
 pub mod diff;
 mod expand;
 pub mod notify;
+pub mod print;
 pub mod raw;
 pub mod rules;
 pub mod values;

@@ -126,6 +126,8 @@ pub struct NotifierConfig {
     pub service: Service,
     /// The endpoint (for email: none). A secret when it came from `url_env`.
     pub url: Option<Secret<Url>>,
+    /// The endpoint came from `url_env` (it holds the credential).
+    pub url_from_env: bool,
     /// The alert kinds it sends.
     pub on: Vec<AlertKind>,
     /// Only these sites, when set.
@@ -762,6 +764,7 @@ fn resolve_one(
         name,
         service,
         url,
+        url_from_env: r.url_env.is_some(),
         on,
         sites: r.sites,
         tags: r.tags,

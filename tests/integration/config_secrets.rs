@@ -208,6 +208,7 @@ async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_w
     for args in [
         &["report", "--since", "1h"][..],
         &["report", "--since", "1h", "--output", "json"],
+        &["check-config", "--print"],
     ] {
         let out = std::process::Command::new(BIN)
             .args(args)
@@ -245,7 +246,7 @@ async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_w
         ("the server's answers", served.as_bytes()),
         ("stdout (plain)", &plain.stdout),
         ("stderr (plain)", &plain.stderr),
-        ("report", &reports),
+        ("report and check-config --print", &reports),
     ]);
 }
 
@@ -276,7 +277,7 @@ fn a_missing_variable_is_a_config_error_naming_it_the_field_and_the_site() {
         {"name": "also-fine", "url": "http://127.0.0.1:9/"},
         {"name": "api", "url": "http://127.0.0.1:9/?key=${SW_NOT_SET}"},
     ]});
-    for args in [&["check-config"][..], &["--output", "json"]] {
+    for args in [&["check-config"][..], &["--output", "json"], &["check-config", "--print"]] {
         let (code, text) = run_without_env(&config, args);
         assert_eq!(code, 2, "{args:?}: {text}");
         assert!(
@@ -352,4 +353,45 @@ async fn a_reload_that_names_a_missing_variable_is_rejected_naming_it() {
     assert!(authorized.load(Ordering::SeqCst) > before);
     let stdout: String = run.events.iter().map(|e| e.to_string()).collect();
     no_secret(&[("stdout", stdout.as_bytes()), ("stderr", run.stderr().as_bytes())]);
+}
+
+#[test]
+fn check_config_print_fills_in_every_default_and_shows_secrets_as_stars() {
+    let config = json!({
+        "sites": [
+            {"name": "api", "url": "http://127.0.0.1:9/health?key=${SW_SITE_KEY}",
+             "headers": {"Authorization": "Bearer ${SW_SITE_TOKEN}", "Accept": "text/plain"},
+             "tags": ["prod"]},
+        ],
+        "notify": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/hook",
+                    "headers": {"X-Hook": "${SW_HOOK_SECRET}"}, "tags": ["prod"]}],
+        "server": {"auth_token_env": "SW_HOOK_SECRET"},
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--print", "--config"])
+        .arg(&path)
+        .envs(env())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("\"interval\": \"30s\""), "{text}");
+    assert!(text.contains("\"***\""), "{text}");
+    no_secret(&[("check-config --print", out.stdout.as_slice()), ("its stderr", &out.stderr)]);
+    let v: Value = serde_json::from_str(&text).expect("JSON");
+    let site = &v["sites"][0];
+    assert_eq!(site["url"], "http://127.0.0.1:9/health?key=${SW_SITE_KEY}");
+    assert_eq!(site["headers"]["authorization"], "***");
+    assert_eq!(site["headers"]["accept"], "text/plain");
+    assert_eq!(site["timeout"], "10s");
+    assert_eq!(site["alerting"]["window"], "2m");
+    assert_eq!(site["tags"], json!(["prod"]));
+    assert_eq!(v["notify"][0]["headers"]["X-Hook"], "***");
+    assert_eq!(v["notify"][0]["tags"], json!(["prod"]));
+    assert_eq!(v["server"]["listen"], "127.0.0.1:9184");
+    assert_eq!(v["server"]["auth_token"], "***");
+    assert_eq!(v["storage"]["retention"], "7days");
 }

@@ -114,15 +114,34 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The config for `report` and `alerts`: `None` when the file does not exist, unless `--tag`
+/// needs it (tags are not stored); and the tag filter.
+fn config_for_tags(
+    arg: &sitewatch::cli::ConfigArg,
+    tags: &[String],
+) -> anyhow::Result<(Option<Config>, Option<sitewatch::report::TagFilter>)> {
+    if !arg.config.exists() {
+        anyhow::ensure!(
+            tags.is_empty(),
+            "--tag needs the config, where tags are (the store keeps none): {} does not exist; name it with --config",
+            arg.config.display()
+        );
+        return Ok((None, None));
+    }
+    let config = Config::load(&arg.config)?;
+    let filter = sitewatch::report::TagFilter::new(&config, tags, "--tag")
+        .with_context(|| format!("--tag: in {}", arg.config.display()))?;
+    Ok((Some(config), filter))
+}
+
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
     // The configured threshold colours availability; no config file means the default one.
-    let threshold = if args.config.config.exists() {
-        Config::load(&args.config.config)?.alerting.threshold
-    } else {
-        sitewatch::config::DEFAULT_THRESHOLD
-    };
-    let report = sitewatch::report::stats_since(
+    let (config, filter) = config_for_tags(&args.config, &args.tag)?;
+    let threshold = config.as_ref().map_or(sitewatch::config::DEFAULT_THRESHOLD, |c| {
+        c.alerting.threshold
+    });
+    let mut report = sitewatch::report::stats_since(
         &store,
         args.since,
         args.site.as_deref(),
@@ -130,13 +149,22 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         threshold,
         args.include_maintenance,
     )?;
-    if let Some(site) = &args.site
-        && report.sites.is_empty()
-    {
-        anyhow::bail!(
-            "no measurements of site \"{site}\" in the last {}",
-            humantime::format_duration(args.since)
-        );
+    if let Some(c) = &config {
+        sitewatch::report::tag_report(&mut report, c, filter.as_ref());
+    }
+    let period = humantime::format_duration(args.since);
+    match (&args.site, &filter) {
+        (Some(site), None) if report.sites.is_empty() => {
+            anyhow::bail!("no measurements of site \"{site}\" in the last {period}")
+        }
+        (Some(site), Some(f)) if report.sites.is_empty() => anyhow::bail!(
+            "no measurements of site \"{site}\" {} in the last {period}",
+            f.describe()
+        ),
+        (None, Some(f)) if report.sites.is_empty() => {
+            anyhow::bail!("no measurements of sites {} in the last {period}", f.describe())
+        }
+        _ => {}
     }
     let mut out = std::io::stdout().lock();
     write_event(args.output, &mut out, &Event::Stats(report))?;
@@ -205,13 +233,26 @@ fn maintenance_list(
 
 fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
-    let alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
+    // Read only for --tag: a config that no longer loads must not hide the stored alerts.
+    let filter = if args.tag.is_empty() {
+        None
+    } else {
+        config_for_tags(&args.config, &args.tag)?.1
+    };
+    let mut alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
+    if let Some(f) = &filter {
+        alerts.retain(|(a, _)| f.matches(&a.site));
+    }
     let mut out = std::io::stdout().lock();
     let json = args.output == sitewatch::output::OutputFormat::Json;
     if alerts.is_empty() && !json {
         writeln!(
             out,
-            "no alerts in the last {}",
+            "no alerts{} in the last {}",
+            filter
+                .as_ref()
+                .map(|f| format!(" of sites {}", f.describe()))
+                .unwrap_or_default(),
             humantime::format_duration(args.since)
         )?;
     }

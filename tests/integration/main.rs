@@ -26,5 +26,6 @@ mod shapes_selftest;
 mod smtp_selftest;
 mod soak;
 mod storage;
+mod tags;
 mod tls;
 mod tty;

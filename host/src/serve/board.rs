@@ -15,6 +15,8 @@ pub const PROBES_KEPT: usize = 30;
 pub struct SiteState {
     pub site: Arc<str>,
     pub url: Arc<str>,
+    /// From the config; the first one groups the site on the status page.
+    pub tags: Arc<[String]>,
     pub down: bool,
     /// When the current outage began, when known.
     pub down_since: Option<DateTime<Utc>>,
@@ -68,11 +70,13 @@ impl Board {
                             .unwrap_or_else(|| SiteState {
                                 site: Arc::clone(&ws.site),
                                 url: Arc::clone(&ws.url),
+                                tags: Arc::clone(&ws.tags),
                                 down: false,
                                 down_since: None,
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
+                        site.tags = Arc::clone(&ws.tags);
                         if !ws.down {
                             site.down_since = None;
                         }

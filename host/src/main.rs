@@ -138,9 +138,11 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
     // The configured threshold colours availability; no config file means the default one.
     let (config, filter) = config_for_tags(&args.config, &args.tag)?;
-    let threshold = config.as_ref().map_or(sitewatch::config::DEFAULT_THRESHOLD, |c| {
-        c.alerting.threshold
-    });
+    let threshold = config
+        .as_ref()
+        .map_or(sitewatch::config::DEFAULT_THRESHOLD, |c| {
+            c.alerting.threshold
+        });
     let mut report = sitewatch::report::stats_since(
         &store,
         args.since,
@@ -162,7 +164,10 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
             f.describe()
         ),
         (None, Some(f)) if report.sites.is_empty() => {
-            anyhow::bail!("no measurements of sites {} in the last {period}", f.describe())
+            anyhow::bail!(
+                "no measurements of sites {} in the last {period}",
+                f.describe()
+            )
         }
         _ => {}
     }

@@ -221,7 +221,9 @@ mod tests {
     fn a_site_matches_when_it_has_any_of_the_tags() {
         let c = config();
         assert_eq!(TagFilter::new(&c, &[], "--tag"), Ok(None));
-        let f = TagFilter::new(&c, &tags(&["eu"]), "--tag").unwrap().unwrap();
+        let f = TagFilter::new(&c, &tags(&["eu"]), "--tag")
+            .unwrap()
+            .unwrap();
         assert!(f.matches("a") && !f.matches("b") && !f.matches("c"));
         let f = TagFilter::new(&c, &tags(&["prod,staging", "eu"]), "--tag")
             .unwrap()

@@ -129,7 +129,10 @@ async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_w
         })
         .await
         .unwrap_or_else(|| panic!("an authorized probe; stderr: {}", run.stderr()));
-    assert!(authorized.load(Ordering::SeqCst) > 0, "the site saw both secrets");
+    assert!(
+        authorized.load(Ordering::SeqCst) > 0,
+        "the site saw both secrets"
+    );
     let shown = server.url("/health?key=${SW_SITE_KEY}");
     assert_eq!(probe["url"], shown.as_str(), "the URL as written");
     let failed = |site: &'static str| {
@@ -139,7 +142,10 @@ async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_w
         .wait_for(Duration::from_secs(10), failed("loop"))
         .await
         .expect("the redirect loop fails");
-    assert_eq!(looped["url"], server.url("/loop?key=${SW_SITE_KEY}").as_str());
+    assert_eq!(
+        looped["url"],
+        server.url("/loop?key=${SW_SITE_KEY}").as_str()
+    );
     let slow = run
         .wait_for(Duration::from_secs(10), failed("slow"))
         .await
@@ -277,7 +283,11 @@ fn a_missing_variable_is_a_config_error_naming_it_the_field_and_the_site() {
         {"name": "also-fine", "url": "http://127.0.0.1:9/"},
         {"name": "api", "url": "http://127.0.0.1:9/?key=${SW_NOT_SET}"},
     ]});
-    for args in [&["check-config"][..], &["--output", "json"], &["check-config", "--print"]] {
+    for args in [
+        &["check-config"][..],
+        &["--output", "json"],
+        &["check-config", "--print"],
+    ] {
         let (code, text) = run_without_env(&config, args);
         assert_eq!(code, 2, "{args:?}: {text}");
         assert!(
@@ -352,7 +362,10 @@ async fn a_reload_that_names_a_missing_variable_is_rejected_naming_it() {
     );
     assert!(authorized.load(Ordering::SeqCst) > before);
     let stdout: String = run.events.iter().map(|e| e.to_string()).collect();
-    no_secret(&[("stdout", stdout.as_bytes()), ("stderr", run.stderr().as_bytes())]);
+    no_secret(&[
+        ("stdout", stdout.as_bytes()),
+        ("stderr", run.stderr().as_bytes()),
+    ]);
 }
 
 #[test]
@@ -377,10 +390,17 @@ fn check_config_print_fills_in_every_default_and_shows_secrets_as_stars() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("\"interval\": \"30s\""), "{text}");
     assert!(text.contains("\"***\""), "{text}");
-    no_secret(&[("check-config --print", out.stdout.as_slice()), ("its stderr", &out.stderr)]);
+    no_secret(&[
+        ("check-config --print", out.stdout.as_slice()),
+        ("its stderr", &out.stderr),
+    ]);
     let v: Value = serde_json::from_str(&text).expect("JSON");
     let site = &v["sites"][0];
     assert_eq!(site["url"], "http://127.0.0.1:9/health?key=${SW_SITE_KEY}");

@@ -292,7 +292,9 @@ async fn the_status_page_in_a_real_browser_shows_both_sites_and_updates_live() {
         let names: Vec<&str> = headings.iter().map(|(_, t)| t.as_str()).collect();
         assert_eq!(names, ["web", "untagged"], "group headings");
         let row = |site: &str| html.find(&format!("data-site=\"{site}\"")).unwrap();
-        assert!(headings[0].0 < row("up") && row("up") < headings[1].0 && headings[1].0 < row("down"));
+        assert!(
+            headings[0].0 < row("up") && row("up") < headings[1].0 && headings[1].0 < row("down")
+        );
     };
     in_order(&html);
     let probes_in = |dom: &str, site: &str| -> u64 {

@@ -107,7 +107,10 @@ async fn report_and_alerts_filter_by_tag_on_the_command_line_and_the_api() {
 
     // The command line, in the run's directory (config.json is the default).
     let dir = run.dir.path();
-    let (code, out, err) = cli(dir, &["report", "--since", "1h", "--tag", "prod", "-o", "json"]);
+    let (code, out, err) = cli(
+        dir,
+        &["report", "--since", "1h", "--tag", "prod", "-o", "json"],
+    );
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(names(&v["sites"], "site"), ["dead", "shop"]);
@@ -132,10 +135,16 @@ async fn report_and_alerts_filter_by_tag_on_the_command_line_and_the_api() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(!sites.is_empty() && sites.iter().all(|a| a["site"] == "dead"), "{out}");
+    assert!(
+        !sites.is_empty() && sites.iter().all(|a| a["site"] == "dead"),
+        "{out}"
+    );
     let (code, out, _) = cli(dir, &["alerts", "--tag", "staging"]);
     assert_eq!(code, 0);
-    assert_eq!(out.trim(), "no alerts of sites tagged staging in the last 7days");
+    assert_eq!(
+        out.trim(),
+        "no alerts of sites tagged staging in the last 7days"
+    );
     let (code, _, err) = cli(dir, &["alerts", "--tag", "qa"]);
     assert_eq!(code, 1);
     assert!(err.contains("no site has the tag \"qa\""), "{err}");
@@ -146,7 +155,13 @@ async fn report_and_alerts_filter_by_tag_on_the_command_line_and_the_api() {
     for command in ["report", "alerts"] {
         let (code, _, err) = cli(
             elsewhere.path(),
-            &[command, "--tag", "prod", "--data-dir", data.to_str().unwrap()],
+            &[
+                command,
+                "--tag",
+                "prod",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
         );
         assert_eq!(code, 1, "{command}");
         assert!(

@@ -47,8 +47,10 @@ async fn five_hundred_sites_in_80_by_24_show_the_outage_and_follow_resizes_and_k
         .map(|i| json!({"name": format!("site-{i:03}"), "url": server.url(&format!("/{i}")), "interval": "1s"}))
         .collect();
     for name in ["broken-a", "broken-b", "broken-c"] {
-        sites.push(json!({"name": name, "url": format!("http://127.0.0.1:{dead}/{name}"), "interval": "1s",
-                          "tags": ["broken"]}));
+        sites.push(
+            json!({"name": name, "url": format!("http://127.0.0.1:{dead}/{name}"), "interval": "1s",
+                          "tags": ["broken"]}),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let config = json!({

@@ -164,7 +164,11 @@ mod tests {
             run("https://x/${EMPTY}").unwrap_err(),
             "sites[0].url: names the environment variable EMPTY, which is empty"
         );
-        assert!(run("https://x/${KEY").unwrap_err().contains("without a closing"));
+        assert!(
+            run("https://x/${KEY")
+                .unwrap_err()
+                .contains("without a closing")
+        );
         assert!(
             run("https://x/${1X}")
                 .unwrap_err()
@@ -175,7 +179,10 @@ mod tests {
 
     #[test]
     fn redaction_replaces_the_longest_value_first() {
-        let secrets = [Secret::new("abc".to_owned()), Secret::new("abcdef".to_owned())];
+        let secrets = [
+            Secret::new("abc".to_owned()),
+            Secret::new("abcdef".to_owned()),
+        ];
         assert_eq!(redact("x abcdef y abc", &secrets), "x *** y ***");
         assert_eq!(redact("nothing", &[]), "nothing");
     }

@@ -1002,8 +1002,12 @@ fn site_url(
     } else {
         ""
     };
-    let url = Url::parse(&expanded.value)
-        .map_err(|e| ("url", format!("\"{written}\" is not a valid URL{once}: {e}")))?;
+    let url = Url::parse(&expanded.value).map_err(|e| {
+        (
+            "url",
+            format!("\"{written}\" is not a valid URL{once}: {e}"),
+        )
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err((
             "url",

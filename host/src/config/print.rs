@@ -279,7 +279,7 @@ fn duration(d: Duration) -> String {
 fn size(bytes: u64) -> String {
     const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     for (factor, unit) in UNITS {
-        if bytes >= factor && bytes % factor == 0 {
+        if bytes >= factor && bytes.is_multiple_of(factor) {
             return format!("{}{unit}", bytes / factor);
         }
     }
@@ -304,8 +304,12 @@ mod tests {
     }
 
     fn print(text: &str) -> (Value, String) {
-        let c = Config::parse_with_env(Path::new("/etc/sitewatch/config.json"), text.as_bytes(), &env)
-            .unwrap();
+        let c = Config::parse_with_env(
+            Path::new("/etc/sitewatch/config.json"),
+            text.as_bytes(),
+            &env,
+        )
+        .unwrap();
         (resolved(&c), to_json(&c))
     }
 
@@ -356,7 +360,10 @@ mod tests {
         );
         let s = &v["sites"][0];
         assert_eq!(s["method"], "POST");
-        assert_eq!(s["body"], json!({"bytes": 7, "content_type": "application/json"}));
+        assert_eq!(
+            s["body"],
+            json!({"bytes": 7, "content_type": "application/json"})
+        );
         assert_eq!(s["tags"], json!(["prod", "eu"]));
         assert_eq!(s["alerting"]["threshold"], 0.95);
         assert_eq!(s["alerting"]["degraded"], json!({"response_p95": "800ms"}));
@@ -428,7 +435,10 @@ mod tests {
             r#"{"sites": [{"url": "https://example.com"}],
                 "notify": [{"name": "hook", "type": "webhook", "url": "https://h.example.com/"}]}"#,
         );
-        let at = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} in {text}"));
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle} in {text}"))
+        };
         assert!(at("\"location\"") < at("\"sites\"") && at("\"sites\"") < at("\"alerting\""));
         assert!(at("\"name\": \"example.com\"") < at("\"url\": \"https://example.com/\""));
         assert!(at("\"url\": \"https://example.com/\"") < at("\"interval\": \"30s\""));

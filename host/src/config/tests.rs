@@ -549,7 +549,10 @@ fn variables_in_site_urls_and_headers_are_expanded_for_the_request_only() {
     // Without variables the URL is shown normalised, as before; the request is the same.
     let c = with_secrets(r#"[{"url": "HTTP://Example.com"}]"#).unwrap();
     assert_eq!(c.sites[0].url, "http://example.com/");
-    assert_eq!(c.sites[0].request_url.expose().as_str(), "http://example.com/");
+    assert_eq!(
+        c.sites[0].request_url.expose().as_str(),
+        "http://example.com/"
+    );
     assert!(c.sites[0].secrets.is_empty());
     // A credential typed into the file is sensitive too.
     let c = with_secrets(r#"[{"url": "http://a.test/", "headers": {"Cookie": "id=1"}}]"#).unwrap();
@@ -610,9 +613,14 @@ fn messages_about_an_expanded_url_quote_it_as_written() {
         }
     }
     // Values are trimmed (TOKEN ends with a newline, as a file read into a variable does).
-    let c = with_secrets(r#"[{"url": "https://${HOST}/", "name": "internal"},
-                             {"url": "https://api.example.com/${KEY}"}]"#)
+    let c = with_secrets(
+        r#"[{"url": "https://${HOST}/", "name": "internal"},
+                             {"url": "https://api.example.com/${KEY}"}]"#,
+    )
     .unwrap();
     assert_eq!(c.sites[0].url, "https://${HOST}/");
-    assert_eq!(c.sites[1].name, "api.example.com", "a host typed out names the site");
+    assert_eq!(
+        c.sites[1].name, "api.example.com",
+        "a host typed out names the site"
+    );
 }

@@ -302,10 +302,10 @@ impl Recorder {
             site.in_maintenance = open;
             self.bus.send(Event::Maintenance(report));
         }
-        let good_tls = !m
+        let good_tls = m
             .error
             .as_ref()
-            .is_some_and(|e| e.kind == crate::measurement::ErrorKind::Tls);
+            .is_none_or(|e| e.kind != crate::measurement::ErrorKind::Tls);
         let cert_expiry = m
             .tls
             .as_ref()

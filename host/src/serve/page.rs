@@ -163,8 +163,10 @@ fn groups(sites: &[SiteRow]) -> Vec<(Option<&str>, Vec<&SiteRow>)> {
             None => untagged.push(s),
         }
     }
-    let mut out: Vec<(Option<&str>, Vec<&SiteRow>)> =
-        by_tag.into_iter().map(|(t, rows)| (Some(t), rows)).collect();
+    let mut out: Vec<(Option<&str>, Vec<&SiteRow>)> = by_tag
+        .into_iter()
+        .map(|(t, rows)| (Some(t), rows))
+        .collect();
     if !untagged.is_empty() || out.is_empty() {
         out.push((None, untagged));
     }
@@ -577,7 +579,10 @@ mod tests {
     #[test]
     fn sites_are_grouped_by_their_first_tag_untagged_last() {
         let mut data = sample();
-        assert!(!render(&data).contains("rowgroup"), "no groups without tags");
+        assert!(
+            !render(&data).contains("rowgroup"),
+            "no groups without tags"
+        );
         data.sites[0].group = Some("web".into());
         data.sites[2].group = Some("api".into());
         let html = render(&data);
@@ -589,7 +594,10 @@ mod tests {
         assert!(at(r#"data-site="fresh""#) < at(r#"<span class="tag">web</span>"#));
         assert!(at(r#"<span class="tag">web</span>"#) < at(r#"data-site="api""#));
         assert!(at(r#"data-site="api""#) < at(r#"<span class="tag">untagged</span>"#));
-        assert!(at(r#"<span class="tag">untagged</span>"#) < at(&format!(r#"data-site="{EVIL_ESCAPED}""#)));
+        assert!(
+            at(r#"<span class="tag">untagged</span>"#)
+                < at(&format!(r#"data-site="{EVIL_ESCAPED}""#))
+        );
         assert_eq!(html.matches(r#"<tbody class="group""#).count(), 3);
         // A group of untrusted text is escaped like the rest.
         data.sites[0].group = Some(EVIL.into());
@@ -604,7 +612,10 @@ mod tests {
         data.sites[0].url = "https://api.example.com/?key=${KEY}".into();
         let html = render(&data);
         let row = row(&html, "api");
-        assert!(row.contains(r#"<span class="url">https://api.example.com/?key=${KEY}</span>"#), "{row}");
+        assert!(
+            row.contains(r#"<span class="url">https://api.example.com/?key=${KEY}</span>"#),
+            "{row}"
+        );
     }
 
     #[test]

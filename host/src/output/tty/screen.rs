@@ -445,13 +445,7 @@ impl Screen {
         line
     }
 
-    fn site_rows<'a>(
-        &self,
-        r: &'a StatsReport,
-        cols: Columns,
-        room: usize,
-        out: &mut Vec<String>,
-    ) {
+    fn site_rows<'a>(&self, r: &'a StatsReport, cols: Columns, room: usize, out: &mut Vec<String>) {
         let sites = self.ordered(r);
         if sites.is_empty() {
             out.push(format!("  no site matches \"{}\"", self.filter));

@@ -23,7 +23,7 @@ pub enum Command {
     /// Watch the sites in the config (the default).
     Run(RunArgs),
     /// Validate the config and exit: 0 when valid, 2 with a message when not.
-    CheckConfig(ConfigArg),
+    CheckConfig(CheckConfigArgs),
     /// Print the stats of a past timeframe from the store.
     Report(ReportArgs),
     /// List the stored alerts, newest first.
@@ -123,6 +123,16 @@ pub struct PluginTestArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct CheckConfigArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the resolved config as JSON, every default filled in; secrets (values from the
+    /// environment, tokens, credential headers) are shown as `***`.
+    #[arg(long)]
+    pub print: bool,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
     /// The config file.
     #[arg(long, short, default_value = "config.json", env = "SITEWATCH_CONFIG")]
@@ -163,6 +173,10 @@ pub struct ReportArgs {
     /// Only this site.
     #[arg(long)]
     pub site: Option<String>,
+    /// Only sites with this tag (repeat it, or give a comma list: a site with any of them
+    /// matches). Tags are read from the config.
+    #[arg(long, value_delimiter = ',')]
+    pub tag: Vec<String>,
     /// Count probes that ran in maintenance windows in the figures (by default they are left
     /// out: planned downtime does not count against availability).
     #[arg(long)]
@@ -171,8 +185,8 @@ pub struct ReportArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// The config whose alert threshold the report uses (the default threshold when the file
-    /// does not exist).
+    /// The config whose alert threshold and tags the report uses (the default threshold and
+    /// no tags when the file does not exist).
     #[command(flatten)]
     pub config: ConfigArg,
 }
@@ -182,10 +196,17 @@ pub struct AlertsArgs {
     /// How far back, e.g. `7d`.
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub since: std::time::Duration,
+    /// Only alerts of sites with this tag (repeat it, or give a comma list). Tags are read
+    /// from the config.
+    #[arg(long, value_delimiter = ',')]
+    pub tag: Vec<String>,
     #[arg(long, short, value_enum, default_value = "plain")]
     pub output: OutputFormat,
     #[command(flatten)]
     pub data_dir: DataDirArg,
+    /// The config the tags are read from (only `--tag` needs it).
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -19,9 +19,19 @@ const EXIT_CONFIG: u8 = 2;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command() {
-        Command::CheckConfig(arg) => match Config::load(&arg.config) {
+        Command::CheckConfig(args) => match Config::load(&args.config.config) {
+            Ok(c) if args.print => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{}", sitewatch::config::print::to_json(&c))
+                    .and_then(|()| out.flush())
+                    .context("printing the config")
+            }
             Ok(c) => {
-                println!("{}: valid, {} sites", arg.config.display(), c.sites.len());
+                println!(
+                    "{}: valid, {} sites",
+                    args.config.config.display(),
+                    c.sites.len()
+                );
                 Ok(())
             }
             Err(e) => return config_error(&e),
@@ -104,15 +114,36 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The config for `report` and `alerts`: `None` when the file does not exist, unless `--tag`
+/// needs it (tags are not stored); and the tag filter.
+fn config_for_tags(
+    arg: &sitewatch::cli::ConfigArg,
+    tags: &[String],
+) -> anyhow::Result<(Option<Config>, Option<sitewatch::report::TagFilter>)> {
+    if !arg.config.exists() {
+        anyhow::ensure!(
+            tags.is_empty(),
+            "--tag needs the config, where tags are (the store keeps none): {} does not exist; name it with --config",
+            arg.config.display()
+        );
+        return Ok((None, None));
+    }
+    let config = Config::load(&arg.config)?;
+    let filter = sitewatch::report::TagFilter::new(&config, tags, "--tag")
+        .with_context(|| format!("--tag: in {}", arg.config.display()))?;
+    Ok((Some(config), filter))
+}
+
 fn report(args: ReportArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
     // The configured threshold colours availability; no config file means the default one.
-    let threshold = if args.config.config.exists() {
-        Config::load(&args.config.config)?.alerting.threshold
-    } else {
-        sitewatch::config::DEFAULT_THRESHOLD
-    };
-    let report = sitewatch::report::stats_since(
+    let (config, filter) = config_for_tags(&args.config, &args.tag)?;
+    let threshold = config
+        .as_ref()
+        .map_or(sitewatch::config::DEFAULT_THRESHOLD, |c| {
+            c.alerting.threshold
+        });
+    let mut report = sitewatch::report::stats_since(
         &store,
         args.since,
         args.site.as_deref(),
@@ -120,13 +151,25 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         threshold,
         args.include_maintenance,
     )?;
-    if let Some(site) = &args.site
-        && report.sites.is_empty()
-    {
-        anyhow::bail!(
-            "no measurements of site \"{site}\" in the last {}",
-            humantime::format_duration(args.since)
-        );
+    if let Some(c) = &config {
+        sitewatch::report::tag_report(&mut report, c, filter.as_ref());
+    }
+    let period = humantime::format_duration(args.since);
+    match (&args.site, &filter) {
+        (Some(site), None) if report.sites.is_empty() => {
+            anyhow::bail!("no measurements of site \"{site}\" in the last {period}")
+        }
+        (Some(site), Some(f)) if report.sites.is_empty() => anyhow::bail!(
+            "no measurements of site \"{site}\" {} in the last {period}",
+            f.describe()
+        ),
+        (None, Some(f)) if report.sites.is_empty() => {
+            anyhow::bail!(
+                "no measurements of sites {} in the last {period}",
+                f.describe()
+            )
+        }
+        _ => {}
     }
     let mut out = std::io::stdout().lock();
     write_event(args.output, &mut out, &Event::Stats(report))?;
@@ -195,13 +238,26 @@ fn maintenance_list(
 
 fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     let store = Store::existing(&args.data_dir.data_dir)?;
-    let alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
+    // Read only for --tag: a config that no longer loads must not hide the stored alerts.
+    let filter = if args.tag.is_empty() {
+        None
+    } else {
+        config_for_tags(&args.config, &args.tag)?.1
+    };
+    let mut alerts = sitewatch::report::alerts_since(&store, args.since, chrono::Utc::now())?;
+    if let Some(f) = &filter {
+        alerts.retain(|(a, _)| f.matches(&a.site));
+    }
     let mut out = std::io::stdout().lock();
     let json = args.output == sitewatch::output::OutputFormat::Json;
     if alerts.is_empty() && !json {
         writeln!(
             out,
-            "no alerts in the last {}",
+            "no alerts{} in the last {}",
+            filter
+                .as_ref()
+                .map(|f| format!(" of sites {}", f.describe()))
+                .unwrap_or_default(),
             humantime::format_duration(args.since)
         )?;
     }
@@ -589,8 +645,18 @@ async fn plugin_test_cases(
 /// Logs go to stderr or a file, never to stdout (which carries the output). Under the live display,
 /// stderr would tear the screen, so logs then go to `sitewatch.log` unless `--log-file` says where.
 fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let asked = std::env::var("RUST_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // The HTTP crates' debug lines name the hosts and URLs requested, which may come from
+    // `${NAME}` variables: they are capped at info unless RUST_LOG names the crate.
+    for krate in ["reqwest", "hyper", "hyper_util", "h2", "rustls"] {
+        if !asked.contains(krate)
+            && let Ok(d) = format!("{krate}=info").parse()
+        {
+            filter = filter.add_directive(d);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {

@@ -196,6 +196,10 @@ async fn run_site(
                             if let (Some(captured), Some(plugins)) = (captured, &plugins) {
                                 crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
                             }
+                            // A check's reason may quote a response that echoes a secret.
+                            if let Some(e) = m.error.as_mut().filter(|_| !target.config.secrets.is_empty()) {
+                                e.message = target.config.redact(&e.message);
+                            }
                             let _ = out.send(RecorderInput::Measurement(m)).await;
                         }
                         Err(failure) => {

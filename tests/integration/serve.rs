@@ -45,9 +45,16 @@ async fn get_json(url: &str) -> (u16, Value) {
 /// Starts sitewatch with an up and a down site, and waits for the down alert and a report of
 /// both views.
 async fn running(extra: Value) -> (Running, TestServer, u16) {
+    running_with(extra, |_| {}).await
+}
+
+/// [`running`] with the config edited by `edit` first.
+async fn running_with(extra: Value, edit: impl FnOnce(&mut Value)) -> (Running, TestServer, u16) {
     let up = TestServer::start(|_| Reply::ok("fine")).await;
     let port = closed_port();
-    let mut run = Running::start(&config(&up.url("/"), port, extra));
+    let mut cfg = config(&up.url("/"), port, extra);
+    edit(&mut cfg);
+    let mut run = Running::start(&cfg);
     run.wait_for(Duration::from_secs(15), alert("down", "down"))
         .await
         .unwrap_or_else(|| panic!("down alert; stderr: {}", run.stderr()));
@@ -262,11 +269,34 @@ async fn a_real_prometheus_scrapes_the_metrics_and_promtool_finds_no_lint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_status_page_in_a_real_browser_shows_both_sites_and_updates_live() {
-    let (_run, _up, port) = running(json!({})).await;
+    // The up site is tagged: the page groups sites by their first tag, untagged last.
+    let (_run, _up, port) = running_with(json!({}), |c| {
+        c["sites"][0]["tags"] = json!(["web", "eu"]);
+    })
+    .await;
     let url = format!("http://127.0.0.1:{port}/");
     let (status, html) = get(&url).await;
     assert_eq!(status, 200);
     assert!(html.contains("data-site=\"up\"") && html.contains("data-site=\"down\""));
+    let group_headings = |html: &str| -> Vec<(usize, String)> {
+        html.match_indices("<th scope=\"rowgroup\"")
+            .map(|(at, _)| {
+                let tag = &html[at..];
+                let tag = &tag[tag.find("class=\"tag\">").expect("the group's tag") + 12..];
+                (at, tag[..tag.find('<').unwrap()].to_owned())
+            })
+            .collect()
+    };
+    let in_order = |html: &str| {
+        let headings = group_headings(html);
+        let names: Vec<&str> = headings.iter().map(|(_, t)| t.as_str()).collect();
+        assert_eq!(names, ["web", "untagged"], "group headings");
+        let row = |site: &str| html.find(&format!("data-site=\"{site}\"")).unwrap();
+        assert!(
+            headings[0].0 < row("up") && row("up") < headings[1].0 && headings[1].0 < row("down")
+        );
+    };
+    in_order(&html);
     let probes_in = |dom: &str, site: &str| -> u64 {
         let at = dom
             .find(&format!("data-site=\"{site}\""))
@@ -283,6 +313,7 @@ async fn the_status_page_in_a_real_browser_shows_both_sites_and_updates_live() {
     let row = &row[..row.find("</tr>").unwrap_or(row.len())];
     assert!(row.contains("DOWN"), "the down site says DOWN: {row}");
     assert!(dom.contains("data-site=\"up\""));
+    in_order(&dom);
     let live = probes_in(&dom, "up");
     assert!(
         live > served || live == 30,

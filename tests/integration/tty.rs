@@ -47,7 +47,10 @@ async fn five_hundred_sites_in_80_by_24_show_the_outage_and_follow_resizes_and_k
         .map(|i| json!({"name": format!("site-{i:03}"), "url": server.url(&format!("/{i}")), "interval": "1s"}))
         .collect();
     for name in ["broken-a", "broken-b", "broken-c"] {
-        sites.push(json!({"name": name, "url": format!("http://127.0.0.1:{dead}/{name}"), "interval": "1s"}));
+        sites.push(
+            json!({"name": name, "url": format!("http://127.0.0.1:{dead}/{name}"), "interval": "1s",
+                          "tags": ["broken"]}),
+        );
     }
     let dir = tempfile::tempdir().unwrap();
     let config = json!({
@@ -147,6 +150,26 @@ async fn five_hundred_sites_in_80_by_24_show_the_outage_and_follow_resizes_and_k
         first.contains("broken-a"),
         "name order starts with broken-a:\n{screen}"
     );
+
+    // Grouped by tag: a heading per tag, the untagged last.
+    tmux.send_keys(&["g"]);
+    let screen = screen_until(&tmux, Duration::from_secs(3), |s| s.contains("by tag (g)")).await;
+    let lines: Vec<&str> = screen.lines().collect();
+    let heading = lines
+        .iter()
+        .position(|l| l.starts_with("── broken · 3 sites, 3 DOWN"))
+        .unwrap_or_else(|| panic!("the broken group's heading:\n{screen}"));
+    assert!(
+        lines[heading + 1..heading + 4]
+            .iter()
+            .all(|l| l.contains("broken-") && l.contains("DOWN")),
+        "the group's sites follow its heading:\n{screen}"
+    );
+    assert!(
+        lines[heading + 4].starts_with("── untagged · 497 sites"),
+        "{screen}"
+    );
+    fits(&screen, 80, 24);
 
     tmux.send_keys(&["q"]);
     let after = screen_until(&tmux, Duration::from_secs(10), |s| s.contains("exit=")).await;

@@ -3,7 +3,9 @@
 //! file, the field path and, when there is one, the site.
 
 pub mod diff;
+mod expand;
 pub mod notify;
+pub mod print;
 pub mod raw;
 pub mod rules;
 pub mod values;
@@ -164,7 +166,12 @@ impl InfluxConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteConfig {
     pub name: String,
-    pub url: Url,
+    /// The URL as every output shows it (events, the store, InfluxDB, /metrics, the page):
+    /// normalised, or as written when it names environment variables (`${NAME}` kept, so their
+    /// values never leave the process).
+    pub url: String,
+    /// What the prober requests: the URL with its variables expanded.
+    pub request_url: notify::Secret<Url>,
     pub interval: Duration,
     pub timeout: Duration,
     pub method: reqwest::Method,
@@ -186,9 +193,17 @@ pub struct SiteConfig {
     pub alerting: AlertRule,
     /// The global maintenance windows and the site's own.
     pub maintenance: crate::maintenance::Schedule,
+    /// The values of the environment variables its URL and headers name, to be kept out of
+    /// what a probe reports (an error message that quotes the host, a check's reason).
+    pub secrets: Vec<notify::Secret<String>>,
 }
 
 impl SiteConfig {
+    /// `text` with the values of this site's variables replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        expand::redact(text, &self.secrets)
+    }
+
     /// Whether `other` probes the same way: equal but for what only the recorder uses (the
     /// alert rule, maintenance windows, tags). A reload that changes only those does not
     /// restart the site.
@@ -579,7 +594,7 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(e.field, Some(&label), e.message))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut s = resolve_site(base, site, &alerting, &maintenance).map_err(|e| {
+        let mut s = resolve_site(base, site, &alerting, &maintenance, env).map_err(|e| {
             let e = e.under(&format!("sites[{i}]"));
             invalid(e.field, Some(&label), e.message)
         })?;
@@ -828,19 +843,9 @@ fn resolve_site(
     raw: RawSite,
     global: &AlertingConfig,
     global_maintenance: &[crate::maintenance::Window],
+    env: notify::Env<'_>,
 ) -> Result<SiteConfig, FieldError> {
-    let url = Url::parse(raw.url.trim())
-        .map_err(|e| ("url", format!("\"{}\" is not a valid URL: {e}", raw.url)))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err((
-            "url",
-            format!("\"{url}\" must start with http:// or https://"),
-        )
-            .into());
-    }
-    let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {
-        return Err(("url", format!("\"{url}\" has no host")).into());
-    };
+    let (url, request_url, mut secrets) = site_url(raw.url.trim(), env)?;
     let name = match raw.name {
         Some(n) => {
             let n = n.trim().to_owned();
@@ -852,7 +857,7 @@ fn resolve_site(
             }
             n
         }
-        None => host.trim_matches(['[', ']']).to_owned(),
+        None => default_name(&url, &request_url, !secrets.is_empty())?,
     };
     let interval = match &raw.interval {
         Some(d) => values::positive_duration(d).map_err(|m| ("interval", m))?,
@@ -886,12 +891,22 @@ fn resolve_site(
     for (k, v) in &raw.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| ("headers", format!("\"{k}\" is not a valid header name")))?;
-        let value = HeaderValue::from_str(v).map_err(|_| {
+        let expanded = expand::expand(v, &format!("headers.{k}"), env)?;
+        let mut value = HeaderValue::from_str(&expanded.value).map_err(|_| {
             (
-                "headers",
-                format!("the value of \"{k}\" is not a valid header value"),
+                format!("headers.{k}"),
+                if expanded.has_secrets() {
+                    format!("the value of \"{k}\" is not a valid header value once its variables are expanded")
+                } else {
+                    format!("the value of \"{k}\" is not a valid header value")
+                },
             )
         })?;
+        // Never printed (a HeaderMap's Debug shows `Sensitive`) nor indexed by HTTP/2's HPACK.
+        if expanded.has_secrets() || CREDENTIAL_HEADERS.contains(&name) {
+            value.set_sensitive(true);
+        }
+        secrets.extend(expanded.secrets);
         headers.insert(name, value);
     }
     let expect_status = match &raw.expect_status {
@@ -950,6 +965,8 @@ fn resolve_site(
         maintenance,
         name,
         url,
+        request_url: notify::Secret::new(request_url),
+        secrets,
         interval,
         timeout,
         method,
@@ -962,6 +979,72 @@ fn resolve_site(
         max_in_flight,
         checks: Vec::new(),
     })
+}
+
+/// Headers whose values are credentials even when typed into the file: marked sensitive, and
+/// shown as `***` by `check-config --print`.
+const CREDENTIAL_HEADERS: [HeaderName; 3] = [
+    reqwest::header::AUTHORIZATION,
+    reqwest::header::PROXY_AUTHORIZATION,
+    reqwest::header::COOKIE,
+];
+
+/// A site's URL: what outputs show, what is requested, and the values of the variables it
+/// names. Messages quote the URL as written, never expanded.
+fn site_url(
+    written: &str,
+    env: notify::Env<'_>,
+) -> Result<(String, Url, Vec<notify::Secret<String>>), FieldError> {
+    let expanded = expand::expand(written, "url", env)?;
+    let secret = expanded.has_secrets();
+    let once = if secret {
+        " once its variables are expanded"
+    } else {
+        ""
+    };
+    let url = Url::parse(&expanded.value).map_err(|e| {
+        (
+            "url",
+            format!("\"{written}\" is not a valid URL{once}: {e}"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err((
+            "url",
+            format!("\"{written}\" must start with http:// or https://{once}"),
+        )
+            .into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(("url", format!("\"{written}\" has no host{once}")).into());
+    }
+    let shown = if secret {
+        written.to_owned()
+    } else {
+        url.as_str().to_owned()
+    };
+    Ok((shown, url, expanded.secrets))
+}
+
+/// A site's default name: its URL's host, unless the host comes from a variable (then the
+/// site needs a name, or the host would be shown).
+fn default_name(shown: &str, request: &Url, secret: bool) -> Result<String, FieldError> {
+    let host = if secret {
+        Url::parse(shown)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .filter(|h| !h.contains('$') && !h.contains('{') && !h.contains('}'))
+    } else {
+        request.host_str().map(str::to_owned)
+    };
+    match host {
+        Some(h) => Ok(h.trim_matches(['[', ']']).to_owned()),
+        None => Err((
+            "name",
+            "the URL's host comes from an environment variable: give the site a name (it would be named after its host)",
+        )
+            .into()),
+    }
 }
 
 /// A site's alert rule: the global one with the site's overrides. The window must hold at

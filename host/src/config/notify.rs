@@ -126,6 +126,8 @@ pub struct NotifierConfig {
     pub service: Service,
     /// The endpoint (for email: none). A secret when it came from `url_env`.
     pub url: Option<Secret<Url>>,
+    /// The endpoint came from `url_env` (it holds the credential).
+    pub url_from_env: bool,
     /// The alert kinds it sends.
     pub on: Vec<AlertKind>,
     /// Only these sites, when set.
@@ -407,7 +409,7 @@ fn resolve_one(
         }
     };
 
-    let headers = |read: &mut dyn FnMut(&str, &str) -> Result<String, FieldError>,
+    let headers = |secrets: &mut Vec<Secret<String>>,
                    raw: &BTreeMap<String, String>|
      -> Result<Vec<(String, Secret<String>)>, FieldError> {
         let mut out = Vec::new();
@@ -416,7 +418,9 @@ fn resolve_one(
             if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
                 return Err((field, format!("\"{k}\" is not a header name")).into());
             }
-            let value = expand_env(v, &mut |var| read(&field, var))?;
+            let expanded = super::expand::expand(v, &field, env)?;
+            secrets.extend(expanded.secrets);
+            let value = expanded.value;
             if reqwest::header::HeaderValue::from_str(&value).is_err() {
                 return Err((field, "is not a valid header value").into());
             }
@@ -456,7 +460,7 @@ fn resolve_one(
             }
             Service::Webhook {
                 method,
-                headers: headers(&mut read, &r.headers)?,
+                headers: headers(&mut secrets, &r.headers)?,
             }
         }
         NotifierType::Slack => {
@@ -573,7 +577,7 @@ fn resolve_one(
                 return Err(("severity", "must not be empty").into());
             }
             Service::Alertmanager {
-                headers: headers(&mut read, &r.headers)?,
+                headers: headers(&mut secrets, &r.headers)?,
                 severity,
             }
         }
@@ -760,6 +764,7 @@ fn resolve_one(
         name,
         service,
         url,
+        url_from_env: r.url_env.is_some(),
         on,
         sites: r.sites,
         tags: r.tags,
@@ -859,27 +864,6 @@ fn email(
         username,
         password,
     })
-}
-
-/// `${VAR}` in `text` replaced by the variable's value (read by `read`).
-fn expand_env(
-    text: &str,
-    read: &mut dyn FnMut(&str) -> Result<String, FieldError>,
-) -> Result<String, FieldError> {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else {
-            out.push_str(&rest[start..]);
-            return Ok(out);
-        };
-        out.push_str(&read(&after[..end])?);
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// `"1/s"`, `"30/m"`, `"100/h"`: the least time between two messages.

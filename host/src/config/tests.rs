@@ -635,3 +635,121 @@ fn tags_are_trimmed_deduplicated_and_checked() {
     let e = err(r#"{"sites": [{"url": "http://a.test/", "tags": ["a,b"]}]}"#);
     assert!(e.contains("sites[0].tags[0]"), "{e}");
 }
+/// A config whose sites are `sites` (JSON), with KEY, TOKEN and HOST set in its environment.
+fn with_secrets(sites: &str) -> Result<Config, ConfigError> {
+    let env = |var: &str| match var {
+        "KEY" => Some("s3cr3t-value".to_owned()),
+        "TOKEN" => Some("t0ken-value\n".to_owned()),
+        "HOST" => Some("internal.example.net".to_owned()),
+        "BLANK" => Some(String::new()),
+        "CTRL" => Some("a\u{7}b".to_owned()),
+        _ => None,
+    };
+    let text = format!(r#"{{"sites": {sites}}}"#);
+    Config::parse_with_env(Path::new("config.json"), text.as_bytes(), &env)
+}
+
+#[test]
+fn variables_in_site_urls_and_headers_are_expanded_for_the_request_only() {
+    let c = with_secrets(
+        r#"[{"name": "api", "url": "https://api.example.com/health?key=${KEY}",
+             "headers": {"Authorization": "Bearer ${TOKEN}", "X-Plain": "yes", "X-Literal": "$${KEY}"}}]"#,
+    )
+    .unwrap();
+    let s = &c.sites[0];
+    assert_eq!(s.url, "https://api.example.com/health?key=${KEY}");
+    assert_eq!(
+        s.request_url.expose().as_str(),
+        "https://api.example.com/health?key=s3cr3t-value"
+    );
+    assert_eq!(s.headers["authorization"], "Bearer t0ken-value");
+    assert!(s.headers["authorization"].is_sensitive());
+    assert!(!s.headers["x-plain"].is_sensitive());
+    assert_eq!(s.headers["x-literal"], "${KEY}", "$${{ is a literal ${{");
+    let debug = format!("{c:?}");
+    for secret in ["s3cr3t-value", "t0ken-value"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert_eq!(
+        s.redact("tls: certificate not valid for s3cr3t-value, t0ken-value"),
+        "tls: certificate not valid for ***, ***"
+    );
+
+    // Without variables the URL is shown normalised, as before; the request is the same.
+    let c = with_secrets(r#"[{"url": "HTTP://Example.com"}]"#).unwrap();
+    assert_eq!(c.sites[0].url, "http://example.com/");
+    assert_eq!(
+        c.sites[0].request_url.expose().as_str(),
+        "http://example.com/"
+    );
+    assert!(c.sites[0].secrets.is_empty());
+    // A credential typed into the file is sensitive too.
+    let c = with_secrets(r#"[{"url": "http://a.test/", "headers": {"Cookie": "id=1"}}]"#).unwrap();
+    assert!(c.sites[0].headers["cookie"].is_sensitive());
+}
+
+#[test]
+fn a_missing_or_empty_variable_names_itself_the_field_and_the_site() {
+    let e = with_secrets(
+        r#"[{"name": "ok", "url": "http://a.test/"}, {"name": "ok2", "url": "http://b.test/"},
+            {"name": "api", "url": "https://api.example.com/?key=${API_KEY}"}]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "config.json: sites[2].url (site \"api\"): names the environment variable API_KEY, which is not set"
+    );
+    let e = with_secrets(
+        r#"[{"name": "api", "url": "https://api.example.com/", "headers": {"Authorization": "Bearer ${BLANK}"}}]"#,
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        e,
+        "config.json: sites[0].headers.Authorization (site \"api\"): names the environment variable BLANK, which is empty"
+    );
+}
+
+#[test]
+fn messages_about_an_expanded_url_quote_it_as_written() {
+    for (site, expected) in [
+        (
+            r#"{"name": "a", "url": "ftp://${HOST}/x"}"#,
+            "\"ftp://${HOST}/x\" must start with http:// or https:// once its variables are expanded",
+        ),
+        (
+            r#"{"name": "a", "url": "http://${HOST}:99999/"}"#,
+            "\"http://${HOST}:99999/\" is not a valid URL once its variables are expanded",
+        ),
+        (
+            r#"{"name": "a", "url": "http://x/", "headers": {"X": "${CTRL}"}}"#,
+            "sites[0].headers.X (site \"a\"): the value of \"X\" is not a valid header value once its variables are expanded",
+        ),
+        (
+            r#"{"url": "https://${HOST}/"}"#,
+            "sites[0].name (site \"https://${HOST}/\"): the URL's host comes from an environment variable",
+        ),
+        (
+            r#"{"url": "${KEY}"}"#,
+            "sites[0].url (site \"${KEY}\"): \"${KEY}\" is not a valid URL once its variables are expanded",
+        ),
+    ] {
+        let e = with_secrets(&format!("[{site}]")).unwrap_err().to_string();
+        assert!(e.contains(expected), "expected {expected:?} in {e:?}");
+        for secret in ["s3cr3t-value", "internal.example.net"] {
+            assert!(!e.contains(secret), "{e}");
+        }
+    }
+    // Values are trimmed (TOKEN ends with a newline, as a file read into a variable does).
+    let c = with_secrets(
+        r#"[{"url": "https://${HOST}/", "name": "internal"},
+                             {"url": "https://api.example.com/${KEY}"}]"#,
+    )
+    .unwrap();
+    assert_eq!(c.sites[0].url, "https://${HOST}/");
+    assert_eq!(
+        c.sites[1].name, "api.example.com",
+        "a host typed out names the site"
+    );
+}

@@ -20,6 +20,7 @@ pub const MAX_REDIRECTS: usize = 10;
 #[derive(Debug, Clone)]
 pub struct ProbeTarget {
     pub name: Arc<str>,
+    /// The URL as shown (`SiteConfig::url`), never the one requested.
     pub url: Arc<str>,
     pub config: Arc<SiteConfig>,
     /// A client of the site's own, for sites with their own TLS trust (`tls_ca`,
@@ -158,7 +159,7 @@ impl Prober {
             None => &self.fresh,
         };
         let mut request = client
-            .request(site.method.clone(), site.url.clone())
+            .request(site.method.clone(), site.request_url.expose().clone())
             .headers(site.headers.clone());
         if let Some(body) = &site.body {
             if let Some(ct) = &body.content_type {
@@ -210,10 +211,17 @@ impl Prober {
         let tls = self.tls.select(
             phase_clock.take_handshake(),
             progress.last_url.as_ref(),
-            &site.url,
+            site.request_url.expose(),
             site.keep_alive,
             instants.hop.connect_start.is_some(),
         );
+        // An error may quote what was requested (a certificate's name check quotes the host).
+        let error = error.map(|mut e| {
+            if !site.secrets.is_empty() {
+                e.message = site.redact(&e.message);
+            }
+            e
+        });
         let measurement = Measurement {
             site: Arc::clone(&target.name),
             url: Arc::clone(&target.url),

@@ -6,7 +6,7 @@ use super::Shared;
 use super::page;
 use crate::event::{Event, Received};
 use crate::output::wire;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{KeepAlive, Sse};
@@ -134,6 +134,24 @@ fn site_settings(s: Option<&crate::config::SiteConfig>) -> Value {
     }
 }
 
+/// The `tag` parameters (repeated, or comma lists) as a filter of the config's sites; a tag
+/// no site has is a 400, never an empty list.
+fn tag_filter(
+    query: Option<&str>,
+    config: &crate::config::Config,
+) -> Result<Option<crate::report::TagFilter>, Box<Response>> {
+    let tags: Vec<String> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .filter(|(k, _)| k == "tag")
+                .map(|(_, v)| v.into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::report::TagFilter::new(config, &tags, "tag")
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("tag: {e}"))))
+}
+
 /// The reports and settings by site name, so a listing of every site is O(sites).
 struct Lookup<'a> {
     reports: Vec<(String, HashMap<&'a str, &'a crate::event::SiteReport>)>,
@@ -201,15 +219,20 @@ fn probe_value(m: &crate::measurement::Measurement) -> Value {
     v
 }
 
-async fn sites(State(shared): Shared_) -> Response {
+async fn sites(State(shared): Shared_, RawQuery(query): RawQuery) -> Response {
     let (reports, config) = (shared.board.reports(), shared.config.load());
+    let filter = match tag_filter(query.as_deref(), &config) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
     let lookup = Lookup::new(&reports, &config);
-    let all: Vec<Value> = shared
-        .board
-        .sites()
-        .iter()
-        .map(|s| lookup.summary(s))
-        .collect();
+    let all: Vec<Value> = shared.board.with_sites(|sites| {
+        sites
+            .iter()
+            .filter(|s| filter.as_ref().is_none_or(|f| f.matches(&s.site)))
+            .map(|s| lookup.summary(s))
+            .collect()
+    });
     Json(json!({ "sites": all })).into_response()
 }
 
@@ -244,10 +267,18 @@ fn since(q: &HashMap<String, String>, default: Duration) -> Result<Duration, Str
     }
 }
 
-async fn alerts(State(shared): Shared_, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn alerts(
+    State(shared): Shared_,
+    Query(q): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let since = match since(&q, Duration::from_secs(7 * 24 * 3600)) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
+    };
+    let filter = match tag_filter(query.as_deref(), &shared.config.load()) {
+        Ok(f) => f,
+        Err(r) => return *r,
     };
     let store = shared.store.clone();
     let found = tokio::task::spawn_blocking(move || {
@@ -258,6 +289,7 @@ async fn alerts(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
         Ok(Ok(alerts)) => {
             let all: Vec<Value> = alerts
                 .iter()
+                .filter(|(a, _)| filter.as_ref().is_none_or(|f| f.matches(&a.site)))
                 .map(|(a, deliveries)| {
                     let mut v = wire::to_value(&Event::Alert(a.clone()));
                     if let Some(o) = v.as_object_mut() {
@@ -281,7 +313,11 @@ async fn alerts(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
     }
 }
 
-async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn report(
+    State(shared): Shared_,
+    Query(q): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let since = match since(&q, Duration::from_secs(24 * 3600)) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -297,7 +333,12 @@ async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
             );
         }
     };
-    let threshold = shared.config.load().alerting.threshold;
+    let config = shared.config.load_full();
+    let filter = match tag_filter(query.as_deref(), &config) {
+        Ok(f) => f,
+        Err(r) => return *r,
+    };
+    let threshold = config.alerting.threshold;
     let store = shared.store.clone();
     let wanted = site.clone();
     let found = tokio::task::spawn_blocking(move || {
@@ -312,16 +353,25 @@ async fn report(State(shared): Shared_, Query(q): Query<HashMap<String, String>>
     })
     .await;
     match found {
-        Ok(Ok(r)) => {
-            if let Some(name) = &site
-                && r.sites.is_empty()
+        Ok(Ok(mut r)) => {
+            crate::report::tag_report(&mut r, &config, filter.as_ref());
+            let tagged = filter
+                .as_ref()
+                .map(|f| format!(" {}", f.describe()))
+                .unwrap_or_default();
+            let period = humantime::format_duration(since);
+            if r.sites.is_empty()
+                && let Some(name) = &site
             {
                 return error(
                     StatusCode::NOT_FOUND,
-                    format!(
-                        "no measurements of site \"{name}\" in the last {}",
-                        humantime::format_duration(since)
-                    ),
+                    format!("no measurements of site \"{name}\"{tagged} in the last {period}"),
+                );
+            }
+            if r.sites.is_empty() && filter.is_some() {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no measurements of sites{tagged} in the last {period}"),
                 );
             }
             Json(wire::to_value(&Event::Stats(r))).into_response()

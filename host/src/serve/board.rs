@@ -15,6 +15,8 @@ pub const PROBES_KEPT: usize = 30;
 pub struct SiteState {
     pub site: Arc<str>,
     pub url: Arc<str>,
+    /// From the config; the first one groups the site on the status page.
+    pub tags: Arc<[String]>,
     pub down: bool,
     /// When the current outage began, when known.
     pub down_since: Option<DateTime<Utc>>,
@@ -26,7 +28,6 @@ pub struct SiteState {
     pub cert_expiry: Option<DateTime<Utc>>,
     /// A certificate warning is open.
     pub cert_warning: bool,
-    pub tags: Arc<[String]>,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -96,13 +97,13 @@ impl Board {
                             .unwrap_or_else(|| SiteState {
                                 site: Arc::clone(&ws.site),
                                 url: Arc::clone(&ws.url),
+                                tags: Arc::clone(&ws.tags),
                                 down: false,
                                 down_since: None,
                                 degraded: false,
                                 maintenance: None,
                                 cert_expiry: None,
                                 cert_warning: false,
-                                tags: Arc::clone(&ws.tags),
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;

@@ -301,6 +301,7 @@ fn page_of(
                 page::SiteRow {
                     name: s.site.to_string(),
                     url: s.url.to_string(),
+                    group: s.tags.first().cloned(),
                     down: s.down,
                     down_since: s.down_since,
                     state: s.status(),

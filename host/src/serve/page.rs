@@ -31,6 +31,8 @@ pub struct PageData {
 pub struct SiteRow {
     pub name: String,
     pub url: String,
+    /// The site's first tag: the page groups sites by it (untagged last) once any site has one.
+    pub group: Option<String>,
     pub down: bool,
     pub down_since: Option<DateTime<Utc>>,
     /// `up`, `down`, `degraded`, `maintenance` or `unknown` (see `board::SiteState::status`).
@@ -112,7 +114,22 @@ pub fn render(data: &PageData) -> String {
                                 th scope="col" .spark { "Response time" }
                                 th scope="col" { "Last probes" }
                             } }
-                            tbody { @for s in &data.sites { (site_row(data, s)) } }
+                            @let groups = groups(&data.sites);
+                            @if groups.len() == 1 && groups[0].0.is_none() {
+                                tbody { @for s in &data.sites { (site_row(data, s)) } }
+                            } @else {
+                                @for (tag, rows) in &groups {
+                                    tbody.group data-group=(tag.unwrap_or("")) {
+                                        tr.group {
+                                            th scope="rowgroup" colspan=(data.views.len() + 4) {
+                                                span.tag { (tag.unwrap_or("untagged")) }
+                                                " " span.count { "· " (rows.len()) (if rows.len() == 1 { " site" } else { " sites" }) }
+                                            }
+                                        }
+                                        @for s in rows { (site_row(data, s)) }
+                                    }
+                                }
+                            }
                         }
                     }
                     section aria-labelledby="h-inc" {
@@ -143,6 +160,27 @@ pub fn render(data: &PageData) -> String {
     .into_string()
 }
 
+/// The sites by their first tag: tags in name order, untagged last, config order within a
+/// group. One unnamed group when no site has a tag.
+fn groups(sites: &[SiteRow]) -> Vec<(Option<&str>, Vec<&SiteRow>)> {
+    let mut by_tag: std::collections::BTreeMap<&str, Vec<&SiteRow>> = Default::default();
+    let mut untagged = Vec::new();
+    for s in sites {
+        match s.group.as_deref() {
+            Some(t) => by_tag.entry(t).or_default().push(s),
+            None => untagged.push(s),
+        }
+    }
+    let mut out: Vec<(Option<&str>, Vec<&SiteRow>)> = by_tag
+        .into_iter()
+        .map(|(t, rows)| (Some(t), rows))
+        .collect();
+    if !untagged.is_empty() || out.is_empty() {
+        out.push((None, untagged));
+    }
+    out
+}
+
 fn site_row(data: &PageData, s: &SiteRow) -> Markup {
     let probes = &s.probes[s.probes.len().saturating_sub(MAX_PROBES)..];
     let st = s.state;
@@ -157,7 +195,7 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
         tr class={ "site " (st) } data-site=(s.name) data-probes=(probes.len()) {
             th scope="row" .name {
                 (s.name) br;
-                @if is_web(&s.url) { a.url href=(s.url) rel="noopener noreferrer" { (s.url) } }
+                @if is_web(&s.url) && !s.url.contains("${") { a.url href=(s.url) rel="noopener noreferrer" { (s.url) } }
                 @else { span.url { (s.url) } }
                 @if let Some(e) = &s.last_error { p.err { "Last error: " (e) } }
                 @if let Some(d) = s.cert_days {
@@ -301,6 +339,8 @@ a{color:inherit}.url{font-size:.85rem;font-weight:400;color:var(--muted);word-br
 .state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}
 .cert{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0}.cert.warn{color:var(--warn);font-weight:600}
 tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}
+tr.group th{padding-top:1.1rem;border-bottom:2px solid var(--line);font-size:1rem}
+tr.group .count{font-weight:400;font-size:.85rem;color:var(--muted)}
 .avail{font-variant-numeric:tabular-nums;white-space:nowrap}.avail.low{color:var(--bad);font-weight:700}
 .sparkline{display:block;color:var(--fg)}.sparkline polyline{fill:none;stroke:currentColor;stroke-width:1.5}
 .sparkline .base{stroke:var(--line)}.sparkline .fail{fill:var(--bad)}.sparkline .pt{fill:currentColor}
@@ -315,6 +355,8 @@ ul,ol{padding-left:1.25rem;margin:.25rem 0}li{margin:.2rem 0}.msg{word-break:bre
 body{padding:.6rem}
 thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}
 table.sites,table.sites tbody,table.sites tr{display:block}
+table.sites tr.group{border:0;border-radius:0;padding:0;margin:1rem 0 .4rem}
+table.sites tr.group th{display:block;padding:0 0 .2rem}
 table.sites tr{border:1px solid var(--line);border-radius:6px;padding:.4rem .5rem;margin:0 0 .6rem}
 table.sites th,table.sites td{display:inline-block;border:0;padding:.15rem .6rem .15rem 0}
 table.sites th.name,table.sites td.probes{display:block}
@@ -426,6 +468,7 @@ mod tests {
         SiteRow {
             name: name.into(),
             url: url.into(),
+            group: None,
             down,
             down_since: down.then(|| t(-300)),
             state: if down { "down" } else { "up" },
@@ -554,6 +597,48 @@ mod tests {
         assert_eq!(down.matches(r#"<circle class="fail""#).count(), 2);
         assert!(down.contains(r#"aria-label="Last 3 probes: 1 OK, 2 failed""#));
         assert!(row(&html, "fresh").contains("no data"));
+    }
+
+    #[test]
+    fn sites_are_grouped_by_their_first_tag_untagged_last() {
+        let mut data = sample();
+        assert!(
+            !render(&data).contains("rowgroup"),
+            "no groups without tags"
+        );
+        data.sites[0].group = Some("web".into());
+        data.sites[2].group = Some("api".into());
+        let html = render(&data);
+        let at = |needle: &str| html.find(needle).unwrap_or_else(|| panic!("{needle}"));
+        assert_eq!(html.matches(r#"<th scope="rowgroup""#).count(), 3);
+        assert!(html.contains(r#"<th scope="rowgroup" colspan="6"><span class="tag">api</span> <span class="count">· 1 site</span></th>"#), "{html}");
+        // Tags in name order, each before its sites; untagged last.
+        assert!(at(r#"<span class="tag">api</span>"#) < at(r#"data-site="fresh""#));
+        assert!(at(r#"data-site="fresh""#) < at(r#"<span class="tag">web</span>"#));
+        assert!(at(r#"<span class="tag">web</span>"#) < at(r#"data-site="api""#));
+        assert!(at(r#"data-site="api""#) < at(r#"<span class="tag">untagged</span>"#));
+        assert!(
+            at(r#"<span class="tag">untagged</span>"#)
+                < at(&format!(r#"data-site="{EVIL_ESCAPED}""#))
+        );
+        assert_eq!(html.matches(r#"<tbody class="group""#).count(), 3);
+        // A group of untrusted text is escaped like the rest.
+        data.sites[0].group = Some(EVIL.into());
+        let html = render(&data);
+        assert!(html.contains(&format!(r#"<span class="tag">{EVIL_ESCAPED}</span>"#)));
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn a_url_that_names_variables_is_not_a_link() {
+        let mut data = sample();
+        data.sites[0].url = "https://api.example.com/?key=${KEY}".into();
+        let html = render(&data);
+        let row = row(&html, "api");
+        assert!(
+            row.contains(r#"<span class="url">https://api.example.com/?key=${KEY}</span>"#),
+            "{row}"
+        );
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! indicatif, exactly the lines that fit the terminal: redrawn when something changes (at most
 //! ten times a second), every second for the clocks, and at once when the terminal is resized.
 //! Alerts, reloads and errors also print above the live lines, so the scrollback keeps the whole
-//! history. Keys (when stdin is a terminal) choose the view, the order and a filter, scroll the
-//! list, and quit. It only consumes events; it computes no stats.
+//! history. Keys (when stdin is a terminal) choose the view, the order, grouping by tag and a
+//! filter, scroll the list, and quit. It only consumes events; it computes no stats.
 
 mod keys;
 mod screen;
@@ -155,6 +155,10 @@ impl Display {
             Key::Char('v') => s.next_view(),
             Key::Char('s') => {
                 s.sort = s.sort.next();
+                s.scroll = 0;
+            }
+            Key::Char('g') => {
+                s.group = !s.group;
                 s.scroll = 0;
             }
             Key::Char('/') => s.editing_filter = true,

@@ -68,6 +68,8 @@ pub struct Screen {
     pub reports: Vec<Arc<StatsReport>>,
     pub view: usize,
     pub sort: Sort,
+    /// Sites grouped by their first tag (untagged last), each group in the chosen order.
+    pub group: bool,
     pub filter: String,
     /// The filter is being typed.
     pub editing_filter: bool,
@@ -85,6 +87,16 @@ pub struct Screen {
     pub probes_per_s: Option<f64>,
     pub skipped: u64,
     pub overloaded: bool,
+}
+
+/// A line of the site list: a group's heading (when grouped by tag) or a site.
+enum Line<'a> {
+    Group {
+        tag: Option<&'a str>,
+        sites: usize,
+        down: usize,
+    },
+    Site(&'a SiteReport),
 }
 
 /// One site row's state, in words, so that it reads without colour.
@@ -259,7 +271,11 @@ impl Screen {
         let mut sites: Vec<&SiteReport> = r
             .sites
             .iter()
-            .filter(|s| needle.is_empty() || s.site.to_lowercase().contains(&needle))
+            .filter(|s| {
+                needle.is_empty()
+                    || s.site.to_lowercase().contains(&needle)
+                    || s.tags.iter().any(|t| t.to_lowercase().contains(&needle))
+            })
             .collect();
         let avail = |s: &SiteReport| s.stats.availability.unwrap_or(2.0);
         let rt = |s: &SiteReport| s.stats.response_ms.map_or(-1.0, |x| x.avg);
@@ -281,6 +297,39 @@ impl Screen {
             }
         }
         sites
+    }
+
+    /// The site list's lines: the sites in order, or, grouped, each tag's heading (tags in name
+    /// order, untagged last) followed by its sites in order. One pass and a map of the groups.
+    fn lines<'a>(&self, sites: Vec<&'a SiteReport>) -> Vec<Line<'a>> {
+        if !self.group {
+            return sites.into_iter().map(Line::Site).collect();
+        }
+        let mut tagged: std::collections::BTreeMap<&str, Vec<&SiteReport>> = Default::default();
+        let mut untagged = Vec::new();
+        for s in sites {
+            match s.tags.first() {
+                Some(t) => tagged.entry(t.as_str()).or_default().push(s),
+                None => untagged.push(s),
+            }
+        }
+        let groups = tagged
+            .into_iter()
+            .map(|(t, m)| (Some(t), m))
+            .chain((!untagged.is_empty()).then_some((None, untagged)));
+        let mut out = Vec::new();
+        for (tag, members) in groups {
+            out.push(Line::Group {
+                tag,
+                sites: members.len(),
+                down: members
+                    .iter()
+                    .filter(|s| self.down.contains(&s.site))
+                    .count(),
+            });
+            out.extend(members.into_iter().map(Line::Site));
+        }
+        out
     }
 
     /// The lines to show on a terminal of `width` × `height`, each at most `width` columns
@@ -406,6 +455,9 @@ impl Screen {
             r.time.format("%H:%M:%S"),
             self.sort.label()
         );
+        if self.group {
+            line.push_str(" · by tag (g)");
+        }
         if !self.filter.is_empty() {
             line.push_str(&format!(" · filter \"{}\" (/, Esc)", self.filter));
         }
@@ -413,25 +465,51 @@ impl Screen {
         line
     }
 
-    fn site_rows(&self, r: &StatsReport, cols: Columns, room: usize, out: &mut Vec<String>) {
+    fn site_rows<'a>(&self, r: &'a StatsReport, cols: Columns, room: usize, out: &mut Vec<String>) {
         let sites = self.ordered(r);
         if sites.is_empty() {
             out.push(format!("  no site matches \"{}\"", self.filter));
             return;
         }
-        let start = self.scroll.min(sites.len().saturating_sub(1));
-        let shown = if sites.len() - start > room {
+        let lines = self.lines(sites);
+        let start = self.scroll.min(lines.len().saturating_sub(1));
+        let shown = if lines.len() - start > room {
             room.saturating_sub(1)
         } else {
             room
         };
-        for s in sites.iter().skip(start).take(shown) {
-            out.push(site_row(s, State::of(s, &self.down), cols, r.threshold));
+        for line in lines.iter().skip(start).take(shown) {
+            out.push(match line {
+                Line::Site(s) => site_row(s, State::of(s, &self.down), cols, r.threshold),
+                Line::Group { tag, sites, down } => group_line(*tag, *sites, *down),
+            });
         }
-        let rest = &sites[(start + shown).min(sites.len())..];
+        let site = |l: &Line<'a>| match l {
+            Line::Site(s) => Some(*s),
+            Line::Group { .. } => None,
+        };
+        let rest: Vec<&SiteReport> = lines[(start + shown).min(lines.len())..]
+            .iter()
+            .filter_map(site)
+            .collect();
         if !rest.is_empty() {
-            out.push(collapsed(rest, start, &self.down));
+            let above = lines[..start].iter().filter_map(site).count();
+            out.push(collapsed(&rest, above, &self.down));
         }
+    }
+}
+
+/// A group's heading: `── prod · 12 sites, 1 DOWN`.
+fn group_line(tag: Option<&str>, sites: usize, down: usize) -> String {
+    let name = style(format!("── {}", tag.unwrap_or("untagged"))).bold();
+    let count = format!(" · {sites} site{}", if sites == 1 { "" } else { "s" });
+    if down > 0 {
+        format!(
+            "{name}{count}, {}",
+            style(format!("{down} DOWN")).red().bold()
+        )
+    } else {
+        format!("{name}{}", style(count).dim())
     }
 }
 
@@ -466,7 +544,8 @@ const HELP: &[&str] = &[
     "  q          quit (with the final report, as Ctrl-C)",
     "  v          next view",
     "  s          next sort: attention, name, availability, response time",
-    "  /          filter sites by a part of their name; Esc clears it",
+    "  /          filter sites by a part of their name or a tag; Esc clears it",
+    "  g          group sites by their first tag (untagged last), or not",
     "  ↑ ↓ PgUp PgDn   scroll the site list",
     "  ?          show or hide this help",
 ];

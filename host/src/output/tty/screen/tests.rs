@@ -278,3 +278,74 @@ fn degraded_and_maintenance_sites_say_so_in_words_and_in_the_summary() {
         lines[1]
     );
 }
+
+/// 500 sites tagged by their number: s000-s099 "api", s100-s199 "web", the rest untagged; s100,
+/// s200 and s300 down.
+fn tagged_screen() -> Screen {
+    let mut s = screen();
+    let r = StatsReport::clone(&s.reports[0]);
+    let mut r = r;
+    for site in &mut r.sites {
+        let n: usize = site.site[1..].parse().unwrap();
+        site.tags = match n {
+            0..100 => std::sync::Arc::from(["api".to_owned(), "eu".to_owned()]),
+            100..200 => std::sync::Arc::from(["web".to_owned()]),
+            _ => std::sync::Arc::from([]),
+        };
+    }
+    s.report(Arc::new(r));
+    s
+}
+
+#[test]
+fn grouped_by_tag_each_group_has_a_heading_and_untagged_come_last() {
+    let mut s = tagged_screen();
+    // Not grouped by default: the down sites come first whatever their tags.
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(!text.contains("── "), "{text}");
+    s.group = true;
+    let lines = s.render(100, 60, Duration::ZERO);
+    fits(&lines, 100, 60);
+    let text = lines.join("\n");
+    assert!(text.contains("by tag (g)"), "{text}");
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in\n{text}"))
+    };
+    assert!(lines[at("── api")].ends_with("· 100 sites"), "{text}");
+    // Within a group the chosen order: attention (s100 is down, first of web).
+    assert_eq!(at("── api") + 1, at("s000"));
+    // The api group does not fit: the rest is one line, and the other headings follow scrolling.
+    assert!(text.contains("… "), "{text}");
+    s.scroll = 101;
+    let lines = s.render(100, 60, Duration::ZERO);
+    let text = lines.join("\n");
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in\n{text}"))
+    };
+    assert!(
+        lines[at("── web")].ends_with("· 100 sites, 1 DOWN"),
+        "{text}"
+    );
+    assert!(lines[at("── web") + 1].contains("s100") && lines[at("── web") + 1].contains("DOWN"));
+    s.scroll = 202;
+    let text = s.render(100, 60, Duration::ZERO).join("\n");
+    assert!(text.contains("── untagged · 300 sites, 2 DOWN"), "{text}");
+    assert!(text.contains("(200 above)"), "{text}");
+}
+
+#[test]
+fn the_filter_matches_tags_too() {
+    let mut s = tagged_screen();
+    s.filter = "web".into();
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(text.contains("s100") && !text.contains("s000"), "{text}");
+    s.filter = "EU".into();
+    let text = s.render(80, 24, Duration::ZERO).join("\n");
+    assert!(text.contains("s000") && !text.contains("s100"), "{text}");
+}

@@ -12,12 +12,8 @@ pub fn run() {
     let n = 10_000;
     let (config, targets) =
         sites_every_10s((0..n).map(|i| (format!("s{i}"), format!("http://127.0.0.1/{i}"))));
-    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
-    let bus = sitewatch::event::Bus::new(Arc::clone(&clock));
-    let mut recorder = Recorder::new(&config, clock, bus, None);
-    recorder.set_sites(&targets);
     let t = Instant::now();
-    fill_an_hour(&mut recorder, &targets);
+    let mut recorder = filled_for_an_hour(&config, &targets);
     let fill = t.elapsed();
     let per_measurement_us = fill.as_secs_f64() * 1e6 / (n as f64 * 360.0);
     let with_rules_us = record_with_rules(n / 10);
@@ -112,17 +108,20 @@ fn record_with_rules(n: usize) -> f64 {
         .cloned()
         .map(sitewatch::probe::ProbeTarget::new)
         .collect();
-    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
-    let bus = sitewatch::event::Bus::new(Arc::clone(&clock));
-    let mut recorder = Recorder::new(&config, clock, bus, None);
-    recorder.set_sites(&targets);
     let t = Instant::now();
-    fill_an_hour(&mut recorder, &targets);
+    drop(filled_for_an_hour(&config, &targets));
     t.elapsed().as_secs_f64() * 1e6 / (n as f64 * 360.0)
 }
 
-/// Records an hour of 10 s probes of every target, oldest first.
-fn fill_an_hour(recorder: &mut Recorder, targets: &[sitewatch::probe::ProbeTarget]) {
+/// A recorder of `targets` given an hour of 10 s probes of each, oldest first.
+fn filled_for_an_hour(
+    config: &sitewatch::config::Config,
+    targets: &[sitewatch::probe::ProbeTarget],
+) -> Recorder {
+    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
+    let bus = sitewatch::event::Bus::new(Arc::clone(&clock));
+    let mut recorder = Recorder::new(config, clock, bus, None);
+    recorder.set_sites(targets);
     let now = chrono::Utc::now();
     for k in 0..360u64 {
         let at = now - chrono::TimeDelta::seconds(3590 - 10 * k as i64);
@@ -130,4 +129,5 @@ fn fill_an_hour(recorder: &mut Recorder, targets: &[sitewatch::probe::ProbeTarge
             recorder.record(measurement(&tg.name, &tg.url, at, k));
         }
     }
+    recorder
 }

@@ -109,8 +109,10 @@ fn record_with_rules(n: usize) -> f64 {
         .map(sitewatch::probe::ProbeTarget::new)
         .collect();
     let t = Instant::now();
-    drop(filled_for_an_hour(&config, &targets));
-    t.elapsed().as_secs_f64() * 1e6 / (n as f64 * 360.0)
+    let recorder = filled_for_an_hour(&config, &targets);
+    let per_measurement_us = t.elapsed().as_secs_f64() * 1e6 / (n as f64 * 360.0);
+    drop(recorder);
+    per_measurement_us
 }
 
 /// A recorder of `targets` given an hour of 10 s probes of each, oldest first.

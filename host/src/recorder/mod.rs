@@ -58,8 +58,10 @@ struct SiteState {
     /// The site's alert rule (the global one with its overrides).
     rule: AlertRule,
     maintenance: Schedule,
-    /// The maintenance window open at the newest probe, if any.
+    /// The maintenance window open at `maintenance_seen`, if any.
     in_maintenance: Option<Occurrence>,
+    /// The latest time the maintenance state was looked at (a probe's end, or a report).
+    maintenance_seen: Option<chrono::DateTime<chrono::Utc>>,
     tags: Arc<[String]>,
     /// The earliest certificate expiry of the newest chain seen.
     cert_expiry: Option<chrono::DateTime<chrono::Utc>>,
@@ -83,6 +85,7 @@ impl SiteState {
             rule: t.config.alerting.clone(),
             maintenance: t.config.maintenance.clone(),
             in_maintenance: None,
+            maintenance_seen: None,
             tags: t.config.tags.clone().into(),
             cert_expiry: None,
             windows: SiteWindows::new(&window_specs(&t.config.alerting, views)),
@@ -91,6 +94,31 @@ impl SiteState {
             recent_errors: VecDeque::new(),
             failing: false,
         }
+    }
+}
+
+impl SiteState {
+    /// Whether a maintenance window of the site is open at `t`, and the change of state to
+    /// report, if `t` is the newest time looked at. A probe that ended before a later look
+    /// (it reached the recorder late) is marked by its own time but changes no state, so a
+    /// window is not reported open again after its end was.
+    fn maintenance_at(
+        &mut self,
+        site: &Arc<str>,
+        t: chrono::DateTime<chrono::Utc>,
+    ) -> (bool, Option<MaintenanceReport>) {
+        let open = self.maintenance.open_at(t);
+        let is_open = open.is_some();
+        if self.maintenance_seen.is_some_and(|seen| t < seen) {
+            return (is_open, None);
+        }
+        self.maintenance_seen = Some(t);
+        if open == self.in_maintenance {
+            return (is_open, None);
+        }
+        let old = std::mem::replace(&mut self.in_maintenance, open.clone());
+        let report = MaintenanceReport::change(site, &self.url, old, open, t);
+        (is_open, Some(report))
     }
 }
 
@@ -294,17 +322,9 @@ impl Recorder {
         }
         let time = m.finished_at();
         let mut m = m;
-        let open = site.maintenance.open_at(time);
-        m.maintenance = open.is_some();
-        if open != site.in_maintenance {
-            let report = MaintenanceReport::change(
-                &m.site,
-                &site.url,
-                site.in_maintenance.take(),
-                open.clone(),
-                time,
-            );
-            site.in_maintenance = open;
+        let (open, change) = site.maintenance_at(&m.site, time);
+        m.maintenance = open;
+        if let Some(report) = change {
             self.bus.send(Event::Maintenance(report));
         }
         let good_tls = m
@@ -427,16 +447,7 @@ impl Recorder {
                 let s = self.sites.get_mut(name)?;
                 s.windows.advance(now_us);
                 // A window opens or closes between probes too: the display says so on time.
-                let open = s.maintenance.open_at(now);
-                if open != s.in_maintenance {
-                    let report = MaintenanceReport::change(
-                        name,
-                        &s.url,
-                        s.in_maintenance.take(),
-                        open.clone(),
-                        now,
-                    );
-                    s.in_maintenance = open;
+                if let (_, Some(report)) = s.maintenance_at(name, now) {
                     self.bus.send(Event::Maintenance(report));
                 }
                 Some(SiteReport {

@@ -569,3 +569,34 @@ async fn an_expired_certificate_is_a_tls_failure_not_a_certificate_warning() {
     let fired = alerts(&mut r, &mut sub).await;
     assert_eq!(kinds(&fired), [(AlertKind::Down, 260)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_probe_from_inside_a_closed_window_is_marked_but_does_not_reopen_it() {
+    let (mut r, mut sub) = rules_recorder();
+    for i in 0..=17 {
+        r.record(timed(i * 10, true, 50, None));
+    }
+    // The report at 185 s sees the window (60 s to 180 s) closed.
+    tokio::time::advance(Duration::from_secs(185)).await;
+    r.report(0, false);
+    // A probe that ended at 175 s arrives only now.
+    r.record(timed(175, true, 50, None));
+    let evs = events(&mut sub);
+    let late = evs
+        .iter()
+        .rev()
+        .find_map(|e| match &**e {
+            Event::Probe(m) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(late.maintenance, "marked by its own time");
+    let changes: Vec<(bool, i64)> = evs
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Maintenance(m) => Some((m.started, (m.time - t0()).num_seconds())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, [(true, 60), (false, 185)]);
+}

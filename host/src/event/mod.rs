@@ -47,27 +47,29 @@ pub struct MaintenanceReport {
 }
 
 impl MaintenanceReport {
-    /// The change from `old` to `new` (which differ); a window that follows another at once is
-    /// reported as the new one starting.
+    /// The change from `old` to `new`, if they differ; a window that follows another at once
+    /// is reported as the new one starting.
     pub fn change(
         site: &Arc<str>,
         url: &Arc<str>,
         old: Option<crate::maintenance::Occurrence>,
         new: Option<crate::maintenance::Occurrence>,
         time: DateTime<Utc>,
-    ) -> Self {
+    ) -> Option<Self> {
+        if old == new {
+            return None;
+        }
         let (started, window) = match (new, old) {
             (Some(w), _) => (true, w),
-            (None, Some(w)) => (false, w),
-            (None, None) => unreachable!("a change has a window on one side"),
+            (None, w) => (false, w?),
         };
-        Self {
+        Some(Self {
             time,
             site: Arc::clone(site),
             url: Arc::clone(url),
             started,
             window,
-        }
+        })
     }
 
     /// `maintenance of shop started (nightly, until 2026-12-06T03:00:00Z)`.

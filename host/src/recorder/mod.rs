@@ -113,12 +113,11 @@ impl SiteState {
             return (is_open, None);
         }
         self.maintenance_seen = Some(t);
-        if open == self.in_maintenance {
-            return (is_open, None);
-        }
         let old = std::mem::replace(&mut self.in_maintenance, open.clone());
-        let report = MaintenanceReport::change(site, &self.url, old, open, t);
-        (is_open, Some(report))
+        (
+            is_open,
+            MaintenanceReport::change(site, &self.url, old, open, t),
+        )
     }
 }
 

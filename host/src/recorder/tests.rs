@@ -32,11 +32,15 @@ fn probe(site: &str, secs: i64, up: bool) -> Measurement {
 }
 
 fn recorder_with(clock: SharedClock) -> (Recorder, Subscription) {
-    let c = config();
+    recorder_of(&config(), clock)
+}
+
+/// A recorder of `c`'s sites on `clock`, and a subscription to what it publishes.
+fn recorder_of(c: &Config, clock: SharedClock) -> (Recorder, Subscription) {
     let bus = Bus::new(Arc::clone(&clock));
     let sub = bus.subscribe();
-    let mut r = Recorder::new(&c, clock, bus, None);
-    r.set_sites(&targets(&c));
+    let mut r = Recorder::new(c, clock, bus, None);
+    r.set_sites(&targets(c));
     (r, sub)
 }
 
@@ -402,13 +406,17 @@ fn rules_config() -> Config {
 }
 
 fn rules_recorder() -> (Recorder, Subscription) {
-    let c = rules_config();
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0()));
-    let bus = Bus::new(Arc::clone(&clock));
-    let sub = bus.subscribe();
-    let mut r = Recorder::new(&c, clock, bus, None);
-    r.set_sites(&targets(&c));
-    (r, sub)
+    recorder_of(&rules_config(), Arc::new(TokioClock::starting_at(t0())))
+}
+
+/// (opened?, seconds after t0) of each maintenance event in `evs`.
+fn maintenance_changes(evs: &[Arc<Event>]) -> Vec<(bool, i64)> {
+    evs.iter()
+        .filter_map(|e| match &**e {
+            Event::Maintenance(m) => Some((m.started, (m.time - t0()).num_seconds())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A probe of `a` at `secs` that took `ms` milliseconds (or failed), serving a chain that
@@ -460,13 +468,7 @@ async fn maintenance_holds_the_down_alert_until_the_window_ends_and_marks_its_pr
         })
         .collect();
     assert_eq!(marked, (60..180).step_by(10).collect::<Vec<_>>());
-    let changes: Vec<(bool, i64)> = evs
-        .iter()
-        .filter_map(|e| match &**e {
-            Event::Maintenance(m) => Some((m.started, (m.time - t0()).num_seconds())),
-            _ => None,
-        })
-        .collect();
+    let changes = maintenance_changes(&evs);
     assert_eq!(changes, [(true, 60), (false, 180)]);
     // Down from 100 s: the window would have fired at 120 s; it fires at the first probe after
     // the maintenance ends.
@@ -591,12 +593,6 @@ async fn a_late_probe_from_inside_a_closed_window_is_marked_but_does_not_reopen_
         })
         .unwrap();
     assert!(late.maintenance, "marked by its own time");
-    let changes: Vec<(bool, i64)> = evs
-        .iter()
-        .filter_map(|e| match &**e {
-            Event::Maintenance(m) => Some((m.started, (m.time - t0()).num_seconds())),
-            _ => None,
-        })
-        .collect();
+    let changes = maintenance_changes(&evs);
     assert_eq!(changes, [(true, 60), (false, 185)]);
 }

@@ -39,6 +39,26 @@ pub enum Command {
     /// Maintenance windows: list the next ones of every site.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Work on the embedded store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Rebuild the minute, hour and day rollups from the raw measurements, for every period raw
+    /// rows still cover (safe beside a running sitewatch).
+    RebuildRollups(RebuildRollupsArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RebuildRollupsArgs {
+    /// Only compare: count the rollup cells that differ from the raw rows, write nothing, and
+    /// exit with 1 when any does.
+    #[arg(long)]
+    pub check: bool,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -167,9 +187,25 @@ pub struct RunArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct ReportArgs {
-    /// The timeframe: from this long ago until now, e.g. `24h`, `30m`, `7d`.
+    /// The timeframe: from this long ago until now, e.g. `24h`, `30m`, `7d`, `90d`. Raw
+    /// measurements answer while they are kept (7 days); beyond, the finest rollup tier that
+    /// covers the timeframe (minute 30 days, hour a year, day 5 years), as the report says.
     #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
     pub since: std::time::Duration,
+    /// One row per day, week or month per site (whole periods: the first is the one holding
+    /// the start of the timeframe).
+    #[arg(long, value_enum)]
+    pub by: Option<crate::history::By>,
+    /// Give each site's uptime against this objective in percent (e.g. 99.9): the downtime it
+    /// allows over the timeframe, the downtime spent, the error budget left, the longest incident.
+    #[arg(long, conflicts_with = "by")]
+    pub sla: Option<f64>,
+    /// The day weeks start on (`--by week`).
+    #[arg(long, default_value = "monday")]
+    pub week_start: String,
+    /// The time zone days, weeks and months are counted in (an IANA name); UTC by default.
+    #[arg(long)]
+    pub tz: Option<String>,
     /// Only this site.
     #[arg(long)]
     pub site: Option<String>,
@@ -182,10 +218,10 @@ pub struct ReportArgs {
     #[arg(long)]
     pub include_maintenance: bool,
     #[arg(long, short, value_enum, default_value = "plain")]
-    pub output: OutputFormat,
+    pub output: crate::history::ReportFormat,
     #[command(flatten)]
     pub data_dir: DataDirArg,
-    /// The config whose alert threshold and tags the report uses (the default threshold and
+    /// The config whose alert threshold, tags and retention the report uses (the default threshold and
     /// no tags when the file does not exist).
     #[command(flatten)]
     pub config: ConfigArg,

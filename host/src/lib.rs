@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod event;
+pub mod history;
 pub mod maintenance;
 pub mod measurement;
 pub mod monitor;

@@ -51,6 +51,13 @@ fn main() -> ExitCode {
                 Err(e) => return config_error(&e),
             }
         }
+        Command::Store(sitewatch::cli::StoreCommand::RebuildRollups(args)) => {
+            match rebuild_rollups(&args) {
+                Ok(true) => Ok(()),
+                Ok(false) => return ExitCode::FAILURE,
+                Err(e) => Err(e),
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,6 +142,7 @@ fn config_for_tags(
 }
 
 fn report(args: ReportArgs) -> anyhow::Result<()> {
+    use sitewatch::history::{self, ReportFormat, Source};
     let store = Store::existing(&args.data_dir.data_dir)?;
     // The configured threshold colours availability; no config file means the default one.
     let (config, filter) = config_for_tags(&args.config, &args.tag)?;
@@ -143,19 +151,100 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         .map_or(sitewatch::config::DEFAULT_THRESHOLD, |c| {
             c.alerting.threshold
         });
+    let retention = config
+        .as_ref()
+        .map(|c| c.storage.retention)
+        .unwrap_or_default();
+    let calendar = history::Calendar::parse(args.tz.as_deref(), Some(&args.week_start), "--")
+        .map_err(anyhow::Error::msg)?;
+    let request = history::Request {
+        since: args.since,
+        site: args.site.clone(),
+        by: args.by,
+        sla: args.sla,
+        calendar,
+        include_maintenance: args.include_maintenance,
+    };
+    let now = chrono::Utc::now();
+    // Without --by or --sla, a report the raw rows cover keeps the live views' shape (with the
+    // sites' alert and certificate states); the rollups answer the rest.
+    let classic = args.by.is_none() && args.sla.is_none();
+    let (source, _, _) = history::choose(&request, &retention, now)?;
+    if classic && source == Source::Raw && args.output != ReportFormat::Csv {
+        return raw_report(
+            &args,
+            &store,
+            config.as_ref(),
+            filter.as_ref(),
+            threshold,
+            now,
+        );
+    }
+    let mut answer = history::report(&store, &request, &retention, now)?;
+    if let Some(f) = &filter {
+        answer.rows.retain(|r| f.matches(&r.site));
+        anyhow::ensure!(
+            !answer.rows.is_empty(),
+            "no measurements of sites {} in the last {}",
+            f.describe(),
+            history::days(args.since)
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if classic && args.output != ReportFormat::Csv {
+        let mut report = history::to_stats_report(&answer, args.since, threshold);
+        if let Some(c) = &config {
+            sitewatch::report::tag_report(&mut report, c, None);
+        }
+        if args.output == ReportFormat::Json {
+            let mut v = sitewatch::output::wire::to_value(&Event::Stats(report));
+            let head = history::to_json(&answer);
+            for key in ["source", "percentile_error", "from", "to"] {
+                v[key] = head[key].clone();
+            }
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(
+                out,
+                "from the {} rollups since {} (percentiles within {}%)",
+                answer.source.name(),
+                sitewatch::clock::rfc3339_seconds(answer.from),
+                history::RELATIVE_ERROR * 100.0
+            )?;
+            write_event(
+                sitewatch::output::OutputFormat::Plain,
+                &mut out,
+                &Event::Stats(report),
+            )?;
+        }
+    } else {
+        history::write(&answer, args.output, &mut out)?;
+    }
+    Ok(out.flush()?)
+}
+
+/// `report` over raw rows, in the live views' shape.
+fn raw_report(
+    args: &ReportArgs,
+    store: &Store,
+    config: Option<&Config>,
+    filter: Option<&sitewatch::report::TagFilter>,
+    threshold: f64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
     let mut report = sitewatch::report::stats_since(
-        &store,
+        store,
         args.since,
         args.site.as_deref(),
-        chrono::Utc::now(),
+        now,
         threshold,
         args.include_maintenance,
     )?;
-    if let Some(c) = &config {
-        sitewatch::report::tag_report(&mut report, c, filter.as_ref());
+    if let Some(c) = config {
+        sitewatch::report::tag_report(&mut report, c, filter);
     }
     let period = humantime::format_duration(args.since);
-    match (&args.site, &filter) {
+    match (&args.site, filter) {
         (Some(site), None) if report.sites.is_empty() => {
             anyhow::bail!("no measurements of site \"{site}\" in the last {period}")
         }
@@ -171,9 +260,36 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         }
         _ => {}
     }
+    let format = match args.output {
+        sitewatch::history::ReportFormat::Json => sitewatch::output::OutputFormat::Json,
+        _ => sitewatch::output::OutputFormat::Plain,
+    };
     let mut out = std::io::stdout().lock();
-    write_event(args.output, &mut out, &Event::Stats(report))?;
+    write_event(format, &mut out, &Event::Stats(report))?;
     Ok(out.flush()?)
+}
+
+/// `sitewatch store rebuild-rollups [--check]`; false when checking found differences.
+fn rebuild_rollups(args: &sitewatch::cli::RebuildRollupsArgs) -> anyhow::Result<bool> {
+    let store = Store::existing(&args.data_dir.data_dir)?;
+    // Creates the rollup tables of a store last written by an older sitewatch.
+    let mut conn = store.connect_for_writing()?;
+    let r = sitewatch::history::rebuild(&mut conn, args.check)
+        .with_context(|| format!("rebuilding the rollups of {}", store.path().display()))?;
+    let what = if args.check { "checked" } else { "rebuilt" };
+    println!(
+        "{what} {} rollup cells of {} sites from {} measurements; {} {}",
+        r.cells,
+        r.sites,
+        r.measurements,
+        r.differing,
+        if args.check {
+            "differ from the raw rows"
+        } else {
+            "were replaced"
+        }
+    );
+    Ok(!(args.check && r.differing > 0))
 }
 
 /// `sitewatch maintenance list`: each site's open and next windows, computed from the config

@@ -126,8 +126,12 @@ pub fn run() {
     let mut page_bytes = 0;
     for _ in 0..RUNS {
         let t = Instant::now();
-        let html =
-            sitewatch::serve::page::render(&sitewatch::serve::page_data(&board, &config, &[]));
+        let html = sitewatch::serve::page::render(&sitewatch::serve::page_data(
+            &board,
+            &config,
+            &[],
+            &Default::default(),
+        ));
         page.push(t.elapsed().as_secs_f64() * 1e3);
         page_bytes = html.len();
     }

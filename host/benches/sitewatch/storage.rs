@@ -54,7 +54,8 @@ pub fn write_all(
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(200),
-            retention: Duration::from_secs(3650 * 86400),
+            retention: sitewatch::history::Retention::default(),
+            rollup_every: sitewatch::history::DEFAULT_ROLLUP_EVERY,
             outbox,
             location: "bench".into(),
         },

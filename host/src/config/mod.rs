@@ -32,7 +32,6 @@ pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
 pub const DEFAULT_PLUGIN_TIME: Duration = Duration::from_millis(100);
 /// The most memory any plugin call may be given (the plugin host reserves address space for it).
 pub const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_INFLUX_BATCH: usize = 5_000;
 pub const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_OUTBOX_LINES: u64 = 10_000_000;
@@ -108,8 +107,10 @@ pub struct PluginUse {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StorageConfig {
-    /// Measurements older than this are pruned from the embedded store.
-    pub retention: Duration,
+    /// How long raw measurements, each rollup tier and alerts are kept in the embedded store.
+    pub retention: crate::history::Retention,
+    /// How often the store writer checkpoints its rollups.
+    pub rollup_every: Duration,
     pub influxdb: Option<InfluxConfig>,
 }
 
@@ -773,9 +774,12 @@ fn resolve_plugin_use(
 }
 
 fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, FieldError> {
-    let retention = match &raw.retention {
-        Some(r) => values::positive_duration(r).map_err(|m| ("storage.retention".to_owned(), m))?,
-        None => DEFAULT_RETENTION,
+    let retention = retention(raw.retention.as_ref())?;
+    let rollup_every = match &raw.rollup_every {
+        Some(d) => {
+            values::positive_duration(d).map_err(|m| ("storage.rollup_every".to_owned(), m))?
+        }
+        None => crate::history::DEFAULT_ROLLUP_EVERY,
     };
     let influxdb = match raw.influxdb {
         None => None,
@@ -833,8 +837,58 @@ fn resolve_storage(raw: raw::RawStorage) -> Result<StorageConfig, FieldError> {
     };
     Ok(StorageConfig {
         retention,
+        rollup_every,
         influxdb,
     })
+}
+
+/// `storage.retention`: a duration (the raw rows', as before the rollups) or one per tier. A
+/// finer tier may not be kept longer than a coarser one (it would answer nothing more).
+fn retention(raw: Option<&raw::RawRetention>) -> Result<crate::history::Retention, FieldError> {
+    let mut r = crate::history::Retention::default();
+    let get = |d: &raw::RawDuration, f: &str| {
+        values::retention(d).map_err(|m| (format!("storage.retention.{f}"), m))
+    };
+    match raw {
+        None => {}
+        Some(raw::RawRetention::Raw(d)) => {
+            r.raw = values::retention(d).map_err(|m| ("storage.retention".to_owned(), m))?;
+        }
+        Some(raw::RawRetention::Tiers(t)) => {
+            for (field, value, slot) in [
+                ("raw", &t.raw, &mut r.raw),
+                ("minute", &t.minute, &mut r.minute),
+                ("hour", &t.hour, &mut r.hour),
+                ("day", &t.day, &mut r.day),
+            ] {
+                if let Some(d) = value {
+                    *slot = get(d, field)?;
+                }
+            }
+            if let Some(d) = &t.alerts {
+                r.alerts = Some(get(d, "alerts")?);
+            }
+        }
+    }
+    let days = crate::history::days;
+    for (finer, f, coarser, c) in [
+        ("raw", r.raw, "minute", r.minute),
+        ("minute", r.minute, "hour", r.hour),
+        ("hour", r.hour, "day", r.day),
+    ] {
+        if f > c {
+            return Err((
+                format!("storage.retention.{finer}"),
+                format!(
+                    "{} is longer than storage.retention.{coarser} ({}): a finer tier cannot be kept longer than a coarser one",
+                    days(f),
+                    days(c)
+                ),
+            )
+                .into());
+        }
+    }
+    Ok(r)
 }
 
 /// Resolves one site; error fields are relative to the site.

@@ -105,7 +105,14 @@ impl Printed {
                     .unwrap_or_else(crate::scheduler::default_max_in_flight),
             }),
             storage: json!({
-                "retention": duration(c.storage.retention),
+                "retention": {
+                    "raw": duration(c.storage.retention.raw),
+                    "minute": duration(c.storage.retention.minute),
+                    "hour": duration(c.storage.retention.hour),
+                    "day": duration(c.storage.retention.day),
+                    "alerts": c.storage.retention.alerts.map(duration),
+                },
+                "rollup_every": duration(c.storage.rollup_every),
                 "influxdb": c.storage.influxdb.as_ref().map(|i| json!({
                     "url": i.url.as_str(),
                     "org": i.org,
@@ -337,7 +344,7 @@ mod tests {
             v["dashboard"]["views"],
             json!([{"name": "10m", "window": "10m", "every": "10s"}, {"name": "1h", "window": "1h", "every": "1m"}])
         );
-        assert_eq!(v["storage"]["retention"], "7days");
+        assert_eq!(v["storage"]["retention"]["raw"], "7days");
         assert_eq!(v["storage"]["influxdb"], Value::Null);
         assert_eq!(v["plugins"]["dir"], "/etc/sitewatch/target/plugins");
         assert_eq!(v["plugins"]["memory_limit"], "32MiB");

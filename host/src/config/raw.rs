@@ -152,9 +152,29 @@ pub struct RawPluginUse {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStorage {
-    /// How long measurements are kept, e.g. `"7d"`.
-    pub retention: Option<RawDuration>,
+    /// How long each tier is kept: `"7d"` (raw rows only, as before the rollups) or
+    /// `{"raw": "7d", "minute": "30d", "hour": "365d", "day": "1825d", "alerts": "2y"}`.
+    pub retention: Option<RawRetention>,
+    /// How often the writer stores its rollup updates (a crash redoes at most this from raw rows).
+    pub rollup_every: Option<RawDuration>,
     pub influxdb: Option<RawInflux>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRetention {
+    Raw(RawDuration),
+    Tiers(RawTiers),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTiers {
+    pub raw: Option<RawDuration>,
+    pub minute: Option<RawDuration>,
+    pub hour: Option<RawDuration>,
+    pub day: Option<RawDuration>,
+    pub alerts: Option<RawDuration>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -174,14 +174,23 @@ fn a_missing_file_names_the_file() {
 #[test]
 fn storage_section() {
     let c = parse(r#"{"sites": []}"#).unwrap();
-    assert_eq!(c.storage.retention, DEFAULT_RETENTION);
+    assert_eq!(c.storage.retention, crate::history::Retention::default());
+    assert_eq!(c.storage.retention.raw, Duration::from_secs(7 * 86400));
+    assert_eq!(
+        c.storage.retention.alerts, None,
+        "alerts are kept for ever by default"
+    );
     assert_eq!(c.storage.influxdb, None);
     let c = parse(
         r#"{"sites": [], "storage": {"retention": "2d", "influxdb": {"url": "http://127.0.0.1:8086",
             "org": "o", "bucket": "b", "token_env": "INFLUX_TOKEN", "batch_size": 10, "flush_interval": "250ms"}}}"#,
     )
     .unwrap();
-    assert_eq!(c.storage.retention, Duration::from_secs(2 * 86400));
+    assert_eq!(c.storage.retention.raw, Duration::from_secs(2 * 86400));
+    assert_eq!(
+        c.storage.retention.day,
+        Duration::from_secs(5 * 365 * 86400)
+    );
     let i = c.storage.influxdb.unwrap();
     assert_eq!(
         (i.org.as_str(), i.bucket.as_str(), i.batch_size),
@@ -200,6 +209,30 @@ fn storage_section() {
         "the token never goes in the file: {e}"
     );
     let e = err(r#"{"sites": [], "storage": {"retention": "0s"}}"#);
+    assert!(e.contains("storage.retention"), "{e}");
+}
+
+#[test]
+fn retention_per_tier() {
+    let c = parse(
+        r#"{"sites": [], "storage": {"retention": {"raw": "2d", "hour": "90d", "alerts": "730d"},
+            "rollup_every": "30s"}}"#,
+    )
+    .unwrap();
+    let r = c.storage.retention;
+    assert_eq!(r.raw, Duration::from_secs(2 * 86400));
+    assert_eq!(r.minute, Duration::from_secs(30 * 86400), "the default");
+    assert_eq!(r.hour, Duration::from_secs(90 * 86400));
+    assert_eq!(r.alerts, Some(Duration::from_secs(730 * 86400)));
+    assert_eq!(c.storage.rollup_every, Duration::from_secs(30));
+    let e = err(r#"{"sites": [], "storage": {"retention": {"minute": "400d"}}}"#);
+    assert!(
+        e.contains("storage.retention.minute") && e.contains("longer than storage.retention.hour"),
+        "{e}"
+    );
+    let e = err(r#"{"sites": [], "storage": {"retention": {"hour": "0s"}}}"#);
+    assert!(e.contains("storage.retention.hour"), "{e}");
+    let e = err(r#"{"sites": [], "storage": {"retention": {"minutes": "1d"}}}"#);
     assert!(e.contains("storage.retention"), "{e}");
 }
 

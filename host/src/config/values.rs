@@ -6,6 +6,20 @@ use std::time::Duration;
 
 /// Parses a duration that must be greater than zero.
 pub fn positive_duration(raw: &RawDuration) -> Result<Duration, String> {
+    // Far-future durations overflow timer arithmetic; nobody watches a site once a century.
+    positive_duration_up_to(raw, Duration::from_secs(366 * 24 * 3600), "a year")
+}
+
+/// A retention: years are fine (nothing waits on it), a century is the sanity limit.
+pub fn retention(raw: &RawDuration) -> Result<Duration, String> {
+    positive_duration_up_to(raw, Duration::from_secs(100 * 366 * 24 * 3600), "a century")
+}
+
+fn positive_duration_up_to(
+    raw: &RawDuration,
+    max: Duration,
+    max_name: &str,
+) -> Result<Duration, String> {
     let d = match raw {
         RawDuration::Seconds(s) => {
             if !s.is_finite() || *s <= 0.0 {
@@ -26,9 +40,8 @@ pub fn positive_duration(raw: &RawDuration) -> Result<Duration, String> {
     if d.is_zero() {
         return Err(format!("must be greater than zero, got {}", show(raw)));
     }
-    // Far-future durations overflow timer arithmetic; nobody watches a site once a century.
-    if d > Duration::from_secs(366 * 24 * 3600) {
-        return Err(format!("{} is longer than a year", show(raw)));
+    if d > max {
+        return Err(format!("{} is longer than {max_name}", show(raw)));
     }
     Ok(d)
 }

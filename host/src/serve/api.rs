@@ -318,67 +318,165 @@ async fn report(
     Query(q): Query<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    use crate::history::{self, By, Calendar, Source};
+    let bad = |why: String| error(StatusCode::BAD_REQUEST, why);
     let since = match since(&q, Duration::from_secs(24 * 3600)) {
         Ok(s) => s,
-        Err(why) => return error(StatusCode::BAD_REQUEST, why),
+        Err(why) => return bad(why),
     };
     let site = q.get("site").cloned();
     let include_maintenance = match q.get("maintenance").map(String::as_str) {
         None | Some("exclude") => false,
         Some("include") => true,
         Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("maintenance=\"{other}\": use include or exclude (the default)"),
-            );
+            return bad(format!(
+                "maintenance=\"{other}\": use include or exclude (the default)"
+            ));
         }
+    };
+    let by = match q.get("by") {
+        None => None,
+        Some(b) => match By::parse(b) {
+            Some(b) => Some(b),
+            None => return bad(format!("by=\"{b}\": use day, week or month")),
+        },
+    };
+    let sla = match q.get("sla") {
+        None => None,
+        Some(v) => match v.parse::<f64>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                return bad(format!(
+                    "sla=\"{v}\": give the objective in percent, e.g. 99.9"
+                ));
+            }
+        },
+    };
+    if by.is_some() && sla.is_some() {
+        return bad("sla and by cannot be combined".into());
+    }
+    let calendar = match Calendar::parse(
+        q.get("tz").map(String::as_str),
+        q.get("week_start").map(String::as_str),
+        "",
+    ) {
+        Ok(c) => c,
+        Err(why) => return bad(why),
+    };
+    let csv = match q.get("output").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return bad(format!("output=\"{other}\": use json (the default) or csv")),
     };
     let config = shared.config.load_full();
     let filter = match tag_filter(query.as_deref(), &config) {
         Ok(f) => f,
         Err(r) => return *r,
     };
+    let request = history::Request {
+        since,
+        site: site.clone(),
+        by,
+        sla,
+        calendar,
+        include_maintenance,
+    };
+    let retention = config.storage.retention;
+    let now = chrono::Utc::now();
+    // The messages name the CLI's options; here they are query parameters.
+    let param = |m: String| m.replace("--since", "since").replace("--sla", "sla");
+    let source = match history::choose(&request, &retention, now) {
+        Ok((s, _, _)) => s,
+        Err(e) => return bad(param(e.to_string())),
+    };
+    let tagged = filter
+        .as_ref()
+        .map(|f| format!(" {}", f.describe()))
+        .unwrap_or_default();
+    let period = humantime::format_duration(since);
+    let classic = by.is_none() && sla.is_none();
     let threshold = config.alerting.threshold;
     let store = shared.store.clone();
-    let wanted = site.clone();
-    let found = tokio::task::spawn_blocking(move || {
-        crate::report::stats_since(
-            &store,
-            since,
-            wanted.as_deref(),
-            chrono::Utc::now(),
-            threshold,
-            include_maintenance,
-        )
-    })
-    .await;
-    match found {
-        Ok(Ok(mut r)) => {
-            crate::report::tag_report(&mut r, &config, filter.as_ref());
-            let tagged = filter
-                .as_ref()
-                .map(|f| format!(" {}", f.describe()))
-                .unwrap_or_default();
-            let period = humantime::format_duration(since);
-            if r.sites.is_empty()
-                && let Some(name) = &site
-            {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no measurements of site \"{name}\"{tagged} in the last {period}"),
-                );
+    if classic && source == Source::Raw && !csv {
+        let wanted = site.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            crate::report::stats_since(
+                &store,
+                since,
+                wanted.as_deref(),
+                now,
+                threshold,
+                include_maintenance,
+            )
+        })
+        .await;
+        return match found {
+            Ok(Ok(mut r)) => {
+                crate::report::tag_report(&mut r, &config, filter.as_ref());
+                if r.sites.is_empty()
+                    && let Some(name) = &site
+                {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        format!("no measurements of site \"{name}\"{tagged} in the last {period}"),
+                    );
+                }
+                if r.sites.is_empty() && filter.is_some() {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        format!("no measurements of sites{tagged} in the last {period}"),
+                    );
+                }
+                Json(wire::to_value(&Event::Stats(r))).into_response()
             }
-            if r.sites.is_empty() && filter.is_some() {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no measurements of sites{tagged} in the last {period}"),
-                );
-            }
-            Json(wire::to_value(&Event::Stats(r))).into_response()
-        }
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     }
+    let found =
+        tokio::task::spawn_blocking(move || history::report(&store, &request, &retention, now))
+            .await;
+    let mut answer = match found {
+        Ok(Ok(a)) => a,
+        Ok(Err(history::HistoryError::NoSite { site, .. })) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no measurements of site \"{site}\"{tagged} in the last {period}"),
+            );
+        }
+        Ok(Err(history::HistoryError::Store(e))) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e));
+        }
+        Ok(Err(e)) => return bad(param(e.to_string())),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if let Some(f) = &filter {
+        answer.rows.retain(|r| f.matches(&r.site));
+        if answer.rows.is_empty() {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no measurements of sites{tagged} in the last {period}"),
+            );
+        }
+    }
+    if csv {
+        let mut body = Vec::new();
+        if let Err(e) = history::write(&answer, history::ReportFormat::Csv, &mut body) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+        return ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response();
+    }
+    if classic {
+        let mut r = history::to_stats_report(&answer, since, threshold);
+        crate::report::tag_report(&mut r, &config, None);
+        let mut v = wire::to_value(&Event::Stats(r));
+        let head = history::to_json(&answer);
+        for key in ["source", "percentile_error", "from", "to"] {
+            v[key] = head[key].clone();
+        }
+        return Json(v).into_response();
+    }
+    Json(history::to_json(&answer)).into_response()
 }
 
 /// The live events as Server-Sent Events: each `data:` is one object of `--output json`.
@@ -439,8 +537,9 @@ async fn status_page(State(shared): Shared_) -> Response {
     .ok()
     .flatten()
     .unwrap_or_default();
+    let daily = daily_bars(&shared).await;
     let config = shared.config.load();
-    let data = super::page_data(&shared.board, &config, &history);
+    let data = super::page_data(&shared.board, &config, &history, &daily);
     let mut r = Html(page::render(&data)).into_response();
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
@@ -449,4 +548,37 @@ async fn status_page(State(shared): Shared_) -> Response {
         ),
     );
     r
+}
+
+/// How long the page's daily bars are reused: they change once a day, and a store of thousands
+/// of sites takes a moment to read.
+const DAILY_BARS_TTL: Duration = Duration::from_secs(60);
+/// Days of daily bars on the status page (as Gatus and Upptime show).
+pub const DAILY_BARS: u32 = 90;
+
+/// The last 90 days per site from the day rollups, cached for a minute; empty when the store
+/// cannot be read (the page still renders).
+async fn daily_bars(shared: &Arc<Shared>) -> Arc<crate::history::DailyBars> {
+    if let Some((at, bars)) = &*shared.daily.lock().unwrap_or_else(|e| e.into_inner())
+        && at.elapsed() < DAILY_BARS_TTL
+    {
+        return Arc::clone(bars);
+    }
+    let store = shared.store.clone();
+    let retention = shared.config.load().storage.retention;
+    let bars = tokio::task::spawn_blocking(move || {
+        crate::history::daily_bars(&store, &retention, chrono::Utc::now(), DAILY_BARS)
+    })
+    .await;
+    let bars = match bars {
+        Ok(Ok(b)) => Arc::new(b),
+        Ok(Err(e)) => {
+            tracing::warn!("the status page's daily bars: {}", crate::error_chain(&e));
+            return Arc::default();
+        }
+        Err(_) => return Arc::default(),
+    };
+    *shared.daily.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), Arc::clone(&bars)));
+    bars
 }

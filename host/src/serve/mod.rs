@@ -47,6 +47,8 @@ pub struct Shared {
     /// The config's site settings, for `/api/v1/sites`.
     pub config: ArcSwap<crate::config::Config>,
     pub streams: Arc<Semaphore>,
+    /// The status page's daily bars and when they were read.
+    pub daily: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::history::DailyBars>)>>,
 }
 
 /// A running server.
@@ -87,6 +89,7 @@ impl Server {
             in_flight: std::sync::OnceLock::new(),
             config: ArcSwap::from_pointee(config.clone()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            daily: std::sync::Mutex::new(None),
         });
         warn_if_open(cfg, &shared.bus);
         let stop = CancellationToken::new();
@@ -265,10 +268,11 @@ pub fn page_data(
     board: &board::Board,
     config: &crate::config::Config,
     history: &[crate::alert::Alert],
+    daily: &crate::history::DailyBars,
 ) -> page::PageData {
     let reports = board.reports();
     let views = board.views();
-    board.with_sites(|sites| page_of(sites, &reports, views, config, history))
+    board.with_sites(|sites| page_of(sites, &reports, views, config, history, daily))
 }
 
 fn page_of(
@@ -277,6 +281,7 @@ fn page_of(
     views: Vec<String>,
     config: &crate::config::Config,
     history: &[crate::alert::Alert],
+    daily: &crate::history::DailyBars,
 ) -> page::PageData {
     // Each view's report by site: the page is O(sites), not O(sites²).
     let by_view: Vec<std::collections::HashMap<&str, &crate::event::SiteReport>> = views
@@ -327,6 +332,10 @@ fn page_of(
                         .then(|| report_of(0))
                         .flatten()
                         .and_then(|r| r.last_error.clone()),
+                    daily: daily
+                        .get(&(s.site.to_string(), s.url.to_string()))
+                        .cloned()
+                        .unwrap_or_default(),
                 }
             })
             .collect(),

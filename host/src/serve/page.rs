@@ -48,6 +48,9 @@ pub struct SiteRow {
     /// The last probes, oldest first (at most 30 are shown).
     pub probes: Vec<ProbeDot>,
     pub last_error: Option<String>,
+    /// Availability on each of the last 90 UTC days, oldest first (from the day rollups);
+    /// empty when the store has none for the site.
+    pub daily: Vec<(chrono::NaiveDate, Option<f64>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,6 +204,7 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                 @if let Some(d) = s.cert_days {
                     p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
                 }
+                @if !s.daily.is_empty() { (daily_bars(data, &s.daily)) }
             }
             td class={ "state " (st) } data-state=(st) title=[since] { (st.to_uppercase()) }
             @for (i, v) in data.views.iter().enumerate() {
@@ -214,6 +218,30 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                 div.bar role="img" aria-label=(bar_label(probes)) {
                     @for p in probes { span class={ "p " (if p.ok { "ok" } else { "fail" }) } title=(tip(p)) {} }
                 }
+            }
+        }
+    }
+}
+
+/// One bar per day: green at or above the alert threshold, red below, grey without data
+/// (as Gatus and Upptime show them).
+fn daily_bars(data: &PageData, days: &[(chrono::NaiveDate, Option<f64>)]) -> Markup {
+    let below = days
+        .iter()
+        .filter(|d| d.1.is_some_and(|a| a < data.threshold))
+        .count();
+    let none = days.iter().filter(|d| d.1.is_none()).count();
+    let label = format!(
+        "Last {} days: {} at or above the threshold, {below} below, {none} without data",
+        days.len(),
+        days.len() - below - none
+    );
+    html! {
+        div.days role="img" aria-label=(label) data-days=(days.len()) {
+            @for (day, a) in days {
+                @let class = match a { None => "d none", Some(a) if *a < data.threshold => "d low", Some(_) => "d ok" };
+                @let tip = match a { None => format!("{day}: no data"), Some(a) => format!("{day}: {}", pct(*a)) };
+                span class=(class) title=(tip) {}
             }
         }
     }
@@ -345,6 +373,8 @@ tr.group .count{font-weight:400;font-size:.85rem;color:var(--muted)}
 .sparkline{display:block;color:var(--fg)}.sparkline polyline{fill:none;stroke:currentColor;stroke-width:1.5}
 .sparkline .base{stroke:var(--line)}.sparkline .fail{fill:var(--bad)}.sparkline .pt{fill:currentColor}
 .bar{display:flex;gap:2px;align-items:flex-end;min-height:18px}
+.days{display:flex;gap:1px;margin:.3rem 0 0;max-width:360px}.days .d{flex:1 1 0;height:14px;min-width:2px;border-radius:1px;background:var(--ok)}
+.days .d.low{background:var(--bad)}.days .d.none{background:var(--line)}
 .bar .p{flex:0 0 6px;height:12px;border-radius:1px;background:var(--ok)}
 .bar .p.fail{height:18px;background:repeating-linear-gradient(45deg,var(--bad) 0 2px,transparent 2px 4px);outline:1px solid var(--bad)}
 ul,ol{padding-left:1.25rem;margin:.25rem 0}li{margin:.2rem 0}.msg{word-break:break-word}
@@ -477,6 +507,7 @@ mod tests {
             cert_warning: false,
             availability,
             probes,
+            daily: Vec::new(),
             last_error,
         }
     }

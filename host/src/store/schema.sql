@@ -1,5 +1,5 @@
--- sitewatch embedded store, schema version 4 (2 added measurements.duration_us, 3 the notifications,
--- 4 measurements.maintenance and cert_id, the certs table and alerts.detail). Times are microseconds since the Unix epoch (UTC).
+-- sitewatch embedded store, schema version 5 (2 added measurements.duration_us, 3 the notifications,
+-- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -104,3 +104,33 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_queue ON notifications (notifier, state, id);
 CREATE INDEX IF NOT EXISTS notifications_by_alert ON notifications (alert_id);
+
+-- Rollups (see host/src/history): per site, a row of cells per tier. A minute row holds the 60
+-- minutes of one hour, an hour row the 24 hours of a day, a day row 32 days; `row` counts rows
+-- since the Unix epoch. `data` is the cells, postcard-encoded and deflated.
+CREATE TABLE IF NOT EXISTS rollup_minute (
+    site_id INTEGER NOT NULL,
+    row     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (site_id, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_hour (
+    site_id INTEGER NOT NULL,
+    row     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (site_id, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rollup_day (
+    site_id INTEGER NOT NULL,
+    row     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (site_id, row)
+) WITHOUT ROWID;
+
+-- The rollups hold exactly the measurements up to rowid `raw_rowid`; `tail_from_us` is the
+-- earliest probe time of the measurements after it (NULL: none), so reports add that tail.
+CREATE TABLE IF NOT EXISTS rollup_state (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    raw_rowid    INTEGER NOT NULL,
+    tail_from_us INTEGER
+);

@@ -53,7 +53,11 @@ fn write_all(store: &Store, records: Vec<Record>) {
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(50),
-            retention: Duration::from_secs(1_000_000_000),
+            retention: crate::history::Retention {
+                raw: Duration::from_secs(1_000_000_000),
+                ..Default::default()
+            },
+            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
             outbox: true,
             location: "test".into(),
         },
@@ -196,7 +200,11 @@ fn retention_prunes_old_measurements() {
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(20),
-            retention: Duration::from_secs(3600),
+            retention: crate::history::Retention {
+                raw: Duration::from_secs(3600),
+                ..Default::default()
+            },
+            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
             outbox: false,
             location: "test".into(),
         },
@@ -227,7 +235,11 @@ fn write_all_with_retention(store: &Store, retention: Duration) {
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(20),
-            retention,
+            retention: crate::history::Retention {
+                raw: retention,
+                ..Default::default()
+            },
+            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
             outbox: false,
             location: "test".into(),
         },
@@ -253,7 +265,11 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(20),
-            retention: Duration::from_secs(1_000_000_000),
+            retention: crate::history::Retention {
+                raw: Duration::from_secs(1_000_000_000),
+                ..Default::default()
+            },
+            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
             outbox: false,
             location: "test".into(),
         },
@@ -442,7 +458,11 @@ fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once
         store.clone(),
         WriterOptions {
             flush_every: Duration::from_millis(10),
-            retention: Duration::from_secs(1_000_000_000),
+            retention: crate::history::Retention {
+                raw: Duration::from_secs(1_000_000_000),
+                ..Default::default()
+            },
+            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
             outbox: true,
             location: "test".into(),
         },

@@ -11,6 +11,7 @@ use super::{Store, influx};
 use crate::alert::Alert;
 use crate::clock::SharedClock;
 use crate::event::Bus;
+use crate::history::{Probe, Retention, Rollups};
 use crate::measurement::Measurement;
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, VecDeque};
@@ -74,7 +75,10 @@ impl StoreHandle {
 #[derive(Debug, Clone)]
 pub struct WriterOptions {
     pub flush_every: Duration,
-    pub retention: Duration,
+    /// How long raw rows, rollups and alerts are kept.
+    pub retention: Retention,
+    /// How often the rollups are checkpointed ([`crate::history::Rollups`]).
+    pub rollup_every: Duration,
     /// Also queue every record as line protocol in the InfluxDB outbox.
     pub outbox: bool,
     /// The `location` tag of those lines.
@@ -112,13 +116,14 @@ struct Writer {
     last_prune: Option<Instant>,
     /// `Some(lines dropped so far)` while the outbox is held at its limit.
     outbox_full: Option<u64>,
+    /// The rollup deltas since the last checkpoint.
+    rollups: Rollups,
 }
 
 impl Writer {
     fn new(store: Store, options: WriterOptions, clock: SharedClock, bus: Bus) -> Self {
         Self {
             store,
-            options,
             clock,
             bus,
             conn: None,
@@ -129,10 +134,13 @@ impl Writer {
             dropped: 0,
             last_prune: None,
             outbox_full: None,
+            rollups: Rollups::new(options.rollup_every),
+            options,
         }
     }
 
     fn run(mut self, rx: Receiver<Record>) {
+        self.catch_up();
         let mut last_flush = Instant::now();
         loop {
             let due = match self.retry {
@@ -152,7 +160,7 @@ impl Writer {
                         connected = self.take_batch(&rx);
                     }
                     if !connected {
-                        self.flush_all();
+                        self.finish();
                         return;
                     }
                     if Instant::now() < due && self.pending.len() < BATCH {
@@ -161,7 +169,7 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
-                    self.flush_all();
+                    self.finish();
                     return;
                 }
             }
@@ -189,8 +197,51 @@ impl Writer {
         true
     }
 
+    /// Rolls up what the rollups lack (everything, in a store from before them) at start,
+    /// before any record waits behind it; on failure the first write tries again.
+    fn catch_up(&mut self) {
+        let result = (|| -> Result<u64, super::StoreError> {
+            if self.conn.is_none() {
+                self.conn = Some(self.store.connect_for_writing()?);
+            }
+            let conn = self.conn.as_mut().expect("just connected");
+            Ok(self.rollups.catch_up(conn)?)
+        })();
+        if let Err(e) = result {
+            self.conn = None;
+            tracing::warn!(
+                "rolling up the stored measurements failed ({}); trying again at the first write",
+                crate::error_chain(&e)
+            );
+        }
+    }
+
+    /// The last flush at shutdown, with a rollup checkpoint so the next start has nothing to
+    /// catch up.
+    fn finish(&mut self) {
+        self.flush_all();
+        if self.retry.is_none()
+            && self.rollups.has_deltas()
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::warn!(
+                "storing the rollups at shutdown failed ({}); the next start rolls up the raw rows again",
+                crate::error_chain(&e)
+            );
+        }
+    }
+
+    fn checkpoint(&mut self) -> Result<(), super::StoreError> {
+        let conn = self.conn.as_mut().ok_or(rusqlite::Error::InvalidQuery)?;
+        let tx = conn.transaction()?;
+        self.rollups.finish(&tx, true)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn push(&mut self, r: Record) {
         if let Record::Configure(options) = r {
+            self.rollups.every = options.rollup_every;
             self.options = options;
             self.last_prune = None;
             return;
@@ -244,6 +295,8 @@ impl Writer {
                     // Ids first seen in a transaction that did not commit may not exist.
                     self.site_ids.clear();
                     self.cert_ids.clear();
+                    // The deltas hold rows that were not written: roll up from the store again.
+                    self.rollups.lost();
                     let backoff = match self.retry {
                         None => {
                             self.report(format!(
@@ -313,6 +366,9 @@ impl Writer {
             self.conn = Some(self.store.connect_for_writing()?);
         }
         let conn = self.conn.as_mut().expect("just connected");
+        if self.rollups.needs_catch_up() {
+            self.rollups.catch_up(conn)?;
+        }
         let tx = conn.transaction()?;
         let mut queued = false;
         let mut rang = false;
@@ -375,6 +431,8 @@ impl Writer {
                             m.maintenance,
                             cert_id,
                         ])?;
+                        self.rollups
+                            .add(id, tx.last_insert_rowid(), &Probe::from(m));
                         if self.options.outbox {
                             outbox.execute([influx::probe_line(m, &self.options.location)])?;
                             queued = true;
@@ -412,6 +470,7 @@ impl Writer {
                 }
             }
         }
+        self.rollups.finish(&tx, false)?;
         let trimmed = if queued {
             Some(trim_outbox(
                 &tx,
@@ -428,34 +487,107 @@ impl Writer {
         Ok(trimmed)
     }
 
-    /// Deletes measurements older than the retention.
+    /// Deletes what is older than each retention: raw rows, rollup rows, and alerts when they
+    /// have a retention. Each statement deletes a bounded slice, so no write lock is held long.
     fn prune(&mut self) {
         self.last_prune = Some(Instant::now());
-        let cutoff = self.clock.now()
-            - chrono::TimeDelta::from_std(self.options.retention).unwrap_or(chrono::TimeDelta::MAX);
-        let result = (|| -> Result<usize, super::StoreError> {
+        let now = self.clock.now();
+        let retention = self.options.retention;
+        let result = (|| -> Result<(usize, usize, usize), super::StoreError> {
             if self.conn.is_none() {
                 self.conn = Some(self.store.connect()?);
             }
             let conn = self.conn.as_ref().expect("just connected");
-            let ids: Vec<i64> = conn
-                .prepare("SELECT id FROM sites")?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
-            let mut deleted = 0;
-            let mut stmt = conn
-                .prepare_cached("DELETE FROM measurements WHERE site_id = ?1 AND time_us < ?2")?;
-            for id in ids {
-                deleted += stmt.execute(params![id, cutoff.timestamp_micros()])?;
-            }
-            Ok(deleted)
+            let raw = prune_raw(conn, cutoff_us(now, retention.raw))?;
+            let rollups = crate::history::prune(conn, &retention, now.timestamp_micros())?;
+            let alerts = match retention.alerts {
+                Some(keep) => prune_alerts(conn, cutoff_us(now, keep))?,
+                None => 0,
+            };
+            Ok((raw, rollups, alerts))
         })();
         match result {
-            Ok(0) => {}
-            Ok(n) => tracing::info!("pruned {n} measurements older than the retention"),
+            Ok((0, 0, 0)) => {}
+            Ok((raw, rollups, alerts)) => tracing::info!(
+                "pruned {raw} measurements, {rollups} rollup rows and {alerts} alerts older than their retention"
+            ),
             Err(e) => tracing::warn!("pruning the store failed: {}", crate::error_chain(&e)),
         }
     }
+}
+
+fn cutoff_us(now: chrono::DateTime<chrono::Utc>, keep: Duration) -> i64 {
+    (now - chrono::TimeDelta::from_std(keep).unwrap_or(chrono::TimeDelta::MAX)).timestamp_micros()
+}
+
+/// Raw rows deleted per statement, at most.
+const PRUNE_SLICE: i64 = 10_000;
+
+/// Deletes measurements before `cutoff_us`, site by site and a slice at a time. The newest row
+/// of the table is never deleted: rowids then never repeat, and the rollups' checkpoint mark
+/// (a rowid) stays meaningful.
+fn prune_raw(conn: &Connection, cutoff_us: i64) -> rusqlite::Result<usize> {
+    let ids: Vec<i64> = conn
+        .prepare_cached("SELECT id FROM sites")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut deleted = 0;
+    let mut stmt = conn.prepare_cached(
+        "DELETE FROM measurements WHERE rowid IN (
+             SELECT rowid FROM measurements WHERE site_id = ?1 AND time_us < ?2 LIMIT ?3)
+           AND rowid < (SELECT MAX(rowid) FROM measurements)",
+    )?;
+    for id in ids {
+        loop {
+            let n = stmt.execute(params![id, cutoff_us, PRUNE_SLICE])?;
+            deleted += n;
+            if (n as i64) < PRUNE_SLICE {
+                break;
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+/// Deletes alerts before `cutoff_us` with the record of their notifications, a slice at a time.
+/// The newest alert of each condition of each site is kept: restoring alert states (an open
+/// incident) and reminders read it.
+fn prune_alerts(conn: &Connection, cutoff_us: i64) -> rusqlite::Result<usize> {
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<i64> = conn
+            .prepare_cached(
+                "SELECT a.id FROM alerts a WHERE a.time_us < ?1
+                   AND a.id <> (SELECT MAX(b.id) FROM alerts b
+                                WHERE b.site = a.site AND b.url = a.url
+                                  AND (CASE WHEN b.kind IN ('down', 'recovered') THEN 0
+                                            WHEN b.kind IN ('degraded', 'degraded_recovered') THEN 1
+                                            ELSE 2 END)
+                                    = (CASE WHEN a.kind IN ('down', 'recovered') THEN 0
+                                            WHEN a.kind IN ('degraded', 'degraded_recovered') THEN 1
+                                            ELSE 2 END))
+                 ORDER BY a.id LIMIT ?2",
+            )?
+            .query_map(params![cutoff_us, PRUNE_SLICE], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            break;
+        }
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM notifications WHERE alert_id IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(&ids).unwrap_or_default()],
+        )?;
+        deleted += tx.execute(
+            "DELETE FROM alerts WHERE id IN (SELECT value FROM json_each(?1))",
+            [serde_json::to_string(&ids).unwrap_or_default()],
+        )?;
+        tx.commit()?;
+        if (ids.len() as i64) < PRUNE_SLICE {
+            break;
+        }
+    }
+    Ok(deleted)
 }
 
 /// Drops the oldest outbox lines beyond `limit` and adds them to the running count; returns how

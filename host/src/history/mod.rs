@@ -1,0 +1,27 @@
+//! Long-term history: per-site rollups of every minute, hour and day, kept beside the raw
+//! measurements in the embedded store and built by the store's writer as it writes
+//! ([`Rollups`]), and the reports over them (`sitewatch report --by`, `--sla`, the API and the
+//! status page's daily bars).
+//!
+//! Counts, sums and maxima are exact, so availability, averages and maxima of a report agree
+//! with the raw rows; percentiles come from a mergeable sketch within
+//! [`sketch::RELATIVE_ERROR`]. See docs/ARCHITECTURE.md (History) for the design.
+
+mod cell;
+mod period;
+mod query;
+mod render;
+mod rollups;
+mod sketch;
+mod tier;
+
+pub use cell::Probe;
+pub use period::{By, Calendar};
+pub use query::{Answer, HistoryError, Request, SiteRow, Source, choose, report};
+pub use render::{DailyBars, ReportFormat, daily_bars, to_json, to_stats_report, write};
+pub use rollups::{DEFAULT_ROLLUP_EVERY, Rebuilt, Rollups, prune, rebuild};
+pub use sketch::RELATIVE_ERROR;
+pub use tier::{Retention, Tier, days};
+
+#[cfg(test)]
+mod tests;

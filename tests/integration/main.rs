@@ -14,6 +14,7 @@ mod config_secrets;
 mod conformance;
 mod core;
 mod faults;
+mod history;
 mod hostile;
 mod influx;
 mod monitoring;

@@ -190,6 +190,11 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// Probes in and out of maintenance windows.
+    pub fn probes(&self) -> u32 {
+        self.normal.probes + self.maintenance.probes
+    }
+
     pub fn add(&mut self, p: &Probe) {
         if p.maintenance {
             self.maintenance.add(p)

@@ -63,6 +63,9 @@ pub struct SiteRow {
     pub incidents: u32,
     /// The longest of them, whole.
     pub longest_incident: Duration,
+    /// The site's first probe in the report (to its cell): an SLA is judged over the time the
+    /// site was watched, not before it was added.
+    pub watched_from: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,11 +152,12 @@ pub fn choose(
     }
 }
 
-/// Outages per site (name, URL): from each down alert to its recovery (`None`: still down).
-fn incidents(
-    conn: &Connection,
-) -> rusqlite::Result<HashMap<(String, String), Vec<(i64, Option<i64>)>>> {
-    let mut out: HashMap<(String, String), Vec<(i64, Option<i64>)>> = HashMap::new();
+/// An outage: from a down alert to its recovery (`None`: still down), microseconds.
+type Outage = (i64, Option<i64>);
+
+/// Outages per site (name, URL), oldest first.
+fn incidents(conn: &Connection) -> rusqlite::Result<HashMap<(String, String), Vec<Outage>>> {
+    let mut out: HashMap<(String, String), Vec<Outage>> = HashMap::new();
     let mut stmt = conn.prepare(
         "SELECT site, url, kind, time_us, down_since_us FROM alerts
          WHERE kind IN ('down', 'recovered') ORDER BY time_us, id",
@@ -165,7 +169,7 @@ fn incidents(
         let time: i64 = r.get(3)?;
         let list = out.entry(key).or_default();
         if kind == "down" {
-            if !list.last().is_some_and(|l| l.1.is_none()) {
+            if list.last().is_none_or(|l| l.1.is_some()) {
                 list.push((time, None));
             }
         } else if let Some(open) = list.last_mut().filter(|l| l.1.is_none()) {
@@ -179,12 +183,7 @@ fn incidents(
 }
 
 /// Downtime within `[from, to)`, the incidents overlapping it and the longest of them.
-fn outage_figures(
-    list: &[(i64, Option<i64>)],
-    from: i64,
-    to: i64,
-    now: i64,
-) -> (Duration, u32, Duration) {
+fn outage_figures(list: &[Outage], from: i64, to: i64, now: i64) -> (Duration, u32, Duration) {
     let mut down = 0i64;
     let mut count = 0;
     let mut longest = 0i64;
@@ -236,20 +235,20 @@ pub fn report(
     };
     let mut rows = Vec::new();
     for (id, name, url) in sites {
-        let per_period = match source {
+        let (per_period, first_us) = match source {
             Source::Raw => {
-                let Some(stats) =
+                let Some((stats, maintenance, first)) =
                     exact_stats(store, &tx, &name, &url, from, now, req.include_maintenance)?
                 else {
                     continue;
                 };
-                vec![stats]
+                (vec![(stats, maintenance)], first)
             }
             Source::Tier(t) => {
                 let cells = tier_cells(&tx, t, id, from_us, now_us)?;
-                if cells.is_empty() {
+                let Some(first) = cells.first().map(|c| c.0 * t.cell_us()) else {
                     continue;
-                }
+                };
                 let mut per_period: Vec<Cell> = vec![Cell::default(); periods.len()];
                 for (bucket, c) in &cells {
                     let t = bucket * t.cell_us();
@@ -258,7 +257,7 @@ pub fn report(
                         per_period[i - 1].merge(c);
                     }
                 }
-                per_period
+                let figures = per_period
                     .into_iter()
                     .map(|c| {
                         let mut agg: Aggregate = c.normal;
@@ -269,9 +268,11 @@ pub fn report(
                             (agg.stats(), c.maintenance.probes)
                         }
                     })
-                    .collect()
+                    .collect();
+                (figures, first)
             }
         };
+        let watched_from = crate::store::from_us(first_us.max(from_us));
         let site: Arc<str> = name.as_str().into();
         let url_a: Arc<str> = url.as_str().into();
         let list = outages
@@ -291,6 +292,7 @@ pub fn report(
                 downtime,
                 incidents,
                 longest_incident,
+                watched_from,
             });
         }
     }
@@ -315,7 +317,7 @@ pub fn report(
 }
 
 /// The exact figures of a site's raw rows in `[from, to]` (the code of the live views), with
-/// the number of maintenance probes left out; `None` without rows.
+/// the number of maintenance probes left out and the first probe's time; `None` without rows.
 fn exact_stats(
     store: &crate::store::Store,
     conn: &Connection,
@@ -324,12 +326,12 @@ fn exact_stats(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     include_maintenance: bool,
-) -> Result<Option<(WindowStats, u32)>, HistoryError> {
+) -> Result<Option<(WindowStats, u32, i64)>, HistoryError> {
     let mut ms = store.measurements(conn, site, url, from)?;
     ms.retain(|m| m.time <= to);
-    if ms.is_empty() {
+    let Some(first) = ms.first().map(|m| m.time.timestamp_micros()) else {
         return Ok(None);
-    }
+    };
     let before = ms.len();
     if !include_maintenance {
         ms.retain(|m| !m.maintenance);
@@ -337,6 +339,7 @@ fn exact_stats(
     Ok(Some((
         crate::stats::summarize(&ms),
         (before - ms.len()) as u32,
+        first,
     )))
 }
 

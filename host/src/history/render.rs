@@ -83,12 +83,15 @@ fn weekday(w: chrono::Weekday) -> &'static str {
     }
 }
 
-/// The SLA figures of one row: (allowed, spent, left) downtime in seconds, over the report's
-/// span: allowed = (1 - objective) x span, spent = (1 - uptime) x span.
+/// The SLA figures of one row: (allowed, spent, left) downtime in seconds over the time the
+/// site was watched in the report: allowed = (1 - objective) x that, spent = (1 - uptime) x that.
 fn budget(a: &Answer, r: &SiteRow) -> Option<(f64, f64, f64)> {
     let objective = a.sla? / 100.0;
     let uptime = r.stats.availability?;
-    let span = (a.to - a.from).to_std().unwrap_or_default().as_secs_f64();
+    let span = (a.to - r.watched_from)
+        .to_std()
+        .unwrap_or_default()
+        .as_secs_f64();
     let allowed = (1.0 - objective) * span;
     let spent = (1.0 - uptime) * span;
     Some((allowed, spent, allowed - spent))
@@ -117,6 +120,7 @@ pub fn to_json(a: &Answer) -> Value {
                     "site": &*r.site, "url": &*r.url,
                     "uptime": r.stats.availability,
                     "probes": r.stats.checks,
+                    "watched_from": crate::clock::rfc3339_seconds(r.watched_from),
                     "allowed_downtime_s": b.map(|b| b.0),
                     "downtime_s": b.map(|b| b.1),
                     "budget_left_s": b.map(|b| b.2),

@@ -254,8 +254,8 @@ pub struct Rebuilt {
 }
 
 /// Rebuilds every cell that raw rows still cover, site by site, each in one transaction: from
-/// the first raw row's cell on (the cell holding the oldest raw row only when it has no stored
-/// cell, for its older part exists nowhere else). Only raw rows up to the checkpoint mark are
+/// the first raw row's cell on (that cell only when the raw rows hold all its probes: after
+/// pruning its older part exists nowhere else). Only raw rows up to the checkpoint mark are
 /// used; the writer adds the later ones itself, so this may run beside a running sitewatch.
 /// With `check`, nothing is written: it counts the cells that differ.
 pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> {
@@ -298,17 +298,7 @@ pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> 
             continue;
         };
         out.sites += 1;
-        // Where each tier's rebuild starts.
-        let mut start = HashMap::new();
-        for tier in Tier::ALL {
-            let b = tier.bucket(first);
-            let (row, offset) = tier.row_of(b);
-            let aligned = first == b * tier.cell_us();
-            let has_cell = load_row(&tx, tier, site, row)?
-                .iter()
-                .any(|c| c.0 == offset);
-            start.insert(tier, if aligned || !has_cell { b } else { b + 1 });
-        }
+        // Every cell from the one holding the first raw row, from the raw rows.
         let mut fresh: HashMap<(Tier, i64), Cell> = HashMap::new();
         {
             let mut stmt = tx.prepare(&format!(
@@ -320,11 +310,29 @@ pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> 
                 let p = Probe::from_row(r, 0)?;
                 out.measurements += 1;
                 for tier in Tier::ALL {
-                    let b = tier.bucket(p.time_us);
-                    if b >= start[&tier] {
-                        fresh.entry((tier, b)).or_default().add(&p);
-                    }
+                    fresh
+                        .entry((tier, tier.bucket(p.time_us)))
+                        .or_default()
+                        .add(&p);
                 }
+            }
+        }
+        // The first cell may hold probes whose raw rows were pruned: when its stored cell
+        // counts more probes than the raw rows left in it, it is kept as stored.
+        let mut start = HashMap::new();
+        for tier in Tier::ALL {
+            let b = tier.bucket(first);
+            let (row, offset) = tier.row_of(b);
+            let stored = load_row(&tx, tier, site, row)?
+                .into_iter()
+                .find(|c| c.0 == offset)
+                .map(|c| c.1.probes());
+            let raw = fresh.get(&(tier, b)).map_or(0, Cell::probes);
+            if stored.is_some_and(|n| n > raw) {
+                fresh.remove(&(tier, b));
+                start.insert(tier, b + 1);
+            } else {
+                start.insert(tier, b);
             }
         }
         for tier in Tier::ALL {

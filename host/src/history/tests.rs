@@ -462,7 +462,7 @@ fn incidents_downtime_and_the_error_budget() {
     .unwrap();
     let v = to_json(&a);
     let site = &v["sites"][0];
-    let span = (now - a.from).num_seconds() as f64;
+    let span = (now - day_start).num_seconds() as f64;
     assert_eq!(site["uptime"], 0.99);
     assert!((site["allowed_downtime_s"].as_f64().unwrap() - 0.01 * span).abs() < 1e-6);
     assert!((site["downtime_s"].as_f64().unwrap() - 0.01 * span).abs() < 1e-6);

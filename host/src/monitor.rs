@@ -400,6 +400,7 @@ fn writer_options(config: &Config) -> WriterOptions {
         flush_every: STORE_FLUSH,
         retention: config.storage.retention,
         rollup_every: config.storage.rollup_every,
+        rollups: true,
         outbox: config.storage.influxdb.is_some(),
         location: config.location.as_str().into(),
     }

@@ -2,7 +2,8 @@
 //! table and writes `target/bench/<part>.json`.
 //!
 //! - `plugins`: load and call cost of the keyword check, per plugin language.
-//! - `storage`: store writes, size, history rebuild, outbox throughput.
+//! - `storage`: store writes, size, history rebuild, outbox throughput; then `history`.
+//! - `history`: the rollups' cost to the writer, and a simulated year: size and report times.
 //! - `views`: one 1-hour view refresh for 10,000 sites.
 //! - `scale`: the whole binary watching 1,000 and 10,000 local sites at 10 s and 1 s.
 //! - `peers`: CPU per probe of sitewatch, blackbox_exporter and a curl loop at the same rate.
@@ -17,6 +18,7 @@
 mod accuracy;
 mod alerts;
 mod harness;
+mod history;
 mod notify;
 mod peers;
 mod plugins;
@@ -32,7 +34,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const PARTS: &[&str] = &[
-    "plugins", "storage", "views", "scale", "peers", "accuracy", "alerts", "notify", "serve",
+    "plugins", "storage", "history", "views", "scale", "peers", "accuracy", "alerts", "notify",
+    "serve",
 ];
 
 fn root() -> PathBuf {
@@ -118,6 +121,9 @@ fn main() {
     }
     if want("storage") {
         rt.block_on(storage::run());
+    }
+    if want("storage") || want("history") {
+        history::run();
     }
     if want("views") {
         // In the runtime: an alert, if one fired, leaves through a task.

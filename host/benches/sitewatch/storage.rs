@@ -56,6 +56,7 @@ pub fn write_all(
             flush_every: Duration::from_millis(200),
             retention: sitewatch::history::Retention::default(),
             rollup_every: sitewatch::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox,
             location: "bench".into(),
         },

@@ -67,6 +67,7 @@ fn options(rollup_every: Duration) -> WriterOptions {
         flush_every: Duration::from_millis(20),
         retention: Retention::default(),
         rollup_every,
+        rollups: true,
         outbox: false,
         location: "test".into(),
     }

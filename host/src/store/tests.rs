@@ -58,6 +58,7 @@ fn write_all(store: &Store, records: Vec<Record>) {
                 ..Default::default()
             },
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: true,
             location: "test".into(),
         },
@@ -205,6 +206,7 @@ fn retention_prunes_old_measurements() {
                 ..Default::default()
             },
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: false,
             location: "test".into(),
         },
@@ -240,6 +242,7 @@ fn write_all_with_retention(store: &Store, retention: Duration) {
                 ..Default::default()
             },
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: false,
             location: "test".into(),
         },
@@ -270,6 +273,7 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
                 ..Default::default()
             },
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: false,
             location: "test".into(),
         },
@@ -463,6 +467,7 @@ fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once
                 ..Default::default()
             },
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: true,
             location: "test".into(),
         },
@@ -794,6 +799,7 @@ fn prune_with(store: &Store, retention: crate::history::Retention) {
             flush_every: Duration::from_millis(20),
             retention,
             rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
+            rollups: true,
             outbox: false,
             location: "test".into(),
         },

@@ -79,6 +79,8 @@ pub struct WriterOptions {
     pub retention: Retention,
     /// How often the rollups are checkpointed ([`crate::history::Rollups`]).
     pub rollup_every: Duration,
+    /// Build the rollups; false only to measure what they cost (the storage bench).
+    pub rollups: bool,
     /// Also queue every record as line protocol in the InfluxDB outbox.
     pub outbox: bool,
     /// The `location` tag of those lines.
@@ -200,6 +202,9 @@ impl Writer {
     /// Rolls up what the rollups lack (everything, in a store from before them) at start,
     /// before any record waits behind it; on failure the first write tries again.
     fn catch_up(&mut self) {
+        if !self.options.rollups {
+            return;
+        }
         let result = (|| -> Result<u64, super::StoreError> {
             if self.conn.is_none() {
                 self.conn = Some(self.store.connect_for_writing()?);
@@ -366,7 +371,7 @@ impl Writer {
             self.conn = Some(self.store.connect_for_writing()?);
         }
         let conn = self.conn.as_mut().expect("just connected");
-        if self.rollups.needs_catch_up() {
+        if self.options.rollups && self.rollups.needs_catch_up() {
             self.rollups.catch_up(conn)?;
         }
         let tx = conn.transaction()?;
@@ -470,7 +475,9 @@ impl Writer {
                 }
             }
         }
-        self.rollups.finish(&tx, false)?;
+        if self.options.rollups {
+            self.rollups.finish(&tx, false)?;
+        }
         let trimmed = if queued {
             Some(trim_outbox(
                 &tx,

@@ -199,7 +199,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         if args.output == ReportFormat::Json {
             let mut v = sitewatch::output::wire::to_value(&Event::Stats(report));
             let head = history::to_json(&answer);
-            for key in ["source", "percentile_error", "from", "to"] {
+            for key in ["source", "tiers", "percentile_error", "from", "to"] {
                 v[key] = head[key].clone();
             }
             writeln!(out, "{v}")?;
@@ -207,7 +207,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
             writeln!(
                 out,
                 "from the {} rollups since {} (percentiles within {}%)",
-                answer.source.name(),
+                history::tier_names(&answer),
                 sitewatch::clock::rfc3339_seconds(answer.from),
                 history::RELATIVE_ERROR * 100.0
             )?;

@@ -69,6 +69,8 @@ async fn rollups_stay_consistent_through_sigkill_and_reports_agree_with_the_raw_
     run.wait_for(Duration::from_secs(15), alert("down", "dead"))
         .await
         .unwrap_or_else(|| panic!("down alert; stderr: {}", run.stderr()));
+    run.signal(Signal::SIGKILL);
+    run.wait_exit(Duration::from_secs(5)).await.expect("killed");
     let mut dir = run.dir;
     let args = |dir: &tempfile::TempDir| {
         let config = dir.path().join("config.json");
@@ -248,7 +250,10 @@ async fn rollups_stay_consistent_through_sigkill_and_reports_agree_with_the_raw_
     );
     assert!(lines.all(|l| l.starts_with("flaky,")));
     let older = ok(d, &["report", "--since", "45d"]);
-    assert!(older.starts_with("from the hour rollups since "), "{older}");
+    assert!(
+        older.starts_with("from the day and hour rollups since "),
+        "{older}"
+    );
     let sla = ok(d, &["report", "--since", "30d", "--sla", "99.9"]);
     assert!(
         sla.contains("BUDGET LEFT") && sla.contains("over by"),

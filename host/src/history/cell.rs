@@ -212,65 +212,108 @@ impl Cell {
 /// The cells of one stored row, by their offset in the row's span.
 pub type Row = Vec<(u16, Cell)>;
 
-#[derive(Serialize, Deserialize)]
-struct WireAggregate {
-    probes: u32,
-    up: u32,
-    outcomes: Vec<(u16, u32)>,
-    responses: u32,
-    response_sum_us: u64,
-    response_max_us: u32,
-    ttfbs: u32,
-    ttfb_sum_us: u64,
-    ttfb_max_us: u32,
-    response: WireSketch,
+/// A row's aggregates (one side: out of or in maintenance) stored column by column: each
+/// column holds similar small numbers, which deflate shrinks far better than cells one after
+/// another.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Columns {
+    /// Whether each cell of the row has this side.
+    present: Vec<bool>,
+    probes: Vec<u32>,
+    up: Vec<u32>,
+    outcomes: Vec<Vec<(u16, u32)>>,
+    responses: Vec<u32>,
+    response_sum_us: Vec<u64>,
+    response_max_us: Vec<u32>,
+    ttfbs: Vec<u32>,
+    ttfb_sum_us: Vec<u64>,
+    ttfb_max_us: Vec<u32>,
+    response: Vec<WireSketch>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct WireCell(u16, Option<WireAggregate>, Option<WireAggregate>);
+impl Columns {
+    fn push(&mut self, a: &Aggregate) {
+        self.present.push(!a.is_empty());
+        if a.is_empty() {
+            return;
+        }
+        self.probes.push(a.probes);
+        self.up.push(a.up);
+        self.outcomes.push(a.outcomes.clone());
+        self.responses.push(a.responses);
+        self.response_sum_us.push(a.response_sum_us);
+        self.response_max_us.push(a.response_max_us);
+        self.ttfbs.push(a.ttfbs);
+        self.ttfb_sum_us.push(a.ttfb_sum_us);
+        self.ttfb_max_us.push(a.ttfb_max_us);
+        self.response.push(a.response.to_wire());
+    }
 
-fn to_wire(a: &Aggregate) -> Option<WireAggregate> {
-    (!a.is_empty()).then(|| WireAggregate {
-        probes: a.probes,
-        up: a.up,
-        outcomes: a.outcomes.clone(),
-        responses: a.responses,
-        response_sum_us: a.response_sum_us,
-        response_max_us: a.response_max_us,
-        ttfbs: a.ttfbs,
-        ttfb_sum_us: a.ttfb_sum_us,
-        ttfb_max_us: a.ttfb_max_us,
-        response: a.response.to_wire(),
-    })
-}
-
-fn from_wire(w: Option<WireAggregate>) -> Aggregate {
-    let Some(w) = w else {
-        return Aggregate::default();
-    };
-    Aggregate {
-        probes: w.probes,
-        up: w.up,
-        outcomes: w.outcomes,
-        responses: w.responses,
-        response_sum_us: w.response_sum_us,
-        response_max_us: w.response_max_us,
-        ttfbs: w.ttfbs,
-        ttfb_sum_us: w.ttfb_sum_us,
-        ttfb_max_us: w.ttfb_max_us,
-        response: Sketch::from_wire(w.response),
+    /// The aggregates back, one per cell; `None` when the columns do not add up.
+    fn unpack(self, cells: usize) -> Option<Vec<Aggregate>> {
+        let n = self.present.iter().filter(|p| **p).count();
+        let lens = [
+            self.probes.len(),
+            self.up.len(),
+            self.outcomes.len(),
+            self.responses.len(),
+            self.response_sum_us.len(),
+            self.response_max_us.len(),
+            self.ttfbs.len(),
+            self.ttfb_sum_us.len(),
+            self.ttfb_max_us.len(),
+            self.response.len(),
+        ];
+        if self.present.len() != cells || lens.iter().any(|l| *l != n) {
+            return None;
+        }
+        let mut outcomes = self.outcomes.into_iter();
+        let mut sketches = self.response.into_iter();
+        let mut k = 0;
+        let mut out = Vec::with_capacity(cells);
+        for present in self.present {
+            if !present {
+                out.push(Aggregate::default());
+                continue;
+            }
+            out.push(Aggregate {
+                probes: self.probes[k],
+                up: self.up[k],
+                outcomes: outcomes.next()?,
+                responses: self.responses[k],
+                response_sum_us: self.response_sum_us[k],
+                response_max_us: self.response_max_us[k],
+                ttfbs: self.ttfbs[k],
+                ttfb_sum_us: self.ttfb_sum_us[k],
+                ttfb_max_us: self.ttfb_max_us[k],
+                response: Sketch::from_wire(sketches.next()?),
+            });
+            k += 1;
+        }
+        Some(out)
     }
 }
 
-/// A row as stored: postcard (varints) of its cells, deflated. A minute row holds an hour of
-/// cells that differ little, so deflate shrinks it several times over.
+#[derive(Serialize, Deserialize)]
+struct WireRow {
+    offsets: Vec<u16>,
+    normal: Columns,
+    maintenance: Columns,
+}
+
+/// A row as stored: postcard (varints) of its cells column by column, deflated.
 pub fn encode(row: &Row) -> Vec<u8> {
-    let wire: Vec<WireCell> = row
-        .iter()
-        .map(|(o, c)| WireCell(*o, to_wire(&c.normal), to_wire(&c.maintenance)))
-        .collect();
+    let mut wire = WireRow {
+        offsets: row.iter().map(|c| c.0).collect(),
+        normal: Columns::default(),
+        maintenance: Columns::default(),
+    };
+    for (_, c) in row {
+        wire.normal.push(&c.normal);
+        wire.maintenance.push(&c.maintenance);
+    }
     let plain = postcard::to_allocvec(&wire).expect("encoding to memory cannot fail");
-    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(&plain)
         .expect("deflating to memory cannot fail");
     z.finish().expect("deflating to memory cannot fail")
@@ -282,16 +325,22 @@ pub fn decode(blob: &[u8]) -> Result<Row, String> {
     flate2::read::DeflateDecoder::new(blob)
         .read_to_end(&mut plain)
         .map_err(|e| format!("not a deflated rollup row: {e}"))?;
-    let wire: Vec<WireCell> =
+    let wire: WireRow =
         postcard::from_bytes(&plain).map_err(|e| format!("not a rollup row: {e}"))?;
+    let cells = wire.offsets.len();
+    let bad = || "a rollup row whose columns do not add up".to_owned();
+    let normal = wire.normal.unpack(cells).ok_or_else(bad)?;
+    let maintenance = wire.maintenance.unpack(cells).ok_or_else(bad)?;
     Ok(wire
+        .offsets
         .into_iter()
-        .map(|WireCell(o, n, m)| {
+        .zip(normal.into_iter().zip(maintenance))
+        .map(|(o, (normal, maintenance))| {
             (
                 o,
                 Cell {
-                    normal: from_wire(n),
-                    maintenance: from_wire(m),
+                    normal,
+                    maintenance,
                 },
             )
         })
@@ -303,5 +352,40 @@ pub fn merge_into(row: &mut Row, offset: u16, cell: &Cell) {
     match row.binary_search_by_key(&offset, |c| c.0) {
         Ok(i) => row[i].1.merge(cell),
         Err(i) => row.insert(i, (offset, cell.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_row_round_trips_and_a_damaged_one_is_an_error() {
+        let probe = |t: i64, ok: bool, maintenance: bool| Probe {
+            time_us: t,
+            ok,
+            outcome: if ok {
+                Outcome::Status(200)
+            } else {
+                Outcome::Error(ErrorKind::Timeout)
+            },
+            response_us: ok.then_some(1200 + t as u32),
+            ttfb_us: ok.then_some(400),
+            maintenance,
+        };
+        let mut row = Row::new();
+        for (offset, n) in [(0u16, 3), (7, 1), (59, 2)] {
+            let mut c = Cell::default();
+            for k in 0..n {
+                c.add(&probe(k, k != 1, offset == 7));
+            }
+            row.push((offset, c));
+        }
+        assert_eq!(decode(&encode(&row)).unwrap(), row);
+        assert!(decode(b"\x00\xff").is_err());
+        // Valid deflate of something that is not a row.
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&[3, 1, 2, 3, 0, 0]).unwrap();
+        assert!(decode(&z.finish().unwrap()).is_err());
     }
 }

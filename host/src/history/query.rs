@@ -7,7 +7,7 @@ use super::tier::{Retention, Tier, days};
 use crate::stats::WindowStats;
 use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ pub struct Answer {
     pub exact_boundaries: bool,
     pub sla: Option<f64>,
     pub rows: Vec<SiteRow>,
+    /// The rollup tiers read, finest first (empty for raw rows).
+    pub tiers: Vec<Tier>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,54 +104,153 @@ impl From<rusqlite::Error> for HistoryError {
     }
 }
 
-/// Which source answers `req` at `now`, from when, and whether period boundaries are exact.
-/// Without `--by`: the finest tier that covers the period (raw rows when they do). With `--by`:
-/// periods are whole (the first starts at the period holding `now - since`), and of the tiers
-/// that cover them and line up with their boundaries the coarsest is read: it gives the same
-/// figures as any finer one, from fewer cells.
-pub fn choose(
-    req: &Request,
-    retention: &Retention,
-    now: DateTime<Utc>,
-) -> Result<(Source, DateTime<Utc>, bool), HistoryError> {
+/// A run of cells of one tier, `first..=last` (bucket numbers), that a period reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tile {
+    tier: Tier,
+    first: i64,
+    last: i64,
+}
+
+/// Tiles `[a, b)` (`b` `None`: up to now, the open cells included) with the coarsest cells that
+/// lie wholly inside it and finer ones toward its edges, so a month is its days, and the hours
+/// and minutes of a timeframe that starts mid-day fill its first day. A tier is used only where
+/// it is kept (`cutoff`); where no finer tier reaches, the cell holding the edge is taken whole.
+/// Returns where the tiles start and whether they cover `[a, b)` exactly.
+fn tile(
+    a: i64,
+    b: Option<i64>,
+    now: i64,
+    tiers: &[Tier],
+    cutoff: &dyn Fn(Tier) -> i64,
+    out: &mut Vec<Tile>,
+) -> (i64, bool) {
+    let (tier, finer) = (tiers[0], &tiers[1..]);
+    let c = tier.cell_us();
+    let open = tier.bucket(now);
+    if finer.first().is_none_or(|f| a < cutoff(*f)) {
+        let first = a.div_euclid(c);
+        let last = b.map_or(open, |b| (b - 1).div_euclid(c));
+        if first <= last {
+            out.push(Tile { tier, first, last });
+        }
+        let exact = a.rem_euclid(c) == 0 && b.is_none_or(|b| b.rem_euclid(c) == 0);
+        return (first * c, exact);
+    }
+    let first = -(-a).div_euclid(c);
+    let last = b.map_or(open, |b| b.div_euclid(c) - 1);
+    if first > last {
+        return tile(a, b, now, finer, cutoff, out);
+    }
+    out.push(Tile { tier, first, last });
+    let (start, head) = if a < first * c {
+        tile(a, Some(first * c), now, finer, cutoff, out)
+    } else {
+        (a, true)
+    };
+    let tail = match b {
+        Some(b) if (last + 1) * c < b => tile((last + 1) * c, Some(b), now, finer, cutoff, out).1,
+        _ => true,
+    };
+    (start, head && tail)
+}
+
+/// How a report is read: its periods and the cells each is made of.
+#[derive(Debug, Clone)]
+struct Plan {
+    source: Source,
+    from: DateTime<Utc>,
+    exact_boundaries: bool,
+    periods: Vec<Period>,
+    tiles: Vec<Vec<Tile>>,
+    tiers: Vec<Tier>,
+}
+
+fn plan(req: &Request, retention: &Retention, now: DateTime<Utc>) -> Result<Plan, HistoryError> {
     let asked = now - TimeDelta::from_std(req.since).unwrap_or(TimeDelta::MAX);
     let start = match req.by {
         Some(by) => req.calendar.period_of(by, asked).start,
         None => asked,
     };
     let span = (now - start).to_std().unwrap_or_default();
+    let now_us = now.timestamp_micros();
+    let whole = Period {
+        start,
+        end: now,
+        first_day: start.date_naive(),
+    };
     if req.by.is_none() && span <= retention.raw {
-        return Ok((Source::Raw, start, true));
+        return Ok(Plan {
+            source: Source::Raw,
+            from: start,
+            exact_boundaries: true,
+            periods: vec![whole],
+            tiles: Vec::new(),
+            tiers: Vec::new(),
+        });
     }
-    let covering: Vec<Tier> = Tier::ALL
-        .into_iter()
-        .filter(|t| retention.of(*t) >= span)
-        .collect();
-    let Some(&finest) = covering.first() else {
+    if span > retention.day {
         return Err(HistoryError::BeyondRetention {
             since: days(req.since),
             kept: retention.describe(),
         });
-    };
-    let floor = |t: Tier, at: DateTime<Utc>| {
-        crate::store::from_us(t.bucket(at.timestamp_micros()) * t.cell_us())
-    };
-    match req.by {
-        None => Ok((Source::Tier(finest), floor(finest, start), true)),
-        Some(by) => {
-            let periods = req.calendar.periods(by, start, now);
-            let aligned = |t: Tier| {
-                periods.iter().all(|p| {
-                    p.start.timestamp_micros() % t.cell_us() == 0
-                        && p.end.timestamp_micros() % t.cell_us() == 0
-                })
-            };
-            match covering.iter().rev().find(|t| aligned(**t)) {
-                Some(&t) => Ok((Source::Tier(t), start, true)),
-                None => Ok((Source::Tier(finest), floor(finest, start), false)),
-            }
-        }
     }
+    let cutoff = |t: Tier| {
+        now_us.saturating_sub(i64::try_from(retention.of(t).as_micros()).unwrap_or(i64::MAX))
+    };
+    let coarse_first = [Tier::Day, Tier::Hour, Tier::Minute];
+    let mut periods = match req.by {
+        Some(by) => req.calendar.periods(by, start, now),
+        None => vec![whole],
+    };
+    let mut tiles = Vec::new();
+    let mut exact = true;
+    let mut from = start;
+    for (i, p) in periods.iter().enumerate() {
+        let end = (p.end < now).then(|| p.end.timestamp_micros());
+        let mut t = Vec::new();
+        let (first, e) = tile(
+            p.start.timestamp_micros(),
+            end,
+            now_us,
+            &coarse_first,
+            &cutoff,
+            &mut t,
+        );
+        if i == 0 {
+            from = crate::store::from_us(first);
+        }
+        exact &= e;
+        tiles.push(t);
+    }
+    if req.by.is_none() {
+        periods[0].start = from;
+    }
+    let mut tiers: Vec<Tier> = tiles.iter().flatten().map(|t| t.tier).collect();
+    tiers.sort();
+    tiers.dedup();
+    Ok(Plan {
+        source: Source::Tier(tiers.first().copied().unwrap_or(Tier::Day)),
+        from,
+        // A timeframe without periods starts where its cells do; only periods have boundaries.
+        exact_boundaries: req.by.is_none() || exact,
+        periods,
+        tiles,
+        tiers,
+    })
+}
+
+/// Which source answers `req` at `now` (raw rows, or the finest rollup tier it reads), from
+/// when, and whether period boundaries are exact. Without `--by`, raw rows answer while they
+/// cover the timeframe; otherwise each period is read from the coarsest cells that lie wholly
+/// in it, finer ones at its edges: the same figures as the finest tier, from far fewer cells.
+pub fn choose(
+    req: &Request,
+    retention: &Retention,
+    now: DateTime<Utc>,
+) -> Result<(Source, DateTime<Utc>, bool), HistoryError> {
+    let p = plan(req, retention, now)?;
+    Ok((p.source, p.from, p.exact_boundaries))
 }
 
 /// An outage: from a down alert to its recovery (`None`: still down), microseconds.
@@ -212,7 +313,8 @@ pub fn report(
     {
         return Err(HistoryError::BadSla(s));
     }
-    let (source, from, exact_boundaries) = choose(req, retention, now)?;
+    let plan = plan(req, retention, now)?;
+    let (source, from, exact_boundaries) = (plan.source, plan.from, plan.exact_boundaries);
     let mut conn = store.connect()?;
     // One read transaction: the cells, the checkpoint mark and the raw tail are one snapshot.
     let tx = conn.transaction()?;
@@ -225,14 +327,8 @@ pub fn report(
     }
     let outages = incidents(&tx)?;
     let (from_us, now_us) = (from.timestamp_micros(), now.timestamp_micros());
-    let periods: Vec<Period> = match req.by {
-        Some(by) => req.calendar.periods(by, from, now),
-        None => vec![Period {
-            start: from,
-            end: now,
-            first_day: from.date_naive(),
-        }],
-    };
+    let periods = &plan.periods;
+    let tail = Tail::read(&tx)?;
     let mut rows = Vec::new();
     for (id, name, url) in sites {
         let (per_period, first_us) = match source {
@@ -244,19 +340,12 @@ pub fn report(
                 };
                 (vec![(stats, maintenance)], first)
             }
-            Source::Tier(t) => {
-                let cells = tier_cells(&tx, t, id, from_us, now_us)?;
-                let Some(first) = cells.first().map(|c| c.0 * t.cell_us()) else {
+            Source::Tier(_) => {
+                let Some((per_period, first)) =
+                    read_site(&tx, id, &plan, tail.as_ref(), from_us, now_us)?
+                else {
                     continue;
                 };
-                let mut per_period: Vec<Cell> = vec![Cell::default(); periods.len()];
-                for (bucket, c) in &cells {
-                    let t = bucket * t.cell_us();
-                    let i = periods.partition_point(|p| p.start.timestamp_micros() <= t);
-                    if i > 0 {
-                        per_period[i - 1].merge(c);
-                    }
-                }
                 let figures = per_period
                     .into_iter()
                     .map(|c| {
@@ -313,6 +402,7 @@ pub fn report(
         exact_boundaries,
         sla: req.sla,
         rows,
+        tiers: plan.tiers,
     })
 }
 
@@ -343,54 +433,79 @@ fn exact_stats(
     )))
 }
 
-/// A site's cells of `tier` from the one holding `from` to the one holding `to`, with the raw
-/// rows after the last checkpoint added (so the answer is exact to the last write).
-fn tier_cells(
+/// The checkpoint mark: the rollups hold the measurements up to `rowid`; those after it start
+/// at `from_us`.
+struct Tail {
+    rowid: i64,
+    from_us: i64,
+}
+
+impl Tail {
+    /// `None` when every measurement is in the rollups.
+    fn read(conn: &Connection) -> rusqlite::Result<Option<Self>> {
+        Ok(conn
+            .prepare_cached("SELECT raw_rowid, tail_from_us FROM rollup_state WHERE id = 1")?
+            .query_row([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .optional()?
+            .and_then(|(rowid, from)| {
+                Some(Self {
+                    rowid,
+                    from_us: from?,
+                })
+            }))
+    }
+}
+
+/// One site's cells per period, as `plan` tiles them, with the measurements after the
+/// checkpoint mark added (so the figures are exact to the last write), and where its first cell
+/// with probes starts; `None` when it has no probes in the report.
+fn read_site(
     conn: &Connection,
-    tier: Tier,
     site: i64,
+    plan: &Plan,
+    tail: Option<&Tail>,
     from: i64,
     to: i64,
-) -> rusqlite::Result<Vec<(i64, Cell)>> {
-    let (first, last) = (tier.bucket(from), tier.bucket(to));
-    let mut cells: BTreeMap<i64, Cell> = BTreeMap::new();
-    let rows: Vec<i64> = conn
-        .prepare_cached(&format!(
-            "SELECT row FROM {} WHERE site_id = ?1 AND row >= ?2 AND row <= ?3",
-            tier.table()
-        ))?
-        .query_map(
-            params![site, tier.row_of(first).0, tier.row_of(last).0],
-            |r| r.get(0),
-        )?
-        .collect::<Result<_, _>>()?;
-    for row in rows {
-        for (offset, c) in load_row(conn, tier, site, row)? {
-            let b = row * tier.per_row() + i64::from(offset);
-            if (first..=last).contains(&b) {
-                cells.insert(b, c);
+) -> rusqlite::Result<Option<(Vec<Cell>, i64)>> {
+    let mut per_period = vec![Cell::default(); plan.periods.len()];
+    let mut first: Option<i64> = None;
+    let mut rows: HashMap<(Tier, i64), super::cell::Row> = HashMap::new();
+    for (i, tiles) in plan.tiles.iter().enumerate() {
+        for t in tiles {
+            let (first_row, last_row) = (t.tier.row_of(t.first).0, t.tier.row_of(t.last).0);
+            for row in first_row..=last_row {
+                if !rows.contains_key(&(t.tier, row)) {
+                    rows.insert((t.tier, row), load_row(conn, t.tier, site, row)?);
+                }
+                for (offset, c) in &rows[&(t.tier, row)] {
+                    let b = row * t.tier.per_row() + i64::from(*offset);
+                    if (t.first..=t.last).contains(&b) && c.probes() > 0 {
+                        per_period[i].merge(c);
+                        let at = b * t.tier.cell_us();
+                        first = Some(first.map_or(at, |f| f.min(at)));
+                    }
+                }
             }
         }
     }
-    let mark: Option<(i64, Option<i64>)> = conn
-        .prepare_cached("SELECT raw_rowid, tail_from_us FROM rollup_state WHERE id = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((rowid, Some(tail_from))) = mark {
+    if let Some(tail) = tail {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {PROBE_COLUMNS} FROM measurements
              WHERE site_id = ?1 AND time_us >= ?2 AND time_us <= ?3 AND rowid > ?4"
         ))?;
-        let mut rows = stmt.query(params![
-            site,
-            tail_from.max(first * tier.cell_us()),
-            to,
-            rowid
-        ])?;
+        let mut rows = stmt.query(params![site, tail.from_us.max(from), to, tail.rowid])?;
         while let Some(r) = rows.next()? {
             let p = Probe::from_row(r, 0)?;
-            cells.entry(tier.bucket(p.time_us)).or_default().add(&p);
+            let i = plan
+                .periods
+                .partition_point(|q| q.start.timestamp_micros() <= p.time_us);
+            if i > 0 {
+                per_period[i - 1].add(&p);
+                first = Some(first.map_or(p.time_us, |f| f.min(p.time_us)));
+            }
         }
     }
-    Ok(cells.into_iter().collect())
+    Ok(first.map(|f| (per_period, f)))
 }

@@ -48,9 +48,9 @@ fn period_label(a: &Answer, r: &SiteRow) -> String {
 fn source_note(a: &Answer) -> String {
     let mut s = match a.source {
         Source::Raw => "raw measurements (exact)".to_owned(),
-        Source::Tier(t) => format!(
+        Source::Tier(_) => format!(
             "{} rollups (percentiles within {}%)",
-            t.name(),
+            tier_names(a),
             super::sketch::RELATIVE_ERROR * 100.0
         ),
     };
@@ -60,6 +60,16 @@ fn source_note(a: &Answer) -> String {
         );
     }
     s
+}
+
+/// `day`, `day and hour`, `day, hour and minute`: coarsest first.
+pub fn tier_names(a: &Answer) -> String {
+    let names: Vec<&str> = a.tiers.iter().rev().map(|t| t.name()).collect();
+    match names.as_slice() {
+        [] => "no".into(),
+        [one] => (*one).into(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
 }
 
 fn zone(a: &Answer) -> String {
@@ -104,6 +114,7 @@ pub fn to_json(a: &Answer) -> Value {
             "from": crate::clock::rfc3339_seconds(a.from),
             "to": crate::clock::rfc3339_seconds(a.to),
             "source": a.source.name(),
+            "tiers": a.tiers.iter().map(|t| t.name()).collect::<Vec<_>>(),
             "percentile_error": a.source.percentile_error(),
             "exact_boundaries": a.exact_boundaries,
         })

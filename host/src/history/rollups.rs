@@ -177,11 +177,8 @@ impl Rollups {
 /// empty (`sitewatch store rebuild-rollups` restores it where raw rows remain).
 pub fn load_row(conn: &Connection, tier: Tier, site: i64, row: i64) -> rusqlite::Result<Row> {
     let blob: Option<Vec<u8>> = conn
-        .prepare_cached(&format!(
-            "SELECT data FROM {} WHERE site_id = ?1 AND row = ?2",
-            tier.table()
-        ))?
-        .query_row(params![site, row], |r| r.get(0))
+        .prepare_cached(&format!("SELECT data FROM {} WHERE key = ?1", tier.table()))?
+        .query_row([Tier::key(site, row)], |r| r.get(0))
         .optional()?;
     Ok(match blob {
         None => Row::new(),
@@ -203,18 +200,15 @@ pub fn store_row(
     cells: &Row,
 ) -> rusqlite::Result<()> {
     if cells.is_empty() {
-        conn.prepare_cached(&format!(
-            "DELETE FROM {} WHERE site_id = ?1 AND row = ?2",
-            tier.table()
-        ))?
-        .execute(params![site, row])?;
+        conn.prepare_cached(&format!("DELETE FROM {} WHERE key = ?1", tier.table()))?
+            .execute([Tier::key(site, row)])?;
         return Ok(());
     }
     conn.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO {} (site_id, row, data) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO {} (key, data) VALUES (?1, ?2)",
         tier.table()
     ))?
-    .execute(params![site, row, cell::encode(cells)])?;
+    .execute(params![Tier::key(site, row), cell::encode(cells)])?;
     Ok(())
 }
 
@@ -231,11 +225,11 @@ pub fn prune(conn: &Connection, retention: &Retention, now_us: i64) -> rusqlite:
         // Rows whose last cell ends before the cutoff.
         let first_kept = tier.row_of(tier.bucket(now_us.saturating_sub(keep))).0;
         let mut stmt = conn.prepare_cached(&format!(
-            "DELETE FROM {} WHERE site_id = ?1 AND row < ?2",
+            "DELETE FROM {} WHERE key >= ?1 AND key < ?2",
             tier.table()
         ))?;
         for &site in &sites {
-            deleted += stmt.execute(params![site, first_kept])?;
+            deleted += stmt.execute(params![Tier::key(site, 0), Tier::key(site, first_kept)])?;
         }
     }
     Ok(deleted)
@@ -340,10 +334,13 @@ pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> 
             let (first_row, _) = tier.row_of(from);
             let stored_rows: Vec<i64> = tx
                 .prepare_cached(&format!(
-                    "SELECT row FROM {} WHERE site_id = ?1 AND row >= ?2",
+                    "SELECT key FROM {} WHERE key >= ?1 AND key < ?2",
                     tier.table()
                 ))?
-                .query_map(params![site, first_row], |r| r.get(0))?
+                .query_map(
+                    params![Tier::key(site, first_row), Tier::key(site + 1, 0)],
+                    |r| r.get(0).map(Tier::row_of_key),
+                )?
                 .collect::<Result<_, _>>()?;
             let mut rows: BTreeMap<i64, Row> = BTreeMap::new();
             for row in stored_rows {

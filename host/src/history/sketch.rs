@@ -47,14 +47,31 @@ impl Sketch {
         }
     }
 
+    /// Adds `other`'s counts: one pass over both sorted bucket lists.
     pub fn merge(&mut self, other: &Sketch) {
+        if other.bins.is_empty() {
+            return;
+        }
         if self.bins.is_empty() {
             self.bins.clone_from(&other.bins);
             return;
         }
-        for &(i, n) in &other.bins {
-            self.add_n(i, n);
+        let mut out = Vec::with_capacity(self.bins.len().max(other.bins.len()));
+        let (mut a, mut b) = (self.bins.iter().peekable(), other.bins.iter().peekable());
+        loop {
+            match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    out.push((x.0, x.1 + y.1));
+                    a.next();
+                    b.next();
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => out.push(*a.next().expect("peeked")),
+                (Some(_), Some(_)) | (None, Some(_)) => out.push(*b.next().expect("peeked")),
+                (Some(_), None) => out.push(*a.next().expect("peeked")),
+                (None, None) => break,
+            }
         }
+        self.bins = out;
     }
 
     pub fn count(&self) -> u64 {

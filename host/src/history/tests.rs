@@ -250,7 +250,7 @@ fn a_store_without_rollups_gets_them_and_a_damaged_row_is_rebuilt() {
     let mut conn = store.connect().unwrap();
     assert_eq!(rebuild(&mut conn, true).unwrap().differing, 0);
     conn.execute(
-        "UPDATE rollup_hour SET data = x'00ff' WHERE row = (SELECT MAX(row) FROM rollup_hour)",
+        "UPDATE rollup_hour SET data = x'00ff' WHERE key = (SELECT MAX(key) FROM rollup_hour)",
         [],
     )
     .unwrap();
@@ -478,4 +478,29 @@ fn incidents_downtime_and_the_error_budget() {
         "{csv}"
     );
     assert_eq!(csv.lines().count(), 2);
+}
+
+#[test]
+fn rebuild_fills_a_store_that_never_had_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let all = probes("a", 2000, TimeDelta::seconds(20), Utc::now(), 6);
+    write(&store, &all);
+    let conn = store.connect().unwrap();
+    conn.execute_batch(
+        "DROP TABLE rollup_minute; DROP TABLE rollup_hour; DROP TABLE rollup_day; DROP TABLE rollup_state;",
+    )
+    .unwrap();
+    drop(conn);
+    let mut conn = store.connect_for_writing().unwrap();
+    let r = rebuild(&mut conn, false).unwrap();
+    assert_eq!(r.differing, 0, "{r:?}");
+    let a = report(
+        &store,
+        &request(DAY, Some(By::Day)),
+        &Retention::default(),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_exact(&a, &all, false);
 }

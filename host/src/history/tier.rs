@@ -53,6 +53,16 @@ impl Tier {
         us.div_euclid(self.cell_us())
     }
 
+    /// The stored key of a site's row: the site id times 2^32 plus the row.
+    pub fn key(site: i64, row: i64) -> i64 {
+        (site << 32) | (row & 0xFFFF_FFFF)
+    }
+
+    /// The row number back from a key.
+    pub fn row_of_key(key: i64) -> i64 {
+        key & 0xFFFF_FFFF
+    }
+
     /// The stored row and the offset in it of a bucket.
     pub fn row_of(self, bucket: i64) -> (i64, u16) {
         (

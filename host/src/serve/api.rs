@@ -471,7 +471,7 @@ async fn report(
         crate::report::tag_report(&mut r, &config, None);
         let mut v = wire::to_value(&Event::Stats(r));
         let head = history::to_json(&answer);
-        for key in ["source", "percentile_error", "from", "to"] {
+        for key in ["source", "tiers", "percentile_error", "from", "to"] {
             v[key] = head[key].clone();
         }
         return Json(v).into_response();

@@ -106,26 +106,22 @@ CREATE INDEX IF NOT EXISTS notifications_queue ON notifications (notifier, state
 CREATE INDEX IF NOT EXISTS notifications_by_alert ON notifications (alert_id);
 
 -- Rollups (see host/src/history): per site, a row of cells per tier. A minute row holds the 60
--- minutes of one hour, an hour row the 24 hours of a day, a day row 32 days; `row` counts rows
--- since the Unix epoch. `data` is the cells, postcard-encoded and deflated.
+-- minutes of one hour, an hour row the 24 hours of a day, a day row 32 days. `key` is the site
+-- id times 2^32 plus the row's number since the Unix epoch: one integer key, so a row lives in
+-- the table's own b-tree (a WITHOUT ROWID table would push rows of a few KB to overflow pages).
+-- `data` is the cells, postcard-encoded and deflated.
 CREATE TABLE IF NOT EXISTS rollup_minute (
-    site_id INTEGER NOT NULL,
-    row     INTEGER NOT NULL,
-    data    BLOB NOT NULL,
-    PRIMARY KEY (site_id, row)
-) WITHOUT ROWID;
+    key  INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rollup_hour (
-    site_id INTEGER NOT NULL,
-    row     INTEGER NOT NULL,
-    data    BLOB NOT NULL,
-    PRIMARY KEY (site_id, row)
-) WITHOUT ROWID;
+    key  INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rollup_day (
-    site_id INTEGER NOT NULL,
-    row     INTEGER NOT NULL,
-    data    BLOB NOT NULL,
-    PRIMARY KEY (site_id, row)
-) WITHOUT ROWID;
+    key  INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
 
 -- The rollups hold exactly the measurements up to rowid `raw_rowid`; `tail_from_us` is the
 -- earliest probe time of the measurements after it (NULL: none), so reports add that tail.

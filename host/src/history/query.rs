@@ -476,10 +476,13 @@ fn read_site(
         for t in tiles {
             let (first_row, last_row) = (t.tier.row_of(t.first).0, t.tier.row_of(t.last).0);
             for row in first_row..=last_row {
-                if !rows.contains_key(&(t.tier, row)) {
-                    rows.insert((t.tier, row), load_row(conn, t.tier, site, row)?);
-                }
-                for (offset, c) in &rows[&(t.tier, row)] {
+                let cells = match rows.entry((t.tier, row)) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(load_row(conn, t.tier, site, row)?)
+                    }
+                };
+                for (offset, c) in cells.iter() {
                     let b = row * t.tier.per_row() + i64::from(*offset);
                     if (t.first..=t.last).contains(&b) && c.probes() > 0 {
                         per_period[i].merge(c);

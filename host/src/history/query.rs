@@ -315,76 +315,45 @@ pub fn report(
     }
     let plan = plan(req, retention, now)?;
     let (source, from, exact_boundaries) = (plan.source, plan.from, plan.exact_boundaries);
-    let mut conn = store.connect()?;
-    // One read transaction: the cells, the checkpoint mark and the raw tail are one snapshot.
-    let tx = conn.transaction()?;
-    let mut sites: Vec<(i64, String, String)> = tx
+    let conn = store.connect()?;
+    let mut sites: Vec<(i64, String, String)> = conn
         .prepare("SELECT id, name, url FROM sites ORDER BY name, url")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     if let Some(wanted) = &req.site {
         sites.retain(|s| &s.1 == wanted);
     }
-    let outages = incidents(&tx)?;
-    let (from_us, now_us) = (from.timestamp_micros(), now.timestamp_micros());
-    let periods = &plan.periods;
-    let tail = Tail::read(&tx)?;
-    let mut rows = Vec::new();
-    for (id, name, url) in sites {
-        let (per_period, first_us) = match source {
-            Source::Raw => {
-                let Some((stats, maintenance, first)) =
-                    exact_stats(store, &tx, &name, &url, from, now, req.include_maintenance)?
-                else {
-                    continue;
-                };
-                (vec![(stats, maintenance)], first)
+    let outages = incidents(&conn)?;
+    drop(conn);
+    let ctx = SiteContext {
+        store,
+        req,
+        plan: &plan,
+        outages: &outages,
+        from,
+        now,
+    };
+    // Sites are independent: read them on every core, each worker in its own read transaction
+    // (the cells, the mark and the tail of a site are always one snapshot).
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4);
+    let rows: Vec<SiteRow> = if workers == 1 || sites.len() < 32 {
+        ctx.sites(&sites)?
+    } else {
+        let chunk = sites.len().div_ceil(workers);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = sites
+                .chunks(chunk)
+                .map(|part| s.spawn(|| ctx.sites(part)))
+                .collect();
+            let mut rows = Vec::new();
+            for h in handles {
+                rows.extend(h.join().expect("a report worker panicked")?);
             }
-            Source::Tier(_) => {
-                let Some((per_period, first)) =
-                    read_site(&tx, id, &plan, tail.as_ref(), from_us, now_us)?
-                else {
-                    continue;
-                };
-                let figures = per_period
-                    .into_iter()
-                    .map(|c| {
-                        let mut agg: Aggregate = c.normal;
-                        if req.include_maintenance {
-                            agg.merge(&c.maintenance);
-                            (agg.stats(), 0)
-                        } else {
-                            (agg.stats(), c.maintenance.probes)
-                        }
-                    })
-                    .collect();
-                (figures, first)
-            }
-        };
-        let watched_from = crate::store::from_us(first_us.max(from_us));
-        let site: Arc<str> = name.as_str().into();
-        let url_a: Arc<str> = url.as_str().into();
-        let list = outages
-            .get(&(name.clone(), url.clone()))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        for (p, (stats, maintenance_probes)) in periods.iter().zip(per_period) {
-            let end = p.end.timestamp_micros().min(now_us);
-            let (downtime, incidents, longest_incident) =
-                outage_figures(list, p.start.timestamp_micros(), end, now_us);
-            rows.push(SiteRow {
-                site: Arc::clone(&site),
-                url: Arc::clone(&url_a),
-                period: req.by.map(|_| *p),
-                stats,
-                maintenance_probes,
-                downtime,
-                incidents,
-                longest_incident,
-                watched_from,
-            });
-        }
-    }
+            Ok::<_, HistoryError>(rows)
+        })?
+    };
     if rows.is_empty()
         && let Some(site) = &req.site
     {
@@ -404,6 +373,96 @@ pub fn report(
         rows,
         tiers: plan.tiers,
     })
+}
+
+/// What reading one site's rows needs.
+struct SiteContext<'a> {
+    store: &'a crate::store::Store,
+    req: &'a Request,
+    plan: &'a Plan,
+    outages: &'a HashMap<(String, String), Vec<Outage>>,
+    from: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
+impl SiteContext<'_> {
+    /// The rows of `sites` (id, name, URL), in their order, in one read transaction.
+    fn sites(&self, sites: &[(i64, String, String)]) -> Result<Vec<SiteRow>, HistoryError> {
+        let mut conn = self.store.connect()?;
+        let tx = conn.transaction()?;
+        let tail = Tail::read(&tx)?;
+        let mut rows = Vec::new();
+        for site in sites {
+            self.site(&tx, tail.as_ref(), site, &mut rows)?;
+        }
+        Ok(rows)
+    }
+
+    fn site(
+        &self,
+        tx: &Connection,
+        tail: Option<&Tail>,
+        (id, name, url): &(i64, String, String),
+        rows: &mut Vec<SiteRow>,
+    ) -> Result<(), HistoryError> {
+        let (store, req, plan, from, now) = (self.store, self.req, self.plan, self.from, self.now);
+        let (from_us, now_us) = (from.timestamp_micros(), now.timestamp_micros());
+        let periods = &plan.periods;
+        let (per_period, first_us) = match plan.source {
+            Source::Raw => {
+                let Some((stats, maintenance, first)) =
+                    exact_stats(store, tx, name, url, from, now, req.include_maintenance)?
+                else {
+                    return Ok(());
+                };
+                (vec![(stats, maintenance)], first)
+            }
+            Source::Tier(_) => {
+                let Some((per_period, first)) = read_site(tx, *id, plan, tail, from_us, now_us)?
+                else {
+                    return Ok(());
+                };
+                let figures = per_period
+                    .into_iter()
+                    .map(|c| {
+                        let mut agg: Aggregate = c.normal;
+                        if req.include_maintenance {
+                            agg.merge(&c.maintenance);
+                            (agg.stats(), 0)
+                        } else {
+                            (agg.stats(), c.maintenance.probes)
+                        }
+                    })
+                    .collect();
+                (figures, first)
+            }
+        };
+        let watched_from = crate::store::from_us(first_us.max(from_us));
+        let site: Arc<str> = name.as_str().into();
+        let url_a: Arc<str> = url.as_str().into();
+        let list = self
+            .outages
+            .get(&(name.clone(), url.clone()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for (p, (stats, maintenance_probes)) in periods.iter().zip(per_period) {
+            let end = p.end.timestamp_micros().min(now_us);
+            let (downtime, incidents, longest_incident) =
+                outage_figures(list, p.start.timestamp_micros(), end, now_us);
+            rows.push(SiteRow {
+                site: Arc::clone(&site),
+                url: Arc::clone(&url_a),
+                period: req.by.map(|_| *p),
+                stats,
+                maintenance_probes,
+                downtime,
+                incidents,
+                longest_incident,
+                watched_from,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The exact figures of a site's raw rows in `[from, to]` (the code of the live views), with

@@ -180,9 +180,17 @@ pub fn load_row(conn: &Connection, tier: Tier, site: i64, row: i64) -> rusqlite:
         .prepare_cached(&format!("SELECT data FROM {} WHERE key = ?1", tier.table()))?
         .query_row([Tier::key(site, row)], |r| r.get(0))
         .optional()?;
+    let valid = |row: Row| match row.iter().find(|c| i64::from(c.0) >= tier.per_row()) {
+        Some(c) => Err(format!(
+            "a cell at offset {} of a row of {}",
+            c.0,
+            tier.per_row()
+        )),
+        None => Ok(row),
+    };
     Ok(match blob {
         None => Row::new(),
-        Some(b) => cell::decode(&b).unwrap_or_else(|e| {
+        Some(b) => cell::decode(&b).and_then(valid).unwrap_or_else(|e| {
             tracing::warn!(
                 "{} row {row} of site id {site}: {e}; starting it afresh",
                 tier.table()

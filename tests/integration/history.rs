@@ -2,7 +2,7 @@
 //! raw rows, `report --by/--sla/--tz/--week-start` in plain, JSON and CSV, `store
 //! rebuild-rollups`, the API's report and the status page's daily bars, and the errors.
 
-use crate::support::binary::{BIN, Running, alert};
+use crate::support::binary::{Running, alert, cli_in as cli};
 use crate::support::closed_port;
 use crate::support::server::{Reply, TestServer};
 use nix::sys::signal::Signal;
@@ -10,20 +10,6 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-/// Runs `sitewatch ARGS` in `dir`; returns (exit code, stdout, stderr).
-fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     let (code, out, err) = cli(dir, args);

@@ -3,7 +3,7 @@
 //! with `?tag=`; a tag no site has, or a `--tag` without a config, is an error, never an empty
 //! answer.
 
-use crate::support::binary::{BIN, Running, alert};
+use crate::support::binary::{Running, alert};
 use crate::support::server::{Reply, TestServer};
 use crate::support::{closed_port, http_client};
 use nix::sys::signal::Signal;
@@ -31,18 +31,8 @@ fn names(list: &Value, key: &str) -> Vec<String> {
     out
 }
 
-/// Runs `sitewatch ARGS` in `dir`; the exit code, stdout and stderr.
 fn cli(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::support::binary::cli_in(dir, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,11 +4,10 @@
 
 use crate::save;
 use crate::storage::measurement;
-use sitewatch::clock::SystemClock;
 use sitewatch::history::{self, By, Calendar, Cell, Probe, Request, Retention, Row, Tier};
 use sitewatch::measurement::{ErrorKind, Outcome};
 use sitewatch::store::Store;
-use sitewatch::store::writer::{self, Record, WriterOptions};
+use sitewatch::store::writer::Record;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,20 +45,7 @@ fn writer_cpu(rollups: bool) -> f64 {
             )
         })
         .collect();
-    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
-    let (handle, thread) = writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_every: Duration::from_millis(200),
-            retention: Retention::default(),
-            rollup_every: history::DEFAULT_ROLLUP_EVERY,
-            rollups,
-            outbox: false,
-            location: "bench".into(),
-        },
-        Arc::clone(&clock),
-        sitewatch::event::Bus::new(clock),
-    );
+    let (handle, thread) = crate::storage::writer(&store, false, rollups);
     let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
     // The writer thread is looked up by name while it runs.
     std::thread::sleep(Duration::from_millis(50));
@@ -100,6 +86,38 @@ fn writer_cpu(rollups: bool) -> f64 {
     thread.join().unwrap();
     let last = t.elapsed().as_secs_f64();
     cpu - before + last
+}
+
+/// The rollup work alone for the same 10 minutes: adding 600,000 probes to the deltas, and the
+/// checkpoint that merges them into the stored rows. Returns (seconds adding, seconds
+/// checkpointing).
+fn rollup_work() -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let mut conn = store.connect_for_writing().unwrap();
+    let mut rollups = history::Rollups::new(history::DEFAULT_ROLLUP_EVERY);
+    rollups.catch_up(&mut conn).unwrap();
+    let (s, u): (Arc<str>, Arc<str>) = ("s".into(), "u".into());
+    let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
+    let probes: Vec<(i64, Probe)> = (0..600_000u64)
+        .map(|k| {
+            let t = start + chrono::TimeDelta::microseconds(k as i64 * 1000);
+            (
+                (k % 1000) as i64 + 1,
+                Probe::from(&measurement(&s, &u, t, k)),
+            )
+        })
+        .collect();
+    let t = Instant::now();
+    for (rowid, (site, p)) in probes.iter().enumerate() {
+        rollups.add(*site, rowid as i64 + 1, p);
+    }
+    let adding = t.elapsed().as_secs_f64();
+    let tx = conn.transaction().unwrap();
+    let t = Instant::now();
+    rollups.finish(&tx, true).unwrap();
+    tx.commit().unwrap();
+    (adding, t.elapsed().as_secs_f64())
 }
 
 /// A rollup cell of `n` probes: latencies around a per-site level with a slow tail, 0.5% failed.
@@ -271,6 +289,8 @@ pub fn run() {
     };
     let (w, wo) = (median(&mut with), median(&mut without));
     let added = (w / wo - 1.0) * 100.0;
+    let (adding, checkpoint) = rollup_work();
+    let work_pct = (adding + checkpoint) / wo * 100.0;
 
     // 2. A simulated year.
     let dir = tempfile::tempdir().unwrap();
@@ -383,6 +403,7 @@ pub fn run() {
         "history",
         &serde_json::json!({
             "writer_cpu_s_without": wo, "writer_cpu_s_with": w, "added_pct": added,
+            "rollup_add_s": adding, "rollup_checkpoint_s": checkpoint, "rollup_work_pct": work_pct,
             "writer_cpu_runs_with": with, "writer_cpu_runs_without": without,
             "year_size_mb": size as f64 / (1 << 20) as f64,
             "tables_mb": tables.iter().map(|(t, mb)| (t.to_string(), *mb)).collect::<std::collections::BTreeMap<_, _>>(),

@@ -43,26 +43,35 @@ pub fn measurement(
     }
 }
 
+/// The store's writer thread on `store`, as sitewatch runs it (200 ms batches).
+pub fn writer(
+    store: &Store,
+    outbox: bool,
+    rollups: bool,
+) -> (writer::StoreHandle, std::thread::JoinHandle<()>) {
+    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
+    writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_every: Duration::from_millis(200),
+            retention: sitewatch::history::Retention::default(),
+            rollup_every: sitewatch::history::DEFAULT_ROLLUP_EVERY,
+            rollups,
+            outbox,
+            location: "bench".into(),
+        },
+        Arc::clone(&clock),
+        sitewatch::event::Bus::new(clock),
+    )
+}
+
 /// Writes `records` through the store's writer thread; returns how many and how long it took.
 pub fn write_all(
     store: &Store,
     outbox: bool,
     records: impl Iterator<Item = Measurement>,
 ) -> (u64, Duration) {
-    let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
-    let (handle, thread) = writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_every: Duration::from_millis(200),
-            retention: sitewatch::history::Retention::default(),
-            rollup_every: sitewatch::history::DEFAULT_ROLLUP_EVERY,
-            rollups: true,
-            outbox,
-            location: "bench".into(),
-        },
-        Arc::clone(&clock),
-        sitewatch::event::Bus::new(clock),
-    );
+    let (handle, thread) = writer(store, outbox, true);
     let t = Instant::now();
     let mut n = 0;
     for m in records {

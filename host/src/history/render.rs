@@ -187,28 +187,38 @@ pub fn write(a: &Answer, format: ReportFormat, out: &mut dyn Write) -> std::io::
     }
 }
 
-fn write_periods(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
-    let what = match a.by {
-        Some(by) => format!("by {} ({})", by.as_str(), zone(a)),
-        None => "in total".into(),
-    };
+/// The heading line (`{title}, FROM to TO: source`); `None` after "no data" when there are no
+/// rows, else the width of the site column.
+fn heading(a: &Answer, title: &str, out: &mut dyn Write) -> std::io::Result<Option<usize>> {
     writeln!(
         out,
-        "History {what}, {} to {}: {}",
+        "{title}, {} to {}: {}",
         crate::clock::rfc3339_seconds(a.from),
         crate::clock::rfc3339_seconds(a.to),
         source_note(a)
     )?;
     if a.rows.is_empty() {
-        return writeln!(out, "no data");
+        writeln!(out, "no data")?;
+        return Ok(None);
     }
-    let width = a
-        .rows
-        .iter()
-        .map(|r| r.site.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    Ok(Some(
+        a.rows
+            .iter()
+            .map(|r| r.site.len())
+            .max()
+            .unwrap_or(4)
+            .max(4),
+    ))
+}
+
+fn write_periods(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
+    let what = match a.by {
+        Some(by) => format!("by {} ({})", by.as_str(), zone(a)),
+        None => "in total".into(),
+    };
+    let Some(width) = heading(a, &format!("History {what}"), out)? else {
+        return Ok(());
+    };
     writeln!(
         out,
         "{:<width$}  {:<10}  {:>9}  {:>7}  {:>9}  {:>9}  {:>9}  {:>9}  {:>9}  {:>10}  {:>9}",
@@ -247,23 +257,9 @@ fn write_periods(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
 
 fn write_sla(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
     let objective = a.sla.unwrap_or_default();
-    writeln!(
-        out,
-        "SLA {objective}% from {} to {}: {}",
-        crate::clock::rfc3339_seconds(a.from),
-        crate::clock::rfc3339_seconds(a.to),
-        source_note(a)
-    )?;
-    if a.rows.is_empty() {
-        return writeln!(out, "no data");
-    }
-    let width = a
-        .rows
-        .iter()
-        .map(|r| r.site.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let Some(width) = heading(a, &format!("SLA {objective}%"), out)? else {
+        return Ok(());
+    };
     writeln!(
         out,
         "{:<width$}  {:>9}  {:>12}  {:>12}  {:>20}  {:>9}  {:>12}",

@@ -62,6 +62,13 @@ fn probes(site: &str, n: i64, step: TimeDelta, now: DateTime<Utc>, seed: u64) ->
         .collect()
 }
 
+/// An empty store in a temporary directory (gone with the directory).
+fn fresh_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    (dir, store)
+}
+
 fn options(rollup_every: Duration) -> WriterOptions {
     WriterOptions {
         flush_every: Duration::from_millis(20),
@@ -158,8 +165,7 @@ fn assert_exact(a: &Answer, all: &[Measurement], include_maintenance: bool) {
 
 #[test]
 fn every_tier_and_period_agrees_with_the_raw_rows_before_and_after_the_checkpoint() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let now = Utc::now();
     let mut all = probes("a", 4000, TimeDelta::seconds(60), now, 1);
     all.extend(probes("b", 1500, TimeDelta::seconds(170), now, 2));
@@ -224,8 +230,7 @@ fn every_tier_and_period_agrees_with_the_raw_rows_before_and_after_the_checkpoin
 
 #[test]
 fn a_store_without_rollups_gets_them_and_a_damaged_row_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let now = Utc::now();
     let all = probes("a", 3000, TimeDelta::seconds(30), now, 3);
     write(&store, &all);
@@ -276,8 +281,7 @@ fn a_store_without_rollups_gets_them_and_a_damaged_row_is_rebuilt() {
 
 #[test]
 fn a_failed_write_loses_no_rollup() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let now = Utc::now();
     let all = probes("a", 600, TimeDelta::seconds(10), now, 4);
     let clock: crate::clock::SharedClock = Arc::new(SystemClock::new());
@@ -321,8 +325,7 @@ fn a_failed_write_loses_no_rollup() {
 
 #[test]
 fn reports_say_what_they_cannot_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let now = Utc::now();
     write(
         &store,
@@ -382,8 +385,7 @@ fn reports_say_what_they_cannot_answer() {
 
 #[test]
 fn incidents_downtime_and_the_error_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let now: DateTime<Utc> = "2026-12-02T12:00:00Z".parse().unwrap();
     // 1,000 probes a minute apart yesterday and today, 10 of them failed.
     let day_start: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
@@ -482,8 +484,7 @@ fn incidents_downtime_and_the_error_budget() {
 
 #[test]
 fn rebuild_fills_a_store_that_never_had_rollups() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
+    let (_dir, store) = fresh_store();
     let all = probes("a", 2000, TimeDelta::seconds(20), Utc::now(), 6);
     write(&store, &all);
     let conn = store.connect().unwrap();

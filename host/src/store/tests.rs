@@ -232,27 +232,13 @@ fn retention_prunes_old_measurements() {
 }
 
 fn write_all_with_retention(store: &Store, retention: Duration) {
-    let tx = Bus::new(Arc::new(SystemClock::new()));
-    let (handle, thread) = writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_every: Duration::from_millis(20),
-            retention: crate::history::Retention {
-                raw: retention,
-                ..Default::default()
-            },
-            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
-            rollups: true,
-            outbox: false,
-            location: "test".into(),
+    prune_with(
+        store,
+        crate::history::Retention {
+            raw: retention,
+            ..Default::default()
         },
-        Arc::new(SystemClock::new()),
-        tx,
     );
-    // Give it one flush cycle, in which it prunes.
-    std::thread::sleep(Duration::from_millis(60));
-    drop(handle);
-    thread.join().unwrap();
 }
 
 #[test]

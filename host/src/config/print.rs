@@ -105,12 +105,13 @@ impl Printed {
                     .unwrap_or_else(crate::scheduler::default_max_in_flight),
             }),
             storage: json!({
+                // In days (`365d`): humantime's months and years are not whole days.
                 "retention": {
-                    "raw": duration(c.storage.retention.raw),
-                    "minute": duration(c.storage.retention.minute),
-                    "hour": duration(c.storage.retention.hour),
-                    "day": duration(c.storage.retention.day),
-                    "alerts": c.storage.retention.alerts.map(duration),
+                    "raw": crate::history::days(c.storage.retention.raw),
+                    "minute": crate::history::days(c.storage.retention.minute),
+                    "hour": crate::history::days(c.storage.retention.hour),
+                    "day": crate::history::days(c.storage.retention.day),
+                    "alerts": c.storage.retention.alerts.map(crate::history::days),
                 },
                 "rollup_every": duration(c.storage.rollup_every),
                 "influxdb": c.storage.influxdb.as_ref().map(|i| json!({
@@ -344,7 +345,10 @@ mod tests {
             v["dashboard"]["views"],
             json!([{"name": "10m", "window": "10m", "every": "10s"}, {"name": "1h", "window": "1h", "every": "1m"}])
         );
-        assert_eq!(v["storage"]["retention"]["raw"], "7days");
+        assert_eq!(
+            v["storage"]["retention"],
+            serde_json::json!({"raw": "7d", "minute": "30d", "hour": "365d", "day": "1825d", "alerts": null})
+        );
         assert_eq!(v["storage"]["influxdb"], Value::Null);
         assert_eq!(v["plugins"]["dir"], "/etc/sitewatch/target/plugins");
         assert_eq!(v["plugins"]["memory_limit"], "32MiB");

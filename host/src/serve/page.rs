@@ -617,6 +617,41 @@ mod tests {
     }
 
     #[test]
+    fn daily_bars_colour_each_day_by_the_threshold_and_say_no_data() {
+        let mut data = sample();
+        let day = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        data.sites[0].daily = vec![
+            (day(28), None),
+            (day(29), Some(0.995)),
+            (day(30), Some(0.9)),
+        ];
+        let html = render(&data);
+        let api = row(&html, "api");
+        assert!(
+            api.contains(
+                r#"aria-label="Last 3 days: 1 at or above the threshold, 1 below, 1 without data""#
+            ),
+            "{api}"
+        );
+        assert!(
+            api.contains(r#"<span class="d none" title="2026-11-28: no data">"#),
+            "{api}"
+        );
+        assert!(
+            api.contains(r#"<span class="d ok" title="2026-11-29: 99.50%">"#),
+            "{api}"
+        );
+        assert!(
+            api.contains(r#"<span class="d low" title="2026-11-30: 90.00%">"#),
+            "{api}"
+        );
+        assert!(
+            !row(&html, "fresh").contains("class=\"days\""),
+            "no bars without history"
+        );
+    }
+
+    #[test]
     fn one_sparkline_per_site_with_probes() {
         let html = render(&sample());
         assert_eq!(html.matches("<svg").count(), 2);

@@ -100,6 +100,8 @@ pub async fn run(
 ) -> Result<(), MonitorError> {
     let prober = Prober::new(Arc::clone(&clock))?;
     let store_dir = options.data_dir.clone();
+    // Held until the monitor returns: one sitewatch per data directory.
+    let _lock = crate::store::DataDirLock::acquire(&options.data_dir)?;
     let (store, opened) = joined(
         "store opener",
         tokio::task::spawn_blocking(move || Store::open(&store_dir)).await,

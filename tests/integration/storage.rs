@@ -285,3 +285,51 @@ async fn influxdb_export_delivers_every_point_exactly_once_through_an_outage() {
     let ok = vm.export(r#"{__name__="probe_status"}"#).await;
     assert!(ok[0].2.iter().all(|v| *v == 200.0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sitewatch_on_the_same_data_dir_is_refused_and_the_first_keeps_it() {
+    let server = TestServer::start(|_| Reply::ok("fine")).await;
+    let config = json!({"sites": [{"name": "a", "url": server.url("/"), "interval": "200ms"}]});
+    let mut first = start(tempfile::tempdir().unwrap(), &config);
+    first
+        .wait_for(Duration::from_secs(10), is("probe", "a"))
+        .await
+        .expect("probing");
+    let d = first.dir.path();
+    let (code, _, err) = crate::support::binary::cli_in(
+        d,
+        &[
+            "--output",
+            "json",
+            "--config",
+            d.join("config.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let pid = first.child.id().unwrap();
+    assert!(
+        err.contains(&format!(
+            "the data directory sitewatch-data is in use by another sitewatch (pid {pid})"
+        )),
+        "{err}"
+    );
+    // The first one still writes; once it is gone (even by SIGKILL) the directory is free.
+    let before = first.probe_count_in_store();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(first.probe_count_in_store() > before);
+    first.signal(Signal::SIGKILL);
+    first
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .expect("killed");
+    let dir = first.dir;
+    let path = dir.path().join("config.json");
+    let mut again = Running::start_in(
+        dir,
+        &["--output", "json", "--config", path.to_str().unwrap()],
+    );
+    again
+        .wait_for(Duration::from_secs(10), is("probe", "a"))
+        .await
+        .unwrap_or_else(|| panic!("the directory is free again: {}", again.stderr()));
+}

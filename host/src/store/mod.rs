@@ -39,6 +39,65 @@ pub enum StoreError {
     Missing { path: PathBuf },
     #[error("store query failed: {0}")]
     Query(#[from] rusqlite::Error),
+    #[error(
+        "the data directory {} is in use by another sitewatch{}: two would write the same store; stop it or give this one its own --data-dir",
+        path.display(),
+        pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    InUse { path: PathBuf, pid: Option<u32> },
+    #[error("cannot lock the data directory {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The lock file in the data directory: one running sitewatch per store.
+pub const LOCK_FILE: &str = "sitewatch.lock";
+
+/// Held while sitewatch runs on a data directory; the lock goes with the process (the kernel
+/// drops it on any exit, SIGKILL included).
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    /// Takes the data directory's lock (creating the directory), or says which process has it.
+    /// Two writers on one store would interleave their batches and their rollup checkpoints.
+    pub fn acquire(data_dir: &Path) -> Result<Self, StoreError> {
+        use std::io::{Read, Seek, Write};
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(LOCK_FILE);
+        let err = |source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(StoreError::InUse {
+                    path: data_dir.to_owned(),
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+        }
+        file.set_len(0).map_err(err)?;
+        file.rewind().map_err(err)?;
+        writeln!(file, "{}", std::process::id()).map_err(err)?;
+        Ok(Self { _file: file })
+    }
 }
 
 /// Where the store lives. Clones share the outbox limit.

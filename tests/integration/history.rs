@@ -2,7 +2,7 @@
 //! raw rows, `report --by/--sla/--tz/--week-start` in plain, JSON and CSV, `store
 //! rebuild-rollups`, the API's report and the status page's daily bars, and the errors.
 
-use crate::support::binary::{Running, alert, cli_in as cli};
+use crate::support::binary::{BIN, Running, alert, cli_in as cli};
 use crate::support::closed_port;
 use crate::support::server::{Reply, TestServer};
 use nix::sys::signal::Signal;
@@ -244,6 +244,24 @@ async fn rollups_stay_consistent_through_sigkill_and_reports_agree_with_the_raw_
     assert!(
         sla.contains("BUDGET LEFT") && sla.contains("over by"),
         "flaky spent it: {sla}"
+    );
+
+    // A reader that stops early (`| head`) is no error.
+    let mut child = std::process::Command::new(BIN)
+        .args(["report", "--since", "60d", "--by", "day"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = [0u8; 64];
+    std::io::Read::read_exact(&mut child.stdout.take().unwrap(), &mut head).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
     );
 
     // Bad input: each names what is wrong.

@@ -37,14 +37,7 @@ fn thread_cpu(name: &str) -> Option<f64> {
 fn writer_cpu(rollups: bool) -> f64 {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path()).unwrap();
-    let sites: Vec<(Arc<str>, Arc<str>)> = (0..1000)
-        .map(|i| {
-            (
-                Arc::from(format!("site-{i}")),
-                Arc::from(format!("http://127.0.0.1:8080/{i}")),
-            )
-        })
-        .collect();
+    let sites = crate::storage::sites(1000);
     let (handle, thread) = crate::storage::writer(&store, false, rollups);
     let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
     // The writer thread is looked up by name while it runs.

@@ -83,17 +83,22 @@ pub fn write_all(
     (n, t.elapsed())
 }
 
-pub async fn run() {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, _) = Store::open(dir.path()).unwrap();
-    let sites: Vec<(Arc<str>, Arc<str>)> = (0..1000)
+/// `n` made-up sites: `site-0` at `http://127.0.0.1:8080/0` and on.
+pub fn sites(n: usize) -> Vec<(Arc<str>, Arc<str>)> {
+    (0..n)
         .map(|i| {
             (
                 Arc::from(format!("site-{i}")),
                 Arc::from(format!("http://127.0.0.1:8080/{i}")),
             )
         })
-        .collect();
+        .collect()
+}
+
+pub async fn run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let sites = sites(1000);
 
     // An hour of 10 s data for 1,000 sites: 360,000 measurements, written through the writer.
     let now = chrono::Utc::now();

@@ -206,12 +206,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
             sitewatch::report::tag_report(&mut report, c, None);
         }
         if args.output == ReportFormat::Json {
-            let mut v = sitewatch::output::wire::to_value(&Event::Stats(report));
-            let head = history::to_json(&answer);
-            for key in ["source", "tiers", "percentile_error", "from", "to"] {
-                v[key] = head[key].clone();
-            }
-            writeln!(out, "{v}")?;
+            writeln!(out, "{}", history::stats_json(&answer, report))?;
         } else {
             writeln!(
                 out,

@@ -175,13 +175,7 @@ impl Measurement {
     /// that timed out counts as `timeout`, not as its status; a response a check rejected counts
     /// as `check`, so a site failing its checks does not read as `200:94`).
     pub fn outcome(&self) -> Outcome {
-        let kind = self.error.as_ref().map(|e| e.kind);
-        match (self.status, kind) {
-            (Some(code), None | Some(ErrorKind::Status)) => Outcome::Status(code),
-            (_, Some(kind)) => Outcome::Error(kind),
-            // A response-less success cannot happen; count it as an HTTP error rather than panic.
-            (None, None) => Outcome::Error(ErrorKind::Http),
-        }
+        Outcome::of(self.status, self.error.as_ref().map(|e| e.kind))
     }
 
     /// When the probe ended (wall clock): its start plus its duration, for failures too (a
@@ -203,6 +197,16 @@ static STATUS_LABELS: std::sync::LazyLock<Vec<String>> =
     std::sync::LazyLock::new(|| (100..=999).map(|c: u16| c.to_string()).collect());
 
 impl Outcome {
+    /// What a probe with this status and error kind counts as (live or read back from the store).
+    pub fn of(status: Option<u16>, kind: Option<ErrorKind>) -> Self {
+        match (status, kind) {
+            (Some(code), None | Some(ErrorKind::Status)) => Outcome::Status(code),
+            (_, Some(kind)) => Outcome::Error(kind),
+            // A response-less success cannot happen; count it as an HTTP error rather than panic.
+            (None, None) => Outcome::Error(ErrorKind::Http),
+        }
+    }
+
     /// The key this outcome is counted under: `"200"`, `"timeout"`.
     pub fn label(self) -> &'static str {
         match self {

@@ -88,7 +88,7 @@ fn rollup_work() -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(dir.path()).unwrap();
     let mut conn = store.connect_for_writing().unwrap();
-    let mut rollups = history::Rollups::new(history::DEFAULT_ROLLUP_EVERY);
+    let mut rollups = history::Rollups::default();
     rollups.catch_up(&mut conn).unwrap();
     let (s, u): (Arc<str>, Arc<str>) = ("s".into(), "u".into());
     let start = chrono::Utc::now() - chrono::TimeDelta::minutes(10);
@@ -108,7 +108,7 @@ fn rollup_work() -> (f64, f64) {
     let adding = t.elapsed().as_secs_f64();
     let tx = conn.transaction().unwrap();
     let t = Instant::now();
-    rollups.finish(&tx, true).unwrap();
+    rollups.finish(&tx, Duration::ZERO).unwrap();
     tx.commit().unwrap();
     (adding, t.elapsed().as_secs_f64())
 }

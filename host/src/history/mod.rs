@@ -19,7 +19,7 @@ pub use cell::{Cell, Probe, Row};
 pub use period::{By, Calendar};
 pub use query::{Answer, HistoryError, Request, SiteRow, Source, choose, report};
 pub use render::{
-    DailyBars, ReportFormat, daily_bars, tier_names, to_json, to_stats_report, write,
+    DailyBars, ReportFormat, daily_bars, stats_json, tier_names, to_json, to_stats_report, write,
 };
 pub use rollups::{DEFAULT_ROLLUP_EVERY, Rebuilt, Rollups, prune, rebuild, store_row};
 pub use sketch::RELATIVE_ERROR;

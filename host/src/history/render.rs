@@ -401,6 +401,17 @@ pub fn to_stats_report(a: &Answer, since: Duration, threshold: f64) -> StatsRepo
 pub type DailyBars =
     std::collections::HashMap<(String, String), Vec<(chrono::NaiveDate, Option<f64>)>>;
 
+/// The JSON of a report in the live views' shape (from [`to_stats_report`]) with what it was
+/// read from: `source`, `tiers`, `percentile_error`, `from` and `to`.
+pub fn stats_json(a: &Answer, report: StatsReport) -> Value {
+    let mut v = crate::output::wire::to_value(&crate::event::Event::Stats(report));
+    let head = to_json(a);
+    for key in ["source", "tiers", "percentile_error", "from", "to"] {
+        v[key] = head[key].clone();
+    }
+    v
+}
+
 /// Each site's (by name and URL) availability on each of the last `days` UTC days, oldest
 /// first (`None`: no data that day), from the day rollups.
 pub fn daily_bars(

@@ -37,21 +37,21 @@ pub struct Rollups {
     last_checkpoint: Instant,
     /// The deltas were lost (a failed transaction): catch up from raw rows before adding.
     stale: bool,
-    pub every: Duration,
 }
 
-impl Rollups {
-    pub fn new(every: Duration) -> Self {
+impl Default for Rollups {
+    fn default() -> Self {
         Self {
             deltas: HashMap::new(),
             last_rowid: None,
             tail_from_us: None,
             last_checkpoint: Instant::now(),
             stale: true,
-            every,
         }
     }
+}
 
+impl Rollups {
     /// True until [`Rollups::catch_up`] ran on a connection (at start, and after a failed write).
     pub fn needs_catch_up(&self) -> bool {
         self.stale
@@ -69,10 +69,11 @@ impl Rollups {
         self.tail_from_us = Some(self.tail_from_us.map_or(p.time_us, |t| t.min(p.time_us)));
     }
 
-    /// At the end of a write transaction: a checkpoint when one is due (or `force`), else the
-    /// tail mark. On an error the caller drops the transaction and calls [`Rollups::lost`].
-    pub fn finish(&mut self, tx: &Transaction<'_>, force: bool) -> rusqlite::Result<()> {
-        if force || self.last_checkpoint.elapsed() >= self.every || self.deltas.len() > MAX_DELTAS {
+    /// At the end of a write transaction: a checkpoint when `every` has passed since the last
+    /// (`Duration::ZERO`: now), else the tail mark. On an error the caller drops the transaction
+    /// and calls [`Rollups::lost`].
+    pub fn finish(&mut self, tx: &Transaction<'_>, every: Duration) -> rusqlite::Result<()> {
+        if self.last_checkpoint.elapsed() >= every || self.deltas.len() > MAX_DELTAS {
             return self.checkpoint(tx);
         }
         if let Some(t) = self.tail_from_us {
@@ -275,7 +276,7 @@ pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> 
             |r| r.get::<_, i64>(0),
         )?)
     } else {
-        Rollups::new(DEFAULT_ROLLUP_EVERY).catch_up(conn)?;
+        Rollups::default().catch_up(conn)?;
         None
     };
     let sites: Vec<i64> = conn

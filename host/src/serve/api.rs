@@ -469,12 +469,7 @@ async fn report(
     if classic {
         let mut r = history::to_stats_report(&answer, since, threshold);
         crate::report::tag_report(&mut r, &config, None);
-        let mut v = wire::to_value(&Event::Stats(r));
-        let head = history::to_json(&answer);
-        for key in ["source", "tiers", "percentile_error", "from", "to"] {
-            v[key] = head[key].clone();
-        }
-        return Json(v).into_response();
+        return Json(history::stats_json(&answer, r)).into_response();
     }
     Json(history::to_json(&answer)).into_response()
 }

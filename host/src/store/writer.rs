@@ -136,7 +136,7 @@ impl Writer {
             dropped: 0,
             last_prune: None,
             outbox_full: None,
-            rollups: Rollups::new(options.rollup_every),
+            rollups: Rollups::default(),
             options,
         }
     }
@@ -239,14 +239,13 @@ impl Writer {
     fn checkpoint(&mut self) -> Result<(), super::StoreError> {
         let conn = self.conn.as_mut().ok_or(rusqlite::Error::InvalidQuery)?;
         let tx = conn.transaction()?;
-        self.rollups.finish(&tx, true)?;
+        self.rollups.finish(&tx, Duration::ZERO)?;
         tx.commit()?;
         Ok(())
     }
 
     fn push(&mut self, r: Record) {
         if let Record::Configure(options) = r {
-            self.rollups.every = options.rollup_every;
             self.options = options;
             self.last_prune = None;
             return;
@@ -476,7 +475,7 @@ impl Writer {
             }
         }
         if self.options.rollups {
-            self.rollups.finish(&tx, false)?;
+            self.rollups.finish(&tx, self.options.rollup_every)?;
         }
         let trimmed = if queued {
             Some(trim_outbox(

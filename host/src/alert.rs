@@ -328,6 +328,27 @@ impl AlertState {
         }
     }
 
+    /// Takes the open conditions of `open` (a cluster leader's book), keeping the coverage: the
+    /// next probe decides from there.
+    pub fn adopt(&mut self, open: &[(Condition, DateTime<Utc>)]) {
+        let since = |c| open.iter().find(|(o, _)| *o == c).map(|(_, t)| *t);
+        self.down_since = since(Condition::Down);
+        self.degraded_since = since(Condition::Degraded);
+        self.cert_since = since(Condition::Cert);
+    }
+
+    /// The open conditions and when each fired.
+    pub fn open(&self) -> Vec<(Condition, DateTime<Utc>)> {
+        [
+            (Condition::Down, self.down_since),
+            (Condition::Degraded, self.degraded_since),
+            (Condition::Cert, self.cert_since),
+        ]
+        .into_iter()
+        .filter_map(|(c, t)| Some((c, t?)))
+        .collect()
+    }
+
     pub fn down_since(&self) -> Option<DateTime<Utc>> {
         self.down_since
     }

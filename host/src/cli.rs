@@ -183,6 +183,15 @@ pub struct RunArgs {
     /// `server.listen` in the config.
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<std::net::SocketAddr>,
+    /// This node's cluster location (overrides `cluster.location`).
+    #[arg(long, env = "SITEWATCH_LOCATION")]
+    pub location: Option<String>,
+    /// This node's name in the cluster (overrides `cluster.node`).
+    #[arg(long, env = "SITEWATCH_NODE")]
+    pub node: Option<String>,
+    /// The local address probes connect from (overrides `probing.source_address`).
+    #[arg(long, value_name = "IP")]
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Args, Clone)]

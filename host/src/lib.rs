@@ -3,6 +3,7 @@
 pub mod alert;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod event;
 pub mod history;

@@ -36,7 +36,14 @@ fn main() -> ExitCode {
             }
             Err(e) => return config_error(&e),
         },
-        Command::Run(args) => match Config::load(&args.config.config) {
+        Command::Run(args) => match {
+            sitewatch::config::cluster::set_overrides(sitewatch::config::cluster::Overrides {
+                location: args.location.clone(),
+                node: args.node.clone(),
+                source_address: args.source_address,
+            });
+            Config::load(&args.config.config)
+        } {
             Ok(config) => run(args, config),
             Err(e) => return config_error(&e),
         },

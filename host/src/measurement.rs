@@ -117,6 +117,9 @@ pub struct Measurement {
     pub tls: Option<Arc<TlsDetails>>,
     /// The probe ran during a maintenance window of its site (set by the recorder).
     pub maintenance: bool,
+    /// The cluster location whose node made this probe, for probes of other nodes; `None`:
+    /// this sitewatch made it.
+    pub location: Option<Arc<str>>,
 }
 
 /// What a TLS handshake showed: the negotiated version and cipher suite and the served chain.
@@ -236,6 +239,7 @@ pub mod tests {
     pub fn sample(site: &str, up: bool) -> Measurement {
         let duration = Duration::from_millis(1);
         Measurement {
+            location: None,
             site: site.into(),
             url: format!("http://{site}.test/").into(),
             time: DateTime::UNIX_EPOCH,

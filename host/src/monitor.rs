@@ -88,6 +88,8 @@ struct Monitor {
     targets: Vec<ProbeTarget>,
     /// The newest configuration generation (0 at start, one more per applied reload).
     generation: u64,
+    /// This node's cluster side, when it is one.
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Runs the monitor until `shutdown` resolves, writing events to `out`.
@@ -98,7 +100,7 @@ pub async fn run(
     clock: SharedClock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MonitorError> {
-    let prober = Prober::new(Arc::clone(&clock))?;
+    let prober = Prober::with_source(Arc::clone(&clock), config.probing.source_address)?;
     let store_dir = options.data_dir.clone();
     // Held until the monitor returns: one sitewatch per data directory.
     let _lock = crate::store::DataDirLock::acquire(&options.data_dir)?;
@@ -177,13 +179,32 @@ pub async fn run(
 
     let skips = Arc::new(Skips::new(max_in_flight(&config)));
     let (inputs, inputs_rx) = mpsc::channel(RECORDER_QUEUE);
-    let recorder = tokio::spawn(recorder.with_skips(Arc::clone(&skips)).run(inputs_rx));
+    let (cluster, side) = match &config.cluster {
+        Some(c) => {
+            let (cluster, side) = crate::cluster::Cluster::start(
+                &config,
+                c,
+                inputs.clone(),
+                bus.clone(),
+                recorder.longest_window(),
+            );
+            (Some(cluster), Some(side))
+        }
+        None => (None, None),
+    };
+    let recorder = tokio::spawn(
+        recorder
+            .with_skips(Arc::clone(&skips))
+            .with_cluster(side)
+            .run(inputs_rx),
+    );
     let mut scheduler = Scheduler::new(
         prober.clone(),
         Some(Arc::clone(&plugins)),
         inputs.clone(),
         skips,
-    );
+    )
+    .with_share(cluster.as_ref().map(crate::cluster::Cluster::share));
     scheduler.apply(&SitesDiff::default(), &targets);
     if let Some(s) = &server {
         s.set_in_flight(scheduler.in_flight());
@@ -197,6 +218,7 @@ pub async fn run(
         &config,
     );
     let mut monitor = Monitor {
+        cluster,
         influx: None,
         notifiers,
         server,
@@ -248,10 +270,15 @@ pub async fn run(
         notifiers,
         server,
         bus,
+        cluster,
         ..
     } = monitor;
     drop(watcher);
     scheduler.stop().await;
+    // The cluster side holds senders of the recorder's inputs: it stops first.
+    if let Some(c) = cluster {
+        c.stop().await;
+    }
     // Every part is stopped in order and waited for explicitly; a panic of one is kept and
     // reported once the others are down, so what was recorded still reaches the store.
     let mut outcome = Ok(());
@@ -518,6 +545,18 @@ impl Monitor {
                 "{}; the last good config keeps running",
                 why.join("; ")
             ));
+        }
+        if new.cluster != self.config.cluster
+            || new.probing.source_address != self.config.probing.source_address
+        {
+            self.bus.error(
+                "config",
+                None,
+                "the cluster section and probing.source_address take effect when sitewatch restarts; the rest of the change is applied",
+            );
+        }
+        if let Some(c) = &self.cluster {
+            c.reconfigure(&new);
         }
         let diff = ConfigDiff::between(&self.config, &new);
         self.generation += 1;

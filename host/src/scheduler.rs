@@ -3,6 +3,7 @@
 //! probe runs in its own task, so a slow probe never delays the next tick; at most
 //! `max_in_flight` probes of a site run at once, and a tick beyond that is skipped and counted.
 
+use crate::cluster::SharedShare;
 use crate::config::diff::SitesDiff;
 use crate::plugin::set::PluginSet;
 use crate::probe::{ProbeTarget, Prober};
@@ -49,6 +50,8 @@ pub struct Scheduler {
     out: mpsc::Sender<RecorderInput>,
     tasks: HashMap<Arc<str>, SiteTask>,
     in_flight: InFlight,
+    /// A cluster node probes only its share of the sites.
+    share: Option<SharedShare>,
 }
 
 impl Scheduler {
@@ -66,11 +69,18 @@ impl Scheduler {
             plugins,
             out,
             tasks: HashMap::new(),
+            share: None,
             in_flight: InFlight {
                 permits: Arc::new(Semaphore::new(cap)),
                 skips,
             },
         }
+    }
+
+    /// Probes only the sites `share` gives this node (a cluster node), looked at on each tick.
+    pub fn with_share(mut self, share: Option<SharedShare>) -> Self {
+        self.share = share;
+        self
     }
 
     /// The probes in flight, to read from elsewhere (the server's metrics).
@@ -127,6 +137,7 @@ impl Scheduler {
             target,
             self.out.clone(),
             self.in_flight.clone(),
+            self.share.clone(),
             cancel.clone(),
         ));
         SiteTask { cancel, handle }
@@ -163,6 +174,7 @@ async fn run_site(
     target: ProbeTarget,
     out: mpsc::Sender<RecorderInput>,
     in_flight: InFlight,
+    share: Option<SharedShare>,
     cancel: CancellationToken,
 ) {
     let interval = target.config.interval;
@@ -181,6 +193,10 @@ async fn run_site(
         tokio::select! {
             _ = cancel.cancelled() => break,
             planned = ticker.tick() => {
+                // Another node of this location probes it (or no node of this location does).
+                if share.as_ref().is_some_and(|s| !s.load().owns(&target.name, target.config.locations.as_deref())) {
+                    continue;
+                }
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                     skipped(false);
                     continue;

@@ -10,6 +10,7 @@ mod alertmanager_selftest;
 mod certs;
 mod chromium_selftest;
 mod cli;
+mod cluster;
 mod config_secrets;
 mod conformance;
 mod core;

@@ -17,6 +17,7 @@ const RUNS: usize = 20;
 fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
     let ms = |v: u64| Some(Duration::from_micros(v));
     Measurement {
+        location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),
         time: chrono::Utc::now(),

@@ -2,6 +2,7 @@
 //! checked types below. Nothing else in the program sees an unchecked value. Every error names the
 //! file, the field path and, when there is one, the site.
 
+pub mod cluster;
 pub mod diff;
 mod expand;
 pub mod notify;
@@ -53,6 +54,8 @@ pub struct Config {
     pub location: String,
     /// Maintenance windows of every site (each site's schedule has them too).
     pub maintenance: Vec<crate::maintenance::Window>,
+    /// This node's cluster, when it is one.
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
@@ -80,6 +83,8 @@ pub struct ProbingConfig {
     /// Probes that may run at once across all sites; `None`: derived from the file-descriptor
     /// limit ([`crate::scheduler::default_max_in_flight`]).
     pub max_in_flight: Option<usize>,
+    /// The local address probes connect from (`probing.source_address`, `--source-address`).
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 /// Where plugins are found and their default limits.
@@ -190,6 +195,8 @@ pub struct SiteConfig {
     pub body: Option<RequestBody>,
     /// Labels for grouping and filtering, in config order, without duplicates.
     pub tags: Vec<String>,
+    /// The cluster locations that probe this site (`None`: all).
+    pub locations: Option<Vec<String>>,
     /// The global `alerting` with this site's overrides.
     pub alerting: AlertRule,
     /// The global maintenance windows and the site's own.
@@ -504,6 +511,7 @@ impl<F: Into<String>, M: Into<String>> From<(F, M)> for FieldError {
 
 /// Checks every value and fills in defaults.
 fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, ConfigError> {
+    let overrides = cluster::overrides();
     let invalid = |field: String, site: Option<&str>, message: String| ConfigError::Invalid {
         path: path.to_owned(),
         field,
@@ -623,6 +631,17 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
             Some(n) => Some(n as usize),
             None => None,
         },
+        source_address: match (overrides.source_address, &raw.probing.source_address) {
+            (Some(a), _) => Some(a),
+            (None, Some(text)) => Some(text.trim().parse().map_err(|_| {
+                invalid(
+                    "probing.source_address".into(),
+                    None,
+                    format!("\"{text}\" is not an IP address, e.g. \"127.0.0.2\" or \"::1\""),
+                )
+            })?),
+            (None, None) => None,
+        },
     };
 
     let server = match &raw.server {
@@ -640,11 +659,38 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
         }
         Some(l) => l.to_owned(),
     };
+    let cluster = match &raw.cluster {
+        None => None,
+        Some(c) => Some(cluster::resolve(c, &location, &overrides).map_err(|e| {
+            let e = e.under("cluster");
+            invalid(e.field, None, e.message)
+        })?),
+    };
+    // A node's location labels its series too.
+    let location = cluster.as_ref().map_or(location, |c| c.location.clone());
+    if let Some(c) = &cluster {
+        for s in &sites {
+            if let Some(l) = &s.locations
+                && l.len() < c.confirm
+            {
+                return Err(invalid(
+                    "cluster.confirm".into(),
+                    Some(&s.name),
+                    format!(
+                        "the site is probed from {} location(s), fewer than confirm ({})",
+                        l.len(),
+                        c.confirm
+                    ),
+                ));
+            }
+        }
+    }
     let names: HashSet<String> = sites.iter().map(|s| s.name.clone()).collect();
     let notify = notify::resolve(raw.notify, &names, plugins.limits, env)
         .map_err(|e| invalid(e.field, None, e.message))?;
 
     Ok(Config {
+        cluster,
         server,
         location,
         notify,
@@ -1008,6 +1054,22 @@ fn resolve_site(
             tags.push(t.to_owned());
         }
     }
+    let locations = match &raw.locations {
+        None => None,
+        Some(list) if list.is_empty() => {
+            return Err((
+                "locations",
+                "list at least one location, or leave it out for all",
+            )
+                .into());
+        }
+        Some(list) => Some(
+            list.iter()
+                .enumerate()
+                .map(|(j, l)| cluster::token(&format!("locations[{j}]"), "location", l.trim()))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     let alerting = site_rule(raw.alerting.as_ref(), global, interval)?;
     let own = rules::maintenance(&raw.maintenance)?;
     let maintenance =
@@ -1015,6 +1077,7 @@ fn resolve_site(
     Ok(SiteConfig {
         body,
         tags,
+        locations,
         alerting,
         maintenance,
         name,

@@ -38,6 +38,7 @@ struct Printed {
     plugins: Value,
     notify: Vec<PrintedNotifier>,
     server: Value,
+    cluster: Value,
 }
 
 #[derive(Serialize)]
@@ -65,6 +66,7 @@ struct PrintedSite {
     max_body: String,
     max_in_flight: u32,
     tags: Vec<String>,
+    locations: Option<Vec<String>>,
     alerting: PrintedRule,
     maintenance: Vec<String>,
     checks: Vec<Value>,
@@ -103,7 +105,24 @@ impl Printed {
             probing: json!({
                 "max_in_flight": c.probing.max_in_flight
                     .unwrap_or_else(crate::scheduler::default_max_in_flight),
+                "source_address": c.probing.source_address.map(|a| a.to_string()),
             }),
+            cluster: match &c.cluster {
+                None => Value::Null,
+                Some(k) => json!({
+                    "nats": k.nats.iter().map(|u| without_password(u)).collect::<Vec<_>>(),
+                    "location": k.location,
+                    "node": k.node,
+                    "confirm": k.confirm,
+                    "heartbeat_ttl": duration(k.heartbeat_ttl),
+                    "lease_ttl": duration(k.lease_ttl),
+                    "alone_after": duration(k.alone_after),
+                    "replicas": k.replicas,
+                    "buffer": k.buffer,
+                    "stream_max_age": duration(k.stream_max_age),
+                    "prefix": k.prefix,
+                }),
+            },
             storage: json!({
                 // In days (`365d`): humantime's months and years are not whole days.
                 "retention": {
@@ -139,6 +158,17 @@ impl Printed {
                 }),
             },
         }
+    }
+}
+
+/// A URL with its password, if any, shown as `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(HIDDEN));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -182,6 +212,7 @@ fn site(s: &SiteConfig) -> PrintedSite {
         max_body: size(s.max_body),
         max_in_flight: s.max_in_flight,
         tags: s.tags.clone(),
+        locations: s.locations.clone(),
         alerting: rule(&s.alerting),
         maintenance: s
             .maintenance

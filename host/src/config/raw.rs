@@ -28,6 +28,36 @@ pub struct RawConfig {
     /// Maintenance windows of every site.
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+    /// Run as a node of a cluster on NATS JetStream; absent: a single sitewatch.
+    pub cluster: Option<RawCluster>,
+}
+
+/// The cluster section: where NATS is, this node's location, the confirmation rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// NATS server URLs (`nats://127.0.0.1:4222`); one is enough, more give failover.
+    pub nats: Vec<String>,
+    /// This node's location (also `--location`; default the top-level `location`).
+    pub location: Option<String>,
+    /// This node's name, unique in the cluster (also `--node`; default host name and location).
+    pub node: Option<String>,
+    /// Locations that must see a site down before it is down (default 1).
+    pub confirm: Option<u32>,
+    /// How long a node's heartbeat lives: a dead node's sites move within this (default 10s).
+    pub heartbeat_ttl: Option<RawDuration>,
+    /// How long the leader's lease lives unrenewed (default 15s).
+    pub lease_ttl: Option<RawDuration>,
+    /// Replicas of the streams and buckets (default: the number of `nats` URLs, at most 3).
+    pub replicas: Option<u32>,
+    /// Measurements kept in memory while NATS is unreachable (default 100000).
+    pub buffer: Option<u64>,
+    /// How long NATS must be unreachable before a node alerts on its own probes (default 30s).
+    pub alone_after: Option<RawDuration>,
+    /// How long the measurement stream keeps measurements (default 1d).
+    pub stream_max_age: Option<RawDuration>,
+    /// A prefix of subjects, stream and bucket names, to run several clusters on one NATS.
+    pub prefix: Option<String>,
 }
 
 /// A maintenance window: `start` and `end` (one-off), or `cron`, `duration` and `tz`.
@@ -126,6 +156,9 @@ pub enum RawPriority {
 pub struct RawProbing {
     /// Probes that may run at once across all sites; beyond it ticks are skipped and counted.
     pub max_in_flight: Option<u32>,
+    /// The local address probes connect from (an IP of this host), for multi-homed hosts and
+    /// for nodes that must probe from their own address. Also `--source-address`.
+    pub source_address: Option<String>,
 }
 
 /// Where plugins live and their default limits.
@@ -226,6 +259,8 @@ pub struct RawSite {
     /// This site's own maintenance windows (the global ones apply too).
     #[serde(default)]
     pub maintenance: Vec<RawMaintenance>,
+    /// Cluster locations that probe this site (default all).
+    pub locations: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

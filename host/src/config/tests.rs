@@ -786,3 +786,83 @@ fn messages_about_an_expanded_url_quote_it_as_written() {
         "a host typed out names the site"
     );
 }
+
+#[test]
+fn a_cluster_section_resolves_with_defaults_and_names_its_errors() {
+    let c = parse(
+        r#"{"sites": [{"url": "http://a.test", "locations": ["eu", "us"]}],
+            "location": "eu", "probing": {"source_address": "127.0.0.2"},
+            "cluster": {"nats": ["nats://127.0.0.1:4222", "nats://127.0.0.1:4223"], "confirm": 2}}"#,
+    )
+    .unwrap();
+    let k = c.cluster.as_ref().unwrap();
+    assert_eq!(k.location, "eu");
+    assert_eq!(c.location, "eu");
+    assert_eq!(k.confirm, 2);
+    assert_eq!(k.replicas, 2);
+    assert_eq!(
+        k.heartbeat_ttl,
+        crate::config::cluster::DEFAULT_HEARTBEAT_TTL
+    );
+    assert!(k.node.ends_with("-eu"), "{}", k.node);
+    assert_eq!(c.probing.source_address, Some("127.0.0.2".parse().unwrap()));
+    assert_eq!(
+        c.sites[0].locations.as_deref(),
+        Some(&["eu".to_owned(), "us".to_owned()][..])
+    );
+    // Without the section nothing changes.
+    assert!(
+        parse(r#"{"sites": [{"url": "http://a.test"}]}"#)
+            .unwrap()
+            .cluster
+            .is_none()
+    );
+
+    let cases = [
+        (r#""cluster": {"nats": []}"#, "cluster.nats"),
+        (r#""cluster": {"nats": ["http://x:1"]}"#, "cluster.nats[0]"),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "confirm": 0}"#,
+            "cluster.confirm",
+        ),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "location": "eu west"}"#,
+            "cluster.location",
+        ),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "node": "a.b"}"#,
+            "cluster.node",
+        ),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "lease_ttl": "10ms"}"#,
+            "cluster.lease_ttl",
+        ),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "replicas": 7}"#,
+            "cluster.replicas",
+        ),
+        (
+            r#""cluster": {"nats": ["nats://x:1"], "bogus": 1}"#,
+            "bogus",
+        ),
+        (
+            r#""probing": {"source_address": "localhost"}"#,
+            "probing.source_address",
+        ),
+    ];
+    for (section, field) in cases {
+        let text = format!(r#"{{"sites": [{{"url": "http://a.test"}}], {section}}}"#);
+        let e = err(&text);
+        assert!(e.contains(field), "{section}: {e}");
+    }
+    let e = err(
+        r#"{"sites": [{"name": "a", "url": "http://a.test", "locations": ["eu"]}],
+            "cluster": {"nats": ["nats://x:1"], "location": "eu", "confirm": 2}}"#,
+    );
+    assert!(
+        e.contains("cluster.confirm") && e.contains("site \"a\""),
+        "{e}"
+    );
+    let e = err(r#"{"sites": [{"url": "http://a.test", "locations": ["e u"]}]}"#);
+    assert!(e.contains("sites[0].locations[0]"), "{e}");
+}

@@ -32,6 +32,18 @@ pub enum Event {
     Delivery(Delivery),
     /// A site's maintenance window opened or closed.
     Maintenance(MaintenanceReport),
+    /// This cluster node's role changed (leader, follower, alone).
+    Cluster(ClusterReport),
+}
+
+/// A cluster node's role changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterReport {
+    pub time: DateTime<Utc>,
+    pub node: Arc<str>,
+    /// `leader`, `follower` or `alone`.
+    pub role: &'static str,
+    pub detail: String,
 }
 
 /// A maintenance window of a site opened or closed.

@@ -33,6 +33,7 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
         ),
         Event::Alert(a) => writeln!(out, "{}", a.text()),
         Event::Maintenance(m) => writeln!(out, "{}", m.line()),
+        Event::Cluster(c) => writeln!(out, "cluster: {}", c.detail),
         Event::Delivery(d) => writeln!(out, "{}", d.line()),
         Event::Error(e) => match &e.site {
             Some(site) => writeln!(out, "error ({}, site {site}): {}", e.source, e.message),

@@ -34,12 +34,20 @@ struct Located<'a> {
     location: Option<&'a str>,
 }
 
+/// The location of another cluster node's probe (every other event is this instance's).
+fn origin(event: &Event) -> Option<&str> {
+    match event {
+        Event::Probe(m) => m.location.as_deref(),
+        _ => None,
+    }
+}
+
 /// Writes `event` as one JSON line.
 pub fn write_line(out: &mut dyn std::io::Write, event: &Event) -> std::io::Result<()> {
     let location = LOCATION.load();
     let line = Located {
         event: Wire::from(event),
-        location: location.as_deref().map(String::as_str),
+        location: origin(event).or(location.as_deref().map(String::as_str)),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -50,7 +58,7 @@ pub fn to_value(event: &Event) -> serde_json::Value {
     let location = LOCATION.load();
     serde_json::to_value(Located {
         event: Wire::from(event),
-        location: location.as_deref().map(String::as_str),
+        location: origin(event).or(location.as_deref().map(String::as_str)),
     })
     .expect("events serialise to JSON")
 }
@@ -74,6 +82,15 @@ enum Wire<'a> {
     Sink(SinkWire),
     Delivery(DeliveryWire<'a>),
     Maintenance(MaintenanceWire<'a>),
+    Cluster(ClusterWire<'a>),
+}
+
+#[derive(Serialize)]
+struct ClusterWire<'a> {
+    time: Time,
+    node: &'a str,
+    role: &'static str,
+    detail: &'a str,
 }
 
 impl<'a> From<&'a Event> for Wire<'a> {
@@ -90,6 +107,12 @@ impl<'a> From<&'a Event> for Wire<'a> {
             Event::Sink(s) => Wire::Sink(s.into()),
             Event::Delivery(d) => Wire::Delivery(d.into()),
             Event::Maintenance(m) => Wire::Maintenance(m.into()),
+            Event::Cluster(c) => Wire::Cluster(ClusterWire {
+                time: Time(c.time),
+                node: &c.node,
+                role: c.role,
+                detail: &c.detail,
+            }),
         }
     }
 }

@@ -99,20 +99,31 @@ pub struct Prober {
     clock: SharedClock,
     /// Parsed chains, and the last TLS details of each keep-alive origin.
     tls: Arc<tls::Memory>,
+    /// The local address probes connect from (`probing.source_address`).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Prober {
     pub fn new(clock: SharedClock) -> Result<Self, ProberSetupError> {
+        Self::with_source(clock, None)
+    }
+
+    /// A prober whose probes connect from `source` (any local address when `None`).
+    pub fn with_source(
+        clock: SharedClock,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Self, ProberSetupError> {
         let tls = tls_config(Trust::Platform)?;
         Ok(Self {
-            fresh: build_client(tls.clone(), 0)?,
+            fresh: build_client(tls.clone(), 0, source)?,
             services: reqwest::Client::builder()
                 .tls_backend_preconfigured(tls.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
-            pooled: build_client(tls, usize::MAX)?,
+            pooled: build_client(tls, usize::MAX, source)?,
             clock,
             tls: Arc::default(),
+            source,
         })
     }
 
@@ -128,8 +139,13 @@ impl Prober {
             return Ok(());
         };
         let idle = if site.keep_alive { usize::MAX } else { 0 };
-        target.client = Some(build_client(tls_config(trust)?, idle)?);
+        target.client = Some(build_client(tls_config(trust)?, idle, self.source)?);
         Ok(())
+    }
+
+    /// The local address probes connect from.
+    pub fn source(&self) -> Option<std::net::IpAddr> {
+        self.source
     }
 
     /// A plain client for the program's own requests (e.g. to InfluxDB): pooled, same TLS.
@@ -223,6 +239,7 @@ impl Prober {
             e
         });
         let measurement = Measurement {
+            location: None,
             site: Arc::clone(&target.name),
             url: Arc::clone(&target.url),
             time,
@@ -384,8 +401,12 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-fn build_client(tls: rustls::ClientConfig, idle: usize) -> Result<reqwest::Client, reqwest::Error> {
-    let mut builder = reqwest::Client::builder();
+fn build_client(
+    tls: rustls::ClientConfig,
+    idle: usize,
+    source: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut builder = reqwest::Client::builder().local_address(source);
     if idle == 0 {
         // A connection that lives for one probe needs no TCP keepalive or user timeout (the
         // probe's own timeout bounds it): five setsockopt calls a probe saved. All four must be

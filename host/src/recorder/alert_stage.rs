@@ -47,6 +47,12 @@ pub struct Decided {
     pub routes: Arc<[Route]>,
     /// The site's tags, for notifiers that route by tag.
     pub tags: Arc<[String]>,
+    /// A cluster leader's alert book and the site's open conditions after this alert: written
+    /// before the alert is stored and its notifications queued.
+    pub book: Option<(
+        crate::cluster::AlertBook,
+        Vec<(crate::alert::Condition, chrono::DateTime<chrono::Utc>)>,
+    )>,
 }
 
 /// Where alerts may go: one notifier, what it wants and its formatter.
@@ -91,7 +97,10 @@ impl AlertStage {
             let mut rendered = decided
                 .map(|d| render(d, bus_for_render.clone()))
                 .buffered(RENDERING);
-            while let Some((alert, queued)) = rendered.next().await {
+            while let Some((alert, queued, book)) = rendered.next().await {
+                if let Some((book, open)) = book {
+                    book.put(&alert.site, &open).await;
+                }
                 if let Some(store) = &store {
                     store.send(Record::Alert(alert.clone(), queued));
                 }
@@ -119,13 +128,23 @@ impl AlertStage {
 }
 
 /// Renders one alert and its notifications.
-async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
+type Rendered = (
+    Alert,
+    Vec<Queued>,
+    Option<(
+        crate::cluster::AlertBook,
+        Vec<(crate::alert::Condition, chrono::DateTime<chrono::Utc>)>,
+    )>,
+);
+
+async fn render(d: Decided, bus: Bus) -> Rendered {
     let Decided {
         mut alert,
         recent_errors,
         formatter,
         routes,
         tags,
+        book,
     } = d;
     // Formatter plugins speak of down and recovered sites: degraded and certificate alerts keep
     // the built-in message and payloads.
@@ -167,7 +186,7 @@ async fn render(d: Decided, bus: Bus) -> (Alert, Vec<Queued>) {
             }),
     )
     .await;
-    (alert, queued)
+    (alert, queued, book)
 }
 
 /// Renders the alert's message; on failure keeps the built-in message and reports why.

@@ -6,6 +6,8 @@
 
 use crate::alert::{Alert, AlertState, Observation};
 use crate::clock::SharedClock;
+use crate::cluster::verdict::LocationWindows;
+use crate::cluster::{NodeSide, Role};
 use crate::config::{AlertRule, AlertingConfig, Config, ViewConfig};
 use crate::event::{
     Bus, Event, MaintenanceReport, OverloadReport, OverloadState, SiteReport, StatsReport,
@@ -39,6 +41,13 @@ const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub enum RecorderInput {
     Measurement(Measurement),
+    /// A probe of another cluster node, from the stream.
+    Remote(Box<crate::cluster::wire::Sample>),
+    /// This cluster node's role changed; a new leader takes the alert book's open conditions.
+    Role {
+        role: crate::cluster::Role,
+        open: crate::cluster::book::Open,
+    },
     /// A reloaded config: alerting, views and sites.
     Reconfigure {
         alerting: AlertingConfig,
@@ -73,6 +82,8 @@ struct SiteState {
     recent_errors: VecDeque<String>,
     /// Whether the newest probe failed (then `recent_errors[0]` says why).
     failing: bool,
+    /// A cluster node's alert window per location.
+    locations: LocationWindows,
 }
 
 impl SiteState {
@@ -93,6 +104,7 @@ impl SiteState {
             skipped: Arc::clone(&t.skipped),
             recent_errors: VecDeque::new(),
             failing: false,
+            locations: LocationWindows::new(t.config.alerting.window),
         }
     }
 }
@@ -180,6 +192,18 @@ pub struct Recorder {
     probes_total: u64,
     /// The views changed since the run loop made its tickers.
     views_changed: bool,
+    /// This node's side of a cluster, and its role.
+    cluster: Option<(NodeSide, Role)>,
+}
+
+/// Where a measurement comes from.
+enum Origin {
+    /// This sitewatch's prober.
+    Local,
+    /// Another cluster node, with the certificate expiry its probe saw.
+    Remote {
+        cert_expiry: Option<chrono::DateTime<chrono::Utc>>,
+    },
 }
 
 impl Recorder {
@@ -203,7 +227,16 @@ impl Recorder {
             overload: None,
             probes_total: 0,
             views_changed: false,
+            cluster: None,
         }
+    }
+
+    /// Makes this recorder a cluster node's: its probes are published, other nodes' are
+    /// recorded too, sites are judged per location, and alerts leave only while it leads (or
+    /// is alone). It starts as a follower.
+    pub fn with_cluster(mut self, side: Option<NodeSide>) -> Self {
+        self.cluster = side.map(|s| (s, Role::Follower));
+        self
     }
 
     /// Gives the recorder the plugins, for the alert formatter.
@@ -291,6 +324,7 @@ impl Recorder {
                     if respan {
                         s.windows.respan(&window_specs(&s.rule, &self.views));
                     }
+                    s.locations.respan(s.rule.window);
                     s
                 }
                 _ => SiteState::new(t, &self.views),
@@ -301,6 +335,30 @@ impl Recorder {
 
     /// Records one measurement and fires the alert it causes, if any.
     pub fn record(&mut self, m: Measurement) {
+        self.record_from(m, Origin::Local);
+    }
+
+    /// Records another cluster node's probe.
+    fn record_remote(&mut self, sample: crate::cluster::wire::Sample) {
+        let Some(site) = self.sites.get(sample.site.as_str()) else {
+            tracing::debug!(site = %sample.site, "a probe of a site this node does not watch dropped");
+            return;
+        };
+        let cert_expiry = sample
+            .cert_expiry_us
+            .and_then(chrono::DateTime::from_timestamp_micros);
+        let name = self
+            .order
+            .iter()
+            .find(|n| ***n == *sample.site)
+            .cloned()
+            .unwrap_or_else(|| sample.site.as_str().into());
+        let mut m = sample.into_measurement(name, Arc::clone(&site.url));
+        m.generation = site.generation;
+        self.record_from(m, Origin::Remote { cert_expiry });
+    }
+
+    fn record_from(&mut self, m: Measurement, origin: Origin) {
         let Some(site) = self.sites.get_mut(&m.site) else {
             // A probe of a site removed while it was in flight.
             tracing::debug!(site = %m.site, "measurement of a removed site dropped");
@@ -330,21 +388,52 @@ impl Recorder {
             .error
             .as_ref()
             .is_none_or(|e| e.kind != crate::measurement::ErrorKind::Tls);
-        let cert_expiry = m
-            .tls
-            .as_ref()
-            .and_then(|t| t.earliest_expiry())
-            .filter(|_| good_tls);
+        let cert_expiry = match origin {
+            Origin::Local => m
+                .tls
+                .as_ref()
+                .and_then(|t| t.earliest_expiry())
+                .filter(|_| good_tls),
+            Origin::Remote { cert_expiry } => cert_expiry,
+        };
+        if let Some(e) = cert_expiry {
+            site.cert_expiry = Some(e);
+        }
+        // A cluster node judges each location's window; the `confirm`-th lowest decides.
+        let verdict = self.cluster.as_ref().map(|(side, role)| {
+            let location = m
+                .location
+                .clone()
+                .unwrap_or_else(|| Arc::clone(&side.location));
+            site.locations.push(&location, &m);
+            let alone = (*role == Role::Alone).then_some(&*side.location);
+            let v = site
+                .locations
+                .verdict(at, site.rule.threshold, side.confirm, alone);
+            let note = v.describe(side.confirm, alone);
+            (v.availability, note)
+        });
+        if let (Some((side, _)), Origin::Local) = (&self.cluster, &origin) {
+            side.outbox.push(crate::cluster::wire::Sample::of(
+                &m,
+                &side.node,
+                &side.location,
+            ));
+        }
         if let Some(tls) = &m.tls
             && let Some(e) = tls.earliest_expiry()
         {
             site.cert_expiry = Some(e);
         }
         let stats = (!site.rule.degraded.is_empty()).then(|| site.windows.stats(ALERT_WINDOW));
+        let availability = match &verdict {
+            Some((a, _)) => *a,
+            None => site.windows.availability(ALERT_WINDOW),
+        };
         let observation = Observation {
             at_us: at,
             time,
-            availability: site.windows.availability(ALERT_WINDOW),
+            availability,
             stats: stats.as_ref(),
             cert_expiry,
             maintenance: m.maintenance,
@@ -352,17 +441,36 @@ impl Recorder {
         let transitions = site
             .alert
             .evaluate(&observation, &site.rule, site.max_gap_us);
+        // A follower decides as the leader does (so it can take over) but lets nothing out.
+        let delivers = self
+            .cluster
+            .as_ref()
+            .is_none_or(|(_, role)| *role != Role::Follower);
+        let book = match &self.cluster {
+            Some((side, Role::Leader)) => Some((side.book.clone(), site.alert.open())),
+            _ => None,
+        };
         let decided: Vec<Decided> = transitions
             .into_iter()
-            .map(|t| Decided {
-                alert: t.into_alert(&m.site, &site.url),
-                recent_errors: site.recent_errors.iter().cloned().collect(),
-                formatter: self.formatter.clone(),
-                routes: Arc::clone(&self.routes),
-                tags: Arc::clone(&site.tags),
+            .filter(|_| delivers)
+            .map(|t| {
+                let mut alert = t.into_alert(&m.site, &site.url);
+                if let Some((_, note)) = &verdict
+                    && alert.kind.condition() == crate::alert::Condition::Down
+                {
+                    alert.message.push_str(note);
+                }
+                Decided {
+                    alert,
+                    recent_errors: site.recent_errors.iter().cloned().collect(),
+                    formatter: self.formatter.clone(),
+                    routes: Arc::clone(&self.routes),
+                    tags: Arc::clone(&site.tags),
+                    book: book.clone(),
+                }
             })
             .collect();
-        if let Some(store) = &self.store {
+        if let (Some(store), Origin::Local) = (&self.store, &origin) {
             store.send(Record::Measurement(m.clone()));
         }
         self.bus.send(Event::Probe(m));
@@ -525,6 +633,17 @@ impl Recorder {
     pub fn handle(&mut self, input: RecorderInput) {
         match input {
             RecorderInput::Measurement(m) => self.record(m),
+            RecorderInput::Remote(sample) => self.record_remote(*sample),
+            RecorderInput::Role { role, open } => {
+                if role == Role::Leader {
+                    for (name, s) in &mut self.sites {
+                        s.alert.adopt(open.get(&**name).map_or(&[], Vec::as_slice));
+                    }
+                }
+                if let Some((_, r)) = &mut self.cluster {
+                    *r = role;
+                }
+            }
             RecorderInput::Reconfigure {
                 alerting,
                 views,

@@ -696,6 +696,7 @@ mod tests {
 
     fn measurement() -> Measurement {
         Measurement {
+            location: None,
             site: "my site, \"quoted\"=x".into(),
             url: "http://a.test/p?q=1 2".into(),
             time: chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap(),

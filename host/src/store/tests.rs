@@ -6,6 +6,7 @@ use crate::measurement::{ErrorKind, Phases, ProbeError};
 
 fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
     Measurement {
+        location: None,
         site: site.into(),
         url: format!("http://{site}.test/").into(),
         time: DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap(),

@@ -4,6 +4,7 @@ pub mod alertmanager;
 pub mod binary;
 pub mod chromium;
 pub mod hostile;
+pub mod nats;
 pub mod plugins;
 pub mod prometheus;
 pub mod receiver;

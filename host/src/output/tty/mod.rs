@@ -107,6 +107,9 @@ impl Display {
                     m.line()
                 ));
             }
+            Event::Cluster(c) => {
+                self.note(format!("{} {}", style("cluster").cyan().bold(), c.detail));
+            }
             Event::Overload(o) => {
                 self.note(format!("{} {}", style("overload").red().bold(), o.detail));
             }

@@ -1,0 +1,145 @@
+//! The leader's lease: one key in a bucket whose `max_age` is the lease TTL. A candidate takes
+//! it only with `create` (which fails while the key lives); only the holder renews it, with
+//! `update` on its revision; nobody deletes it. A holder steps down by its own monotonic
+//! deadline (sent time + TTL − margin), before the server can expire the key, whatever its
+//! connection does. Taking over only through expiry avoids the clustered compare-and-set race
+//! of nats-server before 2.9.21 (nats-server#4320), where two `update`s of one revision can
+//! both succeed. A node that cannot reach NATS for `alone_after` (30 s: longer than a
+//! JetStream leader election after a server dies) goes on alone.
+
+use super::{Context, Nats, Role};
+use crate::recorder::RecorderInput;
+use async_nats::jetstream::kv;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const KEY: &str = "leader";
+
+pub(super) async fn run(ctx: Context, nats: Arc<tokio::sync::OnceCell<Nats>>) {
+    let ttl = ctx.cfg.lease_ttl;
+    let margin = (ttl / 5).max(Duration::from_millis(300));
+    let every = ttl / 4;
+    let me = format!("{} {}", ctx.cfg.node, ctx.instance);
+    let mut role = Role::Follower;
+    // The holder's revision and deadline.
+    let mut held: Option<(u64, Instant)> = None;
+    let mut contact = Instant::now();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let now = Instant::now();
+        if let Some((_, deadline)) = held
+            && now >= deadline
+        {
+            held = None;
+            ctx.book.set_leading(None);
+            role = tell(&ctx, role, Role::Follower, None).await;
+        }
+        let Some(n) = nats.get() else {
+            if now.duration_since(contact) > ctx.cfg.alone_after {
+                role = tell(&ctx, role, Role::Alone, None).await;
+            }
+            continue;
+        };
+        let sent = Instant::now();
+        match held {
+            Some((rev, _)) => match n.leader.update(KEY, me.clone().into(), rev).await {
+                Ok(rev) => {
+                    contact = Instant::now();
+                    let deadline = sent + ttl - margin;
+                    held = Some((rev, deadline));
+                    ctx.book.set_leading(Some(deadline.into_std()));
+                }
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    held = None;
+                    ctx.book.set_leading(None);
+                    role = tell(&ctx, role, Role::Follower, None).await;
+                }
+                // Ambiguous or unreachable: the deadline decides.
+                Err(e) => tracing::warn!("cluster: cannot renew the lease: {e}"),
+            },
+            None => match n.leader.create(KEY, me.clone().into()).await {
+                Ok(rev) => {
+                    contact = Instant::now();
+                    let deadline = sent + ttl - margin;
+                    let sites: Vec<String> = ctx
+                        .summary
+                        .lock()
+                        .expect("summary lock")
+                        .sites
+                        .keys()
+                        .cloned()
+                        .collect();
+                    match ctx.book.load(&n.alerts, sites).await {
+                        Ok(open) => {
+                            held = Some((rev, deadline));
+                            ctx.book.set_leading(Some(deadline.into_std()));
+                            role = tell(&ctx, role, Role::Leader, Some(open)).await;
+                        }
+                        // Leading without the state would repeat or lose alerts: let the
+                        // lease expire and try again.
+                        Err(e) => {
+                            tracing::warn!(
+                                "cluster: took the lease but cannot read the alert state: {e}"
+                            );
+                        }
+                    }
+                }
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    contact = Instant::now();
+                    if role != Role::Follower {
+                        role = tell(&ctx, role, Role::Follower, None).await;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!("cluster: cannot reach the lease: {e}");
+                    if Instant::now().duration_since(contact) > ctx.cfg.alone_after
+                        && held.is_none()
+                    {
+                        role = tell(&ctx, role, Role::Alone, None).await;
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Tells the recorder (and the outputs) about a new role; returns it.
+async fn tell(ctx: &Context, old: Role, new: Role, open: Option<super::book::Open>) -> Role {
+    if old == new && open.is_none() {
+        return new;
+    }
+    let text = match new {
+        Role::Leader => format!("node {} leads the cluster: its alerts go out", ctx.cfg.node),
+        Role::Follower => format!("node {} follows: another node leads", ctx.cfg.node),
+        Role::Alone => format!(
+            "node {} cannot reach NATS: it alerts on its own probes ({}) until NATS is back",
+            ctx.cfg.node, ctx.cfg.location
+        ),
+    };
+    tracing::info!("{text}");
+    ctx.bus
+        .send(crate::event::Event::Cluster(crate::event::ClusterReport {
+            time: chrono::Utc::now(),
+            node: ctx.cfg.node.as_str().into(),
+            role: match new {
+                Role::Leader => "leader",
+                Role::Follower => "follower",
+                Role::Alone => "alone",
+            },
+            detail: text,
+        }));
+    let _ = ctx
+        .recorder
+        .send(RecorderInput::Role {
+            role: new,
+            open: open.unwrap_or_default(),
+        })
+        .await;
+    new
+}

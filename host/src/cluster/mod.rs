@@ -1,0 +1,286 @@
+//! The cluster: several sitewatch nodes in several locations, one verdict, on NATS JetStream.
+//!
+//! Each node probes its location's share of the sites ([`share`]: rendezvous hashing over the
+//! live members, read from a heartbeat bucket), publishes its measurements on a stream (subject
+//! per location and site, [`wire`]) and consumes everyone's, so every node's recorder, display
+//! and `/metrics` see the whole cluster. One leader at a time ([`lease`]) lets its recorder's
+//! alerts out; the alert state lives in a bucket ([`book`]) that a new leader adopts. Without
+//! NATS a node goes on alone. See docs/CLUSTER.md for the design and its failure modes.
+//!
+//! The one public entry point is [`Cluster::start`].
+
+pub mod book;
+pub mod digest;
+mod lease;
+mod members;
+pub mod share;
+mod stream;
+pub mod verdict;
+pub mod wire;
+
+use crate::config::Config;
+use crate::config::cluster::ClusterConfig;
+use crate::event::Bus;
+use crate::recorder::RecorderInput;
+use async_nats::jetstream::{self, kv};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use book::AlertBook;
+pub use share::{Share, SharedShare};
+pub use stream::Outbox;
+
+/// What this node does with the alerts its recorder decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Another node leads: decisions are kept to itself.
+    Follower,
+    /// This node holds the lease: its alerts go out, and into the alert book.
+    Leader,
+    /// NATS is unreachable: this node alerts on its own probes, and says so.
+    Alone,
+}
+
+/// What the recorder of a cluster node needs: where its measurements go, the alert book, and
+/// who it is.
+#[derive(Clone)]
+pub struct NodeSide {
+    pub node: Arc<str>,
+    pub location: Arc<str>,
+    pub confirm: usize,
+    pub outbox: Outbox,
+    pub book: AlertBook,
+}
+
+/// The running cluster side of a node.
+pub struct Cluster {
+    share: SharedShare,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    outbox: Outbox,
+    summary: Arc<std::sync::Mutex<digest::Summary>>,
+}
+
+/// The streams and buckets, once set up.
+#[derive(Clone)]
+struct Nats {
+    js: jetstream::Context,
+    stream: jetstream::stream::Stream,
+    members: kv::Store,
+    leader: kv::Store,
+    alerts: kv::Store,
+    configs: kv::Store,
+}
+
+impl Cluster {
+    /// Connects (in the background: a node starts without NATS) and runs the membership, the
+    /// lease, the publisher and the consumer. Remote measurements and role changes go to
+    /// `recorder`; `replay` is how far back the consumer starts (the longest window).
+    pub fn start(
+        config: &Config,
+        cluster: &ClusterConfig,
+        recorder: mpsc::Sender<RecorderInput>,
+        bus: Bus,
+        replay: Duration,
+    ) -> (Self, NodeSide) {
+        // Tells this run from an earlier one of the same node (and a second node of one name).
+        let instance = format!("{:x}-{:x}", std::process::id(), fastrand::u64(..));
+        let share: SharedShare = Arc::new(arc_swap::ArcSwap::from_pointee(Share::alone(
+            &cluster.node,
+            &cluster.location,
+        )));
+        let outbox = Outbox::new(cluster.buffer);
+        let book = AlertBook::default();
+        let side = NodeSide {
+            node: cluster.node.as_str().into(),
+            location: cluster.location.as_str().into(),
+            confirm: cluster.confirm,
+            outbox: outbox.clone(),
+            book: book.clone(),
+        };
+        let stop = CancellationToken::new();
+        let summary = Arc::new(std::sync::Mutex::new(digest::Summary::of(config)));
+        let ctx = Context {
+            cfg: cluster.clone(),
+            instance,
+            recorder,
+            bus,
+            share: Arc::clone(&share),
+            outbox: outbox.clone(),
+            book,
+            stop: stop.clone(),
+            summary: Arc::clone(&summary),
+            replay,
+        };
+        let task = tokio::spawn(run(ctx));
+        (
+            Self {
+                share,
+                stop,
+                task,
+                outbox,
+                summary,
+            },
+            side,
+        )
+    }
+
+    /// The share of the sites this node probes, read on every tick.
+    pub fn share(&self) -> SharedShare {
+        Arc::clone(&self.share)
+    }
+
+    /// A reloaded config: the summary other nodes compare.
+    pub fn reconfigure(&self, config: &Config) {
+        // The next heartbeat carries its hash.
+        *self.summary.lock().expect("summary lock") = digest::Summary::of(config);
+    }
+
+    /// Stops: what waits in the outbox gets a moment to leave, then every loop ends.
+    pub async fn stop(self) {
+        self.outbox.close();
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.outbox.drained()).await;
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// What every loop shares.
+#[derive(Clone)]
+struct Context {
+    cfg: ClusterConfig,
+    instance: String,
+    recorder: mpsc::Sender<RecorderInput>,
+    bus: Bus,
+    share: SharedShare,
+    outbox: Outbox,
+    book: AlertBook,
+    stop: CancellationToken,
+    summary: Arc<std::sync::Mutex<digest::Summary>>,
+    replay: Duration,
+}
+
+async fn run(ctx: Context) {
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("sitewatch {}", ctx.cfg.node))
+        .retry_on_initial_connect()
+        .ping_interval(Duration::from_secs(5))
+        .connection_timeout(Duration::from_secs(2));
+    let client = match options.connect(ctx.cfg.nats.clone()).await {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.bus.error(
+                "cluster",
+                None,
+                format!("cannot use the NATS servers (cluster.nats): {e}"),
+            );
+            return;
+        }
+    };
+    let js = jetstream::ContextBuilder::new()
+        .timeout(Duration::from_secs(3))
+        .max_ack_inflight(10_000)
+        .backpressure_on_inflight(true)
+        .build(client);
+    // The lease loop runs from the start: it tells the recorder to go on alone when NATS
+    // stays unreachable.
+    let nats: Arc<tokio::sync::OnceCell<Nats>> = Arc::new(tokio::sync::OnceCell::new());
+    let lease = tokio::spawn(lease::run(ctx.clone(), Arc::clone(&nats)));
+    let mut delay = Duration::from_millis(200);
+    let set_up = loop {
+        tokio::select! {
+            _ = ctx.stop.cancelled() => break None,
+            r = setup(&js, &ctx.cfg) => match r {
+                Ok(n) => break Some(n),
+                Err(e) => {
+                    tracing::warn!("cluster: cannot set up the stream and buckets yet: {e}");
+                    tokio::select! {
+                        _ = ctx.stop.cancelled() => break None,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    };
+    if let Some(n) = set_up {
+        let _ = nats.set(n.clone());
+        let loops = [
+            tokio::spawn(members::run(ctx.clone(), n.clone())),
+            tokio::spawn(stream::publish(ctx.clone(), n.clone())),
+            tokio::spawn(stream::consume(ctx.clone(), n)),
+        ];
+        ctx.stop.cancelled().await;
+        for l in loops {
+            let _ = l.await;
+        }
+    }
+    let _ = lease.await;
+}
+
+/// Creates (or finds) the stream and the buckets.
+async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<Nats> {
+    use jetstream::stream::{Config as StreamConfig, StorageType};
+    let stream = js
+        .get_or_create_stream(StreamConfig {
+            name: cfg.stream(),
+            subjects: vec![cfg.subjects()],
+            max_age: cfg.stream_max_age,
+            storage: StorageType::File,
+            num_replicas: cfg.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await?;
+    let bucket = |what: &str, max_age: Duration| kv::Config {
+        bucket: cfg.bucket(what),
+        history: 1,
+        max_age,
+        storage: StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    };
+    let members = store(js, bucket("members", cfg.heartbeat_ttl)).await?;
+    let leader = store(js, bucket("leader", cfg.lease_ttl)).await?;
+    let alerts = store(js, bucket("alerts", Duration::ZERO)).await?;
+    let configs = store(js, bucket("configs", Duration::ZERO)).await?;
+    Ok(Nats {
+        js: js.clone(),
+        stream,
+        members,
+        leader,
+        alerts,
+        configs,
+    })
+}
+
+/// A bucket: the existing one, or a new one with `config`. The bucket's stream is created here
+/// as async-nats' `create_key_value` would make it: that call first reads the account info,
+/// whose reply from nats-server 2.9 async-nats 0.51 cannot parse.
+async fn store(js: &jetstream::Context, config: kv::Config) -> anyhow::Result<kv::Store> {
+    use jetstream::stream::{Config as StreamConfig, DiscardPolicy};
+    if let Ok(s) = js.get_key_value(config.bucket.clone()).await {
+        return Ok(s);
+    }
+    let name = config.bucket.clone();
+    js.get_or_create_stream(StreamConfig {
+        name: format!("KV_{name}"),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: config.history.max(1),
+        max_age: config.max_age,
+        storage: config.storage,
+        num_replicas: config.num_replicas.max(1),
+        allow_rollup: true,
+        deny_delete: true,
+        deny_purge: false,
+        allow_direct: true,
+        discard: DiscardPolicy::New,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot create the bucket {name}: {e}"))?;
+    Ok(js.get_key_value(name).await?)
+}

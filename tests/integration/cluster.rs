@@ -1,0 +1,650 @@
+//! A sitewatch cluster on a real 3-server NATS JetStream cluster: three nodes in two locations,
+//! a target that answers up or down by the prober's source address (each location probes from
+//! its own loopback address), and a webhook receiver that counts the notifications. One
+//! scenario, in order: the share of the sites, N-of-M confirmation, the leader killed during an
+//! outage, a recovery during a handover, a NATS server killed, and everything restarted.
+
+use crate::support::binary::Running;
+use crate::support::nats::NatsCluster;
+use crate::support::receiver::Receiver;
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SITES: [&str; 4] = ["s0", "s1", "s2", "s3"];
+const HEARTBEAT_TTL: Duration = Duration::from_secs(2);
+const LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// The location of a prober's source address.
+fn location(ip: IpAddr) -> &'static str {
+    match ip.to_string().as_str() {
+        "127.0.0.2" | "127.0.0.4" => "a",
+        "127.0.0.3" => "b",
+        _ => "?",
+    }
+}
+
+/// Answers 503 to the locations marked down, 200 to the others; logs who asked for what.
+struct Target {
+    port: u16,
+    down: Arc<Mutex<HashSet<&'static str>>>,
+    log: Arc<Mutex<Vec<(Instant, IpAddr, String)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Target {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down: Arc<Mutex<HashSet<&'static str>>> = Arc::default();
+        let log: Arc<Mutex<Vec<(Instant, IpAddr, String)>>> = Arc::default();
+        let (d, l) = (Arc::clone(&down), Arc::clone(&log));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let (d, l) = (Arc::clone(&d), Arc::clone(&l));
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let ip = peer.ip();
+                            l.lock().unwrap().push((
+                                Instant::now(),
+                                ip,
+                                req.uri().path().to_owned(),
+                            ));
+                            let code = if d.lock().unwrap().contains(location(ip)) {
+                                503
+                            } else {
+                                200
+                            };
+                            async move {
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(code)
+                                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                                            b"ok",
+                                        )))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            port,
+            down,
+            log,
+            task,
+        }
+    }
+
+    fn set_down(&self, locations: &[&'static str]) {
+        *self.down.lock().unwrap() = locations.iter().copied().collect();
+    }
+
+    /// Who probed each site since `since`: site path to the source addresses.
+    fn probers_since(&self, since: Instant) -> HashMap<String, HashSet<IpAddr>> {
+        let mut out: HashMap<String, HashSet<IpAddr>> = HashMap::new();
+        for (t, ip, path) in self.log.lock().unwrap().iter() {
+            if *t >= since {
+                out.entry(path.clone()).or_default().insert(*ip);
+            }
+        }
+        out
+    }
+
+    /// The longest time without a probe from `loc` of `path` between `from` and `to`.
+    fn longest_gap(&self, path: &str, loc: &str, from: Instant, to: Instant) -> Duration {
+        let times: Vec<Instant> = self
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, ip, p)| p == path && location(*ip) == loc && *t >= from && *t <= to)
+            .map(|(t, _, _)| *t)
+            .collect();
+        let mut edges = vec![from];
+        edges.extend(times);
+        edges.push(to);
+        edges
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The notifications received, as (kind, site) counts.
+fn notified(receiver: &Receiver) -> HashMap<(String, String), usize> {
+    let mut out = HashMap::new();
+    for r in receiver.requests() {
+        for a in r.json()["alerts"].as_array().cloned().unwrap_or_default() {
+            let key = (
+                a["kind"].as_str().unwrap_or("").to_owned(),
+                a["site"].as_str().unwrap_or("").to_owned(),
+            );
+            *out.entry(key).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn count(n: &HashMap<(String, String), usize>, kind: &str) -> usize {
+    n.iter()
+        .filter(|((k, _), _)| k == kind)
+        .map(|(_, c)| c)
+        .sum()
+}
+
+/// Each site's count of `kind`, in site order.
+fn per_site(n: &HashMap<(String, String), usize>, kind: &str) -> Vec<usize> {
+    SITES
+        .iter()
+        .map(|s| {
+            n.get(&(kind.to_owned(), (*s).to_owned()))
+                .copied()
+                .unwrap_or(0)
+        })
+        .collect()
+}
+
+struct Node {
+    name: &'static str,
+    location: &'static str,
+    source: &'static str,
+    run: Option<Running>,
+}
+
+impl Node {
+    fn start(&mut self, config: &Value, dir: tempfile::TempDir) {
+        self.run = Some(Running::start_with(
+            dir,
+            config,
+            &[
+                "--node",
+                self.name,
+                "--location",
+                self.location,
+                "--source-address",
+                self.source,
+            ],
+        ));
+    }
+
+    fn running(&mut self) -> &mut Running {
+        self.run.as_mut().expect("running")
+    }
+
+    /// Stops it (SIGKILL or SIGTERM) and returns its directory, for a restart.
+    async fn stop(&mut self, signal: nix::sys::signal::Signal) -> tempfile::TempDir {
+        let mut run = self.run.take().expect("running");
+        run.signal(signal);
+        assert!(
+            run.wait_exit(Duration::from_secs(20)).await.is_some(),
+            "{} did not stop",
+            self.name
+        );
+        run.drain().await;
+        let Running { dir, .. } = run;
+        dir
+    }
+}
+
+/// Reads every running node's events for `d`.
+async fn pump(nodes: &mut [Node], d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        for n in nodes.iter_mut() {
+            if let Some(r) = n.run.as_mut() {
+                r.collect_for(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Reads events until a node announces it leads (one that is not `except`); returns its index.
+async fn await_leader(
+    nodes: &mut [Node],
+    within: Duration,
+    seen_before: &[usize],
+) -> Option<usize> {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        pump(nodes, Duration::from_millis(100)).await;
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(r) = &n.run {
+                let leads = r
+                    .events
+                    .iter()
+                    .filter(|e| e["event"] == "cluster" && e["role"] == "leader")
+                    .count();
+                if leads > seen_before.get(i).copied().unwrap_or(0) {
+                    return Some(i);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn leader_counts(nodes: &[Node]) -> Vec<usize> {
+    nodes
+        .iter()
+        .map(|n| {
+            n.run.as_ref().map_or(0, |r| {
+                r.events
+                    .iter()
+                    .filter(|e| e["event"] == "cluster" && e["role"] == "leader")
+                    .count()
+            })
+        })
+        .collect()
+}
+
+/// Waits until `kind` was notified `total` times, reading the nodes' events meanwhile.
+async fn await_notified(
+    nodes: &mut [Node],
+    receiver: &Receiver,
+    kind: &str,
+    total: usize,
+    within: Duration,
+) {
+    let end = Instant::now() + within;
+    while count(&notified(receiver), kind) < total {
+        assert!(
+            Instant::now() < end,
+            "{total} {kind} notifications expected within {within:?}, got {:?}; errors: {:?}",
+            notified(receiver),
+            errors(nodes)
+        );
+        pump(nodes, Duration::from_millis(200)).await;
+    }
+}
+
+/// Every node's error and cluster events and the end of its log, for failure messages.
+fn errors(nodes: &[Node]) -> Vec<String> {
+    nodes
+        .iter()
+        .filter_map(|n| n.run.as_ref().map(|r| (n.name, r)))
+        .flat_map(|(name, r)| {
+            let log = r.stderr();
+            let tail = log[log.len().saturating_sub(3000)..].to_owned();
+            r.events
+                .iter()
+                .filter(|e| e["event"] == "error" || e["event"] == "cluster")
+                .map(move |e| format!("{name}: {e}"))
+                .chain([format!("{name} log: {tail}")])
+        })
+        .collect()
+}
+
+/// Alerts stored by a node: its local store holds the ones it sent as leader.
+fn stored_alerts(dir: &std::path::Path) -> Vec<(String, String)> {
+    let path = dir.join("sitewatch-data/sitewatch.db");
+    if !path.exists() {
+        return Vec::new();
+    }
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT kind, site FROM alerts ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_in_two_locations_give_one_verdict() {
+    let Some(mut nats) = NatsCluster::start().await else {
+        return;
+    };
+    let target = Target::start().await;
+    let receiver = Receiver::accepting().await;
+    let sites: Vec<Value> = SITES
+        .iter()
+        .map(|s| {
+            json!({"name": s, "url": format!("http://127.0.0.1:{}/{s}", target.port),
+                   "interval": "250ms", "timeout": "200ms"})
+        })
+        .collect();
+    let config = json!({
+        "sites": sites,
+        "alerting": {"window": "2s", "threshold": 0.8},
+        "notify": [{"name": "hook", "type": "webhook", "url": receiver.url("/hook"),
+                    "group_wait": "0s", "backoff_min": "100ms", "backoff_max": "500ms"}],
+        "cluster": {"nats": nats.urls(), "confirm": 2,
+                    "heartbeat_ttl": "2s", "lease_ttl": "3s"},
+    });
+    let mut nodes = vec![
+        Node {
+            name: "n1",
+            location: "a",
+            source: "127.0.0.2",
+            run: None,
+        },
+        Node {
+            name: "n2",
+            location: "a",
+            source: "127.0.0.4",
+            run: None,
+        },
+        Node {
+            name: "n3",
+            location: "b",
+            source: "127.0.0.3",
+            run: None,
+        },
+    ];
+    // n1 first, so that the first leader is a node whose location has another node.
+    nodes[0].start(&config, tempfile::tempdir().unwrap());
+    let first = await_leader(&mut nodes, Duration::from_secs(20), &[]).await;
+    assert_eq!(
+        first,
+        Some(0),
+        "n1 should lead: {:?}\n{}",
+        errors(&nodes),
+        nodes[0].running().stderr()
+    );
+    nodes[1].start(&config, tempfile::tempdir().unwrap());
+    nodes[2].start(&config, tempfile::tempdir().unwrap());
+    pump(&mut nodes, HEARTBEAT_TTL * 2).await;
+
+    // The share: each site is probed by exactly one node of each location, and both nodes of
+    // location a have sites.
+    let since = Instant::now();
+    pump(&mut nodes, Duration::from_secs(2)).await;
+    let probers = target.probers_since(since);
+    let mut a_nodes = HashSet::new();
+    for s in SITES {
+        let ips = &probers[&format!("/{s}")];
+        let a: Vec<_> = ips.iter().filter(|ip| location(**ip) == "a").collect();
+        let b: Vec<_> = ips.iter().filter(|ip| location(**ip) == "b").collect();
+        assert_eq!(a.len(), 1, "{s} probed from location a by {a:?}");
+        assert_eq!(b.len(), 1, "{s} probed from location b by {b:?}");
+        a_nodes.insert(*a[0]);
+    }
+    assert_eq!(
+        a_nodes.len(),
+        2,
+        "both nodes of location a probe: {probers:?}"
+    );
+    // Every node sees the whole cluster: n3 (location b) shows probes of location a.
+    assert!(
+        nodes[2]
+            .running()
+            .events
+            .iter()
+            .any(|e| e["event"] == "probe" && e["location"] == "a"),
+        "n3 shows no probe of location a"
+    );
+
+    // Down from one location only, confirm 2: nothing.
+    target.set_down(&["a"]);
+    pump(&mut nodes, Duration::from_secs(4)).await;
+    assert!(notified(&receiver).is_empty(), "{:?}", notified(&receiver));
+    for n in &nodes {
+        let alerts = n
+            .run
+            .as_ref()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e["event"] == "alert")
+            .count();
+        assert_eq!(
+            alerts, 0,
+            "{} raised an alert for a one-location outage",
+            n.name
+        );
+    }
+
+    // Down from both: one down alert per site, one notification each, from the leader only.
+    target.set_down(&["a", "b"]);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "down",
+        SITES.len(),
+        Duration::from_secs(10),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(2)).await;
+    assert_eq!(per_site(&notified(&receiver), "down"), vec![1; SITES.len()]);
+    let down = nodes[0]
+        .running()
+        .events
+        .iter()
+        .find(|e| e["event"] == "alert" && e["kind"] == "down")
+        .cloned()
+        .expect("n1 (the leader) shows the down alert");
+    let text = down["message"].as_str().unwrap();
+    assert!(
+        text.contains("down from a, b: 2 of 2 locations; confirm 2"),
+        "{text}"
+    );
+    for n in &nodes[1..] {
+        let alerts = n
+            .run
+            .as_ref()
+            .unwrap()
+            .events
+            .iter()
+            .filter(|e| e["event"] == "alert")
+            .count();
+        assert_eq!(alerts, 0, "follower {} let an alert out", n.name);
+    }
+
+    // SIGKILL the leader while the outage goes on: another node takes over within the lease
+    // TTL (and a poll), n1's sites are probed by n2 within a heartbeat TTL (and a poll), and no
+    // second down alert is sent.
+    let before = leader_counts(&nodes);
+    let killed_at = Instant::now();
+    let n1_dir = nodes[0].stop(nix::sys::signal::Signal::SIGKILL).await;
+    let new = await_leader(&mut nodes, LEASE_TTL * 3, &before)
+        .await
+        .expect("a new leader");
+    let takeover = killed_at.elapsed();
+    eprintln!("leader takeover after SIGKILL: {takeover:?} (lease TTL {LEASE_TTL:?})");
+    assert!(
+        takeover <= LEASE_TTL + Duration::from_secs(2),
+        "takeover took {takeover:?}"
+    );
+    pump(&mut nodes, Duration::from_secs(4)).await;
+    let n1_ip: IpAddr = "127.0.0.2".parse().unwrap();
+    let n1_sites: Vec<_> = SITES
+        .iter()
+        .filter(|s| probers[&format!("/{s}")].contains(&n1_ip))
+        .collect();
+    assert!(!n1_sites.is_empty());
+    for s in &n1_sites {
+        let gap = target.longest_gap(&format!("/{s}"), "a", killed_at, Instant::now());
+        eprintln!(
+            "site {s}: location a's longest probe gap after n1 died: {gap:?} (heartbeat TTL {HEARTBEAT_TTL:?})"
+        );
+        assert!(
+            gap <= HEARTBEAT_TTL + Duration::from_secs(1),
+            "{s}: gap {gap:?}"
+        );
+    }
+    let n = notified(&receiver);
+    assert_eq!(
+        per_site(&n, "down"),
+        vec![1; SITES.len()],
+        "a second down alert: {n:?}"
+    );
+    assert_eq!(count(&n, "recovered"), 0);
+
+    // Recovery: one per site, from the new leader.
+    target.set_down(&[]);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "recovered",
+        SITES.len(),
+        Duration::from_secs(10),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(2)).await;
+    assert_eq!(
+        per_site(&notified(&receiver), "recovered"),
+        vec![1; SITES.len()]
+    );
+    let leader_events = nodes[new]
+        .running()
+        .events
+        .iter()
+        .filter(|e| e["event"] == "alert" && e["kind"] == "recovered")
+        .count();
+    assert_eq!(
+        leader_events,
+        SITES.len(),
+        "the new leader sent the recoveries"
+    );
+
+    // n1 comes back as a follower; a NATS server dies; the cluster carries on: the next outage
+    // gives one more down alert per site.
+    nodes[0].start(&config, n1_dir);
+    pump(&mut nodes, HEARTBEAT_TTL * 2).await;
+    nats.kill(0);
+    target.set_down(&["a", "b"]);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "down",
+        2 * SITES.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(1)).await;
+    assert_eq!(per_site(&notified(&receiver), "down"), vec![2; SITES.len()]);
+
+    // A recovery during a handover: the sites come back and the leader is killed at once; the
+    // recovery is sent once, by whoever leads next (after the killed node returns if it was
+    // location b's only node).
+    let before = leader_counts(&nodes);
+    let leader = before
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(i, _)| i)
+        .max_by_key(|i| {
+            nodes[*i].run.as_ref().map_or(0, |r| {
+                r.events
+                    .iter()
+                    .rposition(|e| e["event"] == "cluster" && e["role"] == "leader")
+                    .unwrap_or(0)
+            })
+        })
+        .expect("a leader");
+    let current = {
+        // The node that announced leadership last and is still running leads.
+        let mut best = None;
+        for (i, n) in nodes.iter().enumerate() {
+            if let Some(r) = &n.run
+                && let Some(last) = r.events.iter().rev().find(|e| e["event"] == "cluster")
+                && last["role"] == "leader"
+            {
+                best = Some(i);
+            }
+        }
+        best.unwrap_or(leader)
+    };
+    target.set_down(&[]);
+    let dir = nodes[current].stop(nix::sys::signal::Signal::SIGKILL).await;
+    pump(&mut nodes, LEASE_TTL).await;
+    nodes[current].start(&config, dir);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "recovered",
+        2 * SITES.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(3)).await;
+    let n = notified(&receiver);
+    assert_eq!(per_site(&n, "recovered"), vec![2; SITES.len()], "{n:?}");
+    assert_eq!(per_site(&n, "down"), vec![2; SITES.len()], "{n:?}");
+
+    // Restart everything (NATS too) during an outage: the alert state survives, nothing repeats.
+    target.set_down(&["a", "b"]);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "down",
+        3 * SITES.len(),
+        Duration::from_secs(30),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(1)).await;
+    let mut dirs = Vec::new();
+    for n in nodes.iter_mut() {
+        dirs.push(n.stop(nix::sys::signal::Signal::SIGTERM).await);
+    }
+    for i in 0..3 {
+        nats.restart(i).await;
+    }
+    for (n, dir) in nodes.iter_mut().zip(dirs) {
+        n.start(&config, dir);
+    }
+    assert!(
+        await_leader(&mut nodes, Duration::from_secs(30), &[0, 0, 0])
+            .await
+            .is_some(),
+        "{:?}",
+        errors(&nodes)
+    );
+    pump(&mut nodes, Duration::from_secs(5)).await;
+    let n = notified(&receiver);
+    assert_eq!(
+        per_site(&n, "down"),
+        vec![3; SITES.len()],
+        "an alert repeated after the restart: {n:?}"
+    );
+    target.set_down(&[]);
+    await_notified(
+        &mut nodes,
+        &receiver,
+        "recovered",
+        3 * SITES.len(),
+        Duration::from_secs(20),
+    )
+    .await;
+    pump(&mut nodes, Duration::from_secs(2)).await;
+    let n = notified(&receiver);
+    assert_eq!(per_site(&n, "recovered"), vec![3; SITES.len()], "{n:?}");
+    assert_eq!(per_site(&n, "down"), vec![3; SITES.len()], "{n:?}");
+
+    // The history: every alert sent is in the store of the node that sent it, once.
+    let mut stored: HashMap<String, usize> = HashMap::new();
+    for n in &nodes {
+        for (kind, _) in stored_alerts(n.run.as_ref().unwrap().dir.path()) {
+            *stored.entry(kind).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(stored.get("down"), Some(&(3 * SITES.len())), "{stored:?}");
+    assert_eq!(
+        stored.get("recovered"),
+        Some(&(3 * SITES.len())),
+        "{stored:?}"
+    );
+    for n in nodes.iter_mut() {
+        n.stop(nix::sys::signal::Signal::SIGTERM).await;
+    }
+}

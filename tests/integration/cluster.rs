@@ -648,3 +648,164 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
         n.stop(nix::sys::signal::Signal::SIGTERM).await;
     }
 }
+
+/// Messages in the measurement stream, read with a NATS client of the test's own.
+async fn stream_messages(url: &str) -> u64 {
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("SITEWATCH_measurements").await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs() {
+    let port = crate::support::closed_port();
+    let target = Target::start().await;
+    target.set_down(&["a"]);
+    let config = |sites: &[&str], threshold: f64| {
+        json!({
+            "sites": sites.iter().map(|s| json!({"name": s, "url": format!("http://127.0.0.1:{}/{s}", target.port),
+                                                 "interval": "200ms", "timeout": "150ms"})).collect::<Vec<_>>(),
+            "alerting": {"window": "1s", "threshold": threshold},
+            "cluster": {"nats": [format!("nats://127.0.0.1:{port}")], "confirm": 2, "alone_after": "1s",
+                        "heartbeat_ttl": "2s", "lease_ttl": "3s"},
+        })
+    };
+    // No NATS at all: the node probes, stores, goes alone and alerts on its own probes (confirm
+    // 2 does not hold it back: there is no one to confirm with), saying so.
+    let mut n1 = Running::start_with(
+        tempfile::tempdir().unwrap(),
+        &config(&["x", "y"], 0.8),
+        &[
+            "--node",
+            "n1",
+            "--location",
+            "a",
+            "--source-address",
+            "127.0.0.2",
+        ],
+    );
+    let alone = n1
+        .wait_for(Duration::from_secs(10), |e| {
+            e["event"] == "cluster" && e["role"] == "alone"
+        })
+        .await;
+    assert!(alone.is_some(), "no alone event: {}", n1.stderr());
+    let down = n1
+        .wait_for(
+            Duration::from_secs(10),
+            crate::support::binary::alert("down", "x"),
+        )
+        .await
+        .expect("a down alert from the node alone");
+    let text = down["message"].as_str().unwrap();
+    assert!(
+        text.contains("(seen from a alone: NATS is unreachable)"),
+        "{text}"
+    );
+    n1.collect_for(Duration::from_millis(500)).await;
+    let stored_before = n1.probe_count_in_store();
+    assert!(stored_before > 5, "{stored_before} probes stored");
+
+    // NATS comes: the node leads, and the probes it held reach the stream.
+    let Some(_nats) = NatsCluster::single_on(port).await else {
+        return;
+    };
+    let leads = n1
+        .wait_for(Duration::from_secs(20), |e| {
+            e["event"] == "cluster" && e["role"] == "leader"
+        })
+        .await;
+    assert!(leads.is_some(), "no leader event: {}", n1.stderr());
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let published = stream_messages(&url).await;
+        if published >= stored_before as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{published} probes in the stream, {stored_before} were made while NATS was away"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A node with another config: n1 names it and the difference.
+    let mut n2 = Running::start_with(
+        tempfile::tempdir().unwrap(),
+        &config(&["x", "z"], 0.5),
+        &[
+            "--node",
+            "n2",
+            "--location",
+            "b",
+            "--source-address",
+            "127.0.0.3",
+        ],
+    );
+    let differs = n1
+        .wait_for(Duration::from_secs(10), |e| {
+            e["event"] == "error"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("node n2 runs another config")
+        })
+        .await
+        .unwrap_or_else(|| panic!("no config mismatch reported: {}", n1.stderr()));
+    let text = differs["message"].as_str().unwrap();
+    assert!(text.contains("sites only on n2: z"), "{text}");
+    assert!(text.contains("sites missing on n2: y"), "{text}");
+    assert!(text.contains("alerting settings"), "{text}");
+    // n2 sees n1's probes of x on the stream (location a).
+    let remote = n2
+        .wait_for(Duration::from_secs(10), |e| {
+            e["event"] == "probe" && e["site"] == "x" && e["location"] == "a"
+        })
+        .await;
+    assert!(remote.is_some(), "n2 shows no probe of n1");
+    for n in [&mut n1, &mut n2] {
+        n.signal(nix::sys::signal::Signal::SIGTERM);
+        assert!(n.wait_exit(Duration::from_secs(20)).await.is_some());
+    }
+}
+
+#[tokio::test]
+async fn probes_leave_from_the_source_address() {
+    let target = Target::start().await;
+    let config = json!({
+        "sites": [{"name": "s", "url": format!("http://127.0.0.1:{}/s", target.port), "interval": "200ms"}],
+        "probing": {"source_address": "127.0.0.5"},
+    });
+    let mut run = Running::start(&config);
+    assert!(
+        run.wait_for(
+            Duration::from_secs(10),
+            crate::support::binary::is("probe", "s")
+        )
+        .await
+        .is_some()
+    );
+    let from: HashSet<IpAddr> =
+        target.probers_since(Instant::now() - Duration::from_secs(60))["/s"].clone();
+    assert_eq!(from, HashSet::from(["127.0.0.5".parse().unwrap()]));
+    // `--source-address` overrides the file; an address of no local interface is a probe error.
+    let mut other = Running::start_with(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &["--source-address", "192.0.2.1"],
+    );
+    let failed = other
+        .wait_for(
+            Duration::from_secs(10),
+            crate::support::binary::is("probe", "s"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed["ok"], false, "{failed}");
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    other.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(run.wait_exit(Duration::from_secs(10)).await.is_some());
+    assert!(other.wait_exit(Duration::from_secs(10)).await.is_some());
+}

@@ -59,6 +59,26 @@ impl NatsCluster {
         Some(c)
     }
 
+    /// One server with JetStream on `port`, alone (not clustered); `None` without `nats-server`.
+    pub async fn single_on(port: u16) -> Option<Self> {
+        let Some(binary) = find() else {
+            crate::support::skip(
+                "nats-server",
+                "install it with `apt-get install nats-server`",
+            );
+            return None;
+        };
+        let mut c = Self {
+            dir: tempfile::tempdir().unwrap(),
+            ports: vec![(port, 0, crate::support::closed_port())],
+            children: vec![None],
+            binary,
+        };
+        c.spawn(0);
+        c.wait_healthy(0, Duration::from_secs(30)).await;
+        Some(c)
+    }
+
     fn spawn(&mut self, i: usize) {
         let routes: Vec<String> = self
             .ports
@@ -67,13 +87,17 @@ impl NatsCluster {
             .collect();
         let (client, cluster, http) = self.ports[i];
         let store = self.dir.path().join(format!("n{i}"));
-        let conf = format!(
+        let mut conf = format!(
             "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http}\n\
-             jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n\
-             cluster {{\n  name: sitewatch-test\n  listen: 127.0.0.1:{cluster}\n  routes: [{}]\n}}\n",
+             jetstream {{\n  store_dir: \"{}\"\n  max_memory_store: 64MB\n  max_file_store: 1GB\n}}\n",
             store.display(),
-            routes.join(", ")
         );
+        if self.ports.len() > 1 {
+            conf += &format!(
+                "cluster {{\n  name: sitewatch-test\n  listen: 127.0.0.1:{cluster}\n  routes: [{}]\n}}\n",
+                routes.join(", ")
+            );
+        }
         let path = self.dir.path().join(format!("n{i}.conf"));
         std::fs::write(&path, conf).unwrap();
         let log = std::fs::File::create(self.dir.path().join(format!("nats-n{i}.log"))).unwrap();
@@ -137,7 +161,7 @@ impl NatsCluster {
 
 impl Drop for NatsCluster {
     fn drop(&mut self) {
-        for i in 0..3 {
+        for i in 0..self.children.len() {
             self.kill(i);
         }
     }

@@ -362,7 +362,11 @@ impl Metrics {
     }
 
     fn probe(&self, m: &Measurement) {
-        let l = self.site(&m.site, &m.url);
+        let mut l = self.site(&m.site, &m.url);
+        // Another cluster node's probe is that node's location's series.
+        if let Some(location) = &m.location {
+            l.location = location.to_string();
+        }
         self.success.get_or_create(&l).set(i64::from(m.ok));
         self.status
             .get_or_create(&l)
@@ -725,6 +729,25 @@ mod tests {
         assert!(
             tls_lines(&m).is_empty(),
             "a removed site loses its TLS series"
+        );
+    }
+
+    #[test]
+    fn another_nodes_probes_are_its_locations_series() {
+        let m = Metrics::new("a");
+        let mut remote = crate::measurement::tests::sample("api", true);
+        remote.location = Some("b".into());
+        m.observe(&Event::Probe(remote));
+        m.observe(&probe(None));
+        let text = m.openmetrics();
+        let success: Vec<_> = text.lines().filter(|l| l.starts_with("probe_success{")).collect();
+        assert_eq!(
+            success,
+            [
+                r#"probe_success{site="api",url="http://api.test/",location="a"} 1"#,
+                r#"probe_success{site="api",url="http://api.test/",location="b"} 1"#
+            ],
+            "{text}"
         );
     }
 

@@ -2,6 +2,7 @@
 //! tests call [`plugins::ensure_built`] so that a plain `cargo test` builds the plugins it needs.
 
 pub mod languages;
+pub mod nats;
 pub mod plugins;
 pub mod scaffold;
 pub mod skips;

@@ -740,7 +740,10 @@ mod tests {
         m.observe(&Event::Probe(remote));
         m.observe(&probe(None));
         let text = m.openmetrics();
-        let success: Vec<_> = text.lines().filter(|l| l.starts_with("probe_success{")).collect();
+        let success: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("probe_success{"))
+            .collect();
         assert_eq!(
             success,
             [

@@ -132,6 +132,20 @@ pub struct Probe {
     pub ok: bool,
     pub ttfb_ms: Option<f64>,
     pub response_ms: Option<f64>,
+    /// When the probe started (RFC 3339).
+    #[serde(default)]
+    pub time: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<f64>,
+}
+
+impl Probe {
+    /// When the probe ended (wall clock).
+    pub fn ended(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let start = chrono::DateTime::parse_from_rfc3339(self.time.as_deref()?).ok()?;
+        let ms = self.duration_ms.unwrap_or(0.0);
+        Some(start.to_utc() + chrono::TimeDelta::microseconds((ms * 1000.0) as i64))
+    }
 }
 
 /// An alert event, with the fields the benches read.
@@ -175,6 +189,17 @@ impl Monitor {
         Self::spawn(dir, config, true, &[])
     }
 
+    /// [`Self::start`] with more arguments (`--node`, `--location`, ...), reading the output
+    /// or not.
+    pub fn start_args(
+        dir: tempfile::TempDir,
+        config: &serde_json::Value,
+        read_output: bool,
+        args: &[&str],
+    ) -> Self {
+        Self::spawn_with(dir, config, read_output, &[], args)
+    }
+
     /// [`Self::start`] with environment variables (the secrets a config names) set for it.
     pub fn start_with_env(
         dir: tempfile::TempDir,
@@ -196,12 +221,23 @@ impl Monitor {
         read_output: bool,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::spawn_with(dir, config, read_output, env, &[])
+    }
+
+    fn spawn_with(
+        dir: tempfile::TempDir,
+        config: &serde_json::Value,
+        read_output: bool,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
         let path = dir.path().join("config.json");
         std::fs::write(&path, serde_json::to_vec(config).unwrap()).unwrap();
         let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut child = Command::new(SITEWATCH)
             .args(["--output", "json", "--config"])
             .arg(&path)
+            .args(args)
             .current_dir(dir.path())
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -315,6 +351,42 @@ impl Monitor {
         )
     }
 
+    /// Each site's first probe that started at or after `from`, by site name.
+    pub fn first_probes_since(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+    ) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
+        self.query(
+            "SELECT s.name, MIN(m.time_us) FROM measurements m JOIN sites s ON s.id = m.site_id
+             WHERE m.time_us >= ?1 AND m.time_us < ?2 GROUP BY s.name",
+            from,
+            chrono::Utc::now() + chrono::TimeDelta::days(1),
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    chrono::DateTime::from_timestamp_micros(row.get(1)?).unwrap_or_default(),
+                ))
+            },
+        )
+        .into_iter()
+        .collect()
+    }
+
+    /// The names of the sites probed in `[from, to)`.
+    pub fn sites_probed(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<String> {
+        self.query(
+            "SELECT DISTINCT s.name FROM measurements m JOIN sites s ON s.id = m.site_id
+             WHERE m.time_us >= ?1 AND m.time_us < ?2",
+            from,
+            to,
+            |row| row.get(0),
+        )
+    }
+
     /// How many probes each site that was probed at all made in `[from, to)`.
     pub fn probes_per_site(
         &self,
@@ -357,6 +429,12 @@ impl Monitor {
 
     pub fn rss_kb(&self) -> (u64, u64) {
         rss_kb(self.pid)
+    }
+
+    /// Kills sitewatch with SIGKILL (a crash) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops sitewatch with SIGTERM, as a service manager would, and waits for it (it writes

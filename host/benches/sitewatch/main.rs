@@ -11,12 +11,15 @@
 //! - `alerts`: the time from the measurement that crosses the threshold to the alert event.
 //! - `notify`: 1,000 sites down at once, grouped into few messages within `group_wait`.
 //! - `serve`: a `/metrics` scrape and a status-page render for 10,000 sites.
+//! - `cluster`: 3 nodes in 2 locations on 3 NATS servers, 10,000 sites: CPU and RSS per node,
+//!   the cost of publishing, the crossing probe to the leader's alert, and the failover.
 //!
 //! `SITEWATCH_BENCH_SECS` shortens or lengthens the timed runs (default 60 s for scale, half that
 //! for the others).
 
 mod accuracy;
 mod alerts;
+mod cluster;
 mod harness;
 mod history;
 mod notify;
@@ -35,7 +38,7 @@ use std::time::Duration;
 
 const PARTS: &[&str] = &[
     "plugins", "storage", "history", "views", "scale", "peers", "accuracy", "alerts", "notify",
-    "serve",
+    "serve", "cluster",
 ];
 
 fn root() -> PathBuf {
@@ -147,5 +150,8 @@ fn main() {
     }
     if want("serve") {
         serve::run();
+    }
+    if want("cluster") {
+        rt.block_on(cluster::run());
     }
 }

@@ -349,6 +349,11 @@ impl AlertState {
         .collect()
     }
 
+    /// The newest probe's position.
+    pub fn last_probe(&self) -> Option<i64> {
+        self.last_probe
+    }
+
     pub fn down_since(&self) -> Option<DateTime<Utc>> {
         self.down_since
     }

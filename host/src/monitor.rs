@@ -184,10 +184,12 @@ pub async fn run(
             let (cluster, side) = crate::cluster::Cluster::start(
                 &config,
                 c,
+                store.clone(),
                 inputs.clone(),
                 bus.clone(),
                 recorder.longest_window(),
-            );
+            )
+            .await;
             (Some(cluster), Some(side))
         }
         None => (None, None),

@@ -704,6 +704,35 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
         "{text}"
     );
     n1.collect_for(Duration::from_millis(500)).await;
+    // Stopped and started again, still without NATS: what it probed before waits in its store.
+    let restarted = chrono::Utc::now();
+    n1.signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(n1.wait_exit(Duration::from_secs(20)).await.is_some());
+    n1.drain().await;
+    let Running { dir, .. } = n1;
+    let mut n1 = Running::start_with(
+        dir,
+        &config(&["x", "y"], 0.8),
+        &[
+            "--node",
+            "n1",
+            "--location",
+            "a",
+            "--source-address",
+            "127.0.0.2",
+        ],
+    );
+    let alone = n1
+        .wait_for(Duration::from_secs(10), |e| {
+            e["event"] == "cluster" && e["role"] == "alone"
+        })
+        .await;
+    assert!(
+        alone.is_some(),
+        "no alone event after the restart: {}",
+        n1.stderr()
+    );
+    n1.collect_for(Duration::from_millis(500)).await;
     let stored_before = n1.probe_count_in_store();
     assert!(stored_before > 5, "{stored_before} probes stored");
 
@@ -730,6 +759,18 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+
+    // The stream's first probe is one of the first run's.
+    let client = async_nats::connect(url.as_str()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let stream = js.get_stream("SITEWATCH_measurements").await.unwrap();
+    let first = stream.get_raw_message(1).await.unwrap();
+    let sample = sitewatch::cluster::wire::Sample::decode(&first.payload).unwrap();
+    assert_eq!(sample.node, "n1");
+    assert!(
+        sample.time_us < restarted.timestamp_micros(),
+        "the first published probe is from after the restart: {sample:?}"
+    );
 
     // A node with another config: n1 names it and the difference.
     let mut n2 = Running::start_with(

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 pub async fn run() {
     if xtask::nats::binary().is_none() {
-        println!("\n== cluster: skipped, nats-server is not installed (apt-get install nats-server)");
+        println!(
+            "\n== cluster: skipped, nats-server is not installed (apt-get install nats-server)"
+        );
         return;
     }
     let sites: usize = std::env::var("SITEWATCH_BENCH_CLUSTER_SITES")
@@ -48,7 +50,14 @@ pub async fn run() {
             scratch_dir(),
             &config,
             read,
-            &["--node", name, "--location", location, "--source-address", source],
+            &[
+                "--node",
+                name,
+                "--location",
+                location,
+                "--source-address",
+                source,
+            ],
         )
     };
     // a1 first: it leads (its output is read for the alerts); then the others.
@@ -156,7 +165,9 @@ pub async fn run() {
         latency["ms"]["max"].as_f64().unwrap_or(f64::NAN),
         latency["ms"]["n"],
         latency["alerts"],
-        (chrono::Utc::now() - flipped).as_seconds_f64().min(latency["last_alert_s"].as_f64().unwrap_or(f64::NAN)),
+        (chrono::Utc::now() - flipped)
+            .as_seconds_f64()
+            .min(latency["last_alert_s"].as_f64().unwrap_or(f64::NAN)),
     );
     println!(
         "  failover: new lease {} after SIGKILL ({:.2} s; lease TTL 10 s); {moved} of a1's {} sites probed by a2 after {:.2} s p50, {:.2} s max (heartbeat TTL 5 s)",
@@ -254,7 +265,11 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
             let msg = async_nats::jetstream::message::PublishMessage::build()
                 .payload(sample.encode().into())
                 .message_id(id);
-            acks.push(js.send_publish(format!("bench.a.{}", i % 64), msg).await.unwrap());
+            acks.push(
+                js.send_publish(format!("bench.a.{}", i % 64), msg)
+                    .await
+                    .unwrap(),
+            );
         }
         for a in acks {
             a.await.unwrap();

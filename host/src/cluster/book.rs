@@ -78,16 +78,12 @@ impl AlertBook {
         Ok(out)
     }
 
-    /// Writes a site's open conditions, if this node leads (a deposed leader writes nothing).
-    pub async fn put(&self, site: &str, open: &[(Condition, DateTime<Utc>)]) {
-        let store = {
-            let inner = self.inner.lock().expect("book lock");
-            if !inner.leading_until.is_some_and(|u| Instant::now() < u) {
-                return;
-            }
-            inner.store.clone()
-        };
-        let Some(store) = store else { return };
+    /// Writes a site's open conditions while this node leads, trying again until the bucket
+    /// takes them. False when this node stopped leading first: the alert is then the next
+    /// leader's to decide (from the book as it was), and this node must not send it.
+    pub async fn put(&self, site: &str, open: &[(Condition, DateTime<Utc>)]) -> bool {
+        let store = self.inner.lock().expect("book lock").store.clone();
+        let Some(store) = store else { return false };
         let entry = Entry {
             site: site.to_owned(),
             open: open
@@ -97,11 +93,25 @@ impl AlertBook {
         };
         let bytes = serde_json::to_vec(&entry).expect("an entry serializes");
         let key = format!("site.{}", super::wire::site_token(site));
-        match tokio::time::timeout(Duration::from_secs(3), store.put(key, bytes.into())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(site, "cluster: cannot write the alert state: {e}"),
-            Err(_) => tracing::warn!(site, "cluster: writing the alert state timed out"),
+        while self.leading() {
+            let put = store.put(key.clone(), bytes.clone().into());
+            match tokio::time::timeout(Duration::from_secs(2), put).await {
+                Ok(Ok(_)) => return true,
+                Ok(Err(e)) => {
+                    tracing::warn!(site, "cluster: cannot write the alert state yet: {e}")
+                }
+                Err(_) => tracing::warn!(
+                    site,
+                    "cluster: writing the alert state timed out; trying again"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
+        tracing::warn!(
+            site,
+            "cluster: this node stopped leading before the alert state was written; the next leader decides"
+        );
+        false
     }
 }
 

@@ -13,6 +13,7 @@ pub mod book;
 pub mod digest;
 mod lease;
 mod members;
+pub mod outbox;
 pub mod share;
 mod stream;
 pub mod verdict;
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::config::cluster::ClusterConfig;
 use crate::event::Bus;
 use crate::recorder::RecorderInput;
+use crate::store::Store;
 use async_nats::jetstream::{self, kv};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 
 pub use book::AlertBook;
 pub use share::{Share, SharedShare};
-pub use stream::Outbox;
 
 /// What this node does with the alerts its recorder decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +45,12 @@ pub enum Role {
     Alone,
 }
 
-/// What the recorder of a cluster node needs: where its measurements go, the alert book, and
-/// who it is.
+/// What the recorder of a cluster node needs: who it is, the confirmation rule, the alert book.
 #[derive(Clone)]
 pub struct NodeSide {
     pub node: Arc<str>,
     pub location: Arc<str>,
     pub confirm: usize,
-    pub outbox: Outbox,
     pub book: AlertBook,
 }
 
@@ -60,7 +59,6 @@ pub struct Cluster {
     share: SharedShare,
     stop: CancellationToken,
     task: JoinHandle<()>,
-    outbox: Outbox,
     summary: Arc<std::sync::Mutex<digest::Summary>>,
 }
 
@@ -77,28 +75,38 @@ struct Nats {
 
 impl Cluster {
     /// Connects (in the background: a node starts without NATS) and runs the membership, the
-    /// lease, the publisher and the consumer. Remote measurements and role changes go to
-    /// `recorder`; `replay` is how far back the consumer starts (the longest window).
-    pub fn start(
+    /// lease, the publisher (of what this node stores in `store`) and the consumer. Remote
+    /// measurements and role changes go to `recorder`; `replay` is how far back the consumer
+    /// starts (the longest window).
+    pub async fn start(
         config: &Config,
         cluster: &ClusterConfig,
+        store: Store,
         recorder: mpsc::Sender<RecorderInput>,
         bus: Bus,
         replay: Duration,
     ) -> (Self, NodeSide) {
+        // The outbox mark first: what this node probes from now on is published, whenever
+        // NATS answers.
+        let marked = store.clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || outbox::init(&marked)).await {
+            bus.error(
+                "cluster",
+                None,
+                format!("cannot set up this node's outbox in its store: {e}"),
+            );
+        }
         // Tells this run from an earlier one of the same node (and a second node of one name).
         let instance = format!("{:x}-{:x}", std::process::id(), fastrand::u64(..));
         let share: SharedShare = Arc::new(arc_swap::ArcSwap::from_pointee(Share::alone(
             &cluster.node,
             &cluster.location,
         )));
-        let outbox = Outbox::new(cluster.buffer);
         let book = AlertBook::default();
         let side = NodeSide {
             node: cluster.node.as_str().into(),
             location: cluster.location.as_str().into(),
             confirm: cluster.confirm,
-            outbox: outbox.clone(),
             book: book.clone(),
         };
         let stop = CancellationToken::new();
@@ -109,7 +117,7 @@ impl Cluster {
             recorder,
             bus,
             share: Arc::clone(&share),
-            outbox: outbox.clone(),
+            store,
             book,
             stop: stop.clone(),
             summary: Arc::clone(&summary),
@@ -121,7 +129,6 @@ impl Cluster {
                 share,
                 stop,
                 task,
-                outbox,
                 summary,
             },
             side,
@@ -139,10 +146,8 @@ impl Cluster {
         *self.summary.lock().expect("summary lock") = digest::Summary::of(config);
     }
 
-    /// Stops: what waits in the outbox gets a moment to leave, then every loop ends.
+    /// Stops every loop; what is not published yet goes at the next start.
     pub async fn stop(self) {
-        self.outbox.close();
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.outbox.drained()).await;
         self.stop.cancel();
         let _ = self.task.await;
     }
@@ -156,7 +161,7 @@ struct Context {
     recorder: mpsc::Sender<RecorderInput>,
     bus: Bus,
     share: SharedShare,
-    outbox: Outbox,
+    store: Store,
     book: AlertBook,
     stop: CancellationToken,
     summary: Arc<std::sync::Mutex<digest::Summary>>,
@@ -210,7 +215,7 @@ async fn run(ctx: Context) {
         let _ = nats.set(n.clone());
         let loops = [
             tokio::spawn(members::run(ctx.clone(), n.clone())),
-            tokio::spawn(stream::publish(ctx.clone(), n.clone())),
+            tokio::spawn(stream::publish(ctx.clone(), n.clone(), ctx.store.clone())),
             tokio::spawn(stream::consume(ctx.clone(), n)),
         ];
         ctx.stop.cancelled().await;

@@ -1,140 +1,82 @@
-//! The measurement stream: this node's probes leave through a bounded outbox (nothing is lost
-//! within it while NATS is away; beyond it the oldest are dropped and counted), and every
-//! node's probes come back through an ordered consumer that starts one longest window back,
-//! so a node that starts (or becomes leader) has full windows.
+//! The measurement stream: this node's probes leave from its store ([`super::outbox`]: nothing
+//! is lost while NATS is away, nor across a restart), and every node's probes come back through
+//! a consumer that starts one longest window back, so a node that starts (or becomes leader)
+//! has full windows.
 
+use super::outbox::Reader;
 use super::wire::{Sample, site_token};
 use super::{Context, Nats};
 use crate::recorder::RecorderInput;
+use crate::store::Store;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 
-/// Measurements waiting to be published, each with its number (the stream deduplicates a
-/// retried publish by `node:instance:number`).
-#[derive(Clone)]
-pub struct Outbox {
-    inner: Arc<OutboxInner>,
-}
-
-struct OutboxInner {
-    queue: Mutex<Queue>,
-    added: Notify,
-    emptied: Notify,
-}
-
-struct Queue {
-    items: VecDeque<(u64, Sample)>,
-    next: u64,
-    cap: usize,
-    /// Dropped because the outbox was full, since the last report.
-    dropped: u64,
-    closed: bool,
-}
-
-/// Samples published per round trip of acknowledgements.
-const BATCH: usize = 512;
-
-impl Outbox {
-    pub fn new(cap: usize) -> Self {
-        Self {
-            inner: Arc::new(OutboxInner {
-                queue: Mutex::new(Queue {
-                    items: VecDeque::new(),
-                    next: 0,
-                    cap: cap.max(1),
-                    dropped: 0,
-                    closed: false,
-                }),
-                added: Notify::new(),
-                emptied: Notify::new(),
-            }),
+/// Publishes the node's stored probes after the outbox mark, in batches: every sample of a
+/// batch is sent, then every acknowledgement awaited, then the mark moves; a failure sends the
+/// batch again after a pause (the stream drops repeats by their id, `node:rowid`).
+pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
+    let mut reader = match tokio::task::spawn_blocking(move || Reader::open(&store)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            ctx.bus.error(
+                "cluster",
+                None,
+                format!("cannot read this node's probes to publish them: {e}"),
+            );
+            return;
         }
-    }
-
-    /// Queues a sample; never waits.
-    pub fn push(&self, sample: Sample) {
-        let mut q = self.inner.queue.lock().expect("outbox lock");
-        if q.items.len() >= q.cap {
-            q.items.pop_front();
-            q.dropped += 1;
-        }
-        let n = q.next;
-        q.next += 1;
-        q.items.push_back((n, sample));
-        drop(q);
-        self.inner.added.notify_one();
-    }
-
-    /// Samples waiting.
-    pub fn len(&self) -> usize {
-        self.inner.queue.lock().expect("outbox lock").items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn batch(&self) -> Vec<(u64, Sample)> {
-        let q = self.inner.queue.lock().expect("outbox lock");
-        q.items.iter().take(BATCH).cloned().collect()
-    }
-
-    /// Removes what was published (up to number `last`); returns the count dropped for room
-    /// since the last call.
-    fn done(&self, last: u64) -> u64 {
-        let mut q = self.inner.queue.lock().expect("outbox lock");
-        while q.items.front().is_some_and(|(n, _)| *n <= last) {
-            q.items.pop_front();
-        }
-        if q.items.is_empty() {
-            self.inner.emptied.notify_waiters();
-        }
-        std::mem::take(&mut q.dropped)
-    }
-
-    pub(super) fn close(&self) {
-        self.inner.queue.lock().expect("outbox lock").closed = true;
-        self.inner.added.notify_one();
-    }
-
-    /// Waits until nothing waits (at shutdown).
-    pub(super) async fn drained(&self) {
-        loop {
-            let emptied = self.inner.emptied.notified();
-            if self.is_empty() {
-                return;
-            }
-            emptied.await;
-        }
-    }
-}
-
-/// Publishes the outbox in batches: every sample of a batch is sent, then every
-/// acknowledgement awaited; a failure sends the batch again after a pause (the stream drops
-/// the repeats).
-pub(super) async fn publish(ctx: Context, n: Nats) {
+        Err(_) => return,
+    };
     let mut delay = Duration::from_millis(100);
     loop {
-        let batch = ctx.outbox.batch();
+        let (node, location, buffer) = (
+            ctx.cfg.node.clone(),
+            ctx.cfg.location.clone(),
+            ctx.cfg.buffer,
+        );
+        let read = tokio::task::spawn_blocking(move || {
+            let got = reader.next(&node, &location, buffer);
+            (reader, got)
+        })
+        .await;
+        let Ok((back, got)) = read else { return };
+        reader = back;
+        let batch = match got {
+            Ok((batch, skipped)) => {
+                if skipped > 0 {
+                    ctx.bus.error(
+                        "cluster",
+                        None,
+                        format!(
+                            "{skipped} measurements of this node were not published: more than cluster.buffer ({}) waited for NATS (they are in this node's store)",
+                            ctx.cfg.buffer
+                        ),
+                    );
+                }
+                batch
+            }
+            Err(e) => {
+                tracing::warn!("cluster: cannot read the probes to publish: {e}");
+                Vec::new()
+            }
+        };
         if batch.is_empty() {
+            // The writer stores a batch every 200 ms; look again soon.
             tokio::select! {
                 _ = ctx.stop.cancelled() => return,
-                _ = ctx.outbox.inner.added.notified() => continue,
+                _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
             }
         }
-        let last = batch.last().map(|(n, _)| *n).expect("not empty");
+        let last = batch.last().map(|(rowid, _)| *rowid).expect("not empty");
         let sent = async {
             let mut acks = Vec::with_capacity(batch.len());
-            for (number, s) in &batch {
+            for (rowid, s) in &batch {
                 let subject = ctx.cfg.subject(&s.location, &site_token(&s.site));
                 let message = PublishMessage::build()
                     .payload(s.encode().into())
-                    .message_id(format!("{}:{}:{number}", ctx.cfg.node, ctx.instance));
+                    .message_id(format!("{}:{rowid}", ctx.cfg.node));
                 acks.push(n.js.send_publish(subject, message).await?);
             }
             for ack in acks {
@@ -149,16 +91,15 @@ pub(super) async fn publish(ctx: Context, n: Nats) {
         match result {
             Ok(()) => {
                 delay = Duration::from_millis(100);
-                let dropped = ctx.outbox.done(last);
-                if dropped > 0 {
-                    ctx.bus.error(
-                        "cluster",
-                        None,
-                        format!(
-                            "{dropped} measurements of this node were not published: the outbox of {} was full while NATS was unreachable (they are in this node's store)",
-                            ctx.cfg.buffer
-                        ),
-                    );
+                let committed = tokio::task::spawn_blocking(move || {
+                    let r = reader.commit(last);
+                    (reader, r)
+                })
+                .await;
+                let Ok((back, r)) = committed else { return };
+                reader = back;
+                if let Err(e) = r {
+                    tracing::warn!("cluster: cannot note what was published: {e}");
                 }
             }
             Err(e) => {

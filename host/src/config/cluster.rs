@@ -7,7 +7,7 @@ use std::time::Duration;
 
 pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
-pub const DEFAULT_BUFFER: u64 = 100_000;
+pub const DEFAULT_BUFFER: u64 = 1_000_000;
 pub const DEFAULT_ALONE_AFTER: Duration = Duration::from_secs(30);
 pub const DEFAULT_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
@@ -24,7 +24,7 @@ pub struct ClusterConfig {
     pub heartbeat_ttl: Duration,
     pub lease_ttl: Duration,
     pub replicas: usize,
-    /// Measurements held while NATS is unreachable; beyond, the oldest are dropped and counted.
+    /// Stored measurements that may wait for the stream; beyond, the oldest are skipped.
     pub buffer: usize,
     pub stream_max_age: Duration,
     /// How long NATS must be unreachable before this node alerts on its own probes.

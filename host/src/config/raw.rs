@@ -50,7 +50,8 @@ pub struct RawCluster {
     pub lease_ttl: Option<RawDuration>,
     /// Replicas of the streams and buckets (default: the number of `nats` URLs, at most 3).
     pub replicas: Option<u32>,
-    /// Measurements kept in memory while NATS is unreachable (default 100000).
+    /// Stored measurements that may wait for the stream while NATS is unreachable (default
+    /// 1000000); beyond, the oldest are skipped.
     pub buffer: Option<u64>,
     /// How long NATS must be unreachable before a node alerts on its own probes (default 30s).
     pub alone_after: Option<RawDuration>,

@@ -98,8 +98,12 @@ impl AlertStage {
                 .map(|d| render(d, bus_for_render.clone()))
                 .buffered(RENDERING);
             while let Some((alert, queued, book)) = rendered.next().await {
-                if let Some((book, open)) = book {
-                    book.put(&alert.site, &open).await;
+                // A cluster leader writes the alert book first; one that lost the lease meanwhile
+                // leaves the alert to the next leader.
+                if let Some((book, open)) = book
+                    && !book.put(&alert.site, &open).await
+                {
+                    continue;
                 }
                 if let Some(store) = &store {
                     store.send(Record::Alert(alert.clone(), queued));

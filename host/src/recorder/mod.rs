@@ -354,6 +354,17 @@ impl Recorder {
             .cloned()
             .unwrap_or_else(|| sample.site.as_str().into());
         let mut m = sample.into_measurement(name, Arc::clone(&site.url));
+        // A probe older than every window (a node catching up after NATS was away) belongs to
+        // history only: windows place a late probe at their newest position.
+        // So is one that ended more than a normal gap before the site's newest probe.
+        let longest = i64::try_from(self.longest_window().as_micros()).unwrap_or(i64::MAX);
+        let newest = site.alert.last_probe().unwrap_or(i64::MIN);
+        if m.ended_us < self.clock.timeline_now_us().saturating_sub(longest)
+            || m.ended_us < newest.saturating_sub(site.max_gap_us)
+        {
+            tracing::debug!(site = %m.site, "a late probe of another node kept out of the windows");
+            return;
+        }
         m.generation = site.generation;
         self.record_from(m, Origin::Remote { cert_expiry });
     }
@@ -413,13 +424,6 @@ impl Recorder {
             let note = v.describe(side.confirm, alone);
             (v.availability, note)
         });
-        if let (Some((side, _)), Origin::Local) = (&self.cluster, &origin) {
-            side.outbox.push(crate::cluster::wire::Sample::of(
-                &m,
-                &side.node,
-                &side.location,
-            ));
-        }
         if let Some(tls) = &m.tls
             && let Some(e) = tls.earliest_expiry()
         {

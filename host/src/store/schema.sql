@@ -1,5 +1,6 @@
--- sitewatch embedded store, schema version 5 (2 added measurements.duration_us, 3 the notifications,
--- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups). Times are microseconds since the Unix epoch (UTC).
+-- sitewatch embedded store, schema version 6 (2 added measurements.duration_us, 3 the notifications,
+-- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups, 6 the
+-- cluster outbox mark). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -129,4 +130,11 @@ CREATE TABLE IF NOT EXISTS rollup_state (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     raw_rowid    INTEGER NOT NULL,
     tail_from_us INTEGER
+);
+
+-- A cluster node's measurements are its outbox for the cluster stream: `published_rowid` is the
+-- newest measurement the stream has acknowledged (see host/src/cluster/outbox.rs).
+CREATE TABLE IF NOT EXISTS cluster_outbox (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    published_rowid INTEGER NOT NULL
 );

@@ -1,0 +1,152 @@
+//! The node's outbox for the cluster stream is its own store: every probe the node makes is a
+//! measurement row (rowids only grow: pruning keeps the newest row), and `cluster_outbox` holds
+//! the newest row the stream has acknowledged. The publisher reads the rows after it, so what a
+//! node probes while NATS is unreachable, or while it is stopped and started again, reaches the
+//! stream when NATS is back; only rows more than `buffer` behind, or pruned by retention first,
+//! are skipped (and counted). The mark is set when a node first runs as a cluster node, so an
+//! older store's history is not published.
+
+use super::wire::Sample;
+use crate::measurement::{ErrorKind, TlsDetails};
+use crate::store::{Store, StoreError};
+use rusqlite::{Connection, OptionalExtension, params};
+use std::collections::HashMap;
+
+/// Rows published per batch.
+pub const BATCH: usize = 512;
+
+/// The mark, set to the newest row on a node's first start as a cluster node.
+pub fn init(store: &Store) -> Result<i64, StoreError> {
+    let conn = store.connect_for_writing()?;
+    conn.execute(
+        "INSERT OR IGNORE INTO cluster_outbox (id, published_rowid)
+         SELECT 1, IFNULL(MAX(rowid), 0) FROM measurements",
+        [],
+    )?;
+    Ok(conn.query_row(
+        "SELECT published_rowid FROM cluster_outbox WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Reads the rows after the mark and moves the mark.
+pub struct Reader {
+    conn: Connection,
+    /// The newest row published.
+    pub mark: i64,
+    /// Earliest certificate expiry per stored chain (`certs.id`), parsed once.
+    expiries: HashMap<i64, Option<i64>>,
+}
+
+impl Reader {
+    pub fn open(store: &Store) -> Result<Self, StoreError> {
+        let mark = init(store)?;
+        Ok(Self {
+            conn: store.connect_for_writing()?,
+            mark,
+            expiries: HashMap::new(),
+        })
+    }
+
+    /// Up to [`BATCH`] rows after the mark as samples of `node` in `location`, with their rowids.
+    /// When more than `buffer` rows wait, the oldest are skipped first; returns how many.
+    pub fn next(
+        &mut self,
+        node: &str,
+        location: &str,
+        buffer: usize,
+    ) -> Result<(Vec<(i64, Sample)>, u64), StoreError> {
+        let newest: i64 =
+            self.conn
+                .query_row("SELECT IFNULL(MAX(rowid), 0) FROM measurements", [], |r| {
+                    r.get(0)
+                })?;
+        let mut skipped = 0;
+        let buffer = i64::try_from(buffer).unwrap_or(i64::MAX);
+        if newest - self.mark > buffer {
+            skipped = (newest - buffer - self.mark) as u64;
+            self.commit(newest - buffer)?;
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT m.rowid, s.name, m.time_us, m.duration_us, m.ok, m.status, m.ttfb_us,
+                    m.response_us, m.dns_us, m.connect_us, m.tls_us, m.body_bytes, m.error_kind,
+                    m.error_message, m.cert_id
+             FROM measurements m JOIN sites s ON s.id = m.site_id
+             WHERE m.rowid > ?1 ORDER BY m.rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![self.mark, BATCH as i64], |r| {
+            let us = |i: usize| -> rusqlite::Result<Option<u64>> {
+                Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
+            };
+            let kind: Option<String> = r.get(12)?;
+            Ok((
+                r.get::<_, i64>(0)?,
+                Sample {
+                    node: node.to_owned(),
+                    location: location.to_owned(),
+                    site: r.get(1)?,
+                    time_us: r.get(2)?,
+                    duration_us: us(3)?.or(us(7)?).unwrap_or_default(),
+                    ok: r.get(4)?,
+                    status: r.get(5)?,
+                    ttfb_us: us(6)?,
+                    response_us: us(7)?,
+                    dns_us: us(8)?,
+                    connect_us: us(9)?,
+                    tls_us: us(10)?,
+                    body_bytes: us(11)?.unwrap_or_default(),
+                    error: kind
+                        .map(|k| -> rusqlite::Result<_> {
+                            Ok((k, r.get::<_, Option<String>>(13)?.unwrap_or_default()))
+                        })
+                        .transpose()?,
+                    cert_expiry_us: None,
+                },
+                r.get::<_, Option<i64>>(14)?,
+            ))
+        })?;
+        let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+        drop(stmt);
+        let mut out = Vec::with_capacity(rows.len());
+        for (rowid, mut sample, cert) in rows {
+            let tls_failed = sample
+                .error
+                .as_ref()
+                .is_some_and(|(k, _)| k == ErrorKind::Tls.as_str());
+            if let Some(id) = cert.filter(|_| !tls_failed) {
+                sample.cert_expiry_us = self.expiry(id)?;
+            }
+            out.push((rowid, sample));
+        }
+        Ok((out, skipped))
+    }
+
+    fn expiry(&mut self, cert: i64) -> Result<Option<i64>, StoreError> {
+        if let Some(e) = self.expiries.get(&cert) {
+            return Ok(*e);
+        }
+        let details: Option<String> = self
+            .conn
+            .query_row("SELECT details FROM certs WHERE id = ?1", [cert], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let expiry = details
+            .and_then(|d| serde_json::from_str::<TlsDetails>(&d).ok())
+            .and_then(|t| t.earliest_expiry())
+            .map(|e| e.timestamp_micros());
+        self.expiries.insert(cert, expiry);
+        Ok(expiry)
+    }
+
+    /// The stream has every row up to `rowid`.
+    pub fn commit(&mut self, rowid: i64) -> Result<(), StoreError> {
+        self.conn.execute(
+            "UPDATE cluster_outbox SET published_rowid = ?1 WHERE id = 1",
+            [rowid],
+        )?;
+        self.mark = rowid;
+        Ok(())
+    }
+}

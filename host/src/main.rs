@@ -36,17 +36,18 @@ fn main() -> ExitCode {
             }
             Err(e) => return config_error(&e),
         },
-        Command::Run(args) => match {
+        Command::Run(args) => {
+            // `--location`, `--node`, `--source-address` apply to every read of the config.
             sitewatch::config::cluster::set_overrides(sitewatch::config::cluster::Overrides {
                 location: args.location.clone(),
                 node: args.node.clone(),
                 source_address: args.source_address,
             });
-            Config::load(&args.config.config)
-        } {
-            Ok(config) => run(args, config),
-            Err(e) => return config_error(&e),
-        },
+            match Config::load(&args.config.config) {
+                Ok(config) => run(args, config),
+                Err(e) => return config_error(&e),
+            }
+        }
         Command::Report(args) => report(args),
         Command::Alerts(args) => alerts(args),
         Command::Outbox(args) => outbox(args),

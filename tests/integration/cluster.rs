@@ -170,19 +170,43 @@ struct Node {
     run: Option<Running>,
 }
 
+/// Starts node `name` of `location`, probing from `source`, in `dir`.
+fn start_node(
+    config: &Value,
+    dir: tempfile::TempDir,
+    name: &str,
+    location: &str,
+    source: &str,
+) -> Running {
+    Running::start_with(
+        dir,
+        config,
+        &[
+            "--node",
+            name,
+            "--location",
+            location,
+            "--source-address",
+            source,
+        ],
+    )
+}
+
+/// Reads a node's events until it says it has `role`.
+async fn wait_role(run: &mut Running, role: &str, within: Duration) -> bool {
+    run.wait_for(within, |e| e["event"] == "cluster" && e["role"] == role)
+        .await
+        .is_some()
+}
+
 impl Node {
     fn start(&mut self, config: &Value, dir: tempfile::TempDir) {
-        self.run = Some(Running::start_with(
-            dir,
+        self.run = Some(start_node(
             config,
-            &[
-                "--node",
-                self.name,
-                "--location",
-                self.location,
-                "--source-address",
-                self.source,
-            ],
+            dir,
+            self.name,
+            self.location,
+            self.source,
         ));
     }
 
@@ -226,20 +250,27 @@ async fn await_leader(
     let end = Instant::now() + within;
     while Instant::now() < end {
         pump(nodes, Duration::from_millis(100)).await;
-        for (i, n) in nodes.iter().enumerate() {
-            if let Some(r) = &n.run {
-                let leads = r
-                    .events
-                    .iter()
-                    .filter(|e| e["event"] == "cluster" && e["role"] == "leader")
-                    .count();
-                if leads > seen_before.get(i).copied().unwrap_or(0) {
-                    return Some(i);
-                }
-            }
+        let now = leader_counts(nodes);
+        if let Some(i) =
+            (0..nodes.len()).find(|i| now[*i] > seen_before.get(*i).copied().unwrap_or(0))
+        {
+            return Some(i);
         }
     }
     None
+}
+
+/// The running node whose latest role event says it leads.
+fn current_leader(nodes: &[Node]) -> Option<usize> {
+    nodes.iter().position(|n| {
+        n.run.as_ref().is_some_and(|r| {
+            r.events
+                .iter()
+                .rev()
+                .find(|e| e["event"] == "cluster")
+                .is_some_and(|e| e["role"] == "leader")
+        })
+    })
 }
 
 fn leader_counts(nodes: &[Node]) -> Vec<usize> {
@@ -537,34 +568,7 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     // A recovery during a handover: the sites come back and the leader is killed at once; the
     // recovery is sent once, by whoever leads next (after the killed node returns if it was
     // location b's only node).
-    let before = leader_counts(&nodes);
-    let leader = before
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| **c > 0)
-        .map(|(i, _)| i)
-        .max_by_key(|i| {
-            nodes[*i].run.as_ref().map_or(0, |r| {
-                r.events
-                    .iter()
-                    .rposition(|e| e["event"] == "cluster" && e["role"] == "leader")
-                    .unwrap_or(0)
-            })
-        })
-        .expect("a leader");
-    let current = {
-        // The node that announced leadership last and is still running leads.
-        let mut best = None;
-        for (i, n) in nodes.iter().enumerate() {
-            if let Some(r) = &n.run
-                && let Some(last) = r.events.iter().rev().find(|e| e["event"] == "cluster")
-                && last["role"] == "leader"
-            {
-                best = Some(i);
-            }
-        }
-        best.unwrap_or(leader)
-    };
+    let current = current_leader(&nodes).expect("a node leads");
     target.set_down(&[]);
     let dir = nodes[current].stop(nix::sys::signal::Signal::SIGKILL).await;
     pump(&mut nodes, LEASE_TTL).await;
@@ -673,24 +677,18 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
     };
     // No NATS at all: the node probes, stores, goes alone and alerts on its own probes (confirm
     // 2 does not hold it back: there is no one to confirm with), saying so.
-    let mut n1 = Running::start_with(
-        tempfile::tempdir().unwrap(),
+    let mut n1 = start_node(
         &config(&["x", "y"], 0.8),
-        &[
-            "--node",
-            "n1",
-            "--location",
-            "a",
-            "--source-address",
-            "127.0.0.2",
-        ],
+        tempfile::tempdir().unwrap(),
+        "n1",
+        "a",
+        "127.0.0.2",
     );
-    let alone = n1
-        .wait_for(Duration::from_secs(10), |e| {
-            e["event"] == "cluster" && e["role"] == "alone"
-        })
-        .await;
-    assert!(alone.is_some(), "no alone event: {}", n1.stderr());
+    assert!(
+        wait_role(&mut n1, "alone", Duration::from_secs(10)).await,
+        "no alone event: {}",
+        n1.stderr()
+    );
     let down = n1
         .wait_for(
             Duration::from_secs(10),
@@ -710,25 +708,9 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
     assert!(n1.wait_exit(Duration::from_secs(20)).await.is_some());
     n1.drain().await;
     let Running { dir, .. } = n1;
-    let mut n1 = Running::start_with(
-        dir,
-        &config(&["x", "y"], 0.8),
-        &[
-            "--node",
-            "n1",
-            "--location",
-            "a",
-            "--source-address",
-            "127.0.0.2",
-        ],
-    );
-    let alone = n1
-        .wait_for(Duration::from_secs(10), |e| {
-            e["event"] == "cluster" && e["role"] == "alone"
-        })
-        .await;
+    let mut n1 = start_node(&config(&["x", "y"], 0.8), dir, "n1", "a", "127.0.0.2");
     assert!(
-        alone.is_some(),
+        wait_role(&mut n1, "alone", Duration::from_secs(10)).await,
         "no alone event after the restart: {}",
         n1.stderr()
     );
@@ -740,12 +722,11 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
     let Some(_nats) = NatsCluster::single_on(port).await else {
         return;
     };
-    let leads = n1
-        .wait_for(Duration::from_secs(20), |e| {
-            e["event"] == "cluster" && e["role"] == "leader"
-        })
-        .await;
-    assert!(leads.is_some(), "no leader event: {}", n1.stderr());
+    assert!(
+        wait_role(&mut n1, "leader", Duration::from_secs(20)).await,
+        "no leader event: {}",
+        n1.stderr()
+    );
     let url = format!("nats://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -773,17 +754,12 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
     );
 
     // A node with another config: n1 names it and the difference.
-    let mut n2 = Running::start_with(
-        tempfile::tempdir().unwrap(),
+    let mut n2 = start_node(
         &config(&["x", "z"], 0.5),
-        &[
-            "--node",
-            "n2",
-            "--location",
-            "b",
-            "--source-address",
-            "127.0.0.3",
-        ],
+        tempfile::tempdir().unwrap(),
+        "n2",
+        "b",
+        "127.0.0.3",
     );
     let differs = n1
         .wait_for(Duration::from_secs(10), |e| {

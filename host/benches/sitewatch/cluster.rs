@@ -63,10 +63,10 @@ pub async fn run() {
     // a1 first: it leads (its output is read for the alerts); then the others.
     let leader = node("a1", "a", "127.0.0.2", true);
     let url = nats.urls()[0].clone();
-    let lead_key = wait_leader(&url, |v| v.starts_with("a1 "), Duration::from_secs(60))
+    wait_leader(&url, |v| v.starts_with("a1 "), Duration::from_secs(60))
         .await
         .expect("a1 leads");
-    let mut nodes = vec![
+    let mut nodes = [
         leader,
         node("a2", "a", "127.0.0.3", false),
         node("b1", "b", "127.0.0.4", false),
@@ -76,15 +76,12 @@ pub async fn run() {
     let cpu0: Vec<_> = nodes.iter().map(Monitor::cpu_time).collect();
     let (from, t0) = (chrono::Utc::now(), Instant::now());
     // The leader's output is read meanwhile: it must not back up.
-    let drain = {
-        let end = Instant::now() + length;
-        tokio::task::block_in_place(|| {
-            while Instant::now() < end {
-                nodes[0].next(Duration::from_millis(100));
-            }
-        })
-    };
-    let () = drain;
+    let end = Instant::now() + length;
+    tokio::task::block_in_place(|| {
+        while Instant::now() < end {
+            nodes[0].next(Duration::from_millis(100));
+        }
+    });
     let elapsed = t0.elapsed().as_secs_f64();
     let to = chrono::Utc::now();
     let mut rows = Vec::new();
@@ -177,7 +174,6 @@ pub async fn run() {
         crate::percentile(&gaps, 0.5),
         gaps.last().copied().unwrap_or(f64::NAN),
     );
-    let _ = lead_key;
     save(
         "cluster",
         &serde_json::json!({

@@ -11,11 +11,17 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A site's open conditions and when each fired.
+pub type Conditions = Vec<(Condition, DateTime<Utc>)>;
+
 /// Site name to its open conditions.
-pub type Open = HashMap<String, Vec<(Condition, DateTime<Utc>)>>;
+pub type Open = HashMap<String, Conditions>;
+
+/// What a leader's alert writes to the book: the book, and the site's conditions after it.
+pub type Entry = (AlertBook, Conditions);
 
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct Stored {
     site: String,
     open: Vec<(String, DateTime<Utc>)>,
 }
@@ -67,7 +73,7 @@ impl AlertBook {
             let Some(bytes) = got? else {
                 continue;
             };
-            let entry: Entry = serde_json::from_slice(&bytes)?;
+            let entry: Stored = serde_json::from_slice(&bytes)?;
             let open = entry
                 .open
                 .iter()
@@ -84,7 +90,7 @@ impl AlertBook {
     pub async fn put(&self, site: &str, open: &[(Condition, DateTime<Utc>)]) -> bool {
         let store = self.inner.lock().expect("book lock").store.clone();
         let Some(store) = store else { return false };
-        let entry = Entry {
+        let entry = Stored {
             site: site.to_owned(),
             open: open
                 .iter()

@@ -43,7 +43,7 @@ impl Share {
 
     /// Whether this node probes `site`, which lists `locations` (`None`: every location).
     pub fn owns(&self, site: &str, locations: Option<&[String]>) -> bool {
-        if locations.is_some_and(|l| !l.iter().any(|l| *l == self.location)) {
+        if locations.is_some_and(|l| !l.contains(&self.location)) {
             return false;
         }
         owner(site, &self.members) == Some(self.me.as_str())

@@ -49,10 +49,7 @@ pub struct Decided {
     pub tags: Arc<[String]>,
     /// A cluster leader's alert book and the site's open conditions after this alert: written
     /// before the alert is stored and its notifications queued.
-    pub book: Option<(
-        crate::cluster::AlertBook,
-        Vec<(crate::alert::Condition, chrono::DateTime<chrono::Utc>)>,
-    )>,
+    pub book: Option<crate::cluster::book::Entry>,
 }
 
 /// Where alerts may go: one notifier, what it wants and its formatter.
@@ -132,14 +129,7 @@ impl AlertStage {
 }
 
 /// Renders one alert and its notifications.
-type Rendered = (
-    Alert,
-    Vec<Queued>,
-    Option<(
-        crate::cluster::AlertBook,
-        Vec<(crate::alert::Condition, chrono::DateTime<chrono::Utc>)>,
-    )>,
-);
+type Rendered = (Alert, Vec<Queued>, Option<crate::cluster::book::Entry>);
 
 async fn render(d: Decided, bus: Bus) -> Rendered {
     let Decided {

@@ -183,6 +183,15 @@ async fn run_site(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let slots = Arc::new(Semaphore::new(target.config.max_in_flight as usize));
     let mut probes = JoinSet::new();
+    // A cluster node: whether it owns the site, and the changes of its share.
+    let owns = |share: &Option<SharedShare>| {
+        share.as_ref().is_none_or(|s| {
+            s.load()
+                .owns(&target.name, target.config.locations.as_deref())
+        })
+    };
+    let mut owned = owns(&share);
+    let mut changes = share.as_ref().map(|s| s.subscribe());
     let skipped = |overloaded: bool| {
         target.skipped.fetch_add(1, Ordering::Relaxed);
         if overloaded {
@@ -192,9 +201,24 @@ async fn run_site(
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
+            changed = share_changed(&mut changes) => {
+                let now = owns(&share);
+                let gained = now && !owned;
+                owned = now;
+                if !gained || !changed {
+                    continue;
+                }
+                // A site this node just took over (its node died or left): probe it now, so
+                // the handover costs the detection time, not also up to an interval.
+                let planned = Instant::now();
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else { continue };
+                let Ok(global) = Arc::clone(&in_flight.permits).try_acquire_owned() else { continue };
+                spawn_probe(&mut probes, &prober, &plugins, &target, &out, &in_flight, planned, (slot, global));
+            }
             planned = ticker.tick() => {
                 // Another node of this location probes it (or no node of this location does).
-                if share.as_ref().is_some_and(|s| !s.load().owns(&target.name, target.config.locations.as_deref())) {
+                owned = owns(&share);
+                if !owned {
                     continue;
                 }
                 let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
@@ -205,31 +229,75 @@ async fn run_site(
                     skipped(true);
                     continue;
                 };
-                let (prober, plugins, target, out, skips) = (prober.clone(), plugins.clone(), target.clone(), out.clone(), Arc::clone(&in_flight.skips));
-                probes.spawn(async move {
-                    match prober.probe(&target, planned).await {
-                        Ok((mut m, captured)) => {
-                            if let (Some(captured), Some(plugins)) = (captured, &plugins) {
-                                crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
-                            }
-                            // A check's reason may quote a response that echoes a secret.
-                            if let Some(e) = m.error.as_mut().filter(|_| !target.config.secrets.is_empty()) {
-                                e.message = target.config.redact(&e.message);
-                            }
-                            let _ = out.send(RecorderInput::Measurement(m)).await;
-                        }
-                        Err(failure) => {
-                            target.skipped.fetch_add(1, Ordering::Relaxed);
-                            skips.failed(failure.0);
-                        }
-                    }
-                    drop((slot, global));
-                });
+                spawn_probe(&mut probes, &prober, &plugins, &target, &out, &in_flight, planned, (slot, global));
             }
             Some(_) = probes.join_next(), if !probes.is_empty() => {}
         }
     }
     probes.abort_all();
+}
+
+/// Runs one probe of `target` in `probes`, holding its site's slot and a global permit until
+/// the recorder has the measurement.
+#[allow(clippy::too_many_arguments)]
+fn spawn_probe(
+    probes: &mut JoinSet<()>,
+    prober: &Prober,
+    plugins: &Option<Arc<PluginSet>>,
+    target: &ProbeTarget,
+    out: &mpsc::Sender<RecorderInput>,
+    in_flight: &InFlight,
+    planned: Instant,
+    permits: (
+        tokio::sync::OwnedSemaphorePermit,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+) {
+    let (prober, plugins, target, out, skips) = (
+        prober.clone(),
+        plugins.clone(),
+        target.clone(),
+        out.clone(),
+        Arc::clone(&in_flight.skips),
+    );
+    probes.spawn(async move {
+        match prober.probe(&target, planned).await {
+            Ok((mut m, captured)) => {
+                if let (Some(captured), Some(plugins)) = (captured, &plugins) {
+                    crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
+                }
+                // A check's reason may quote a response that echoes a secret.
+                if let Some(e) = m
+                    .error
+                    .as_mut()
+                    .filter(|_| !target.config.secrets.is_empty())
+                {
+                    e.message = target.config.redact(&e.message);
+                }
+                let _ = out.send(RecorderInput::Measurement(m)).await;
+            }
+            Err(failure) => {
+                target.skipped.fetch_add(1, Ordering::Relaxed);
+                skips.failed(failure.0);
+            }
+        }
+        drop(permits);
+    });
+}
+
+/// Waits for a change of the share; false (and never again) once its sender is gone. Pending
+/// for ever without a share (a single sitewatch).
+async fn share_changed(
+    changes: &mut Option<tokio::sync::watch::Receiver<Arc<crate::cluster::Share>>>,
+) -> bool {
+    let Some(rx) = changes else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_ok() {
+        return true;
+    }
+    *changes = None;
+    false
 }
 
 /// The default cap on probes in flight: three quarters of the file descriptors left after a

@@ -372,6 +372,27 @@ impl Monitor {
         .collect()
     }
 
+    /// Each site's last probe that started before `to`, by site name.
+    pub fn last_probes_before(
+        &self,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
+        self.query(
+            "SELECT s.name, MAX(m.time_us) FROM measurements m JOIN sites s ON s.id = m.site_id
+             WHERE m.time_us >= ?1 AND m.time_us < ?2 GROUP BY s.name",
+            to - chrono::TimeDelta::hours(1),
+            to,
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    chrono::DateTime::from_timestamp_micros(row.get(1)?).unwrap_or_default(),
+                ))
+            },
+        )
+        .into_iter()
+        .collect()
+    }
+
     /// The names of the sites probed in `[from, to)`.
     pub fn sites_probed(
         &self,

@@ -131,7 +131,7 @@ fn set_share(ctx: &Context, members: Vec<String>) {
         location: ctx.cfg.location.clone(),
         members,
     };
-    if **ctx.share.load() != share {
+    if *ctx.share.load() != share {
         tracing::info!(members = ?share.members, "cluster: this location's members changed");
         ctx.share.store(Arc::new(share));
     }

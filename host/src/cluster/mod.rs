@@ -98,10 +98,7 @@ impl Cluster {
         }
         // Tells this run from an earlier one of the same node (and a second node of one name).
         let instance = format!("{:x}-{:x}", std::process::id(), fastrand::u64(..));
-        let share: SharedShare = Arc::new(arc_swap::ArcSwap::from_pointee(Share::alone(
-            &cluster.node,
-            &cluster.location,
-        )));
+        let share = share::ShareCell::new(Share::alone(&cluster.node, &cluster.location));
         let book = AlertBook::default();
         let side = NodeSide {
             node: cluster.node.as_str().into(),

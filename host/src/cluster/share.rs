@@ -50,8 +50,34 @@ impl Share {
     }
 }
 
-/// The share as the membership loop last saw it, read on every tick.
-pub type SharedShare = Arc<arc_swap::ArcSwap<Share>>;
+/// The share as the membership loop last saw it: read on every tick, and watched by each site's
+/// task so that a site this node gains is probed at once rather than at its next tick.
+pub struct ShareCell {
+    tx: tokio::sync::watch::Sender<Arc<Share>>,
+}
+
+pub type SharedShare = Arc<ShareCell>;
+
+impl ShareCell {
+    pub fn new(share: Share) -> SharedShare {
+        Arc::new(Self {
+            tx: tokio::sync::watch::Sender::new(Arc::new(share)),
+        })
+    }
+
+    pub fn load(&self) -> Arc<Share> {
+        Arc::clone(&self.tx.borrow())
+    }
+
+    pub fn store(&self, share: Arc<Share>) {
+        self.tx.send_replace(share);
+    }
+
+    /// Changes from now on.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Share>> {
+        self.tx.subscribe()
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -91,21 +91,27 @@ impl AlertStage {
         let task = tokio::spawn(async move {
             let decided = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
             let bus_for_render = bus.clone();
-            let mut rendered = decided
+            let rendered = decided
                 .map(|d| render(d, bus_for_render.clone()))
                 .buffered(RENDERING);
-            while let Some((alert, queued, book)) = rendered.next().await {
-                // A cluster leader writes the alert book first; one that lost the lease meanwhile
-                // leaves the alert to the next leader.
-                if let Some((book, open)) = book
-                    && !book.put(&alert.site, &open).await
-                {
-                    continue;
+            // What is ready leaves together: a cluster leader writes the alert book for the
+            // whole group first (each site's newest state, the sites at once), then delivers
+            // the group in order. An alert storm thus costs a few round trips to NATS, not one
+            // per alert.
+            let mut groups = rendered.ready_chunks(BOOK_GROUP);
+            while let Some(group) = groups.next().await {
+                let written = write_book(&group).await;
+                for (alert, queued, _) in group {
+                    // A leader that lost the lease before the book took the write leaves the
+                    // alert to the next leader, which decides it from the book as it was.
+                    if written.get(&alert.site) == Some(&false) {
+                        continue;
+                    }
+                    if let Some(store) = &store {
+                        store.send(Record::Alert(alert.clone(), queued));
+                    }
+                    bus.send(Event::Alert(alert));
                 }
-                if let Some(store) = &store {
-                    store.send(Record::Alert(alert.clone(), queued));
-                }
-                bus.send(Event::Alert(alert));
             }
         });
         Self { tx, task }
@@ -126,6 +132,30 @@ impl AlertStage {
             std::panic::resume_unwind(e.into_panic());
         }
     }
+}
+
+/// Alerts whose book entries are written at once.
+const BOOK_GROUP: usize = 256;
+
+/// Writes the book entry of each site of `group` that has one: the site's newest state (each
+/// entry is the whole state after its alert, so the last one of a site is the one to keep).
+/// Returns whether each site's entry was written.
+async fn write_book(group: &[Rendered]) -> std::collections::HashMap<Arc<str>, bool> {
+    let mut newest: std::collections::HashMap<Arc<str>, &crate::cluster::book::Entry> =
+        std::collections::HashMap::new();
+    for (alert, _, book) in group {
+        if let Some(entry) = book {
+            newest.insert(Arc::clone(&alert.site), entry);
+        }
+    }
+    let writes = newest.into_iter().map(|(site, (book, open))| async move {
+        let ok = book.put(&site, open).await;
+        (site, ok)
+    });
+    futures_util::future::join_all(writes)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Renders one alert and its notifications.

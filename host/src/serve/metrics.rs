@@ -54,6 +54,13 @@ struct WindowLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    node: String,
+    location: String,
+    role: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     notifier: String,
     result: &'static str,
@@ -132,6 +139,7 @@ pub struct Metrics {
     skipped_overload: Family<LocationLabels, Counter>,
     dropped: Family<LocationLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
+    cluster_role: Family<RoleLabels, Gauge>,
     ssl_expiry: Family<SiteLabels, Gauge>,
     tls_version: Family<TlsVersionLabels, Gauge>,
     chain_info: Family<ChainLabels, Gauge>,
@@ -175,6 +183,7 @@ impl Metrics {
             outbox: Family::default(),
             plugin_failures: Family::default(),
             overloaded: Family::default(),
+            cluster_role: Family::default(),
             skipped_overload: Family::default(),
             dropped: Family::default(),
             deliveries: Family::default(),
@@ -289,6 +298,11 @@ impl Metrics {
             m.overloaded.clone(),
         );
         r.register(
+            "sitewatch_cluster_role",
+            "A cluster node's role: 1 for the one it has (leader, follower or alone), 0 for the others",
+            m.cluster_role.clone(),
+        );
+        r.register(
             "sitewatch_skipped_overload",
             "Ticks skipped because sitewatch was overloaded",
             m.skipped_overload.clone(),
@@ -324,6 +338,17 @@ impl Metrics {
     pub fn observe(&self, event: &Event) {
         match event {
             Event::Probe(m) => self.probe(m),
+            Event::Cluster(c) => {
+                for role in ["leader", "follower", "alone"] {
+                    self.cluster_role
+                        .get_or_create(&RoleLabels {
+                            node: c.node.to_string(),
+                            location: self.location.clone(),
+                            role,
+                        })
+                        .set(i64::from(role == c.role));
+                }
+            }
             Event::Stats(r) if r.every_s.is_some() && !r.r#final => self.report(r),
             Event::Sink(s) => {
                 let g = match s.sink {
@@ -740,10 +765,11 @@ mod tests {
         m.observe(&Event::Probe(remote));
         m.observe(&probe(None));
         let text = m.openmetrics();
-        let success: Vec<_> = text
+        let mut success: Vec<_> = text
             .lines()
             .filter(|l| l.starts_with("probe_success{"))
             .collect();
+        success.sort();
         assert_eq!(
             success,
             [
@@ -751,6 +777,36 @@ mod tests {
                 r#"probe_success{site="api",url="http://api.test/",location="b"} 1"#
             ],
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_nodes_role_is_a_state_set() {
+        let m = Metrics::new("a");
+        let role = |role| {
+            Event::Cluster(crate::event::ClusterReport {
+                time: chrono::Utc::now(),
+                node: "n1".into(),
+                role,
+                detail: String::new(),
+            })
+        };
+        m.observe(&role("follower"));
+        m.observe(&role("leader"));
+        let text = m.openmetrics();
+        let lines: Vec<_> = text
+            .lines()
+            .filter(|l| l.starts_with("sitewatch_cluster_role{"))
+            .collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines.contains(&r#"sitewatch_cluster_role{node="n1",location="a",role="leader"} 1"#)
+        );
+        assert!(
+            lines.contains(&r#"sitewatch_cluster_role{node="n1",location="a",role="follower"} 0"#)
+        );
+        assert!(
+            lines.contains(&r#"sitewatch_cluster_role{node="n1",location="a",role="alone"} 0"#)
         );
     }
 

@@ -632,7 +632,12 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     .await;
     pump(&mut nodes, Duration::from_secs(2)).await;
     let n = notified(&receiver);
-    assert_eq!(per_site(&n, "recovered"), vec![3; SITES.len()], "{n:?}");
+    assert_eq!(
+        per_site(&n, "recovered"),
+        vec![3; SITES.len()],
+        "{n:?}\n{:#?}",
+        errors(&nodes)
+    );
     assert_eq!(per_site(&n, "down"), vec![3; SITES.len()], "{n:?}");
 
     // The history: every alert sent is in the store of the node that sent it, once.

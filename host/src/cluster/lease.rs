@@ -4,8 +4,8 @@
 //! deadline (sent time + TTL − margin), before the server can expire the key, whatever its
 //! connection does. Taking over only through expiry avoids the clustered compare-and-set race
 //! of nats-server before 2.9.21 (nats-server#4320), where two `update`s of one revision can
-//! both succeed. A node that cannot reach NATS for `alone_after` (30 s: longer than a
-//! JetStream leader election after a server dies) goes on alone.
+//! both succeed. A node with no connection to any NATS server for `alone_after` (30 s) goes
+//! on alone.
 
 use super::{Context, Nats, Role};
 use crate::recorder::RecorderInput;
@@ -16,7 +16,11 @@ use tokio::time::Instant;
 
 const KEY: &str = "leader";
 
-pub(super) async fn run(ctx: Context, nats: Arc<tokio::sync::OnceCell<Nats>>) {
+pub(super) async fn run(
+    ctx: Context,
+    nats: Arc<tokio::sync::OnceCell<Nats>>,
+    client: async_nats::Client,
+) {
     let ttl = ctx.cfg.lease_ttl;
     let margin = (ttl / 5).max(Duration::from_millis(300));
     let every = ttl / 4;
@@ -33,6 +37,12 @@ pub(super) async fn run(ctx: Context, nats: Arc<tokio::sync::OnceCell<Nats>>) {
             _ = tick.tick() => {}
         }
         let now = Instant::now();
+        // Alone means NATS is unreachable: no connection to any server. A connected node
+        // whose JetStream requests fail (streams electing leaders after a server died) waits
+        // as a follower; alerting alone then would only repeat the leader's alerts.
+        if client.connection_state() == async_nats::connection::State::Connected {
+            contact = now;
+        }
         if let Some((_, deadline)) = held
             && now >= deadline
         {

@@ -186,11 +186,11 @@ async fn run(ctx: Context) {
         .timeout(Duration::from_secs(3))
         .max_ack_inflight(10_000)
         .backpressure_on_inflight(true)
-        .build(client);
+        .build(client.clone());
     // The lease loop runs from the start: it tells the recorder to go on alone when NATS
     // stays unreachable.
     let nats: Arc<tokio::sync::OnceCell<Nats>> = Arc::new(tokio::sync::OnceCell::new());
-    let lease = tokio::spawn(lease::run(ctx.clone(), Arc::clone(&nats)));
+    let lease = tokio::spawn(lease::run(ctx.clone(), Arc::clone(&nats), client.clone()));
     let mut delay = Duration::from_millis(200);
     let set_up = loop {
         tokio::select! {

@@ -78,7 +78,18 @@ pub(super) async fn run(ctx: Context, n: Nats) {
                 .await?;
             read(&n).await
         };
-        match beats.await {
+        // Listing the keys takes a consumer, which can hang while the bucket's stream has no
+        // leader: a round that takes longer than a TTL counts as a failed one.
+        let beats = async {
+            tokio::time::timeout(ttl, beats)
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("reading the members timed out")))
+        };
+        let beats = tokio::select! {
+            _ = ctx.stop.cancelled() => break,
+            b = beats => b,
+        };
+        match beats {
             Ok(beats) => {
                 beating = true;
                 contact = Instant::now();

@@ -143,9 +143,11 @@ impl Cluster {
         *self.summary.lock().expect("summary lock") = digest::Summary::of(config);
     }
 
-    /// Stops every loop; what is not published yet goes at the next start.
+    /// Stops every loop; what is not published yet goes at the next start. A loop stuck in a
+    /// NATS request is not waited for longer than a few seconds.
     pub async fn stop(self) {
         self.stop.cancel();
+        // The task gives its loops 4 s, then aborts them.
         let _ = self.task.await;
     }
 }
@@ -208,19 +210,27 @@ async fn run(ctx: Context) {
             }
         }
     };
+    let mut loops = vec![lease];
     if let Some(n) = set_up {
         let _ = nats.set(n.clone());
-        let loops = [
-            tokio::spawn(members::run(ctx.clone(), n.clone())),
-            tokio::spawn(stream::publish(ctx.clone(), n.clone(), ctx.store.clone())),
-            tokio::spawn(stream::consume(ctx.clone(), n)),
-        ];
-        ctx.stop.cancelled().await;
-        for l in loops {
-            let _ = l.await;
+        loops.push(tokio::spawn(members::run(ctx.clone(), n.clone())));
+        loops.push(tokio::spawn(stream::publish(
+            ctx.clone(),
+            n.clone(),
+            ctx.store.clone(),
+        )));
+        loops.push(tokio::spawn(stream::consume(ctx.clone(), n)));
+    }
+    ctx.stop.cancelled().await;
+    // Each loop ends at its next await of the stop; one stuck in a NATS request is aborted (it
+    // holds a sender of the recorder's inputs, which must all go for the recorder to finish).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
+    for mut l in loops {
+        if tokio::time::timeout_at(deadline, &mut l).await.is_err() {
+            tracing::warn!("cluster: a NATS request did not end at shutdown; abandoned");
+            l.abort();
         }
     }
-    let _ = lease.await;
 }
 
 /// Creates (or finds) the stream and the buckets.

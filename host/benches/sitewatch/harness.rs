@@ -356,31 +356,30 @@ impl Monitor {
         &self,
         from: chrono::DateTime<chrono::Utc>,
     ) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
-        self.query(
-            "SELECT s.name, MIN(m.time_us) FROM measurements m JOIN sites s ON s.id = m.site_id
-             WHERE m.time_us >= ?1 AND m.time_us < ?2 GROUP BY s.name",
-            from,
-            chrono::Utc::now() + chrono::TimeDelta::days(1),
-            |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    chrono::DateTime::from_timestamp_micros(row.get(1)?).unwrap_or_default(),
-                ))
-            },
-        )
-        .into_iter()
-        .collect()
+        self.probe_times("MIN", from, chrono::Utc::now() + chrono::TimeDelta::days(1))
     }
 
-    /// Each site's last probe that started before `to`, by site name.
+    /// Each site's last probe that started in the hour before `to`, by site name.
     pub fn last_probes_before(
         &self,
         to: chrono::DateTime<chrono::Utc>,
     ) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
+        self.probe_times("MAX", to - chrono::TimeDelta::hours(1), to)
+    }
+
+    /// Each site's `MIN` or `MAX` probe start in `[from, to)`, by site name.
+    fn probe_times(
+        &self,
+        aggregate: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> {
         self.query(
-            "SELECT s.name, MAX(m.time_us) FROM measurements m JOIN sites s ON s.id = m.site_id
-             WHERE m.time_us >= ?1 AND m.time_us < ?2 GROUP BY s.name",
-            to - chrono::TimeDelta::hours(1),
+            &format!(
+                "SELECT s.name, {aggregate}(m.time_us) FROM measurements m JOIN sites s ON s.id = m.site_id
+                 WHERE m.time_us >= ?1 AND m.time_us < ?2 GROUP BY s.name"
+            ),
+            from,
             to,
             |row| {
                 Ok((

@@ -24,10 +24,11 @@ pub(super) async fn run(ctx: Context, n: Nats) {
     let mut tick = tokio::time::interval(ttl / 4);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut contact = Instant::now();
-    // What was said about each other node's config hash, and about a name clash.
+    // The config hash of each other node last reported as differing.
     let mut reported: HashMap<String, String> = HashMap::new();
     let mut published: Option<String> = None;
     let mut beating = false;
+    let mut clash_reported = false;
     loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => break,
@@ -58,7 +59,7 @@ pub(super) async fn run(ctx: Context, n: Nats) {
                 && let Ok(Some(old)) = n.members.get(key.clone()).await
                 && let Ok(old) = serde_json::from_slice::<Beat>(&old)
                 && old.instance != ctx.instance
-                && !reported.contains_key("\0clash")
+                && !clash_reported
             {
                 ctx.bus.error(
                     "cluster",
@@ -68,7 +69,7 @@ pub(super) async fn run(ctx: Context, n: Nats) {
                         ctx.cfg.node,
                     ),
                 );
-                reported.insert("\0clash".into(), String::new());
+                clash_reported = true;
             }
             n.members
                 .put(

@@ -340,28 +340,19 @@ impl Recorder {
 
     /// Records another cluster node's probe.
     fn record_remote(&mut self, sample: crate::cluster::wire::Sample) {
-        let Some(site) = self.sites.get(sample.site.as_str()) else {
+        let Some((name, site)) = self.sites.get_key_value(sample.site.as_str()) else {
             tracing::debug!(site = %sample.site, "a probe of a site this node does not watch dropped");
             return;
         };
         let cert_expiry = sample
             .cert_expiry_us
             .and_then(chrono::DateTime::from_timestamp_micros);
-        let name = self
-            .order
-            .iter()
-            .find(|n| ***n == *sample.site)
-            .cloned()
-            .unwrap_or_else(|| sample.site.as_str().into());
-        let mut m = sample.into_measurement(name, Arc::clone(&site.url));
-        // A probe older than every window (a node catching up after NATS was away) belongs to
-        // history only: windows place a late probe at their newest position.
-        // So is one that ended more than a normal gap before the site's newest probe.
-        let longest = i64::try_from(self.longest_window().as_micros()).unwrap_or(i64::MAX);
+        let mut m = sample.into_measurement(Arc::clone(name), Arc::clone(&site.url));
+        // A probe that ended more than a normal gap before the site's newest one (a node
+        // catching up after NATS was away) belongs to history only: windows place a late probe
+        // at their newest position.
         let newest = site.alert.last_probe().unwrap_or(i64::MIN);
-        if m.ended_us < self.clock.timeline_now_us().saturating_sub(longest)
-            || m.ended_us < newest.saturating_sub(site.max_gap_us)
-        {
+        if m.ended_us < newest.saturating_sub(site.max_gap_us) {
             tracing::debug!(site = %m.site, "a late probe of another node kept out of the windows");
             return;
         }
@@ -407,7 +398,11 @@ impl Recorder {
                 .filter(|_| good_tls),
             Origin::Remote { cert_expiry } => cert_expiry,
         };
-        if let Some(e) = cert_expiry {
+        // A local probe's chain sets it below, whether its TLS was good or not.
+        if let Origin::Remote {
+            cert_expiry: Some(e),
+        } = origin
+        {
             site.cert_expiry = Some(e);
         }
         // A cluster node judges each location's window; the `confirm`-th lowest decides.
@@ -451,7 +446,9 @@ impl Recorder {
             .as_ref()
             .is_none_or(|(_, role)| *role != Role::Follower);
         let book = match &self.cluster {
-            Some((side, Role::Leader)) => Some((side.book.clone(), site.alert.open())),
+            Some((side, Role::Leader)) if !transitions.is_empty() => {
+                Some((side.book.clone(), site.alert.open()))
+            }
             _ => None,
         };
         let decided: Vec<Decided> = transitions

@@ -4,7 +4,7 @@
 //! `output::wire`.
 
 mod bus;
-pub use bus::{Bus, PROBE_BACKLOG, Received, Subscription, Waited};
+pub use bus::{Bus, PROBE_BACKLOG, Received, Stalled, Subscription, SubscriptionWatch, Waited};
 
 use crate::alert::Alert;
 use crate::measurement::Measurement;
@@ -34,6 +34,65 @@ pub enum Event {
     Maintenance(MaintenanceReport),
     /// This cluster node's role changed (leader, follower, alone).
     Cluster(ClusterReport),
+}
+
+impl Event {
+    /// About how many bytes this event takes as a line of `--output json`: what a bounded
+    /// subscriber ([`Bus::subscribe_bounded`]) counts against its budget. Cheap (no
+    /// serialisation), and on the high side for the common shapes.
+    pub fn approx_bytes(&self) -> usize {
+        const BASE: usize = 160;
+        match self {
+            Event::Probe(m) => {
+                BASE + 280
+                    + m.site.len()
+                    + m.url.len()
+                    + m.error.as_ref().map_or(0, |e| e.message.len() + 40)
+                    + m.metrics.len() * 48
+                    + m.tls.as_ref().map_or(0, |_| 700)
+            }
+            Event::Stats(r) => {
+                BASE + r
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        520 + s.site.len()
+                            + s.url.len()
+                            + s.tags.iter().map(|t| t.len() + 4).sum::<usize>()
+                            + s.last_error.as_ref().map_or(0, String::len)
+                            + s.stats.status_codes.len() * 16
+                    })
+                    .sum::<usize>()
+            }
+            Event::Alert(a) => BASE + 240 + a.site.len() + a.url.len() + a.message.len(),
+            Event::Error(e) => BASE + e.message.len() + e.site.as_ref().map_or(0, |s| s.len()),
+            Event::Reload(r) => BASE + r.detail.len(),
+            Event::Watching(w) => {
+                BASE + w
+                    .sites
+                    .iter()
+                    .map(|s| {
+                        48 + s.site.len()
+                            + s.url.len()
+                            + s.tags.iter().map(String::len).sum::<usize>()
+                    })
+                    .sum::<usize>()
+            }
+            Event::Overload(o) => BASE + o.detail.len(),
+            Event::Delivery(d) => BASE + 120 + d.notifier.len() + d.site.len() + d.detail.len(),
+            Event::Started(s) => {
+                BASE + s.config.len()
+                    + s.storage.len()
+                    + s.past_alerts
+                        .iter()
+                        .map(|a| 240 + a.message.len())
+                        .sum::<usize>()
+            }
+            Event::Sink(_) => BASE,
+            Event::Maintenance(m) => BASE + 120 + m.site.len() + m.url.len(),
+            Event::Cluster(c) => BASE + c.node.len() + c.detail.len(),
+        }
+    }
 }
 
 /// A cluster node's role changed.

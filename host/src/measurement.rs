@@ -120,6 +120,17 @@ pub struct Measurement {
     /// The cluster location whose node made this probe, for probes of other nodes; `None`:
     /// this sitewatch made it.
     pub location: Option<Arc<str>>,
+    /// The redirects the probe followed, if any.
+    pub redirect: Option<Arc<Redirected>>,
+}
+
+/// Where a probe's redirects led.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirected {
+    /// Redirects followed (1 or more).
+    pub hops: u32,
+    /// The URL of the final request, as shown (password and the site's secrets as `***`).
+    pub final_url: String,
 }
 
 /// What a TLS handshake showed: the negotiated version and cipher suite and the served chain.
@@ -239,6 +250,7 @@ pub mod tests {
     pub fn sample(site: &str, up: bool) -> Measurement {
         let duration = Duration::from_millis(1);
         Measurement {
+            redirect: None,
             location: None,
             site: site.into(),
             url: format!("http://{site}.test/").into(),

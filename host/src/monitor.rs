@@ -351,6 +351,10 @@ fn server_config(config: &Config, options: &RunOptions) -> Option<crate::config:
         (Some(listen), s) => Some(crate::config::ServerConfig {
             listen,
             auth_token: s.as_ref().and_then(|s| s.auth_token.clone()),
+            allowed_hosts: s
+                .as_ref()
+                .map(|s| s.allowed_hosts.clone())
+                .unwrap_or_default(),
         }),
         (None, s) => s.clone(),
     }

@@ -25,6 +25,7 @@ mod prometheus_selftest;
 mod receiver_selftest;
 mod redirects;
 mod reload;
+mod security;
 mod serve;
 mod shapes_selftest;
 mod smtp_selftest;

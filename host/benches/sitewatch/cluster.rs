@@ -233,6 +233,7 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
     .await
     .unwrap();
     let m = sitewatch::measurement::Measurement {
+        redirect: None,
         location: None,
         site: "site-1234".into(),
         url: "http://127.0.0.1/site/1234".into(),

@@ -1,7 +1,9 @@
 //! The server's cost for 10,000 sites: one `/metrics` scrape (OpenMetrics encoding plus the
 //! Prometheus text conversion) and one status-page render, each after the server has seen 30
 //! probes of every site and a report of both views; and what scraping every 15 s costs beside
-//! probing (a scrape's CPU time over 15 s).
+//! probing (a scrape's CPU time over 15 s). Then the whole binary with 1,500 sites and 16
+//! event-stream clients that never read: its resident memory over the run (target: growth under
+//! 50 MB, and flat once the clients are disconnected).
 
 use crate::{percentile, save, sorted};
 use sitewatch::event::{Event, SiteReport, StatsReport, WatchedSite, Watching};
@@ -17,6 +19,7 @@ const RUNS: usize = 20;
 fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
     let ms = |v: u64| Some(Duration::from_micros(v));
     Measurement {
+        redirect: None,
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),
@@ -166,4 +169,103 @@ pub fn run() {
             "probe_event_us": per_probe,
         }),
     );
+}
+
+/// 16 event-stream clients that never read, against the binary watching 1,500 sites every
+/// second with both views refreshed every second (a stats event of ~0.7 MB each).
+pub async fn stuck_streams() {
+    use crate::harness::{Monitor, scratch_dir, sites_config};
+    use tokio::io::AsyncWriteExt;
+    const STUCK: usize = 16;
+    const STREAM_SITES: usize = 1_500;
+    let length = crate::run_length(Duration::from_secs(60));
+    let target = crate::targets::FastTarget::start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = sites_config(
+        STREAM_SITES,
+        "1s",
+        |i| target.url(i),
+        serde_json::json!({
+            "dashboard": {"views": [{"window": "1m", "every": "1s"}, {"window": "10m", "every": "1s"}]},
+            "server": {"listen": format!("127.0.0.1:{port}")},
+        }),
+    );
+    println!(
+        "-- serve: {STREAM_SITES} sites every 1 s, {STUCK} event-stream clients that never read, {} s",
+        length.as_secs()
+    );
+    let mut monitor = Monitor::start_quiet(scratch_dir(), &config);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let baseline = monitor.rss_kb().0 as f64 / 1024.0;
+    let mut clients = Vec::new();
+    for _ in 0..STUCK {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+            .unwrap();
+        s.write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .await
+            .unwrap();
+        clients.push(s);
+    }
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    while start.elapsed() < length {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push((
+            start.elapsed().as_secs_f64(),
+            monitor.rss_kb().0 as f64 / 1024.0,
+        ));
+    }
+    let peak = samples.iter().map(|s| s.1).fold(baseline, f64::max);
+    let half = samples.len() / 2;
+    let second_half_growth = samples[half..].iter().map(|s| s.1).fold(0.0, f64::max)
+        - samples[..half].iter().map(|s| s.1).fold(0.0, f64::max);
+    let metrics = reqwest_get(port, "/metrics").await;
+    let disconnected: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("sitewatch_stream_disconnects_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    monitor.stop();
+    drop(clients);
+    println!("\n== serve: {STUCK} stuck event-stream clients, {STREAM_SITES} sites");
+    println!(
+        "  resident memory: {baseline:.1} MiB before, peak {peak:.1} MiB: growth {:.1} MiB (target < 50 MB); second half vs first: {second_half_growth:+.1} MiB (target: stops growing); {disconnected} clients disconnected",
+        peak - baseline
+    );
+    save(
+        "serve-stuck-streams",
+        &serde_json::json!({
+            "sites": STREAM_SITES,
+            "stuck_clients": STUCK,
+            "seconds": length.as_secs(),
+            "rss_mib": {"baseline": baseline, "peak": peak, "growth": peak - baseline,
+                        "second_half_growth": second_half_growth},
+            "disconnected": disconnected,
+            "samples": samples,
+        }),
+    );
+}
+
+/// A GET on the local server, its body as text.
+async fn reqwest_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -18,6 +18,7 @@ pub fn measurement(
     i: u64,
 ) -> Measurement {
     Measurement {
+        redirect: None,
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),

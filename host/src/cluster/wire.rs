@@ -86,6 +86,7 @@ impl Sample {
             message,
         });
         Measurement {
+            redirect: None,
             location: Some(Arc::from(self.location.as_str())),
             site,
             url,

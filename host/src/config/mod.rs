@@ -18,7 +18,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
-pub use values::StatusMatcher;
+pub use values::{StatusMatcher, printable};
 
 /// Defaults, as Gatus and Uptime Kuma users would expect them.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub listen: std::net::SocketAddr,
     /// The bearer token every path but `/healthz` needs, from `auth_token_env`.
     pub auth_token: Option<notify::Secret<String>>,
+    /// Without a token, requests are answered only when addressed (`Host`) to the listen
+    /// address, `localhost`, `127.0.0.1`, `[::1]` or one of these names (lower case).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The host name, for the default `location`.
@@ -93,6 +96,8 @@ pub struct PluginsConfig {
     /// Resolved against the config file's directory.
     pub dir: PathBuf,
     pub limits: PluginLimits,
+    /// The memory all plugin calls at once may hold (`None`: a quarter of the machine's).
+    pub total_memory: Option<u64>,
 }
 
 /// The limits of one plugin call.
@@ -204,6 +209,32 @@ pub struct SiteConfig {
     /// The values of the environment variables its URL and headers name, to be kept out of
     /// what a probe reports (an error message that quotes the host, a check's reason).
     pub secrets: Vec<notify::Secret<String>>,
+    /// Which redirects a probe follows.
+    pub follow_redirects: FollowRedirects,
+}
+
+/// Which redirects a probe follows (`follow_redirects`). Whatever it follows, a hop to another
+/// origin (scheme, host or port) than the site's URL carries none of the site's headers, no
+/// basic auth and no body: the site's secrets go to the site only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowRedirects {
+    /// Up to [`crate::probe::MAX_REDIRECTS`] hops, to any origin.
+    #[default]
+    Any,
+    /// Only to the site's own origin; a redirect elsewhere is the probe's answer (a 3xx).
+    SameOrigin,
+    /// None: a 3xx is the answer.
+    Never,
+}
+
+impl FollowRedirects {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Any => "true",
+            Self::SameOrigin => "same-origin",
+            Self::Never => "false",
+        }
+    }
 }
 
 impl SiteConfig {
@@ -288,20 +319,20 @@ impl Default for DashboardConfig {
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {source}", values::printable(&path.display().to_string()))]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}:{line}:{column}: invalid JSON: {message}", path.display())]
+    #[error("{}:{line}:{column}: invalid JSON: {}", values::printable(&path.display().to_string()), values::printable(message))]
     Syntax {
         path: PathBuf,
         line: usize,
         column: usize,
         message: String,
     },
-    #[error("{}: {field}{}: {message}", path.display(), site.as_ref().map(|s| format!(" (site \"{s}\")")).unwrap_or_default())]
+    #[error("{}: {}{}: {}", values::printable(&path.display().to_string()), values::printable(field), site.as_ref().map(|s| format!(" (site {})", values::quote(s))).unwrap_or_default(), values::printable(message))]
     Invalid {
         path: PathBuf,
         /// The field path, e.g. `sites[2].interval`.
@@ -608,7 +639,7 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
             invalid(e.field, Some(&label), e.message)
         })?;
         s.checks = checks;
-        if !seen.insert(s.name.clone()) {
+        if !seen.insert(values::name_key(&s.name)) {
             return Err(invalid(
                 format!("sites[{i}].name"),
                 Some(&s.name),
@@ -650,11 +681,15 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
     };
     let location = match raw.location.as_deref().map(str::trim) {
         None => default_location(),
-        Some(l) if l.is_empty() || l.len() > 64 || l.chars().any(char::is_control) => {
+        Some(l) if values::name_problem(l, 64).is_some() => {
             return Err(invalid(
                 "location".into(),
                 None,
-                format!("\"{l}\" is not a location: 1 to 64 characters, no control characters"),
+                format!(
+                    "{} is not a location: 1 to 64 characters, no control, bidi or zero-width characters ({})",
+                    values::quote(l),
+                    values::name_problem(l, 64).unwrap_or_default()
+                ),
             ));
         }
         Some(l) => l.to_owned(),
@@ -689,7 +724,7 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
     let notify = notify::resolve(raw.notify, &names, plugins.limits, env)
         .map_err(|e| invalid(e.field, None, e.message))?;
 
-    Ok(Config {
+    let config = Config {
         cluster,
         server,
         location,
@@ -701,7 +736,23 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
         storage,
         plugins,
         probing,
-    })
+    };
+    if let Some(total) = config.plugins.total_memory
+        && let Some((field, site, u)) = config
+            .plugin_uses()
+            .into_iter()
+            .find(|(_, _, u)| u.limits.memory > total)
+    {
+        return Err(invalid(
+            format!("{}.memory_limit", field.trim_end_matches(".plugin")),
+            site,
+            format!(
+                "{} bytes is more than plugins.total_memory ({total} bytes): the call could never run",
+                u.limits.memory
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 /// A CA file (`tls_ca`) that cannot be used.
@@ -752,7 +803,30 @@ fn resolve_server(r: &raw::RawServer, env: notify::Env<'_>) -> Result<ServerConf
             var,
         )?)),
     };
-    Ok(ServerConfig { listen, auth_token })
+    let mut allowed_hosts = Vec::with_capacity(r.allowed_hosts.len());
+    for (i, h) in r.allowed_hosts.iter().enumerate() {
+        let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
+        let valid = !h.is_empty()
+            && h.len() <= 253
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
+        if !valid {
+            return Err((
+                format!("server.allowed_hosts[{i}]"),
+                format!(
+                    "{} is not a host name: give the name only, without a scheme, port or path (e.g. \"status.example.com\")",
+                    values::quote(&r.allowed_hosts[i])
+                ),
+            )
+                .into());
+        }
+        allowed_hosts.push(h);
+    }
+    Ok(ServerConfig {
+        listen,
+        auth_token,
+        allowed_hosts,
+    })
 }
 
 fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, FieldError> {
@@ -764,7 +838,28 @@ fn resolve_plugins(path: &Path, raw: &raw::RawPlugins) -> Result<PluginsConfig, 
     };
     let limits = limits(raw.memory_limit.as_ref(), raw.time_limit.as_ref(), defaults)
         .map_err(|e| e.under("plugins"))?;
-    Ok(PluginsConfig { dir, limits })
+    let total_memory = match &raw.total_memory {
+        None => None,
+        Some(t) => {
+            let b = values::byte_size(t).map_err(|e| ("plugins.total_memory".to_owned(), e))?;
+            if b < limits.memory {
+                return Err((
+                    "plugins.total_memory",
+                    format!(
+                        "is smaller than plugins.memory_limit ({} bytes): no call could run",
+                        limits.memory
+                    ),
+                )
+                    .into());
+            }
+            Some(b)
+        }
+    };
+    Ok(PluginsConfig {
+        dir,
+        limits,
+        total_memory,
+    })
 }
 
 fn limits(
@@ -949,11 +1044,8 @@ fn resolve_site(
     let name = match raw.name {
         Some(n) => {
             let n = n.trim().to_owned();
-            if n.is_empty() {
-                return Err(("name", "must not be empty").into());
-            }
-            if n.chars().any(char::is_control) {
-                return Err(("name", "must not contain control characters").into());
+            if let Some(problem) = values::name_problem(&n, MAX_SITE_NAME) {
+                return Err(("name", problem).into());
             }
             n
         }
@@ -1041,16 +1133,18 @@ fn resolve_site(
     let mut tags: Vec<String> = Vec::with_capacity(raw.tags.len());
     for (j, t) in raw.tags.iter().enumerate() {
         let t = t.trim();
-        if t.is_empty() || t.len() > 64 || t.chars().any(|c| c.is_control() || c == ',') {
+        if values::name_problem(t, 64).is_some() || t.contains(',') {
             return Err((
                 format!("tags[{j}]"),
                 format!(
-                    "\"{t}\" is not a tag: 1 to 64 characters, no commas or control characters"
+                    "{} is not a tag: 1 to 64 characters, no commas, control, bidi or zero-width characters",
+                    values::quote(t)
                 ),
             )
                 .into());
         }
-        if !tags.iter().any(|have| have == t) {
+        let key = values::name_key(t);
+        if !tags.iter().any(|have| values::name_key(have) == key) {
             tags.push(t.to_owned());
         }
     }
@@ -1069,6 +1163,21 @@ fn resolve_site(
                 .map(|(j, l)| cluster::token(&format!("locations[{j}]"), "location", l.trim()))
                 .collect::<Result<Vec<_>, _>>()?,
         ),
+    };
+    let follow_redirects = match &raw.follow_redirects {
+        None | Some(raw::RawFollow::Bool(true)) => FollowRedirects::Any,
+        Some(raw::RawFollow::Bool(false)) => FollowRedirects::Never,
+        Some(raw::RawFollow::Text(t)) if t.trim() == "same-origin" => FollowRedirects::SameOrigin,
+        Some(raw::RawFollow::Text(t)) => {
+            return Err((
+                "follow_redirects",
+                format!(
+                    "{} is not a redirect policy: use true (the default), false or \"same-origin\"",
+                    values::quote(t)
+                ),
+            )
+                .into());
+        }
     };
     let alerting = site_rule(raw.alerting.as_ref(), global, interval)?;
     let own = rules::maintenance(&raw.maintenance)?;
@@ -1095,8 +1204,12 @@ fn resolve_site(
         max_body,
         max_in_flight,
         checks: Vec::new(),
+        follow_redirects,
     })
 }
+
+/// The most characters of a site's name.
+pub const MAX_SITE_NAME: usize = 256;
 
 /// Headers whose values are credentials even when typed into the file: marked sensitive, and
 /// shown as `***` by `check-config --print`.
@@ -1135,12 +1248,60 @@ fn site_url(
     if url.host_str().is_none_or(str::is_empty) {
         return Err(("url", format!("\"{written}\" has no host{once}")).into());
     }
+    let mut secrets = expanded.secrets;
+    // A password in the URL is a secret like `${NAME}`: sent (as basic auth), shown nowhere.
+    let password = url.password().filter(|p| !p.is_empty()).map(|p| {
+        percent_encoding::percent_decode_str(p)
+            .decode_utf8_lossy()
+            .into_owned()
+    });
+    if let Some(p) = &password {
+        secrets.push(notify::Secret::new(p.clone()));
+        if let Some(raw) = url.password()
+            && raw != p
+        {
+            secrets.push(notify::Secret::new(raw.to_owned()));
+        }
+    }
     let shown = if secret {
-        written.to_owned()
+        mask_userinfo(written)
     } else {
-        url.as_str().to_owned()
+        let mut shown = url.clone();
+        if password.is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        shown.as_str().to_owned()
     };
-    Ok((shown, url, expanded.secrets))
+    Ok((shown, url, secrets))
+}
+
+/// `written` (a URL as typed, possibly with `${NAME}`s) with the password of its userinfo, if
+/// any, replaced by `***`: `https://alice:${PW}@host/` and `https://alice:pw@${HOST}/` both show
+/// as `https://alice:***@…`.
+fn mask_userinfo(written: &str) -> String {
+    let Some(scheme_end) = written.find("://") else {
+        return written.to_owned();
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &written[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    let Some(at) = authority.rfind('@') else {
+        return written.to_owned();
+    };
+    let userinfo = &authority[..at];
+    let Some(colon) = userinfo.find(':') else {
+        return written.to_owned();
+    };
+    if colon + 1 == userinfo.len() {
+        return written.to_owned();
+    }
+    format!(
+        "{}{}:***{}",
+        &written[..authority_start],
+        &userinfo[..colon],
+        &written[authority_start + at..]
+    )
 }
 
 /// A site's default name: its URL's host, unless the host comes from a variable (then the

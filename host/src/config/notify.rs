@@ -305,7 +305,10 @@ pub(super) fn resolve(
                 format!("notifier \"{name}\": {}", e.message)
             },
         })?;
-        if out.iter().any(|o| o.name == n.name) {
+        if out
+            .iter()
+            .any(|o| super::values::name_key(&o.name) == super::values::name_key(&n.name))
+        {
             return Err((
                 format!("notify[{i}].name"),
                 format!(

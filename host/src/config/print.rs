@@ -61,6 +61,7 @@ struct PrintedSite {
     body: Value,
     expect_status: Vec<String>,
     keep_alive: bool,
+    follow_redirects: Value,
     tls_insecure: bool,
     tls_ca: Option<String>,
     max_body: String,
@@ -134,7 +135,7 @@ impl Printed {
                 },
                 "rollup_every": duration(c.storage.rollup_every),
                 "influxdb": c.storage.influxdb.as_ref().map(|i| json!({
-                    "url": i.url.as_str(),
+                    "url": without_password(i.url.as_str()),
                     "org": i.org,
                     "bucket": i.bucket,
                     "token_env": i.token_env,
@@ -147,6 +148,7 @@ impl Printed {
             plugins: json!({
                 "dir": c.plugins.dir.display().to_string(),
                 "memory_limit": size(c.plugins.limits.memory),
+                "total_memory": c.plugins.total_memory.map(size),
                 "time_limit": duration(c.plugins.limits.time),
             }),
             notify: c.notify.iter().map(notifier).collect(),
@@ -155,6 +157,7 @@ impl Printed {
                 Some(s) => json!({
                     "listen": s.listen.to_string(),
                     "auth_token": s.auth_token.as_ref().map(|_| HIDDEN),
+                    "allowed_hosts": s.allowed_hosts,
                 }),
             },
         }
@@ -207,6 +210,11 @@ fn site(s: &SiteConfig) -> PrintedSite {
             .map(str::to_owned)
             .collect(),
         keep_alive: s.keep_alive,
+        follow_redirects: match s.follow_redirects {
+            crate::config::FollowRedirects::Any => Value::Bool(true),
+            crate::config::FollowRedirects::Never => Value::Bool(false),
+            crate::config::FollowRedirects::SameOrigin => Value::from("same-origin"),
+        },
         tls_insecure: s.tls_insecure,
         tls_ca: s.tls_ca.as_ref().map(|p| p.display().to_string()),
         max_body: size(s.max_body),
@@ -465,7 +473,7 @@ mod tests {
         assert_eq!(n[2]["url"], "https://events.pagerduty.com/v2/enqueue");
         assert_eq!(
             v["server"],
-            json!({"listen": "127.0.0.1:9184", "auth_token": HIDDEN})
+            json!({"listen": "127.0.0.1:9184", "auth_token": HIDDEN, "allowed_hosts": []})
         );
         assert_eq!(v["storage"]["influxdb"]["token"], HIDDEN);
         assert_eq!(v["storage"]["influxdb"]["token_env"], "INFLUX_TOKEN");

@@ -93,6 +93,10 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// The environment variable holding the bearer token every path but /healthz needs.
     pub auth_token_env: Option<String>,
+    /// Without a token: host names (besides the listen address and localhost) requests may be
+    /// addressed to.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// One notifier as typed. One flat shape for every type: [`super::notify::resolve`] refuses the
@@ -170,6 +174,8 @@ pub struct RawPlugins {
     pub dir: Option<String>,
     pub memory_limit: Option<RawSize>,
     pub time_limit: Option<RawDuration>,
+    /// The memory all plugin calls at once may hold.
+    pub total_memory: Option<RawSize>,
 }
 
 /// A use of a plugin: a check of a site, or the alert formatter.
@@ -262,6 +268,16 @@ pub struct RawSite {
     pub maintenance: Vec<RawMaintenance>,
     /// Cluster locations that probe this site (default all).
     pub locations: Option<Vec<String>>,
+    /// `true` (the default), `false`, or `"same-origin"`.
+    pub follow_redirects: Option<RawFollow>,
+}
+
+/// `follow_redirects` as typed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawFollow {
+    Bool(bool),
+    Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]

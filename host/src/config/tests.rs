@@ -866,3 +866,72 @@ fn a_cluster_section_resolves_with_defaults_and_names_its_errors() {
     let e = err(r#"{"sites": [{"url": "http://a.test", "locations": ["e u"]}]}"#);
     assert!(e.contains("sites[0].locations[0]"), "{e}");
 }
+
+#[test]
+fn a_password_in_a_url_is_a_secret_shown_as_stars() {
+    let c = with_secrets(
+        r#"[{"name": "a", "url": "http://alice:p%40ss@a.test/x"},
+            {"name": "b", "url": "https://bob:pw@${HOST}/y"},
+            {"name": "c", "url": "https://carol:${KEY}@c.test/"},
+            {"name": "d", "url": "https://dave@d.test/"}]"#,
+    )
+    .unwrap();
+    assert_eq!(c.sites[0].url, "http://alice:***@a.test/x");
+    assert_eq!(
+        c.sites[0].request_url.expose().as_str(),
+        "http://alice:p%40ss@a.test/x",
+        "sent as written"
+    );
+    assert_eq!(
+        c.sites[0].redact("refused p@ss and p%40ss"),
+        "refused *** and ***"
+    );
+    assert_eq!(c.sites[1].url, "https://bob:***@${HOST}/y");
+    assert_eq!(c.sites[2].url, "https://carol:***@c.test/");
+    assert_eq!(
+        c.sites[3].url, "https://dave@d.test/",
+        "no password, nothing to hide"
+    );
+    assert!(!format!("{c:?}").contains("p%40ss"));
+}
+
+#[test]
+fn follow_redirects_takes_true_false_or_same_origin() {
+    let policy = |v: &str| {
+        with_secrets(&format!(
+            r#"[{{"url": "http://a.test/", "follow_redirects": {v}}}]"#
+        ))
+        .map(|c| c.sites[0].follow_redirects)
+    };
+    assert_eq!(policy("true").unwrap(), FollowRedirects::Any);
+    assert_eq!(policy("false").unwrap(), FollowRedirects::Never);
+    assert_eq!(
+        policy("\"same-origin\"").unwrap(),
+        FollowRedirects::SameOrigin
+    );
+    let e = policy("\"sometimes\"").unwrap_err().to_string();
+    assert!(
+        e.contains("sites[0].follow_redirects") && e.contains("same-origin"),
+        "{e}"
+    );
+    let c = with_secrets(r#"[{"url": "http://a.test/"}]"#).unwrap();
+    assert_eq!(
+        c.sites[0].follow_redirects,
+        FollowRedirects::Any,
+        "the default"
+    );
+}
+
+#[test]
+fn allowed_hosts_are_names_only() {
+    let c = parse(
+        r#"{"sites": [], "server": {"allowed_hosts": ["Status.Example.com", "nas.local."]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.server.unwrap().allowed_hosts,
+        ["status.example.com", "nas.local"]
+    );
+    let e = err(r#"{"sites": [], "server": {"allowed_hosts": ["https://x.test/"]}}"#);
+    assert!(e.contains("server.allowed_hosts[0]"), "{e}");
+}

@@ -218,3 +218,116 @@ mod tests {
         assert!(StatusMatcher::success().matches(299));
     }
 }
+
+/// Whether `c` may not appear in a name or label: control characters, bidirectional overrides
+/// and isolates, and zero-width or invisible format characters (each can make two names look
+/// alike, or make a line read differently than it is).
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'                   // soft hyphen
+            | '\u{034F}'                 // combining grapheme joiner
+            | '\u{061C}'                 // Arabic letter mark
+            | '\u{115F}' | '\u{1160}'    // Hangul fillers
+            | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'    // Mongolian selectors and vowel separator
+            | '\u{200B}'..='\u{200F}'    // zero-width space, joiners, LRM, RLM
+            | '\u{2028}'..='\u{202E}'    // line/paragraph separators, bidi embeddings, overrides
+            | '\u{2060}'..='\u{206F}'    // word joiner, invisible operators, bidi isolates
+            | '\u{3164}'                 // Hangul filler
+            | '\u{FE00}'..='\u{FE0F}'    // variation selectors
+            | '\u{FEFF}'                 // zero-width no-break space (BOM)
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'    // interlinear annotations
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}'  // tags
+        )
+}
+
+/// `text` safe to print: every hidden character ([`is_hidden_char`]) written as `\u{…}`, so a
+/// message never carries raw control bytes or a bidi override to a terminal or a log.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(is_hidden_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_hidden_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` in double quotes for a message, printable.
+pub fn quote(text: &str) -> String {
+    format!("\"{}\"", printable(text))
+}
+
+/// Why `name` is not a valid name or label (`what`, e.g. "a tag"), or `None`: 1 to `max`
+/// characters (counted as characters, not bytes), none of them hidden.
+pub fn name_problem(name: &str, max: usize) -> Option<String> {
+    let len = name.chars().count();
+    if len == 0 {
+        return Some("must not be empty".into());
+    }
+    if len > max {
+        return Some(format!(
+            "is {len} characters long; at most {max} are allowed"
+        ));
+    }
+    let hidden = name.chars().find(|c| is_hidden_char(*c))?;
+    Some(format!(
+        "contains the invisible or control character U+{:04X}; names may not hold control characters, bidirectional overrides or zero-width characters",
+        hidden as u32
+    ))
+}
+
+/// The form two names are compared in for duplicates: Unicode NFC, so `é` typed as one code
+/// point and as `e` + a combining accent are the same name.
+pub fn name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.nfc().collect()
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_are_measured_in_characters_and_hidden_characters_refused() {
+        assert_eq!(name_problem(&"é".repeat(64), 64), None);
+        assert!(
+            name_problem(&"é".repeat(65), 64)
+                .unwrap()
+                .contains("65 characters")
+        );
+        assert!(name_problem("", 64).is_some());
+        for bad in [
+            "a\u{202E}b",
+            "a\u{200B}b",
+            "a\u{1b}[31mb",
+            "a\u{2066}b",
+            "a\u{FEFF}",
+        ] {
+            assert!(name_problem(bad, 64).unwrap().contains("U+"), "{bad:?}");
+        }
+        assert_eq!(name_problem("café ☕ 東京", 64), None);
+    }
+
+    #[test]
+    fn printable_escapes_every_hidden_character() {
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("a\u{1b}[2Jb\u{202E}c"), "a\\u{1b}[2Jb\\u{202e}c");
+        assert_eq!(quote("x\ny"), "\"x\\u{a}y\"");
+    }
+
+    #[test]
+    fn names_equal_after_nfc_share_a_key() {
+        assert_eq!(name_key("caf\u{e9}"), name_key("cafe\u{301}"));
+        assert_ne!(name_key("cafe"), name_key("café"));
+    }
+}

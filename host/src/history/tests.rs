@@ -34,6 +34,7 @@ fn probes(site: &str, n: i64, step: TimeDelta, now: DateTime<Utc>, seed: u64) ->
                 })
             });
             let mut m = Measurement {
+                redirect: None,
                 location: None,
                 site: site.into(),
                 url: format!("http://{site}.test/").into(),

@@ -185,6 +185,11 @@ struct ProbeWire<'a> {
     /// The TLS session and served chain of an HTTPS probe; `null` for plain HTTP and for a
     /// probe that got no handshake as far as the server's certificate or keys.
     tls: Option<TlsRef<'a>>,
+    /// Redirects followed (0: none).
+    redirects: u32,
+    /// The URL of the final request after redirects (`null` without one), its password and the
+    /// site's secrets as `***`.
+    final_url: Option<&'a str>,
 }
 
 /// A probe's TLS details, written as [`TlsWire`] when serialised (kept as a reference so the
@@ -291,6 +296,8 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
             metrics: Metrics(&m.metrics),
             maintenance: m.maintenance,
             tls: m.tls.as_deref().map(TlsRef),
+            redirects: m.redirect.as_ref().map_or(0, |r| r.hops),
+            final_url: m.redirect.as_ref().map(|r| r.final_url.as_str()),
         }
     }
 }

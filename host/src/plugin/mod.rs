@@ -20,7 +20,7 @@ use bindings::{types, v0_1, v0_2};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -284,16 +284,92 @@ impl v0_1::host::Host for PluginState {
     }
 }
 
-/// Caps linear memory and remembers a denied growth, so the failure can be named.
+/// The linear memory every plugin call at once may hold (`plugins.total_memory`): each call's
+/// memories reserve their growth here and give it back when the call's store is dropped, so 64
+/// calls at a 1 GiB limit cannot take 64 GiB.
+#[derive(Debug)]
+pub struct MemoryBudget {
+    total: AtomicU64,
+    used: AtomicU64,
+}
+
+impl MemoryBudget {
+    fn new(total: u64) -> Self {
+        Self {
+            total: AtomicU64::new(total),
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// The budget now.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the calls running now hold.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn set_total(&self, total: u64) {
+        self.total.store(total, Ordering::Relaxed);
+    }
+
+    /// Takes `n` bytes if they fit.
+    fn reserve(&self, n: u64) -> bool {
+        let total = self.total();
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|u| *u <= total)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+}
+
+/// The default `plugins.total_memory`: a quarter of the machine's memory, at least 256 MiB
+/// (4 GiB when the machine's memory cannot be read).
+pub fn default_total_memory() -> u64 {
+    let physical = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024);
+    physical.map_or(4 << 30, |p| (p / 4).max(256 << 20))
+}
+
+/// Caps linear memory per call and against the budget of all calls, and remembers a denied
+/// growth, so the failure can be named.
 struct MemoryLimiter {
     limit: usize,
     denied: Option<usize>,
+    budget: Arc<MemoryBudget>,
+    /// What this call holds of the budget.
+    reserved: u64,
+    /// The budget was full when this call asked for more (the budget then).
+    denied_total: Option<u64>,
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.budget.release(self.reserved);
+    }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -301,6 +377,13 @@ impl ResourceLimiter for MemoryLimiter {
             self.denied = Some(desired);
             return Ok(false);
         }
+        let more = desired.saturating_sub(current) as u64;
+        if !self.budget.reserve(more) {
+            self.denied = Some(desired);
+            self.denied_total = Some(self.budget.total());
+            return Ok(false);
+        }
+        self.reserved += more;
         Ok(true)
     }
 
@@ -347,6 +430,7 @@ pub struct PluginHost {
     engine: Engine,
     linker: Linker<PluginState>,
     slots: Semaphore,
+    budget: Arc<MemoryBudget>,
     _ticker: EpochTicker,
     /// Whether the pooling allocator could be set up (else on-demand allocation is used).
     pub pooling: bool,
@@ -403,8 +487,21 @@ impl PluginHost {
             engine,
             linker,
             slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
+            budget: Arc::new(MemoryBudget::new(default_total_memory())),
             pooling,
         }))
+    }
+
+    /// Sets the memory all calls at once may hold (`plugins.total_memory`; `None`: the
+    /// machine's default, [`default_total_memory`]).
+    pub fn set_total_memory(&self, total: Option<u64>) {
+        self.budget
+            .set_total(total.unwrap_or_else(default_total_memory));
+    }
+
+    /// The memory budget of all calls.
+    pub fn memory_budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// Reads, compiles (off the async threads), checks and pre-instantiates a plugin file. The
@@ -539,6 +636,9 @@ impl PluginHost {
             limiter: MemoryLimiter {
                 limit: usize::try_from(limits.memory).unwrap_or(usize::MAX),
                 denied: None,
+                budget: Arc::clone(&self.budget),
+                reserved: 0,
+                denied_total: None,
             },
             plugin: Arc::clone(&plugin.name),
             log_lines: 0,
@@ -687,7 +787,14 @@ fn settle<T>(
             )));
         }
     };
-    let mut reason = if let Some(asked) = store.data().limiter.denied {
+    let limiter = &store.data().limiter;
+    let mut reason = if let (Some(asked), Some(total)) = (limiter.denied, limiter.denied_total) {
+        format!(
+            "could not grow its memory to {}: the memory of all plugin calls at once is capped at {} (plugins.total_memory), and other calls hold the rest; it will run again at its next probe",
+            bytes(asked as u64),
+            bytes(total)
+        )
+    } else if let Some(asked) = limiter.denied {
         format!(
             "exceeded its memory limit of {} (asked for {})",
             bytes(limits.memory),
@@ -715,7 +822,9 @@ fn settle<T>(
 }
 
 fn bytes(n: u64) -> String {
-    if n >= 1 << 20 {
+    if n >= 1 << 30 && n.is_multiple_of(1 << 30) {
+        format!("{} GiB", n >> 30)
+    } else if n >= 1 << 20 {
         format!("{:.1} MiB", n as f64 / (1 << 20) as f64)
     } else {
         format!("{} KiB", n / 1024)

@@ -20,6 +20,8 @@ const SMOKE_LIMITS: PluginLimits = PluginLimits {
 pub struct PluginSet {
     cache_dir: Option<PathBuf>,
     host: Mutex<Option<Arc<PluginHost>>>,
+    /// `plugins.total_memory` of the config in use, for a host created later.
+    total_memory: Mutex<Option<u64>>,
     plugins: ArcSwap<HashMap<String, Arc<Plugin>>>,
     /// Why plugins that the config uses are not loaded.
     broken: ArcSwap<HashMap<String, String>>,
@@ -47,6 +49,7 @@ impl PluginSet {
         Self {
             cache_dir,
             host: Mutex::new(None),
+            total_memory: Mutex::new(None),
             plugins: ArcSwap::from_pointee(HashMap::new()),
             broken: ArcSwap::from_pointee(HashMap::new()),
         }
@@ -59,6 +62,7 @@ impl PluginSet {
             return Ok(Arc::clone(h));
         }
         let h = PluginHost::new(self.cache_dir.as_deref())?;
+        h.set_total_memory(*self.total_memory.lock().unwrap_or_else(|p| p.into_inner()));
         *host = Some(Arc::clone(&h));
         Ok(h)
     }
@@ -79,6 +83,10 @@ impl PluginSet {
     /// Loads every plugin `config` uses, checking each is used as the kind it is. Plugins whose
     /// file is unchanged are reused. Nothing is put in use until [`Self::commit`].
     pub async fn prepare(&self, config: &Config) -> Prepared {
+        if let Some(host) = &*self.host.lock().unwrap_or_else(|p| p.into_inner()) {
+            host.set_total_memory(config.plugins.total_memory);
+        }
+        *self.total_memory.lock().unwrap_or_else(|p| p.into_inner()) = config.plugins.total_memory;
         let mut prepared = Prepared {
             plugins: HashMap::new(),
             broken: HashMap::new(),

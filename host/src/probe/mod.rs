@@ -7,7 +7,7 @@ pub mod tls;
 use crate::clock::SharedClock;
 use crate::config::SiteConfig;
 use crate::error_chain;
-use crate::measurement::{ErrorKind, Measurement, ProbeError};
+use crate::measurement::{ErrorKind, Measurement, ProbeError, Redirected};
 use std::sync::Arc;
 use std::time::Duration;
 use timing::{HandshakeStartRecorder, PhaseClock, TimedConnectLayer, TimedResolver};
@@ -174,15 +174,6 @@ impl Prober {
             None if site.keep_alive => &self.pooled,
             None => &self.fresh,
         };
-        let mut request = client
-            .request(site.method.clone(), site.request_url.expose().clone())
-            .headers(site.headers.clone());
-        if let Some(body) = &site.body {
-            if let Some(ct) = &body.content_type {
-                request = request.header(reqwest::header::CONTENT_TYPE, ct.clone());
-            }
-            request = request.body(body.bytes.clone());
-        }
         let phase_clock = Arc::new(PhaseClock::default());
         let mut progress = Progress {
             captured: (!site.checks.is_empty()).then(Captured::default),
@@ -191,7 +182,7 @@ impl Prober {
         let start = Instant::now();
         let result = tokio::time::timeout(
             site.timeout,
-            Arc::clone(&phase_clock).scope(fetch(request, site.max_body, start, &mut progress)),
+            Arc::clone(&phase_clock).scope(fetch(client, site, start, &mut progress)),
         )
         .await;
         let ended = Instant::now();
@@ -200,17 +191,25 @@ impl Prober {
             Ok(Ok(())) => match progress.status {
                 Some(code) if !site.expect_status.matches(code) => Some(ProbeError {
                     kind: ErrorKind::Status,
-                    message: format!("status {code}, expected {}", site.expect_status),
+                    message: match &progress.not_followed {
+                        Some(to) => format!(
+                            "status {code}, expected {}; the redirect to {to} was not followed (follow_redirects: {})",
+                            site.expect_status,
+                            site.follow_redirects.as_str()
+                        ),
+                        None => format!("status {code}, expected {}", site.expect_status),
+                    },
                 }),
                 _ => None,
             },
             Ok(Err(failure)) => {
-                let (Failure::Send(e) | Failure::Body(e)) = &failure;
-                if let Some(ours) = monitor_failure(e) {
-                    return Err(ours);
-                }
-                if let Some(url) = e.url() {
-                    progress.last_url = Some(url.clone());
+                if let Failure::Send(e) | Failure::Body(e) = &failure {
+                    if let Some(ours) = monitor_failure(e) {
+                        return Err(ours);
+                    }
+                    if let Some(url) = e.url() {
+                        progress.last_url = Some(url.clone());
+                    }
                 }
                 Some(classify(failure, &instants))
             }
@@ -238,6 +237,16 @@ impl Prober {
             }
             e
         });
+        let redirect = (progress.hops > 0).then(|| {
+            Arc::new(Redirected {
+                hops: progress.hops,
+                final_url: progress
+                    .last_url
+                    .as_ref()
+                    .map(|u| shown_url(u, site))
+                    .unwrap_or_default(),
+            })
+        });
         let measurement = Measurement {
             location: None,
             site: Arc::clone(&target.name),
@@ -258,6 +267,7 @@ impl Prober {
             metrics: Vec::new(),
             tls,
             maintenance: false,
+            redirect,
         };
         Ok((measurement, captured))
     }
@@ -284,6 +294,10 @@ struct Progress {
     /// The URL of the latest hop, when known: the response's (after redirects) or the failed
     /// request's.
     last_url: Option<url::Url>,
+    /// Redirects followed.
+    hops: u32,
+    /// A redirect the site's policy did not follow, where it pointed (shown, redacted).
+    not_followed: Option<String>,
 }
 
 impl Progress {
@@ -299,15 +313,98 @@ impl Progress {
 enum Failure {
     Send(reqwest::Error),
     Body(reqwest::Error),
+    TooManyRedirects,
 }
 
+/// The statuses that redirect (with a `Location`).
+fn is_redirect(status: reqwest::StatusCode) -> bool {
+    matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308)
+}
+
+/// `url` as a measurement may show it: the password of its userinfo and the site's secrets
+/// replaced by `***`.
+fn shown_url(url: &url::Url, site: &SiteConfig) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    site.redact(url.as_str())
+}
+
+/// Sends the site's request and follows its redirects by the site's policy, hop by hop (not by
+/// reqwest's policy, which would carry the site's own headers, such as an API key, to any host
+/// a response names): a hop to the site's own origin gets the method, headers, basic auth and
+/// body as the first did (a 303, and a 301 or 302 of a POST, turn into a GET without a body, as
+/// browsers do); a hop to another origin gets none of the headers, no basic auth and no body.
+/// Reads the final response's body up to the site's `max_body`.
 async fn fetch(
-    request: reqwest::RequestBuilder,
-    max_body: u64,
+    client: &reqwest::Client,
+    site: &SiteConfig,
     start: Instant,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
-    let mut response = request.send().await.map_err(Failure::Send)?;
+    let first = site.request_url.expose();
+    let origin = first.origin();
+    let mut url = first.clone();
+    let mut method = site.method.clone();
+    let mut with_body = site.body.is_some();
+    let mut response = loop {
+        let own = url.origin() == origin;
+        let mut request = client.request(method.clone(), url.clone());
+        if own {
+            request = request.headers(site.headers.clone());
+            // The first hop's userinfo is turned into basic auth by reqwest; a later hop's URL
+            // comes from a Location and has none.
+            if progress.hops > 0 && !first.username().is_empty() {
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                request =
+                    request.basic_auth(decode(first.username()), first.password().map(decode));
+            }
+            if with_body && let Some(body) = &site.body {
+                if let Some(ct) = &body.content_type {
+                    request = request.header(reqwest::header::CONTENT_TYPE, ct.clone());
+                }
+                request = request.body(body.bytes.clone());
+            }
+        }
+        let response = request.send().await.map_err(Failure::Send)?;
+        let status = response.status();
+        let next = is_redirect(status)
+            .then(|| response.headers().get(reqwest::header::LOCATION))
+            .flatten()
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+            .filter(|n| matches!(n.scheme(), "http" | "https"));
+        let Some(next) = next else {
+            break response;
+        };
+        let follow = match site.follow_redirects {
+            crate::config::FollowRedirects::Any => true,
+            crate::config::FollowRedirects::SameOrigin => next.origin() == origin,
+            crate::config::FollowRedirects::Never => false,
+        };
+        if !follow {
+            progress.not_followed = Some(shown_url(&next, site));
+            break response;
+        }
+        if progress.hops as usize >= MAX_REDIRECTS {
+            progress.last_url = Some(next);
+            return Err(Failure::TooManyRedirects);
+        }
+        progress.hops += 1;
+        let to_get = status == reqwest::StatusCode::SEE_OTHER && method != reqwest::Method::HEAD
+            || matches!(status.as_u16(), 301 | 302) && method == reqwest::Method::POST;
+        if to_get {
+            method = reqwest::Method::GET;
+            with_body = false;
+        }
+        progress.last_url = Some(next.clone());
+        url = next;
+    };
     progress.ttfb = Some(start.elapsed());
     progress.last_url = Some(response.url().clone());
     progress.status = Some(response.status().as_u16());
@@ -323,6 +420,7 @@ async fn fetch(
             })
             .collect();
     }
+    let max_body = site.max_body;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
@@ -349,6 +447,12 @@ async fn fetch(
 
 fn classify(failure: Failure, phases: &timing::PhaseInstants) -> ProbeError {
     let (kind, err) = match failure {
+        Failure::TooManyRedirects => {
+            return ProbeError {
+                kind: ErrorKind::Http,
+                message: format!("too many redirects (more than {MAX_REDIRECTS})"),
+            };
+        }
         Failure::Body(e) => (
             if e.is_timeout() {
                 ErrorKind::Timeout
@@ -421,7 +525,8 @@ fn build_client(
         .tls_backend_preconfigured(tls)
         .dns_resolver(Arc::new(TimedResolver))
         .connector_layer(TimedConnectLayer)
-        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        // Redirects are followed by `fetch`, by the site's policy.
+        .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .tcp_nodelay(true)
         .pool_max_idle_per_host(idle)

@@ -50,13 +50,31 @@ async fn not_found() -> Response {
 async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Response {
     let token = shared.token.load();
     let Some(token) = token.as_ref() else {
+        // No token: only requests addressed to this server's own names (a page of another
+        // name that resolves here, DNS rebinding, must not read the API from a browser).
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        if let Some(host) = host
+            && !shared.hosts.load().allows(&host)
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this server does not answer requests addressed to {}: list the name in server.allowed_hosts, or set a token (server.auth_token_env)",
+                    crate::config::printable(&host)
+                ),
+            );
+        }
         return next.run(request).await;
     };
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .map(str::to_owned);
     let query = request.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -76,9 +94,25 @@ async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Resp
     r
 }
 
-/// Compares without an early exit, so the time taken does not tell how much of a guess matched.
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235: `bearer`, `BEARER`), and spaces may follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Compares in a time that depends on neither where the inputs differ nor their lengths: both
+/// are hashed (SHA-256) and the digests compared without an early exit.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use sha2::{Digest, Sha256};
+    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
+    x.iter()
+        .zip(y.iter())
+        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
+        == 0
 }
 
 async fn metrics(State(shared): Shared_, headers: HeaderMap) -> Response {
@@ -475,48 +509,80 @@ async fn report(
 }
 
 /// The live events as Server-Sent Events: each `data:` is one object of `--output json`.
-async fn events(State(shared): Shared_) -> Response {
+///
+/// Each client reads a bounded subscription of the bus ([`super::STREAM_BUDGET`]): stats are
+/// coalesced to the newest of each view, probes shed beyond the budget (a `dropped` event says
+/// how many). A watchdog closes the connection of a client that stays over its budget without
+/// reading for [`super::STREAM_PATIENCE`] (a log line and `sitewatch_stream_disconnects_total`),
+/// and of every client when the token changes.
+async fn events(
+    State(shared): Shared_,
+    close: Option<axum::Extension<super::CloseConnection>>,
+) -> Response {
     let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many event-stream clients",
         );
     };
-    let mut sub = shared.bus.subscribe();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1024);
-    // The bus's subscriptions block: a thread forwards into the stream until the client goes.
-    std::thread::spawn(move || {
+    let close = close.map_or_else(tokio_util::sync::CancellationToken::new, |c| c.0.0.clone());
+    let sub = shared.bus.subscribe_bounded(super::STREAM_BUDGET);
+    let watch = sub.watch();
+    let epoch = shared.token_epoch.load_full();
+    let metrics = Arc::clone(&shared.metrics);
+    let watchdog_close = close.clone();
+    tokio::spawn(async move {
         let _permit = permit;
-        loop {
-            match sub.recv_timeout(Duration::from_secs(1)) {
-                crate::event::Waited::Received(Received::Event(e)) => {
-                    let line = wire::to_value(&e).to_string();
-                    if tx.blocking_send(line).is_err() {
-                        return;
-                    }
-                }
-                crate::event::Waited::Received(Received::Dropped(n)) => {
-                    let line = json!({"event": "dropped", "probes": n}).to_string();
-                    if tx.blocking_send(line).is_err() {
-                        return;
-                    }
-                }
-                crate::event::Waited::Timeout => {
-                    if tx.is_closed() {
-                        return;
-                    }
-                }
-                crate::event::Waited::Closed => return,
+        let reason = loop {
+            tokio::select! {
+                _ = watchdog_close.cancelled() => return,
+                _ = epoch.cancelled() => break "token",
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
+            match watch.stalled(super::STREAM_PATIENCE) {
+                None => {}
+                Some(crate::event::Stalled::Evicted) => {
+                    tracing::warn!(
+                        "an event-stream client fell more than four budgets behind; disconnected"
+                    );
+                    break "evicted";
+                }
+                Some(crate::event::Stalled::NotReading(idle)) => {
+                    tracing::warn!(
+                        "an event-stream client read nothing for {:.1} s while {} KB waited; disconnected",
+                        idle.as_secs_f64(),
+                        watch.waiting_bytes() / 1024
+                    );
+                    break "stalled";
+                }
+            }
+        };
+        if reason == "token" {
+            tracing::info!(
+                "the server's token changed; an event stream opened with the old one is closed"
+            );
         }
+        metrics.stream_disconnected(reason);
+        watchdog_close.cancel();
     });
-    let stream = futures_util::stream::poll_fn(move |cx| {
-        rx.poll_recv(cx).map(|o| {
-            o.map(|line| {
-                Ok::<_, std::convert::Infallible>(axum::response::sse::Event::default().data(line))
-            })
-        })
-    });
+    let stream = futures_util::stream::unfold(
+        (sub, close),
+        |(mut sub, close): (
+            crate::event::Subscription,
+            tokio_util::sync::CancellationToken,
+        )| async move {
+            let received = tokio::select! {
+                _ = close.cancelled() => None,
+                r = sub.recv() => r,
+            }?;
+            let line = match received {
+                Received::Event(e) => wire::to_value(&e).to_string(),
+                Received::Dropped(n) => json!({"event": "dropped", "probes": n}).to_string(),
+            };
+            let event = axum::response::sse::Event::default().data(line);
+            Some((Ok::<_, std::convert::Infallible>(event), (sub, close)))
+        },
+    );
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
@@ -576,4 +642,28 @@ async fn daily_bars(shared: &Arc<Shared>) -> Arc<crate::history::DailyBars> {
     *shared.daily.lock().unwrap_or_else(|e| e.into_inner()) =
         Some((std::time::Instant::now(), Arc::clone(&bars)));
     bars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER   abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[test]
+    fn tokens_compare_by_content_whatever_their_length() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret-longer"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(constant_time_eq(b"", b""));
+    }
 }

@@ -97,6 +97,12 @@ struct TlsSeries {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StreamLabels {
+    location: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LocationLabels {
     location: String,
 }
@@ -138,6 +144,7 @@ pub struct Metrics {
     overloaded: Family<LocationLabels, Gauge>,
     skipped_overload: Family<LocationLabels, Counter>,
     dropped: Family<LocationLabels, Counter>,
+    stream_disconnects: Family<StreamLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     cluster_role: Family<RoleLabels, Gauge>,
     ssl_expiry: Family<SiteLabels, Gauge>,
@@ -186,6 +193,7 @@ impl Metrics {
             cluster_role: Family::default(),
             skipped_overload: Family::default(),
             dropped: Family::default(),
+            stream_disconnects: Family::default(),
             deliveries: Family::default(),
             ssl_expiry: Family::default(),
             tls_version: Family::default(),
@@ -313,6 +321,11 @@ impl Metrics {
             m.dropped.clone(),
         );
         r.register(
+            "sitewatch_stream_disconnects",
+            "Event-stream clients disconnected because they did not read (reason: stalled, evicted) or their token was rotated (token)",
+            m.stream_disconnects.clone(),
+        );
+        r.register(
             "sitewatch_notifications",
             "Notification outcomes by notifier and result (delivered, retrying, failed)",
             m.deliveries.clone(),
@@ -380,6 +393,16 @@ impl Metrics {
     /// Probe events lost because this consumer fell behind.
     pub fn dropped(&self, n: u64) {
         self.dropped.get_or_create(&self.here()).inc_by(n);
+    }
+
+    /// An event-stream client was disconnected by the server (`stalled`, `evicted`, `token`).
+    pub fn stream_disconnected(&self, reason: &'static str) {
+        self.stream_disconnects
+            .get_or_create(&StreamLabels {
+                location: self.location.clone(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn set_in_flight(&self, n: usize) {

@@ -6,7 +6,9 @@
 //!
 //! Hardening: one accept loop with a cap on open connections (beyond it a `503` and close), a
 //! header read timeout (slowloris), a cap on the request head (16 KiB), a cap on event-stream
-//! clients; every path but `/healthz` needs the bearer token when one is configured.
+//! clients and on the bytes each may have waiting (one that does not read is disconnected);
+//! every path but `/healthz` needs the bearer token when one is configured, and without one only
+//! requests addressed to this server's own names are answered (DNS rebinding).
 
 mod api;
 pub mod board;
@@ -34,6 +36,18 @@ pub const MAX_STREAMS: usize = 64;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most bytes of a request head.
 pub const MAX_HEAD: usize = 16 * 1024;
+/// Estimated bytes of events one event-stream client may have waiting (beside the newest stats
+/// of each view, which replace each other): beyond it its probe events are shed, and a client
+/// that then takes nothing for [`STREAM_PATIENCE`] is disconnected.
+pub const STREAM_BUDGET: usize = 1024 * 1024;
+/// How long a client over its budget may go without reading.
+pub const STREAM_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Closes one connection from inside a request handler's reach (an event stream whose client
+/// stopped reading is never polled again, so only its connection's task can end it). Put in
+/// every request's extensions by the accept loop.
+#[derive(Clone)]
+pub(crate) struct CloseConnection(pub(crate) CancellationToken);
 
 /// What the request handlers share.
 pub struct Shared {
@@ -42,6 +56,10 @@ pub struct Shared {
     pub store: Store,
     pub bus: Bus,
     pub token: ArcSwap<Option<crate::config::notify::Secret<String>>>,
+    /// Cancelled when the token changes: event streams opened with the old one end.
+    pub token_epoch: ArcSwap<CancellationToken>,
+    /// The host names a request may be addressed to when there is no token.
+    pub hosts: ArcSwap<AllowedHosts>,
     /// The scheduler's probes in flight, once it runs.
     pub in_flight: std::sync::OnceLock<InFlight>,
     /// The config's site settings, for `/api/v1/sites`.
@@ -86,6 +104,8 @@ impl Server {
             store,
             bus,
             token: ArcSwap::from_pointee(cfg.auth_token.clone()),
+            token_epoch: ArcSwap::from_pointee(CancellationToken::new()),
+            hosts: ArcSwap::from_pointee(AllowedHosts::new(cfg)),
             in_flight: std::sync::OnceLock::new(),
             config: ArcSwap::from_pointee(config.clone()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
@@ -129,7 +149,21 @@ impl Server {
     /// only then the old listener closed (a failure keeps the old one serving). The rest of the
     /// config reaches the server through [`Self::set_config`].
     pub async fn apply(&mut self, cfg: &ServerConfig) -> Result<(), BindError> {
-        self.shared.token.store(Arc::new(cfg.auth_token.clone()));
+        let old = self.shared.token.swap(Arc::new(cfg.auth_token.clone()));
+        let same = match (&*old, &cfg.auth_token) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.expose() == b.expose(),
+            _ => false,
+        };
+        if !same {
+            // Streams opened with the old token (or none) must not outlive it.
+            let epoch = self
+                .shared
+                .token_epoch
+                .swap(Arc::new(CancellationToken::new()));
+            epoch.cancel();
+        }
+        self.shared.hosts.store(Arc::new(AllowedHosts::new(cfg)));
         warn_if_open(cfg, &self.shared.bus);
         if cfg.listen == self.listen {
             return Ok(());
@@ -236,17 +270,24 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: Can
         };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             connections.spawn(async move {
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-                          content-length: 35\r\nconnection: close\r\n\r\n{\"error\":\"too many connections\"}\r\n",
-                    )
-                    .await;
+                let _ = stream.write_all(&too_many_connections()).await;
                 let _ = stream.shutdown().await;
             });
             continue;
         };
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let close = CancellationToken::new();
+        let service = {
+            let router = router.clone();
+            let close = CloseConnection(close.clone());
+            hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(close.clone());
+                let mut router = router.clone();
+                async move {
+                    tower_service::Service::call(&mut router, request.map(axum::body::Body::new))
+                        .await
+                }
+            })
+        };
         connections.spawn(async move {
             let io = hyper_util::rt::TokioIo::new(stream);
             let conn = hyper::server::conn::http1::Builder::new()
@@ -254,12 +295,72 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: Can
                 .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(io, service);
-            let _ = conn.await;
+            tokio::select! {
+                _ = conn => {}
+                // Dropping the connection closes the socket, even mid-write.
+                _ = close.cancelled() => {}
+            }
             drop(permit);
         });
     }
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+}
+
+/// The whole answer sent beyond the connection cap.
+fn too_many_connections() -> Vec<u8> {
+    let body = "{\"error\":\"too many connections\"}\n";
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The names a request without a token may be addressed to (its `Host`, port aside): this
+/// server's own. A page on another name that resolves to this machine (DNS rebinding) is
+/// refused, so it cannot read the API from a browser.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+    /// The listen address is unspecified (`0.0.0.0`, `[::]`): clients reach it by any of the
+    /// machine's addresses, so any IP literal (which no rebinding page can be addressed by).
+    any_ip: bool,
+}
+
+impl AllowedHosts {
+    pub fn new(cfg: &ServerConfig) -> Self {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        names.push(cfg.listen.ip().to_string());
+        names.extend(cfg.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        Self {
+            names,
+            any_ip: cfg.listen.ip().is_unspecified(),
+        }
+    }
+
+    /// Whether a request with this `Host` header value may be answered.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim().trim_end_matches('.');
+        // `[v6]:port`, `[v6]`, `name:port`, `name`.
+        let name = if let Some(rest) = host.strip_prefix('[') {
+            match rest.split_once(']') {
+                Some((inner, _)) => inner,
+                None => return false,
+            }
+        } else {
+            host.rsplit_once(':').map_or(host, |(n, _)| n)
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.any_ip && name.parse::<std::net::IpAddr>().is_ok() {
+            return true;
+        }
+        self.names.contains(&name)
+    }
 }
 
 /// The status page's data: the board's sites and reports, and the stored `history` (newest
@@ -359,5 +460,54 @@ fn page_of(
             .collect(),
         views,
         events_path: "/api/v1/events".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(listen: &str, extra: &[&str]) -> AllowedHosts {
+        AllowedHosts::new(&ServerConfig {
+            listen: listen.parse().unwrap(),
+            auth_token: None,
+            allowed_hosts: extra.iter().map(|h| h.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn only_this_servers_own_names_are_allowed_without_a_token() {
+        let h = hosts("127.0.0.1:9184", &["status.example.com"]);
+        for ok in [
+            "127.0.0.1:9184",
+            "localhost",
+            "LOCALHOST:80",
+            "[::1]:9184",
+            "status.example.com",
+            "status.example.com.:9184",
+        ] {
+            assert!(h.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "localhost.evil.example:9184",
+            "10.0.0.1:9184",
+            "[::1",
+            "",
+        ] {
+            assert!(!h.allows(bad), "{bad}");
+        }
+        // Listening on every address: any IP literal (no rebinding page is addressed by one).
+        let any = hosts("0.0.0.0:9184", &[]);
+        assert!(any.allows("192.168.1.20:9184") && any.allows("[fe80::1]:9184"));
+        assert!(!any.allows("nas.local:9184"));
+    }
+
+    #[test]
+    fn the_503_beyond_the_cap_has_the_right_length() {
+        let answer = String::from_utf8(too_many_connections()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("content-length: {}", body.len())));
     }
 }

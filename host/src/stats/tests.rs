@@ -18,6 +18,7 @@ fn us(secs: i64) -> i64 {
 
 fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
     Measurement {
+        redirect: None,
         location: None,
         site: Arc::from("s"),
         url: Arc::from("http://s/"),
@@ -46,6 +47,7 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
 
 fn failed(secs: i64, kind: ErrorKind) -> Measurement {
     Measurement {
+        redirect: None,
         location: None,
         time: at(secs),
         ok: false,

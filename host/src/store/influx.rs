@@ -696,6 +696,7 @@ mod tests {
 
     fn measurement() -> Measurement {
         Measurement {
+            redirect: None,
             location: None,
             site: "my site, \"quoted\"=x".into(),
             url: "http://a.test/p?q=1 2".into(),

@@ -248,6 +248,7 @@ impl Store {
             let duration = us(14)?.or(us(4)?).unwrap_or_default();
             let ended = time + chrono::TimeDelta::from_std(duration).unwrap_or_default();
             Ok(Measurement {
+                redirect: None,
                 location: None,
                 site: Arc::clone(&site),
                 url: Arc::clone(&url),

@@ -6,6 +6,7 @@ use crate::measurement::{ErrorKind, Phases, ProbeError};
 
 fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
     Measurement {
+        redirect: None,
         location: None,
         site: site.into(),
         url: format!("http://{site}.test/").into(),

@@ -152,6 +152,18 @@ impl Running {
             .map(|r| r.unwrap())
     }
 
+    /// The process's resident memory now, in MiB.
+    pub fn rss_mib(&self) -> f64 {
+        let pid = self.child.id().expect("running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib / 1024.0
+    }
+
     /// Measurements in this run's store so far.
     pub fn probe_count_in_store(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.dir.path().join("sitewatch-data/sitewatch.db"))

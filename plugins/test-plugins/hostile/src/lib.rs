@@ -1,5 +1,6 @@
 //! A misbehaving check for the host's sandbox tests. Config `{"mode": ...}`:
-//! `loop` spins forever, `alloc` allocates until it is stopped, `panic` panics with a message,
+//! `loop` spins forever, `alloc` allocates until it is stopped, `hold` allocates `mib` MiB and
+//! keeps it for `ms` milliseconds (spinning) before it passes, `panic` panics with a message,
 //! `trap` executes `unreachable`, `pass` passes, `fail` (or no mode) fails with an escape-laden
 //! reason.
 
@@ -26,6 +27,19 @@ impl Guest for Hostile {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "hold" => {
+                let mib = v["mib"].as_u64().unwrap_or(1) as usize;
+                let ms = v["ms"].as_u64().unwrap_or(100);
+                let hoard = vec![1u8; mib << 20];
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(ms) {
+                    std::hint::black_box(&hoard);
+                }
+                Ok(CheckResult {
+                    verdict: Verdict::Pass,
+                    metrics: vec![],
+                })
             }
             "panic" => panic!("hostile plugin panicked on purpose"),
             "trap" => std::process::abort(),

@@ -95,6 +95,8 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
     for _ in 0..16 {
         stuck.push(stuck_client(port).await);
     }
+    run.collect_for(Duration::from_millis(300)).await;
+    let sockets_with_stuck = run.socket_count();
     let t0 = Instant::now();
     let mut peak = baseline;
     while t0.elapsed() < Duration::from_secs(15) {
@@ -107,20 +109,11 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
     let disconnected = metric_sum(&metrics, "sitewatch_stream_disconnects_total", "");
     // Each stuck client's connection was closed by the server: reading what the kernel held
     // ends in EOF or a reset.
-    let mut closed = 0;
-    for mut s in stuck {
-        let mut buf = vec![0u8; 64 * 1024];
-        let ended = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        closed += usize::from(ended.is_ok());
-    }
+    // Each stuck client's connection was closed by the server: sitewatch holds no socket for
+    // it any more (how soon the client sees the end depends on TCP's persist timer with a
+    // window this small, not on sitewatch).
+    let sockets_left = run.socket_count();
+    drop(stuck);
     let recent = stats_seen
         .lock()
         .unwrap()
@@ -144,7 +137,10 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert_eq!(closed, 16, "the stuck clients' connections are closed");
+    assert!(
+        sockets_left + 16 <= sockets_with_stuck,
+        "the stuck clients' sockets are closed: {sockets_with_stuck} with them, {sockets_left} after"
+    );
     assert!(
         recent > 0,
         "a client that reads keeps its stream and gets stats"

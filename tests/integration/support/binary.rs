@@ -164,6 +164,19 @@ impl Running {
         kib / 1024.0
     }
 
+    /// The sockets the process has open now.
+    pub fn socket_count(&self) -> usize {
+        let pid = self.child.id().expect("running");
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+            })
+            .count()
+    }
+
     /// Measurements in this run's store so far.
     pub fn probe_count_in_store(&self) -> i64 {
         let conn = rusqlite::Connection::open(self.dir.path().join("sitewatch-data/sitewatch.db"))

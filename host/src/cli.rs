@@ -133,7 +133,7 @@ pub struct PluginTestArgs {
     #[arg(long, conflicts_with_all = ["config", "response"])]
     pub cases: Option<PathBuf>,
     /// Time limit of the call.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = plugin_time_limit)]
     pub time_limit: std::time::Duration,
     /// Memory limit of the call, in MiB.
     #[arg(long, default_value_t = 32)]
@@ -199,7 +199,7 @@ pub struct ReportArgs {
     /// The timeframe: from this long ago until now, e.g. `24h`, `30m`, `7d`, `90d`. Raw
     /// measurements answer while they are kept (7 days); beyond, the finest rollup tier that
     /// covers the timeframe (minute 30 days, hour a year, day 5 years), as the report says.
-    #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "24h", value_parser = crate::report::parse_since)]
     pub since: std::time::Duration,
     /// One row per day, week or month per site (whole periods: the first is the one holding
     /// the start of the timeframe).
@@ -239,7 +239,7 @@ pub struct ReportArgs {
 #[derive(Debug, Args, Clone)]
 pub struct AlertsArgs {
     /// How far back, e.g. `7d`.
-    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "7d", value_parser = crate::report::parse_since)]
     pub since: std::time::Duration,
     /// Only alerts of sites with this tag (repeat it, or give a comma list). Tags are read
     /// from the config.
@@ -266,6 +266,11 @@ pub struct OutboxArgs {
     pub output: OutputFormat,
     #[command(flatten)]
     pub data_dir: DataDirArg,
+}
+
+/// `--time-limit` of `plugin test`: the limits a config may give a call.
+fn plugin_time_limit(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::values::plugin_time_limit(text)
 }
 
 impl Cli {

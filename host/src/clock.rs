@@ -147,6 +147,15 @@ pub fn rfc3339_seconds(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// `d` before `now`, or the earliest time chrono represents when that is further back (never an
+/// overflow panic, whatever duration a user typed).
+pub fn ago(now: DateTime<Utc>, d: std::time::Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// Formats a timestamp as RFC 3339 UTC with millisecond precision, as JSON events carry it.
 pub fn rfc3339_millis(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

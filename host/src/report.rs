@@ -8,6 +8,33 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The longest timeframe a report or an alert listing takes (a century, as the longest
+/// retention): a longer one could not be told from "everything", and far longer ones do not fit
+/// a calendar.
+pub const MAX_SINCE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// Parses a timeframe (`--since`, `?since=`): a duration such as `24h`, `7d` or `90d`, longer
+/// than zero and at most [`MAX_SINCE`]. The message says what was wrong and what to give.
+pub fn parse_since(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let d = humantime::parse_duration(t).map_err(|e| {
+        format!(
+            "\"{}\" is not a duration ({e}); e.g. 24h, 30m, 7d",
+            crate::config::printable(t)
+        )
+    })?;
+    if d.is_zero() {
+        return Err(format!("\"{t}\" is no time at all; e.g. 24h, 30m, 7d"));
+    }
+    if d > MAX_SINCE {
+        return Err(format!(
+            "\"{}\" reaches back further than a century; e.g. 365d",
+            crate::config::printable(t)
+        ));
+    }
+    Ok(d)
+}
+
 /// The stats of every stored site (or just `site`) from `now - since` to `now`; availability is
 /// judged against `threshold` (the configured one). Probes in maintenance windows are left out
 /// unless `include_maintenance`.
@@ -20,7 +47,7 @@ pub fn stats_since(
     include_maintenance: bool,
 ) -> Result<StatsReport, StoreError> {
     let conn = store.connect()?;
-    let from = now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX);
+    let from = crate::clock::ago(now, since);
     let last = store.last_alerts(&conn)?;
     let mut sites = Vec::new();
     for (name, url) in store.sites_since(&conn, from)? {
@@ -77,10 +104,7 @@ pub fn alerts_since(
 ) -> Result<Vec<(Alert, Vec<crate::notify::outbox::DeliveryRecord>)>, StoreError> {
     // Creates the notification tables of a store last written by an older sitewatch.
     let conn = store.connect_for_writing()?;
-    let alerts = store.alerts_with_ids_since(
-        &conn,
-        now - chrono::TimeDelta::from_std(since).unwrap_or(chrono::TimeDelta::MAX),
-    )?;
+    let alerts = store.alerts_with_ids_since(&conn, crate::clock::ago(now, since))?;
     alerts
         .into_iter()
         .map(|(id, a)| Ok((a, crate::notify::outbox::deliveries(&conn, id)?)))

@@ -18,6 +18,7 @@ mod faults;
 mod history;
 mod hostile;
 mod influx;
+mod lossless;
 mod monitoring;
 mod notify;
 mod plugins;

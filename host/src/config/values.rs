@@ -10,6 +10,12 @@ pub fn positive_duration(raw: &RawDuration) -> Result<Duration, String> {
     positive_duration_up_to(raw, Duration::from_secs(366 * 24 * 3600), "a year")
 }
 
+/// A plugin call's time limit typed on the command line (`plugin test --time-limit`): what
+/// `time_limit` takes in a config.
+pub fn plugin_time_limit(text: &str) -> Result<Duration, String> {
+    positive_duration(&RawDuration::Text(text.to_owned()))
+}
+
 /// A retention: years are fine (nothing waits on it), a century is the sanity limit.
 pub fn retention(raw: &RawDuration) -> Result<Duration, String> {
     positive_duration_up_to(raw, Duration::from_secs(100 * 366 * 24 * 3600), "a century")

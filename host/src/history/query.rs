@@ -5,7 +5,7 @@ use super::period::{By, Calendar, Period};
 use super::rollups::load_row;
 use super::tier::{Retention, Tier, days};
 use crate::stats::WindowStats;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -167,7 +167,7 @@ struct Plan {
 }
 
 fn plan(req: &Request, retention: &Retention, now: DateTime<Utc>) -> Result<Plan, HistoryError> {
-    let asked = now - TimeDelta::from_std(req.since).unwrap_or(TimeDelta::MAX);
+    let asked = crate::clock::ago(now, req.since);
     let start = match req.by {
         Some(by) => req.calendar.period_of(by, asked).start,
         None => asked,

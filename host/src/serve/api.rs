@@ -292,12 +292,82 @@ async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
     Json(v).into_response()
 }
 
-/// The `since` query parameter, or why it is not a duration (for a 400).
+/// The `since` query parameter, or why it is not a timeframe (for a 400).
 fn since(q: &HashMap<String, String>, default: Duration) -> Result<Duration, String> {
     match q.get("since") {
         None => Ok(default),
-        Some(t) => humantime::parse_duration(t)
-            .map_err(|e| format!("since: \"{t}\" is not a duration ({e}); e.g. 24h, 30m, 7d")),
+        Some(t) => crate::report::parse_since(t).map_err(|e| format!("since: {e}")),
+    }
+}
+
+/// The parameters of `/api/v1/report`, checked: each bad one is a message for a 400.
+#[derive(Debug)]
+struct ReportQuery {
+    request: crate::history::Request,
+    csv: bool,
+}
+
+impl ReportQuery {
+    fn parse(q: &HashMap<String, String>) -> Result<Self, String> {
+        use crate::history::{By, Calendar};
+        let since = since(q, Duration::from_secs(24 * 3600))?;
+        let include_maintenance = match q.get("maintenance").map(String::as_str) {
+            None | Some("exclude") => false,
+            Some("include") => true,
+            Some(other) => {
+                return Err(format!(
+                    "maintenance=\"{}\": use include or exclude (the default)",
+                    crate::config::printable(other)
+                ));
+            }
+        };
+        let by = match q.get("by") {
+            None => None,
+            Some(b) => Some(By::parse(b).ok_or_else(|| {
+                format!(
+                    "by=\"{}\": use day, week or month",
+                    crate::config::printable(b)
+                )
+            })?),
+        };
+        let sla = match q.get("sla") {
+            None => None,
+            Some(v) => Some(v.trim().parse::<f64>().map_err(|_| {
+                format!(
+                    "sla=\"{}\": give the objective in percent, e.g. 99.9",
+                    crate::config::printable(v)
+                )
+            })?),
+        };
+        if by.is_some() && sla.is_some() {
+            return Err("sla and by cannot be combined".into());
+        }
+        let calendar = Calendar::parse(
+            q.get("tz").map(String::as_str),
+            q.get("week_start").map(String::as_str),
+            "",
+        )?;
+        let csv = match q.get("output").map(String::as_str) {
+            None | Some("json") => false,
+            Some("csv") => true,
+            Some(other) => {
+                return Err(format!(
+                    "output=\"{}\": use json (the default) or csv",
+                    crate::config::printable(other)
+                ));
+            }
+        };
+        Ok(Self {
+            request: crate::history::Request {
+                since,
+                site: q.get("site").cloned(),
+                by,
+                sla,
+                calendar,
+                include_maintenance,
+            },
+            csv,
+        })
     }
 }
 
@@ -352,68 +422,23 @@ async fn report(
     Query(q): Query<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    use crate::history::{self, By, Calendar, Source};
+    use crate::history::{self, Source};
     let bad = |why: String| error(StatusCode::BAD_REQUEST, why);
-    let since = match since(&q, Duration::from_secs(24 * 3600)) {
-        Ok(s) => s,
+    let ReportQuery { request, csv } = match ReportQuery::parse(&q) {
+        Ok(r) => r,
         Err(why) => return bad(why),
     };
-    let site = q.get("site").cloned();
-    let include_maintenance = match q.get("maintenance").map(String::as_str) {
-        None | Some("exclude") => false,
-        Some("include") => true,
-        Some(other) => {
-            return bad(format!(
-                "maintenance=\"{other}\": use include or exclude (the default)"
-            ));
-        }
-    };
-    let by = match q.get("by") {
-        None => None,
-        Some(b) => match By::parse(b) {
-            Some(b) => Some(b),
-            None => return bad(format!("by=\"{b}\": use day, week or month")),
-        },
-    };
-    let sla = match q.get("sla") {
-        None => None,
-        Some(v) => match v.parse::<f64>() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                return bad(format!(
-                    "sla=\"{v}\": give the objective in percent, e.g. 99.9"
-                ));
-            }
-        },
-    };
-    if by.is_some() && sla.is_some() {
-        return bad("sla and by cannot be combined".into());
-    }
-    let calendar = match Calendar::parse(
-        q.get("tz").map(String::as_str),
-        q.get("week_start").map(String::as_str),
-        "",
-    ) {
-        Ok(c) => c,
-        Err(why) => return bad(why),
-    };
-    let csv = match q.get("output").map(String::as_str) {
-        None | Some("json") => false,
-        Some("csv") => true,
-        Some(other) => return bad(format!("output=\"{other}\": use json (the default) or csv")),
-    };
+    let (since, site, by, sla, include_maintenance) = (
+        request.since,
+        request.site.clone(),
+        request.by,
+        request.sla,
+        request.include_maintenance,
+    );
     let config = shared.config.load_full();
     let filter = match tag_filter(query.as_deref(), &config) {
         Ok(f) => f,
         Err(r) => return *r,
-    };
-    let request = history::Request {
-        since,
-        site: site.clone(),
-        by,
-        sla,
-        calendar,
-        include_maintenance,
     };
     let retention = config.storage.retention;
     let now = chrono::Utc::now();
@@ -656,6 +681,104 @@ mod tests {
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearerabc"), None);
         assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    use proptest::prelude::*;
+
+    /// Strings that look like what people type for times, huge numbers included, and noise.
+    fn time_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[0-9]{1,22}(ns|us|ms|s|m|h|d|w|M|y|years|months)?",
+            "[0-9]{1,6}(y|d|h) ?[0-9]{0,6}(m|s)?",
+            "-?[0-9]{0,4}\\.?[0-9]{0,4}(e[0-9]{1,4})?",
+            "(UTC|Europe/Paris|Mars/Olympus|monday|sunday|Sundae|day|week|month|csv|json|include|exclude)",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
+
+        /// Any value of any parameter of `/api/v1/report` and `/api/v1/alerts`: a 400 with a
+        /// message, or a request whose time arithmetic holds; never a panic.
+        #[test]
+        fn any_report_or_alerts_parameter_is_checked(
+            values in proptest::collection::vec(time_text(), 7),
+            present in proptest::collection::vec(any::<bool>(), 7),
+        ) {
+            let keys = ["since", "by", "sla", "tz", "week_start", "output", "maintenance"];
+            let q: HashMap<String, String> = keys
+                .iter()
+                .zip(values.iter().zip(&present))
+                .filter(|(_, (_, p))| **p)
+                .map(|(k, (v, _))| (k.to_string(), v.clone()))
+                .collect();
+            let now = chrono::Utc::now();
+            match ReportQuery::parse(&q) {
+                Ok(r) => {
+                    let _ = crate::history::choose(&r.request, &Default::default(), now);
+                    let _ = crate::clock::ago(now, r.request.since);
+                }
+                Err(m) => prop_assert!(!m.is_empty()),
+            }
+            if let Ok(d) = since(&q, Duration::from_secs(7 * 24 * 3600)) {
+                let _ = crate::clock::ago(now, d);
+            }
+        }
+
+        /// The same through the command line: `report` and `alerts` take any value or refuse
+        /// it with clap's usage error (exit 2), and what they take holds its time arithmetic.
+        #[test]
+        fn any_cli_time_option_is_checked(since in time_text(), tz in time_text(), week in time_text(), sla in time_text()) {
+            use clap::Parser;
+            let now = chrono::Utc::now();
+            let args = ["sitewatch", "report", "--since", &since, "--tz", &tz, "--week-start", &week, "--sla", &sla];
+            if let Ok(cli) = crate::cli::Cli::try_parse_from(args)
+                && let crate::cli::Command::Report(r) = cli.command()
+                && let Ok(calendar) = crate::history::Calendar::parse(r.tz.as_deref(), Some(&r.week_start), "--")
+            {
+                let request = crate::history::Request {
+                    since: r.since,
+                    site: None,
+                    by: r.by,
+                    sla: r.sla,
+                    calendar,
+                    include_maintenance: false,
+                };
+                let _ = crate::history::choose(&request, &Default::default(), now);
+            }
+            if let Ok(cli) = crate::cli::Cli::try_parse_from(["sitewatch", "alerts", "--since", &since])
+                && let crate::cli::Command::Alerts(a) = cli.command()
+            {
+                let _ = crate::clock::ago(now, a.since);
+            }
+        }
+    }
+
+    #[test]
+    fn timeframes_beyond_a_century_are_refused_not_overflowed() {
+        assert!(
+            crate::report::parse_since("300000y")
+                .unwrap_err()
+                .contains("century")
+        );
+        assert!(
+            crate::report::parse_since("soon")
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(crate::report::parse_since("0s").is_err());
+        assert_eq!(
+            crate::report::parse_since("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        let q: HashMap<String, String> = [("since".to_owned(), "300000y".to_owned())].into();
+        assert!(ReportQuery::parse(&q).unwrap_err().starts_with("since: "));
+        let now = chrono::Utc::now();
+        assert_eq!(
+            crate::clock::ago(now, Duration::MAX),
+            chrono::DateTime::<chrono::Utc>::MIN_UTC
+        );
     }
 
     #[test]

@@ -523,7 +523,7 @@ impl Writer {
 }
 
 fn cutoff_us(now: chrono::DateTime<chrono::Utc>, keep: Duration) -> i64 {
-    (now - chrono::TimeDelta::from_std(keep).unwrap_or(chrono::TimeDelta::MAX)).timestamp_micros()
+    crate::clock::ago(now, keep).timestamp_micros()
 }
 
 /// Raw rows deleted per statement, at most.

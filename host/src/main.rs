@@ -491,26 +491,26 @@ fn notify_test(args: NotifyTestArgs) -> anyhow::Result<()> {
 
 fn notify_list(args: NotifyListArgs) -> anyhow::Result<()> {
     use sitewatch::notify::outbox::QueueSummary;
-    let config = Config::load(&args.config.config)?;
+    // Names and types only: the list reads the store, and needs none of the notifiers' secrets.
+    let notifiers = Config::notifier_names(&args.config.config)?;
     let summaries = match Store::existing(&args.data_dir.data_dir) {
         Ok(store) => sitewatch::notify::outbox::summaries(&store.connect_for_writing()?)?,
         Err(sitewatch::store::StoreError::Missing { .. }) => Default::default(),
         Err(e) => return Err(e.into()),
     };
-    let mut rows: Vec<(String, String, QueueSummary)> = config
-        .notify
+    let mut rows: Vec<(String, String, QueueSummary)> = notifiers
         .iter()
-        .map(|n| {
+        .map(|(name, kind)| {
             (
-                n.name.clone(),
-                n.kind().as_str().to_owned(),
-                summaries.get(&n.name).cloned().unwrap_or_default(),
+                name.clone(),
+                kind.clone(),
+                summaries.get(name).cloned().unwrap_or_default(),
             )
         })
         .collect();
     let mut gone: Vec<_> = summaries
         .iter()
-        .filter(|(name, _)| !config.notify.iter().any(|n| &n.name == *name))
+        .filter(|(name, _)| !notifiers.iter().any(|(n, _)| n == *name))
         .map(|(name, s)| (name.clone(), "(not in the config)".to_owned(), s.clone()))
         .collect();
     gone.sort_by(|a, b| a.0.cmp(&b.0));

@@ -65,3 +65,128 @@ async fn absurd_timeframes_are_refused_with_a_message_never_a_panic() {
     assert_eq!(r.status().as_u16(), 200);
     assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
 }
+
+/// The first event read so far that matches, or the next one within 15 s.
+async fn seen_or_wait(run: &mut Running, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    if let Some(e) = run.events.iter().find(|e| pred(e)) {
+        return Some(e.clone());
+    }
+    run.wait_for(Duration::from_secs(15), pred).await
+}
+
+/// A site that is down (500) from the start.
+async fn down_site() -> TestServer {
+    TestServer::start(|_| Reply::status(500)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_of_a_notification_is_counted_and_a_mismatched_smtp_server_is_not_retried() {
+    use crate::support::receiver::{Answer, Receiver};
+    use crate::support::smtp::Smtp;
+    // /flaky answers 500, 500, then 200; /refuse answers 400 at once.
+    let receiver = Receiver::start(|r, n| match (r.path.as_str(), n) {
+        ("/flaky", 0 | 1) => Answer::status(500, "try again"),
+        ("/flaky", _) => Answer::ok(),
+        _ => Answer::status(400, "no such channel"),
+    })
+    .await;
+    // An SMTP server that offers no AUTH, for a notifier that has credentials.
+    let smtp = Smtp::start().await;
+    let site = down_site().await;
+    let mut notify = vec![
+        json!({"name": "flaky", "type": "webhook", "url": receiver.url("/flaky"), "group_wait": "0s",
+               "backoff_min": "100ms", "backoff_max": "200ms", "on": ["down"]}),
+        json!({"name": "refuse", "type": "webhook", "url": receiver.url("/refuse"), "group_wait": "0s",
+               "on": ["down"]}),
+    ];
+    if let Some(smtp) = &smtp {
+        notify.push(
+            json!({"name": "mail", "type": "email", "smtp": smtp.url(), "tls": "none",
+            "from": "sitewatch@example.com", "to": ["oncall@example.com"], "group_wait": "0s",
+            "username_env": "SW_MAIL_USER", "password_env": "SW_MAIL_PASS",
+            "backoff_min": "100ms", "backoff_max": "200ms", "on": ["down"]}),
+        );
+    }
+    let config = json!({
+        "sites": [{"name": "api", "url": site.url("/"), "interval": "100ms"}],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+        "notify": notify,
+    });
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &[],
+        &[
+            ("SW_MAIL_USER", "alerts"),
+            ("SW_MAIL_PASS", "mailsecret01234"),
+        ],
+    );
+    let delivered = run
+        .wait_for(Duration::from_secs(20), |e| {
+            e["event"] == "delivery" && e["notifier"] == "flaky" && e["result"] == "delivered"
+        })
+        .await
+        .unwrap_or_else(|| panic!("flaky delivered; stderr: {}", run.stderr()));
+    assert_eq!(delivered["attempts"], 3, "{delivered}");
+    let retries: Vec<u64> = run
+        .events
+        .iter()
+        .filter(|e| e["event"] == "delivery" && e["notifier"] == "flaky")
+        .filter_map(|e| e["attempts"].as_u64())
+        .collect();
+    assert_eq!(retries, [1, 2, 3], "each request counted once");
+    let refused = seen_or_wait(&mut run, |e| {
+        e["event"] == "delivery" && e["notifier"] == "refuse"
+    })
+    .await
+    .expect("the 400");
+    assert_eq!(refused["result"], "failed");
+    assert_eq!(refused["attempts"], 1, "{refused}");
+    if smtp.is_some() {
+        let mail = seen_or_wait(&mut run, |e| {
+            e["event"] == "delivery" && e["notifier"] == "mail"
+        })
+        .await
+        .expect("the mail's outcome");
+        assert_eq!(mail["result"], "failed", "not retried: {mail}");
+        assert_eq!(mail["attempts"], 1);
+        assert!(
+            mail["detail"].as_str().unwrap().contains("authentication"),
+            "{mail}"
+        );
+        run.collect_for(Duration::from_secs(1)).await;
+        assert_eq!(
+            run.events
+                .iter()
+                .filter(|e| e["event"] == "delivery" && e["notifier"] == "mail")
+                .count(),
+            1,
+            "one attempt, no retry"
+        );
+    }
+    run.signal(nix::sys::signal::Signal::SIGTERM);
+    run.wait_exit(Duration::from_secs(15)).await.expect("exits");
+    let dir = run.dir.path().to_owned();
+    let conn = rusqlite::Connection::open(dir.join("sitewatch-data/sitewatch.db")).unwrap();
+    let stored = |notifier: &str| -> (String, i64) {
+        conn.query_row(
+            "SELECT state, attempts FROM notifications WHERE notifier = ?1 ORDER BY id LIMIT 1",
+            [notifier],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(stored("flaky"), ("delivered".into(), 3));
+    assert_eq!(stored("refuse"), ("failed".into(), 1));
+    // `notify list` reads the store: the notifiers' secrets need not be set.
+    let (code, out, err) = cli_in(&dir, &["notify", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("flaky (webhook)") && out.contains("1 delivered"),
+        "{out}"
+    );
+    if smtp.is_some() {
+        assert!(out.contains("mail (email)"), "{out}");
+    }
+}

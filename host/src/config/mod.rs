@@ -428,6 +428,24 @@ impl Config {
         Self::parse_with_env(path, bytes, &|var| std::env::var(var).ok())
     }
 
+    /// The names and types of the notifiers a config file lists, read without resolving it (no
+    /// secret from the environment is needed): for `sitewatch notify list`, which reads the
+    /// store.
+    pub fn notifier_names(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
+            .map_err(|err| serde_error(path, &bytes, err))?;
+        Ok(raw
+            .notify
+            .into_iter()
+            .map(|n| (n.name.trim().to_owned(), n.kind))
+            .collect())
+    }
+
     /// [`Self::parse`] with the environment variables read by `env`.
     pub fn parse_with_env(
         path: &Path,

@@ -101,8 +101,12 @@ pub fn pending(conn: &Connection, notifier: &str, limit: usize) -> Result<Vec<No
 /// What happened to notifications.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mark {
+    /// A request delivered them.
     Delivered,
+    /// A request was refused for good.
     Failed,
+    /// No request was made: they are too old to send (`max_age`).
+    GaveUp,
     /// An attempt failed; they stay pending.
     Attempted,
 }
@@ -123,6 +127,10 @@ pub fn mark(
                  updated_us = ?2, result = ?3 WHERE id = ?1"
             }
             Mark::Failed => {
+                "UPDATE notifications SET state = 'failed', attempts = attempts + 1,
+                 updated_us = ?2, result = ?3 WHERE id = ?1"
+            }
+            Mark::GaveUp => {
                 "UPDATE notifications SET state = 'failed', updated_us = ?2, result = ?3 WHERE id = ?1"
             }
             Mark::Attempted => {

@@ -201,6 +201,12 @@ async fn email(target: &EmailTarget, m: &EmailMessage, timeout: Duration) -> Out
             reply.message().collect::<Vec<_>>().join(" ")
         )),
         Err(e) if e.is_permanent() => Outcome::Failed(crate::error_chain(&e)),
+        // The server and the config do not fit (no AUTH mechanism the credentials can use, no
+        // STARTTLS, no encryption where the config wants it): retrying cannot help.
+        Err(e) if e.is_client() => Outcome::Failed(format!(
+            "the SMTP server and this notifier's settings do not fit (smtp, tls, username_env, password_env): {}",
+            crate::error_chain(&e)
+        )),
         Err(e) => Outcome::Retry {
             after: None,
             why: crate::error_chain(&e),

@@ -107,7 +107,7 @@ impl Worker {
                     crate::clock::human_duration(self.config.max_age)
                 );
                 let expired: Vec<Notice> = expired.into_iter().cloned().collect();
-                self.outcome(&expired, Mark::Failed, &why, None).await;
+                self.outcome(&expired, Mark::GaveUp, &why, None, 0).await;
                 continue;
             }
             let due = head[0].created + age(self.config.group_wait);
@@ -149,6 +149,8 @@ impl Worker {
         let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
         for out in payload::requests(&self.config, group) {
             let notices = &group[out.covers.clone()];
+            // Requests made for these notices in this run of the loop: each counts.
+            let mut tries = 0;
             loop {
                 if let Some(last) = *last_sent {
                     let free = last + self.config.min_interval;
@@ -173,16 +175,19 @@ impl Worker {
                     }
                 };
                 *last_sent = Some(tokio::time::Instant::now());
+                tries += 1;
                 match outcome {
                     Outcome::Delivered(answer) => {
-                        self.outcome(notices, Mark::Delivered, &answer, None).await;
+                        self.outcome(notices, Mark::Delivered, &answer, None, tries)
+                            .await;
                         if stopping {
                             return Sent::Stopped;
                         }
                         break;
                     }
                     Outcome::Failed(reply) => {
-                        self.outcome(notices, Mark::Failed, &reply, None).await;
+                        self.outcome(notices, Mark::Failed, &reply, None, tries)
+                            .await;
                         if stopping {
                             return Sent::Stopped;
                         }
@@ -201,10 +206,10 @@ impl Worker {
                                 "given up: not delivered within max_age ({}); last attempt: {why}",
                                 crate::clock::human_duration(self.config.max_age)
                             );
-                            self.outcome(notices, Mark::Failed, &why, None).await;
+                            self.outcome(notices, Mark::GaveUp, &why, None, tries).await;
                             break;
                         }
-                        self.outcome(notices, Mark::Attempted, &why, Some(wait))
+                        self.outcome(notices, Mark::Attempted, &why, Some(wait), tries)
                             .await;
                         if sleep_or_stop(wait, stop).await {
                             return Sent::Stopped;
@@ -216,7 +221,8 @@ impl Worker {
         Sent::Done
     }
 
-    /// Records an outcome in the outbox and says it on the bus, one event per notification.
+    /// Records an outcome in the outbox and says it on the bus, one event per notification,
+    /// with every request made for it so far (`tries` of them in this run of the send loop).
     /// The store write is retried for a while: a delivered notification not marked so would be
     /// sent again.
     async fn outcome(
@@ -225,6 +231,7 @@ impl Worker {
         mark: Mark,
         detail: &str,
         retry_in: Option<Duration>,
+        tries: u32,
     ) {
         let ids: Vec<i64> = notices.iter().map(|n| n.id).collect();
         let now = self.now();
@@ -245,16 +252,14 @@ impl Worker {
         }
         let result = match mark {
             Mark::Delivered => DeliveryResult::Delivered,
-            Mark::Failed => DeliveryResult::Failed,
+            Mark::Failed | Mark::GaveUp => DeliveryResult::Failed,
             Mark::Attempted => DeliveryResult::Retrying,
         };
         let notifier: Arc<str> = self.config.name.as_str().into();
         for n in notices {
-            let attempts = match mark {
-                Mark::Failed => n.attempts,
-                _ => n.attempts + 1,
-            };
-            if mark == Mark::Failed {
+            // What the store holds now: the attempts before this loop, and this loop's.
+            let attempts = n.attempts + tries;
+            if matches!(mark, Mark::Failed | Mark::GaveUp) {
                 tracing::warn!(notifier = %notifier, site = %n.alert.site, "notification failed: {detail}");
             }
             self.bus.send(Event::Delivery(Delivery {

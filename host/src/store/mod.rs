@@ -622,10 +622,21 @@ fn is_corruption(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// Renames an unreadable store (and its WAL files) aside; returns the new name.
+/// Renames an unreadable store (and its WAL files) aside; returns the new name, which never
+/// replaces an earlier one: the time to the millisecond, and a counter when that is taken too.
 fn set_aside(path: &Path) -> std::io::Result<PathBuf> {
-    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-    let aside = path.with_file_name(format!("{DB_FILE}.corrupt-{stamp}"));
+    let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+    let taken = |p: &Path| {
+        ["", "-wal", "-shm"]
+            .iter()
+            .any(|suffix| PathBuf::from(format!("{}{suffix}", p.display())).exists())
+    };
+    let mut aside = path.with_file_name(format!("{DB_FILE}.corrupt-{stamp}"));
+    let mut n = 1;
+    while taken(&aside) {
+        n += 1;
+        aside = path.with_file_name(format!("{DB_FILE}.corrupt-{stamp}-{n}"));
+    }
     std::fs::rename(path, &aside)?;
     for suffix in ["-wal", "-shm"] {
         let side = PathBuf::from(format!("{}{suffix}", path.display()));

@@ -165,6 +165,27 @@ fn the_data_dir_is_private() {
 }
 
 #[test]
+fn stores_set_aside_at_once_never_overwrite_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut kept = Vec::new();
+    for i in 0..5 {
+        let garbage = format!("not a database, number {i} ").repeat(100);
+        std::fs::write(dir.path().join(DB_FILE), &garbage).unwrap();
+        let (_, report) = Store::open(dir.path()).unwrap();
+        kept.push((report.set_aside.expect("set aside"), garbage));
+        std::fs::remove_file(dir.path().join(DB_FILE)).unwrap();
+        for side in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("{DB_FILE}{side}")));
+        }
+    }
+    for (path, garbage) in &kept {
+        assert_eq!(&std::fs::read_to_string(path).unwrap(), garbage, "{path:?}");
+    }
+    let names: std::collections::HashSet<_> = kept.iter().map(|(p, _)| p.clone()).collect();
+    assert_eq!(names.len(), 5);
+}
+
+#[test]
 fn a_corrupt_file_is_set_aside_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let garbage = b"this is not a database, just bytes that happen to be here.".repeat(100);

@@ -190,3 +190,75 @@ async fn every_request_of_a_notification_is_counted_and_a_mismatched_smtp_server
         assert!(out.contains("mail (email)"), "{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_shown_is_stored_with_its_notifications_even_when_killed_at_once() {
+    use crate::support::receiver::{Answer, Receiver};
+    let receiver = Receiver::start(|_, _| Answer::ok()).await;
+    let site = down_site().await;
+    // Five sites go down together; sitewatch is SIGKILLed the moment it shows the first alert.
+    let sites: Vec<Value> = (0..5)
+        .map(|i| json!({"name": format!("s{i}"), "url": site.url(&format!("/{i}")), "interval": "100ms"}))
+        .collect();
+    let config = json!({
+        "sites": sites,
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+        "notify": [{"name": "hook", "type": "webhook", "url": receiver.url("/hook"),
+                    "group_wait": "5s", "on": ["down"]}],
+    });
+    let mut run = Running::start(&config);
+    run.wait_for(Duration::from_secs(15), |e| e["event"] == "alert")
+        .await
+        .unwrap_or_else(|| panic!("an alert; stderr: {}", run.stderr()));
+    run.signal(nix::sys::signal::Signal::SIGKILL);
+    run.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    run.drain().await;
+    let shown: Vec<String> = run
+        .events
+        .iter()
+        .filter(|e| e["event"] == "alert")
+        .map(|e| e["site"].as_str().unwrap().to_owned())
+        .collect();
+    let dir = run.dir.path().to_owned();
+    let conn = rusqlite::Connection::open(dir.join("sitewatch-data/sitewatch.db")).unwrap();
+    let stored: Vec<String> = conn
+        .prepare("SELECT a.site FROM alerts a JOIN notifications n ON n.alert_id = a.id WHERE a.kind = 'down'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for site in &shown {
+        assert!(
+            stored.contains(site),
+            "the alert of {site} was shown but is not stored with its notification: shown {shown:?}, stored {stored:?}"
+        );
+    }
+    drop(conn);
+    // The restart delivers every stored notification: nothing a person saw goes unnotified.
+    let mut again = Running::start_in(
+        tempfile::TempDir::new_in(&dir).unwrap(),
+        &[
+            "--output",
+            "json",
+            "--config",
+            dir.join("config.json").to_str().unwrap(),
+            "--data-dir",
+            dir.join("sitewatch-data").to_str().unwrap(),
+        ],
+    );
+    for site in &shown {
+        again
+            .wait_for(Duration::from_secs(20), |e| {
+                e["event"] == "delivery" && e["site"] == site.as_str() && e["result"] == "delivered"
+            })
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "{site} notified after the restart; stderr: {}",
+                    again.stderr()
+                )
+            });
+    }
+}

@@ -4,6 +4,9 @@
 //! the bus, and to the notifiers' outboxes) only after every alert decided before it: a bounded,
 //! ordered queue of render futures. The stage is one task that the recorder owns and waits for.
 //!
+//! With a store, the stage hands each alert to the store writer, which publishes it on the bus
+//! once it is committed; without one (tests), it publishes it itself.
+//!
 //! The stage also routes each alert to the notifiers that want it, and renders it with each
 //! notifier's own formatter: the store writes the alert and its notifications in one
 //! transaction, so a crash loses neither or both.
@@ -107,10 +110,12 @@ impl AlertStage {
                     if written.get(&alert.site) == Some(&false) {
                         continue;
                     }
-                    if let Some(store) = &store {
-                        store.send(Record::Alert(alert.clone(), queued));
+                    // With a store, the store writer publishes the alert once it is stored
+                    // (with its notifications): an alert shown is an alert a restart knows.
+                    match &store {
+                        Some(store) => store.send(Record::Alert(alert, queued)),
+                        None => bus.send(Event::Alert(alert)),
                     }
-                    bus.send(Event::Alert(alert));
                 }
             }
         });

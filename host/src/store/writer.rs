@@ -4,6 +4,10 @@
 //! memory (up to `MAX_PENDING`), an error event says so once, and writing is retried with backoff;
 //! the monitor keeps probing and alerting meanwhile.
 //!
+//! An alert is published on the bus only once the transaction holding it and its notifications
+//! has committed, so no output shows an alert that a restart would not know; an alert waiting
+//! in memory is written at once rather than with the next batch.
+//!
 //! The writer also holds the InfluxDB outbox to its limit (`storage.influxdb.max_outbox_lines`),
 //! in the same transaction as the insert: beyond it the oldest lines are dropped and counted.
 
@@ -120,6 +124,8 @@ struct Writer {
     outbox_full: Option<u64>,
     /// The rollup deltas since the last checkpoint.
     rollups: Rollups,
+    /// Alerts among `pending`.
+    alerts_pending: usize,
 }
 
 impl Writer {
@@ -137,6 +143,7 @@ impl Writer {
             last_prune: None,
             outbox_full: None,
             rollups: Rollups::default(),
+            alerts_pending: 0,
             options,
         }
     }
@@ -154,7 +161,14 @@ impl Writer {
                     self.push(r);
                     let mut connected = self.take_batch(&rx);
                     let now = Instant::now();
-                    if connected && self.retry.is_none() && now < due && self.pending.len() < BATCH
+                    // An alert is shown only once it is stored: it is written at once, not
+                    // with the next batch.
+                    let alert = self.alert_waiting();
+                    if connected
+                        && !alert
+                        && self.retry.is_none()
+                        && now < due
+                        && self.pending.len() < BATCH
                     {
                         // Sleep until the flush is due rather than waking for every record: at
                         // a steady probe rate that is one wake-up per flush, not per probe.
@@ -165,7 +179,11 @@ impl Writer {
                         self.finish();
                         return;
                     }
-                    if Instant::now() < due && self.pending.len() < BATCH {
+                    let alert = alert || self.alert_waiting();
+                    if !(alert && self.retry.is_none())
+                        && Instant::now() < due
+                        && self.pending.len() < BATCH
+                    {
                         continue;
                     }
                 }
@@ -268,7 +286,15 @@ impl Writer {
                 None => {}
             }
         }
+        if matches!(r, Record::Alert(..)) {
+            self.alerts_pending += 1;
+        }
         self.pending.push_back(r);
+    }
+
+    /// Whether an alert waits to be written.
+    fn alert_waiting(&self) -> bool {
+        self.alerts_pending > 0
     }
 
     fn flush_all(&mut self) {
@@ -276,7 +302,14 @@ impl Writer {
             let n = self.pending.len().min(BATCH);
             match self.write(n) {
                 Ok(outbox) => {
-                    self.pending.drain(..n);
+                    // Committed: the alerts of the batch (with their notifications) are durable,
+                    // and only now do the outputs and the server hear of them, in order.
+                    for record in self.pending.drain(..n) {
+                        if let Record::Alert(alert, _) = record {
+                            self.alerts_pending -= 1;
+                            self.bus.send(crate::event::Event::Alert(alert));
+                        }
+                    }
                     if let Some(dropped) = outbox {
                         self.outbox_trimmed(dropped);
                     }

@@ -43,6 +43,9 @@ pub enum MonitorError {
     /// A part of sitewatch panicked: a bug. Everything else was still shut down in order.
     #[error("the {task} panicked: {message}")]
     Panicked { task: &'static str, message: String },
+    /// Records could not be stored before the end (a full disk, for longer than the grace).
+    #[error(transparent)]
+    Unsaved(#[from] writer::Unsaved),
 }
 
 /// How to run, besides the config.
@@ -295,7 +298,11 @@ pub async fn run(
     keep(joined("recorder", recorder.await).map(drop));
     // With the recorder gone, the writer's channel closes; it flushes and stops.
     drop(store_handle);
-    keep(join_thread("store writer", store_writer).await);
+    keep(
+        join_thread("store writer", store_writer)
+            .await
+            .and_then(|r| r.map_err(MonitorError::from)),
+    );
     if let Some(i) = influx {
         keep(i.stop().await);
     }
@@ -325,10 +332,10 @@ pub fn joined<T>(
 }
 
 /// Waits for an OS thread without blocking the runtime; its panic becomes an error.
-async fn join_thread(
+async fn join_thread<T: Send + 'static>(
     task: &'static str,
-    thread: std::thread::JoinHandle<()>,
-) -> Result<(), MonitorError> {
+    thread: std::thread::JoinHandle<T>,
+) -> Result<T, MonitorError> {
     joined(
         task,
         tokio::task::spawn_blocking(move || thread.join()).await,

@@ -189,3 +189,89 @@ async fn a_corrupt_store_is_set_aside_with_a_clear_message_and_a_fresh_one_start
         "the old file is kept as it was"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_a_full_disk_keeps_trying_then_spills_and_exits_non_zero_naming_the_loss() {
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
+    let server = TestServer::start(|_| Reply::ok("ok")).await;
+    let data = disk.path().join("data");
+    let spill_dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "sites": [
+            {"name": "up", "url": server.url("/"), "interval": "50ms"},
+            {"name": "gone", "url": format!("http://127.0.0.1:{}/", closed_port()), "interval": "100ms"}
+        ],
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
+    });
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &["--data-dir", data.to_str().unwrap()],
+        &[("TMPDIR", spill_dir.path().to_str().unwrap())],
+    );
+    run.wait_for(Duration::from_secs(5), is("probe", "up"))
+        .await
+        .expect("probing");
+    fill(disk.path(), 0);
+    run.wait_for(Duration::from_secs(10), |e| {
+        e["event"] == "error" && e["source"] == "storage"
+    })
+    .await
+    .expect("the full disk is reported");
+    run.collect_for(Duration::from_secs(2)).await;
+    let t0 = std::time::Instant::now();
+    run.signal(Signal::SIGTERM);
+    let status = run
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("exits after its grace");
+    let took = t0.elapsed();
+    run.drain().await;
+    let stderr = run.stderr();
+    assert!(!status.success(), "a loss is not exit 0: {stderr}");
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(25),
+        "kept trying for the grace (10 s), then stopped: {took:?}"
+    );
+    assert!(
+        stderr.contains("were not stored") && stderr.contains("disk is full"),
+        "names the loss and why: {stderr}"
+    );
+    // The records went to a spill store on another disk, and together with the main store they
+    // are every probe the run printed.
+    let spill = std::fs::read_dir(spill_dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("sitewatch-spill-")
+        })
+        .unwrap_or_else(|| panic!("a spill store; {stderr}"))
+        .path();
+    assert!(stderr.contains(&spill.display().to_string()), "{stderr}");
+    let count = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM measurements", [], |r| r.get(0))
+            .unwrap()
+    };
+    let spilled = count(&spill.join("sitewatch.db"));
+    std::fs::remove_file(disk.path().join("filler")).unwrap();
+    let stored = count(&data.join("sitewatch.db"));
+    let printed = run.events.iter().filter(|e| e["event"] == "probe").count() as i64;
+    assert!(spilled > 0);
+    assert_eq!(
+        stored + spilled,
+        printed,
+        "stored {stored} + spilled {spilled} = printed {printed}"
+    );
+    let (records, _) = stderr
+        .split_once(" records (")
+        .and_then(|(head, _)| head.rsplit(' ').next().map(|n| (n.to_owned(), ())))
+        .expect("the count of records not stored");
+    assert!(records.parse::<i64>().unwrap() >= spilled, "{stderr}");
+}

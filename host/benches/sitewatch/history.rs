@@ -76,7 +76,7 @@ fn writer_cpu(rollups: bool) -> f64 {
     drop(handle);
     // The shutdown checkpoint is the one a 10-minute stretch has: count it too.
     let t = Instant::now();
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
     let last = t.elapsed().as_secs_f64();
     cpu - before + last
 }

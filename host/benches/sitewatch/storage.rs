@@ -50,7 +50,10 @@ pub fn writer(
     store: &Store,
     outbox: bool,
     rollups: bool,
-) -> (writer::StoreHandle, std::thread::JoinHandle<()>) {
+) -> (
+    writer::StoreHandle,
+    std::thread::JoinHandle<Result<(), writer::Unsaved>>,
+) {
     let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
     writer::spawn(
         store.clone(),
@@ -81,7 +84,7 @@ pub fn write_all(
         n += 1;
     }
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
     (n, t.elapsed())
 }
 

@@ -93,7 +93,10 @@ fn options(rollup_every: Duration) -> WriterOptions {
 fn writer_with(
     store: &Store,
     rollup_every: Duration,
-) -> (writer::StoreHandle, std::thread::JoinHandle<()>) {
+) -> (
+    writer::StoreHandle,
+    std::thread::JoinHandle<Result<(), writer::Unsaved>>,
+) {
     let clock: crate::clock::SharedClock = Arc::new(SystemClock::new());
     writer::spawn(
         store.clone(),
@@ -109,7 +112,7 @@ fn write(store: &Store, ms: &[Measurement]) {
         h.send(Record::Measurement(m.clone()));
     }
     drop(h);
-    t.join().unwrap();
+    t.join().unwrap().expect("every record stored");
 }
 
 fn request(since: Duration, by: Option<By>) -> Request {
@@ -226,7 +229,7 @@ fn every_tier_and_period_agrees_with_the_raw_rows_before_and_after_the_checkpoin
     };
     check("raw tail");
     drop(h);
-    t.join().unwrap();
+    t.join().unwrap().expect("every record stored");
     let conn = store.connect().unwrap();
     let tail: Option<i64> = conn
         .query_row("SELECT tail_from_us FROM rollup_state", [], |r| r.get(0))
@@ -309,7 +312,7 @@ fn a_failed_write_loses_no_rollup() {
     std::thread::sleep(Duration::from_millis(5500));
     conn.execute_batch("COMMIT").unwrap();
     drop(h);
-    t.join().unwrap();
+    t.join().unwrap().expect("every record stored");
     let mut failed = false;
     while let Some(r) = events.try_recv() {
         if let crate::event::Received::Event(e) = r
@@ -443,7 +446,7 @@ fn incidents_downtime_and_the_error_budget() {
         Some("2026-12-02T06:00:00Z"),
     ));
     drop(h);
-    t.join().unwrap();
+    t.join().unwrap().expect("every record stored");
     let retention = Retention::default();
     let a = report(
         &store,

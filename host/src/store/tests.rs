@@ -71,7 +71,7 @@ fn write_all(store: &Store, records: Vec<Record>) {
         handle.send(r);
     }
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
 }
 
 #[test]
@@ -239,7 +239,7 @@ fn retention_prunes_old_measurements() {
     handle.send(Record::Measurement(old.clone()));
     handle.send(Record::Measurement(fresh.clone()));
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
     // The writer prunes at its first flush; open a fresh writer to prune what was just written.
     write_all_with_retention(&store, Duration::from_secs(3600));
     let conn = store.connect().unwrap();
@@ -327,7 +327,7 @@ fn a_failing_store_is_reported_and_nothing_is_lost_when_it_comes_back() {
         "{healthy:?}"
     );
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
     let conn = store.connect().unwrap();
     assert_eq!(
         store
@@ -507,7 +507,7 @@ fn the_writer_holds_the_outbox_to_its_limit_dropping_the_oldest_and_says_so_once
     conn.execute("DELETE FROM outbox", []).unwrap();
     send(10);
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM outbox"), 10);
 
     let mut messages = Vec::new();
@@ -817,7 +817,7 @@ fn prune_with(store: &Store, retention: crate::history::Retention) {
     );
     std::thread::sleep(Duration::from_millis(80));
     drop(handle);
-    thread.join().unwrap();
+    thread.join().unwrap().expect("every record stored");
 }
 
 #[test]

@@ -33,6 +33,30 @@ pub(super) const MAX_PENDING: usize = 20_000;
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// How long the writer keeps trying at shutdown while the store cannot be written (a full
+/// disk), before it gives up, spills what it holds to a store of its own elsewhere, and makes
+/// sitewatch exit non-zero ([`Unsaved`]).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// What the writer could not store before it stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{records} records ({measurements} measurements, {alerts} alerts) were not stored in {store}: {why}{}",
+    match spilled {
+        Some(p) => format!("; they were written to {} instead (a store of their own: `sitewatch report --data-dir {}` reads it)", p.display(), p.display()),
+        None => "; they could not be written anywhere else either".into(),
+    }
+)]
+pub struct Unsaved {
+    pub records: usize,
+    pub measurements: usize,
+    pub alerts: usize,
+    pub store: String,
+    /// The last error writing the store gave.
+    pub why: String,
+    /// The data directory of the spill store, when one could be written.
+    pub spilled: Option<std::path::PathBuf>,
+}
 
 /// Plugin metrics as a JSON object, or `None` when there are none.
 fn metrics_json(metrics: &[(String, f64)]) -> Option<String> {
@@ -97,7 +121,7 @@ pub fn spawn(
     options: WriterOptions,
     clock: SharedClock,
     bus: Bus,
-) -> (StoreHandle, std::thread::JoinHandle<()>) {
+) -> (StoreHandle, std::thread::JoinHandle<Result<(), Unsaved>>) {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("sitewatch-store".into())
@@ -126,6 +150,10 @@ struct Writer {
     rollups: Rollups,
     /// Alerts among `pending`.
     alerts_pending: usize,
+    /// The last error a write gave, while writes fail.
+    last_error: Option<String>,
+    /// Whether stored alerts are published on the bus (not for a spill store).
+    publish: bool,
 }
 
 impl Writer {
@@ -144,11 +172,13 @@ impl Writer {
             outbox_full: None,
             rollups: Rollups::default(),
             alerts_pending: 0,
+            last_error: None,
+            publish: true,
             options,
         }
     }
 
-    fn run(mut self, rx: Receiver<Record>) {
+    fn run(mut self, rx: Receiver<Record>) -> Result<(), Unsaved> {
         self.catch_up();
         let mut last_flush = Instant::now();
         loop {
@@ -176,8 +206,7 @@ impl Writer {
                         connected = self.take_batch(&rx);
                     }
                     if !connected {
-                        self.finish();
-                        return;
+                        return self.finish();
                     }
                     let alert = alert || self.alert_waiting();
                     if !(alert && self.retry.is_none())
@@ -188,10 +217,7 @@ impl Writer {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.finish();
-                    return;
-                }
+                Err(RecvTimeoutError::Disconnected) => return self.finish(),
             }
             if self.retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 self.flush_all();
@@ -240,9 +266,23 @@ impl Writer {
     }
 
     /// The last flush at shutdown, with a rollup checkpoint so the next start has nothing to
-    /// catch up.
-    fn finish(&mut self) {
+    /// catch up. While the store cannot be written it keeps trying for [`SHUTDOWN_GRACE`]; then
+    /// what it still holds goes to a spill store elsewhere, if one can be written, and the
+    /// error says how much was not stored and why.
+    fn finish(&mut self) -> Result<(), Unsaved> {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
         self.flush_all();
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            let at = self
+                .retry
+                .map_or(Instant::now(), |(at, _)| at)
+                .min(deadline);
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            self.flush_all();
+        }
+        if !self.pending.is_empty() {
+            return Err(self.spill());
+        }
         if self.retry.is_none()
             && self.rollups.has_deltas()
             && let Err(e) = self.checkpoint()
@@ -252,6 +292,49 @@ impl Writer {
                 crate::error_chain(&e)
             );
         }
+        Ok(())
+    }
+
+    /// Writes what could not be stored to a store of its own under the system's temporary
+    /// directory (another disk, usually), and says what was lost where.
+    fn spill(&mut self) -> Unsaved {
+        let alerts = self.alerts_pending;
+        let records = self.pending.len();
+        let mut unsaved = Unsaved {
+            records,
+            measurements: records - alerts,
+            alerts,
+            store: self.store.path().display().to_string(),
+            why: self
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the store could not be written".into()),
+            spilled: None,
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "sitewatch-spill-{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+            std::process::id()
+        ));
+        if let Ok((store, _)) = Store::open(&dir) {
+            let options = WriterOptions {
+                rollups: false,
+                outbox: false,
+                ..self.options.clone()
+            };
+            let mut spill = Writer::new(store, options, Arc::clone(&self.clock), self.bus.clone());
+            spill.publish = false;
+            spill.alerts_pending = self.alerts_pending;
+            spill.pending = std::mem::take(&mut self.pending);
+            spill.flush_all();
+            if spill.pending.is_empty() {
+                unsaved.spilled = Some(dir);
+            } else {
+                self.pending = std::mem::take(&mut spill.pending);
+            }
+        }
+        tracing::error!("{unsaved}");
+        unsaved
     }
 
     fn checkpoint(&mut self) -> Result<(), super::StoreError> {
@@ -304,10 +387,13 @@ impl Writer {
                 Ok(outbox) => {
                     // Committed: the alerts of the batch (with their notifications) are durable,
                     // and only now do the outputs and the server hear of them, in order.
+                    self.last_error = None;
                     for record in self.pending.drain(..n) {
                         if let Record::Alert(alert, _) = record {
                             self.alerts_pending -= 1;
-                            self.bus.send(crate::event::Event::Alert(alert));
+                            if self.publish {
+                                self.bus.send(crate::event::Event::Alert(alert));
+                            }
                         }
                     }
                     if let Some(dropped) = outbox {
@@ -329,6 +415,7 @@ impl Writer {
                 }
                 Err(e) => {
                     self.conn = None;
+                    self.last_error = Some(crate::error_chain(&e));
                     // Ids first seen in a transaction that did not commit may not exist.
                     self.site_ids.clear();
                     self.cert_ids.clear();

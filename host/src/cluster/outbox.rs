@@ -33,6 +33,10 @@ pub fn init(store: &Store) -> Result<i64, StoreError> {
 /// Reads the rows after the mark and moves the mark.
 pub struct Reader {
     conn: Connection,
+    store: Store,
+    /// The store's generation `conn` was opened in: a damaged store set aside and replaced
+    /// is read afresh, from its (salvaged) mark.
+    generation: u64,
     /// The newest row published.
     pub mark: i64,
     /// Earliest certificate expiry per stored chain (`certs.id`), parsed once.
@@ -44,6 +48,8 @@ impl Reader {
         let mark = init(store)?;
         Ok(Self {
             conn: store.connect_for_writing()?,
+            store: store.clone(),
+            generation: store.generation(),
             mark,
             expiries: HashMap::new(),
         })
@@ -57,6 +63,9 @@ impl Reader {
         location: &str,
         buffer: usize,
     ) -> Result<(Vec<(i64, Sample)>, u64), StoreError> {
+        if self.store.generation() != self.generation {
+            *self = Self::open(&self.store)?;
+        }
         let newest: i64 =
             self.conn
                 .query_row("SELECT IFNULL(MAX(rowid), 0) FROM measurements", [], |r| {

@@ -34,6 +34,23 @@ pub enum Event {
     Maintenance(MaintenanceReport),
     /// This cluster node's role changed (leader, follower, alone).
     Cluster(ClusterReport),
+    /// The store file was found damaged while running: set aside, and a fresh store started
+    /// with what could be read of it and everything held in memory.
+    StoreRecovered(StoreRecovery),
+}
+
+/// A damaged store set aside while running, and what was kept of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreRecovery {
+    pub time: DateTime<Utc>,
+    /// Where the damaged file went.
+    pub set_aside: String,
+    /// Rows copied into the fresh store, per table.
+    pub kept: Vec<(&'static str, u64)>,
+    /// Rows or stretches of rowids that could not be read.
+    pub lost: Vec<String>,
+    /// What SQLite's `quick_check` said of the damaged file.
+    pub check: Vec<String>,
 }
 
 impl Event {
@@ -91,6 +108,15 @@ impl Event {
             Event::Sink(_) => BASE,
             Event::Maintenance(m) => BASE + 120 + m.site.len() + m.url.len(),
             Event::Cluster(c) => BASE + c.node.len() + c.detail.len(),
+            Event::StoreRecovered(r) => {
+                BASE + r.set_aside.len()
+                    + r.kept.len() * 32
+                    + r.lost
+                        .iter()
+                        .chain(&r.check)
+                        .map(String::len)
+                        .sum::<usize>()
+            }
         }
     }
 }

@@ -345,8 +345,11 @@ impl Worker {
     ) -> Result<T, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = store.connect()?;
-            f(&mut conn)
+            let result = store.connect().and_then(|mut conn| f(&mut conn));
+            if let Err(e) = &result {
+                store.note_error(e);
+            }
+            result
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))

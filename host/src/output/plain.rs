@@ -21,7 +21,8 @@ pub fn write(out: &mut dyn Write, event: &Event) -> io::Result<()> {
             Ok(())
         }
         Event::Reload(r) => writeln!(out, "{}", r.line()),
-        Event::Watching(_) | Event::Sink(_) => Ok(()),
+        // The error event beside a recovery says it in words.
+        Event::Watching(_) | Event::Sink(_) | Event::StoreRecovered(_) => Ok(()),
         Event::Overload(o) => writeln!(
             out,
             "overload {}: {}",

@@ -83,6 +83,17 @@ enum Wire<'a> {
     Delivery(DeliveryWire<'a>),
     Maintenance(MaintenanceWire<'a>),
     Cluster(ClusterWire<'a>),
+    StoreRecovered(StoreRecoveredWire<'a>),
+}
+
+#[derive(Serialize)]
+struct StoreRecoveredWire<'a> {
+    time: Time,
+    set_aside: &'a str,
+    /// Rows kept per table.
+    kept: std::collections::BTreeMap<&'static str, u64>,
+    lost: &'a [String],
+    check: &'a [String],
 }
 
 #[derive(Serialize)]
@@ -112,6 +123,13 @@ impl<'a> From<&'a Event> for Wire<'a> {
                 node: &c.node,
                 role: c.role,
                 detail: &c.detail,
+            }),
+            Event::StoreRecovered(r) => Wire::StoreRecovered(StoreRecoveredWire {
+                time: Time(r.time),
+                set_aside: &r.set_aside,
+                kept: r.kept.iter().map(|(t, n)| (*t, *n)).collect(),
+                lost: &r.lost,
+                check: &r.check,
             }),
         }
     }

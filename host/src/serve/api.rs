@@ -412,7 +412,10 @@ async fn alerts(
                 .collect();
             Json(json!({ "alerts": all })).into_response()
         }
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
+        Ok(Err(e)) => {
+            shared.store.note_error(&e);
+            error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e))
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -488,7 +491,10 @@ async fn report(
                 }
                 Json(wire::to_value(&Event::Stats(r))).into_response()
             }
-            Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e)),
+            Ok(Err(e)) => {
+                shared.store.note_error(&e);
+                error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e))
+            }
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     }
@@ -504,6 +510,7 @@ async fn report(
             );
         }
         Ok(Err(history::HistoryError::Store(e))) => {
+            shared.store.note_error(&e);
             return error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e));
         }
         Ok(Err(e)) => return bad(param(e.to_string())),

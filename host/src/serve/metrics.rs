@@ -145,6 +145,7 @@ pub struct Metrics {
     skipped_overload: Family<LocationLabels, Counter>,
     dropped: Family<LocationLabels, Counter>,
     stream_disconnects: Family<StreamLabels, Counter>,
+    store_recoveries: Family<LocationLabels, Counter>,
     deliveries: Family<DeliveryLabels, Counter>,
     cluster_role: Family<RoleLabels, Gauge>,
     ssl_expiry: Family<SiteLabels, Gauge>,
@@ -194,6 +195,7 @@ impl Metrics {
             skipped_overload: Family::default(),
             dropped: Family::default(),
             stream_disconnects: Family::default(),
+            store_recoveries: Family::default(),
             deliveries: Family::default(),
             ssl_expiry: Family::default(),
             tls_version: Family::default(),
@@ -321,6 +323,11 @@ impl Metrics {
             m.dropped.clone(),
         );
         r.register(
+            "sitewatch_store_recoveries",
+            "Times the store file was found damaged while running, set aside and replaced by a fresh one holding what could be read",
+            m.store_recoveries.clone(),
+        );
+        r.register(
             "sitewatch_stream_disconnects",
             "Event-stream clients disconnected because they did not read (reason: stalled, evicted) or their token was rotated (token)",
             m.stream_disconnects.clone(),
@@ -371,6 +378,9 @@ impl Metrics {
                 g.get_or_create(&self.here()).set(s.backlog as i64);
             }
             Event::Delivery(d) => self.delivery(d),
+            Event::StoreRecovered(_) => {
+                self.store_recoveries.get_or_create(&self.here()).inc();
+            }
             Event::Alert(a) => {
                 let family = match a.kind.condition() {
                     crate::alert::Condition::Down => &self.down,

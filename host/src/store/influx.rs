@@ -307,6 +307,7 @@ impl Sender {
             sender: &self,
             policy,
             conn: None,
+            conn_generation: 0,
             backoff: None,
             refused: None,
             unreachable: false,
@@ -373,6 +374,8 @@ struct Run<'a> {
     /// doubled again by each batch that goes through without one.
     batch_limit: usize,
     conn: Option<Connection>,
+    /// The store's generation `conn` was opened in.
+    conn_generation: u64,
     /// The current backoff while the server is unreachable.
     backoff: Option<Duration>,
     /// When the export's status was last looked at, and what was published.
@@ -533,7 +536,12 @@ impl Run<'_> {
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, OutboxError> {
         let store = self.sender.store.clone();
-        let taken = self.conn.take();
+        // A connection to a store file that was since set aside (damaged) is not reused.
+        let generation = store.generation();
+        let taken = self
+            .conn
+            .take()
+            .filter(|_| self.conn_generation == generation);
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let mut conn = match taken {
                 Some(c) => c,
@@ -543,10 +551,14 @@ impl Run<'_> {
                 },
             };
             let result = f(&mut conn);
+            if let Err(e) = &result {
+                store.note_error(e);
+            }
             (result.is_ok().then_some(conn), result)
         })
         .await?;
         self.conn = conn;
+        self.conn_generation = generation;
         Ok(result?)
     }
 

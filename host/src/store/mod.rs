@@ -4,6 +4,7 @@
 //! own connections (WAL lets them run beside the writer).
 
 pub mod influx;
+pub mod salvage;
 pub mod writer;
 
 use crate::alert::{Alert, AlertKind};
@@ -51,6 +52,16 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl StoreError {
+    /// Whether SQLite says the file is damaged (or not a database at all).
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Open { source, .. } | StoreError::Query(source) => is_corruption(source),
+            _ => false,
+        }
+    }
 }
 
 /// The lock file in the data directory: one running sitewatch per store.
@@ -109,6 +120,11 @@ pub struct Store {
     outbox_limit: Arc<AtomicU64>,
     /// Counts commits that queued notifications: the notifiers wait on it instead of polling.
     notifications: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped when the file was replaced by a fresh one (a damaged store set aside): a part
+    /// that keeps a connection open opens a new one when this changed.
+    generation: Arc<AtomicU64>,
+    /// A reader found the file damaged: the writer checks it and sets it aside.
+    suspect: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What waits in the InfluxDB outbox and what InfluxDB refused, for `sitewatch outbox`.
@@ -169,7 +185,44 @@ impl Store {
             path,
             outbox_limit: Arc::new(AtomicU64::new(crate::config::DEFAULT_MAX_OUTBOX_LINES)),
             notifications: Arc::new(tokio::sync::watch::channel(0).0),
+            generation: Arc::default(),
+            suspect: Arc::default(),
         }
+    }
+
+    /// Changes when the store file is replaced by a fresh one; a part that keeps a connection
+    /// open reconnects when it changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Tells the writer when `error` says the file is damaged, so it checks it and, if so, sets
+    /// it aside and starts a fresh store (readers never do that themselves: the writer owns
+    /// the file).
+    pub fn note_error(&self, error: &StoreError) {
+        if error.is_corruption() {
+            self.suspect
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Whether a reader found the file damaged since the last call.
+    pub(crate) fn take_suspicion(&self) -> bool {
+        self.suspect
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Sets the damaged file aside and creates a fresh store in its place; returns where the
+    /// old one went and a connection to the new one. Parts with open connections learn of it
+    /// from [`Self::generation`].
+    pub(crate) fn replace_damaged(&self) -> Result<(PathBuf, Connection), StoreError> {
+        let aside = set_aside(&self.path).map_err(|source| StoreError::CreateDir {
+            path: self.path.clone(),
+            source,
+        })?;
+        let conn = init(&self.path)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        Ok((std::path::absolute(&aside).unwrap_or(aside), conn))
     }
 
     /// Opens an existing store for reading only (for `report` and `alerts`).

@@ -942,3 +942,116 @@ fn raw_rows_and_rollups_are_pruned_by_their_own_retention() {
     assert_eq!(count("SELECT COUNT(*) FROM rollup_hour"), 4);
     assert_eq!(count("SELECT COUNT(*) FROM rollup_day"), day_rows);
 }
+
+/// Overwrites some leaf pages of the measurements table with garbage (after the WAL is moved
+/// into the file); returns how many.
+fn damage_some_measurement_pages(path: &Path, every: usize) -> usize {
+    use std::io::{Seek, SeekFrom, Write};
+    let conn = Connection::open(path).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let page_size: i64 = conn
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    let pages: Vec<i64> = conn
+        .prepare("SELECT pageno FROM dbstat WHERE name = 'measurements' AND pagetype = 'leaf' ORDER BY pageno")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    drop(conn);
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    let mut n = 0;
+    for p in pages.iter().skip(1).step_by(every) {
+        file.seek(SeekFrom::Start((*p as u64 - 1) * page_size as u64))
+            .unwrap();
+        file.write_all(&vec![0x5A; page_size as usize]).unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn a_salvage_keeps_every_readable_row_with_its_rowid_and_lowers_the_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let ms: Vec<_> = (0..4000).map(|i| measurement("a", i, i % 7 != 0)).collect();
+    let alert = crate::alert::Transition::Down {
+        availability: 0.5,
+        time: ms[10].time,
+    }
+    .into_alert(&ms[0].site, &ms[0].url);
+    let mut records: Vec<Record> = ms.iter().cloned().map(Record::Measurement).collect();
+    records.push(Record::Alert(
+        alert,
+        vec![writer::Queued {
+            notifier: "hook".into(),
+            body: None,
+        }],
+    ));
+    write_all(&store, records);
+    let damaged = damage_some_measurement_pages(store.path(), 3);
+    assert!(damaged > 0);
+    // The rollups' mark says every row is rolled up; the cluster mark too.
+    {
+        let conn = store.connect().unwrap();
+        conn.execute_batch(
+            "INSERT OR REPLACE INTO cluster_outbox (id, published_rowid) VALUES (1, 4000);
+             UPDATE rollup_state SET raw_rowid = 4000;",
+        )
+        .unwrap();
+    }
+    let (aside, mut fresh) = store.replace_damaged().unwrap();
+    let salvaged = salvage::salvage(&aside, &mut fresh).unwrap();
+    let kept = salvaged
+        .copied
+        .iter()
+        .find(|(t, _)| *t == "measurements")
+        .map_or(0, |(_, n)| *n);
+    assert!(kept > 1000 && kept < 4000, "{salvaged:?}");
+    assert!(!salvaged.lost.is_empty(), "{salvaged:?}");
+    assert!(
+        salvaged.lost.iter().all(|l| l.starts_with("measurements")),
+        "{salvaged:?}"
+    );
+    assert!(
+        salvaged.check.iter().any(|l| l != "ok"),
+        "the check names the damage: {salvaged:?}"
+    );
+    // Every kept row is the row it was, under its rowid.
+    let conn = store.connect().unwrap();
+    let rows: Vec<(i64, i64)> = conn
+        .prepare("SELECT rowid, time_us FROM measurements ORDER BY rowid")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len() as u64, kept);
+    for (rowid, time_us) in &rows {
+        assert_eq!(*time_us, ms[*rowid as usize - 1].time.timestamp_micros());
+    }
+    let (alerts, pending): (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM alerts), (SELECT COUNT(*) FROM notifications WHERE state = 'pending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((alerts, pending), (1, 1));
+    let newest = rows.last().unwrap().0;
+    let marks: (i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT raw_rowid FROM rollup_state), (SELECT published_rowid FROM cluster_outbox)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(marks, (newest.min(4000), newest.min(4000)));
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    assert!(salvaged.describe().contains("rows kept"));
+}

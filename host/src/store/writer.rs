@@ -33,6 +33,8 @@ pub(super) const MAX_PENDING: usize = 20_000;
 const RETRY_MIN: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// A damaged store is set aside at most this often (see `Writer::may_recover`).
+const RECOVER_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 /// How long the writer keeps trying at shutdown while the store cannot be written (a full
 /// disk), before it gives up, spills what it holds to a store of its own elsewhere, and makes
 /// sitewatch exit non-zero ([`Unsaved`]).
@@ -154,6 +156,8 @@ struct Writer {
     last_error: Option<String>,
     /// Whether stored alerts are published on the bus (not for a spill store).
     publish: bool,
+    /// When a damaged store was last set aside.
+    last_recovery: Option<Instant>,
 }
 
 impl Writer {
@@ -174,6 +178,7 @@ impl Writer {
             alerts_pending: 0,
             last_error: None,
             publish: true,
+            last_recovery: None,
             options,
         }
     }
@@ -218,6 +223,9 @@ impl Writer {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return self.finish(),
+            }
+            if self.store.take_suspicion() {
+                self.check_integrity();
             }
             if self.retry.is_none_or(|(at, _)| Instant::now() >= at) {
                 self.flush_all();
@@ -375,6 +383,91 @@ impl Writer {
         self.pending.push_back(r);
     }
 
+    /// Whether a damaged store may be set aside now: at most once a minute, so a disk that
+    /// damages every new file too is retried with backoff instead of set aside in a loop.
+    fn may_recover(&self) -> bool {
+        self.last_recovery
+            .is_none_or(|t| t.elapsed() >= RECOVER_AT_MOST_EVERY)
+    }
+
+    /// A reader found the file damaged: checks it (`quick_check`) and recovers if it is.
+    fn check_integrity(&mut self) {
+        let result = (|| -> Result<Vec<String>, super::StoreError> {
+            if self.conn.is_none() {
+                self.conn = Some(self.store.connect_for_writing()?);
+            }
+            let conn = self.conn.as_ref().expect("just connected");
+            let mut stmt = conn.prepare("PRAGMA quick_check(5)")?;
+            let lines = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines)
+        })();
+        let damaged = match result {
+            Ok(lines) if lines == ["ok"] => None,
+            Ok(lines) => Some(lines.join("; ")),
+            Err(e) if e.is_corruption() => Some(crate::error_chain(&e)),
+            Err(_) => None,
+        };
+        if let Some(why) = damaged
+            && self.may_recover()
+        {
+            self.recover(&why);
+        }
+    }
+
+    /// Sets the damaged store aside, starts a fresh one with what can be read of it (the
+    /// records held in memory are written to it next), and says so: an error event, a
+    /// `store_recovered` event and the log. The rollups' deltas are dropped and rolled up again
+    /// from the kept raw rows; the alert state is in the kept alerts.
+    fn recover(&mut self, why: &str) {
+        self.last_recovery = Some(Instant::now());
+        self.conn = None;
+        self.site_ids.clear();
+        self.cert_ids.clear();
+        self.rollups.lost();
+        let (aside, mut conn) = match self.store.replace_damaged() {
+            Ok(r) => r,
+            Err(e) => {
+                self.report(format!(
+                    "the store {} is damaged ({why}) and cannot be set aside: {}; keeping {} records in memory and retrying",
+                    self.store.path().display(),
+                    crate::error_chain(&e),
+                    self.pending.len()
+                ));
+                self.retry = Some((Instant::now() + RETRY_MIN, RETRY_MIN));
+                return;
+            }
+        };
+        let salvaged = super::salvage::salvage(&aside, &mut conn).unwrap_or_else(|e| {
+            super::salvage::Salvaged {
+                lost: vec![format!("the salvage stopped: {e}")],
+                ..Default::default()
+            }
+        });
+        self.conn = Some(conn);
+        self.retry = None;
+        self.report(format!(
+            "the store {} is damaged ({why}): set aside as {}; a fresh store holds what could be read of it ({}) and the {} records held in memory; SQLite's check of the damaged file: {}",
+            self.store.path().display(),
+            aside.display(),
+            salvaged.describe(),
+            self.pending.len(),
+            salvaged.check.join("; ")
+        ));
+        self.bus.send(crate::event::Event::StoreRecovered(
+            crate::event::StoreRecovery {
+                time: self.clock.now(),
+                set_aside: aside.display().to_string(),
+                kept: salvaged.copied,
+                lost: salvaged.lost,
+                check: salvaged.check,
+            },
+        ));
+        // Notifications salvaged from the old file wait in the new one.
+        self.store.notifications_queued();
+    }
+
     /// Whether an alert waits to be written.
     fn alert_waiting(&self) -> bool {
         self.alerts_pending > 0
@@ -412,6 +505,11 @@ impl Writer {
                             "{dropped} records were dropped while the store could not be written"
                         ));
                     }
+                }
+                Err(e) if e.is_corruption() && self.may_recover() => {
+                    // The file is damaged: set it aside, keep what can be read, and write on
+                    // into a fresh one (what failed is still pending).
+                    self.recover(&crate::error_chain(&e));
                 }
                 Err(e) => {
                     self.conn = None;

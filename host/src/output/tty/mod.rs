@@ -79,6 +79,8 @@ impl Display {
                 self.note(screen::alert_line(a));
             }
             Event::Sink(status) => s.sink(status),
+            // The error event beside it says it in words.
+            Event::StoreRecovered(_) => {}
             Event::Error(e) => {
                 let site = e
                     .site

@@ -242,6 +242,13 @@ pub async fn run(
     };
     monitor.influx = monitor.start_influx(influx_token);
     let mut watcher = monitor.watch();
+    // An edit made between reading the config (before this function) and arming the watch
+    // raised no event: compare the files with what was loaded and apply the difference.
+    for change in [Change::Config, Change::PluginDir] {
+        if let Some(r) = monitor.apply(change).await {
+            monitor.bus.send(Event::Reload(r));
+        }
+    }
 
     tokio::pin!(shutdown);
     loop {
@@ -256,11 +263,15 @@ pub async fn run(
             _ = quit.cancelled() => break,
             Some(change) = change => {
                 let plugin_dir = monitor.config.plugins.dir.clone();
+                let moved = matches!(change, Change::Config | Change::PluginDir);
                 if let Some(r) = monitor.apply(change).await {
                     monitor.bus.send(Event::Reload(r));
                 }
                 if monitor.config.plugins.dir != plugin_dir {
                     watcher = monitor.watch();
+                } else if moved && let Some(w) = watcher.as_mut() {
+                    // A link on the way may have been retargeted: follow the links again.
+                    w.rearm();
                 }
             }
         }
@@ -517,6 +528,27 @@ impl Monitor {
         match change {
             Change::Config => self.reload_config().await,
             Change::Plugin(path) => self.reload_plugin(&path).await,
+            Change::PluginDir => {
+                // Each plugin in use from where the directory points now (unchanged files are
+                // recognised by their hash and left alone).
+                let mut names: Vec<String> = self
+                    .config
+                    .plugin_uses()
+                    .map(|(_, _, u)| u.plugin.clone())
+                    .collect();
+                names.sort();
+                names.dedup();
+                let mut last = None;
+                for name in names {
+                    let path = self.config.plugin_path(&name);
+                    if let Some(r) = self.reload_plugin(&path).await
+                        && let Some(prev) = last.replace(r)
+                    {
+                        self.bus.send(Event::Reload(prev));
+                    }
+                }
+                last
+            }
         }
     }
 

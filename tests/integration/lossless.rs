@@ -262,3 +262,177 @@ async fn an_alert_shown_is_stored_with_its_notifications_even_when_killed_at_onc
             });
     }
 }
+
+/// Replaces the symlink `link` so it points at `target`, atomically (what `ln -sfn` does).
+fn retarget(link: &std::path::Path, target: &str) {
+    let tmp = link.with_extension("tmp-link");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).unwrap();
+    std::fs::rename(&tmp, link).unwrap();
+}
+
+fn one_site(name: &str, url: &str) -> Value {
+    json!({
+        "sites": [{"name": name, "url": url, "interval": "100ms"}],
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+    })
+}
+
+fn probed(name: &'static str) -> impl Fn(&Value) -> bool {
+    move |e| e["event"] == "probe" && e["site"] == name
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_config_reloads_when_retargeted_and_when_its_new_target_is_edited() {
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("a.json"),
+        one_site("alpha", &target.url("/a")).to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("b.json"),
+        one_site("bravo", &target.url("/b")).to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("a.json", d.join("config.json")).unwrap();
+    let config = d.join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &["--output", "json", "--config", config.to_str().unwrap()],
+    );
+    run.wait_for(Duration::from_secs(10), probed("alpha"))
+        .await
+        .unwrap_or_else(|| panic!("alpha; stderr: {}", run.stderr()));
+    let d = run.dir.path().to_owned();
+    retarget(&d.join("config.json"), "b.json");
+    run.wait_for(Duration::from_secs(10), probed("bravo"))
+        .await
+        .expect("the retargeted link is followed");
+    // Later edits of the new target are seen too (an editor's save: write and rename).
+    let mut edited = one_site("bravo", &target.url("/b"));
+    edited["sites"].as_array_mut().unwrap().push(json!(
+        {"name": "charlie", "url": target.url("/c"), "interval": "100ms"}));
+    std::fs::write(d.join("b.json.new"), edited.to_string()).unwrap();
+    std::fs::rename(d.join("b.json.new"), d.join("b.json")).unwrap();
+    run.wait_for(Duration::from_secs(10), probed("charlie"))
+        .await
+        .expect("an edit of the link's new target is applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_data_swap_is_a_reload() {
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The layout of a Kubernetes ConfigMap volume.
+    std::fs::create_dir(d.join("..2026_12_07_v1")).unwrap();
+    std::fs::write(
+        d.join("..2026_12_07_v1/config.json"),
+        one_site("alpha", &target.url("/a")).to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_12_07_v1", d.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.json", d.join("config.json")).unwrap();
+    let config = d.join("config.json");
+    let mut run = Running::start_in(
+        dir,
+        &["--output", "json", "--config", config.to_str().unwrap()],
+    );
+    run.wait_for(Duration::from_secs(10), probed("alpha"))
+        .await
+        .unwrap_or_else(|| panic!("alpha; stderr: {}", run.stderr()));
+    let d = run.dir.path().to_owned();
+    // The kubelet's update: a new directory, a new ..data link renamed over the old one, the
+    // old directory removed.
+    std::fs::create_dir(d.join("..2026_12_07_v2")).unwrap();
+    std::fs::write(
+        d.join("..2026_12_07_v2/config.json"),
+        one_site("bravo", &target.url("/b")).to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_12_07_v2", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    std::fs::remove_dir_all(d.join("..2026_12_07_v1")).unwrap();
+    run.wait_for(Duration::from_secs(10), probed("bravo"))
+        .await
+        .expect("the ..data swap reloads the config");
+    // And the next swap too (the watch follows the new directory).
+    std::fs::create_dir(d.join("..2026_12_07_v3")).unwrap();
+    std::fs::write(
+        d.join("..2026_12_07_v3/config.json"),
+        one_site("charlie", &target.url("/c")).to_string(),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("..2026_12_07_v3", d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    run.wait_for(Duration::from_secs(10), probed("charlie"))
+        .await
+        .expect("the second swap reloads too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_directory_behind_a_symlink_is_followed_when_retargeted() {
+    use crate::support::plugins::{example, test_plugin};
+    let target = TestServer::start(|_| Reply::ok("all fine")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two builds named `check`: the keyword check, then the hostile plugin (it fails).
+    std::fs::create_dir(d.join("p1")).unwrap();
+    std::fs::create_dir(d.join("p2")).unwrap();
+    std::fs::copy(example("keyword"), d.join("p1/check.wasm")).unwrap();
+    std::fs::copy(test_plugin("hostile"), d.join("p2/check.wasm")).unwrap();
+    std::os::unix::fs::symlink("p1", d.join("plugins")).unwrap();
+    let config = json!({
+        "sites": [{"name": "api", "url": target.url("/"), "interval": "100ms",
+                   "checks": [{"plugin": "check", "config": {"contains": "fine"}}]}],
+        "plugins": {"dir": "plugins"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+    });
+    let mut run = Running::start_with(dir, &config, &[]);
+    run.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "probe" && e["site"] == "api" && e["ok"] == true
+    })
+    .await
+    .unwrap_or_else(|| panic!("the keyword check passes; stderr: {}", run.stderr()));
+    retarget(&run.dir.path().join("plugins"), "p2");
+    run.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "reload" && e["what"] == "plugin" && e["result"] == "applied"
+    })
+    .await
+    .expect("the plugin from the new directory is loaded");
+    run.wait_for(Duration::from_secs(10), |e| {
+        e["event"] == "probe" && e["site"] == "api" && e["error"]["kind"] == "check"
+    })
+    .await
+    .expect("probes now use the new build");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_starting_is_applied() {
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    // Many sites (probed hourly) make the start take a moment after the `started` event.
+    let mut config = one_site("alpha", &target.url("/a"));
+    let many = config["sites"].as_array_mut().unwrap();
+    for i in 0..20_000 {
+        many.push(
+            json!({"name": format!("idle-{i}"), "url": target.url(&format!("/idle/{i}")),
+                         "interval": "1h", "alerting": {"window": "3h"}}),
+        );
+    }
+    let mut run = Running::start(&config);
+    // At the first sign of life sitewatch has read its config, and its watch may not be armed
+    // yet: an edit now raised no event before this fix.
+    run.wait_for(Duration::from_secs(20), |e| e["event"] == "started")
+        .await
+        .unwrap_or_else(|| panic!("started; stderr: {}", run.stderr()));
+    let mut edited = config.clone();
+    edited["sites"].as_array_mut().unwrap().push(json!(
+        {"name": "bravo", "url": target.url("/b"), "interval": "100ms"}));
+    std::fs::write(run.config_path(), edited.to_string()).unwrap();
+    run.wait_for(Duration::from_secs(20), probed("bravo"))
+        .await
+        .expect("the edit is applied");
+}

@@ -208,6 +208,7 @@ pub async fn run(
         Some(Arc::clone(&plugins)),
         inputs.clone(),
         skips,
+        bus.clone(),
     )
     .with_share(cluster.as_ref().map(crate::cluster::Cluster::share));
     scheduler.apply(&SitesDiff::default(), &targets);

@@ -47,6 +47,7 @@ impl InFlight {
 pub struct Scheduler {
     prober: Prober,
     plugins: Option<Arc<PluginSet>>,
+    bus: crate::event::Bus,
     out: mpsc::Sender<RecorderInput>,
     tasks: HashMap<Arc<str>, SiteTask>,
     in_flight: InFlight,
@@ -62,11 +63,13 @@ impl Scheduler {
         plugins: Option<Arc<PluginSet>>,
         out: mpsc::Sender<RecorderInput>,
         skips: Arc<Skips>,
+        bus: crate::event::Bus,
     ) -> Self {
         let cap = skips.cap();
         Self {
             prober,
             plugins,
+            bus,
             out,
             tasks: HashMap::new(),
             share: None,
@@ -133,7 +136,10 @@ impl Scheduler {
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(run_site(
             self.prober.clone(),
-            self.plugins.clone(),
+            Probing {
+                plugins: self.plugins.clone(),
+                bus: self.bus.clone(),
+            },
             target,
             self.out.clone(),
             self.in_flight.clone(),
@@ -168,9 +174,17 @@ pub fn start_offset(name: &str, interval: Duration) -> Duration {
     Duration::from_nanos((u128::from(h) % nanos) as u64)
 }
 
+/// What a probe needs besides the prober: the plugins its checks run on, and the bus their
+/// pauses are reported on.
+#[derive(Clone)]
+struct Probing {
+    plugins: Option<Arc<PluginSet>>,
+    bus: crate::event::Bus,
+}
+
 async fn run_site(
     prober: Prober,
-    plugins: Option<Arc<PluginSet>>,
+    plugins: Probing,
     target: ProbeTarget,
     out: mpsc::Sender<RecorderInput>,
     in_flight: InFlight,
@@ -181,6 +195,9 @@ async fn run_site(
     let first = Instant::now() + start_offset(&target.name, interval);
     let mut ticker = tokio::time::interval_at(first, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    // Ticks the runtime reached too late are skipped by the ticker: counted here, as the
+    // monitor's own overload (never against the site's availability).
+    let mut last_planned: Option<Instant> = None;
     let slots = Arc::new(Semaphore::new(target.config.max_in_flight as usize));
     let mut probes = JoinSet::new();
     // A cluster node: whether it owns the site, and the changes of its share.
@@ -216,6 +233,15 @@ async fn run_site(
                 spawn_probe(&mut probes, &prober, &plugins, &target, &out, &in_flight, planned, (slot, global));
             }
             planned = ticker.tick() => {
+                if let Some(last) = last_planned.replace(planned) {
+                    let missed = (planned.saturating_duration_since(last).as_nanos()
+                        / interval.as_nanos().max(1))
+                    .saturating_sub(1) as u64;
+                    if missed > 0 {
+                        target.skipped.fetch_add(missed, Ordering::Relaxed);
+                        in_flight.skips.late(missed);
+                    }
+                }
                 // Another node of this location probes it (or no node of this location does).
                 owned = owns(&share);
                 if !owned {
@@ -243,7 +269,7 @@ async fn run_site(
 fn spawn_probe(
     probes: &mut JoinSet<()>,
     prober: &Prober,
-    plugins: &Option<Arc<PluginSet>>,
+    plugins: &Probing,
     target: &ProbeTarget,
     out: &mpsc::Sender<RecorderInput>,
     in_flight: &InFlight,
@@ -263,8 +289,16 @@ fn spawn_probe(
     probes.spawn(async move {
         match prober.probe(&target, planned).await {
             Ok((mut m, captured)) => {
-                if let (Some(captured), Some(plugins)) = (captured, &plugins) {
-                    crate::plugin::checks::run(plugins, &target.config, &mut m, captured).await;
+                if let (Some(captured), Some(set)) = (captured, &plugins.plugins) {
+                    crate::plugin::checks::run(
+                        set,
+                        &target.config,
+                        &target.checks,
+                        &plugins.bus,
+                        &mut m,
+                        captured,
+                    )
+                    .await;
                 }
                 // A check's reason may quote a response that echoes a secret.
                 if let Some(e) = m

@@ -436,3 +436,117 @@ async fn an_edit_made_while_starting_is_applied() {
         .await
         .expect("the edit is applied");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_plugins_neither_starve_other_sites_nor_lose_ticks_silently() {
+    use crate::support::plugins::test_plugin;
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        test_plugin("hostile"),
+        dir.path().join("plugins/hostile.wasm"),
+    )
+    .unwrap();
+    // 100 sites whose check loops to its 100 ms limit on every probe, every 100 ms; five sites
+    // without plugins beside them.
+    let mut sites: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"name": format!("busy-{i:03}"), "url": target.url(&format!("/busy/{i}")),
+                         "interval": "100ms", "timeout": "1s",
+                         "checks": [{"plugin": "hostile", "config": {"mode": "loop"}}]})
+        })
+        .collect();
+    for i in 0..5 {
+        sites.push(
+            json!({"name": format!("free-{i}"), "url": target.url(&format!("/free/{i}")),
+                          "interval": "100ms", "timeout": "1s"}),
+        );
+    }
+    let config = json!({
+        "sites": sites,
+        "plugins": {"dir": "plugins", "time_limit": "100ms"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]},
+    });
+    let mut run = Running::start_with(dir, &config, &[]);
+    run.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "probe" && e["site"] == "free-0"
+    })
+    .await
+    .unwrap_or_else(|| panic!("probing; stderr: {}", run.stderr()));
+    let from = run.events.len();
+    let t0 = std::time::Instant::now();
+    run.collect_for(Duration::from_secs(6)).await;
+    let span = t0.elapsed().as_secs_f64();
+    let free: Vec<&Value> = run.events[from..]
+        .iter()
+        .filter(|e| e["event"] == "probe" && e["site"].as_str().unwrap_or("").starts_with("free-"))
+        .collect();
+    let expected = (span / 0.1) * 5.0;
+    assert!(
+        free.len() as f64 >= expected * 0.9,
+        "sites without plugins kept their schedule: {} of about {expected:.0} probes",
+        free.len()
+    );
+    let mut lags: Vec<f64> = free.iter().filter_map(|e| e["lag_ms"].as_f64()).collect();
+    lags.sort_by(f64::total_cmp);
+    let p99 = lags[(lags.len() * 99 / 100).min(lags.len() - 1)];
+    assert!(
+        p99 < 100.0,
+        "p99 scheduling lag of the sites without plugins: {p99} ms"
+    );
+    // The looping check is paused on its sites, and an event says so.
+    let paused = run
+        .events
+        .iter()
+        .filter(|e| {
+            e["event"] == "error"
+                && e["source"] == "plugin"
+                && e["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("is paused on site")
+        })
+        .count();
+    assert!(
+        paused >= 50,
+        "the busy check is paused on its sites: {paused} events"
+    );
+    assert!(
+        run.events[from..].iter().any(|e| e["event"] == "probe"
+            && e["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("paused on this site")),
+        "probes of a paused check say so"
+    );
+    // Every tick is a probe or a counted skip.
+    let stats = run
+        .wait_for(Duration::from_secs(5), |e| e["event"] == "stats")
+        .await
+        .expect("stats");
+    let time = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let at = time(&stats);
+    for s in stats["sites"].as_array().unwrap() {
+        let site = s["site"].as_str().unwrap();
+        let first = run
+            .events
+            .iter()
+            .find(|e| e["event"] == "probe" && e["site"] == site)
+            .map(time)
+            .unwrap_or(at);
+        // The ticks due since its first one: each is a probe (in the window) or a counted
+        // skip, give or take the probes still running.
+        let due = ((at - first) / 100) as u64;
+        let skipped = s["skipped_ticks"].as_u64().unwrap();
+        let checks = s["checks"].as_u64().unwrap();
+        assert!(
+            checks + skipped + 12 >= due,
+            "{site}: {due} ticks due, {checks} probes and {skipped} counted skips"
+        );
+    }
+}

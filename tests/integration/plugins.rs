@@ -49,7 +49,7 @@ async fn call_hostile(host: &Arc<PluginHost>, mode: &str) -> (Result<(), String>
     let result = match result {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(format!("plugin error: {e}")),
-        Err(f) => Err(f.0),
+        Err(f) => Err(f.message),
     };
     (result, took, ticks.load(Ordering::SeqCst))
 }

@@ -1,5 +1,11 @@
 //! Runs a site's check plugins on a probe's response and folds their verdicts and metrics into
 //! the measurement.
+//!
+//! A check that keeps running into its time limit on a site costs a plugin thread for its
+//! whole limit on every probe: after [`PAUSE_AFTER`] such runs in a row it is paused for that
+//! site (the probes fail with kind `plugin`, saying until when), for a backoff that doubles
+//! each time it happens again, up to [`PAUSE_MAX`]; an error event says so, and another when
+//! it runs again. A run within the limit ends the streak and the backoff.
 
 use super::bindings::{self, types};
 use super::set::PluginSet;
@@ -7,16 +13,103 @@ use super::{sanitize_metric_name, sanitize_text};
 use crate::config::SiteConfig;
 use crate::measurement::{ErrorKind, Measurement};
 use crate::probe::Captured;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Most metrics one check may add to a measurement.
 const MAX_METRICS: usize = 32;
 /// Longest failure reason kept from a plugin.
 const MAX_REASON: usize = 300;
 
-/// Runs every check of `site` in order; the first failure decides the verdict.
-pub async fn run(plugins: &PluginSet, site: &SiteConfig, m: &mut Measurement, captured: Captured) {
+/// Runs into the time limit this many times in a row, and a check is paused on a site.
+pub const PAUSE_AFTER: u32 = 3;
+/// The first pause; each next one doubles.
+pub const PAUSE_MIN: Duration = Duration::from_secs(30);
+/// The longest pause.
+pub const PAUSE_MAX: Duration = Duration::from_secs(600);
+
+/// The time-limit streaks and pauses of one site's checks, kept across its probes.
+#[derive(Debug, Default)]
+pub struct SiteChecks {
+    state: Mutex<Vec<Streak>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Streak {
+    /// Runs in a row that hit the time limit.
+    timeouts: u32,
+    /// The pause now and how long it is, if paused (or last paused: the next one doubles).
+    until: Option<Instant>,
+    pause: Option<Duration>,
+}
+
+/// What a check's run did to its streak, for the event to publish.
+enum Pause {
+    Started(Duration),
+    Ended,
+}
+
+impl SiteChecks {
+    fn with<T>(&self, i: usize, f: impl FnOnce(&mut Streak) -> T) -> T {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if state.len() <= i {
+            state.resize(i + 1, Streak::default());
+        }
+        f(&mut state[i])
+    }
+
+    /// Until when check `i` is paused, if it is.
+    fn paused(&self, i: usize, now: Instant) -> Option<Instant> {
+        self.with(i, |s| s.until.filter(|u| *u > now))
+    }
+
+    /// Notes a run of check `i`; says whether a pause starts (or one that had passed ends).
+    fn ran(&self, i: usize, timed_out: bool, now: Instant) -> Option<Pause> {
+        self.with(i, |s| {
+            let resumed = s.until.take().is_some();
+            if !timed_out {
+                s.timeouts = 0;
+                s.pause = None;
+                return resumed.then_some(Pause::Ended);
+            }
+            s.timeouts += 1;
+            // Once paused, a single time-out after the pause pauses it again, for longer.
+            if s.timeouts < PAUSE_AFTER && s.pause.is_none() {
+                return resumed.then_some(Pause::Ended);
+            }
+            let pause = s.pause.map_or(PAUSE_MIN, |p| (p * 2).min(PAUSE_MAX));
+            s.pause = Some(pause);
+            s.until = Some(now + pause);
+            s.timeouts = 0;
+            Some(Pause::Started(pause))
+        })
+    }
+}
+
+/// Runs every check of `site` in order; the first failure decides the verdict. `state` keeps
+/// the site's time-limit streaks; pauses and their ends are reported on `bus`.
+pub async fn run(
+    plugins: &PluginSet,
+    site: &SiteConfig,
+    state: &SiteChecks,
+    bus: &crate::event::Bus,
+    m: &mut Measurement,
+    captured: Captured,
+) {
     let response = response(site.method.as_str(), m, captured);
-    for check in &site.checks {
+    for (i, check) in site.checks.iter().enumerate() {
+        if let Some(until) = state.paused(i, Instant::now()) {
+            m.fail(
+                ErrorKind::Plugin,
+                format!(
+                    "{}: exceeded its time limit of {} {PAUSE_AFTER} runs in a row, so it is paused on this site for {} more",
+                    check.plugin,
+                    humantime::format_duration(check.limits.time),
+                    crate::clock::human_duration(until.saturating_duration_since(Instant::now())),
+                ),
+            );
+            return;
+        }
         let Some(plugin) = plugins.get(&check.plugin) else {
             m.fail(
                 ErrorKind::Plugin,
@@ -31,10 +124,33 @@ pub async fn run(plugins: &PluginSet, site: &SiteConfig, m: &mut Measurement, ca
                 return;
             }
         };
-        match host
+        let outcome = host
             .check(&plugin, check.limits, &check.config, &response)
-            .await
-        {
+            .await;
+        let timed_out = matches!(&outcome, Err(f) if f.timed_out);
+        match state.ran(i, timed_out, Instant::now()) {
+            Some(Pause::Started(pause)) => bus.error(
+                "plugin",
+                Some(site.name.as_str().into()),
+                format!(
+                    "check {} is paused on site {} for {}: it keeps running into its time limit of {} ({PAUSE_AFTER} runs in a row); the site's probes fail with kind plugin meanwhile",
+                    check.plugin,
+                    site.name,
+                    crate::clock::human_duration(pause),
+                    humantime::format_duration(check.limits.time)
+                ),
+            ),
+            Some(Pause::Ended) => bus.error(
+                "plugin",
+                Some(site.name.as_str().into()),
+                format!(
+                    "check {} runs again on site {} after its pause",
+                    check.plugin, site.name
+                ),
+            ),
+            None => {}
+        }
+        match outcome {
             Ok(Ok(result)) => {
                 m.metrics.extend(
                     result
@@ -62,7 +178,7 @@ pub async fn run(plugins: &PluginSet, site: &SiteConfig, m: &mut Measurement, ca
             Err(failure) => {
                 m.fail(
                     ErrorKind::Plugin,
-                    format!("{}: {}", check.plugin, failure.0),
+                    format!("{}: {}", check.plugin, failure.message),
                 );
                 return;
             }

@@ -297,7 +297,7 @@ pub async fn call(
                 }
             }
             Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
-            Err(f) => ("crash", Some(f.0)),
+            Err(f) => ("crash", Some(f.message)),
         },
         PluginKind::Formatter => match host.format(plugin, limits, config, &alert).await {
             Ok(Ok(text)) => {
@@ -305,7 +305,7 @@ pub async fn call(
                 ("pass", None)
             }
             Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
-            Err(f) => ("crash", Some(f.0)),
+            Err(f) => ("crash", Some(f.message)),
         },
     };
     report.call_ms = crate::ms(started.elapsed());

@@ -196,8 +196,28 @@ fn version_hint(unknown: Option<&str>) -> String {
 
 /// Why one plugin call failed; the message is for people.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CallFailure(pub String);
+#[error("{message}")]
+pub struct CallFailure {
+    pub message: String,
+    /// The call ran into its time limit.
+    pub timed_out: bool,
+}
+
+impl CallFailure {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            timed_out: false,
+        }
+    }
+
+    fn timeout(message: String) -> Self {
+        Self {
+            message,
+            timed_out: true,
+        }
+    }
+}
 
 /// A loaded, pre-instantiated plugin.
 pub struct Plugin {
@@ -213,6 +233,7 @@ pub struct Plugin {
 }
 
 /// A plugin pre-instantiated with the world of its kind and WIT version.
+#[derive(Clone)]
 enum Pre {
     CheckV0_1(v0_1::checker::CheckerPre<PluginState>),
     CheckV0_2(v0_2::checker::CheckerPre<PluginState>),
@@ -425,11 +446,55 @@ impl Drop for EpochTicker {
     }
 }
 
+/// What a call needs, cheap to clone into a call that runs on the plugin pool.
+#[derive(Clone)]
+struct Caller {
+    engine: Engine,
+    slots: Arc<Semaphore>,
+    budget: Arc<MemoryBudget>,
+}
+
+/// The runtime plugin calls run on: threads of their own, so calls that run to their time
+/// limit never take the probes' async workers (half the cores, at least one).
+struct PluginPool(Option<tokio::runtime::Runtime>);
+
+impl PluginPool {
+    fn new() -> Result<Self, PluginError> {
+        let threads = std::thread::available_parallelism()
+            .map(|n| (n.get() / 2).max(1))
+            .unwrap_or(1);
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sitewatch-plugin")
+            .enable_all()
+            .build()
+            .map(|r| Self(Some(r)))
+            .map_err(|e| PluginError::Engine(format!("cannot start the plugin threads: {e}")))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0
+            .as_ref()
+            .expect("the pool lives as long as its host")
+            .handle()
+    }
+}
+
+impl Drop for PluginPool {
+    fn drop(&mut self) {
+        // A runtime may be dropped from async code only this way.
+        if let Some(r) = self.0.take() {
+            r.shutdown_background();
+        }
+    }
+}
+
 /// The engine, linker and call slots shared by every plugin.
 pub struct PluginHost {
     engine: Engine,
     linker: Linker<PluginState>,
-    slots: Semaphore,
+    caller: Caller,
+    pool: PluginPool,
     budget: Arc<MemoryBudget>,
     _ticker: EpochTicker,
     /// Whether the pooling allocator could be set up (else on-demand allocation is used).
@@ -482,12 +547,18 @@ impl PluginHost {
             .map_err(engine_err)?;
         v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        let budget = Arc::new(MemoryBudget::new(default_total_memory()));
         Ok(Arc::new(Self {
             _ticker: EpochTicker::start(engine.clone()),
+            caller: Caller {
+                engine: engine.clone(),
+                slots: Arc::new(Semaphore::new(MAX_CONCURRENT_CALLS as usize)),
+                budget: Arc::clone(&budget),
+            },
+            pool: PluginPool::new()?,
             engine,
             linker,
-            slots: Semaphore::new(MAX_CONCURRENT_CALLS as usize),
-            budget: Arc::new(MemoryBudget::new(default_total_memory())),
+            budget,
             pooling,
         }))
     }
@@ -619,8 +690,14 @@ impl PluginHost {
             pre,
         })
     }
+}
 
-    fn new_store(&self, plugin: &Plugin, limits: Limits) -> (Store<PluginState>, MemoryOutputPipe) {
+impl Caller {
+    fn new_store(
+        &self,
+        plugin: Arc<str>,
+        limits: Limits,
+    ) -> (Store<PluginState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
         let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
@@ -640,7 +717,7 @@ impl PluginHost {
                 reserved: 0,
                 denied_total: None,
             },
-            plugin: Arc::clone(&plugin.name),
+            plugin,
             log_lines: 0,
         };
         let mut store = Store::new(&self.engine, state);
@@ -659,87 +736,11 @@ impl PluginHost {
         (store, stderr)
     }
 
-    /// Runs a check plugin on one response. A plugin built against an older WIT version gets
-    /// the response less the fields added since (a copy).
-    pub async fn check(
-        &self,
-        plugin: &Plugin,
-        limits: Limits,
-        config: &str,
-        response: &types::Response,
-    ) -> Result<Result<types::CheckResult, String>, CallFailure> {
-        match &plugin.pre {
-            Pre::CheckV0_2(pre) => {
-                self.call(plugin, limits, async |store| {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance
-                        .sitewatch_plugin_check()
-                        .call_check(&mut *store, config, response)
-                        .await
-                })
-                .await
-            }
-            Pre::CheckV0_1(pre) => {
-                let response = bindings::response_v0_1(response);
-                self.call(plugin, limits, async |store| {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    let result = instance
-                        .sitewatch_plugin_check()
-                        .call_check(&mut *store, config, &response)
-                        .await?;
-                    Ok(result.map(bindings::check_result_from_v0_1))
-                })
-                .await
-            }
-            Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) => Err(CallFailure(format!(
-                "plugin {} is a {}, not a check",
-                plugin.name, plugin.kind
-            ))),
-        }
-    }
-
-    /// Runs a formatter plugin on one alert.
-    pub async fn format(
-        &self,
-        plugin: &Plugin,
-        limits: Limits,
-        config: &str,
-        alert: &types::Alert,
-    ) -> Result<Result<String, String>, CallFailure> {
-        match &plugin.pre {
-            Pre::FormatterV0_2(pre) => {
-                self.call(plugin, limits, async |store| {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance
-                        .sitewatch_plugin_formatter()
-                        .call_format(&mut *store, config, alert)
-                        .await
-                })
-                .await
-            }
-            Pre::FormatterV0_1(pre) => {
-                let alert = bindings::alert_v0_1(alert);
-                self.call(plugin, limits, async |store| {
-                    let instance = pre.instantiate_async(&mut *store).await?;
-                    instance
-                        .sitewatch_plugin_formatter()
-                        .call_format(&mut *store, config, &alert)
-                        .await
-                })
-                .await
-            }
-            Pre::CheckV0_1(_) | Pre::CheckV0_2(_) => Err(CallFailure(format!(
-                "plugin {} is a {}, not a formatter",
-                plugin.name, plugin.kind
-            ))),
-        }
-    }
-
     /// Runs `call` in a fresh store with the call's limits, in one of the call slots, and names
     /// the limit it hit if it fails.
     async fn call<R>(
         &self,
-        plugin: &Plugin,
+        plugin: Arc<str>,
         limits: Limits,
         call: impl AsyncFnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
@@ -747,10 +748,122 @@ impl PluginHost {
             .slots
             .acquire()
             .await
-            .map_err(|_| CallFailure("the plugin host is shutting down".into()))?;
+            .map_err(|_| CallFailure::new("the plugin host is shutting down"))?;
         let (mut store, stderr) = self.new_store(plugin, limits);
         let outcome = tokio::time::timeout(backstop(limits), call(&mut store)).await;
         settle(outcome, &store, &stderr, limits)
+    }
+}
+
+impl PluginHost {
+    /// Runs `work` on the plugin pool and waits for it.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, CallFailure>> + Send + 'static,
+    ) -> Result<T, CallFailure> {
+        match self.pool.handle().spawn(work).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(CallFailure::new("the plugin host is shutting down")),
+        }
+    }
+
+    /// Runs a check plugin on one response, on the plugin pool. A plugin built against an older
+    /// WIT version gets the response less the fields added since (a copy).
+    pub async fn check(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        config: &str,
+        response: &types::Response,
+    ) -> Result<Result<types::CheckResult, String>, CallFailure> {
+        let (caller, pre, name) = (
+            self.caller.clone(),
+            plugin.pre.clone(),
+            Arc::clone(&plugin.name),
+        );
+        let (config, response) = (config.to_owned(), response.clone());
+        let kind = plugin.kind;
+        self.on_pool(async move {
+            match &pre {
+                Pre::CheckV0_2(pre) => {
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_check()
+                                .call_check(&mut *store, &config, &response)
+                                .await
+                        })
+                        .await
+                }
+                Pre::CheckV0_1(pre) => {
+                    let response = bindings::response_v0_1(&response);
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            let result = instance
+                                .sitewatch_plugin_check()
+                                .call_check(&mut *store, &config, &response)
+                                .await?;
+                            Ok(result.map(bindings::check_result_from_v0_1))
+                        })
+                        .await
+                }
+                Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) => Err(CallFailure::new(format!(
+                    "plugin {name} is a {kind}, not a check"
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// Runs a formatter plugin on one alert, on the plugin pool.
+    pub async fn format(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        config: &str,
+        alert: &types::Alert,
+    ) -> Result<Result<String, String>, CallFailure> {
+        let (caller, pre, name) = (
+            self.caller.clone(),
+            plugin.pre.clone(),
+            Arc::clone(&plugin.name),
+        );
+        let (config, alert) = (config.to_owned(), alert.clone());
+        let kind = plugin.kind;
+        self.on_pool(async move {
+            match &pre {
+                Pre::FormatterV0_2(pre) => {
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_formatter()
+                                .call_format(&mut *store, &config, &alert)
+                                .await
+                        })
+                        .await
+                }
+                Pre::FormatterV0_1(pre) => {
+                    let alert = bindings::alert_v0_1(&alert);
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_formatter()
+                                .call_format(&mut *store, &config, &alert)
+                                .await
+                        })
+                        .await
+                }
+                Pre::CheckV0_1(_) | Pre::CheckV0_2(_) => Err(CallFailure::new(format!(
+                    "plugin {name} is a {kind}, not a formatter"
+                ))),
+            }
+        })
+        .await
     }
 }
 
@@ -781,13 +894,15 @@ fn settle<T>(
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,
         Err(_) => {
-            return Err(CallFailure(format!(
+            return Err(CallFailure::timeout(format!(
                 "did not finish within {}",
                 humantime::format_duration(backstop(limits))
             )));
         }
     };
     let limiter = &store.data().limiter;
+    let timed_out =
+        limiter.denied.is_none() && matches!(error.downcast_ref::<Trap>(), Some(Trap::Interrupt));
     let mut reason = if let (Some(asked), Some(total)) = (limiter.denied, limiter.denied_total) {
         format!(
             "could not grow its memory to {}: the memory of all plugin calls at once is capped at {} (plugins.total_memory), and other calls hold the rest; it will run again at its next probe",
@@ -818,7 +933,10 @@ fn settle<T>(
         reason.push_str("; it wrote: ");
         reason.push_str(&sanitize_text(&written, 1000));
     }
-    Err(CallFailure(reason))
+    Err(CallFailure {
+        message: reason,
+        timed_out,
+    })
 }
 
 fn bytes(n: u64) -> String {

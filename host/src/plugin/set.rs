@@ -214,7 +214,7 @@ pub async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), Plugin
     };
     result.map_err(|e| PluginError::SmokeTest {
         name: plugin.name.to_string(),
-        reason: e.0,
+        reason: e.message,
     })
 }
 

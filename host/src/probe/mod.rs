@@ -32,6 +32,8 @@ pub struct ProbeTarget {
     /// Ticks of this site skipped so far (its own probes still running, or sitewatch
     /// overloaded); kept across reloads.
     pub skipped: Arc<std::sync::atomic::AtomicU64>,
+    /// Its checks' time-limit streaks and pauses.
+    pub checks: Arc<crate::plugin::checks::SiteChecks>,
 }
 
 impl ProbeTarget {
@@ -43,6 +45,7 @@ impl ProbeTarget {
             client: None,
             generation: 0,
             skipped: Arc::default(),
+            checks: Arc::default(),
         }
     }
 }

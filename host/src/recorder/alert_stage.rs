@@ -276,7 +276,7 @@ impl AlertFormatter for PluginFormatter {
             {
                 Ok(Ok(text)) => Ok(text),
                 Ok(Err(message)) => Err(crate::plugin::sanitize_text(&message, 300)),
-                Err(failure) => Err(failure.0),
+                Err(failure) => Err(failure.message),
             }
         })
     }

@@ -122,6 +122,9 @@ pub struct Measurement {
     pub location: Option<Arc<str>>,
     /// The redirects the probe followed, if any.
     pub redirect: Option<Arc<Redirected>>,
+    /// Which of its site's running probes this was ([`crate::probe::Running`]); 0 when it was
+    /// not started by the scheduler (restored history, another node's probe, tests).
+    pub probe_id: u64,
 }
 
 /// Where a probe's redirects led.
@@ -251,6 +254,7 @@ pub mod tests {
         let duration = Duration::from_millis(1);
         Measurement {
             redirect: None,
+            probe_id: 0,
             location: None,
             site: site.into(),
             url: format!("http://{site}.test/").into(),

@@ -286,9 +286,13 @@ fn spawn_probe(
         out.clone(),
         Arc::clone(&in_flight.skips),
     );
+    // Registered before the request starts (a little early is safe: it only holds back the
+    // placing of a measurement that ended before it a moment longer).
+    let running = target.running.begin(prober.timeline_now_us());
     probes.spawn(async move {
         match prober.probe(&target, planned).await {
             Ok((mut m, captured)) => {
+                m.probe_id = running.id();
                 if let (Some(captured), Some(set)) = (captured, &plugins.plugins) {
                     crate::plugin::checks::run(
                         set,
@@ -308,7 +312,10 @@ fn spawn_probe(
                 {
                     e.message = target.config.redact(&e.message);
                 }
-                let _ = out.send(RecorderInput::Measurement(m)).await;
+                if out.send(RecorderInput::Measurement(m)).await.is_ok() {
+                    // The recorder takes it out of the running probes as it arrives.
+                    running.handed_over();
+                }
             }
             Err(failure) => {
                 target.skipped.fetch_add(1, Ordering::Relaxed);

@@ -550,3 +550,71 @@ async fn busy_plugins_neither_starve_other_sites_nor_lose_ticks_silently() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_samples_are_placed_by_when_they_ended() {
+    use crate::support::plugins::test_plugin;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    // Every third answer makes the check spin 250 ms and fail: that probe reaches the recorder
+    // after the next two, which started later and ended earlier... than it arrived.
+    let n = std::sync::Arc::new(AtomicU64::new(0));
+    let count = std::sync::Arc::clone(&n);
+    let target = TestServer::start(move |_| {
+        if count.fetch_add(1, Ordering::SeqCst).is_multiple_of(3) {
+            Reply::ok("SLOW")
+        } else {
+            Reply::ok("OK")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        test_plugin("hostile"),
+        dir.path().join("plugins/hostile.wasm"),
+    )
+    .unwrap();
+    let config = json!({
+        "sites": [{"name": "api", "url": target.url("/"), "interval": "100ms", "timeout": "1s",
+                   "checks": [{"plugin": "hostile", "config": {"mode": "slow-if", "marker": "SLOW", "ms": 250},
+                               "time_limit": "1s"}]}],
+        "plugins": {"dir": "plugins"},
+        "alerting": {"window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "1s"}]},
+    });
+    let mut run = Running::start_with(dir, &config, &[]);
+    run.collect_for(Duration::from_secs(5)).await;
+    let ends: Vec<(i64, bool)> = run
+        .events
+        .iter()
+        .filter(|e| e["event"] == "probe" && e["site"] == "api")
+        .map(|e| {
+            let start = chrono::DateTime::parse_from_rfc3339(e["time"].as_str().unwrap())
+                .unwrap()
+                .timestamp_micros();
+            let end = start + (e["duration_ms"].as_f64().unwrap() * 1000.0) as i64;
+            (end, e["ok"] == true)
+        })
+        .collect();
+    assert!(
+        ends.len() > 20,
+        "{} probes; stderr: {}",
+        ends.len(),
+        run.stderr()
+    );
+    assert!(ends.iter().any(|(_, ok)| !ok) && ends.iter().any(|(_, ok)| *ok));
+    // Placed (and published) in the order they ended, the slow ones included. The end is the
+    // exchange's: a probe's check time is not in its duration, so a slow-checked probe that
+    // ended first comes first. A few ms of slack for the two clocks' rounding.
+    let out_of_order: Vec<_> = ends
+        .windows(2)
+        .filter(|w| w[1].0 + 2_000 < w[0].0)
+        .collect();
+    assert!(
+        out_of_order.is_empty(),
+        "{} of {} probes were placed after a probe that ended later: {:?}",
+        out_of_order.len(),
+        ends.len(),
+        &out_of_order[..out_of_order.len().min(3)]
+    );
+}

@@ -46,6 +46,7 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
             let duration = Duration::from_millis(30);
             recorder.record(Measurement {
                 redirect: None,
+                probe_id: 0,
                 location: None,
                 site: Arc::clone(&t.name),
                 url: Arc::clone(&t.url),

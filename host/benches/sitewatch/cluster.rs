@@ -234,6 +234,7 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
     .unwrap();
     let m = sitewatch::measurement::Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         site: "site-1234".into(),
         url: "http://127.0.0.1/site/1234".into(),

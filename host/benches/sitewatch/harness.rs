@@ -171,6 +171,8 @@ pub enum Event {
 /// One line of sitewatch's JSON output and when it arrived.
 pub struct Line {
     pub at: Instant,
+    /// The wall clock when it arrived.
+    pub wall: chrono::DateTime<chrono::Utc>,
     pub event: Event,
 }
 
@@ -254,9 +256,9 @@ impl Monitor {
             std::thread::spawn(move || {
                 for line in BufReader::with_capacity(1 << 20, stdout).lines() {
                     let Ok(line) = line else { break };
-                    let at = Instant::now();
+                    let (at, wall) = (Instant::now(), chrono::Utc::now());
                     let event = serde_json::from_str(&line).unwrap_or(Event::Other);
-                    if tx.send(Line { at, event }).is_err() {
+                    if tx.send(Line { at, wall, event }).is_err() {
                         break;
                     }
                 }

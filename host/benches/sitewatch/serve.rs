@@ -20,6 +20,7 @@ fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
     let ms = |v: u64| Some(Duration::from_micros(v));
     Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),

@@ -19,6 +19,7 @@ pub fn measurement(
 ) -> Measurement {
     Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),

@@ -32,12 +32,17 @@ async fn read_head(stream: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> boo
 pub struct FastTarget {
     addrs: Vec<SocketAddr>,
     status: Arc<AtomicU16>,
+    /// Every third answer waits this long (ms) before its headers: probes of a site then
+    /// overlap and end out of the order they started in. 0: none waits.
+    slow_every_third_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FastTarget {
     /// Starts on the current tokio runtime.
     pub async fn start() -> Self {
         let status = Arc::new(AtomicU16::new(200));
+        let slow = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let served = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut addrs = Vec::new();
         for k in 1..=ADDRESSES {
             let listener = tokio::net::TcpListener::bind((format!("127.0.0.{k}"), 0))
@@ -45,16 +50,22 @@ impl FastTarget {
                 .unwrap();
             addrs.push(listener.local_addr().unwrap());
             let status = Arc::clone(&status);
+            let (slow, served) = (Arc::clone(&slow), Arc::clone(&served));
             tokio::spawn(async move {
                 loop {
                     let Ok((mut stream, _)) = listener.accept().await else {
                         continue;
                     };
                     let status = Arc::clone(&status);
+                    let (slow, served) = (Arc::clone(&slow), Arc::clone(&served));
                     tokio::spawn(async move {
                         let mut buf = Vec::with_capacity(1024);
                         if !read_head(&mut stream, &mut buf).await {
                             return;
+                        }
+                        let wait = slow.load(Ordering::Relaxed);
+                        if wait > 0 && served.fetch_add(1, Ordering::Relaxed).is_multiple_of(3) {
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
                         }
                         let code = status.load(Ordering::Relaxed);
                         let reply = format!(
@@ -66,7 +77,17 @@ impl FastTarget {
                 }
             });
         }
-        Self { addrs, status }
+        Self {
+            addrs,
+            status,
+            slow_every_third_ms: slow,
+        }
+    }
+
+    /// Makes every third answer wait `d` before its headers (zero: none).
+    pub fn set_slow_every_third(&self, d: Duration) {
+        self.slow_every_third_ms
+            .store(d.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// The URL of site `i`: its own path, spread over the loopback addresses.

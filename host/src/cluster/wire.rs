@@ -87,6 +87,7 @@ impl Sample {
         });
         Measurement {
             redirect: None,
+            probe_id: 0,
             location: Some(Arc::from(self.location.as_str())),
             site,
             url,

@@ -35,6 +35,7 @@ fn probes(site: &str, n: i64, step: TimeDelta, now: DateTime<Utc>, seed: u64) ->
             });
             let mut m = Measurement {
                 redirect: None,
+                probe_id: 0,
                 location: None,
                 site: site.into(),
                 url: format!("http://{site}.test/").into(),

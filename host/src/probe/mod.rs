@@ -34,6 +34,78 @@ pub struct ProbeTarget {
     pub skipped: Arc<std::sync::atomic::AtomicU64>,
     /// Its checks' time-limit streaks and pauses.
     pub checks: Arc<crate::plugin::checks::SiteChecks>,
+    /// Its probes in flight and when each started: the recorder places a measurement only once
+    /// no probe that started before it ended is still running (see [`Running`]).
+    pub running: Arc<Running>,
+}
+
+/// A site's probes in flight, by id, with the timeline position each started at. The
+/// scheduler adds a probe as it starts it ([`Running::begin`]); the recorder takes it out when
+/// its measurement arrives ([`Running::finish`]), and the guard when the probe ends without one
+/// (it was aborted, or sitewatch could not run it). What has not arrived yet and started earliest
+/// is the site's *watermark*: a measurement that ended before it can be placed in the windows,
+/// since nothing still running can end before it.
+#[derive(Debug, Default)]
+pub struct Running {
+    next: std::sync::atomic::AtomicU64,
+    probes: std::sync::Mutex<Vec<(u64, i64)>>,
+}
+
+/// Takes a probe out of [`Running`] when dropped (a probe that ends without a measurement).
+#[derive(Debug)]
+pub struct RunningGuard {
+    running: Arc<Running>,
+    id: u64,
+    /// Still ours to take out (false once the measurement went to the recorder, which does).
+    armed: bool,
+}
+
+impl RunningGuard {
+    /// The probe's id, for its measurement.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The measurement was sent to the recorder, which takes the probe out as it arrives:
+    /// taking it out here, before that, would let a later measurement pass it.
+    pub fn handed_over(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.running.finish(self.id);
+        }
+    }
+}
+
+impl Running {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, i64)>> {
+        self.probes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A probe starts at timeline position `start_us`.
+    pub fn begin(self: &Arc<Self>, start_us: i64) -> RunningGuard {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        self.lock().push((id, start_us));
+        RunningGuard {
+            running: Arc::clone(self),
+            id,
+            armed: true,
+        }
+    }
+
+    /// The probe `id` is no longer running (its measurement arrived, or it ended).
+    pub fn finish(&self, id: u64) {
+        self.lock().retain(|(i, _)| *i != id);
+    }
+
+    /// Where the earliest probe still running started, if any runs.
+    pub fn earliest_start(&self) -> Option<i64> {
+        self.lock().iter().map(|(_, s)| *s).min()
+    }
 }
 
 impl ProbeTarget {
@@ -46,6 +118,7 @@ impl ProbeTarget {
             generation: 0,
             skipped: Arc::default(),
             checks: Arc::default(),
+            running: Arc::default(),
         }
     }
 }
@@ -144,6 +217,11 @@ impl Prober {
         let idle = if site.keep_alive { usize::MAX } else { 0 };
         target.client = Some(build_client(tls_config(trust)?, idle, self.source)?);
         Ok(())
+    }
+
+    /// Where now is on the timeline measurements are placed on.
+    pub fn timeline_now_us(&self) -> i64 {
+        self.clock.timeline_now_us()
     }
 
     /// The local address probes connect from.
@@ -271,6 +349,7 @@ impl Prober {
             tls,
             maintenance: false,
             redirect,
+            probe_id: 0,
         };
         Ok((measurement, captured))
     }

@@ -34,6 +34,10 @@ pub mod alert_stage;
 /// Window 0 of every site is the alert window; view `i` is window `i + 1`.
 const ALERT_WINDOW: usize = 0;
 
+/// How often held measurements are looked at while any waits (for a probe that ended without a
+/// measurement, or one that waited its longest).
+const HELD_CHECK: Duration = Duration::from_millis(50);
+
 /// An overload episode ends after this long without an overload skip.
 const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
 
@@ -84,6 +88,13 @@ struct SiteState {
     failing: bool,
     /// A cluster node's alert window per location.
     locations: LocationWindows,
+    /// The site's probes in flight (shared with the scheduler): the watermark.
+    running: Arc<crate::probe::Running>,
+    /// Measurements that arrived but wait for a probe that started before they ended, in end
+    /// order (see [`Recorder::record`]).
+    held: Vec<Measurement>,
+    /// The longest a probe can run, checks included: nothing is held longer.
+    max_hold_us: i64,
 }
 
 impl SiteState {
@@ -105,8 +116,24 @@ impl SiteState {
             recent_errors: VecDeque::new(),
             failing: false,
             locations: LocationWindows::new(t.config.alerting.window),
+            running: Arc::clone(&t.running),
+            held: Vec::new(),
+            max_hold_us: max_hold_us(t),
         }
     }
+}
+
+/// The longest a probe of `t` can run, its checks included (their backstop is twice their time
+/// limit), plus a second: a measurement is never held longer for one that has not arrived.
+fn max_hold_us(t: &ProbeTarget) -> i64 {
+    let checks: Duration = t
+        .config
+        .checks
+        .iter()
+        .map(|c| c.limits.time * 2 + Duration::from_millis(100))
+        .sum();
+    let hold = t.config.timeout + checks + Duration::from_secs(1);
+    i64::try_from(hold.as_micros()).unwrap_or(i64::MAX)
 }
 
 impl SiteState {
@@ -194,6 +221,8 @@ pub struct Recorder {
     views_changed: bool,
     /// This node's side of a cluster, and its role.
     cluster: Option<(NodeSide, Role)>,
+    /// Measurements held across all sites (see [`Recorder::record`]).
+    held: usize,
 }
 
 /// Where a measurement comes from.
@@ -228,6 +257,7 @@ impl Recorder {
             probes_total: 0,
             views_changed: false,
             cluster: None,
+            held: 0,
         }
     }
 
@@ -313,6 +343,8 @@ impl Recorder {
                 Some(mut s) if s.url == t.url => {
                     s.generation = t.generation;
                     s.skipped = Arc::clone(&t.skipped);
+                    s.running = Arc::clone(&t.running);
+                    s.max_hold_us = max_hold_us(t);
                     s.tls_insecure = t.config.tls_insecure;
                     s.max_gap_us = max_gap_us(t);
                     s.tags = t.config.tags.clone().into();
@@ -331,11 +363,77 @@ impl Recorder {
             };
             self.sites.insert(Arc::clone(&t.name), state);
         }
+        // Measurements held for a removed site (or its old URL) went with it.
+        self.held = self.sites.values().map(|s| s.held.len()).sum();
     }
 
-    /// Records one measurement and fires the alert it causes, if any.
+    /// Records one measurement and fires the alert it causes, if any: in the order the site's
+    /// probes *ended*, as a stream processor orders by event time with a watermark. A probe's
+    /// checks run after its exchange ended, so a probe whose check is slow can arrive after
+    /// later ones; placed as it arrives, it would land at the newest position and flip the
+    /// verdict (a site recovered at 80% down again at 72.7%). So a measurement waits while a
+    /// probe of its site that started before it ended is still running (at most that probe's
+    /// timeout and checks: `max_hold_us`), and every waiting measurement is placed in end order.
+    /// A site whose probes do not overlap waits for nothing.
     pub fn record(&mut self, m: Measurement) {
-        self.record_from(m, Origin::Local);
+        let Some(name) = self
+            .sites
+            .get_key_value(&m.site)
+            .map(|(n, _)| Arc::clone(n))
+        else {
+            tracing::debug!(site = %m.site, "measurement of a removed site dropped");
+            return;
+        };
+        let site = self.sites.get_mut(&name).expect("just found");
+        site.running.finish(m.probe_id);
+        let at = site.held.partition_point(|h| h.ended_us <= m.ended_us);
+        site.held.insert(at, m);
+        self.held += 1;
+        self.release(&name, false);
+    }
+
+    /// Places the held measurements of `site` that nothing running can precede any more (all of
+    /// them when `force`).
+    fn release(&mut self, site: &Arc<str>, force: bool) {
+        loop {
+            let Some(state) = self.sites.get_mut(site) else {
+                return;
+            };
+            let Some(first) = state.held.first() else {
+                return;
+            };
+            let watermark = state.running.earliest_start().unwrap_or(i64::MAX);
+            let overdue =
+                || self.clock.timeline_now_us().saturating_sub(first.ended_us) > state.max_hold_us;
+            if !(force || first.ended_us < watermark || overdue()) {
+                return;
+            }
+            let m = state.held.remove(0);
+            self.held -= 1;
+            self.record_from(m, Origin::Local);
+        }
+    }
+
+    /// Places what waits on probes that are no longer running (one that ended without a
+    /// measurement), or waited its longest; on a timer while anything waits.
+    fn release_all(&mut self, force: bool) {
+        if self.held == 0 {
+            return;
+        }
+        let waiting: Vec<Arc<str>> = self
+            .sites
+            .iter()
+            .filter(|(_, s)| !s.held.is_empty())
+            .map(|(n, _)| Arc::clone(n))
+            .collect();
+        for site in waiting {
+            self.release(&site, force);
+        }
+    }
+
+    /// Whether any measurement waits to be placed.
+    fn holds_any(&self) -> bool {
+        self.held > 0
     }
 
     /// Records another cluster node's probe.
@@ -685,7 +783,10 @@ impl Recorder {
     pub async fn run(mut self, mut inputs: mpsc::Receiver<RecorderInput>) -> Self {
         self.bus.send(Event::Watching(self.watching()));
         let mut tickers = self.tickers();
+        let mut holding = tokio::time::interval(HELD_CHECK);
+        holding.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
+            let holds = self.holds_any();
             tokio::select! {
                 input = inputs.recv() => match input {
                     Some(input) => {
@@ -696,6 +797,7 @@ impl Recorder {
                     }
                     None => break,
                 },
+                _ = holding.tick(), if holds => self.release_all(false),
                 view = next_tick(&mut tickers) => {
                     self.check_overload();
                     let report = self.report(view, false);
@@ -703,6 +805,8 @@ impl Recorder {
                 }
             }
         }
+        // Nothing more arrives: what waits is placed now.
+        self.release_all(true);
         self.flush_alerts().await;
         for view in 0..self.views.len() {
             let report = self.report(view, true);

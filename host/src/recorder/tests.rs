@@ -596,3 +596,96 @@ async fn a_late_probe_from_inside_a_closed_window_is_marked_but_does_not_reopen_
     let changes = maintenance_changes(&evs);
     assert_eq!(changes, [(true, 60), (false, 185)]);
 }
+
+/// The probe events published so far, as (site, ended_us).
+fn placed(sub: &mut Subscription) -> Vec<(String, i64)> {
+    events(sub)
+        .iter()
+        .filter_map(|e| match &**e {
+            Event::Probe(m) => Some((m.site.to_string(), m.ended_us)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_measurement_waits_for_a_probe_that_started_before_it_ended_and_all_are_placed_in_end_order()
+ {
+    let c = config();
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0()));
+    let bus = Bus::new(Arc::clone(&clock));
+    let mut sub = bus.subscribe();
+    let mut r = Recorder::new(&c, Arc::clone(&clock), bus, None);
+    let ts = targets(&c);
+    r.set_sites(&ts);
+    let running = Arc::clone(&ts[0].running);
+    let base = probe("a", 0, true).ended_us;
+    // Probe 1 starts at +0 s; probe 2 at +1 s. Probe 2 (ended +2 s) arrives first: probe 1,
+    // whose slow check is still running, may end before it.
+    let p1 = running.begin(base);
+    let p2 = running.begin(base + 1_000_000);
+    let mut m2 = probe("a", 0, true);
+    m2.ended_us = base + 2_000_000;
+    m2.probe_id = p2.id();
+    p2.handed_over();
+    r.record(m2);
+    assert!(placed(&mut sub).is_empty(), "held while probe 1 runs");
+    // A probe of another site is not held by it.
+    r.record(probe("b", 0, true));
+    assert_eq!(placed(&mut sub).len(), 1);
+    // Probe 1 arrives (it ended at +1.5 s): both are placed, in end order.
+    let mut m1 = probe("a", 0, false);
+    m1.ended_us = base + 1_500_000;
+    m1.probe_id = p1.id();
+    p1.handed_over();
+    r.record(m1);
+    assert_eq!(
+        placed(&mut sub),
+        [
+            ("a".to_owned(), base + 1_500_000),
+            ("a".to_owned(), base + 2_000_000)
+        ]
+    );
+    // A probe that ends without a measurement (aborted) lets what waited go at the next look.
+    let p3 = running.begin(base + 3_000_000);
+    let mut m4 = probe("a", 0, true);
+    m4.ended_us = base + 4_000_000;
+    let p4 = running.begin(base + 3_500_000);
+    m4.probe_id = p4.id();
+    p4.handed_over();
+    r.record(m4);
+    assert!(placed(&mut sub).is_empty());
+    drop(p3);
+    r.release_all(false);
+    assert_eq!(placed(&mut sub), [("a".to_owned(), base + 4_000_000)]);
+    // Probes that do not overlap are placed at once.
+    let p5 = running.begin(base + 5_000_000);
+    let mut m5 = probe("a", 0, true);
+    m5.ended_us = base + 5_100_000;
+    m5.probe_id = p5.id();
+    p5.handed_over();
+    r.record(m5);
+    assert_eq!(placed(&mut sub).len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_held_longer_than_the_longest_a_probe_can_run() {
+    let c = config();
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(t0()));
+    let bus = Bus::new(Arc::clone(&clock));
+    let mut sub = bus.subscribe();
+    let mut r = Recorder::new(&c, Arc::clone(&clock), bus, None);
+    let ts = targets(&c);
+    r.set_sites(&ts);
+    let now = clock.timeline_now_us();
+    // A probe that started long ago never reports (and its guard is kept).
+    let _stuck = ts[0].running.begin(now - 60_000_000);
+    let mut m = probe("a", 0, true);
+    m.ended_us = now;
+    r.record(m);
+    assert!(placed(&mut sub).is_empty());
+    // The timeout (5 s) and a second later, it is placed anyway.
+    tokio::time::advance(Duration::from_secs(7)).await;
+    r.release_all(false);
+    assert_eq!(placed(&mut sub).len(), 1);
+}

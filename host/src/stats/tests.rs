@@ -19,6 +19,7 @@ fn us(secs: i64) -> i64 {
 fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
     Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         site: Arc::from("s"),
         url: Arc::from("http://s/"),
@@ -48,6 +49,7 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
 fn failed(secs: i64, kind: ErrorKind) -> Measurement {
     Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         time: at(secs),
         ok: false,

@@ -709,6 +709,7 @@ mod tests {
     fn measurement() -> Measurement {
         Measurement {
             redirect: None,
+            probe_id: 0,
             location: None,
             site: "my site, \"quoted\"=x".into(),
             url: "http://a.test/p?q=1 2".into(),

@@ -302,6 +302,7 @@ impl Store {
             let ended = time + chrono::TimeDelta::from_std(duration).unwrap_or_default();
             Ok(Measurement {
                 redirect: None,
+                probe_id: 0,
                 location: None,
                 site: Arc::clone(&site),
                 url: Arc::clone(&url),

@@ -7,6 +7,7 @@ use crate::measurement::{ErrorKind, Phases, ProbeError};
 fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
     Measurement {
         redirect: None,
+        probe_id: 0,
         location: None,
         site: site.into(),
         url: format!("http://{site}.test/").into(),

@@ -93,12 +93,18 @@ pub struct Queued {
 #[derive(Debug, Clone)]
 pub struct StoreHandle {
     tx: Sender<Record>,
+    /// The writer thread, woken for an alert (it waits out a batch's time otherwise).
+    writer: std::thread::Thread,
 }
 
 impl StoreHandle {
     pub fn send(&self, record: Record) {
+        let alert = matches!(record, Record::Alert(..));
         // The writer only stops after every handle is gone, so this cannot fail while we hold one.
         let _ = self.tx.send(record);
+        if alert {
+            self.writer.unpark();
+        }
     }
 }
 
@@ -129,7 +135,8 @@ pub fn spawn(
         .name("sitewatch-store".into())
         .spawn(move || Writer::new(store, options, clock, bus).run(rx))
         .expect("spawning the store writer thread");
-    (StoreHandle { tx }, thread)
+    let writer = thread.thread().clone();
+    (StoreHandle { tx, writer }, thread)
 }
 
 struct Writer {
@@ -206,8 +213,9 @@ impl Writer {
                         && self.pending.len() < BATCH
                     {
                         // Sleep until the flush is due rather than waking for every record: at
-                        // a steady probe rate that is one wake-up per flush, not per probe.
-                        std::thread::sleep(due - now);
+                        // a steady probe rate that is one wake-up per flush, not per probe. An
+                        // alert wakes it (`StoreHandle::send` unparks it).
+                        std::thread::park_timeout(due - now);
                         connected = self.take_batch(&rx);
                     }
                     if !connected {

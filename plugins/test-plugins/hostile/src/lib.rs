@@ -1,6 +1,8 @@
 //! A misbehaving check for the host's sandbox tests. Config `{"mode": ...}`:
 //! `loop` spins forever, `alloc` allocates until it is stopped, `hold` allocates `mib` MiB and
-//! keeps it for `ms` milliseconds (spinning) before it passes, `panic` panics with a message,
+//! keeps it for `ms` milliseconds (spinning) before it passes, `slow-if` spins `ms` milliseconds
+//! and fails when the body contains `marker` (and passes at once otherwise), `panic` panics
+//! with a message,
 //! `trap` executes `unreachable`, `pass` passes, `fail` (or no mode) fails with an escape-laden
 //! reason.
 
@@ -12,7 +14,7 @@ use sitewatch::plugin::types::{CheckResult, Metric, Response, Verdict};
 struct Hostile;
 
 impl Guest for Hostile {
-    fn check(config: String, _response: Response) -> Result<CheckResult, String> {
+    fn check(config: String, response: Response) -> Result<CheckResult, String> {
         let v: serde_json::Value = serde_json::from_str(&config).map_err(|e| e.to_string())?;
         match v["mode"].as_str().unwrap_or("") {
             "loop" => {
@@ -38,6 +40,25 @@ impl Guest for Hostile {
                 }
                 Ok(CheckResult {
                     verdict: Verdict::Pass,
+                    metrics: vec![],
+                })
+            }
+            "slow-if" => {
+                let marker = v["marker"].as_str().unwrap_or("SLOW").as_bytes();
+                let slow = response.body.windows(marker.len()).any(|w| w == marker);
+                if !slow {
+                    return Ok(CheckResult {
+                        verdict: Verdict::Pass,
+                        metrics: vec![],
+                    });
+                }
+                let ms = v["ms"].as_u64().unwrap_or(100);
+                let start = std::time::Instant::now();
+                while start.elapsed() < std::time::Duration::from_millis(ms) {
+                    std::hint::black_box(&marker);
+                }
+                Ok(CheckResult {
+                    verdict: Verdict::Fail("slow to judge, and failed".into()),
                     metrics: vec![],
                 })
             }

@@ -273,6 +273,21 @@ fn current_leader(nodes: &[Node]) -> Option<usize> {
     })
 }
 
+/// Reads events until a running node's latest role is leader (a lease may be moving when a
+/// NATS server was just killed: its role event may not have been read yet); its index.
+async fn wait_current_leader(nodes: &mut [Node], within: Duration) -> Option<usize> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(i) = current_leader(nodes) {
+            return Some(i);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        pump(nodes, Duration::from_millis(100)).await;
+    }
+}
+
 fn leader_counts(nodes: &[Node]) -> Vec<usize> {
     nodes
         .iter()
@@ -568,7 +583,9 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     // A recovery during a handover: the sites come back and the leader is killed at once; the
     // recovery is sent once, by whoever leads next (after the killed node returns if it was
     // location b's only node).
-    let current = current_leader(&nodes).expect("a node leads");
+    let current = wait_current_leader(&mut nodes, LEASE_TTL * 3)
+        .await
+        .expect("a node leads");
     target.set_down(&[]);
     let dir = nodes[current].stop(nix::sys::signal::Signal::SIGKILL).await;
     pump(&mut nodes, LEASE_TTL).await;

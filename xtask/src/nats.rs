@@ -34,6 +34,8 @@ pub struct NatsServers {
     /// Client, cluster and monitoring port of each server.
     ports: Vec<(u16, u16, u16)>,
     children: Vec<Option<Child>>,
+    /// Lines added to every server's config (authorization, TLS, operator mode).
+    extra: String,
 }
 
 impl NatsServers {
@@ -41,6 +43,17 @@ impl NatsServers {
     /// client port of the first is `port` when given. Does not wait for them: see
     /// [`Self::wait_healthy`].
     pub fn start(dir: &Path, n: usize, port: Option<u16>) -> anyhow::Result<Self> {
+        Self::start_with(dir, n, port, "")
+    }
+
+    /// [`Self::start`] with `extra` lines in every server's config (an `authorization` block,
+    /// `tls`, operator mode).
+    pub fn start_with(
+        dir: &Path,
+        n: usize,
+        port: Option<u16>,
+        extra: &str,
+    ) -> anyhow::Result<Self> {
         let binary = binary().context("nats-server is not installed")?;
         let ports = (0..n)
             .map(|i| {
@@ -56,6 +69,7 @@ impl NatsServers {
             binary,
             ports,
             children: (0..n).map(|_| None).collect(),
+            extra: extra.to_owned(),
         };
         for i in 0..n {
             s.spawn(i)?;
@@ -88,6 +102,7 @@ impl NatsServers {
                 routes.join(", ")
             );
         }
+        conf += &self.extra;
         let path = self.dir.join(format!("n{i}.conf"));
         std::fs::write(&path, conf)?;
         let log = std::fs::File::create(self.dir.join(format!("nats-n{i}.log")))?;

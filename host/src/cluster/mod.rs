@@ -167,13 +167,113 @@ struct Context {
     replay: Duration,
 }
 
-async fn run(ctx: Context) {
-    let options = async_nats::ConnectOptions::new()
-        .name(format!("sitewatch {}", ctx.cfg.node))
+/// The connection settings: the node's name, retries, and how it authenticates (a token,
+/// user and password, an NKey seed or a `.creds` file) and speaks TLS (a CA file, a client
+/// certificate). A URL's own `user:password@` (or `token@`) is used when nothing else is set:
+/// async-nats reads credentials only from its options.
+async fn connect_options(cfg: &ClusterConfig) -> Result<async_nats::ConnectOptions, String> {
+    use crate::config::cluster::NatsAuth;
+    let mut o = async_nats::ConnectOptions::new()
+        .name(format!("sitewatch {}", cfg.node))
         .retry_on_initial_connect()
         .ping_interval(Duration::from_secs(5))
         .connection_timeout(Duration::from_secs(2));
-    let client = match options.connect(ctx.cfg.nats.clone()).await {
+    match &cfg.auth {
+        NatsAuth::Token(t) => o = o.token(t.expose().clone()),
+        NatsAuth::UserPassword { user, password } => {
+            o = o.user_and_password(user.clone(), password.expose().clone());
+        }
+        NatsAuth::NKey(seed) => o = o.nkey(seed.expose().clone()),
+        NatsAuth::Credentials(path) => {
+            o = o.credentials_file(path).await.map_err(|e| {
+                format!(
+                    "cannot use the credentials file {} (cluster.credentials): {e}",
+                    path.display()
+                )
+            })?;
+        }
+        NatsAuth::None => {
+            let userinfo = cfg.nats.iter().find_map(|u| {
+                let u = url::Url::parse(u).ok()?;
+                let decode = |s: &str| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                };
+                (!u.username().is_empty()).then(|| (decode(u.username()), u.password().map(decode)))
+            });
+            match userinfo {
+                Some((user, Some(password))) => o = o.user_and_password(user, password),
+                Some((token, None)) => o = o.token(token),
+                None => {}
+            }
+        }
+    }
+    if let Some(tls) = &cfg.tls {
+        if let Some(ca) = &tls.ca {
+            o = o.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &tls.client {
+            o = o.add_client_certificate(cert.clone(), key.clone());
+        }
+        o = o.require_tls(true);
+    }
+    Ok(o)
+}
+
+async fn run(ctx: Context) {
+    let options = match connect_options(&ctx.cfg).await {
+        Ok(o) => o,
+        Err(e) => {
+            ctx.bus.error("cluster", None, e);
+            return;
+        }
+    };
+    // Why NATS cannot be used (refused credentials, a TLS failure), said once per streak.
+    let said: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let (bus, auth) = (ctx.bus.clone(), ctx.cfg.auth.describe());
+    let options = options.event_callback(move |event| {
+        let (bus, said, auth) = (bus.clone(), Arc::clone(&said), auth.clone());
+        async move {
+            let mut last = said.lock().unwrap_or_else(|p| p.into_inner());
+            match event {
+                async_nats::Event::Connected => *last = None,
+                async_nats::Event::ClientError(e) => {
+                    let text = e.to_string();
+                    if last.as_deref() != Some(text.as_str()) {
+                        let hint = if text.contains("authorization") || text.contains("authentication")
+                        {
+                            format!(
+                                "; NATS refused this node's credentials (cluster auth: {auth}; token_env, user and password_env, nkey_seed_env or credentials)"
+                            )
+                        } else if text.contains("tls") || text.contains("TLS") {
+                            "; check cluster.tls_ca, tls_cert and tls_key".into()
+                        } else {
+                            String::new()
+                        };
+                        bus.error("cluster", None, format!("cannot connect to NATS: {text}{hint}"));
+                        *last = Some(text);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    // Credentials in a URL were read into the options; the URLs connected to carry none.
+    let urls: Vec<String> = ctx
+        .cfg
+        .nats
+        .iter()
+        .map(|u| match url::Url::parse(u) {
+            Ok(mut url) if !url.username().is_empty() => {
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            _ => u.clone(),
+        })
+        .collect();
+    let client = match options.connect(urls).await {
         Ok(c) => c,
         Err(e) => {
             ctx.bus.error(

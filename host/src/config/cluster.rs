@@ -31,6 +31,48 @@ pub struct ClusterConfig {
     pub alone_after: Duration,
     /// Prefix of subjects (`<prefix>.m.…`), the stream and the buckets.
     pub prefix: String,
+    /// How this node proves who it is to NATS.
+    pub auth: NatsAuth,
+    /// TLS to NATS, when configured.
+    pub tls: Option<NatsTls>,
+}
+
+/// How a node authenticates to NATS. Secrets come from the environment; a `.creds` file holds
+/// its own.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum NatsAuth {
+    #[default]
+    None,
+    Token(super::notify::Secret<String>),
+    UserPassword {
+        user: String,
+        password: super::notify::Secret<String>,
+    },
+    /// An NKey seed (`SU...`).
+    NKey(super::notify::Secret<String>),
+    /// A `.creds` file: a user JWT and the NKey seed that signs with it.
+    Credentials(std::path::PathBuf),
+}
+
+impl NatsAuth {
+    /// What it is, for `check-config --print` (no secret).
+    pub fn describe(&self) -> String {
+        match self {
+            NatsAuth::None => "none".into(),
+            NatsAuth::Token(_) => "token".into(),
+            NatsAuth::UserPassword { user, .. } => format!("user {user}"),
+            NatsAuth::NKey(_) => "nkey".into(),
+            NatsAuth::Credentials(p) => format!("credentials {}", p.display()),
+        }
+    }
+}
+
+/// TLS settings of the connection to NATS (files resolved against the config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NatsTls {
+    pub ca: Option<std::path::PathBuf>,
+    /// The client certificate and its key, for servers that verify clients.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl ClusterConfig {
@@ -79,6 +121,8 @@ pub(super) fn resolve(
     raw: &RawCluster,
     location: &str,
     overrides: &Overrides,
+    base: &std::path::Path,
+    env: super::notify::Env<'_>,
 ) -> Result<ClusterConfig, FieldError> {
     if raw.nats.is_empty() {
         return Err((
@@ -161,7 +205,10 @@ pub(super) fn resolve(
         Some(p) => token("prefix", "prefix", p)?,
         None => "sitewatch".into(),
     };
+    let (auth, tls) = auth(raw, base, env)?;
     Ok(ClusterConfig {
+        auth,
+        tls,
         nats: raw.nats.clone(),
         location,
         node,
@@ -174,6 +221,93 @@ pub(super) fn resolve(
         alone_after,
         prefix,
     })
+}
+
+/// The authentication and TLS settings: at most one way to authenticate; secrets from the
+/// environment; files resolved against the config file.
+fn auth(
+    raw: &RawCluster,
+    base: &std::path::Path,
+    env: super::notify::Env<'_>,
+) -> Result<(NatsAuth, Option<NatsTls>), FieldError> {
+    use super::notify::{Secret, env_secret};
+    let given: Vec<&str> = [
+        ("token_env", raw.token_env.is_some()),
+        ("user", raw.user.is_some()),
+        ("nkey_seed_env", raw.nkey_seed_env.is_some()),
+        ("credentials", raw.credentials.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(f, set)| set.then_some(f))
+    .collect();
+    if given.len() > 1 {
+        return Err((
+            given[1],
+            format!(
+                "give one way to authenticate to NATS, not {}",
+                given.join(" and ")
+            ),
+        )
+            .into());
+    }
+    if raw.password_env.is_some() && raw.user.is_none() {
+        return Err(("password_env", "goes with user").into());
+    }
+    let auth = if let Some(var) = &raw.token_env {
+        NatsAuth::Token(Secret::new(env_secret(env, "token_env", var)?))
+    } else if let Some(user) = &raw.user {
+        let Some(var) = &raw.password_env else {
+            return Err((
+                "password_env",
+                "the environment variable holding the password of user is missing",
+            )
+                .into());
+        };
+        NatsAuth::UserPassword {
+            user: user.clone(),
+            password: Secret::new(env_secret(env, "password_env", var)?),
+        }
+    } else if let Some(var) = &raw.nkey_seed_env {
+        let seed = env_secret(env, "nkey_seed_env", var)?;
+        if !seed.starts_with("SU") {
+            return Err((
+                "nkey_seed_env",
+                format!("{var} does not hold a user NKey seed (one starts with SU)"),
+            )
+                .into());
+        }
+        NatsAuth::NKey(Secret::new(seed))
+    } else if let Some(file) = &raw.credentials {
+        NatsAuth::Credentials(base.join(file))
+    } else {
+        NatsAuth::None
+    };
+    let file = |f: &Option<String>| f.as_ref().map(|f| base.join(f));
+    let client = match (file(&raw.tls_cert), file(&raw.tls_key)) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        (Some(_), None) => return Err(("tls_key", "tls_cert needs its key (tls_key)").into()),
+        (None, Some(_)) => return Err(("tls_cert", "tls_key goes with tls_cert").into()),
+    };
+    let tls = (raw.tls_ca.is_some() || client.is_some()).then(|| NatsTls {
+        ca: file(&raw.tls_ca),
+        client,
+    });
+    for (field, path) in [("credentials", file(&raw.credentials))]
+        .into_iter()
+        .chain([
+            ("tls_ca", file(&raw.tls_ca)),
+            ("tls_cert", file(&raw.tls_cert)),
+            ("tls_key", file(&raw.tls_key)),
+        ])
+    {
+        if let Some(p) = path
+            && !p.is_file()
+        {
+            return Err((field, format!("{} does not exist", p.display())).into());
+        }
+    }
+    Ok((auth, tls))
 }
 
 static OVERRIDES: std::sync::OnceLock<Overrides> = std::sync::OnceLock::new();

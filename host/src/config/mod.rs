@@ -714,10 +714,19 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
     };
     let cluster = match &raw.cluster {
         None => None,
-        Some(c) => Some(cluster::resolve(c, &location, &overrides).map_err(|e| {
-            let e = e.under("cluster");
-            invalid(e.field, None, e.message)
-        })?),
+        Some(c) => Some(
+            cluster::resolve(
+                c,
+                &location,
+                &overrides,
+                path.parent().unwrap_or(Path::new(".")),
+                env,
+            )
+            .map_err(|e| {
+                let e = e.under("cluster");
+                invalid(e.field, None, e.message)
+            })?,
+        ),
     };
     // A node's location labels its series too.
     let location = cluster.as_ref().map_or(location, |c| c.location.clone());

@@ -122,6 +122,12 @@ impl Printed {
                     "buffer": k.buffer,
                     "stream_max_age": duration(k.stream_max_age),
                     "prefix": k.prefix,
+                    "auth": k.auth.describe(),
+                    "tls": k.tls.as_ref().map(|t| json!({
+                        "ca": t.ca.as_ref().map(|p| p.display().to_string()),
+                        "cert": t.client.as_ref().map(|(c, _)| c.display().to_string()),
+                        "key": t.client.as_ref().map(|(_, k)| k.display().to_string()),
+                    })),
                 }),
             },
             storage: json!({

@@ -59,6 +59,21 @@ pub struct RawCluster {
     pub stream_max_age: Option<RawDuration>,
     /// A prefix of subjects, stream and bucket names, to run several clusters on one NATS.
     pub prefix: Option<String>,
+    /// NATS authentication: the environment variable holding a token.
+    pub token_env: Option<String>,
+    /// A user name, with `password_env`.
+    pub user: Option<String>,
+    /// The environment variable holding the user's password.
+    pub password_env: Option<String>,
+    /// The environment variable holding an NKey seed (`SU...`).
+    pub nkey_seed_env: Option<String>,
+    /// A `.creds` file (a user JWT and its NKey seed), relative to the config file.
+    pub credentials: Option<String>,
+    /// TLS to NATS: a PEM file of CA certificates to trust (relative to the config file).
+    pub tls_ca: Option<String>,
+    /// A client certificate (PEM) for servers that verify clients, with `tls_key`.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
 }
 
 /// A maintenance window: `start` and `end` (one-off), or `cron`, `duration` and `tz`.

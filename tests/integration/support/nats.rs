@@ -27,13 +27,22 @@ impl NatsCluster {
         Self::start_n(1, Some(port)).await
     }
 
+    /// One server whose config has `extra` lines (authorization, TLS, operator mode).
+    pub async fn single_with(extra: &str) -> Option<Self> {
+        Self::start_with(1, None, extra).await
+    }
+
     async fn start_n(n: usize, port: Option<u16>) -> Option<Self> {
+        Self::start_with(n, port, "").await
+    }
+
+    async fn start_with(n: usize, port: Option<u16>, extra: &str) -> Option<Self> {
         xtask::nats::binary().or_else(|| {
             skip();
             None
         })?;
         let dir = tempfile::tempdir().unwrap();
-        let servers = NatsServers::start(dir.path(), n, port).unwrap();
+        let servers = NatsServers::start_with(dir.path(), n, port, extra).unwrap();
         let c = Self { servers, _dir: dir };
         c.wait_healthy().await;
         Some(c)

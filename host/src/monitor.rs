@@ -188,6 +188,7 @@ pub async fn run(
                 &config,
                 c,
                 store.clone(),
+                store_handle.clone(),
                 inputs.clone(),
                 bus.clone(),
                 recorder.longest_window(),

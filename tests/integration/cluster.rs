@@ -5,12 +5,12 @@
 //! outage, a recovery during a handover, a NATS server killed, and everything restarted.
 
 use crate::support::binary::Running;
+use crate::support::by_location::{Target, location};
 use crate::support::nats::NatsCluster;
 use crate::support::receiver::Receiver;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SITES: [&str; 4] = ["s0", "s1", "s2", "s3"];
@@ -18,117 +18,6 @@ const HEARTBEAT_TTL: Duration = Duration::from_secs(2);
 const LEASE_TTL: Duration = Duration::from_secs(3);
 
 /// The location of a prober's source address.
-fn location(ip: IpAddr) -> &'static str {
-    match ip.to_string().as_str() {
-        "127.0.0.2" | "127.0.0.4" => "a",
-        "127.0.0.3" => "b",
-        _ => "?",
-    }
-}
-
-/// Answers 503 to the locations marked down, 200 to the others; logs who asked for what.
-struct Target {
-    port: u16,
-    down: Arc<Mutex<HashSet<&'static str>>>,
-    log: Arc<Mutex<Vec<(Instant, IpAddr, String)>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Target {
-    async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let down: Arc<Mutex<HashSet<&'static str>>> = Arc::default();
-        let log: Arc<Mutex<Vec<(Instant, IpAddr, String)>>> = Arc::default();
-        let (d, l) = (Arc::clone(&down), Arc::clone(&log));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((tcp, peer)) = listener.accept().await else {
-                    continue;
-                };
-                let (d, l) = (Arc::clone(&d), Arc::clone(&l));
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |req: hyper::Request<hyper::body::Incoming>| {
-                            let ip = peer.ip();
-                            l.lock().unwrap().push((
-                                Instant::now(),
-                                ip,
-                                req.uri().path().to_owned(),
-                            ));
-                            let code = if d.lock().unwrap().contains(location(ip)) {
-                                503
-                            } else {
-                                200
-                            };
-                            async move {
-                                Ok::<_, std::convert::Infallible>(
-                                    hyper::Response::builder()
-                                        .status(code)
-                                        .body(http_body_util::Full::new(bytes::Bytes::from_static(
-                                            b"ok",
-                                        )))
-                                        .unwrap(),
-                                )
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            port,
-            down,
-            log,
-            task,
-        }
-    }
-
-    fn set_down(&self, locations: &[&'static str]) {
-        *self.down.lock().unwrap() = locations.iter().copied().collect();
-    }
-
-    /// Who probed each site since `since`: site path to the source addresses.
-    fn probers_since(&self, since: Instant) -> HashMap<String, HashSet<IpAddr>> {
-        let mut out: HashMap<String, HashSet<IpAddr>> = HashMap::new();
-        for (t, ip, path) in self.log.lock().unwrap().iter() {
-            if *t >= since {
-                out.entry(path.clone()).or_default().insert(*ip);
-            }
-        }
-        out
-    }
-
-    /// The longest time without a probe from `loc` of `path` between `from` and `to`.
-    fn longest_gap(&self, path: &str, loc: &str, from: Instant, to: Instant) -> Duration {
-        let times: Vec<Instant> = self
-            .log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(t, ip, p)| p == path && location(*ip) == loc && *t >= from && *t <= to)
-            .map(|(t, _, _)| *t)
-            .collect();
-        let mut edges = vec![from];
-        edges.extend(times);
-        edges.push(to);
-        edges
-            .windows(2)
-            .map(|w| w[1] - w[0])
-            .max()
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// The notifications received, as (kind, site) counts.
 fn notified(receiver: &Receiver) -> HashMap<(String, String), usize> {
     let mut out = HashMap::new();
@@ -657,12 +546,28 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     );
     assert_eq!(per_site(&n, "down"), vec![3; SITES.len()], "{n:?}");
 
-    // The history: every alert sent is in the store of the node that sent it, once.
+    // The history: every node's store holds the cluster's alerts (each node's own and, from the
+    // cluster's alert stream, the others'), each once: what was sent.
+    pump(&mut nodes, Duration::from_secs(3)).await;
     let mut stored: HashMap<String, usize> = HashMap::new();
     for n in &nodes {
+        let mut mine: HashMap<String, usize> = HashMap::new();
         for (kind, _) in stored_alerts(n.run.as_ref().unwrap().dir.path()) {
-            *stored.entry(kind).or_insert(0) += 1;
+            *mine.entry(kind).or_insert(0) += 1;
         }
+        assert_eq!(
+            mine.get("down"),
+            Some(&(3 * SITES.len())),
+            "{}: {mine:?}",
+            n.name
+        );
+        assert_eq!(
+            mine.get("recovered"),
+            Some(&(3 * SITES.len())),
+            "{}: {mine:?}",
+            n.name
+        );
+        stored = mine;
     }
     assert_eq!(stored.get("down"), Some(&(3 * SITES.len())), "{stored:?}");
     assert_eq!(

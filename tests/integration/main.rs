@@ -11,6 +11,7 @@ mod certs;
 mod chromium_selftest;
 mod cli;
 mod cluster;
+mod cluster_alerts;
 mod cluster_auth;
 mod config_secrets;
 mod conformance;

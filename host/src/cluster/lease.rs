@@ -77,19 +77,15 @@ pub(super) async fn run(
                 Ok(rev) => {
                     contact = Instant::now();
                     let deadline = sent + ttl - margin;
-                    let sites: Vec<String> = ctx
-                        .summary
-                        .lock()
-                        .expect("summary lock")
-                        .sites
-                        .keys()
-                        .cloned()
-                        .collect();
-                    match ctx.book.load(&n.alerts, sites).await {
-                        Ok(open) => {
+                    match ctx.book.load(&n.alerts, summary_sites(&ctx)).await {
+                        Ok(mut book) => {
                             held = Some((rev, deadline));
                             ctx.book.set_leading(Some(deadline.into_std()));
-                            role = tell(&ctx, role, Role::Leader, Some(open)).await;
+                            // Pending alerts a store did commit (they are in the cluster's
+                            // alert stream) are that store's to deliver: confirmed here, not
+                            // delivered again.
+                            super::alerts::drop_committed(&ctx, n, &mut book).await;
+                            role = tell(&ctx, role, Role::Leader, Some(book)).await;
                         }
                         // Leading without the state would repeat or lose alerts: let the
                         // lease expire and try again.
@@ -103,7 +99,13 @@ pub(super) async fn run(
                 Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
                     contact = Instant::now();
                     if role != Role::Follower {
-                        role = tell(&ctx, role, Role::Follower, None).await;
+                        // Back from being alone: the book says which of the outages this node
+                        // announced alone the cluster does not have (they are closed).
+                        let book = match role {
+                            Role::Alone => ctx.book.read(&n.alerts, summary_sites(&ctx)).await.ok(),
+                            _ => None,
+                        };
+                        role = tell(&ctx, role, Role::Follower, book).await;
                     }
                 }
                 Err(e) => {
@@ -119,9 +121,21 @@ pub(super) async fn run(
     }
 }
 
-/// Tells the recorder (and the outputs) about a new role; returns it.
-async fn tell(ctx: &Context, old: Role, new: Role, open: Option<super::book::Open>) -> Role {
-    if old == new && open.is_none() {
+/// The sites of the config, by name.
+fn summary_sites(ctx: &Context) -> Vec<String> {
+    ctx.summary
+        .lock()
+        .expect("summary lock")
+        .sites
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Tells the recorder (and the outputs) about a new role, with the book when it was read;
+/// returns the role.
+async fn tell(ctx: &Context, old: Role, new: Role, book: Option<super::book::Loaded>) -> Role {
+    if old == new && book.is_none() {
         return new;
     }
     let text = match new {
@@ -146,10 +160,7 @@ async fn tell(ctx: &Context, old: Role, new: Role, open: Option<super::book::Ope
         }));
     let _ = ctx
         .recorder
-        .send(RecorderInput::Role {
-            role: new,
-            open: open.unwrap_or_default(),
-        })
+        .send(RecorderInput::Role { role: new, book })
         .await;
     new
 }

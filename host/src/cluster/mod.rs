@@ -9,6 +9,7 @@
 //!
 //! The one public entry point is [`Cluster::start`].
 
+mod alerts;
 pub mod book;
 pub mod digest;
 mod lease;
@@ -71,6 +72,8 @@ struct Nats {
     leader: kv::Store,
     alerts: kv::Store,
     configs: kv::Store,
+    /// The cluster's committed alerts.
+    alert_stream: jetstream::stream::Stream,
 }
 
 impl Cluster {
@@ -82,6 +85,7 @@ impl Cluster {
         config: &Config,
         cluster: &ClusterConfig,
         store: Store,
+        writer: crate::store::writer::StoreHandle,
         recorder: mpsc::Sender<RecorderInput>,
         bus: Bus,
         replay: Duration,
@@ -108,6 +112,8 @@ impl Cluster {
         };
         let stop = CancellationToken::new();
         let summary = Arc::new(std::sync::Mutex::new(digest::Summary::of(config)));
+        // Subscribed now: every alert this node commits reaches the stream, NATS or not yet.
+        let committed = bus.subscribe();
         let ctx = Context {
             cfg: cluster.clone(),
             instance,
@@ -115,12 +121,22 @@ impl Cluster {
             bus,
             share: Arc::clone(&share),
             store,
+            writer,
             book,
             stop: stop.clone(),
             summary: Arc::clone(&summary),
             replay,
+            nats: Arc::new(tokio::sync::OnceCell::new()),
         };
-        let task = tokio::spawn(run(ctx));
+        let publisher = tokio::spawn(alerts::publish(
+            ctx.clone(),
+            Arc::clone(&ctx.nats),
+            committed,
+        ));
+        let task = tokio::spawn(async move {
+            run(ctx).await;
+            let _ = tokio::time::timeout(Duration::from_secs(4), publisher).await;
+        });
         (
             Self {
                 share,
@@ -161,10 +177,14 @@ struct Context {
     bus: Bus,
     share: SharedShare,
     store: Store,
+    /// The store writer, for the other nodes' alerts.
+    writer: crate::store::writer::StoreHandle,
     book: AlertBook,
     stop: CancellationToken,
     summary: Arc<std::sync::Mutex<digest::Summary>>,
     replay: Duration,
+    /// NATS once set up.
+    nats: Arc<tokio::sync::OnceCell<Nats>>,
 }
 
 /// The connection settings: the node's name, retries, and how it authenticates (a token,
@@ -229,36 +249,15 @@ async fn run(ctx: Context) {
             return;
         }
     };
-    // Why NATS cannot be used (refused credentials, a TLS failure), said once per streak.
-    let said: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
-    let (bus, auth) = (ctx.bus.clone(), ctx.cfg.auth.describe());
+    // Why NATS cannot be used (refused credentials, a TLS failure), said once per streak. The
+    // client keeps its callback as long as it retries, so the callback only passes events on:
+    // a bus handle there would keep the outputs from ending at shutdown.
+    let (events_tx, events) = mpsc::unbounded_channel::<async_nats::Event>();
     let options = options.event_callback(move |event| {
-        let (bus, said, auth) = (bus.clone(), Arc::clone(&said), auth.clone());
-        async move {
-            let mut last = said.lock().unwrap_or_else(|p| p.into_inner());
-            match event {
-                async_nats::Event::Connected => *last = None,
-                async_nats::Event::ClientError(e) => {
-                    let text = e.to_string();
-                    if last.as_deref() != Some(text.as_str()) {
-                        let hint = if text.contains("authorization") || text.contains("authentication")
-                        {
-                            format!(
-                                "; NATS refused this node's credentials (cluster auth: {auth}; token_env, user and password_env, nkey_seed_env or credentials)"
-                            )
-                        } else if text.contains("tls") || text.contains("TLS") {
-                            "; check cluster.tls_ca, tls_cert and tls_key".into()
-                        } else {
-                            String::new()
-                        };
-                        bus.error("cluster", None, format!("cannot connect to NATS: {text}{hint}"));
-                        *last = Some(text);
-                    }
-                }
-                _ => {}
-            }
-        }
+        let _ = events_tx.send(event);
+        async {}
     });
+    let reporter = tokio::spawn(report_connection(ctx.clone(), events));
     // Credentials in a URL were read into the options; the URLs connected to carry none.
     let urls: Vec<String> = ctx
         .cfg
@@ -291,7 +290,7 @@ async fn run(ctx: Context) {
         .build(client.clone());
     // The lease loop runs from the start: it tells the recorder to go on alone when NATS
     // stays unreachable.
-    let nats: Arc<tokio::sync::OnceCell<Nats>> = Arc::new(tokio::sync::OnceCell::new());
+    let nats = Arc::clone(&ctx.nats);
     let lease = tokio::spawn(lease::run(ctx.clone(), Arc::clone(&nats), client.clone()));
     let mut delay = Duration::from_millis(200);
     let set_up = loop {
@@ -319,9 +318,15 @@ async fn run(ctx: Context) {
             n.clone(),
             ctx.store.clone(),
         )));
+        loops.push(tokio::spawn(alerts::consume(
+            ctx.clone(),
+            n.clone(),
+            ctx.writer.clone(),
+        )));
         loops.push(tokio::spawn(stream::consume(ctx.clone(), n)));
     }
     ctx.stop.cancelled().await;
+    reporter.abort();
     // Each loop ends at its next await of the stop; one stuck in a NATS request is aborted (it
     // holds a sender of the recorder's inputs, which must all go for the recorder to finish).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(4);
@@ -329,6 +334,47 @@ async fn run(ctx: Context) {
         if tokio::time::timeout_at(deadline, &mut l).await.is_err() {
             tracing::warn!("cluster: a NATS request did not end at shutdown; abandoned");
             l.abort();
+        }
+    }
+}
+
+/// Says why NATS cannot be used (refused credentials, a TLS failure), once per streak of the
+/// same error.
+async fn report_connection(ctx: Context, mut events: mpsc::UnboundedReceiver<async_nats::Event>) {
+    let auth = ctx.cfg.auth.describe();
+    let mut last: Option<String> = None;
+    loop {
+        let event = tokio::select! {
+            _ = ctx.stop.cancelled() => return,
+            e = events.recv() => match e {
+                Some(e) => e,
+                None => return,
+            },
+        };
+        match event {
+            async_nats::Event::Connected => last = None,
+            async_nats::Event::ClientError(e) => {
+                let text = e.to_string();
+                if last.as_deref() == Some(text.as_str()) {
+                    continue;
+                }
+                let hint = if text.contains("authorization") || text.contains("authentication") {
+                    format!(
+                        "; NATS refused this node's credentials (cluster auth: {auth}; token_env, user and password_env, nkey_seed_env or credentials)"
+                    )
+                } else if text.contains("tls") || text.contains("TLS") {
+                    "; check cluster.tls_ca, tls_cert and tls_key".into()
+                } else {
+                    String::new()
+                };
+                ctx.bus.error(
+                    "cluster",
+                    None,
+                    format!("cannot connect to NATS: {text}{hint}"),
+                );
+                last = Some(text);
+            }
+            _ => {}
         }
     }
 }
@@ -359,7 +405,9 @@ async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<N
     let leader = store(js, bucket("leader", cfg.lease_ttl)).await?;
     let alerts = store(js, bucket("alerts", Duration::ZERO)).await?;
     let configs = store(js, bucket("configs", Duration::ZERO)).await?;
+    let alert_stream = js.get_or_create_stream(alerts::stream_config(cfg)).await?;
     Ok(Nats {
+        alert_stream,
         js: js.clone(),
         stream,
         members,

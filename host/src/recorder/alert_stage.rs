@@ -146,17 +146,25 @@ const BOOK_GROUP: usize = 256;
 /// entry is the whole state after its alert, so the last one of a site is the one to keep).
 /// Returns whether each site's entry was written.
 async fn write_book(group: &[Rendered]) -> std::collections::HashMap<Arc<str>, bool> {
-    let mut newest: std::collections::HashMap<Arc<str>, &crate::cluster::book::Entry> =
-        std::collections::HashMap::new();
+    let mut newest: std::collections::HashMap<
+        Arc<str>,
+        (&crate::cluster::book::Entry, Vec<Alert>),
+    > = std::collections::HashMap::new();
     for (alert, _, book) in group {
         if let Some(entry) = book {
-            newest.insert(Arc::clone(&alert.site), entry);
+            let slot = newest
+                .entry(Arc::clone(&alert.site))
+                .or_insert((entry, Vec::new()));
+            slot.0 = entry;
+            slot.1.push(alert.clone());
         }
     }
-    let writes = newest.into_iter().map(|(site, (book, open))| async move {
-        let ok = book.put(&site, open).await;
-        (site, ok)
-    });
+    let writes = newest
+        .into_iter()
+        .map(|(site, ((book, open), alerts))| async move {
+            let ok = book.put(&site, open, &alerts).await;
+            (site, ok)
+        });
     futures_util::future::join_all(writes)
         .await
         .into_iter()

@@ -47,10 +47,12 @@ pub enum RecorderInput {
     Measurement(Measurement),
     /// A probe of another cluster node, from the stream.
     Remote(Box<crate::cluster::wire::Sample>),
-    /// This cluster node's role changed; a new leader takes the alert book's open conditions.
+    /// This cluster node's role changed. A new leader takes the alert book's open conditions
+    /// and delivers its pending alerts (that no store committed); a node back from being alone
+    /// closes the outages it announced alone that the book does not have.
     Role {
         role: crate::cluster::Role,
-        open: crate::cluster::book::Open,
+        book: Option<crate::cluster::book::Loaded>,
     },
     /// A reloaded config: alerting, views and sites.
     Reconfigure {
@@ -223,6 +225,9 @@ pub struct Recorder {
     cluster: Option<(NodeSide, Role)>,
     /// Measurements held across all sites (see [`Recorder::record`]).
     held: usize,
+    /// Outages this node announced while alone, and since when (closed when the book takes
+    /// over without them).
+    alone_outages: Vec<(Arc<str>, chrono::DateTime<chrono::Utc>)>,
 }
 
 /// Where a measurement comes from.
@@ -258,6 +263,7 @@ impl Recorder {
             views_changed: false,
             cluster: None,
             held: 0,
+            alone_outages: Vec::new(),
         }
     }
 
@@ -573,7 +579,15 @@ impl Recorder {
             store.send(Record::Measurement(m.clone()));
         }
         self.bus.send(Event::Probe(m));
+        let alone = matches!(self.cluster, Some((_, Role::Alone)));
         for decided in decided {
+            if alone && decided.alert.kind == crate::alert::AlertKind::Down {
+                self.alone_outages
+                    .push((Arc::clone(&decided.alert.site), decided.alert.time));
+            }
+            if alone && decided.alert.kind == crate::alert::AlertKind::Recovered {
+                self.alone_outages.retain(|(s, _)| *s != decided.alert.site);
+            }
             self.history.push(decided.alert.clone());
             let (bus, store) = (&self.bus, &self.store);
             self.stage
@@ -733,16 +747,7 @@ impl Recorder {
         match input {
             RecorderInput::Measurement(m) => self.record(m),
             RecorderInput::Remote(sample) => self.record_remote(*sample),
-            RecorderInput::Role { role, open } => {
-                if role == Role::Leader {
-                    for (name, s) in &mut self.sites {
-                        s.alert.adopt(open.get(&**name).map_or(&[], Vec::as_slice));
-                    }
-                }
-                if let Some((_, r)) = &mut self.cluster {
-                    *r = role;
-                }
-            }
+            RecorderInput::Role { role, book } => self.take_role(role, book.unwrap_or_default()),
             RecorderInput::Reconfigure {
                 alerting,
                 views,
@@ -753,6 +758,106 @@ impl Recorder {
                 self.notify = notify;
                 self.reconfigure(alerting, views, &targets)
             }
+        }
+    }
+
+    /// A new role, with the book as read (empty when it was not). See [`RecorderInput::Role`].
+    fn take_role(&mut self, role: Role, book: crate::cluster::book::Loaded) {
+        let was = self.cluster.as_ref().map(|(_, r)| *r);
+        if was == Some(Role::Alone) && role != Role::Alone {
+            self.close_alone_outages(&book.open);
+        }
+        if role == Role::Leader {
+            for (name, s) in &mut self.sites {
+                s.alert
+                    .adopt(book.open.get(&**name).map_or(&[], Vec::as_slice));
+            }
+        }
+        if let Some((_, r)) = &mut self.cluster {
+            *r = role;
+        }
+        if role == Role::Leader {
+            self.deliver_pending(book.pending);
+        }
+    }
+
+    /// Delivers the alerts a leader before this one decided and wrote to the book but no store
+    /// committed (it died in between): through the ordered alert stream, with this node's
+    /// notifiers, and into the book again until this node's store confirms them.
+    fn deliver_pending(&mut self, pending: crate::cluster::book::Pending) {
+        let Some((side, _)) = &self.cluster else {
+            return;
+        };
+        let book = side.book.clone();
+        for (site, alerts) in pending {
+            let Some(state) = self.sites.get(site.as_str()) else {
+                continue;
+            };
+            for alert in alerts {
+                tracing::info!(
+                    site,
+                    kind = alert.kind.as_str(),
+                    "cluster: delivering an alert the last leader decided but did not store"
+                );
+                let decided = Decided {
+                    alert,
+                    recent_errors: state.recent_errors.iter().cloned().collect(),
+                    formatter: self.formatter.clone(),
+                    routes: Arc::clone(&self.routes),
+                    tags: Arc::clone(&state.tags),
+                    book: Some((book.clone(), state.alert.open())),
+                };
+                self.history.push(decided.alert.clone());
+                let (bus, store) = (&self.bus, &self.store);
+                self.stage
+                    .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
+                    .send(decided);
+            }
+        }
+    }
+
+    /// Back from being alone: each outage this node announced while alone that the cluster's
+    /// book does not have (the cluster judged the site up meanwhile, or it recovered) is closed
+    /// with a recovery, from this node whatever its role, since its notifiers opened it.
+    fn close_alone_outages(&mut self, open: &crate::cluster::book::Open) {
+        let now = self.clock.now();
+        let alone = std::mem::take(&mut self.alone_outages);
+        for (site, since) in alone {
+            let in_book = open
+                .get(&*site)
+                .is_some_and(|c| c.iter().any(|(k, _)| *k == crate::alert::Condition::Down));
+            let Some(state) = self.sites.get_mut(&site) else {
+                continue;
+            };
+            if in_book || state.alert.down_since() != Some(since) {
+                continue;
+            }
+            let availability = state.windows.availability(ALERT_WINDOW).unwrap_or(1.0);
+            let mut alert = crate::alert::Transition::Recovered {
+                availability,
+                time: now,
+                down_since: since,
+            }
+            .into_alert(&site, &state.url);
+            alert.message.push_str(
+                " (closed as the cluster's alert book took over: this node announced the outage while it could not reach NATS, and the cluster does not have it open)",
+            );
+            state
+                .alert
+                .adopt(open.get(&*site).map_or(&[], Vec::as_slice));
+            let decided = Decided {
+                alert,
+                recent_errors: state.recent_errors.iter().cloned().collect(),
+                formatter: self.formatter.clone(),
+                routes: Arc::clone(&self.routes),
+                tags: Arc::clone(&state.tags),
+                book: None,
+            };
+            self.history.push(decided.alert.clone());
+            let (bus, store) = (&self.bus, &self.store);
+            self.stage
+                .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
+                .send(decided);
         }
     }
 

@@ -545,6 +545,48 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     })
 }
 
+/// An alert as JSON, with the columns the store keeps (for the cluster's alert book and stream).
+pub fn alert_json(a: &Alert) -> serde_json::Value {
+    serde_json::json!({
+        "site": &*a.site,
+        "url": &*a.url,
+        "kind": a.kind.as_str(),
+        "availability": a.availability,
+        "time_us": a.time.timestamp_micros(),
+        "down_since_us": a.down_since.map(|t| t.timestamp_micros()),
+        "message": a.message,
+        "rendered": a.rendered,
+        "detail": AlertDetail::json(a),
+    })
+}
+
+/// An alert from its [`alert_json`], if it is one.
+pub fn alert_from_json(v: &serde_json::Value) -> Option<Alert> {
+    let kind: AlertKind = v.get("kind")?.as_str()?.parse().ok()?;
+    let time = from_us(v.get("time_us")?.as_i64()?);
+    let down_since = v
+        .get("down_since_us")
+        .and_then(serde_json::Value::as_i64)
+        .map(from_us);
+    let detail = AlertDetail::parse(v.get("detail").and_then(serde_json::Value::as_str));
+    Some(Alert {
+        kind,
+        site: v.get("site")?.as_str()?.into(),
+        url: v.get("url")?.as_str()?.into(),
+        availability: v.get("availability")?.as_f64()?,
+        time,
+        down_since,
+        down_for: down_since.map(|d| (time - d).to_std().unwrap_or_default()),
+        latency: detail.latency,
+        cert_expiry: detail.cert_expiry,
+        message: v.get("message")?.as_str()?.to_owned(),
+        rendered: v
+            .get("rendered")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
 /// The columns [`alert_row`] reads, in its order.
 pub(crate) const ALERT_COLUMNS: &str =
     "site, url, kind, availability, time_us, down_since_us, message, rendered, detail";

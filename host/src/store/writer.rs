@@ -78,6 +78,9 @@ pub enum Record {
     Measurement(Measurement),
     /// An alert and the notifications it queues, written in one transaction.
     Alert(Alert, Vec<Queued>),
+    /// An alert another cluster node decided and stored (from the cluster's alert stream):
+    /// kept for `alerts` and the API, once, without notifications and not shown again.
+    Remote(Alert),
     /// New options from a config reload.
     Configure(WriterOptions),
 }
@@ -617,6 +620,11 @@ impl Writer {
                 "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
+            let mut remote = tx.prepare_cached(
+                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                 WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE site = ?1 AND url = ?2 AND kind = ?3 AND time_us = ?5)",
+            )?;
             let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;
             let mut notification = tx.prepare_cached(
                 "INSERT INTO notifications (notifier, alert_id, kind, created_us, body)
@@ -695,6 +703,19 @@ impl Writer {
                             outbox.execute([influx::alert_line(a, &self.options.location)])?;
                             queued = true;
                         }
+                    }
+                    Record::Remote(a) => {
+                        remote.execute(params![
+                            &*a.site,
+                            &*a.url,
+                            a.kind.as_str(),
+                            a.availability,
+                            a.time.timestamp_micros(),
+                            a.down_since.map(|t| t.timestamp_micros()),
+                            a.message,
+                            a.rendered,
+                            crate::store::AlertDetail::json(a),
+                        ])?;
                     }
                     Record::Configure(_) => {}
                 }

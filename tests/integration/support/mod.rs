@@ -2,7 +2,9 @@
 
 pub mod alertmanager;
 pub mod binary;
+pub mod by_location;
 pub mod chromium;
+pub mod disk;
 pub mod hostile;
 pub mod nats;
 pub mod plugins;

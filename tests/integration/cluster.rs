@@ -57,6 +57,9 @@ struct Node {
     location: &'static str,
     source: &'static str,
     run: Option<Running>,
+    /// What earlier runs of this node said (alerts, cluster events, warnings), for a failure's
+    /// message.
+    past: Vec<String>,
 }
 
 /// Starts node `name` of `location`, probing from `source`, in `dir`.
@@ -67,7 +70,7 @@ fn start_node(
     location: &str,
     source: &str,
 ) -> Running {
-    Running::start_with(
+    Running::start_with_env(
         dir,
         config,
         &[
@@ -78,6 +81,11 @@ fn start_node(
             "--source-address",
             source,
         ],
+        // The cluster's and the recorder's decisions, for a failure's message.
+        &[(
+            "RUST_LOG",
+            "warn,sitewatch::cluster=info,sitewatch::recorder=info",
+        )],
     )
 }
 
@@ -113,6 +121,7 @@ impl Node {
             self.name
         );
         run.drain().await;
+        self.past.extend(said(self.name, &run));
         let Running { dir, .. } = run;
         dir
     }
@@ -228,6 +237,37 @@ fn errors(nodes: &[Node]) -> Vec<String> {
         .collect()
 }
 
+/// What a run said that explains a cluster's decisions: its alert, cluster and error events and
+/// its warnings.
+fn said(name: &str, r: &Running) -> Vec<String> {
+    r.events
+        .iter()
+        .filter(|e| matches!(e["event"].as_str(), Some("alert" | "cluster" | "error")))
+        .map(|e| format!("{name}: {e}"))
+        .chain(
+            r.stderr()
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR") || l.contains("cluster:"))
+                .map(|l| format!("{name} log: {l}"))
+                .collect::<Vec<_>>(),
+        )
+        .collect()
+}
+
+/// Every node's story so far, earlier runs first: a failure's message.
+fn story(nodes: &[Node]) -> String {
+    nodes
+        .iter()
+        .flat_map(|n| {
+            n.past
+                .iter()
+                .cloned()
+                .chain(n.run.as_ref().map(|r| said(n.name, r)).unwrap_or_default())
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Alerts stored by a node: its local store holds the ones it sent as leader.
 fn stored_alerts(dir: &std::path::Path) -> Vec<(String, String)> {
     let path = dir.join("sitewatch-data/sitewatch.db");
@@ -236,7 +276,9 @@ fn stored_alerts(dir: &std::path::Path) -> Vec<(String, String)> {
     }
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut stmt = conn
-        .prepare("SELECT kind, site FROM alerts ORDER BY id")
+        .prepare(
+            "SELECT kind, site || ' at ' || time_us || ': ' || message FROM alerts ORDER BY id",
+        )
         .unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -272,18 +314,21 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
             location: "a",
             source: "127.0.0.2",
             run: None,
+            past: Vec::new(),
         },
         Node {
             name: "n2",
             location: "a",
             source: "127.0.0.4",
             run: None,
+            past: Vec::new(),
         },
         Node {
             name: "n3",
             location: "b",
             source: "127.0.0.3",
             run: None,
+            past: Vec::new(),
         },
     ];
     // n1 first, so that the first leader is a node whose location has another node.
@@ -489,8 +534,18 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     .await;
     pump(&mut nodes, Duration::from_secs(3)).await;
     let n = notified(&receiver);
-    assert_eq!(per_site(&n, "recovered"), vec![2; SITES.len()], "{n:?}");
-    assert_eq!(per_site(&n, "down"), vec![2; SITES.len()], "{n:?}");
+    assert_eq!(
+        per_site(&n, "recovered"),
+        vec![2; SITES.len()],
+        "{n:?}\n{}",
+        story(&nodes)
+    );
+    assert_eq!(
+        per_site(&n, "down"),
+        vec![2; SITES.len()],
+        "{n:?}\n{}",
+        story(&nodes)
+    );
 
     // Restart everything (NATS too) during an outage: the alert state survives, nothing repeats.
     target.set_down(&["a", "b"]);
@@ -525,7 +580,8 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
     assert_eq!(
         per_site(&n, "down"),
         vec![3; SITES.len()],
-        "an alert repeated after the restart: {n:?}"
+        "an alert repeated after the restart: {n:?}\n{}",
+        story(&nodes)
     );
     target.set_down(&[]);
     await_notified(
@@ -544,7 +600,12 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
         "{n:?}\n{:#?}",
         errors(&nodes)
     );
-    assert_eq!(per_site(&n, "down"), vec![3; SITES.len()], "{n:?}");
+    assert_eq!(
+        per_site(&n, "down"),
+        vec![3; SITES.len()],
+        "{n:?}\n{}",
+        story(&nodes)
+    );
 
     // The history: every node's store holds the cluster's alerts (each node's own and, from the
     // cluster's alert stream, the others'), each once: what was sent.
@@ -555,17 +616,20 @@ async fn three_nodes_in_two_locations_give_one_verdict() {
         for (kind, _) in stored_alerts(n.run.as_ref().unwrap().dir.path()) {
             *mine.entry(kind).or_insert(0) += 1;
         }
+        let rows = stored_alerts(n.run.as_ref().unwrap().dir.path());
         assert_eq!(
             mine.get("down"),
             Some(&(3 * SITES.len())),
-            "{}: {mine:?}",
-            n.name
+            "{}: {mine:?}\n{rows:#?}\n{}",
+            n.name,
+            story(&nodes)
         );
         assert_eq!(
             mine.get("recovered"),
             Some(&(3 * SITES.len())),
-            "{}: {mine:?}",
-            n.name
+            "{}: {mine:?}\n{rows:#?}\n{}",
+            n.name,
+            story(&nodes)
         );
         stored = mine;
     }

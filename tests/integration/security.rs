@@ -96,7 +96,11 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
         stuck.push(stuck_client(port).await);
     }
     run.collect_for(Duration::from_millis(300)).await;
-    let sockets_with_stuck = run.socket_count();
+    let stuck_ports: Vec<u16> = stuck
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect();
+    let sockets_with_stuck = run.sockets_to(&stuck_ports);
     let t0 = Instant::now();
     let mut peak = baseline;
     while t0.elapsed() < Duration::from_secs(15) {
@@ -112,7 +116,7 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
     // Each stuck client's connection was closed by the server: sitewatch holds no socket for
     // it any more (how soon the client sees the end depends on TCP's persist timer with a
     // window this small, not on sitewatch).
-    let sockets_left = run.socket_count();
+    let sockets_left = run.sockets_to(&stuck_ports);
     drop(stuck);
     let recent = stats_seen
         .lock()
@@ -137,9 +141,10 @@ async fn event_stream_clients_that_never_read_cost_bounded_memory_and_are_discon
             .collect::<Vec<_>>()
             .join("\n")
     );
-    assert!(
-        sockets_left + 16 <= sockets_with_stuck,
-        "the stuck clients' sockets are closed: {sockets_with_stuck} with them, {sockets_left} after"
+    assert_eq!(
+        (sockets_with_stuck, sockets_left),
+        (16, 0),
+        "the server holds a socket for each stuck client, then none once they are disconnected"
     );
     assert!(
         recent > 0,

@@ -45,9 +45,10 @@ struct Stored {
     pending: Vec<serde_json::Value>,
 }
 
-/// Two alerts are the same decision.
+/// Two alerts are the same decision (to the microsecond: the store, the book and the stream
+/// keep times in microseconds).
 fn same(a: &Alert, b: &Alert) -> bool {
-    a.kind == b.kind && a.time == b.time && a.site == b.site
+    a.kind == b.kind && a.time.timestamp_micros() == b.time.timestamp_micros() && a.site == b.site
 }
 
 /// The book as this node sees it: the bucket once set up, and until when this node leads.

@@ -81,11 +81,17 @@ pub(super) async fn run(
                         Ok(mut book) => {
                             held = Some((rev, deadline));
                             ctx.book.set_leading(Some(deadline.into_std()));
-                            // Pending alerts a store did commit (they are in the cluster's
-                            // alert stream) are that store's to deliver: confirmed here, not
-                            // delivered again.
-                            super::alerts::drop_committed(&ctx, n, &mut book).await;
+                            let pending = std::mem::take(&mut book.pending);
                             role = tell(&ctx, role, Role::Leader, Some(book)).await;
+                            // The pending alerts are settled off the lease's loop: a store may
+                            // have committed them (they reach the alert stream a moment later).
+                            if !pending.is_empty() {
+                                tokio::spawn(super::alerts::settle_pending(
+                                    ctx.clone(),
+                                    n.clone(),
+                                    pending,
+                                ));
+                            }
                         }
                         // Leading without the state would repeat or lose alerts: let the
                         // lease expire and try again.

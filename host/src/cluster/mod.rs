@@ -132,6 +132,7 @@ impl Cluster {
             ctx.clone(),
             Arc::clone(&ctx.nats),
             committed,
+            ctx.store.clone(),
         ));
         let task = tokio::spawn(async move {
             run(ctx).await;
@@ -215,11 +216,7 @@ async fn connect_options(cfg: &ClusterConfig) -> Result<async_nats::ConnectOptio
         NatsAuth::None => {
             let userinfo = cfg.nats.iter().find_map(|u| {
                 let u = url::Url::parse(u).ok()?;
-                let decode = |s: &str| {
-                    percent_encoding::percent_decode_str(s)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                };
+                let decode = crate::config::values::userinfo_part;
                 (!u.username().is_empty()).then(|| (decode(u.username()), u.password().map(decode)))
             });
             match userinfo {

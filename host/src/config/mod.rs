@@ -1277,11 +1277,10 @@ fn site_url(
     }
     let mut secrets = expanded.secrets;
     // A password in the URL is a secret like `${NAME}`: sent (as basic auth), shown nowhere.
-    let password = url.password().filter(|p| !p.is_empty()).map(|p| {
-        percent_encoding::percent_decode_str(p)
-            .decode_utf8_lossy()
-            .into_owned()
-    });
+    let password = url
+        .password()
+        .filter(|p| !p.is_empty())
+        .map(values::userinfo_part);
     if let Some(p) = &password {
         secrets.push(notify::Secret::new(p.clone()));
         if let Some(raw) = url.password()

@@ -111,7 +111,7 @@ impl Printed {
             cluster: match &c.cluster {
                 None => Value::Null,
                 Some(k) => json!({
-                    "nats": k.nats.iter().map(|u| without_password(u)).collect::<Vec<_>>(),
+                    "nats": k.nats.iter().map(|u| without_password(u, true)).collect::<Vec<_>>(),
                     "location": k.location,
                     "node": k.node,
                     "confirm": k.confirm,
@@ -141,7 +141,7 @@ impl Printed {
                 },
                 "rollup_every": duration(c.storage.rollup_every),
                 "influxdb": c.storage.influxdb.as_ref().map(|i| json!({
-                    "url": without_password(i.url.as_str()),
+                    "url": without_password(i.url.as_str(), false),
                     "org": i.org,
                     "bucket": i.bucket,
                     "token_env": i.token_env,
@@ -170,14 +170,12 @@ impl Printed {
     }
 }
 
-/// A URL with its password, if any, shown as `***`.
-fn without_password(url: &str) -> String {
+/// A URL with its password, if any, shown as `***` (and, for a NATS URL, a lone user, which
+/// is a token).
+fn without_password(url: &str, user_is_secret: bool) -> String {
     match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some(HIDDEN));
-            u.to_string()
-        }
-        _ => url.to_owned(),
+        Ok(u) => super::values::masked_url(&u, user_is_secret),
+        Err(_) => url.to_owned(),
     }
 }
 

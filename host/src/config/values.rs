@@ -225,6 +225,25 @@ mod tests {
     }
 }
 
+/// `url` as outputs may show it: the password of its userinfo, if any, as `***`. With
+/// `user_is_secret` (a NATS URL's `token@`), a user without a password is a secret too.
+pub fn masked_url(url: &url::Url, user_is_secret: bool) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    } else if user_is_secret && !shown.username().is_empty() {
+        let _ = shown.set_username("***");
+    }
+    shown.to_string()
+}
+
+/// A URL's user or password as sent: percent-decoded.
+pub fn userinfo_part(encoded: &str) -> String {
+    percent_encoding::percent_decode_str(encoded)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// Whether `c` may not appear in a name or label: control characters, bidirectional overrides
 /// and isolates, and zero-width or invisible format characters (each can make two names look
 /// alike, or make a line read differently than it is).

@@ -324,6 +324,7 @@ impl Drop for Bus {
             for q in self.subscribers().iter() {
                 q.lock().closed = true;
                 q.ready.notify_all();
+                q.wake.notify_one();
             }
         }
     }

@@ -206,7 +206,8 @@ impl Worker {
                                 "given up: not delivered within max_age ({}); last attempt: {why}",
                                 crate::clock::human_duration(self.config.max_age)
                             );
-                            self.outcome(notices, Mark::GaveUp, &why, None, tries).await;
+                            // The request just made is an attempt: failed, and counted.
+                            self.outcome(notices, Mark::Failed, &why, None, tries).await;
                             break;
                         }
                         self.outcome(notices, Mark::Attempted, &why, Some(wait), tries)

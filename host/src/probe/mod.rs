@@ -406,11 +406,7 @@ fn is_redirect(status: reqwest::StatusCode) -> bool {
 /// `url` as a measurement may show it: the password of its userinfo and the site's secrets
 /// replaced by `***`.
 fn shown_url(url: &url::Url, site: &SiteConfig) -> String {
-    let mut url = url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("***"));
-    }
-    site.redact(url.as_str())
+    site.redact(&crate::config::values::masked_url(url, false))
 }
 
 /// Sends the site's request and follows its redirects by the site's policy, hop by hop (not by
@@ -438,13 +434,11 @@ async fn fetch(
             // The first hop's userinfo is turned into basic auth by reqwest; a later hop's URL
             // comes from a Location and has none.
             if progress.hops > 0 && !first.username().is_empty() {
-                let decode = |s: &str| {
-                    percent_encoding::percent_decode_str(s)
-                        .decode_utf8_lossy()
-                        .into_owned()
-                };
-                request =
-                    request.basic_auth(decode(first.username()), first.password().map(decode));
+                use crate::config::values::userinfo_part;
+                request = request.basic_auth(
+                    userinfo_part(first.username()),
+                    first.password().map(userinfo_part),
+                );
             }
             if with_body && let Some(body) = &site.body {
                 if let Some(ct) = &body.content_type {
@@ -460,7 +454,14 @@ async fn fetch(
             .flatten()
             .and_then(|l| l.to_str().ok())
             .and_then(|l| url.join(l).ok())
-            .filter(|n| matches!(n.scheme(), "http" | "https"));
+            .filter(|n| matches!(n.scheme(), "http" | "https"))
+            .map(|mut n| {
+                // A relative Location keeps the base URL's userinfo; a hop's credentials are
+                // the explicit basic auth above (to its own origin only), never the URL's.
+                let _ = n.set_username("");
+                let _ = n.set_password(None);
+                n
+            });
         let Some(next) = next else {
             break response;
         };

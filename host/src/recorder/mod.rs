@@ -54,6 +54,9 @@ pub enum RecorderInput {
         role: crate::cluster::Role,
         book: Option<crate::cluster::book::Loaded>,
     },
+    /// The book's pending alerts that no store committed (a leader died between its book and
+    /// its store): this leader delivers them.
+    Pending(crate::cluster::book::Pending),
     /// A reloaded config: alerting, views and sites.
     Reconfigure {
         alerting: AlertingConfig,
@@ -97,6 +100,8 @@ struct SiteState {
     held: Vec<Measurement>,
     /// The longest a probe can run, checks included: nothing is held longer.
     max_hold_us: i64,
+    /// When the newest alert this node decided for the site was timed.
+    last_alert: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SiteState {
@@ -121,6 +126,7 @@ impl SiteState {
             running: Arc::clone(&t.running),
             held: Vec::new(),
             max_hold_us: max_hold_us(t),
+            last_alert: None,
         }
     }
 }
@@ -200,8 +206,8 @@ pub struct Recorder {
     /// Sites in config order, for reports.
     order: Vec<Arc<str>>,
     sites: HashMap<Arc<str>, SiteState>,
-    /// Every alert of this run.
-    history: Vec<Alert>,
+    /// Alerts decided in this run.
+    decided: u64,
     clock: SharedClock,
     bus: Bus,
     store: Option<StoreHandle>,
@@ -247,7 +253,7 @@ impl Recorder {
             views: config.dashboard.views.clone(),
             order: Vec::new(),
             sites: HashMap::new(),
-            history: Vec::new(),
+            decided: 0,
             clock,
             bus,
             store,
@@ -391,6 +397,11 @@ impl Recorder {
             return;
         };
         let site = self.sites.get_mut(&name).expect("just found");
+        if m.generation != site.generation {
+            // A probe of a configuration a reload replaced: its id is the old target's.
+            tracing::debug!(site = %m.site, "measurement of an earlier configuration dropped");
+            return;
+        }
         site.running.finish(m.probe_id);
         let at = site.held.partition_point(|h| h.ended_us <= m.ended_us);
         site.held.insert(at, m);
@@ -588,11 +599,7 @@ impl Recorder {
             if alone && decided.alert.kind == crate::alert::AlertKind::Recovered {
                 self.alone_outages.retain(|(s, _)| *s != decided.alert.site);
             }
-            self.history.push(decided.alert.clone());
-            let (bus, store) = (&self.bus, &self.store);
-            self.stage
-                .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
-                .send(decided);
+            self.send_decided(decided);
         }
         self.check_overload();
     }
@@ -730,9 +737,22 @@ impl Recorder {
         self.sites.values().map(|s| s.windows.len()).sum()
     }
 
-    /// Every alert of this run, oldest first.
-    pub fn history(&self) -> &[Alert] {
-        &self.history
+    /// How many alerts this run decided.
+    pub fn decided(&self) -> u64 {
+        self.decided
+    }
+
+    /// Sends a decided alert on its way (the ordered alert stage: formatted, stored with its
+    /// notifications, then shown), noting it as its site's newest.
+    fn send_decided(&mut self, decided: Decided) {
+        self.decided += 1;
+        if let Some(state) = self.sites.get_mut(&decided.alert.site) {
+            state.last_alert = state.last_alert.max(Some(decided.alert.time));
+        }
+        let (bus, store) = (&self.bus, &self.store);
+        self.stage
+            .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
+            .send(decided);
     }
 
     /// Waits until every alert decided so far has left the ordered stream (stored and
@@ -747,7 +767,12 @@ impl Recorder {
         match input {
             RecorderInput::Measurement(m) => self.record(m),
             RecorderInput::Remote(sample) => self.record_remote(*sample),
-            RecorderInput::Role { role, book } => self.take_role(role, book.unwrap_or_default()),
+            RecorderInput::Role { role, book } => self.take_role(role, book),
+            RecorderInput::Pending(pending) => {
+                if matches!(self.cluster, Some((_, Role::Leader))) {
+                    self.deliver_pending(pending);
+                }
+            }
             RecorderInput::Reconfigure {
                 alerting,
                 views,
@@ -761,23 +786,24 @@ impl Recorder {
         }
     }
 
-    /// A new role, with the book as read (empty when it was not). See [`RecorderInput::Role`].
-    fn take_role(&mut self, role: Role, book: crate::cluster::book::Loaded) {
+    /// A new role, with the book when it was read. See [`RecorderInput::Role`]. Without the
+    /// book nothing is adopted or closed (a leader always has it: a node that cannot read it
+    /// does not lead).
+    fn take_role(&mut self, role: Role, book: Option<crate::cluster::book::Loaded>) {
         let was = self.cluster.as_ref().map(|(_, r)| *r);
-        if was == Some(Role::Alone) && role != Role::Alone {
-            self.close_alone_outages(&book.open);
-        }
-        if role == Role::Leader {
-            for (name, s) in &mut self.sites {
-                s.alert
-                    .adopt(book.open.get(&**name).map_or(&[], Vec::as_slice));
+        if let Some(book) = &book {
+            if was == Some(Role::Alone) && role != Role::Alone {
+                self.close_alone_outages(&book.open);
+            }
+            if role == Role::Leader {
+                for (name, s) in &mut self.sites {
+                    s.alert
+                        .adopt(book.open.get(&**name).map_or(&[], Vec::as_slice));
+                }
             }
         }
         if let Some((_, r)) = &mut self.cluster {
             *r = role;
-        }
-        if role == Role::Leader {
-            self.deliver_pending(book.pending);
         }
     }
 
@@ -789,11 +815,24 @@ impl Recorder {
             return;
         };
         let book = side.book.clone();
+        let mut deliver = Vec::new();
         for (site, alerts) in pending {
             let Some(state) = self.sites.get(site.as_str()) else {
                 continue;
             };
             for alert in alerts {
+                if state.last_alert.is_some_and(|t| t > alert.time) {
+                    // This node decided a later alert of the site (a recovery after the
+                    // pending down): the pending one is stale; it leaves the book unsent.
+                    tracing::info!(
+                        site,
+                        kind = alert.kind.as_str(),
+                        "cluster: a pending alert of the last leader is older than this node's own; not delivered"
+                    );
+                    let book = book.clone();
+                    tokio::spawn(async move { book.confirm(&alert).await });
+                    continue;
+                }
                 tracing::info!(
                     site,
                     kind = alert.kind.as_str(),
@@ -807,12 +846,11 @@ impl Recorder {
                     tags: Arc::clone(&state.tags),
                     book: Some((book.clone(), state.alert.open())),
                 };
-                self.history.push(decided.alert.clone());
-                let (bus, store) = (&self.bus, &self.store);
-                self.stage
-                    .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
-                    .send(decided);
+                deliver.push(decided);
             }
+        }
+        for decided in deliver {
+            self.send_decided(decided);
         }
     }
 
@@ -853,11 +891,7 @@ impl Recorder {
                 tags: Arc::clone(&state.tags),
                 book: None,
             };
-            self.history.push(decided.alert.clone());
-            let (bus, store) = (&self.bus, &self.store);
-            self.stage
-                .get_or_insert_with(|| AlertStage::start(bus.clone(), store.clone()))
-                .send(decided);
+            self.send_decided(decided);
         }
     }
 

@@ -118,7 +118,7 @@ async fn an_outage_gives_one_down_and_one_recovery_and_other_sites_are_untouched
         "{}",
         up.message
     );
-    assert_eq!(r.history().len(), 2);
+    assert_eq!(r.decided(), 2);
 }
 
 /// A formatter that takes longer for down alerts than for recoveries, as a cold plugin does.

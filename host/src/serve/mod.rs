@@ -300,6 +300,8 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, stop: Can
                 // Dropping the connection closes the socket, even mid-write.
                 _ = close.cancelled() => {}
             }
+            // However it ended: its event stream's watchdog (and stream slot) go with it.
+            close.cancel();
             drop(permit);
         });
     }

@@ -306,8 +306,6 @@ impl Sender {
             batch_limit: self.config.batch_size.max(1),
             sender: &self,
             policy,
-            conn: None,
-            conn_generation: 0,
             backoff: None,
             refused: None,
             unreachable: false,
@@ -373,9 +371,6 @@ struct Run<'a> {
     /// Lines per request: the configured batch size; after a 413, half the size refused, and
     /// doubled again by each batch that goes through without one.
     batch_limit: usize,
-    conn: Option<Connection>,
-    /// The store's generation `conn` was opened in.
-    conn_generation: u64,
     /// The current backoff while the server is unreachable.
     backoff: Option<Duration>,
     /// When the export's status was last looked at, and what was published.
@@ -529,36 +524,22 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `f` on the sender's connection (opened when needed) off the async threads. A
-    /// connection that failed is dropped, so the next call opens a fresh one.
+    /// Runs `f` on a connection of its own, off the async threads.
     async fn db<T: Send + 'static>(
         &mut self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, OutboxError> {
         let store = self.sender.store.clone();
-        // A connection to a store file that was since set aside (damaged) is not reused.
-        let generation = store.generation();
-        let taken = self
-            .conn
-            .take()
-            .filter(|_| self.conn_generation == generation);
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let mut conn = match taken {
-                Some(c) => c,
-                None => match store.connect() {
-                    Ok(c) => c,
-                    Err(e) => return (None, Err(e)),
-                },
-            };
-            let result = f(&mut conn);
+        // A connection per call: one kept open would keep the old file's WAL name when a
+        // damaged store is set aside and replaced (see `Store::replace_damaged`).
+        let result = tokio::task::spawn_blocking(move || {
+            let result = store.connect().and_then(|mut conn| f(&mut conn));
             if let Err(e) = &result {
                 store.note_error(e);
             }
-            (result.is_ok().then_some(conn), result)
+            result
         })
         .await?;
-        self.conn = conn;
-        self.conn_generation = generation;
         Ok(result?)
     }
 

@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -213,8 +213,10 @@ impl Store {
     }
 
     /// Sets the damaged file aside and creates a fresh store in its place; returns where the
-    /// old one went and a connection to the new one. Parts with open connections learn of it
-    /// from [`Self::generation`].
+    /// old one went and a connection to the new one. The writer closes its own connection first,
+    /// and no other part keeps one open between uses: SQLite deletes a database's WAL by name
+    /// when its last connection closes, and after the rename that name is the new store's.
+    /// Parts that keep state across uses learn of the replacement from [`Self::generation`].
     pub(crate) fn replace_damaged(&self) -> Result<(PathBuf, Connection), StoreError> {
         let aside = set_aside(&self.path).map_err(|source| StoreError::CreateDir {
             path: self.path.clone(),
@@ -691,6 +693,18 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
             }
         }
     }
+    if version < 7 {
+        // Schema 7: older alerts are this node's own; an older cluster node publishes its
+        // alerts from the newest one on (set by the cluster outbox's first start).
+        for (table, column, decl) in [
+            ("alerts", "remote", "INTEGER NOT NULL DEFAULT 0"),
+            ("cluster_outbox", "published_alert", "INTEGER"),
+        ] {
+            if !has_column(&conn, table, column)? {
+                conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            }
+        }
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)
 }
@@ -759,4 +773,4 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -169,7 +169,9 @@ fn copy_table(conn: &Connection, table: &str) -> (u64, Vec<String>) {
     let mut copied = 0u64;
     let mut lost = Vec::new();
     let mut budget = FAILURE_BUDGET;
-    let mut from = i64::MIN;
+    // The schema's rowids and keys are positive: a walk from 0 that fails at once resumes at
+    // 1, 2, 4, ... past a damaged first page.
+    let mut from = 0;
     loop {
         let start = match one(&seek, from) {
             Ok(Some(r)) => r,
@@ -208,7 +210,7 @@ const FAILURE_BUDGET: u32 = 100_000;
 const ROW_BY_ROW: i64 = 64;
 
 fn stretch(a: i64, b: i64) -> String {
-    match (a == i64::MIN, b == i64::MAX) {
+    match (a <= 0, b == i64::MAX) {
         (true, true) => "every row (the table cannot be walked)".into(),
         (true, false) => format!("rowids up to {b}"),
         (false, true) => format!("rowids from {a}"),
@@ -280,7 +282,8 @@ fn copy_range(
 }
 
 /// The marks that count measurement rowids (the rollups', the cluster publisher's) must not be
-/// above the newest salvaged measurement: the fresh table numbers rows after it again.
+/// above the newest salvaged measurement, nor the cluster's alert mark above the newest salvaged
+/// alert: the fresh tables number rows after them again.
 fn lower_marks(conn: &Connection) -> rusqlite::Result<()> {
     let newest: i64 = conn.query_row(
         "SELECT COALESCE(MAX(rowid), 0) FROM measurements",
@@ -294,6 +297,13 @@ fn lower_marks(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute(
         "UPDATE cluster_outbox SET published_rowid = ?1 WHERE published_rowid > ?1",
         [newest],
+    )?;
+    // Likewise the alert mark: alerts decided from now on are numbered after the newest
+    // salvaged one.
+    conn.execute(
+        "UPDATE cluster_outbox SET published_alert = (SELECT COALESCE(MAX(id), 0) FROM alerts)
+         WHERE published_alert > (SELECT COALESCE(MAX(id), 0) FROM alerts)",
+        [],
     )?;
     Ok(())
 }

@@ -1,6 +1,6 @@
--- sitewatch embedded store, schema version 6 (2 added measurements.duration_us, 3 the notifications,
+-- sitewatch embedded store, schema version 7 (2 added measurements.duration_us, 3 the notifications,
 -- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups, 6 the
--- cluster outbox mark). Times are microseconds since the Unix epoch (UTC).
+-- cluster outbox mark, 7 alerts.remote and the cluster outbox's alert mark). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     -- The formatter plugin's rendering, when one is configured.
     rendered      TEXT,
     -- Degraded and certificate alerts: JSON {"latency": {...}} or {"cert_expiry_us": ...}.
-    detail        TEXT
+    detail        TEXT,
+    -- 1 for another cluster node's alert, kept from the cluster's alert stream.
+    remote        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (time_us);
 -- A site's newest alert (restoring alert states, reminders).
@@ -132,9 +134,11 @@ CREATE TABLE IF NOT EXISTS rollup_state (
     tail_from_us INTEGER
 );
 
--- A cluster node's measurements are its outbox for the cluster stream: `published_rowid` is the
--- newest measurement the stream has acknowledged (see host/src/cluster/outbox.rs).
+-- A cluster node's measurements and its own alerts are its outbox for the cluster's streams:
+-- `published_rowid` is the newest measurement the stream has acknowledged, `published_alert` the
+-- newest alert (alerts.id) the alert stream has (see host/src/cluster/outbox.rs).
 CREATE TABLE IF NOT EXISTS cluster_outbox (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
-    published_rowid INTEGER NOT NULL
+    published_rowid INTEGER NOT NULL,
+    published_alert INTEGER
 );

@@ -50,7 +50,8 @@ impl PlacedAtItsEnd for Measurement {
     }
 }
 
-fn write_all(store: &Store, records: Vec<Record>) {
+/// Stores `records` through a writer of its own (also for other modules' tests).
+pub(crate) fn write_all(store: &Store, records: Vec<Record>) {
     let tx = Bus::new(Arc::new(SystemClock::new()));
     let (handle, thread) = writer::spawn(
         store.clone(),

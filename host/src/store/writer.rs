@@ -2,7 +2,7 @@
 //! transaction every `flush_every` (200 ms) or every `BATCH` records, so a measurement is durable
 //! well within a second. When a write fails (disk full, read-only directory), the records stay in
 //! memory (up to `MAX_PENDING`), an error event says so once, and writing is retried with backoff;
-//! the monitor keeps probing and alerting meanwhile.
+//! the monitor keeps probing and deciding meanwhile (its alerts are shown once stored).
 //!
 //! An alert is published on the bus only once the transaction holding it and its notifications
 //! has committed, so no output shows an alert that a restart would not know; an alert waiting
@@ -166,8 +166,9 @@ struct Writer {
     last_error: Option<String>,
     /// Whether stored alerts are published on the bus (not for a spill store).
     publish: bool,
-    /// When a damaged store was last set aside.
+    /// When a damaged store was last set aside, and last checked for damage.
     last_recovery: Option<Instant>,
+    last_check: Option<Instant>,
 }
 
 impl Writer {
@@ -189,6 +190,7 @@ impl Writer {
             last_error: None,
             publish: true,
             last_recovery: None,
+            last_check: None,
             options,
         }
     }
@@ -319,9 +321,14 @@ impl Writer {
     fn spill(&mut self) -> Unsaved {
         let alerts = self.alerts_pending;
         let records = self.pending.len();
+        let measurements = self
+            .pending
+            .iter()
+            .filter(|r| matches!(r, Record::Measurement(_)))
+            .count();
         let mut unsaved = Unsaved {
             records,
-            measurements: records - alerts,
+            measurements,
             alerts,
             store: self.store.path().display().to_string(),
             why: self
@@ -401,8 +408,16 @@ impl Writer {
             .is_none_or(|t| t.elapsed() >= RECOVER_AT_MOST_EVERY)
     }
 
-    /// A reader found the file damaged: checks it (`quick_check`) and recovers if it is.
+    /// A reader found the file damaged: checks it (`quick_check`, a full read, so at most once a
+    /// minute) and recovers if it is.
     fn check_integrity(&mut self) {
+        if self
+            .last_check
+            .is_some_and(|t| t.elapsed() < RECOVER_AT_MOST_EVERY)
+        {
+            return;
+        }
+        self.last_check = Some(Instant::now());
         let result = (|| -> Result<Vec<String>, super::StoreError> {
             if self.conn.is_none() {
                 self.conn = Some(self.store.connect_for_writing()?);
@@ -457,7 +472,9 @@ impl Writer {
             }
         });
         self.conn = Some(conn);
-        self.retry = None;
+        if self.retry.take().is_some() {
+            self.status(true);
+        }
         self.report(format!(
             "the store {} is damaged ({why}): set aside as {}; a fresh store holds what could be read of it ({}) and the {} records held in memory; SQLite's check of the damaged file: {}",
             self.store.path().display(),
@@ -621,8 +638,8 @@ impl Writer {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             let mut remote = tx.prepare_cached(
-                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+                "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail, remote)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1
                  WHERE NOT EXISTS (SELECT 1 FROM alerts WHERE site = ?1 AND url = ?2 AND kind = ?3 AND time_us = ?5)",
             )?;
             let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;

@@ -62,9 +62,9 @@ impl Running {
     pub fn start_in_with_env(dir: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
+            .env("RUST_LOG", "warn")
             .envs(env.iter().copied())
             .current_dir(dir.path())
-            .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -164,15 +164,36 @@ impl Running {
         kib / 1024.0
     }
 
-    /// The sockets the process has open now.
-    pub fn socket_count(&self) -> usize {
+    /// How many of this process's TCP sockets are connected to one of the `peers` (local ports
+    /// of clients on this machine): read from the socket inodes it holds and the kernel's table.
+    pub fn sockets_to(&self, peers: &[u16]) -> usize {
         let pid = self.child.id().expect("running");
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                std::fs::read_link(e.path())
-                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+        let inodes: std::collections::HashSet<String> =
+            std::fs::read_dir(format!("/proc/{pid}/fd"))
+                .unwrap()
+                .flatten()
+                .filter_map(|e| {
+                    let l = std::fs::read_link(e.path()).ok()?;
+                    let l = l.to_string_lossy();
+                    Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                })
+                .collect();
+        ["tcp", "tcp6"]
+            .iter()
+            .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+            .flat_map(|table| {
+                table
+                    .lines()
+                    .skip(1)
+                    .map(|l| l.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|f| f.len() > 9 && inodes.contains(&f[9]))
+            .filter(|f| {
+                f[2].rsplit(':')
+                    .next()
+                    .and_then(|p| u16::from_str_radix(p, 16).ok())
+                    .is_some_and(|p| peers.contains(&p))
             })
             .count()
     }

@@ -126,6 +126,19 @@ impl Running {
         }
     }
 
+    /// The first event read so far that matches `pred`, or else the next one to come within
+    /// `within`: for events whose order among themselves is not fixed (two sites' alerts).
+    pub async fn seen_or_wait_for(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Option<Value> {
+        if let Some(v) = self.events.iter().find(|v| pred(v)) {
+            return Some(v.clone());
+        }
+        self.wait_for(within, pred).await
+    }
+
     /// Reads events for `d`.
     pub async fn collect_for(&mut self, d: Duration) {
         self.wait_for(d, |_| false).await;

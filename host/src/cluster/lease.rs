@@ -4,8 +4,12 @@
 //! deadline (sent time + TTL − margin), before the server can expire the key, whatever its
 //! connection does. Taking over only through expiry avoids the clustered compare-and-set race
 //! of nats-server before 2.9.21 (nats-server#4320), where two `update`s of one revision can
-//! both succeed. A node with no connection to any NATS server for `alone_after` (30 s) goes
-//! on alone.
+//! both succeed. Right after a restart of the whole NATS cluster, such servers may also accept
+//! a `create` whose entry the next stream leader does not have: a candidate therefore leads
+//! only once an immediate `update` of its new revision succeeds too, and a node that lost the
+//! lease that way waits one TTL before it tries again. Each node ticks at its own random phase,
+//! so candidates rarely try at the same instant. A node with no connection to any NATS server
+//! for `alone_after` (30 s) goes on alone.
 
 use super::{Context, Nats, Role};
 use crate::recorder::RecorderInput;
@@ -29,7 +33,10 @@ pub(super) async fn run(
     // The holder's revision and deadline.
     let mut held: Option<(u64, Instant)> = None;
     let mut contact = Instant::now();
-    let mut tick = tokio::time::interval(every);
+    // Candidates quiet until this instant (after a lease lost at once).
+    let mut quiet_until = Instant::now();
+    let phase = every.mul_f64(fastrand::f64());
+    let mut tick = tokio::time::interval_at(Instant::now() + phase, every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -66,6 +73,7 @@ pub(super) async fn run(
                     ctx.book.set_leading(Some(deadline.into_std()));
                 }
                 Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    quiet_until = Instant::now() + ttl;
                     held = None;
                     ctx.book.set_leading(None);
                     role = tell(&ctx, role, Role::Follower, None).await;
@@ -73,8 +81,13 @@ pub(super) async fn run(
                 // Ambiguous or unreachable: the deadline decides.
                 Err(e) => tracing::warn!("cluster: cannot renew the lease: {e}"),
             },
-            None => match n.leader.create(KEY, me.clone().into()).await {
-                Ok(rev) => {
+            None if now < quiet_until => {}
+            None => match take(&n.leader, &me).await {
+                Ok(None) => {
+                    contact = Instant::now();
+                    quiet_until = contact + ttl;
+                }
+                Ok(Some(rev)) => {
                     contact = Instant::now();
                     let deadline = sent + ttl - margin;
                     match ctx.book.load(&n.alerts, summary_sites(&ctx)).await {
@@ -123,6 +136,20 @@ pub(super) async fn run(
                     }
                 }
             },
+        }
+    }
+}
+
+/// Takes the lease: a `create`, then an `update` of the created revision, which proves the
+/// stream's leader kept the entry. Returns the revision to renew, or `None` when the entry
+/// was not kept (the node does not lead, and the key expires by itself).
+async fn take(bucket: &kv::Store, me: &str) -> Result<Option<u64>, kv::CreateError> {
+    let rev = bucket.create(KEY, me.to_owned().into()).await?;
+    match bucket.update(KEY, me.to_owned().into(), rev).await {
+        Ok(rev) => Ok(Some(rev)),
+        Err(e) => {
+            tracing::info!("cluster: the lease taken was not kept ({e}): not leading");
+            Ok(None)
         }
     }
 }

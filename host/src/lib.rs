@@ -40,6 +40,20 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
+/// What a panic said (its `panic!` text), for the report of a task or thread that panicked.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Bytes as lowercase hexadecimal (digests, fingerprints).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A duration in milliseconds, with microsecond resolution.
 pub fn ms(d: std::time::Duration) -> f64 {
     (d.as_micros() as f64) / 1000.0

@@ -122,7 +122,7 @@ pub struct Measurement {
     pub location: Option<Arc<str>>,
     /// The redirects the probe followed, if any.
     pub redirect: Option<Arc<Redirected>>,
-    /// Which of its site's running probes this was ([`crate::probe::Running`]); 0 when it was
+    /// Which of its site's running probes this was (the engine's `Running`); 0 when it was
     /// not started by the scheduler (restored history, another node's probe, tests).
     pub probe_id: u64,
 }

@@ -357,12 +357,10 @@ async fn join_thread<T: Send + 'static>(
 }
 
 fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".into());
-    MonitorError::Panicked { task, message }
+    MonitorError::Panicked {
+        task,
+        message: crate::panic_message(&*payload),
+    }
 }
 
 /// The server to run: `server` of the config, at `--listen` when given.
@@ -406,7 +404,7 @@ fn max_in_flight(config: &Config) -> usize {
     config
         .probing
         .max_in_flight
-        .unwrap_or_else(crate::scheduler::default_max_in_flight)
+        .unwrap_or_else(crate::config::default_max_in_flight)
 }
 
 /// The probe targets of `config`. Sites that `diff` leaves alone keep their running target (its

@@ -341,19 +341,6 @@ async fn share_changed(
     false
 }
 
-/// The default cap on probes in flight: three quarters of the file descriptors left after a
-/// reserve for the store, logs, the watcher and the outputs (a probe holds one socket), between
-/// 16 and 4,096 (beyond that, scheduling delay rather than descriptors limits a 2-core machine).
-pub fn default_max_in_flight() -> usize {
-    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .map(|(soft, _)| soft)
-        .unwrap_or(1024);
-    let usable = soft.saturating_sub(100).saturating_mul(3) / 4;
-    usize::try_from(usable)
-        .unwrap_or(usize::MAX)
-        .clamp(16, 4096)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

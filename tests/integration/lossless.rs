@@ -322,6 +322,16 @@ async fn a_symlinked_config_reloads_when_retargeted_and_when_its_new_target_is_e
         .expect("an edit of the link's new target is applied");
 }
 
+/// A ConfigMap volume's update as the kubelet makes it: the config in a new directory, then a
+/// new `..data` link renamed over the old one.
+fn kubelet_swap(d: &std::path::Path, version: &str, config: &serde_json::Value) {
+    let dir = format!("..2026_12_07_{version}");
+    std::fs::create_dir(d.join(&dir)).unwrap();
+    std::fs::write(d.join(&dir).join("config.json"), config.to_string()).unwrap();
+    std::os::unix::fs::symlink(&dir, d.join("..data_tmp")).unwrap();
+    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_configmap_style_data_swap_is_a_reload() {
     let target = TestServer::start(|_| Reply::ok("fine")).await;
@@ -347,27 +357,13 @@ async fn a_configmap_style_data_swap_is_a_reload() {
     let d = run.dir.path().to_owned();
     // The kubelet's update: a new directory, a new ..data link renamed over the old one, the
     // old directory removed.
-    std::fs::create_dir(d.join("..2026_12_07_v2")).unwrap();
-    std::fs::write(
-        d.join("..2026_12_07_v2/config.json"),
-        one_site("bravo", &target.url("/b")).to_string(),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("..2026_12_07_v2", d.join("..data_tmp")).unwrap();
-    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    kubelet_swap(&d, "v2", &one_site("bravo", &target.url("/b")));
     std::fs::remove_dir_all(d.join("..2026_12_07_v1")).unwrap();
     run.wait_for(Duration::from_secs(10), probed("bravo"))
         .await
         .expect("the ..data swap reloads the config");
     // And the next swap too (the watch follows the new directory).
-    std::fs::create_dir(d.join("..2026_12_07_v3")).unwrap();
-    std::fs::write(
-        d.join("..2026_12_07_v3/config.json"),
-        one_site("charlie", &target.url("/c")).to_string(),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink("..2026_12_07_v3", d.join("..data_tmp")).unwrap();
-    std::fs::rename(d.join("..data_tmp"), d.join("..data")).unwrap();
+    kubelet_swap(&d, "v3", &one_site("charlie", &target.url("/c")));
     run.wait_for(Duration::from_secs(10), probed("charlie"))
         .await
         .expect("the second swap reloads too");

@@ -2,7 +2,10 @@
 //! very probe that crosses the threshold. Pure: it is given the time and the availability.
 
 use crate::clock::{human_duration, rfc3339_seconds};
-use crate::config::{AlertRule, LatencyMetric};
+mod rule;
+
+pub use rule::{AlertRule, DEFAULT_CERT_WARNING, LatencyMetric, LatencyObjective};
+
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,7 +153,7 @@ impl Alert {
 }
 
 /// The open alert of `condition` among a site's newest alert of each condition (as
-/// [`crate::store::Store::last_alerts`] gives them), if it is open.
+/// the store's `last_alerts` gives them), if it is open.
 pub fn open_alert(last: &[Alert], condition: Condition) -> Option<&Alert> {
     last.iter()
         .find(|a| a.kind.condition() == condition)
@@ -617,7 +620,7 @@ mod tests {
         AlertRule {
             threshold: 0.8,
             window: Duration::from_secs(120),
-            degraded: vec![crate::config::LatencyObjective {
+            degraded: vec![crate::alert::LatencyObjective {
                 metric: LatencyMetric::ResponseP95,
                 limit: Duration::from_millis(800),
             }],

@@ -13,7 +13,8 @@ pub mod values;
 
 use raw::{RawConfig, RawSite};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-pub use rules::{AlertRule, LatencyMetric, LatencyObjective, RequestBody};
+pub use rules::RequestBody;
+use crate::alert::{AlertRule, LatencyObjective};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -84,7 +85,7 @@ pub fn default_location() -> String {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ProbingConfig {
     /// Probes that may run at once across all sites; `None`: derived from the file-descriptor
-    /// limit ([`crate::scheduler::default_max_in_flight`]).
+    /// limit ([`default_max_in_flight`]).
     pub max_in_flight: Option<usize>,
     /// The local address probes connect from (`probing.source_address`, `--source-address`).
     pub source_address: Option<std::net::IpAddr>,
@@ -218,7 +219,7 @@ pub struct SiteConfig {
 /// basic auth and no body: the site's secrets go to the site only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FollowRedirects {
-    /// Up to [`crate::probe::MAX_REDIRECTS`] hops, to any origin.
+    /// Up to the prober's limit of hops (10), to any origin.
     #[default]
     Any,
     /// Only to the site's own origin; a redirect elsewhere is the probe's answer (a 3xx).
@@ -604,7 +605,7 @@ fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, 
     let cert_warning = match &raw.alerting.cert_warning {
         Some(w) => values::positive_duration(w)
             .map_err(|m| invalid("alerting.cert_warning".into(), None, m))?,
-        None => rules::DEFAULT_CERT_WARNING,
+        None => crate::alert::DEFAULT_CERT_WARNING,
     };
     let alerting = AlertingConfig {
         threshold,
@@ -1401,3 +1402,16 @@ fn site_rule(
 
 #[cfg(test)]
 mod tests;
+
+/// The default cap on probes in flight: three quarters of the file descriptors left after a
+/// reserve for the store, logs, the watcher and the outputs (a probe holds one socket), between
+/// 16 and 4,096 (beyond that, scheduling delay rather than descriptors limits a 2-core machine).
+pub fn default_max_in_flight() -> usize {
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map(|(soft, _)| soft)
+        .unwrap_or(1024);
+    let usable = soft.saturating_sub(100).saturating_mul(3) / 4;
+    usize::try_from(usable)
+        .unwrap_or(usize::MAX)
+        .clamp(16, 4096)
+}

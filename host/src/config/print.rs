@@ -7,7 +7,8 @@
 //! bytes with a unit (`"1MiB"`).
 
 use super::notify::{NotifierConfig, Service, SmtpTls};
-use super::{AlertRule, Config, LatencyObjective, PluginUse, SiteConfig};
+use super::{Config, PluginUse, SiteConfig};
+use crate::alert::{AlertRule, LatencyObjective};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -105,7 +106,7 @@ impl Printed {
             }),
             probing: json!({
                 "max_in_flight": c.probing.max_in_flight
-                    .unwrap_or_else(crate::scheduler::default_max_in_flight),
+                    .unwrap_or_else(crate::config::default_max_in_flight),
                 "source_address": c.probing.source_address.map(|a| a.to_string()),
             }),
             cluster: match &c.cluster {

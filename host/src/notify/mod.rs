@@ -123,8 +123,16 @@ impl Notifiers {
     }
 
     async fn join_with(bus: &Bus, name: String, task: JoinHandle<()>) {
-        if let Err(e) = crate::monitor::joined("notifier", task.await) {
-            bus.error("notify", None, format!("notifier {name}: {e}"));
+        if let Err(e) = task.await {
+            let message = match e.try_into_panic() {
+                Ok(payload) => crate::panic_message(&*payload),
+                Err(e) => e.to_string(),
+            };
+            bus.error(
+                "notify",
+                None,
+                format!("notifier {name}: the notifier panicked: {message}"),
+            );
         }
     }
 }

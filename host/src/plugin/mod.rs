@@ -603,7 +603,7 @@ impl PluginHost {
     }
 
     fn compile(&self, name: &str, bytes: &[u8]) -> Result<Plugin, PluginError> {
-        let hash = hex(&Sha256::digest(bytes));
+        let hash = crate::hex(&Sha256::digest(bytes));
         let component = Component::new(&self.engine, bytes).map_err(|e| PluginError::Compile {
             name: name.to_owned(),
             message: format!("{e:#}"),
@@ -947,10 +947,6 @@ fn bytes(n: u64) -> String {
     } else {
         format!("{} KiB", n / 1024)
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

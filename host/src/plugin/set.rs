@@ -221,6 +221,6 @@ pub async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), Plugin
 /// A plugin file's bytes and their SHA-256 (hex).
 async fn read_hashed(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
     let bytes = super::read_plugin_file(path).await?;
-    let hash = super::hex(&Sha256::digest(&bytes));
+    let hash = crate::hex(&Sha256::digest(&bytes));
     Ok((bytes, hash))
 }

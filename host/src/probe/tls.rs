@@ -469,7 +469,7 @@ pub fn parse_cert(der: &[u8]) -> Result<CertInfo, x509_parser::error::X509Error>
         not_before: time(cert.validity().not_before),
         not_after: time(cert.validity().not_after),
         serial: format!("{:x}", cert.tbs_certificate.serial),
-        fingerprint_sha256: crate::plugin::hex(&Sha256::digest(der)),
+        fingerprint_sha256: crate::hex(&Sha256::digest(der)),
     })
 }
 
@@ -508,7 +508,7 @@ fn attribute(a: &AttributeTypeAndValue<'_>) -> String {
     match text(a) {
         Some(v) => format!("{ty}={}", escape(&v)),
         // RFC 4514: a value that is not a string is `#` and its hex.
-        None => format!("{ty}=#{}", crate::plugin::hex(a.as_slice())),
+        None => format!("{ty}=#{}", crate::hex(a.as_slice())),
     }
 }
 

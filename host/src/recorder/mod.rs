@@ -8,7 +8,8 @@ use crate::alert::{Alert, AlertState, Observation};
 use crate::clock::SharedClock;
 use crate::cluster::verdict::LocationWindows;
 use crate::cluster::{NodeSide, Role};
-use crate::config::{AlertRule, AlertingConfig, Config, ViewConfig};
+use crate::alert::AlertRule;
+use crate::config::{AlertingConfig, Config, ViewConfig};
 use crate::event::{
     Bus, Event, MaintenanceReport, OverloadReport, OverloadState, SiteReport, StatsReport,
     WatchedSite, Watching,
@@ -145,6 +146,25 @@ fn max_hold_us(t: &ProbeTarget) -> i64 {
 }
 
 impl SiteState {
+    /// An alert of this site as the alert stage takes it: with the site's recent errors and
+    /// tags, the formatter and the routes.
+    fn decision(
+        &self,
+        alert: Alert,
+        formatter: &Option<Arc<dyn AlertFormatter>>,
+        routes: &Arc<[Route]>,
+        book: Option<crate::cluster::book::Entry>,
+    ) -> Decided {
+        Decided {
+            alert,
+            recent_errors: self.recent_errors.iter().cloned().collect(),
+            formatter: formatter.clone(),
+            routes: Arc::clone(routes),
+            tags: Arc::clone(&self.tags),
+            book,
+        }
+    }
+
     /// Whether a maintenance window of the site is open at `t`, and the change of state to
     /// report, if `t` is the newest time looked at. A probe that ended before a later look
     /// (it reached the recorder late) is marked by its own time but changes no state, so a
@@ -576,14 +596,7 @@ impl Recorder {
                 {
                     alert.message.push_str(note);
                 }
-                Decided {
-                    alert,
-                    recent_errors: site.recent_errors.iter().cloned().collect(),
-                    formatter: self.formatter.clone(),
-                    routes: Arc::clone(&self.routes),
-                    tags: Arc::clone(&site.tags),
-                    book: book.clone(),
-                }
+                site.decision(alert, &self.formatter, &self.routes, book.clone())
             })
             .collect();
         if let (Some(store), Origin::Local) = (&self.store, &origin) {
@@ -838,15 +851,12 @@ impl Recorder {
                     kind = alert.kind.as_str(),
                     "cluster: delivering an alert the last leader decided but did not store"
                 );
-                let decided = Decided {
+                deliver.push(state.decision(
                     alert,
-                    recent_errors: state.recent_errors.iter().cloned().collect(),
-                    formatter: self.formatter.clone(),
-                    routes: Arc::clone(&self.routes),
-                    tags: Arc::clone(&state.tags),
-                    book: Some((book.clone(), state.alert.open())),
-                };
-                deliver.push(decided);
+                    &self.formatter,
+                    &self.routes,
+                    Some((book.clone(), state.alert.open())),
+                ));
             }
         }
         for decided in deliver {
@@ -883,14 +893,7 @@ impl Recorder {
             state
                 .alert
                 .adopt(open.get(&*site).map_or(&[], Vec::as_slice));
-            let decided = Decided {
-                alert,
-                recent_errors: state.recent_errors.iter().cloned().collect(),
-                formatter: self.formatter.clone(),
-                routes: Arc::clone(&self.routes),
-                tags: Arc::clone(&state.tags),
-                book: None,
-            };
+            let decided = state.decision(alert, &self.formatter, &self.routes, None);
             self.send_decided(decided);
         }
     }

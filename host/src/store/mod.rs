@@ -624,7 +624,7 @@ impl AlertDetail {
         let latency = v.get("latency").and_then(|l| {
             let key = l.get("metric")?.as_str()?;
             Some(crate::alert::LatencyBreach {
-                metric: crate::config::LatencyMetric::ALL
+                metric: crate::alert::LatencyMetric::ALL
                     .into_iter()
                     .find(|m| m.key() == key)?,
                 value_ms: l.get("value_ms")?.as_f64()?,

@@ -735,7 +735,7 @@ fn tls_details_are_stored_once_per_chain_and_maintenance_and_alert_details_round
         availability: 1.0,
         time: ms[1].time,
         breach: crate::alert::LatencyBreach {
-            metric: crate::config::LatencyMetric::ResponseP95,
+            metric: crate::alert::LatencyMetric::ResponseP95,
             value_ms: 1240.0,
             limit: Duration::from_millis(800),
         },

@@ -694,17 +694,7 @@ impl Writer {
                         }
                     }
                     Record::Alert(a, notifications) => {
-                        alert.execute(params![
-                            &*a.site,
-                            &*a.url,
-                            a.kind.as_str(),
-                            a.availability,
-                            a.time.timestamp_micros(),
-                            a.down_since.map(|t| t.timestamp_micros()),
-                            a.message,
-                            a.rendered,
-                            crate::store::AlertDetail::json(a),
-                        ])?;
+                        alert.execute(rusqlite::params_from_iter(alert_params(a)))?;
                         let alert_id = tx.last_insert_rowid();
                         for q in notifications {
                             notification.execute(params![
@@ -722,17 +712,7 @@ impl Writer {
                         }
                     }
                     Record::Remote(a) => {
-                        remote.execute(params![
-                            &*a.site,
-                            &*a.url,
-                            a.kind.as_str(),
-                            a.availability,
-                            a.time.timestamp_micros(),
-                            a.down_since.map(|t| t.timestamp_micros()),
-                            a.message,
-                            a.rendered,
-                            crate::store::AlertDetail::json(a),
-                        ])?;
+                        remote.execute(rusqlite::params_from_iter(alert_params(a)))?;
                     }
                     Record::Configure(_) => {}
                 }
@@ -908,4 +888,19 @@ fn cert_id(
     }
     cache.insert(json, id);
     Ok(id)
+}
+
+/// An alert's columns, in the order of the alert inserts' parameters (?1 to ?9).
+fn alert_params(a: &Alert) -> [Box<dyn rusqlite::ToSql + '_>; 9] {
+    [
+        Box::new(&*a.site),
+        Box::new(&*a.url),
+        Box::new(a.kind.as_str()),
+        Box::new(a.availability),
+        Box::new(a.time.timestamp_micros()),
+        Box::new(a.down_since.map(|t| t.timestamp_micros())),
+        Box::new(&a.message),
+        Box::new(&a.rendered),
+        Box::new(crate::store::AlertDetail::json(a)),
+    ]
 }

@@ -81,7 +81,7 @@ fn a_certificate_parses_into_its_subject_issuer_sans_validity_serial_and_fingerp
     assert_eq!(info.serial, "1a2ff");
     assert_eq!(
         info.fingerprint_sha256,
-        crate::plugin::hex(&Sha256::digest(cert.der()))
+        crate::hex(&Sha256::digest(cert.der()))
     );
     assert_eq!(info.fingerprint_sha256.len(), 64);
 }

@@ -1,5 +1,6 @@
 //! The one clock abstraction. Wall-clock timestamps come from a [`Clock`]; durations and schedules
-//! use `tokio::time`, so tests can pause and advance time instead of sleeping.
+//! use monotonic instants (the engine's clock follows `tokio::time`, so tests can pause and
+//! advance time instead of sleeping).
 //!
 //! Two times are kept apart: the wall clock labels records (alert times, stored rows), and the
 //! *timeline*, a monotonic position in microseconds, orders and spans them (window eviction, the
@@ -10,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use tokio::time::Instant;
+use std::time::Instant;
 
 /// A source of wall-clock timestamps (UTC) and of timeline positions.
 pub trait Clock: Send + Sync + 'static {
@@ -30,20 +31,27 @@ pub type SharedClock = Arc<dyn Clock>;
 
 /// A monotonic instant and the wall time it was taken at: the origin of a timeline.
 #[derive(Debug, Clone, Copy)]
-struct Origin {
+pub struct Origin {
     wall_us: i64,
     at: Instant,
 }
 
 impl Origin {
-    fn new(wall: DateTime<Utc>) -> Self {
+    /// The timeline that is at `wall` at the instant `at`.
+    pub fn new(wall: DateTime<Utc>, at: Instant) -> Self {
         Self {
             wall_us: wall.timestamp_micros(),
-            at: Instant::now(),
+            at,
         }
     }
 
-    fn position(&self, at: Instant) -> i64 {
+    /// The instant the timeline started at.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// Where `at` is on the timeline, in microseconds.
+    pub fn position(&self, at: Instant) -> i64 {
         let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
         match at.checked_duration_since(self.at) {
             Some(after) => self.wall_us.saturating_add(us(after)),
@@ -61,7 +69,7 @@ pub struct SystemClock {
 impl SystemClock {
     pub fn new() -> Self {
         Self {
-            origin: Origin::new(Utc::now()),
+            origin: Origin::new(Utc::now(), Instant::now()),
         }
     }
 }
@@ -79,66 +87,6 @@ impl Clock for SystemClock {
 
     fn timeline_us(&self, at: Instant) -> i64 {
         self.origin.position(at)
-    }
-}
-
-/// A clock that follows `tokio::time`: a fixed wall-clock origin plus the tokio time elapsed since
-/// it was made. Under `tokio::time::pause()` it advances only when the test advances time.
-#[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
-    origin_wall: DateTime<Utc>,
-    origin: Origin,
-}
-
-impl TokioClock {
-    pub fn starting_at(origin_wall: DateTime<Utc>) -> Self {
-        Self {
-            origin_wall,
-            origin: Origin::new(origin_wall),
-        }
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = self.origin.at.elapsed();
-        self.origin_wall + chrono::TimeDelta::from_std(elapsed).unwrap_or(chrono::TimeDelta::MAX)
-    }
-
-    fn timeline_us(&self, at: Instant) -> i64 {
-        self.origin.position(at)
-    }
-}
-
-/// A [`TokioClock`] whose wall clock can be stepped, as NTP does, while its timeline goes on
-/// undisturbed: for tests of what a clock step does.
-#[derive(Debug)]
-pub struct SteppingClock {
-    inner: TokioClock,
-    step: std::sync::Mutex<chrono::TimeDelta>,
-}
-
-impl SteppingClock {
-    pub fn starting_at(origin_wall: DateTime<Utc>) -> Self {
-        Self {
-            inner: TokioClock::starting_at(origin_wall),
-            step: std::sync::Mutex::new(chrono::TimeDelta::zero()),
-        }
-    }
-
-    /// Moves the wall clock by `by` (negative: back).
-    pub fn step(&self, by: chrono::TimeDelta) {
-        *self.step.lock().unwrap_or_else(|p| p.into_inner()) += by;
-    }
-}
-
-impl Clock for SteppingClock {
-    fn now(&self) -> DateTime<Utc> {
-        self.inner.now() + *self.step.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn timeline_us(&self, at: Instant) -> i64 {
-        self.inner.timeline_us(at)
     }
 }
 
@@ -182,29 +130,5 @@ mod tests {
             "3m 12s"
         );
         assert_eq!(human_duration(std::time::Duration::ZERO), "0s");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn tokio_clock_follows_paused_time() {
-        let origin = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let clock = TokioClock::starting_at(origin);
-        assert_eq!(clock.now(), origin);
-        tokio::time::advance(std::time::Duration::from_secs(90)).await;
-        assert_eq!(clock.now(), origin + chrono::TimeDelta::seconds(90));
-        assert_eq!(clock.timeline_now_us(), clock.now().timestamp_micros());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_wall_clock_step_leaves_the_timeline_alone() {
-        let origin = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let clock = SteppingClock::starting_at(origin);
-        let before = clock.timeline_now_us();
-        clock.step(chrono::TimeDelta::hours(-1));
-        tokio::time::advance(std::time::Duration::from_secs(5)).await;
-        assert_eq!(clock.timeline_now_us() - before, 5_000_000);
-        assert_eq!(
-            clock.now(),
-            origin - chrono::TimeDelta::hours(1) + chrono::TimeDelta::seconds(5)
-        );
     }
 }

@@ -22,6 +22,7 @@ pub mod serve;
 pub mod skips;
 pub mod stats;
 pub mod store;
+pub mod tokio_clock;
 pub mod watch;
 
 /// Renders an error with its whole chain of causes: `outer: cause: root cause`.

@@ -38,12 +38,12 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => {
             // `--location`, `--node`, `--source-address` apply to every read of the config.
-            sitewatch::config::cluster::set_overrides(sitewatch::config::cluster::Overrides {
+            let overrides = sitewatch::config::cluster::Overrides {
                 location: args.location.clone(),
                 node: args.node.clone(),
                 source_address: args.source_address,
-            });
-            match Config::load(&args.config.config) {
+            };
+            match Config::load_with(&args.config.config, &overrides) {
                 Ok(config) => run(args, config),
                 Err(e) => return config_error(&e),
             }
@@ -116,6 +116,11 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         data_dir: args.data_dir.data_dir,
         config_path: args.config.config,
         listen: args.listen,
+        overrides: sitewatch::config::cluster::Overrides {
+            location: args.location,
+            node: args.node,
+            source_address: args.source_address,
+        },
     };
     runtime.block_on(async {
         sitewatch::monitor::run(
@@ -227,6 +232,7 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
                 sitewatch::output::OutputFormat::Plain,
                 &mut out,
                 &Event::Stats(report),
+                None,
             )?;
         }
     } else {
@@ -277,7 +283,7 @@ fn raw_report(
         _ => sitewatch::output::OutputFormat::Plain,
     };
     let mut out = std::io::stdout().lock();
-    write_event(format, &mut out, &Event::Stats(report))?;
+    write_event(format, &mut out, &Event::Stats(report), None)?;
     Ok(out.flush()?)
 }
 
@@ -392,7 +398,7 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
     for (a, deliveries) in alerts {
         let event = Event::Alert(a);
         if json {
-            let mut v = sitewatch::output::wire::to_value(&event);
+            let mut v = sitewatch::output::wire::to_value(&event, None);
             v["deliveries"] = deliveries
                 .iter()
                 .map(|d| {
@@ -409,7 +415,7 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
             writeln!(out, "{v}")?;
             continue;
         }
-        write_event(args.output, &mut out, &event)?;
+        write_event(args.output, &mut out, &event, None)?;
         if !deliveries.is_empty() {
             let said: Vec<String> = deliveries.iter().map(|d| d.describe()).collect();
             writeln!(out, "    notify: {}", said.join("; "))?;

@@ -8,8 +8,9 @@ use crate::config::{Config, ConfigError, MissingEnv};
 use crate::event::{Bus, Event, ReloadReport, ReloadResult, ReloadWhat, Started};
 use crate::output::{self, OutputFormat};
 use crate::plugin::set::{PluginSet, Replaced};
-use crate::probe::{ProbeTarget, Prober, ProberSetupError};
+use crate::probe::{Prober, ProberSetupError};
 use crate::recorder::{Recorder, RecorderInput};
+use crate::scheduler::ProbeTarget;
 use crate::scheduler::Scheduler;
 use crate::skips::Skips;
 use crate::store::writer::{self, Record, StoreHandle, WriterOptions};
@@ -57,6 +58,8 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// `--listen`: serve here (overrides `server.listen`).
     pub listen: Option<std::net::SocketAddr>,
+    /// What the command line says about this node, applied to every reload.
+    pub overrides: crate::config::cluster::Overrides,
 }
 
 /// The running InfluxDB sender and how to stop it.
@@ -93,6 +96,8 @@ struct Monitor {
     generation: u64,
     /// This node's cluster side, when it is one.
     cluster: Option<crate::cluster::Cluster>,
+    /// Where this node runs, as the output writes it into events (a reload may change it).
+    location: Arc<arc_swap::ArcSwap<String>>,
 }
 
 /// Runs the monitor until `shutdown` resolves, writing events to `out`.
@@ -119,7 +124,14 @@ pub async fn run(
     let bus = Bus::new(Arc::clone(&clock));
     // The live display's `q` stops the monitor as a signal does.
     let quit = CancellationToken::new();
-    let output = output::spawn(options.format, bus.subscribe(), out, quit.clone());
+    let location = Arc::new(arc_swap::ArcSwap::from_pointee(config.location.clone()));
+    let output = output::spawn(
+        options.format,
+        bus.subscribe(),
+        out,
+        quit.clone(),
+        Arc::clone(&location),
+    );
     if let Some(aside) = &opened.set_aside {
         bus.error(
             "storage",
@@ -170,7 +182,6 @@ pub async fn run(
             ),
         );
     }
-    crate::output::wire::set_location(&config.location);
     let server = start_server(&config, &options, &store, &bus).await;
     bus.send(Event::Started(Started {
         time: clock.now(),
@@ -241,6 +252,7 @@ pub async fn run(
         prober,
         targets,
         generation: 0,
+        location,
     };
     monitor.influx = monitor.start_influx(influx_token);
     let mut watcher = monitor.watch();
@@ -560,7 +572,7 @@ impl Monitor {
     async fn reload_config(&mut self) -> Option<ReloadReport> {
         let rejected =
             |detail: String| self.reload(ReloadWhat::Config, ReloadResult::Rejected, detail);
-        let new = match load_settled(&self.options.config_path).await {
+        let new = match load_settled(&self.options.config_path, &self.options.overrides).await {
             Ok(c) => c,
             Err(e) => {
                 return rejected(format!(
@@ -620,7 +632,7 @@ impl Monitor {
             self.scheduler.set_max_in_flight(max_in_flight(&new));
         }
         if diff.location {
-            crate::output::wire::set_location(&new.location);
+            self.location.store(Arc::new(new.location.clone()));
         }
         self.reload_server(&new, diff.location).await;
         let _ = self
@@ -719,10 +731,13 @@ impl Monitor {
 }
 
 /// Loads the config, waiting briefly if it is missing (an editor mid-save).
-async fn load_settled(path: &Path) -> Result<Config, ConfigError> {
+async fn load_settled(
+    path: &Path,
+    overrides: &crate::config::cluster::Overrides,
+) -> Result<Config, ConfigError> {
     let mut tries = 0;
     loop {
-        match Config::load(path) {
+        match Config::load_with(path, overrides) {
             Err(ConfigError::Read { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound && tries < 10 =>
             {

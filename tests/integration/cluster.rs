@@ -737,7 +737,7 @@ async fn a_node_without_nats_goes_on_alone_then_catches_up_and_compares_configs(
     let js = async_nats::jetstream::new(client);
     let stream = js.get_stream("SITEWATCH_measurements").await.unwrap();
     let first = stream.get_raw_message(1).await.unwrap();
-    let sample = sitewatch::cluster::wire::Sample::decode(&first.payload).unwrap();
+    let sample = sitewatch::measurement::sample::Sample::decode(&first.payload).unwrap();
     assert_eq!(sample.node, "n1");
     assert!(
         sample.time_us < restarted.timestamp_micros(),

@@ -106,7 +106,7 @@ async fn book_entry(url: &str, site: &str) -> Value {
     let Ok(kv) = js.get_key_value("sitewatch_alerts").await else {
         return Value::Null;
     };
-    let key = format!("site.{}", sitewatch::cluster::wire::site_token(site));
+    let key = format!("site.{}", sitewatch::measurement::sample::site_token(site));
     match kv.get(key).await {
         Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         _ => Value::Null,

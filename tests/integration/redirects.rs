@@ -9,7 +9,7 @@ use crate::support::tls::{Identity, TestCa};
 use sitewatch::clock::SystemClock;
 use sitewatch::config::Config;
 use sitewatch::measurement::{ErrorKind, Measurement};
-use sitewatch::probe::{ProbeTarget, Prober};
+use sitewatch::probe::{Prober, Target};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ impl Setup {
             site.to_string().as_bytes(),
         )
         .unwrap();
-        let mut target = ProbeTarget::new(config.sites[0].clone());
+        let mut target = Target::new(config.sites[0].clone());
         self.prober.prepare(&mut target).unwrap();
         self.prober
             .probe(&target, tokio::time::Instant::now())

@@ -5,11 +5,11 @@
 //! beside this one, so they are not counted here.)
 
 use chrono::TimeZone;
-use sitewatch::clock::TokioClock;
 use sitewatch::config::Config;
 use sitewatch::measurement::{ErrorKind, Measurement, Phases, ProbeError};
-use sitewatch::probe::ProbeTarget;
 use sitewatch::recorder::Recorder;
+use sitewatch::scheduler::ProbeTarget;
+use sitewatch::tokio_clock::TokioClock;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

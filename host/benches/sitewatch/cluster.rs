@@ -255,7 +255,7 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
         tls: None,
         maintenance: false,
     };
-    let sample = sitewatch::cluster::wire::Sample::of(&m, "a1", "a");
+    let sample = sitewatch::measurement::sample::Sample::of(&m, "a1", "a");
     let n = 50_000;
     let cpu0 = self_cpu();
     let t = Instant::now();

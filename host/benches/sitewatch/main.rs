@@ -33,7 +33,7 @@ mod targets;
 mod views;
 
 use sitewatch::config::Config;
-use sitewatch::probe::ProbeTarget;
+use sitewatch::scheduler::ProbeTarget;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -106,7 +106,7 @@ fn record_with_rules(n: usize) -> f64 {
         .sites
         .iter()
         .cloned()
-        .map(sitewatch::probe::ProbeTarget::new)
+        .map(sitewatch::scheduler::ProbeTarget::new)
         .collect();
     let t = Instant::now();
     let recorder = filled_for_an_hour(&config, &targets);
@@ -118,7 +118,7 @@ fn record_with_rules(n: usize) -> f64 {
 /// A recorder of `targets` given an hour of 10 s probes of each, oldest first.
 fn filled_for_an_hour(
     config: &sitewatch::config::Config,
-    targets: &[sitewatch::probe::ProbeTarget],
+    targets: &[sitewatch::scheduler::ProbeTarget],
 ) -> Recorder {
     let clock: sitewatch::clock::SharedClock = Arc::new(SystemClock::new());
     let bus = sitewatch::event::Bus::new(Arc::clone(&clock));

@@ -19,7 +19,11 @@ use std::time::Duration;
 
 /// The subject of a site's alerts.
 pub(super) fn subject(ctx: &Context, site: &str) -> String {
-    format!("{}.a.{}", ctx.cfg.prefix, super::wire::site_token(site))
+    format!(
+        "{}.a.{}",
+        ctx.cfg.prefix,
+        crate::measurement::sample::site_token(site)
+    )
 }
 
 /// The stream of alerts: a month of them.

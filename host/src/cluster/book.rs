@@ -17,24 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A site's open conditions and when each fired.
-pub type Conditions = Vec<(Condition, DateTime<Utc>)>;
-
-/// Site name to its open conditions.
-pub type Open = HashMap<String, Conditions>;
-
-/// What a leader's alert writes to the book: the book, and the site's conditions after it.
-pub type Entry = (AlertBook, Conditions);
-
-/// Site name to the alerts a leader decided that no store has confirmed.
-pub type Pending = HashMap<String, Vec<Alert>>;
-
-/// The book as a new leader reads it.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    pub open: Open,
-    pub pending: Pending,
-}
+pub use crate::recorder::side::{Conditions, Loaded, Open, Pending};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -94,7 +77,7 @@ impl AlertBook {
             .map(|site| {
                 let (store, key) = (
                     store.clone(),
-                    format!("site.{}", super::wire::site_token(&site)),
+                    format!("site.{}", crate::measurement::sample::site_token(&site)),
                 );
                 Box::pin(async move { store.get(key).await })
             })
@@ -230,9 +213,28 @@ impl AlertBook {
     }
 }
 
+impl crate::recorder::side::AlertLedger for AlertBook {
+    fn leading(&self) -> bool {
+        AlertBook::leading(self)
+    }
+
+    fn put<'a>(
+        &'a self,
+        site: &'a str,
+        open: &'a [(Condition, DateTime<Utc>)],
+        alerts: &'a [Alert],
+    ) -> futures_util::future::BoxFuture<'a, bool> {
+        Box::pin(AlertBook::put(self, site, open, alerts))
+    }
+
+    fn confirm<'a>(&'a self, alert: &'a Alert) -> futures_util::future::BoxFuture<'a, ()> {
+        Box::pin(AlertBook::confirm(self, alert))
+    }
+}
+
 /// The bucket key of a site's entry.
 fn key_of(site: &str) -> String {
-    format!("site.{}", super::wire::site_token(site))
+    format!("site.{}", crate::measurement::sample::site_token(site))
 }
 
 /// A site's entry as stored.

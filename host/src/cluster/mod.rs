@@ -15,10 +15,7 @@ pub mod digest;
 mod lease;
 mod members;
 pub mod outbox;
-pub mod share;
 mod stream;
-pub mod verdict;
-pub mod wire;
 
 use crate::config::Config;
 use crate::config::cluster::ClusterConfig;
@@ -32,28 +29,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::scheduler::share::{Share, SharedShare};
 pub use book::AlertBook;
-pub use share::{Share, SharedShare};
 
-/// What this node does with the alerts its recorder decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Another node leads: decisions are kept to itself.
-    Follower,
-    /// This node holds the lease: its alerts go out, and into the alert book.
-    Leader,
-    /// NATS is unreachable: this node alerts on its own probes, and says so.
-    Alone,
-}
-
-/// What the recorder of a cluster node needs: who it is, the confirmation rule, the alert book.
-#[derive(Clone)]
-pub struct NodeSide {
-    pub node: Arc<str>,
-    pub location: Arc<str>,
-    pub confirm: usize,
-    pub book: AlertBook,
-}
+pub use crate::recorder::side::{NodeSide, Role};
 
 /// The running cluster side of a node.
 pub struct Cluster {
@@ -102,13 +81,14 @@ impl Cluster {
         }
         // Tells this run from an earlier one of the same node (and a second node of one name).
         let instance = format!("{:x}-{:x}", std::process::id(), fastrand::u64(..));
-        let share = share::ShareCell::new(Share::alone(&cluster.node, &cluster.location));
+        let share =
+            crate::scheduler::share::ShareCell::new(Share::alone(&cluster.node, &cluster.location));
         let book = AlertBook::default();
         let side = NodeSide {
             node: cluster.node.as_str().into(),
             location: cluster.location.as_str().into(),
             confirm: cluster.confirm,
-            book: book.clone(),
+            book: Arc::new(book.clone()),
         };
         let stop = CancellationToken::new();
         let summary = Arc::new(std::sync::Mutex::new(digest::Summary::of(config)));
@@ -390,18 +370,10 @@ async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<N
             ..Default::default()
         })
         .await?;
-    let bucket = |what: &str, max_age: Duration| kv::Config {
-        bucket: cfg.bucket(what),
-        history: 1,
-        max_age,
-        storage: StorageType::File,
-        num_replicas: cfg.replicas,
-        ..Default::default()
-    };
-    let members = store(js, bucket("members", cfg.heartbeat_ttl)).await?;
-    let leader = store(js, bucket("leader", cfg.lease_ttl)).await?;
-    let alerts = store(js, bucket("alerts", Duration::ZERO)).await?;
-    let configs = store(js, bucket("configs", Duration::ZERO)).await?;
+    let members = store(js, bucket(cfg, "members", cfg.heartbeat_ttl)).await?;
+    let leader = store(js, lease_bucket(cfg)).await?;
+    let alerts = store(js, bucket(cfg, "alerts", Duration::ZERO)).await?;
+    let configs = store(js, bucket(cfg, "configs", Duration::ZERO)).await?;
     let alert_stream = js.get_or_create_stream(alerts::stream_config(cfg)).await?;
     Ok(Nats {
         alert_stream,
@@ -412,6 +384,33 @@ async fn setup(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<N
         alerts,
         configs,
     })
+}
+
+/// A bucket of the cluster: one entry per key, entries expire after `max_age` (zero: never).
+fn bucket(cfg: &ClusterConfig, what: &str, max_age: Duration) -> kv::Config {
+    kv::Config {
+        bucket: cfg.bucket(what),
+        history: 1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    }
+}
+
+/// The leader's lease bucket (its entries live one lease TTL).
+fn lease_bucket(cfg: &ClusterConfig) -> kv::Config {
+    bucket(cfg, "leader", cfg.lease_ttl)
+}
+
+/// Deletes the lease bucket and creates it again: for a bucket whose stream no longer finds
+/// the entry just written (see `lease`). The lease holds no state but who leads, and nobody
+/// can lead through such a bucket.
+async fn recreate_lease_bucket(js: &jetstream::Context, cfg: &ClusterConfig) -> anyhow::Result<()> {
+    let config = lease_bucket(cfg);
+    // Another node may have deleted it first: only the creation must succeed.
+    let _ = js.delete_stream(format!("KV_{}", config.bucket)).await;
+    store(js, config).await.map(drop)
 }
 
 /// A bucket: the existing one, or a new one with `config`. The bucket's stream is created here

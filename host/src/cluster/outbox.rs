@@ -10,8 +10,8 @@
 //! stream the same way ([`AlertOutbox`]): the mark is the newest alert id the stream has, so an
 //! alert committed while NATS is away, or just before the node stops, is published later.
 
-use super::wire::Sample;
 use crate::alert::Alert;
+use crate::measurement::sample::Sample;
 use crate::measurement::{ErrorKind, TlsDetails};
 use crate::store::{Store, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -254,10 +254,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(&dir.path().join("data")).unwrap();
         // Before the node first runs in a cluster: history, not published.
-        crate::store::tests::write_all(&store, vec![Record::Alert(alert("old", 0), Vec::new())]);
+        crate::store::testing::write_all(&store, vec![Record::Alert(alert("old", 0), Vec::new())]);
         let mut outbox = AlertOutbox::open(&store).unwrap();
         assert!(outbox.waiting().unwrap().is_empty());
-        crate::store::tests::write_all(
+        crate::store::testing::write_all(
             &store,
             vec![
                 Record::Alert(alert("a", 1), Vec::new()),

@@ -4,8 +4,8 @@
 //! has full windows.
 
 use super::outbox::Reader;
-use super::wire::{Sample, site_token};
 use super::{Context, Nats};
+use crate::measurement::sample::{Sample, site_token};
 use crate::recorder::RecorderInput;
 use crate::store::Store;
 use async_nats::jetstream::consumer::DeliverPolicy;

@@ -310,20 +310,9 @@ fn auth(
     Ok((auth, tls))
 }
 
-static OVERRIDES: std::sync::OnceLock<Overrides> = std::sync::OnceLock::new();
-
-/// Sets what the command line says, once, before the config is first read (`sitewatch run`).
-/// Every later read of the config (a reload too) applies it.
-pub fn set_overrides(o: Overrides) {
-    let _ = OVERRIDES.set(o);
-}
-
-/// What the command line said ([`set_overrides`]), or nothing.
-pub fn overrides() -> Overrides {
-    OVERRIDES.get().cloned().unwrap_or_default()
-}
-
-/// What the command line says about this node.
+/// What the command line says about this node (`sitewatch run --location --node
+/// --source-address`): an argument of every read of the config ([`super::Config::load_with`]),
+/// a reload's too.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
     pub location: Option<String>,

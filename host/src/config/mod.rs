@@ -11,10 +11,10 @@ pub mod raw;
 pub mod rules;
 pub mod values;
 
+use crate::alert::{AlertRule, LatencyObjective};
 use raw::{RawConfig, RawSite};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub use rules::RequestBody;
-use crate::alert::{AlertRule, LatencyObjective};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -346,11 +346,16 @@ pub enum ConfigError {
 impl Config {
     /// Reads, parses and validates a config file, including that every plugin it names exists.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, &cluster::Overrides::default())
+    }
+
+    /// [`Self::load`], with what the command line says about this node applied.
+    pub fn load_with(path: &Path, overrides: &cluster::Overrides) -> Result<Self, ConfigError> {
         let text = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::parse(path, &text)?;
+        let config = Self::parse_full(path, &text, &|var| std::env::var(var).ok(), overrides)?;
         config.check_plugin_files(path)?;
         config.check_ca_files(path)?;
         Ok(config)
@@ -453,11 +458,20 @@ impl Config {
         bytes: &[u8],
         env: notify::Env<'_>,
     ) -> Result<Self, ConfigError> {
+        Self::parse_full(path, bytes, env, &cluster::Overrides::default())
+    }
+
+    fn parse_full(
+        path: &Path,
+        bytes: &[u8],
+        env: notify::Env<'_>,
+        overrides: &cluster::Overrides,
+    ) -> Result<Self, ConfigError> {
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
             .map_err(|err| serde_error(path, bytes, err))?;
         de.end().map_err(|err| syntax_error(path, &err))?;
-        resolve(path, raw, env)
+        resolve(path, raw, env, overrides)
     }
 }
 
@@ -560,8 +574,12 @@ impl<F: Into<String>, M: Into<String>> From<(F, M)> for FieldError {
 }
 
 /// Checks every value and fills in defaults.
-fn resolve(path: &Path, raw: RawConfig, env: notify::Env<'_>) -> Result<Config, ConfigError> {
-    let overrides = cluster::overrides();
+fn resolve(
+    path: &Path,
+    raw: RawConfig,
+    env: notify::Env<'_>,
+    overrides: &cluster::Overrides,
+) -> Result<Config, ConfigError> {
     let invalid = |field: String, site: Option<&str>, message: String| ConfigError::Invalid {
         path: path.to_owned(),
         field,

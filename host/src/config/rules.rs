@@ -4,8 +4,8 @@
 use super::FieldError;
 use super::raw::{RawDegraded, RawMaintenance};
 use super::values;
-use crate::maintenance::Window;
 use crate::alert::{LatencyMetric, LatencyObjective};
+use crate::maintenance::Window;
 
 /// Resolves a latency objective; errors name `degraded.<key>`.
 pub(super) fn degraded(raw: &RawDegraded) -> Result<Vec<LatencyObjective>, FieldError> {

@@ -1,4 +1,5 @@
 use super::*;
+use crate::alert::LatencyMetric;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
     Config::parse(Path::new("config.json"), text.as_bytes())

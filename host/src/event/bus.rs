@@ -40,7 +40,7 @@ struct Queue {
     state: Mutex<QueueState>,
     ready: Condvar,
     /// Wakes an async reader ([`Subscription::recv`]).
-    wake: tokio::sync::Notify,
+    wake: futures_util::task::AtomicWaker,
 }
 
 #[derive(Default)]
@@ -188,7 +188,7 @@ impl Bus {
             }
             drop(s);
             q.ready.notify_one();
-            q.wake.notify_one();
+            q.wake.wake();
         }
     }
 
@@ -324,7 +324,7 @@ impl Drop for Bus {
             for q in self.subscribers().iter() {
                 q.lock().closed = true;
                 q.ready.notify_all();
-                q.wake.notify_one();
+                q.wake.wake();
             }
         }
     }
@@ -369,19 +369,19 @@ impl Subscription {
     /// Waits for the next event without blocking a thread; `None` once every publisher is
     /// gone (or the subscriber was evicted) and the queue is empty.
     pub async fn recv(&mut self) -> Option<Received> {
-        loop {
-            {
-                let mut s = self.queue.lock();
-                if let Some(r) = Self::take(&mut s) {
-                    return Some(r);
-                }
-                if s.closed {
-                    return None;
-                }
+        std::future::poll_fn(|cx| {
+            // Registered before the check: an event pushed after it wakes this task.
+            self.queue.wake.register(cx.waker());
+            let mut s = self.queue.lock();
+            if let Some(r) = Self::take(&mut s) {
+                return std::task::Poll::Ready(Some(r));
             }
-            // A notification sent between the check and here is kept as a permit.
-            self.queue.wake.notified().await;
-        }
+            if s.closed {
+                return std::task::Poll::Ready(None);
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Waits for the next event; `None` once every publisher is gone and the queue is empty.
@@ -464,7 +464,7 @@ mod tests {
     }
 
     fn probe() -> Event {
-        Event::Probe(crate::measurement::tests::sample("a", true))
+        Event::Probe(crate::measurement::testing::sample("a", true))
     }
 
     fn kinds(sub: &mut Subscription) -> Vec<String> {

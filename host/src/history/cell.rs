@@ -36,33 +36,6 @@ impl From<&Measurement> for Probe {
     }
 }
 
-impl Probe {
-    /// A probe from the stored columns `time_us, ok, status, error_kind, response_us, ttfb_us,
-    /// maintenance` (starting at column `at`).
-    pub fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
-        let status: Option<u16> = r.get(at + 2)?;
-        let kind = r
-            .get::<_, Option<String>>(at + 3)?
-            .map(|k| ErrorKind::parse(&k).unwrap_or(ErrorKind::Http));
-        let us = |i: usize| -> rusqlite::Result<Option<u32>> {
-            Ok(r.get::<_, Option<i64>>(i)?
-                .map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)))
-        };
-        Ok(Self {
-            time_us: r.get(at)?,
-            ok: r.get(at + 1)?,
-            outcome: Outcome::of(status, kind),
-            response_us: us(at + 4)?,
-            ttfb_us: us(at + 5)?,
-            maintenance: r.get(at + 6)?,
-        })
-    }
-}
-
-/// The stored columns [`Probe::from_row`] reads, in its order.
-pub const PROBE_COLUMNS: &str =
-    "time_us, ok, status, error_kind, response_us, ttfb_us, maintenance";
-
 /// Counts, sums and maxima are exact; percentiles come from the sketch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Aggregate {

@@ -21,9 +21,9 @@ pub use query::{Answer, HistoryError, Request, SiteRow, Source, choose, report};
 pub use render::{
     DailyBars, ReportFormat, daily_bars, stats_json, tier_names, to_json, to_stats_report, write,
 };
-pub use rollups::{DEFAULT_ROLLUP_EVERY, Rebuilt, Rollups, prune, rebuild, store_row};
+pub use rollups::{Rebuilt, Rollups, prune, rebuild, store_row};
 pub use sketch::RELATIVE_ERROR;
-pub use tier::{Retention, Tier, days};
+pub use tier::{DEFAULT_ROLLUP_EVERY, Retention, Tier, days};
 
 #[cfg(test)]
 mod tests;

@@ -1,8 +1,9 @@
 //! Reports over stored history: which tier answers, and the figures per site and period.
 
-use super::cell::{Aggregate, Cell, PROBE_COLUMNS, Probe};
+use super::cell::{Aggregate, Cell};
 use super::period::{By, Calendar, Period};
 use super::rollups::load_row;
+use super::rollups::{PROBE_COLUMNS, probe_from_row};
 use super::tier::{Retention, Tier, days};
 use crate::stats::WindowStats;
 use chrono::{DateTime, Utc};
@@ -559,7 +560,7 @@ fn read_site(
         ))?;
         let mut rows = stmt.query(params![site, tail.from_us.max(from), to, tail.rowid])?;
         while let Some(r) = rows.next()? {
-            let p = Probe::from_row(r, 0)?;
+            let p = probe_from_row(r, 0)?;
             let i = plan
                 .periods
                 .partition_point(|q| q.start.timestamp_micros() <= p.time_us);

@@ -404,7 +404,7 @@ pub type DailyBars =
 /// The JSON of a report in the live views' shape (from [`to_stats_report`]) with what it was
 /// read from: `source`, `tiers`, `percentile_error`, `from` and `to`.
 pub fn stats_json(a: &Answer, report: StatsReport) -> Value {
-    let mut v = crate::output::wire::to_value(&crate::event::Event::Stats(report));
+    let mut v = crate::output::wire::to_value(&crate::event::Event::Stats(report), None);
     let head = to_json(a);
     for key in ["source", "tiers", "percentile_error", "from", "to"] {
         v[key] = head[key].clone();

@@ -13,8 +13,9 @@
 //! Checkpoints are rare (`storage.rollup_every`, 10 minutes by default): writing rows costs far
 //! more than adding to a delta, and a delta holds one cell per site and tier.
 
-use super::cell::{self, Cell, PROBE_COLUMNS, Probe, Row};
+use super::cell::{self, Cell, Probe, Row};
 use super::tier::{Retention, Tier};
+use crate::measurement::{ErrorKind, Outcome};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -23,8 +24,6 @@ use std::time::{Duration, Instant};
 const CATCH_UP_CHUNK: usize = 100_000;
 /// Deltas held before a checkpoint is forced (a burst of late or replayed probes).
 const MAX_DELTAS: usize = 200_000;
-
-pub const DEFAULT_ROLLUP_EVERY: Duration = Duration::from_secs(600);
 
 /// The writer's rollup deltas since the last checkpoint.
 #[derive(Debug)]
@@ -149,7 +148,7 @@ impl Rollups {
                 ))?;
                 let mut rows = stmt.query(params![mark, CATCH_UP_CHUNK as i64])?;
                 while let Some(r) = rows.next()? {
-                    let p = Probe::from_row(r, 2)?;
+                    let p = probe_from_row(r, 2)?;
                     self.add(r.get(1)?, r.get(0)?, &p);
                     n += 1;
                 }
@@ -310,7 +309,7 @@ pub fn rebuild(conn: &mut Connection, check: bool) -> rusqlite::Result<Rebuilt> 
             ))?;
             let mut rows = stmt.query(params![site, mark])?;
             while let Some(r) = rows.next()? {
-                let p = Probe::from_row(r, 0)?;
+                let p = probe_from_row(r, 0)?;
                 out.measurements += 1;
                 for tier in Tier::ALL {
                     fresh
@@ -400,3 +399,27 @@ fn count_differing(a: &[(u16, Cell)], b: &[(u16, Cell)]) -> u64 {
     }
     n + b.keys().filter(|o| !a.contains_key(o)).count() as u64
 }
+/// A probe from the stored columns `time_us, ok, status, error_kind, response_us, ttfb_us,
+/// maintenance` (starting at column `at`).
+pub fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Probe> {
+    let status: Option<u16> = r.get(at + 2)?;
+    let kind = r
+        .get::<_, Option<String>>(at + 3)?
+        .map(|k| ErrorKind::parse(&k).unwrap_or(ErrorKind::Http));
+    let us = |i: usize| -> rusqlite::Result<Option<u32>> {
+        Ok(r.get::<_, Option<i64>>(i)?
+            .map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX)))
+    };
+    Ok(Probe {
+        time_us: r.get(at)?,
+        ok: r.get(at + 1)?,
+        outcome: Outcome::of(status, kind),
+        response_us: us(at + 4)?,
+        ttfb_us: us(at + 5)?,
+        maintenance: r.get(at + 6)?,
+    })
+}
+
+/// The stored columns [`probe_from_row`] reads, in its order.
+pub const PROBE_COLUMNS: &str =
+    "time_us, ok, status, error_kind, response_us, ttfb_us, maintenance";

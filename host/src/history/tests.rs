@@ -402,7 +402,7 @@ fn incidents_downtime_and_the_error_budget() {
     let day_start: DateTime<Utc> = "2026-12-01T00:00:00Z".parse().unwrap();
     let ms: Vec<Measurement> = (0..1000)
         .map(|k| {
-            let mut m = crate::measurement::tests::sample("a", k % 100 != 0);
+            let mut m = crate::measurement::testing::sample("a", k % 100 != 0);
             m.time = day_start + TimeDelta::minutes(k);
             m.ended_us = m.finished_at().timestamp_micros();
             m

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+/// How often the store's writer rolls raw measurements up, unless `storage.rollup_every` says.
+pub const DEFAULT_ROLLUP_EVERY: Duration = Duration::from_secs(600);
+
 /// A rollup tier: per-site cells of one minute, hour or day, stored in rows of a fixed number of
 /// cells (a minute row is an hour, an hour row a day, a day row 32 days).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

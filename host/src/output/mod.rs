@@ -26,6 +26,7 @@ pub fn spawn(
     mut events: Subscription,
     mut out: Box<dyn Write + Send>,
     quit: tokio_util::sync::CancellationToken,
+    location: std::sync::Arc<arc_swap::ArcSwap<String>>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("sitewatch-output".into())
@@ -38,7 +39,7 @@ pub fn spawn(
                     Received::Event(e) => e,
                     Received::Dropped(n) => Arc::new(skipped_probes(n)),
                 };
-                let written = write_event(format, &mut out, &event);
+                let written = write_event(format, &mut out, &event, Some(location.load().as_str()));
                 let flushed = written.and_then(|()| {
                     if events.is_empty() {
                         out.flush()
@@ -57,14 +58,16 @@ pub fn spawn(
         .expect("spawning the output thread")
 }
 
-/// Writes one event in `format` (the TTY display writes as plain text outside a live display).
+/// Writes one event in `format` (the TTY display writes as plain text outside a live display);
+/// `location` is where this instance runs, for JSON (see [`wire::write_line`]).
 pub fn write_event(
     format: OutputFormat,
     out: &mut dyn Write,
     event: &Event,
+    location: Option<&str>,
 ) -> std::io::Result<()> {
     match format {
-        OutputFormat::Json => wire::write_line(out, event),
+        OutputFormat::Json => wire::write_line(out, event, location),
         OutputFormat::Plain | OutputFormat::Tty => plain::write(out, event),
     }
 }

@@ -13,17 +13,7 @@ use crate::stats::{ResponseSummary, TtfbSummary};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
-
-/// Where this instance runs, written into every event (`"location"`) once set: several
-/// instances' streams can be merged and told apart.
-static LOCATION: arc_swap::ArcSwapOption<String> = arc_swap::ArcSwapOption::const_empty();
-
-/// Sets the `location` of every event written from now on.
-pub fn set_location(location: &str) {
-    LOCATION.store(Some(Arc::new(location.to_owned())));
-}
 
 /// An event with the instance's location.
 #[derive(Serialize)]
@@ -42,23 +32,26 @@ fn origin(event: &Event) -> Option<&str> {
     }
 }
 
-/// Writes `event` as one JSON line.
-pub fn write_line(out: &mut dyn std::io::Write, event: &Event) -> std::io::Result<()> {
-    let location = LOCATION.load();
+/// Writes `event` as one JSON line. `location` is where this instance runs (written into
+/// every event of its own, so several instances' streams can be merged and told apart).
+pub fn write_line(
+    out: &mut dyn std::io::Write,
+    event: &Event,
+    location: Option<&str>,
+) -> std::io::Result<()> {
     let line = Located {
         event: Wire::from(event),
-        location: origin(event).or(location.as_deref().map(String::as_str)),
+        location: origin(event).or(location),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
 }
 
-/// An event as its JSON object.
-pub fn to_value(event: &Event) -> serde_json::Value {
-    let location = LOCATION.load();
+/// An event as its JSON object, with `location` as in [`write_line`].
+pub fn to_value(event: &Event, location: Option<&str>) -> serde_json::Value {
     serde_json::to_value(Located {
         event: Wire::from(event),
-        location: origin(event).or(location.as_deref().map(String::as_str)),
+        location: origin(event).or(location),
     })
     .expect("events serialise to JSON")
 }
@@ -620,9 +613,9 @@ mod tests {
 
     #[test]
     fn a_probe_event_has_the_documented_fields() {
-        let mut m = crate::measurement::tests::sample("api", false);
+        let mut m = crate::measurement::testing::sample("api", false);
         m.metrics = vec![("json.latency".into(), 12.5)];
-        let v = to_value(&Event::Probe(m));
+        let v = to_value(&Event::Probe(m), None);
         assert_eq!(v["event"], "probe");
         assert_eq!(v["site"], "api");
         assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
@@ -646,9 +639,10 @@ mod tests {
 
     #[test]
     fn a_probe_event_carries_the_tls_session_and_chain_when_there_is_one() {
-        let plain = to_value(&Event::Probe(crate::measurement::tests::sample(
-            "api", true,
-        )));
+        let plain = to_value(
+            &Event::Probe(crate::measurement::testing::sample("api", true)),
+            None,
+        );
         assert_eq!(plain["tls"], serde_json::Value::Null);
 
         let at = |s: i64| DateTime::from_timestamp(s, 0).unwrap();
@@ -661,13 +655,13 @@ mod tests {
             serial: "1a2ff".into(),
             fingerprint_sha256: "ab".repeat(32),
         };
-        let mut m = crate::measurement::tests::sample("api", true);
-        m.tls = Some(Arc::new(TlsDetails {
+        let mut m = crate::measurement::testing::sample("api", true);
+        m.tls = Some(std::sync::Arc::new(TlsDetails {
             version: Some("TLS 1.3".into()),
             cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
             chain: vec![cert("CN=api.test", 200), cert("CN=Intermediate", 100)],
         }));
-        let v = to_value(&Event::Probe(m));
+        let v = to_value(&Event::Probe(m), None);
         let tls = &v["tls"];
         assert_eq!(tls["version"], "TLS 1.3");
         assert_eq!(tls["cipher"], "TLS13_AES_128_GCM_SHA256");
@@ -693,7 +687,7 @@ mod tests {
             down_since: DateTime::UNIX_EPOCH,
         }
         .into_alert(&"a".into(), &"http://a/".into());
-        let v = to_value(&Event::Alert(alert));
+        let v = to_value(&Event::Alert(alert), None);
         assert_eq!(v["event"], "alert");
         assert_eq!(v["kind"], "recovered");
         assert_eq!(v["down_for_s"], 192.0);

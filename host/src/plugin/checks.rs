@@ -223,7 +223,7 @@ mod tests {
 
     #[test]
     fn the_checks_see_the_probes_tls_session_and_chain() {
-        let mut m = crate::measurement::tests::sample("api", true);
+        let mut m = crate::measurement::testing::sample("api", true);
         let captured = || Captured {
             headers: vec![("server".into(), "test".into())],
             body: b"ok".to_vec(),

@@ -18,7 +18,7 @@ pub const MAX_REDIRECTS: usize = 10;
 
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
 #[derive(Debug, Clone)]
-pub struct ProbeTarget {
+pub struct Target {
     pub name: Arc<str>,
     /// The URL as shown (`SiteConfig::url`), never the one requested.
     pub url: Arc<str>,
@@ -29,86 +29,9 @@ pub struct ProbeTarget {
     /// The configuration generation this target belongs to: a reload that changes the site
     /// gives it a new one, and probes of the old one are dropped.
     pub generation: u64,
-    /// Ticks of this site skipped so far (its own probes still running, or sitewatch
-    /// overloaded); kept across reloads.
-    pub skipped: Arc<std::sync::atomic::AtomicU64>,
-    /// Its checks' time-limit streaks and pauses.
-    pub checks: Arc<crate::plugin::checks::SiteChecks>,
-    /// Its probes in flight and when each started: the recorder places a measurement only once
-    /// no probe that started before it ended is still running (see [`Running`]).
-    pub running: Arc<Running>,
 }
 
-/// A site's probes in flight, by id, with the timeline position each started at. The
-/// scheduler adds a probe as it starts it ([`Running::begin`]); the recorder takes it out when
-/// its measurement arrives ([`Running::finish`]), and the guard when the probe ends without one
-/// (it was aborted, or sitewatch could not run it). What has not arrived yet and started earliest
-/// is the site's *watermark*: a measurement that ended before it can be placed in the windows,
-/// since nothing still running can end before it.
-#[derive(Debug, Default)]
-pub struct Running {
-    next: std::sync::atomic::AtomicU64,
-    probes: std::sync::Mutex<Vec<(u64, i64)>>,
-}
-
-/// Takes a probe out of [`Running`] when dropped (a probe that ends without a measurement).
-#[derive(Debug)]
-pub struct RunningGuard {
-    running: Arc<Running>,
-    id: u64,
-    /// Still ours to take out (false once the measurement went to the recorder, which does).
-    armed: bool,
-}
-
-impl RunningGuard {
-    /// The probe's id, for its measurement.
-    pub fn id(&self) -> u64 {
-        self.id
-    }
-
-    /// The measurement was sent to the recorder, which takes the probe out as it arrives:
-    /// taking it out here, before that, would let a later measurement pass it.
-    pub fn handed_over(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        if self.armed {
-            self.running.finish(self.id);
-        }
-    }
-}
-
-impl Running {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, i64)>> {
-        self.probes.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// A probe starts at timeline position `start_us`.
-    pub fn begin(self: &Arc<Self>, start_us: i64) -> RunningGuard {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        self.lock().push((id, start_us));
-        RunningGuard {
-            running: Arc::clone(self),
-            id,
-            armed: true,
-        }
-    }
-
-    /// The probe `id` is no longer running (its measurement arrived, or it ended).
-    pub fn finish(&self, id: u64) {
-        self.lock().retain(|(i, _)| *i != id);
-    }
-
-    /// Where the earliest probe still running started, if any runs.
-    pub fn earliest_start(&self) -> Option<i64> {
-        self.lock().iter().map(|(_, s)| *s).min()
-    }
-}
-
-impl ProbeTarget {
+impl Target {
     pub fn new(config: SiteConfig) -> Self {
         Self {
             name: config.name.as_str().into(),
@@ -116,9 +39,6 @@ impl ProbeTarget {
             config: Arc::new(config),
             client: None,
             generation: 0,
-            skipped: Arc::default(),
-            checks: Arc::default(),
-            running: Arc::default(),
         }
     }
 }
@@ -204,7 +124,7 @@ impl Prober {
     }
 
     /// Gives a site with its own TLS trust (`tls_ca`, `tls_insecure`) a client of its own.
-    pub fn prepare(&self, target: &mut ProbeTarget) -> Result<(), ProberSetupError> {
+    pub fn prepare(&self, target: &mut Target) -> Result<(), ProberSetupError> {
         let site = &target.config;
         let trust = if site.tls_insecure {
             Trust::Anything
@@ -244,7 +164,7 @@ impl Prober {
     /// response's headers and body are kept only when the site has checks to run on them.
     pub async fn probe(
         &self,
-        target: &ProbeTarget,
+        target: &Target,
         scheduled: Instant,
     ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
         let site = &*target.config;
@@ -342,7 +262,7 @@ impl Prober {
             phases: instants.phases(),
             error,
             duration: ended.saturating_duration_since(start),
-            ended_us: self.clock.timeline_us(ended),
+            ended_us: self.clock.timeline_us(ended.into_std()),
             generation: target.generation,
             schedule_lag,
             metrics: Vec::new(),

@@ -52,7 +52,7 @@ pub struct Decided {
     pub tags: Arc<[String]>,
     /// A cluster leader's alert book and the site's open conditions after this alert: written
     /// before the alert is stored and its notifications queued.
-    pub book: Option<crate::cluster::book::Entry>,
+    pub book: Option<crate::recorder::side::Entry>,
 }
 
 /// Where alerts may go: one notifier, what it wants and its formatter.
@@ -148,7 +148,7 @@ const BOOK_GROUP: usize = 256;
 async fn write_book(group: &[Rendered]) -> std::collections::HashMap<Arc<str>, bool> {
     let mut newest: std::collections::HashMap<
         Arc<str>,
-        (&crate::cluster::book::Entry, Vec<Alert>),
+        (&crate::recorder::side::Entry, Vec<Alert>),
     > = std::collections::HashMap::new();
     for (alert, _, book) in group {
         if let Some(entry) = book {
@@ -172,7 +172,7 @@ async fn write_book(group: &[Rendered]) -> std::collections::HashMap<Arc<str>, b
 }
 
 /// Renders one alert and its notifications.
-type Rendered = (Alert, Vec<Queued>, Option<crate::cluster::book::Entry>);
+type Rendered = (Alert, Vec<Queued>, Option<crate::recorder::side::Entry>);
 
 async fn render(d: Decided, bus: Bus) -> Rendered {
     let Decided {

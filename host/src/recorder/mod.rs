@@ -4,11 +4,9 @@
 //! ([`alert_stage`]); it emits the view reports on their own intervals and publishes
 //! everything on the event bus.
 
+use crate::alert::AlertRule;
 use crate::alert::{Alert, AlertState, Observation};
 use crate::clock::SharedClock;
-use crate::cluster::verdict::LocationWindows;
-use crate::cluster::{NodeSide, Role};
-use crate::alert::AlertRule;
 use crate::config::{AlertingConfig, Config, ViewConfig};
 use crate::event::{
     Bus, Event, MaintenanceReport, OverloadReport, OverloadState, SiteReport, StatsReport,
@@ -17,7 +15,9 @@ use crate::event::{
 use crate::maintenance::{Occurrence, Schedule};
 use crate::measurement::Measurement;
 use crate::plugin::set::PluginSet;
-use crate::probe::ProbeTarget;
+use crate::recorder::side::{NodeSide, Role};
+use crate::recorder::verdict::LocationWindows;
+use crate::scheduler::ProbeTarget;
 use crate::skips::Skips;
 use crate::stats::{SiteWindows, WindowSpec};
 use crate::store::writer::{Record, StoreHandle};
@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 pub mod alert_stage;
+pub mod side;
+pub mod verdict;
 
 /// Window 0 of every site is the alert window; view `i` is window `i + 1`.
 const ALERT_WINDOW: usize = 0;
@@ -47,17 +49,17 @@ const OVERLOAD_QUIET: Duration = Duration::from_secs(5);
 pub enum RecorderInput {
     Measurement(Measurement),
     /// A probe of another cluster node, from the stream.
-    Remote(Box<crate::cluster::wire::Sample>),
+    Remote(Box<crate::measurement::sample::Sample>),
     /// This cluster node's role changed. A new leader takes the alert book's open conditions
     /// and delivers its pending alerts (that no store committed); a node back from being alone
     /// closes the outages it announced alone that the book does not have.
     Role {
-        role: crate::cluster::Role,
-        book: Option<crate::cluster::book::Loaded>,
+        role: crate::recorder::side::Role,
+        book: Option<crate::recorder::side::Loaded>,
     },
     /// The book's pending alerts that no store committed (a leader died between its book and
     /// its store): this leader delivers them.
-    Pending(crate::cluster::book::Pending),
+    Pending(crate::recorder::side::Pending),
     /// A reloaded config: alerting, views and sites.
     Reconfigure {
         alerting: AlertingConfig,
@@ -95,7 +97,7 @@ struct SiteState {
     /// A cluster node's alert window per location.
     locations: LocationWindows,
     /// The site's probes in flight (shared with the scheduler): the watermark.
-    running: Arc<crate::probe::Running>,
+    running: Arc<crate::scheduler::Running>,
     /// Measurements that arrived but wait for a probe that started before they ended, in end
     /// order (see [`Recorder::record`]).
     held: Vec<Measurement>,
@@ -153,7 +155,7 @@ impl SiteState {
         alert: Alert,
         formatter: &Option<Arc<dyn AlertFormatter>>,
         routes: &Arc<[Route]>,
-        book: Option<crate::cluster::book::Entry>,
+        book: Option<crate::recorder::side::Entry>,
     ) -> Decided {
         Decided {
             alert,
@@ -474,7 +476,7 @@ impl Recorder {
     }
 
     /// Records another cluster node's probe.
-    fn record_remote(&mut self, sample: crate::cluster::wire::Sample) {
+    fn record_remote(&mut self, sample: crate::measurement::sample::Sample) {
         let Some((name, site)) = self.sites.get_key_value(sample.site.as_str()) else {
             tracing::debug!(site = %sample.site, "a probe of a site this node does not watch dropped");
             return;
@@ -802,7 +804,7 @@ impl Recorder {
     /// A new role, with the book when it was read. See [`RecorderInput::Role`]. Without the
     /// book nothing is adopted or closed (a leader always has it: a node that cannot read it
     /// does not lead).
-    fn take_role(&mut self, role: Role, book: Option<crate::cluster::book::Loaded>) {
+    fn take_role(&mut self, role: Role, book: Option<crate::recorder::side::Loaded>) {
         let was = self.cluster.as_ref().map(|(_, r)| *r);
         if let Some(book) = &book {
             if was == Some(Role::Alone) && role != Role::Alone {
@@ -823,7 +825,7 @@ impl Recorder {
     /// Delivers the alerts a leader before this one decided and wrote to the book but no store
     /// committed (it died in between): through the ordered alert stream, with this node's
     /// notifiers, and into the book again until this node's store confirms them.
-    fn deliver_pending(&mut self, pending: crate::cluster::book::Pending) {
+    fn deliver_pending(&mut self, pending: crate::recorder::side::Pending) {
         let Some((side, _)) = &self.cluster else {
             return;
         };
@@ -867,7 +869,7 @@ impl Recorder {
     /// Back from being alone: each outage this node announced while alone that the cluster's
     /// book does not have (the cluster judged the site up meanwhile, or it recovered) is closed
     /// with a recovery, from this node whatever its role, since its notifiers opened it.
-    fn close_alone_outages(&mut self, open: &crate::cluster::book::Open) {
+    fn close_alone_outages(&mut self, open: &crate::recorder::side::Open) {
         let now = self.clock.now();
         let alone = std::mem::take(&mut self.alone_outages);
         for (site, since) in alone {

@@ -1,8 +1,9 @@
 use super::*;
 use crate::alert::AlertKind;
-use crate::clock::{Clock, SteppingClock, TokioClock};
+use crate::clock::Clock;
 use crate::config::SiteConfig;
 use crate::event::{Received, Subscription};
+use crate::tokio_clock::{SteppingClock, TokioClock};
 use chrono::{DateTime, TimeZone, Utc};
 use std::path::Path;
 use std::time::Duration;
@@ -28,7 +29,7 @@ fn t0() -> DateTime<Utc> {
 
 /// A probe of `site` that started `secs` after t0 and ended 1 ms later.
 fn probe(site: &str, secs: i64, up: bool) -> Measurement {
-    crate::measurement::tests::at(site, t0() + chrono::TimeDelta::seconds(secs), up)
+    crate::measurement::testing::at(site, t0() + chrono::TimeDelta::seconds(secs), up)
 }
 
 fn recorder_with(clock: SharedClock) -> (Recorder, Subscription) {
@@ -298,7 +299,7 @@ async fn a_wall_clock_step_neither_freezes_nor_empties_the_windows() {
     let (mut r, _rx) = recorder_with(clock.clone());
     // A probe every 10 s for a minute, placed on the clock's timeline.
     let record_now = |r: &mut Recorder| {
-        let mut m = crate::measurement::tests::at("a", clock.now(), true);
+        let mut m = crate::measurement::testing::at("a", clock.now(), true);
         m.ended_us = clock.timeline_now_us();
         r.record(m);
     };

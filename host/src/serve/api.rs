@@ -239,14 +239,14 @@ impl<'a> Lookup<'a> {
             "cert_warning": s.cert_warning,
             "tags": &*s.tags,
             "availability": availability,
-            "last_probe": s.probes.back().map(probe_value),
+            "last_probe": s.probes.back().map(|m| probe_value(m, self.location)),
             "settings": site_settings(self.settings.get(&*s.site).copied()),
         })
     }
 }
 
-fn probe_value(m: &crate::measurement::Measurement) -> Value {
-    let mut v = wire::to_value(&Event::Probe(m.clone()));
+fn probe_value(m: &crate::measurement::Measurement, location: &str) -> Value {
+    let mut v = wire::to_value(&Event::Probe(m.clone()), Some(location));
     if let Some(o) = v.as_object_mut() {
         o.remove("event");
     }
@@ -288,7 +288,13 @@ async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
         })
         .collect();
     v["views"] = Value::Object(views);
-    v["probes"] = s.probes.iter().rev().map(probe_value).collect();
+    let location = shared.config.load().location.clone();
+    v["probes"] = s
+        .probes
+        .iter()
+        .rev()
+        .map(|m| probe_value(m, &location))
+        .collect();
     Json(v).into_response()
 }
 
@@ -376,6 +382,7 @@ async fn alerts(
     Query(q): Query<HashMap<String, String>>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let location = shared.config.load().location.clone();
     let since = match since(&q, Duration::from_secs(7 * 24 * 3600)) {
         Ok(s) => s,
         Err(why) => return error(StatusCode::BAD_REQUEST, why),
@@ -395,7 +402,7 @@ async fn alerts(
                 .iter()
                 .filter(|(a, _)| filter.as_ref().is_none_or(|f| f.matches(&a.site)))
                 .map(|(a, deliveries)| {
-                    let mut v = wire::to_value(&Event::Alert(a.clone()));
+                    let mut v = wire::to_value(&Event::Alert(a.clone()), Some(&location));
                     if let Some(o) = v.as_object_mut() {
                         o.remove("event");
                     }
@@ -426,6 +433,7 @@ async fn report(
     RawQuery(query): RawQuery,
 ) -> Response {
     use crate::history::{self, Source};
+    let location = shared.config.load().location.clone();
     let bad = |why: String| error(StatusCode::BAD_REQUEST, why);
     let ReportQuery { request, csv } = match ReportQuery::parse(&q) {
         Ok(r) => r,
@@ -489,7 +497,7 @@ async fn report(
                         format!("no measurements of sites{tagged} in the last {period}"),
                     );
                 }
-                Json(wire::to_value(&Event::Stats(r))).into_response()
+                Json(wire::to_value(&Event::Stats(r), Some(&location))).into_response()
             }
             Ok(Err(e)) => {
                 shared.store.note_error(&e);
@@ -598,21 +606,27 @@ async fn events(
         watchdog_close.cancel();
     });
     let stream = futures_util::stream::unfold(
-        (sub, close),
-        |(mut sub, close): (
+        (sub, close, shared),
+        |(mut sub, close, shared): (
             crate::event::Subscription,
             tokio_util::sync::CancellationToken,
+            Arc<Shared>,
         )| async move {
             let received = tokio::select! {
                 _ = close.cancelled() => None,
                 r = sub.recv() => r,
             }?;
             let line = match received {
-                Received::Event(e) => wire::to_value(&e).to_string(),
+                Received::Event(e) => {
+                    wire::to_value(&e, Some(&shared.config.load().location)).to_string()
+                }
                 Received::Dropped(n) => json!({"event": "dropped", "probes": n}).to_string(),
             };
             let event = axum::response::sse::Event::default().data(line);
-            Some((Ok::<_, std::convert::Infallible>(event), (sub, close)))
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (sub, close, shared),
+            ))
         },
     );
     Sse::new(stream)

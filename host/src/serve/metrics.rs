@@ -738,7 +738,7 @@ mod tests {
     }
 
     fn probe(tls: Option<Arc<TlsDetails>>) -> Event {
-        let mut m = crate::measurement::tests::sample("api", true);
+        let mut m = crate::measurement::testing::sample("api", true);
         m.tls = tls;
         Event::Probe(m)
     }
@@ -793,7 +793,7 @@ mod tests {
     #[test]
     fn another_nodes_probes_are_its_locations_series() {
         let m = Metrics::new("a");
-        let mut remote = crate::measurement::tests::sample("api", true);
+        let mut remote = crate::measurement::testing::sample("api", true);
         remote.location = Some("b".into());
         m.observe(&Event::Probe(remote));
         m.observe(&probe(None));

@@ -772,5 +772,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder.create(dir).map_err(err)
 }
 
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 pub(crate) mod tests;

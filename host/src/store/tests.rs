@@ -51,30 +51,7 @@ impl PlacedAtItsEnd for Measurement {
 }
 
 /// Stores `records` through a writer of its own (also for other modules' tests).
-pub(crate) fn write_all(store: &Store, records: Vec<Record>) {
-    let tx = Bus::new(Arc::new(SystemClock::new()));
-    let (handle, thread) = writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_every: Duration::from_millis(50),
-            retention: crate::history::Retention {
-                raw: Duration::from_secs(1_000_000_000),
-                ..Default::default()
-            },
-            rollup_every: crate::history::DEFAULT_ROLLUP_EVERY,
-            rollups: true,
-            outbox: true,
-            location: "test".into(),
-        },
-        Arc::new(SystemClock::new()),
-        tx,
-    );
-    for r in records {
-        handle.send(r);
-    }
-    drop(handle);
-    thread.join().unwrap().expect("every record stored");
-}
+use super::testing::write_all;
 
 #[test]
 fn measurements_and_alerts_round_trip() {

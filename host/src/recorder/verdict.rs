@@ -135,7 +135,7 @@ mod tests {
     use chrono::DateTime;
 
     fn probe(secs: i64, up: bool) -> Measurement {
-        crate::measurement::tests::at("s", DateTime::from_timestamp(secs, 0).unwrap(), up)
+        crate::measurement::testing::at("s", DateTime::from_timestamp(secs, 0).unwrap(), up)
     }
 
     #[test]

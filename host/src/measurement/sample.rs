@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_sample_round_trips_and_is_compact() {
-        let mut m = crate::measurement::tests::sample("shop", false);
+        let mut m = crate::measurement::testing::sample("shop", false);
         m.error = Some(ProbeError {
             kind: ErrorKind::Timeout,
             message: "no answer".into(),

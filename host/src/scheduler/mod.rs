@@ -3,17 +3,21 @@
 //! probe runs in its own task, so a slow probe never delays the next tick; at most
 //! `max_in_flight` probes of a site run at once, and a tick beyond that is skipped and counted.
 
-use crate::cluster::SharedShare;
+pub mod share;
+pub mod target;
+
 use crate::config::diff::SitesDiff;
 use crate::plugin::set::PluginSet;
-use crate::probe::{ProbeTarget, Prober};
+use crate::probe::Prober;
 use crate::recorder::RecorderInput;
+use crate::scheduler::share::SharedShare;
 use crate::skips::Skips;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+pub use target::{ProbeTarget, Running};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::{Instant, MissedTickBehavior};
@@ -329,7 +333,7 @@ fn spawn_probe(
 /// Waits for a change of the share; false (and never again) once its sender is gone. Pending
 /// for ever without a share (a single sitewatch).
 async fn share_changed(
-    changes: &mut Option<tokio::sync::watch::Receiver<Arc<crate::cluster::Share>>>,
+    changes: &mut Option<tokio::sync::watch::Receiver<Arc<crate::scheduler::share::Share>>>,
 ) -> bool {
     let Some(rx) = changes else {
         return std::future::pending().await;

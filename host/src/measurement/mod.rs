@@ -1,5 +1,7 @@
 //! What one probe of one site measured.
 
+pub mod sample;
+
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -243,9 +245,9 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// Measurements for tests, in one place.
-#[cfg(test)]
-pub mod tests {
+/// Measurements for tests (of every crate), in one place.
+#[doc(hidden)]
+pub mod testing {
     use super::*;
 
     /// A probe of `site` (URL `http://{site}.test/`) that started at the Unix epoch and took

@@ -7,7 +7,9 @@
 //! both succeed. Right after a restart of the whole NATS cluster, such servers may also accept
 //! a `create` whose entry the next stream leader does not have: a candidate therefore leads
 //! only once an immediate `update` of its new revision succeeds too, and a node that lost the
-//! lease that way waits one TTL before it tries again. Each node ticks at its own random phase,
+//! lease that way waits one TTL before it tries again. When the entry is gone right after the
+//! `create` (such a stream can lose its index of the key, and then every `create` succeeds
+//! and nothing stays), the node deletes the lease bucket and creates it again. Each node ticks at its own random phase,
 //! so candidates rarely try at the same instant. A node with no connection to any NATS server
 //! for `alone_after` (30 s) goes on alone.
 
@@ -83,11 +85,21 @@ pub(super) async fn run(
             },
             None if now < quiet_until => {}
             None => match take(&n.leader, &me).await {
-                Ok(None) => {
+                Ok(Taken::Lost) => {
                     contact = Instant::now();
                     quiet_until = contact + ttl;
                 }
-                Ok(Some(rev)) => {
+                Ok(Taken::Vanished) => {
+                    contact = Instant::now();
+                    quiet_until = contact + ttl;
+                    tracing::warn!(
+                        "cluster: the lease bucket lost the entry just written to it (a fault of NATS 2.9 servers after a restart); creating the bucket again"
+                    );
+                    if let Err(e) = super::recreate_lease_bucket(&n.js, &ctx.cfg).await {
+                        tracing::warn!("cluster: cannot create the lease bucket again: {e}");
+                    }
+                }
+                Ok(Taken::Held(rev)) => {
                     contact = Instant::now();
                     let deadline = sent + ttl - margin;
                     match ctx.book.load(&n.alerts, summary_sites(&ctx)).await {
@@ -140,16 +152,30 @@ pub(super) async fn run(
     }
 }
 
+/// What became of a `create` of the lease.
+enum Taken {
+    /// This node holds it: the revision to renew.
+    Held(u64),
+    /// Another entry replaced it at once: another node holds it.
+    Lost,
+    /// The bucket has no entry right after the create: its stream lost track of the key.
+    Vanished,
+}
+
 /// Takes the lease: a `create`, then an `update` of the created revision, which proves the
-/// stream's leader kept the entry. Returns the revision to renew, or `None` when the entry
-/// was not kept (the node does not lead, and the key expires by itself).
-async fn take(bucket: &kv::Store, me: &str) -> Result<Option<u64>, kv::CreateError> {
+/// stream's leader kept the entry.
+async fn take(bucket: &kv::Store, me: &str) -> Result<Taken, kv::CreateError> {
     let rev = bucket.create(KEY, me.to_owned().into()).await?;
     match bucket.update(KEY, me.to_owned().into(), rev).await {
-        Ok(rev) => Ok(Some(rev)),
+        Ok(rev) => Ok(Taken::Held(rev)),
         Err(e) => {
             tracing::info!("cluster: the lease taken was not kept ({e}): not leading");
-            Ok(None)
+            // Every create succeeds and no entry stays when a NATS 2.9 stream lost its
+            // index of the key after a restart (the update then expects sequence 0).
+            match bucket.entry(KEY).await {
+                Ok(None) => Ok(Taken::Vanished),
+                _ => Ok(Taken::Lost),
+            }
         }
     }
 }

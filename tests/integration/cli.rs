@@ -5,7 +5,7 @@ use std::process::Command;
 
 #[test]
 fn check_config_accepts_the_shipped_config() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../config.json");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config.json");
     assert!(
         crate::support::binary::cli_ok(&["check-config", "--config", shipped]).contains("valid")
     );

@@ -26,7 +26,7 @@ const LIMITS: PluginLimits = PluginLimits {
 fn cases_file() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/conformance/keyword.json"
+        "/../../plugins/conformance/keyword.json"
     ))
 }
 

@@ -395,7 +395,7 @@ async fn tls_expiry_fails_at_3_days_and_passes_at_60_days() {
 async fn the_tls_expiry_cases_file_passes() {
     let cases = PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../plugins/tls-expiry/tests.json"
+        "/../../plugins/tls-expiry/tests.json"
     ));
     let host = PluginHost::new(None).unwrap();
     let results = run_cases(

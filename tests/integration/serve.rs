@@ -319,7 +319,7 @@ async fn the_status_page_in_a_real_browser_shows_both_sites_and_updates_live() {
         live > served || live == 30,
         "live updates: {served} probes served, {live} after 4 s"
     );
-    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/screenshots");
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     for (name, width) in [("status-page.png", 1280), ("status-page-narrow.png", 360)] {
         let written =

@@ -8,7 +8,7 @@ use chrono::TimeZone;
 use sitewatch::config::Config;
 use sitewatch::measurement::{ErrorKind, Measurement, Phases, ProbeError};
 use sitewatch::recorder::Recorder;
-use sitewatch::scheduler::ProbeTarget;
+use sitewatch::target::ProbeTarget;
 use sitewatch::tokio_clock::TokioClock;
 use std::path::Path;
 use std::sync::Arc;

@@ -97,7 +97,7 @@ async fn five_hundred_sites_in_80_by_24_show_the_outage_and_follow_resizes_and_k
         "the healthy rest collapses:\n{screen}"
     );
     let _ = std::fs::write(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../target/tty-capture.txt"),
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/tty-capture.txt"),
         &screen,
     );
 

@@ -64,25 +64,10 @@ fn members() -> anyhow::Result<Vec<(String, PathBuf)>> {
         .collect())
 }
 
-/// Writes `bytes` to `to` through a temporary file and a rename, so a running sitewatch never
-/// sees a half-written plugin.
-pub fn write_atomically(to: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = to.parent().context("destination has a parent")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        to.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
-    Ok(())
-}
-
-/// Copies `from` to `to` atomically (see [`write_atomically`]).
+/// Copies `from` to `to` atomically (see [`crate::write_atomically`]).
 fn install(from: &Path, to: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    write_atomically(to, &bytes)
+    crate::write_atomically(to, &bytes)
 }
 
 /// A built example plugin and the folder of its sources.

@@ -14,7 +14,7 @@ use xtask::plugins::Host;
 
 fn built(dir: &str, name: &str) -> PathBuf {
     ensure_built();
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target"))
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target"))
         .join(dir)
         .join(format!("{name}.wasm"));
     assert!(

@@ -115,7 +115,7 @@ impl Language {
             Language::Python => python::build(src, world, wit, &scratch)?,
             Language::Js => js::build(src, world, wit, &scratch)?,
         };
-        crate::plugins::write_atomically(out, &component)
+        crate::write_atomically(out, &component)
     }
 
     /// The plugin folders of this language, sorted.

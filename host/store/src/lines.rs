@@ -1,0 +1,259 @@
+//! The InfluxDB outbox: each measurement's and alert's line (InfluxDB 2 line protocol), written
+//! by the writer in the transaction of its record, and the SQL the sender reads and parks them
+//! with.
+
+use crate::StoreError;
+use influxdb_line_protocol::LineProtocolBuilder;
+use rusqlite::{Connection, params};
+use sitewatch_core::alert::Alert;
+use sitewatch_core::event::Bus;
+use sitewatch_core::measurement::Measurement;
+use std::time::Duration;
+
+const RESERVED_FIELDS: &[&str] = &[
+    "ok",
+    "status",
+    "ttfb_ms",
+    "response_ms",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "body_bytes",
+    "error_kind",
+    "maintenance",
+    "cert_expiry_s",
+];
+
+fn nanos(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn finish(
+    b: LineProtocolBuilder<Vec<u8>, influxdb_line_protocol::builder::AfterTimestamp>,
+) -> String {
+    let bytes = b.close_line().build();
+    // The builder only writes the UTF-8 it was given, plus ASCII.
+    String::from_utf8_lossy(bytes.strip_suffix(b"\n").unwrap_or(&bytes)).into_owned()
+}
+
+/// The `probe` line of a measurement: tags location (of this instance), site and url; fields ok, status, timings in ms, body
+/// bytes and error kind where present.
+pub fn probe_line(m: &Measurement, location: &str) -> String {
+    let ms = |d: Duration| sitewatch_core::ms(d);
+    let mut b = LineProtocolBuilder::new()
+        .measurement("probe")
+        .tag("location", location)
+        .tag("site", &m.site)
+        .tag("url", &m.url)
+        .field("ok", m.ok);
+    if let Some(s) = m.status {
+        b = b.field("status", i64::from(s));
+    }
+    for (name, d) in [
+        ("ttfb_ms", m.ttfb),
+        ("response_ms", m.response_time),
+        ("dns_ms", m.phases.dns),
+        ("connect_ms", m.phases.connect),
+        ("tls_ms", m.phases.tls),
+    ] {
+        if let Some(d) = d {
+            b = b.field(name, ms(d));
+        }
+    }
+    b = b.field("body_bytes", m.body_bytes as i64);
+    if let Some(e) = &m.error {
+        b = b.field("error_kind", e.kind.as_str());
+    }
+    if m.maintenance {
+        b = b.field("maintenance", true);
+    }
+    if let Some(expiry) = m.tls.as_ref().and_then(|t| t.earliest_expiry()) {
+        // As blackbox_exporter's probe_ssl_earliest_cert_expiry: Unix seconds.
+        b = b.field("cert_expiry_s", expiry.timestamp());
+    }
+    for (name, value) in &m.metrics {
+        // Plugin metrics cannot shadow the built-in fields.
+        if !RESERVED_FIELDS.contains(&name.as_str()) && value.is_finite() {
+            b = b.field(name, *value);
+        }
+    }
+    finish(b.timestamp(nanos(m.time)))
+}
+
+/// The `alert` line of an alert: tags kind, location, site and url; fields availability, message and, for a
+/// recovery, the seconds it was down.
+pub fn alert_line(a: &Alert, location: &str) -> String {
+    let kind = a.kind.as_str();
+    let mut b = LineProtocolBuilder::new()
+        .measurement("alert")
+        .tag("kind", kind)
+        .tag("location", location)
+        .tag("site", &a.site)
+        .tag("url", &a.url)
+        .field("availability", a.availability)
+        .field("message", a.message.as_str());
+    if let Some(d) = a.down_for {
+        b = b.field("down_for_s", d.as_secs_f64());
+    }
+    if let Some(l) = &a.latency {
+        b = b
+            .field("latency_ms", l.value_ms)
+            .field("limit_ms", l.limit.as_secs_f64() * 1000.0);
+    }
+    if let Some(e) = a.cert_expiry {
+        b = b.field("cert_expiry_s", e.timestamp());
+    }
+    finish(b.timestamp(nanos(a.time)))
+}
+
+/// Reports a problem of the export (logged, and an error event). The one way the InfluxDB
+/// export (the sender, and the writer holding the outbox to its limit) tells the user.
+pub fn report(bus: &Bus, message: String) {
+    bus.error("influxdb", None, message);
+}
+
+/// The point time of a line (its trailing nanosecond timestamp), if it parses.
+pub fn line_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let point = influxdb_line_protocol::parse_lines(line).next()?.ok()?;
+    Some(chrono::DateTime::from_timestamp_nanos(point.timestamp?))
+}
+
+pub fn read_batch(conn: &mut Connection, n: usize) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT id, line FROM outbox ORDER BY id LIMIT ?1")?;
+    let rows = stmt.query_map([n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Moves one line the server refused from the outbox to the parked lines, with the reason.
+pub fn park(
+    conn: &mut Connection,
+    id: i64,
+    line: &str,
+    reason: &str,
+    now_us: i64,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "INSERT INTO outbox_parked (line, reason, parked_us) VALUES (?1, ?2, ?3)",
+        params![line, reason, now_us],
+    )?;
+    tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The server took the lines `first..=last`: they leave the outbox.
+pub fn delivered(conn: &mut Connection, first: i64, last: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2",
+        params![first, last],
+    )?;
+    Ok(())
+}
+
+/// Lines waiting in the outbox.
+pub fn waiting(conn: &Connection) -> Result<u64, StoreError> {
+    crate::outbox_len(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sitewatch_core::alert::AlertKind;
+    use sitewatch_core::measurement::{ErrorKind, Phases, ProbeError};
+    use std::time::Duration;
+
+    fn measurement() -> Measurement {
+        Measurement {
+            redirect: None,
+            probe_id: 0,
+            location: None,
+            site: "my site, \"quoted\"=x".into(),
+            url: "http://a.test/p?q=1 2".into(),
+            time: chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap(),
+            ok: false,
+            status: Some(503),
+            ttfb: Some(Duration::from_micros(1500)),
+            response_time: Some(Duration::from_micros(2250)),
+            body_bytes: 42,
+            body_truncated: false,
+            phases: Phases {
+                dns: None,
+                connect: Some(Duration::from_micros(100)),
+                tls: None,
+            },
+            error: Some(ProbeError {
+                kind: ErrorKind::Status,
+                message: "x".into(),
+            }),
+            duration: Duration::from_micros(2250),
+            ended_us: 0,
+            generation: 0,
+            schedule_lag: Duration::ZERO,
+            metrics: vec![("json.latency".into(), 12.5)],
+            tls: None,
+            maintenance: false,
+        }
+    }
+
+    #[test]
+    fn probe_line_is_exact_and_escaped() {
+        assert_eq!(
+            probe_line(&measurement(), "eu west"),
+            r#"probe,location=eu\ west,site=my\ site\,\ "quoted"\=x,url=http://a.test/p?q\=1\ 2 ok=false,status=503i,ttfb_ms=1.5,response_ms=2.25,connect_ms=0.1,body_bytes=42i,error_kind="status",json.latency=12.5 1700000000000005000"#
+        );
+    }
+
+    #[test]
+    fn probe_line_parses_back() {
+        let line = probe_line(&measurement(), "lab");
+        let parsed: Vec<_> = influxdb_line_protocol::parse_lines(&line)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(parsed.len(), 1);
+        let p = &parsed[0];
+        assert_eq!(p.series.measurement.as_str(), "probe");
+        let tags: Vec<_> = p
+            .series
+            .tag_set
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(tags[0], ("location".into(), "lab".into()));
+        assert_eq!(tags[1], ("site".into(), "my site, \"quoted\"=x".into()));
+        assert_eq!(tags[2], ("url".into(), "http://a.test/p?q=1 2".into()));
+        assert_eq!(p.timestamp, Some(1_700_000_000_000_005_000));
+    }
+
+    #[test]
+    fn line_time_reads_the_timestamp() {
+        assert_eq!(
+            line_time(&probe_line(&measurement(), "lab")),
+            Some(chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap())
+        );
+        assert_eq!(line_time("not a line"), None);
+    }
+
+    #[test]
+    fn alert_line_is_exact() {
+        let a = Alert {
+            kind: AlertKind::Recovered,
+            site: "api".into(),
+            url: "http://a/".into(),
+            availability: 0.9,
+            time: chrono::DateTime::from_timestamp(100, 0).unwrap(),
+            down_since: chrono::DateTime::from_timestamp(40, 0),
+            down_for: Some(Duration::from_secs(60)),
+            latency: None,
+            cert_expiry: None,
+            message: "Website api recovered. \"ok\"".into(),
+            rendered: None,
+        };
+        assert_eq!(
+            alert_line(&a, "lab"),
+            r#"alert,kind=recovered,location=lab,site=api,url=http://a/ availability=0.9,message="Website api recovered. \"ok\"",down_for_s=60 100000000000"#
+        );
+    }
+}

@@ -1,6 +1,8 @@
 //! The cluster's alerts, through real nodes on a real nats-server: a leader killed after it
 //! wrote an alert to the book but before its store had it (its disk full) loses nothing, since
-//! the next leader delivers it, once; every node's `alerts` shows the cluster's alerts; and an
+//! the next leader delivers it, once; a leader killed after its store had an alert but before
+//! the cluster's alert stream had it sends nothing, the next leader sends it once, and the first
+//! sends nothing when it comes back; every node's `alerts` shows the cluster's alerts; and an
 //! outage a node announced while alone is closed when the book, which does not have it, takes
 //! over.
 
@@ -35,9 +37,22 @@ fn node(
     source: &str,
     data: &Path,
 ) -> Running {
+    node_with_env(dir, config, name, location, source, data, &[])
+}
+
+/// [`node`] with environment variables.
+fn node_with_env(
+    dir: &Path,
+    config: &Value,
+    name: &str,
+    location: &str,
+    source: &str,
+    data: &Path,
+    env: &[(&str, &str)],
+) -> Running {
     let path = dir.join(format!("config-{name}.json"));
     std::fs::write(&path, config.to_string()).unwrap();
-    Running::start_in(
+    Running::start_in_with_env(
         tempfile::TempDir::new_in(dir).unwrap(),
         &[
             "--output",
@@ -53,6 +68,7 @@ fn node(
             "--data-dir",
             data.to_str().unwrap(),
         ],
+        env,
     )
 }
 
@@ -232,6 +248,138 @@ async fn a_leader_killed_between_the_book_and_its_store_loses_no_alert() {
     n1.signal(nix::sys::signal::Signal::SIGTERM);
     n2.signal(nix::sys::signal::Signal::SIGTERM);
     let _ = n1.wait_exit(Duration::from_secs(20)).await;
+    let _ = n2.wait_exit(Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_the_next_once() {
+    // n1 may not publish to the alert stream (as NATS in trouble would not take it): its store
+    // has the alert, the cluster does not.
+    let Some(nats) = NatsCluster::single_with(
+        "authorization { users = [\n\
+         { user: \"n1\", password: \"p1-secret\", permissions: { publish: { deny: [\"sitewatch.a.>\"] } } }\n\
+         { user: \"n1b\", password: \"p1-secret\" }\n\
+         { user: \"n2\", password: \"p2-secret\" }\n\
+         ] }\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let urls = nats.urls();
+    let receiver = Receiver::start(|_, _| Answer::ok()).await;
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&down);
+    let target = TestServer::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::ok("fine")
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let as_user = |user: &str| {
+        let mut c = config(&urls, &target.url("/"), &receiver.url("/hook"), 1);
+        c["cluster"]["user"] = json!(user);
+        c["cluster"]["password_env"] = json!("SW_NATS_PASS");
+        c
+    };
+    let (n1_data, n2_data) = (dir.path().join("n1"), dir.path().join("n2"));
+    let p1 = [("SW_NATS_PASS", "p1-secret")];
+    let mut n1 = node_with_env(
+        dir.path(),
+        &as_user("n1"),
+        "n1",
+        "a",
+        "127.0.0.2",
+        &n1_data,
+        &p1,
+    );
+    assert!(
+        role(&mut n1, "leader", Duration::from_secs(20)).await,
+        "n1 leads; {}",
+        n1.stderr()
+    );
+    let p2 = [("SW_NATS_PASS", "p2-secret")];
+    let mut n2 = node_with_env(
+        dir.path(),
+        &as_user("n2"),
+        "n2",
+        "a",
+        "127.0.0.3",
+        &n2_data,
+        &p2,
+    );
+    n2.wait_for(Duration::from_secs(20), |e| e["event"] == "probe")
+        .await
+        .unwrap_or_else(|| panic!("n2 runs; {}", n2.stderr()));
+
+    down.store(true, Ordering::SeqCst);
+    // n1 decides and stores the outage (it shows it), but the stream does not take it: its
+    // notification waits.
+    n1.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "alert" && e["kind"] == "down"
+    })
+    .await
+    .unwrap_or_else(|| panic!("n1 stores the outage; {}", n1.stderr()));
+    n1.collect_for(Duration::from_secs(2)).await;
+    assert!(
+        notified(&receiver).is_empty(),
+        "n1 sends nothing the cluster does not have: {:?}",
+        notified(&receiver)
+    );
+    n1.signal(nix::sys::signal::Signal::SIGKILL);
+    n1.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    // n2 takes over, finds the alert pending in the book and not in the stream, and sends it.
+    assert!(
+        role(&mut n2, "leader", Duration::from_secs(20)).await,
+        "n2 leads; {}",
+        n2.stderr()
+    );
+    assert!(
+        wait_notified(&receiver, "down", 1, Duration::from_secs(20)).await,
+        "the new leader delivers the alert; n2: {}",
+        n2.stderr()
+    );
+    // n1 comes back, now allowed to publish: the stream has n2's copy, so n1's notification
+    // of the alert is superseded, not sent.
+    let mut n1 = node_with_env(
+        dir.path(),
+        &as_user("n1b"),
+        "n1",
+        "a",
+        "127.0.0.2",
+        &n1_data,
+        &p1,
+    );
+    n1.wait_for(Duration::from_secs(20), |e| e["event"] == "probe")
+        .await
+        .unwrap_or_else(|| panic!("n1 runs again; {}", n1.stderr()));
+    n1.collect_for(Duration::from_secs(4)).await;
+    let downs = notified(&receiver)
+        .into_iter()
+        .filter(|(k, s, _)| k == "down" && s == "s0")
+        .count();
+    assert_eq!(downs, 1, "one down notification: {:?}", notified(&receiver));
+    n1.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = n1.wait_exit(Duration::from_secs(20)).await;
+    let (code, out, err) = cli_in(
+        dir.path(),
+        &[
+            "alerts",
+            "--since",
+            "1h",
+            "--data-dir",
+            n1_data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("superseded"),
+        "n1's own record says why it did not send it: {out}"
+    );
+    n2.signal(nix::sys::signal::Signal::SIGTERM);
     let _ = n2.wait_exit(Duration::from_secs(20)).await;
 }
 

@@ -77,7 +77,7 @@ pub(super) async fn publish(
                     break;
                 }
             };
-            let Some(published) = publish_batch(&ctx, n, &batch).await else {
+            let Some(published) = publish_batch(&ctx, n, &batch, &mut outbox).await else {
                 break;
             };
             let Some(mut o) = outbox.take() else { break };
@@ -107,7 +107,7 @@ async fn read_outbox(
     store: &Store,
 ) -> Option<(
     Option<AlertOutbox>,
-    Result<Vec<(i64, Alert)>, crate::store::StoreError>,
+    Result<Vec<(i64, Alert, bool)>, crate::store::StoreError>,
 )> {
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
@@ -126,10 +126,45 @@ async fn read_outbox(
 }
 
 /// Publishes `batch` in order, each acknowledged, then confirmed in the book; returns the id of
-/// the last one the stream took (None if it took none).
-async fn publish_batch(ctx: &Context, n: &Nats, batch: &[(i64, Alert)]) -> Option<i64> {
+/// the last one the stream took, or that another node delivered (None if none).
+///
+/// A leader's alert whose notifications wait for the stream (`gated`) may have been delivered
+/// already by the next leader, when this node died or lost NATS before the stream had it: the
+/// stream then holds that node's copy (or a later alert of the site), and this node's
+/// notifications of it are superseded instead of sent a second time.
+async fn publish_batch(
+    ctx: &Context,
+    n: &Nats,
+    batch: &[(i64, Alert, bool)],
+    outbox: &mut Option<AlertOutbox>,
+) -> Option<i64> {
     let mut published = None;
-    for (id, a) in batch {
+    for (id, a, gated) in batch {
+        if *gated {
+            match delivered_by_another(ctx, n, a).await {
+                Ok(Some(node)) => {
+                    let why = format!(
+                        "not sent: node {node} led after this node and delivered this alert"
+                    );
+                    tracing::info!(site = %a.site, kind = a.kind.as_str(), "cluster: {why}");
+                    let Some(mut o) = outbox.take() else { break };
+                    let id = *id;
+                    let done =
+                        tokio::task::spawn_blocking(move || (o.supersede(id, &why), o)).await;
+                    let Ok((r, o)) = done else { break };
+                    *outbox = Some(o);
+                    if let Err(e) = r {
+                        tracing::warn!("cluster: cannot note a superseded alert: {e}");
+                        break;
+                    }
+                    published = Some(id);
+                    continue;
+                }
+                Ok(None) => {}
+                // The stream cannot be read: try again later, nothing is sent meanwhile.
+                Err(_) => break,
+            }
+        }
         let body = serde_json::json!({"node": ctx.cfg.node, "alert": crate::store::alert_json(a)});
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
@@ -161,6 +196,30 @@ async fn publish_batch(ctx: &Context, n: &Nats, batch: &[(i64, Alert)]) -> Optio
         published = Some(*id);
     }
     published
+}
+
+/// The node that delivered `a` in this node's stead: the alert stream's newest alert of the
+/// site is another node's, and not older than `a`.
+async fn delivered_by_another(
+    ctx: &Context,
+    n: &Nats,
+    a: &Alert,
+) -> anyhow::Result<Option<String>> {
+    use jetstream::stream::LastRawMessageErrorKind;
+    let m = match n
+        .alert_stream
+        .get_last_raw_message_by_subject(&subject(ctx, &a.site))
+        .await
+    {
+        Ok(m) => m,
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let v: serde_json::Value = serde_json::from_slice(&m.payload)?;
+    let node = v["node"].as_str().unwrap_or_default();
+    Ok(crate::store::alert_from_json(&v["alert"])
+        .filter(|last| node != ctx.cfg.node && last.time >= a.time)
+        .map(|_| node.to_owned()))
 }
 
 /// Keeps every other node's alerts in this node's store, from the start of the stream (the

@@ -14,6 +14,7 @@ use sitewatch_config as config;
 use sitewatch_core::alert;
 use sitewatch_core::event;
 use sitewatch_core::measurement;
+use sitewatch_core::retry;
 use sitewatch_engine::recorder;
 use sitewatch_engine::scheduler;
 use sitewatch_store as store;
@@ -279,7 +280,7 @@ async fn run(ctx: Context) {
     // stays unreachable.
     let nats = Arc::clone(&ctx.nats);
     let lease = tokio::spawn(lease::run(ctx.clone(), Arc::clone(&nats), client.clone()));
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = retry::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     let set_up = loop {
         tokio::select! {
             _ = ctx.stop.cancelled() => break None,
@@ -289,9 +290,8 @@ async fn run(ctx: Context) {
                     tracing::warn!("cluster: cannot set up the stream and buckets yet: {e}");
                     tokio::select! {
                         _ = ctx.stop.cancelled() => break None,
-                        _ = tokio::time::sleep(delay) => {}
+                        _ = tokio::time::sleep(backoff.next_delay()) => {}
                     }
-                    delay = (delay * 2).min(Duration::from_secs(5));
                 }
             }
         }

@@ -6,6 +6,7 @@
 use super::{Context, Nats};
 use crate::measurement::sample::{Sample, site_token};
 use crate::recorder::RecorderInput;
+use crate::retry::Backoff;
 use crate::store::Store;
 use crate::store::cluster_outbox::Reader;
 use async_nats::jetstream::consumer::DeliverPolicy;
@@ -29,7 +30,7 @@ pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
         }
         Err(_) => return,
     };
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
     loop {
         let (node, location, buffer) = (
             ctx.cfg.node.clone(),
@@ -90,7 +91,7 @@ pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
         };
         match result {
             Ok(()) => {
-                delay = Duration::from_millis(100);
+                backoff.reset();
                 let committed = tokio::task::spawn_blocking(move || {
                     let r = reader.commit(last);
                     (reader, r)
@@ -106,9 +107,8 @@ pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
                 tracing::warn!("cluster: publishing failed, retrying: {e}");
                 tokio::select! {
                     _ = ctx.stop.cancelled() => return,
-                    _ = tokio::time::sleep(delay) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                delay = (delay * 2).min(Duration::from_secs(2));
             }
         }
     }
@@ -124,7 +124,7 @@ pub(super) async fn consume(ctx: Context, n: Nats) {
     use async_nats::jetstream::consumer::{AckPolicy, pull};
     let since = chrono::Utc::now() - chrono::TimeDelta::from_std(ctx.replay).unwrap_or_default();
     let mut last_seq: Option<u64> = None;
-    let mut delay = Duration::from_millis(200);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     loop {
         let deliver = match last_seq {
             None => DeliverPolicy::ByStartTime { start_time: since },
@@ -155,7 +155,7 @@ pub(super) async fn consume(ctx: Context, n: Nats) {
             }
             Err(e) => {
                 tracing::debug!("cluster: cannot consume the stream yet: {e}");
-                if pause(&ctx, &mut delay).await {
+                if pause(&ctx, &mut backoff).await {
                     return;
                 }
                 continue;
@@ -165,7 +165,7 @@ pub(super) async fn consume(ctx: Context, n: Nats) {
             Ok(m) => m,
             Err(e) => {
                 tracing::debug!("cluster: cannot consume the stream yet: {e}");
-                if pause(&ctx, &mut delay).await {
+                if pause(&ctx, &mut backoff).await {
                     return;
                 }
                 continue;
@@ -185,7 +185,7 @@ pub(super) async fn consume(ctx: Context, n: Nats) {
                 }
                 None => break,
             };
-            delay = Duration::from_millis(200);
+            backoff.reset();
             if let Ok(info) = message.info() {
                 if info.consumer_sequence != consumer_seq + 1 {
                     tracing::warn!("cluster: the stream skipped messages, starting again");
@@ -214,18 +214,16 @@ pub(super) async fn consume(ctx: Context, n: Nats) {
                 return;
             }
         }
-        if pause(&ctx, &mut delay).await {
+        if pause(&ctx, &mut backoff).await {
             return;
         }
     }
 }
 
 /// Waits before another attempt; true when stopping.
-async fn pause(ctx: &Context, delay: &mut Duration) -> bool {
-    let stop = tokio::select! {
+async fn pause(ctx: &Context, backoff: &mut Backoff) -> bool {
+    tokio::select! {
         _ = ctx.stop.cancelled() => true,
-        _ = tokio::time::sleep(*delay) => false,
-    };
-    *delay = (*delay * 2).min(Duration::from_secs(5));
-    stop
+        _ = tokio::time::sleep(backoff.next_delay()) => false,
+    }
 }

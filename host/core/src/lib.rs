@@ -9,6 +9,7 @@ pub mod event;
 pub mod history;
 pub mod maintenance;
 pub mod measurement;
+pub mod retry;
 pub mod skips;
 pub mod stats;
 pub mod wire;

@@ -15,6 +15,7 @@ use crate::event::Bus;
 use crate::store::lines::{delivered, park, read_batch, report};
 use crate::store::{Store, StoreError};
 use rusqlite::Connection;
+use sitewatch_core::retry::Backoff;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -195,8 +196,8 @@ impl Sender {
             url: self.write_url(),
             batch_limit: self.config.batch_size.max(1),
             sender: &self,
+            backoff: Backoff::new(policy.min, policy.max),
             policy,
-            backoff: None,
             refused: None,
             unreachable: false,
             outbox_failing: false,
@@ -261,8 +262,8 @@ struct Run<'a> {
     /// Lines per request: the configured batch size; after a 413, half the size refused, and
     /// doubled again by each batch that goes through without one.
     batch_limit: usize,
-    /// The current backoff while the server is unreachable.
-    backoff: Option<Duration>,
+    /// The waits while the server is unreachable (the one retry policy).
+    backoff: Backoff,
     /// When the export's status was last looked at, and what was published.
     status_at: Option<std::time::Instant>,
     status: Option<(bool, u64)>,
@@ -453,7 +454,7 @@ impl Run<'_> {
 
     /// A batch went through (its refused lines parked): ends the trouble episodes.
     fn accepted(&mut self, parked: usize, reason: &str) {
-        self.backoff = None;
+        self.backoff.reset();
         if self.unreachable || self.refused.is_some() {
             self.unreachable = false;
             self.refused = None;
@@ -487,11 +488,7 @@ impl Run<'_> {
                 self.sender.config.url
             ));
         }
-        let next = match self.backoff {
-            None => self.policy.min,
-            Some(b) => (b * 2).min(self.policy.max),
-        };
-        self.backoff = Some(next);
+        let next = self.backoff.next_delay();
         after.unwrap_or(next)
     }
 

@@ -15,6 +15,7 @@ use sitewatch_core::clock;
 use sitewatch_core::error_chain;
 use sitewatch_core::event;
 use sitewatch_core::panic_message;
+use sitewatch_core::retry;
 use sitewatch_store as store;
 
 pub mod payload;

@@ -146,7 +146,9 @@ impl Worker {
         last_sent: &mut Option<tokio::time::Instant>,
         stop: &CancellationToken,
     ) -> Sent {
-        let mut backoff = Backoff::new(self.config.backoff_min, self.config.backoff_max);
+        let mut backoff =
+            crate::retry::Backoff::new(self.config.backoff_min, self.config.backoff_max)
+                .with_jitter();
         for out in payload::requests(&self.config, group) {
             let notices = &group[out.covers.clone()];
             // Requests made for these notices in this run of the loop: each counts.
@@ -198,7 +200,7 @@ impl Worker {
                         // `Retry-After: 0` (or a past date) never makes a tight loop.
                         let wait = match after {
                             Some(a) => a.max(self.config.backoff_min),
-                            None => backoff.next(),
+                            None => backoff.next_delay(),
                         };
                         let now = self.now();
                         if now + age(wait) - oldest > age(self.config.max_age) {
@@ -367,43 +369,5 @@ async fn sleep_or_stop(d: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
         _ = stop.cancelled() => true,
         _ = tokio::time::sleep(d) => false,
-    }
-}
-
-/// Exponential backoff with jitter: each wait doubles up to `max`, and is drawn from its upper
-/// half, so notifiers that failed together do not retry together.
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self { next: min, max }
-    }
-
-    pub fn next(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(self.max);
-        let half = base / 2;
-        half + half.mul_f64(fastrand::f64())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_cap_with_jitter_in_the_upper_half() {
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
-        let waits: Vec<Duration> = (0..6).map(|_| b.next()).collect();
-        for (w, base) in waits.iter().zip([1u64, 2, 4, 8, 8, 8]) {
-            let base = Duration::from_secs(base);
-            assert!(
-                *w >= base / 2 && *w <= base,
-                "{w:?} not in the upper half of {base:?}"
-            );
-        }
     }
 }

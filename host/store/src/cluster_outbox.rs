@@ -205,17 +205,26 @@ impl AlertOutbox {
     }
 
     /// Up to [`ALERT_BATCH`] of this node's alerts after the mark, with their ids.
-    pub fn waiting(&mut self) -> Result<Vec<(i64, Alert)>, StoreError> {
+    /// With each alert, whether notifications of it wait for the stream (a leader's alert;
+    /// see [`crate::notices::pending`]).
+    #[allow(clippy::type_complexity)]
+    pub fn waiting(&mut self) -> Result<Vec<(i64, Alert, bool)>, StoreError> {
         if self.store.generation() != self.generation {
             *self = Self::open(&self.store)?;
         }
         let conn = self.store.connect_for_writing()?;
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {}, id FROM alerts WHERE id > ?1 AND remote = 0 ORDER BY id LIMIT ?2",
+            "SELECT {}, id, EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = alerts.id
+                 AND n.state = 'pending' AND n.after_cluster = 1)
+             FROM alerts WHERE id > ?1 AND remote = 0 ORDER BY id LIMIT ?2",
             crate::ALERT_COLUMNS
         ))?;
         let rows = stmt.query_map(params![self.mark, ALERT_BATCH as i64], |r| {
-            Ok((r.get::<_, i64>(9)?, crate::alert_row(r)?))
+            Ok((
+                r.get::<_, i64>(9)?,
+                crate::alert_row(r)?,
+                r.get::<_, bool>(10)?,
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -232,6 +241,15 @@ impl AlertOutbox {
             [id],
         )?;
         self.mark = id;
+        // A leader's notifications up to here may go now.
+        self.store.notifications_queued();
+        Ok(())
+    }
+
+    /// Another node delivered this node's alert `id` (see [`crate::notices::supersede`]).
+    pub fn supersede(&mut self, id: i64, why: &str) -> Result<(), StoreError> {
+        let conn = self.store.connect_for_writing()?;
+        crate::notices::supersede(&conn, id, chrono::Utc::now(), why)?;
         Ok(())
     }
 }
@@ -266,7 +284,7 @@ mod tests {
             ],
         );
         let got = outbox.waiting().unwrap();
-        let sites: Vec<&str> = got.iter().map(|(_, a)| &*a.site).collect();
+        let sites: Vec<&str> = got.iter().map(|(_, a, _)| &*a.site).collect();
         assert_eq!(sites, ["a", "b"], "this node's alerts only, in order");
         assert_eq!(
             got[0].1.time.timestamp_micros(),
@@ -279,7 +297,7 @@ mod tests {
             .waiting()
             .unwrap()
             .into_iter()
-            .map(|(_, a)| a.site.to_string())
+            .map(|(_, a, _)| a.site.to_string())
             .collect();
         assert_eq!(left, ["b"]);
         let last = again.waiting().unwrap()[0].0;

@@ -10,6 +10,7 @@ use sitewatch_core::clock;
 use sitewatch_core::error_chain;
 use sitewatch_core::event;
 use sitewatch_core::measurement;
+use sitewatch_core::retry;
 use sitewatch_core::stats;
 use sitewatch_core::wire;
 
@@ -31,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -717,6 +718,12 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
                 conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
             }
         }
+    }
+    if version < 8 && !has_column(&conn, "notifications", "after_cluster")? {
+        // Schema 8: older notifications wait for nothing.
+        conn.execute_batch(
+            "ALTER TABLE notifications ADD COLUMN after_cluster INTEGER NOT NULL DEFAULT 0",
+        )?;
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)

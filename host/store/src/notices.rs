@@ -88,14 +88,49 @@ fn notice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
     })
 }
 
-/// The first `limit` notifications waiting for `notifier`, oldest first.
+/// The first `limit` notifications waiting for `notifier`, oldest first. A cluster leader's
+/// notification waits, and every later one behind it, until the cluster's alert stream has its
+/// alert (`after_cluster`): a new leader can then tell whether it went out.
 pub fn pending(conn: &Connection, notifier: &str, limit: usize) -> Result<Vec<Notice>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {NOTICE_COLUMNS} FROM notifications n JOIN alerts a ON a.id = n.alert_id
-         WHERE n.notifier = ?1 AND n.state = 'pending' ORDER BY n.id LIMIT ?2"
+         WHERE n.notifier = ?1 AND n.state = 'pending'
+           AND n.id < IFNULL((SELECT MIN(w.id) FROM notifications w
+                WHERE w.notifier = ?1 AND w.state = 'pending' AND w.after_cluster = 1
+                  AND w.alert_id > IFNULL((SELECT published_alert FROM cluster_outbox WHERE id = 1), 0)),
+                9223372036854775807)
+         ORDER BY n.id LIMIT ?2"
     ))?;
     let rows = stmt.query_map(params![notifier, limit as i64], notice_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A cluster leader's alert `alert_id` that another node delivered (this node died, or lost
+/// NATS, before the cluster's alert stream had it): its notifications here are not sent.
+pub fn supersede(
+    conn: &Connection,
+    alert_id: i64,
+    now: DateTime<Utc>,
+    why: &str,
+) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE notifications SET state = 'superseded', updated_us = ?2, result = ?3
+         WHERE alert_id = ?1 AND state = 'pending' AND after_cluster = 1",
+        params![alert_id, now.timestamp_micros(), why],
+    )?)
+}
+
+/// Whether any notification of `alert_id` waits for the cluster's alert stream.
+pub fn waits_for_cluster(conn: &Connection, alert_id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM notifications
+             WHERE alert_id = ?1 AND state = 'pending' AND after_cluster = 1 LIMIT 1",
+            [alert_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }
 
 /// What happened to notifications.
@@ -231,6 +266,8 @@ pub fn summaries(conn: &Connection) -> Result<HashMap<String, QueueSummary>, Sto
         match state.as_str() {
             "pending" => s.pending = n as u64,
             "delivered" => s.delivered = n as u64,
+            // Another node of the cluster sent them.
+            "superseded" => {}
             _ => s.failed += n as u64,
         }
     }
@@ -298,6 +335,7 @@ impl DeliveryRecord {
         match self.state.as_str() {
             "delivered" => format!("delivered to {}{what} at {when}", self.notifier),
             "failed" => format!("{}{what} failed: {result}", self.notifier),
+            "superseded" => format!("{}{what} superseded: {result}", self.notifier),
             _ if self.attempts == 0 => format!("{}{what} waiting", self.notifier),
             _ => format!(
                 "{}{what} waiting ({} attempt{}; last: {result})",

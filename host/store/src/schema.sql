@@ -1,6 +1,7 @@
 -- sitewatch embedded store, schema version 7 (2 added measurements.duration_us, 3 the notifications,
 -- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups, 6 the
--- cluster outbox mark, 7 alerts.remote and the cluster outbox's alert mark). Times are microseconds since the Unix epoch (UTC).
+-- cluster outbox mark, 7 alerts.remote and the cluster outbox's alert mark, 8
+-- notifications.after_cluster). Times are microseconds since the Unix epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -97,13 +98,18 @@ CREATE TABLE IF NOT EXISTS notifications (
     created_us INTEGER NOT NULL,
     -- The notifier's formatter rendering, when it has a formatter.
     body       TEXT,
-    -- pending, delivered or failed
+    -- pending, delivered, failed, or superseded (a cluster leader's alert that another node
+    -- delivered after this one died before the cluster's alert stream had it)
     state      TEXT NOT NULL DEFAULT 'pending',
     attempts   INTEGER NOT NULL DEFAULT 0,
     -- When it was delivered or given up, or when the last attempt was.
     updated_us INTEGER,
     -- The service's answer, or why it is not delivered yet or failed. Never holds a secret.
-    result     TEXT
+    result     TEXT,
+    -- 1: a cluster leader's notification, sent only once the cluster's alert stream has its alert
+    -- (alerts.id <= cluster_outbox.published_alert), so that a new leader can tell whether it
+    -- went out.
+    after_cluster INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notifications_queue ON notifications (notifier, state, id);
 CREATE INDEX IF NOT EXISTS notifications_by_alert ON notifications (alert_id);
@@ -136,7 +142,7 @@ CREATE TABLE IF NOT EXISTS rollup_state (
 
 -- A cluster node's measurements and its own alerts are its outbox for the cluster's streams:
 -- `published_rowid` is the newest measurement the stream has acknowledged, `published_alert` the
--- newest alert (alerts.id) the alert stream has (see host/src/cluster/outbox.rs).
+-- newest alert (alerts.id) the alert stream has (see host/store/src/cluster_outbox.rs).
 CREATE TABLE IF NOT EXISTS cluster_outbox (
     id              INTEGER PRIMARY KEY CHECK (id = 1),
     published_rowid INTEGER NOT NULL,

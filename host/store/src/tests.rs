@@ -586,6 +586,86 @@ fn the_outbox_summary_lists_waiting_and_parked_lines_which_can_be_resent_or_drop
 }
 
 #[test]
+fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert() {
+    use crate::cluster_outbox::AlertOutbox;
+    use crate::notices::{self as outbox};
+    use crate::writer::Queued;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(&dir.path().join("data")).unwrap();
+    // The node runs as a cluster node from the start: every alert after this is published.
+    let mut published = AlertOutbox::open(&store).unwrap();
+    let m = measurement("a", 0, false);
+    let alert = |secs: i64, site: &str| {
+        crate::alert::Transition::Down {
+            availability: 0.5,
+            time: m.time + chrono::TimeDelta::seconds(secs),
+        }
+        .into_alert(&site.into(), &m.url)
+    };
+    let to_hook = |after_cluster: bool| {
+        vec![Queued {
+            notifier: "hook".into(),
+            body: None,
+            after_cluster,
+        }]
+    };
+    write_all(
+        &store,
+        vec![
+            Record::Alert(alert(1, "a"), to_hook(true)),
+            Record::Alert(alert(2, "b"), to_hook(false)),
+        ],
+    );
+    let conn = store.connect().unwrap();
+    assert!(
+        outbox::pending(&conn, "hook", 10).unwrap().is_empty(),
+        "the leader's notification waits, and the one behind it keeps its place"
+    );
+    let waiting = published.waiting().unwrap();
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|(_, a, gated)| (&*a.site, *gated))
+            .collect::<Vec<_>>(),
+        [("a", true), ("b", false)]
+    );
+    let mut rang = store.watch_notifications();
+    rang.mark_unchanged();
+    published.commit(waiting[0].0).unwrap();
+    assert!(rang.has_changed().unwrap(), "the notifiers are told");
+    let sites: Vec<String> = outbox::pending(&conn, "hook", 10)
+        .unwrap()
+        .iter()
+        .map(|n| n.alert.site.to_string())
+        .collect();
+    assert_eq!(sites, ["a", "b"], "in order, once the stream has the first");
+
+    // Another node delivered the next one: it is superseded, never sent, and says so.
+    write_all(&store, vec![Record::Alert(alert(3, "c"), to_hook(true))]);
+    let (id, _, gated) = published.waiting().unwrap().pop().unwrap();
+    assert!(gated);
+    published
+        .supersede(
+            id,
+            "not sent: node n2 led after this node and delivered this alert",
+        )
+        .unwrap();
+    published.commit(id).unwrap();
+    assert_eq!(outbox::pending(&conn, "hook", 10).unwrap().len(), 2);
+    let said: Vec<String> = outbox::deliveries(&conn, id)
+        .unwrap()
+        .iter()
+        .map(|d| d.describe())
+        .collect();
+    assert_eq!(
+        said,
+        ["hook superseded: not sent: node n2 led after this node and delivered this alert"]
+    );
+    let s = outbox::summaries(&conn).unwrap();
+    assert_eq!((s["hook"].pending, s["hook"].failed), (2, 0));
+}
+
+#[test]
 fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     use crate::notices::{self as outbox, Mark, NoticeKind};
     use crate::writer::Queued;
@@ -601,6 +681,7 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     let queued = |name: &str, body: Option<&str>| Queued {
         notifier: name.into(),
         body: body.map(str::to_owned),
+        after_cluster: false,
     };
     write_all(
         &store,
@@ -825,6 +906,7 @@ fn alerts_are_kept_unless_they_have_a_retention_and_then_the_newest_of_each_cond
     let queued = vec![writer::Queued {
         notifier: "hook".into(),
         body: None,
+        after_cluster: false,
     }];
     write_all(
         &store,
@@ -967,6 +1049,7 @@ fn a_salvage_keeps_every_readable_row_with_its_rowid_and_lowers_the_marks() {
         vec![writer::Queued {
             notifier: "hook".into(),
             body: None,
+            after_cluster: false,
         }],
     ));
     write_all(&store, records);

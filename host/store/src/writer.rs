@@ -17,6 +17,7 @@ use crate::clock::SharedClock;
 use crate::event::Bus;
 use crate::history::{Probe, Retention, Rollups};
 use crate::measurement::Measurement;
+use crate::retry::Backoff;
 use rusqlite::{Connection, params};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -90,6 +91,9 @@ pub enum Record {
 pub struct Queued {
     pub notifier: Arc<str>,
     pub body: Option<String>,
+    /// A cluster leader's notification: sent only once the cluster's alert stream has the
+    /// alert (see `notices::pending`).
+    pub after_cluster: bool,
 }
 
 /// Sends records to the writer thread. Dropping every handle stops the thread after a last flush.
@@ -152,8 +156,10 @@ struct Writer {
     site_ids: HashMap<(Arc<str>, Arc<str>), i64>,
     /// The `certs` id of each TLS summary written lately, by its JSON.
     cert_ids: HashMap<String, i64>,
-    /// `Some` while writes fail: when to try again and the current backoff.
-    retry: Option<(Instant, Duration)>,
+    /// `Some` while writes fail: when to try again.
+    retry: Option<Instant>,
+    /// The waits between attempts while writes fail (the one retry policy).
+    backoff: Backoff,
     dropped: u64,
     last_prune: Option<Instant>,
     /// `Some(lines dropped so far)` while the outbox is held at its limit.
@@ -182,6 +188,7 @@ impl Writer {
             site_ids: HashMap::new(),
             cert_ids: HashMap::new(),
             retry: None,
+            backoff: Backoff::new(RETRY_MIN, RETRY_MAX),
             dropped: 0,
             last_prune: None,
             outbox_full: None,
@@ -200,7 +207,7 @@ impl Writer {
         let mut last_flush = Instant::now();
         loop {
             let due = match self.retry {
-                Some((at, _)) => at,
+                Some(at) => at,
                 None => last_flush + self.options.flush_every,
             };
             match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
@@ -240,7 +247,7 @@ impl Writer {
             if self.store.take_suspicion() {
                 self.check_integrity();
             }
-            if self.retry.is_none_or(|(at, _)| Instant::now() >= at) {
+            if self.retry.is_none_or(|at| Instant::now() >= at) {
                 self.flush_all();
             }
             last_flush = Instant::now();
@@ -294,10 +301,7 @@ impl Writer {
         let deadline = Instant::now() + SHUTDOWN_GRACE;
         self.flush_all();
         while !self.pending.is_empty() && Instant::now() < deadline {
-            let at = self
-                .retry
-                .map_or(Instant::now(), |(at, _)| at)
-                .min(deadline);
+            let at = self.retry.unwrap_or_else(Instant::now).min(deadline);
             std::thread::sleep(at.saturating_duration_since(Instant::now()));
             self.flush_all();
         }
@@ -461,7 +465,7 @@ impl Writer {
                     crate::error_chain(&e),
                     self.pending.len()
                 ));
-                self.retry = Some((Instant::now() + RETRY_MIN, RETRY_MIN));
+                self.retry = Some(Instant::now() + self.backoff.next_delay());
                 return;
             }
         };
@@ -472,6 +476,7 @@ impl Writer {
             }
         });
         self.conn = Some(conn);
+        self.backoff.reset();
         if self.retry.take().is_some() {
             self.status(true);
         }
@@ -520,6 +525,7 @@ impl Writer {
                     if let Some(dropped) = outbox {
                         self.outbox_trimmed(dropped);
                     }
+                    self.backoff.reset();
                     if self.retry.take().is_some() {
                         self.report(format!(
                             "writing to the store {} again",
@@ -547,20 +553,16 @@ impl Writer {
                     self.cert_ids.clear();
                     // The deltas hold rows that were not written: roll up from the store again.
                     self.rollups.lost();
-                    let backoff = match self.retry {
-                        None => {
-                            self.report(format!(
+                    if self.retry.is_none() {
+                        self.report(format!(
                                 "cannot write to the store {}: {}; keeping {} records in memory and retrying",
                                 self.store.path().display(),
                                 crate::error_chain(&e),
                                 self.pending.len()
                             ));
-                            self.status(false);
-                            RETRY_MIN
-                        }
-                        Some((_, b)) => (b * 2).min(RETRY_MAX),
-                    };
-                    self.retry = Some((Instant::now() + backoff, backoff));
+                        self.status(false);
+                    }
+                    self.retry = Some(Instant::now() + self.backoff.next_delay());
                     return;
                 }
             }
@@ -644,8 +646,8 @@ impl Writer {
             )?;
             let mut outbox = tx.prepare_cached("INSERT INTO outbox (line) VALUES (?1)")?;
             let mut notification = tx.prepare_cached(
-                "INSERT INTO notifications (notifier, alert_id, kind, created_us, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO notifications (notifier, alert_id, kind, created_us, body, after_cluster)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             for record in self.pending.iter().take(n) {
                 match record {
@@ -703,6 +705,7 @@ impl Writer {
                                 a.kind.as_str(),
                                 a.time.timestamp_micros(),
                                 q.body,
+                                q.after_cluster,
                             ])?;
                             rang = true;
                         }

@@ -192,6 +192,8 @@ async fn render(d: Decided, bus: Bus) -> Rendered {
     // Each notifier's formatter renders at once: a slow one does not add to the others.
     let alert_ref = &alert;
     let (recent, bus_ref) = (&recent_errors, &bus);
+    // A leader's alert (it has a ledger entry) goes out once the cluster's stream has it.
+    let after_cluster = book.is_some();
     let queued = futures_util::future::join_all(
         routes
             .iter()
@@ -219,6 +221,7 @@ async fn render(d: Decided, bus: Bus) -> Rendered {
                 Queued {
                     notifier: n.name.as_str().into(),
                     body,
+                    after_cluster,
                 }
             }),
     )

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Site name to a hash of what decides its alerts (URL, schedule, expectations, rule,
     /// locations).
     pub sites: BTreeMap<String, String>,

@@ -5,11 +5,11 @@ use super::raw::RawCluster;
 use super::values;
 use std::time::Duration;
 
-pub const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(10);
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
-pub const DEFAULT_BUFFER: u64 = 1_000_000;
-pub const DEFAULT_ALONE_AFTER: Duration = Duration::from_secs(30);
-pub const DEFAULT_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_HEARTBEAT_TTL: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
+pub(crate) const DEFAULT_BUFFER: u64 = 1_000_000;
+pub(crate) const DEFAULT_ALONE_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// A node's cluster settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -24,7 +24,7 @@ impl std::fmt::Debug for Expanded {
 
 impl Expanded {
     /// Whether anything came from the environment.
-    pub fn has_secrets(&self) -> bool {
+    pub(crate) fn has_secrets(&self) -> bool {
         !self.secrets.is_empty()
     }
 }

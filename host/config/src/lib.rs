@@ -29,20 +29,20 @@ use url::Url;
 pub use values::{StatusMatcher, printable};
 
 /// Defaults, as Gatus and Uptime Kuma users would expect them.
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 pub const DEFAULT_THRESHOLD: f64 = 0.8;
-pub const DEFAULT_ALERT_WINDOW: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_ALERT_WINDOW: Duration = Duration::from_secs(120);
 /// The most probes of one site that may run at once, whatever the config asks.
-pub const MAX_IN_FLIGHT_LIMIT: u32 = 64;
-pub const DEFAULT_PLUGIN_DIR: &str = "target/plugins";
-pub const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
-pub const DEFAULT_PLUGIN_TIME: Duration = Duration::from_millis(100);
+pub(crate) const MAX_IN_FLIGHT_LIMIT: u32 = 64;
+pub(crate) const DEFAULT_PLUGIN_DIR: &str = "target/plugins";
+pub(crate) const DEFAULT_PLUGIN_MEMORY: u64 = 32 * 1024 * 1024;
+pub(crate) const DEFAULT_PLUGIN_TIME: Duration = Duration::from_millis(100);
 /// The most memory any plugin call may be given (the plugin host reserves address space for it).
 pub const MAX_PLUGIN_MEMORY: u64 = 1 << 30;
-pub const DEFAULT_INFLUX_BATCH: usize = 5_000;
-pub const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_INFLUX_BATCH: usize = 5_000;
+pub(crate) const DEFAULT_INFLUX_FLUSH: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_OUTBOX_LINES: u64 = 10_000_000;
 
 /// A validated configuration.
@@ -66,7 +66,7 @@ pub struct Config {
     pub cluster: Option<cluster::ClusterConfig>,
 }
 
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
 
 /// The HTTP server's settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +80,7 @@ pub struct ServerConfig {
 }
 
 /// The host name, for the default `location`.
-pub fn default_location() -> String {
+pub(crate) fn default_location() -> String {
     hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -254,7 +254,7 @@ impl SiteConfig {
     /// Whether `other` probes the same way: equal but for what only the recorder uses (the
     /// alert rule, maintenance windows, tags). A reload that changes only those does not
     /// restart the site.
-    pub fn probes_like(&self, other: &SiteConfig) -> bool {
+    pub(crate) fn probes_like(&self, other: &SiteConfig) -> bool {
         let mut same = self.clone();
         same.alerting = other.alerting.clone();
         same.maintenance = other.maintenance.clone();
@@ -1262,7 +1262,7 @@ fn resolve_site(
 }
 
 /// The most characters of a site's name.
-pub const MAX_SITE_NAME: usize = 256;
+pub(crate) const MAX_SITE_NAME: usize = 256;
 
 /// Headers whose values are credentials even when typed into the file: marked sensitive, and
 /// shown as `***` by `check-config --print`.

@@ -11,14 +11,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 use url::Url;
 
-pub const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(10);
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
-pub const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_GROUP_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
+pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Alertmanager resolves an alert nobody re-sent within its `resolve_timeout` (5 min by
 /// default): firing alerts are re-sent this often unless `repeat` says otherwise.
-pub const DEFAULT_ALERTMANAGER_REPEAT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_ALERTMANAGER_REPEAT: Duration = Duration::from_secs(120);
 
 /// The services a notifier can deliver to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What stands for a secret.
-pub const HIDDEN: &str = "***";
+pub(crate) const HIDDEN: &str = "***";
 
 /// The resolved config as pretty JSON text, its fields in the order the README lists them.
 pub fn to_json(config: &Config) -> String {

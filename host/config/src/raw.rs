@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub sites: Vec<RawSite>,
     #[serde(default)]
     pub alerting: RawAlerting,
@@ -35,7 +35,7 @@ pub struct RawConfig {
 /// The cluster section: where NATS is, this node's location, the confirmation rule.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCluster {
+pub(crate) struct RawCluster {
     /// NATS server URLs (`nats://127.0.0.1:4222`); one is enough, more give failover.
     pub nats: Vec<String>,
     /// This node's location (also `--location`; default the top-level `location`).
@@ -79,7 +79,7 @@ pub struct RawCluster {
 /// A maintenance window: `start` and `end` (one-off), or `cron`, `duration` and `tz`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMaintenance {
+pub(crate) struct RawMaintenance {
     pub name: Option<String>,
     pub start: Option<String>,
     pub end: Option<String>,
@@ -91,7 +91,7 @@ pub struct RawMaintenance {
 /// A site's own alert rule; what it leaves out comes from the global `alerting`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSiteAlerting {
+pub(crate) struct RawSiteAlerting {
     pub threshold: Option<f64>,
     pub window: Option<RawDuration>,
     pub degraded: Option<RawDegraded>,
@@ -99,11 +99,11 @@ pub struct RawSiteAlerting {
 }
 
 /// A latency objective: `{"response_p95": "800ms"}`; several keys are several objectives.
-pub type RawDegraded = BTreeMap<String, RawDuration>;
+pub(crate) type RawDegraded = BTreeMap<String, RawDuration>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(crate) struct RawServer {
     /// `127.0.0.1:9184` (the default), `[::1]:9184`, `0.0.0.0:9184`.
     pub listen: Option<String>,
     /// The environment variable holding the bearer token every path but /healthz needs.
@@ -118,7 +118,7 @@ pub struct RawServer {
 /// fields a type does not take, with the notifier's name.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNotifier {
+pub(crate) struct RawNotifier {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -165,7 +165,7 @@ pub struct RawNotifier {
 /// Telegram chat id.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum RawPriority {
+pub(crate) enum RawPriority {
     Number(i64),
     Text(String),
 }
@@ -173,7 +173,7 @@ pub enum RawPriority {
 /// Settings of probing as a whole.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProbing {
+pub(crate) struct RawProbing {
     /// Probes that may run at once across all sites; beyond it ticks are skipped and counted.
     pub max_in_flight: Option<u32>,
     /// The local address probes connect from (an IP of this host), for multi-homed hosts and
@@ -184,7 +184,7 @@ pub struct RawProbing {
 /// Where plugins live and their default limits.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPlugins {
+pub(crate) struct RawPlugins {
     /// The directory of `<name>.wasm` files, relative to the config file.
     pub dir: Option<String>,
     pub memory_limit: Option<RawSize>,
@@ -196,7 +196,7 @@ pub struct RawPlugins {
 /// A use of a plugin: a check of a site, or the alert formatter.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPluginUse {
+pub(crate) struct RawPluginUse {
     pub plugin: String,
     /// Passed to the plugin as JSON text.
     pub config: Option<serde_json::Value>,
@@ -206,7 +206,7 @@ pub struct RawPluginUse {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStorage {
+pub(crate) struct RawStorage {
     /// How long each tier is kept: `"7d"` (raw rows only, as before the rollups) or
     /// `{"raw": "7d", "minute": "30d", "hour": "365d", "day": "1825d", "alerts": "2y"}`.
     pub retention: Option<RawRetention>,
@@ -217,14 +217,14 @@ pub struct RawStorage {
 
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-pub enum RawRetention {
+pub(crate) enum RawRetention {
     Raw(RawDuration),
     Tiers(RawTiers),
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTiers {
+pub(crate) struct RawTiers {
     pub raw: Option<RawDuration>,
     pub minute: Option<RawDuration>,
     pub hour: Option<RawDuration>,
@@ -234,7 +234,7 @@ pub struct RawTiers {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawInflux {
+pub(crate) struct RawInflux {
     pub url: String,
     pub org: String,
     pub bucket: String,
@@ -248,7 +248,7 @@ pub struct RawInflux {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSite {
+pub(crate) struct RawSite {
     pub name: Option<String>,
     pub url: String,
     pub interval: Option<RawDuration>,
@@ -290,14 +290,14 @@ pub struct RawSite {
 /// `follow_redirects` as typed.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum RawFollow {
+pub(crate) enum RawFollow {
     Bool(bool),
     Text(String),
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAlerting {
+pub(crate) struct RawAlerting {
     pub threshold: Option<f64>,
     pub window: Option<RawDuration>,
     pub formatter: Option<RawPluginUse>,
@@ -309,13 +309,13 @@ pub struct RawAlerting {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDashboard {
+pub(crate) struct RawDashboard {
     pub views: Option<Vec<RawView>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawView {
+pub(crate) struct RawView {
     pub window: RawDuration,
     pub every: RawDuration,
 }
@@ -331,7 +331,7 @@ pub enum RawDuration {
 /// A byte size as typed: `"1MiB"`, `"512KiB"`, `"10MB"`, or a plain number of bytes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum RawSize {
+pub(crate) enum RawSize {
     Bytes(u64),
     Text(String),
 }

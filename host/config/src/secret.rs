@@ -26,7 +26,7 @@ impl<T> std::fmt::Debug for Secret<T> {
 
 /// Reads an environment variable; the config is resolved with one, so tests need no process
 /// environment.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// The value of the environment variable `var` named by `field`, trimmed; an error naming the
 /// field and the variable (never a value) when it is not set or empty.

@@ -5,7 +5,7 @@ use super::raw::{RawDuration, RawSize, RawStatus};
 use std::time::Duration;
 
 /// Parses a duration that must be greater than zero.
-pub fn positive_duration(raw: &RawDuration) -> Result<Duration, String> {
+pub(crate) fn positive_duration(raw: &RawDuration) -> Result<Duration, String> {
     // Far-future durations overflow timer arithmetic; nobody watches a site once a century.
     positive_duration_up_to(raw, Duration::from_secs(366 * 24 * 3600), "a year")
 }
@@ -60,7 +60,7 @@ fn show(raw: &RawDuration) -> String {
 }
 
 /// Parses a byte size: a number of bytes, or a number with a unit (B, KB, KiB, MB, MiB, GB, GiB).
-pub fn byte_size(raw: &RawSize) -> Result<u64, String> {
+pub(crate) fn byte_size(raw: &RawSize) -> Result<u64, String> {
     let text = match raw {
         RawSize::Bytes(b) => return Ok(*b),
         RawSize::Text(t) => t.trim(),
@@ -247,7 +247,7 @@ pub fn userinfo_part(encoded: &str) -> String {
 /// Whether `c` may not appear in a name or label: control characters, bidirectional overrides
 /// and isolates, and zero-width or invisible format characters (each can make two names look
 /// alike, or make a line read differently than it is).
-pub fn is_hidden_char(c: char) -> bool {
+pub(crate) fn is_hidden_char(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
@@ -294,7 +294,7 @@ pub fn quote(text: &str) -> String {
 
 /// Why `name` is not a valid name or label (`what`, e.g. "a tag"), or `None`: 1 to `max`
 /// characters (counted as characters, not bytes), none of them hidden.
-pub fn name_problem(name: &str, max: usize) -> Option<String> {
+pub(crate) fn name_problem(name: &str, max: usize) -> Option<String> {
     let len = name.chars().count();
     if len == 0 {
         return Some("must not be empty".into());
@@ -313,7 +313,7 @@ pub fn name_problem(name: &str, max: usize) -> Option<String> {
 
 /// The form two names are compared in for duplicates: Unicode NFC, so `é` typed as one code
 /// point and as `e` + a combining accent are the same name.
-pub fn name_key(name: &str) -> String {
+pub(crate) fn name_key(name: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
     name.nfc().collect()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 /// The longest timeframe a report or an alert listing takes (a century, as the longest
 /// retention): a longer one could not be told from "everything", and far longer ones do not fit
 /// a calendar.
-pub const MAX_SINCE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+pub(crate) const MAX_SINCE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 
 /// Parses a timeframe (`--since`, `?since=`): a duration such as `24h`, `7d` or `90d`, longer
 /// than zero and at most [`MAX_SINCE`]. The message says what was wrong and what to give.

@@ -34,7 +34,7 @@ pub struct Running {
 
 /// Takes a probe out of [`Running`] when dropped (a probe that ends without a measurement).
 #[derive(Debug)]
-pub struct RunningGuard {
+pub(crate) struct RunningGuard {
     running: Arc<Running>,
     id: u64,
     /// Still ours to take out (false once the measurement went to the recorder, which does).
@@ -49,7 +49,7 @@ impl RunningGuard {
 
     /// The measurement was sent to the recorder, which takes the probe out as it arrives:
     /// taking it out here, before that, would let a later measurement pass it.
-    pub fn handed_over(mut self) {
+    pub(crate) fn handed_over(mut self) {
         self.armed = false;
     }
 }
@@ -68,7 +68,7 @@ impl Running {
     }
 
     /// A probe starts at timeline position `start_us`.
-    pub fn begin(self: &Arc<Self>, start_us: i64) -> RunningGuard {
+    pub(crate) fn begin(self: &Arc<Self>, start_us: i64) -> RunningGuard {
         let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         self.lock().push((id, start_us));
         RunningGuard {
@@ -84,7 +84,7 @@ impl Running {
     }
 
     /// Where the earliest probe still running started, if any runs.
-    pub fn earliest_start(&self) -> Option<i64> {
+    pub(crate) fn earliest_start(&self) -> Option<i64> {
         self.lock().iter().map(|(_, s)| *s).min()
     }
 }

@@ -35,7 +35,7 @@ const MESSAGE_BYTES: usize = 4096;
 /// How long the sender waits between attempts while the server cannot take the lines. A server
 /// that refuses every write (401, 403, 404) is retried at `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     pub min: Duration,
     pub max: Duration,
 }
@@ -79,7 +79,7 @@ pub enum Verdict {
 impl Verdict {
     /// The verdict on an HTTP answer: its status, its `Retry-After` header and its body. `now`
     /// dates a `Retry-After` given as an HTTP date.
-    pub fn of_answer(
+    pub(crate) fn of_answer(
         status: reqwest::StatusCode,
         retry_after: Option<&str>,
         body: &str,
@@ -108,7 +108,7 @@ impl Verdict {
     }
 
     /// The verdict on a request that got no answer: connection refused or reset, timeout.
-    pub fn of_transport_error(e: reqwest::Error) -> Self {
+    pub(crate) fn of_transport_error(e: reqwest::Error) -> Self {
         Self::Retry {
             after: None,
             why: crate::error_chain(&e.without_url()),
@@ -149,7 +149,7 @@ fn server_message(body: &str) -> String {
 
 /// The outbox could not be read or changed.
 #[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
+pub(crate) enum OutboxError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the outbox worker thread failed")]
@@ -190,7 +190,7 @@ impl Sender {
 
     /// Sends until `stop` is cancelled, and returns within a second of it: a POST in flight gets
     /// half a second to finish, then is abandoned, its lines kept for the next start.
-    pub async fn run_with(self, stop: CancellationToken, policy: RetryPolicy) {
+    pub(crate) async fn run_with(self, stop: CancellationToken, policy: RetryPolicy) {
         self.store.set_outbox_limit(self.config.max_outbox_lines);
         let mut run = Run {
             url: self.write_url(),

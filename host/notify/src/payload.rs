@@ -501,7 +501,7 @@ fn teams_card(d: &Digest) -> Value {
 /// The incident key of a notice (`sitewatch:<site>:<down time, µs>`): the site and when it
 /// went down, the same for the down alert, its reminders and its recovery. The other conditions
 /// have their own incidents: `sitewatch:<site>:degraded:<since>`, `sitewatch:<site>:cert:<since>`.
-pub fn incident_key(notice: &Notice) -> String {
+pub(crate) fn incident_key(notice: &Notice) -> String {
     let since = incident_start(notice);
     let site = notice.alert.site.replace('/', "_");
     // No `/`: Opsgenie's close takes the alias as a path segment, and proxies mangle `%2F`.

@@ -111,7 +111,7 @@ fn certificate(c: &CertInfo) -> types::Certificate {
 }
 
 /// A response as a 0.1.0 plugin sees it: everything but the TLS session.
-pub fn response_v0_1(r: &types::Response) -> v0_1::types::Response {
+pub(crate) fn response_v0_1(r: &types::Response) -> v0_1::types::Response {
     v0_1::types::Response {
         url: r.url.clone(),
         method: r.method.clone(),
@@ -137,7 +137,7 @@ pub fn response_v0_1(r: &types::Response) -> v0_1::types::Response {
 }
 
 /// A 0.1.0 plugin's check result in the newest types (they are the same record).
-pub fn check_result_from_v0_1(r: v0_1::types::CheckResult) -> types::CheckResult {
+pub(crate) fn check_result_from_v0_1(r: v0_1::types::CheckResult) -> types::CheckResult {
     types::CheckResult {
         verdict: match r.verdict {
             v0_1::types::Verdict::Pass => types::Verdict::Pass,
@@ -155,7 +155,7 @@ pub fn check_result_from_v0_1(r: v0_1::types::CheckResult) -> types::CheckResult
 }
 
 /// An alert as a 0.1.0 formatter sees it (the same record).
-pub fn alert_v0_1(a: &types::Alert) -> v0_1::types::Alert {
+pub(crate) fn alert_v0_1(a: &types::Alert) -> v0_1::types::Alert {
     v0_1::types::Alert {
         kind: match a.kind {
             types::AlertKind::Down => v0_1::types::AlertKind::Down,
@@ -173,7 +173,7 @@ pub fn alert_v0_1(a: &types::Alert) -> v0_1::types::Alert {
 }
 
 /// A 0.1.0 plugin's log level in the newest types.
-pub fn level_from_v0_1(level: v0_1::host::Level) -> Level {
+pub(crate) fn level_from_v0_1(level: v0_1::host::Level) -> Level {
     match level {
         v0_1::host::Level::Debug => Level::Debug,
         v0_1::host::Level::Info => Level::Info,

@@ -22,11 +22,11 @@ const MAX_METRICS: usize = 32;
 const MAX_REASON: usize = 300;
 
 /// Runs into the time limit this many times in a row, and a check is paused on a site.
-pub const PAUSE_AFTER: u32 = 3;
+pub(crate) const PAUSE_AFTER: u32 = 3;
 /// The first pause; each next one doubles.
-pub const PAUSE_MIN: Duration = Duration::from_secs(30);
+pub(crate) const PAUSE_MIN: Duration = Duration::from_secs(30);
 /// The longest pause.
-pub const PAUSE_MAX: Duration = Duration::from_secs(600);
+pub(crate) const PAUSE_MAX: Duration = Duration::from_secs(600);
 
 /// The time-limit streaks and pauses of one site's checks, kept across its probes.
 #[derive(Debug, Default)]

@@ -52,7 +52,7 @@ pub enum WitVersion {
 impl WitVersion {
     pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
     /// The version new plugins should be built against.
-    pub const NEWEST: WitVersion = WitVersion::V0_2;
+    pub(crate) const NEWEST: WitVersion = WitVersion::V0_2;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -263,7 +263,7 @@ impl std::fmt::Debug for Plugin {
 }
 
 /// The per-call state a plugin's store holds.
-pub struct PluginState {
+pub(crate) struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryLimiter,
@@ -367,7 +367,7 @@ impl MemoryBudget {
 
 /// The default `plugins.total_memory`: a quarter of the machine's memory, at least 256 MiB
 /// (4 GiB when the machine's memory cannot be read).
-pub fn default_total_memory() -> u64 {
+pub(crate) fn default_total_memory() -> u64 {
     let physical = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| {
@@ -575,7 +575,7 @@ impl PluginHost {
 
     /// Sets the memory all calls at once may hold (`plugins.total_memory`; `None`: the
     /// machine's default, [`default_total_memory`]).
-    pub fn set_total_memory(&self, total: Option<u64>) {
+    pub(crate) fn set_total_memory(&self, total: Option<u64>) {
         self.budget
             .set_total(total.unwrap_or_else(default_total_memory));
     }
@@ -597,7 +597,7 @@ impl PluginHost {
     }
 
     /// Compiles and checks a plugin from its bytes.
-    pub async fn load_bytes(
+    pub(crate) async fn load_bytes(
         self: &Arc<Self>,
         name: &str,
         bytes: Vec<u8>,

@@ -201,7 +201,7 @@ impl PluginSet {
 
 /// Calls the plugin once on canned input with an empty config. An `err` answer is fine (most
 /// plugins need config); a trap or a hit limit is not.
-pub async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), PluginError> {
+pub(crate) async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(), PluginError> {
     let result = match plugin.kind {
         PluginKind::Check => host
             .check(plugin, SMOKE_LIMITS, "{}", &super::cli::sample_response())

@@ -21,7 +21,7 @@ use timing::{HandshakeStartRecorder, PhaseClock, TimedConnectLayer, TimedResolve
 use tokio::time::Instant;
 
 /// Redirects followed before a probe fails with kind `http`.
-pub const MAX_REDIRECTS: usize = 10;
+pub(crate) const MAX_REDIRECTS: usize = 10;
 
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
 #[derive(Debug, Clone)]

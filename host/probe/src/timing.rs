@@ -29,7 +29,7 @@ tokio::task_local! {
 
 /// Instants recorded during one probe's connection setups, and the latest one's handshake.
 #[derive(Debug, Default)]
-pub struct PhaseClock {
+pub(crate) struct PhaseClock {
     inner: Mutex<PhaseInstants>,
     /// What the TLS hooks saw of the latest connection's handshake; `None` until one reached
     /// them.
@@ -39,7 +39,7 @@ pub struct PhaseClock {
 /// One probe's connection setups: the instants of the latest and the summed phases of the
 /// earlier ones.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct PhaseInstants {
+pub(crate) struct PhaseInstants {
     /// The latest connection setup (in progress, or the last one made). A probe that fails to
     /// connect failed on this hop, so its error is classified by it.
     pub hop: HopInstants,
@@ -49,7 +49,7 @@ pub struct PhaseInstants {
 
 /// The instants of one connection setup (one hop of a redirect chain).
 #[derive(Debug, Default, Clone, Copy)]
-pub struct HopInstants {
+pub(crate) struct HopInstants {
     pub connect_start: Option<Instant>,
     pub dns_start: Option<Instant>,
     pub dns_end: Option<Instant>,
@@ -81,7 +81,7 @@ impl PhaseClock {
     }
 
     /// What the TLS hooks saw of the latest connection's handshake, taken out.
-    pub fn take_handshake(&self) -> Option<Handshake> {
+    pub(crate) fn take_handshake(&self) -> Option<Handshake> {
         self.lock_handshake().take()
     }
 
@@ -104,7 +104,7 @@ pub(super) fn record_handshake(f: impl FnOnce(&mut Handshake)) {
 impl PhaseInstants {
     /// A new connection setup starts at `at`: the current hop's phases join the earlier ones and
     /// the new hop starts with no DNS, TLS or end instant of its own.
-    pub fn start_hop(&mut self, at: Instant) {
+    pub(crate) fn start_hop(&mut self, at: Instant) {
         self.earlier = sum(self.earlier, self.hop.phases());
         self.hop = HopInstants {
             connect_start: Some(at),
@@ -114,7 +114,7 @@ impl PhaseInstants {
 
     /// rustls asks the session store several times while writing one ClientHello; the first
     /// ask of the hop is when its handshake started.
-    pub fn tls_started(&mut self, at: Instant) {
+    pub(crate) fn tls_started(&mut self, at: Instant) {
         self.hop.tls_start.get_or_insert(at);
     }
 
@@ -166,7 +166,7 @@ fn sum(a: Phases, b: Phases) -> Phases {
 
 /// A DNS resolver (the system's, through tokio) that records how long resolution took.
 #[derive(Debug, Default, Clone)]
-pub struct TimedResolver;
+pub(crate) struct TimedResolver;
 
 impl reqwest::dns::Resolve for TimedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
@@ -191,7 +191,7 @@ impl reqwest::dns::Resolve for TimedResolver {
 /// A tower layer around reqwest's connector that records when connection setup starts and ends;
 /// each `call` is a new hop.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct TimedConnectLayer;
+pub(crate) struct TimedConnectLayer;
 
 impl<S> tower_layer::Layer<S> for TimedConnectLayer {
     type Service = TimedConnect<S>;
@@ -201,7 +201,7 @@ impl<S> tower_layer::Layer<S> for TimedConnectLayer {
 }
 
 #[derive(Debug, Clone)]
-pub struct TimedConnect<S> {
+pub(crate) struct TimedConnect<S> {
     inner: S,
 }
 
@@ -237,7 +237,7 @@ where
 /// A rustls session store that stores nothing (every probe does a full handshake, as
 /// blackbox_exporter does) and records when rustls starts the handshake.
 #[derive(Debug, Default)]
-pub struct HandshakeStartRecorder;
+pub(crate) struct HandshakeStartRecorder;
 
 impl HandshakeStartRecorder {
     fn mark() {

@@ -50,7 +50,7 @@ use x509_parser::x509::AttributeTypeAndValue;
 /// A server-certificate verifier that records the served chain into the probe's handshake
 /// record, then lets `inner` decide.
 #[derive(Debug)]
-pub struct RecordingVerifier(pub Arc<dyn ServerCertVerifier>);
+pub(crate) struct RecordingVerifier(pub Arc<dyn ServerCertVerifier>);
 
 impl ServerCertVerifier for RecordingVerifier {
     fn verify_server_cert(
@@ -389,7 +389,7 @@ impl<K: Hash + Eq, V: Clone> Bounded<K, V> {
 /// The served chain, parsed. A certificate that does not parse is left out (and logged at
 /// debug); if that is the leaf, nothing of the chain is kept, so no intermediate is ever taken
 /// for the leaf.
-pub fn parse_chain(chain: &[CertificateDer<'_>]) -> Vec<CertInfo> {
+pub(crate) fn parse_chain(chain: &[CertificateDer<'_>]) -> Vec<CertInfo> {
     let mut out = Vec::with_capacity(chain.len());
     for (i, der) in chain.iter().enumerate() {
         match parse_cert(der) {
@@ -406,7 +406,7 @@ pub fn parse_chain(chain: &[CertificateDer<'_>]) -> Vec<CertInfo> {
 }
 
 /// One certificate's fields.
-pub fn parse_cert(der: &[u8]) -> Result<CertInfo, x509_parser::error::X509Error> {
+pub(crate) fn parse_cert(der: &[u8]) -> Result<CertInfo, x509_parser::error::X509Error> {
     let (_, cert) = X509Certificate::from_der(der).map_err(|e| match e {
         x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e,
         x509_parser::nom::Err::Incomplete(_) => x509_parser::error::X509Error::InvalidCertificate,

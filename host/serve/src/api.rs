@@ -20,7 +20,7 @@ use std::time::Duration;
 
 type Shared_ = State<Arc<Shared>>;
 
-pub fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics))
@@ -661,7 +661,7 @@ async fn status_page(State(shared): Shared_) -> Response {
 /// of sites takes a moment to read.
 const DAILY_BARS_TTL: Duration = Duration::from_secs(60);
 /// Days of daily bars on the status page (as Gatus and Upptime show).
-pub const DAILY_BARS: u32 = 90;
+pub(crate) const DAILY_BARS: u32 = 90;
 
 /// The last 90 days per site from the day rollups, cached for a minute; empty when the store
 /// cannot be read (the page still renders).

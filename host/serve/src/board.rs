@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 
 /// Probes kept per site (the status page's bar and sparkline, the API's last probes).
-pub const PROBES_KEPT: usize = 30;
+pub(crate) const PROBES_KEPT: usize = 30;
 
 #[derive(Debug, Clone)]
 pub struct SiteState {
@@ -68,7 +68,7 @@ pub struct Board {
 
 impl Board {
     /// Seeds the alert states from the store's newest alert of each site.
-    pub fn seed_down(&self, down_since: HashMap<String, DateTime<Utc>>) {
+    pub(crate) fn seed_down(&self, down_since: HashMap<String, DateTime<Utc>>) {
         let mut s = self.state.write().expect("board");
         for site in &mut s.sites {
             if let Some(t) = down_since.get(&*site.site) {
@@ -185,7 +185,7 @@ impl Board {
 
     /// Runs `f` on the sites in config order, without copying them (the status page of 10,000
     /// sites would otherwise clone 300,000 measurements).
-    pub fn with_sites<R>(&self, f: impl FnOnce(&[SiteState]) -> R) -> R {
+    pub(crate) fn with_sites<R>(&self, f: impl FnOnce(&[SiteState]) -> R) -> R {
         f(&self.state.read().expect("board").sites)
     }
 

@@ -44,19 +44,19 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// Connections served at once; beyond it new ones get `503` and are closed.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// Event-stream clients at once.
-pub const MAX_STREAMS: usize = 64;
+pub(crate) const MAX_STREAMS: usize = 64;
 /// A request's head must arrive within this (a trickling client is cut off).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most bytes of a request head.
-pub const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Estimated bytes of events one event-stream client may have waiting (beside the newest stats
 /// of each view, which replace each other): beyond it its probe events are shed, and a client
 /// that then takes nothing for [`STREAM_PATIENCE`] is disconnected.
-pub const STREAM_BUDGET: usize = 1024 * 1024;
+pub(crate) const STREAM_BUDGET: usize = 1024 * 1024;
 /// How long a client over its budget may go without reading.
-pub const STREAM_PATIENCE: Duration = Duration::from_secs(5);
+pub(crate) const STREAM_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Closes one connection from inside a request handler's reach (an event stream whose client
 /// stopped reading is never polled again, so only its connection's task can end it). Put in

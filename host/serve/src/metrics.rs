@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SiteLabels {
+pub(crate) struct SiteLabels {
     pub site: String,
     pub url: String,
     pub location: String,
@@ -406,7 +406,7 @@ impl Metrics {
     }
 
     /// An event-stream client was disconnected by the server (`stalled`, `evicted`, `token`).
-    pub fn stream_disconnected(&self, reason: &'static str) {
+    pub(crate) fn stream_disconnected(&self, reason: &'static str) {
         self.stream_disconnects
             .get_or_create(&StreamLabels {
                 location: self.location.clone(),
@@ -610,7 +610,7 @@ impl Metrics {
     }
 
     /// Removes every series of the sites not in `keep` (name, URL).
-    pub fn retain_sites(&self, keep: &HashSet<(String, String)>) {
+    pub(crate) fn retain_sites(&self, keep: &HashSet<(String, String)>) {
         let mut seen = self.seen.lock().expect("metrics bookkeeping");
         let gone: Vec<SiteLabels> = seen
             .outcomes

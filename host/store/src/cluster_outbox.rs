@@ -18,7 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
 /// Rows published per batch.
-pub const BATCH: usize = 512;
+pub(crate) const BATCH: usize = 512;
 
 /// The marks, set to the newest measurement and alert on a node's first start as a cluster
 /// node; returns the measurement mark.

@@ -70,7 +70,7 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether SQLite says the file is damaged (or not a database at all).
-    pub fn is_corruption(&self) -> bool {
+    pub(crate) fn is_corruption(&self) -> bool {
         match self {
             StoreError::Open { source, .. } | StoreError::Query(source) => is_corruption(source),
             _ => false,
@@ -79,7 +79,7 @@ impl StoreError {
 }
 
 /// The lock file in the data directory: one running sitewatch per store.
-pub const LOCK_FILE: &str = "sitewatch.lock";
+pub(crate) const LOCK_FILE: &str = "sitewatch.lock";
 
 /// Held while sitewatch runs on a data directory; the lock goes with the process (the kernel
 /// drops it on any exit, SIGKILL included).
@@ -257,7 +257,7 @@ impl Store {
     }
 
     /// Tells the notifiers that new notifications were committed.
-    pub fn notifications_queued(&self) {
+    pub(crate) fn notifications_queued(&self) {
         self.notifications.send_modify(|n| *n += 1);
     }
 
@@ -445,7 +445,7 @@ impl Store {
         outbox_len(conn)
     }
 
-    pub fn outbox_limit(&self) -> u64 {
+    pub(crate) fn outbox_limit(&self) -> u64 {
         self.outbox_limit.load(Ordering::Relaxed)
     }
 

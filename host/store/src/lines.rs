@@ -38,7 +38,7 @@ fn finish(
 
 /// The `probe` line of a measurement: tags location (of this instance), site and url; fields ok, status, timings in ms, body
 /// bytes and error kind where present.
-pub fn probe_line(m: &Measurement, location: &str) -> String {
+pub(crate) fn probe_line(m: &Measurement, location: &str) -> String {
     let ms = |d: Duration| sitewatch_core::ms(d);
     let mut b = LineProtocolBuilder::new()
         .measurement("probe")
@@ -113,7 +113,7 @@ pub fn report(bus: &Bus, message: String) {
 }
 
 /// The point time of a line (its trailing nanosecond timestamp), if it parses.
-pub fn line_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(crate) fn line_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let point = influxdb_line_protocol::parse_lines(line).next()?.ok()?;
     Some(chrono::DateTime::from_timestamp_nanos(point.timestamp?))
 }

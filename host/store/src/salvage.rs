@@ -33,7 +33,7 @@ const CHUNK: i64 = 2048;
 
 /// What a salvage copied and what it could not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Salvaged {
+pub(crate) struct Salvaged {
     /// Rows copied, per table (tables with none left out).
     pub copied: Vec<(&'static str, u64)>,
     /// Rows or stretches that could not be read: `table: rowid a..=b`.
@@ -85,7 +85,7 @@ impl Salvaged {
 /// Copies what can be read of the store at `damaged` into `fresh` (a new store with the
 /// schema), then fixes the marks and, when rollup rows were lost, rebuilds the rollups from
 /// the raw rows that survive.
-pub fn salvage(damaged: &Path, fresh: &mut Connection) -> rusqlite::Result<Salvaged> {
+pub(crate) fn salvage(damaged: &Path, fresh: &mut Connection) -> rusqlite::Result<Salvaged> {
     let mut out = Salvaged::default();
     fresh.execute("ATTACH DATABASE ?1 AS damaged", [damaged.to_string_lossy()])?;
     out.check = quick_check(fresh);

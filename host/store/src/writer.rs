@@ -39,7 +39,7 @@ const RECOVER_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 /// How long the writer keeps trying at shutdown while the store cannot be written (a full
 /// disk), before it gives up, spills what it holds to a store of its own elsewhere, and makes
 /// sitewatch exit non-zero ([`Unsaved`]).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// What the writer could not store before it stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

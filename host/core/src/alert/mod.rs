@@ -166,7 +166,7 @@ pub fn percent(availability: f64) -> String {
 }
 
 /// A latency for people: `1.24s`, `800ms`.
-pub fn latency_text(ms: f64) -> String {
+pub(crate) fn latency_text(ms: f64) -> String {
     if ms >= 1000.0 {
         format!("{:.2}s", ms / 1000.0)
     } else {
@@ -199,7 +199,7 @@ pub fn recovered_message(
 }
 
 /// `Website shop is degraded. p95 response=1.24s over 800ms, time=...`
-pub fn degraded_message(site: &str, b: &LatencyBreach, time: DateTime<Utc>) -> String {
+pub(crate) fn degraded_message(site: &str, b: &LatencyBreach, time: DateTime<Utc>) -> String {
     format!(
         "Website {site} is degraded. {}={} over {}, time={}",
         b.metric.label(),
@@ -209,7 +209,7 @@ pub fn degraded_message(site: &str, b: &LatencyBreach, time: DateTime<Utc>) -> S
     )
 }
 
-pub fn degraded_recovered_message(
+pub(crate) fn degraded_recovered_message(
     site: &str,
     b: &LatencyBreach,
     time: DateTime<Utc>,
@@ -232,7 +232,11 @@ pub fn days_left(expiry: DateTime<Utc>, time: DateTime<Utc>) -> i64 {
 }
 
 /// `Website shop certificate expires in 3 days (not after 2026-12-05T10:00:00Z)`
-pub fn cert_expiring_message(site: &str, expiry: DateTime<Utc>, time: DateTime<Utc>) -> String {
+pub(crate) fn cert_expiring_message(
+    site: &str,
+    expiry: DateTime<Utc>,
+    time: DateTime<Utc>,
+) -> String {
     let days = days_left(expiry, time);
     format!(
         "Website {site} certificate expires in {days} day{} (not after {})",
@@ -241,7 +245,11 @@ pub fn cert_expiring_message(site: &str, expiry: DateTime<Utc>, time: DateTime<U
     )
 }
 
-pub fn cert_renewed_message(site: &str, expiry: DateTime<Utc>, time: DateTime<Utc>) -> String {
+pub(crate) fn cert_renewed_message(
+    site: &str,
+    expiry: DateTime<Utc>,
+    time: DateTime<Utc>,
+) -> String {
     let days = days_left(expiry, time);
     format!(
         "Website {site} certificate renewed. expires in {days} days (not after {}), time={}",

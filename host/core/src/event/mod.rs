@@ -57,7 +57,7 @@ impl Event {
     /// About how many bytes this event takes as a line of `--output json`: what a bounded
     /// subscriber ([`Bus::subscribe_bounded`]) counts against its budget. Cheap (no
     /// serialisation), and on the high side for the common shapes.
-    pub fn approx_bytes(&self) -> usize {
+    pub(crate) fn approx_bytes(&self) -> usize {
         const BASE: usize = 160;
         match self {
             Event::Probe(m) => {

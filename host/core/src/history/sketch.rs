@@ -20,7 +20,7 @@ fn ln_gamma() -> f64 {
 
 /// Bucket counts, sorted by bucket index.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sketch {
+pub(crate) struct Sketch {
     bins: Vec<(u32, u32)>,
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// The longest a recurring window may last (a longer one is a mistake, or a one-off window).
-pub const MAX_DURATION: Duration = Duration::from_secs(31 * 24 * 3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(31 * 24 * 3600);
 
 /// One configured window.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! and remove beats tree structures: it is one small allocation with O(1) percentile lookups.
 
 #[derive(Debug, Default, Clone)]
-pub struct SortedMicros {
+pub(crate) struct SortedMicros {
     values: Vec<u32>,
     sum: u64,
     /// Loading many values at once: append now, sort once in [`Self::finish_loading`].
@@ -22,11 +22,11 @@ impl SortedMicros {
     }
 
     /// Appends until [`Self::finish_loading`], for loading a known set in O(n log n).
-    pub fn start_loading(&mut self) {
+    pub(crate) fn start_loading(&mut self) {
         self.loading = true;
     }
 
-    pub fn finish_loading(&mut self) {
+    pub(crate) fn finish_loading(&mut self) {
         self.loading = false;
         self.values.sort_unstable();
     }

@@ -40,7 +40,7 @@ pub trait AlertFormatter: Send + Sync + 'static {
 }
 
 /// An alert with what the formatter may use, on its way out.
-pub struct Decided {
+pub(crate) struct Decided {
     pub alert: Alert,
     /// The site's latest error messages, newest first.
     pub recent_errors: Vec<String>,
@@ -56,7 +56,7 @@ pub struct Decided {
 }
 
 /// Where alerts may go: one notifier, what it wants and its formatter.
-pub struct Route {
+pub(crate) struct Route {
     pub notifier: crate::config::notify::NotifierConfig,
     pub formatter: Option<Arc<dyn AlertFormatter>>,
 }
@@ -83,7 +83,7 @@ impl Route {
 }
 
 /// The running stage: send alerts in, then [`AlertStage::finish`] to wait for the last one out.
-pub struct AlertStage {
+pub(crate) struct AlertStage {
     tx: mpsc::UnboundedSender<Decided>,
     task: JoinHandle<()>,
 }

@@ -622,7 +622,7 @@ impl Recorder {
     /// Starts an overload episode when the scheduler skipped ticks because of sitewatch itself
     /// since the last look, and ends it after [`OVERLOAD_QUIET`] without such a skip. One event
     /// each way per episode.
-    pub fn check_overload(&mut self) {
+    pub(crate) fn check_overload(&mut self) {
         let total = self.skips.total();
         let new = total.saturating_sub(self.skips_seen);
         if new == 0 && self.overload.is_none() {

@@ -56,7 +56,7 @@ pub trait AlertLedger: Send + Sync {
 }
 
 /// A shared ledger.
-pub type Ledger = Arc<dyn AlertLedger>;
+pub(crate) type Ledger = Arc<dyn AlertLedger>;
 
 /// What a leader's alert writes to the ledger: the ledger, and the site's conditions after it.
 pub type Entry = (Ledger, Conditions);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// One site's alert windows, one per location that probed it.
 #[derive(Debug)]
-pub struct LocationWindows {
+pub(crate) struct LocationWindows {
     span: Duration,
     by: Vec<(Arc<str>, SiteWindows)>,
 }

@@ -166,7 +166,7 @@ impl Scheduler {
 /// Where in its interval a site's ticks fall: a hash of its name, so sites spread over the
 /// interval and a restart keeps each site's phase. SHA-256, not `DefaultHasher`, whose
 /// algorithm may change between Rust releases.
-pub fn start_offset(name: &str, interval: Duration) -> Duration {
+pub(crate) fn start_offset(name: &str, interval: Duration) -> Duration {
     let digest = Sha256::digest(name.as_bytes());
     let h = u64::from_le_bytes(
         digest[..8]

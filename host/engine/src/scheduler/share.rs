@@ -24,7 +24,7 @@ fn weight(site: &str, node: &str) -> u64 {
 }
 
 /// The member that probes `site`: the highest weight (ties: the smaller name).
-pub fn owner<'a>(site: &str, members: &'a [String]) -> Option<&'a str> {
+pub(crate) fn owner<'a>(site: &str, members: &'a [String]) -> Option<&'a str> {
     members
         .iter()
         .max_by(|a, b| weight(site, a).cmp(&weight(site, b)).then(b.cmp(a)))

@@ -52,7 +52,7 @@ impl Default for Rollups {
 
 impl Rollups {
     /// True until [`Rollups::catch_up`] ran on a connection (at start, and after a failed write).
-    pub fn needs_catch_up(&self) -> bool {
+    pub(crate) fn needs_catch_up(&self) -> bool {
         self.stale
     }
 
@@ -85,7 +85,7 @@ impl Rollups {
     }
 
     /// Whether a checkpoint has anything to write.
-    pub fn has_deltas(&self) -> bool {
+    pub(crate) fn has_deltas(&self) -> bool {
         !self.deltas.is_empty()
     }
 
@@ -175,7 +175,12 @@ impl Rollups {
 
 /// A stored row, empty when there is none. A row that does not decode is logged and treated as
 /// empty (`sitewatch store rebuild-rollups` restores it where raw rows remain).
-pub fn load_row(conn: &Connection, tier: Tier, site: i64, row: i64) -> rusqlite::Result<Row> {
+pub(crate) fn load_row(
+    conn: &Connection,
+    tier: Tier,
+    site: i64,
+    row: i64,
+) -> rusqlite::Result<Row> {
     let blob: Option<Vec<u8>> = conn
         .prepare_cached(&format!("SELECT data FROM {} WHERE key = ?1", tier.table()))?
         .query_row([Tier::key(site, row)], |r| r.get(0))
@@ -401,7 +406,7 @@ fn count_differing(a: &[(u16, Cell)], b: &[(u16, Cell)]) -> u64 {
 }
 /// A probe from the stored columns `time_us, ok, status, error_kind, response_us, ttfb_us,
 /// maintenance` (starting at column `at`).
-pub fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Probe> {
+pub(crate) fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Probe> {
     let status: Option<u16> = r.get(at + 2)?;
     let kind = r
         .get::<_, Option<String>>(at + 3)?
@@ -421,5 +426,5 @@ pub fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Prob
 }
 
 /// The stored columns [`probe_from_row`] reads, in its order.
-pub const PROBE_COLUMNS: &str =
+pub(crate) const PROBE_COLUMNS: &str =
     "time_us, ok, status, error_kind, response_us, ttfb_us, maintenance";

@@ -129,6 +129,45 @@ async fn book_entry(url: &str, site: &str) -> Value {
     }
 }
 
+/// The down notifications of `site` the webhook got.
+fn downs(receiver: &Receiver, site: &str) -> usize {
+    notified(receiver)
+        .into_iter()
+        .filter(|(k, s, _)| k == "down" && s == site)
+        .count()
+}
+
+/// A site that answers 200, or 503 while the flag is set.
+async fn switchable_target() -> (TestServer, Arc<AtomicBool>) {
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&down);
+    let target = TestServer::start(move |_| {
+        if flag.load(Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::ok("fine")
+        }
+    })
+    .await;
+    (target, down)
+}
+
+/// `sitewatch alerts --since 1h` on the store in `data`.
+fn alerts_in(dir: &Path, data: &Path) -> String {
+    let (code, out, err) = cli_in(
+        dir,
+        &[
+            "alerts",
+            "--since",
+            "1h",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
 fn count(v: &Value, field: &str) -> usize {
     v[field].as_array().map_or(0, Vec::len)
 }
@@ -143,16 +182,7 @@ async fn a_leader_killed_between_the_book_and_its_store_loses_no_alert() {
     };
     let urls = nats.urls();
     let receiver = Receiver::start(|_, _| Answer::ok()).await;
-    let down = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&down);
-    let target = TestServer::start(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::status(503)
-        } else {
-            Reply::ok("fine")
-        }
-    })
-    .await;
+    let (target, down) = switchable_target().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&urls, &target.url("/"), &receiver.url("/hook"), 1);
     let n1_data = disk.path().join("n1");
@@ -218,28 +248,19 @@ async fn a_leader_killed_between_the_book_and_its_store_loses_no_alert() {
         .await
         .unwrap_or_else(|| panic!("n1 runs again; {}", n1.stderr()));
     n1.collect_for(Duration::from_secs(3)).await;
-    let downs = notified(&receiver)
-        .into_iter()
-        .filter(|(k, s, _)| k == "down" && s == "s0")
-        .count();
-    assert_eq!(downs, 1, "one down notification: {:?}", notified(&receiver));
+    assert_eq!(
+        downs(&receiver, "s0"),
+        1,
+        "one down notification: {:?}",
+        notified(&receiver)
+    );
     assert_eq!(
         count(&book_entry(&urls[0], "s0").await, "pending"),
         0,
         "the book has it confirmed"
     );
     for (name, data) in [("n1", &n1_data), ("n2", &n2_data)] {
-        let (code, out, err) = cli_in(
-            dir.path(),
-            &[
-                "alerts",
-                "--since",
-                "1h",
-                "--data-dir",
-                data.to_str().unwrap(),
-            ],
-        );
-        assert_eq!(code, 0, "{err}");
+        let out = alerts_in(dir.path(), data);
         assert!(
             out.contains("Website s0 is down"),
             "{name}'s alerts show the cluster's: {out}"
@@ -268,16 +289,7 @@ async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_
     };
     let urls = nats.urls();
     let receiver = Receiver::start(|_, _| Answer::ok()).await;
-    let down = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&down);
-    let target = TestServer::start(move |_| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::status(503)
-        } else {
-            Reply::ok("fine")
-        }
-    })
-    .await;
+    let (target, down) = switchable_target().await;
     let dir = tempfile::tempdir().unwrap();
     let as_user = |user: &str| {
         let mut c = config(&urls, &target.url("/"), &receiver.url("/hook"), 1);
@@ -357,24 +369,15 @@ async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_
         .await
         .unwrap_or_else(|| panic!("n1 runs again; {}", n1.stderr()));
     n1.collect_for(Duration::from_secs(4)).await;
-    let downs = notified(&receiver)
-        .into_iter()
-        .filter(|(k, s, _)| k == "down" && s == "s0")
-        .count();
-    assert_eq!(downs, 1, "one down notification: {:?}", notified(&receiver));
+    assert_eq!(
+        downs(&receiver, "s0"),
+        1,
+        "one down notification: {:?}",
+        notified(&receiver)
+    );
     n1.signal(nix::sys::signal::Signal::SIGTERM);
     let _ = n1.wait_exit(Duration::from_secs(20)).await;
-    let (code, out, err) = cli_in(
-        dir.path(),
-        &[
-            "alerts",
-            "--since",
-            "1h",
-            "--data-dir",
-            n1_data.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let out = alerts_in(dir.path(), &n1_data);
     assert!(
         out.contains("superseded"),
         "n1's own record says why it did not send it: {out}"

@@ -12,6 +12,7 @@ use sitewatch_core::maintenance;
 use sitewatch_core::measurement;
 use sitewatch_core::skips;
 use sitewatch_core::stats;
+use sitewatch_core::wire;
 use sitewatch_plugin as plugin;
 use sitewatch_probe as probe;
 use sitewatch_store as store;

@@ -3,6 +3,7 @@
 
 use crate::alert::{Alert, Condition, open_alert};
 use crate::event::{SiteReport, StatsReport};
+use crate::store::notices::DeliveryRecord;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -213,6 +214,30 @@ pub fn tag_report(
             s.tags = Arc::from(*t);
         }
     }
+}
+
+/// An alert and what became of its notifications, as `sitewatch alerts --output json` writes it
+/// (one event object) and `/api/v1/alerts` lists it (without the `event` key).
+pub fn alert_value(
+    alert: &Alert,
+    deliveries: &[DeliveryRecord],
+    location: Option<&str>,
+) -> serde_json::Value {
+    let mut v = crate::wire::to_value(&crate::event::Event::Alert(alert.clone()), location);
+    v["deliveries"] = deliveries
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "notifier": d.notifier,
+                "kind": d.kind.as_str(),
+                "state": d.state,
+                "attempts": d.attempts,
+                "time": d.updated.map(crate::clock::rfc3339_millis),
+                "result": d.result,
+            })
+        })
+        .collect();
+    v
 }
 
 #[cfg(test)]

@@ -402,18 +402,10 @@ async fn alerts(
                 .iter()
                 .filter(|(a, _)| filter.as_ref().is_none_or(|f| f.matches(&a.site)))
                 .map(|(a, deliveries)| {
-                    let mut v = wire::to_value(&Event::Alert(a.clone()), Some(&location));
+                    let mut v = crate::report::alert_value(a, deliveries, Some(&location));
                     if let Some(o) = v.as_object_mut() {
                         o.remove("event");
                     }
-                    v["deliveries"] = deliveries
-                        .iter()
-                        .map(|d| {
-                            json!({"notifier": d.notifier, "kind": d.kind.as_str(), "state": d.state,
-                                   "attempts": d.attempts, "result": d.result,
-                                   "time": d.updated.map(crate::clock::rfc3339_millis)})
-                        })
-                        .collect();
                     v
                 })
                 .collect();

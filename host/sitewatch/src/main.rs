@@ -396,26 +396,15 @@ fn alerts(args: AlertsArgs) -> anyhow::Result<()> {
         )?;
     }
     for (a, deliveries) in alerts {
-        let event = Event::Alert(a);
         if json {
-            let mut v = sitewatch::output::wire::to_value(&event, None);
-            v["deliveries"] = deliveries
-                .iter()
-                .map(|d| {
-                    serde_json::json!({
-                        "notifier": d.notifier,
-                        "kind": d.kind.as_str(),
-                        "state": d.state,
-                        "attempts": d.attempts,
-                        "time": d.updated.map(sitewatch::clock::rfc3339_millis),
-                        "result": d.result,
-                    })
-                })
-                .collect();
-            writeln!(out, "{v}")?;
+            writeln!(
+                out,
+                "{}",
+                sitewatch::report::alert_value(&a, &deliveries, None)
+            )?;
             continue;
         }
-        write_event(args.output, &mut out, &event, None)?;
+        write_event(args.output, &mut out, &Event::Alert(a), None)?;
         if !deliveries.is_empty() {
             let said: Vec<String> = deliveries.iter().map(|d| d.describe()).collect();
             writeln!(out, "    notify: {}", said.join("; "))?;

@@ -129,6 +129,22 @@ async fn book_entry(url: &str, site: &str) -> Value {
     }
 }
 
+/// Kills the leader `n1`; `n2` takes the lease and the webhook gets the down alert.
+async fn kill_then_the_next_leader_sends(n1: &mut Running, n2: &mut Running, receiver: &Receiver) {
+    n1.signal(nix::sys::signal::Signal::SIGKILL);
+    n1.wait_exit(Duration::from_secs(5)).await.expect("killed");
+    assert!(
+        role(n2, "leader", Duration::from_secs(20)).await,
+        "n2 leads; {}",
+        n2.stderr()
+    );
+    assert!(
+        wait_notified(receiver, "down", 1, Duration::from_secs(20)).await,
+        "the new leader delivers the alert; n2: {}",
+        n2.stderr()
+    );
+}
+
 /// The down notifications of `site` the webhook got.
 fn downs(receiver: &Receiver, site: &str) -> usize {
     notified(receiver)
@@ -222,19 +238,8 @@ async fn a_leader_killed_between_the_book_and_its_store_loses_no_alert() {
         !n1.events.iter().any(|e| e["event"] == "alert"),
         "n1 showed nothing: its store has nothing"
     );
-    n1.signal(nix::sys::signal::Signal::SIGKILL);
-    n1.wait_exit(Duration::from_secs(5)).await.expect("killed");
     // n2 takes over and delivers the alert no store had, once.
-    assert!(
-        role(&mut n2, "leader", Duration::from_secs(20)).await,
-        "n2 leads; {}",
-        n2.stderr()
-    );
-    assert!(
-        wait_notified(&receiver, "down", 1, Duration::from_secs(15)).await,
-        "the down alert is delivered by the new leader; n2: {}",
-        n2.stderr()
-    );
+    kill_then_the_next_leader_sends(&mut n1, &mut n2, &receiver).await;
     n2.wait_for(Duration::from_secs(5), |e| {
         e["event"] == "alert" && e["kind"] == "down"
     })
@@ -341,19 +346,8 @@ async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_
         "n1 sends nothing the cluster does not have: {:?}",
         notified(&receiver)
     );
-    n1.signal(nix::sys::signal::Signal::SIGKILL);
-    n1.wait_exit(Duration::from_secs(5)).await.expect("killed");
     // n2 takes over, finds the alert pending in the book and not in the stream, and sends it.
-    assert!(
-        role(&mut n2, "leader", Duration::from_secs(20)).await,
-        "n2 leads; {}",
-        n2.stderr()
-    );
-    assert!(
-        wait_notified(&receiver, "down", 1, Duration::from_secs(20)).await,
-        "the new leader delivers the alert; n2: {}",
-        n2.stderr()
-    );
+    kill_then_the_next_leader_sends(&mut n1, &mut n2, &receiver).await;
     // n1 comes back, now allowed to publish: the stream has n2's copy, so n1's notification
     // of the alert is superseded, not sent.
     let mut n1 = node_with_env(

@@ -207,7 +207,11 @@ pub async fn run(
             .await;
             (Some(cluster), Some(side))
         }
-        None => (None, None),
+        None => {
+            // No cluster any more: what a leader's notifications waited for will not come.
+            release_cluster_waits(&store, &bus).await;
+            (None, None)
+        }
     };
     let recorder = tokio::spawn(
         recorder
@@ -727,6 +731,32 @@ impl Monitor {
                 ),
             ),
         }
+    }
+}
+
+/// Lets the notifications of a node that once led a cluster go out now that it runs alone.
+async fn release_cluster_waits(store: &Store, bus: &Bus) {
+    let s = store.clone();
+    let released = tokio::task::spawn_blocking(move || {
+        crate::store::notices::release_cluster_waits(&s.connect_for_writing()?)
+    })
+    .await;
+    match released {
+        Ok(Ok(0)) | Err(_) => {}
+        Ok(Ok(n)) => {
+            tracing::info!(
+                "{n} notifications of alerts this node decided as a cluster leader go out now that it runs alone"
+            );
+            store.notifications_queued();
+        }
+        Ok(Err(e)) => bus.error(
+            "notify",
+            None,
+            format!(
+                "cannot release the notifications that waited for a cluster: {}",
+                crate::error_chain(&e)
+            ),
+        ),
     }
 }
 

@@ -257,7 +257,7 @@ impl Store {
     }
 
     /// Tells the notifiers that new notifications were committed.
-    pub(crate) fn notifications_queued(&self) {
+    pub fn notifications_queued(&self) {
         self.notifications.send_modify(|n| *n += 1);
     }
 

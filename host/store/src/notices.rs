@@ -120,17 +120,13 @@ pub fn supersede(
     )?)
 }
 
-/// Whether any notification of `alert_id` waits for the cluster's alert stream.
-pub fn waits_for_cluster(conn: &Connection, alert_id: i64) -> Result<bool, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT 1 FROM notifications
-             WHERE alert_id = ?1 AND state = 'pending' AND after_cluster = 1 LIMIT 1",
-            [alert_id],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some())
+/// A node that runs without a cluster now: its notifications that waited for the cluster's
+/// alert stream go out. Returns how many.
+pub fn release_cluster_waits(conn: &Connection) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "UPDATE notifications SET after_cluster = 0 WHERE state = 'pending' AND after_cluster = 1",
+        [],
+    )?)
 }
 
 /// What happened to notifications.

@@ -585,6 +585,15 @@ fn the_outbox_summary_lists_waiting_and_parked_lines_which_can_be_resent_or_drop
     assert_eq!((s.waiting, s.parked), (8, 0));
 }
 
+/// What `sitewatch alerts` says of each notification of `alert_id`.
+fn said(conn: &Connection, alert_id: i64) -> Vec<String> {
+    crate::notices::deliveries(conn, alert_id)
+        .unwrap()
+        .iter()
+        .map(|d| d.describe())
+        .collect()
+}
+
 #[test]
 fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert() {
     use crate::cluster_outbox::AlertOutbox;
@@ -652,17 +661,22 @@ fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert()
         .unwrap();
     published.commit(id).unwrap();
     assert_eq!(outbox::pending(&conn, "hook", 10).unwrap().len(), 2);
-    let said: Vec<String> = outbox::deliveries(&conn, id)
-        .unwrap()
-        .iter()
-        .map(|d| d.describe())
-        .collect();
     assert_eq!(
-        said,
+        said(&conn, id),
         ["hook superseded: not sent: node n2 led after this node and delivered this alert"]
     );
     let s = outbox::summaries(&conn).unwrap();
     assert_eq!((s["hook"].pending, s["hook"].failed), (2, 0));
+
+    // The node runs without a cluster now: what waited for the stream goes out.
+    write_all(&store, vec![Record::Alert(alert(4, "d"), to_hook(true))]);
+    assert_eq!(outbox::pending(&conn, "hook", 10).unwrap().len(), 2);
+    assert_eq!(
+        outbox::release_cluster_waits(&store.connect_for_writing().unwrap()).unwrap(),
+        2,
+        "the first alert's notification (still pending) and the new one"
+    );
+    assert_eq!(outbox::pending(&conn, "hook", 10).unwrap().len(), 3);
 }
 
 #[test]
@@ -716,13 +730,8 @@ fn an_alert_and_its_notifications_are_committed_together_and_queue_in_order() {
     let left = outbox::pending(&conn, "slack", 10).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id, slack[1].id);
-    let said: Vec<String> = outbox::deliveries(&conn, slack[0].alert_id)
-        .unwrap()
-        .iter()
-        .map(|d| d.describe())
-        .collect();
     assert_eq!(
-        said,
+        said(&conn, slack[0].alert_id),
         [
             format!(
                 "delivered to slack at {}",

@@ -114,7 +114,7 @@ CREATE TABLE IF NOT EXISTS notifications (
 CREATE INDEX IF NOT EXISTS notifications_queue ON notifications (notifier, state, id);
 CREATE INDEX IF NOT EXISTS notifications_by_alert ON notifications (alert_id);
 
--- Rollups (see host/src/history): per site, a row of cells per tier. A minute row holds the 60
+-- Rollups (see host/store/src/history and host/core/src/history): per site, a row of cells per tier. A minute row holds the 60
 -- minutes of one hour, an hour row the 24 hours of a day, a day row 32 days. `key` is the site
 -- id times 2^32 plus the row's number since the Unix epoch: one integer key, so a row lives in
 -- the table's own b-tree (a WITHOUT ROWID table would push rows of a few KB to overflow pages).

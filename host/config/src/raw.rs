@@ -1,5 +1,5 @@
 //! The config file as written: serde types that accept what the user may type, nothing more
-//! (`deny_unknown_fields`). [`super::resolve`] turns them into checked types.
+//! (`deny_unknown_fields`). `super::resolve` turns them into checked types.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;

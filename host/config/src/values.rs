@@ -270,7 +270,7 @@ pub(crate) fn is_hidden_char(c: char) -> bool {
         )
 }
 
-/// `text` safe to print: every hidden character ([`is_hidden_char`]) written as `\u{…}`, so a
+/// `text` safe to print: every hidden character (`is_hidden_char`) written as `\u{…}`, so a
 /// message never carries raw control bytes or a bidi override to a terminal or a log.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(is_hidden_char) {

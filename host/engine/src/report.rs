@@ -15,7 +15,7 @@ use std::time::Duration;
 pub(crate) const MAX_SINCE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 
 /// Parses a timeframe (`--since`, `?since=`): a duration such as `24h`, `7d` or `90d`, longer
-/// than zero and at most [`MAX_SINCE`]. The message says what was wrong and what to give.
+/// than zero and at most `MAX_SINCE`. The message says what was wrong and what to give.
 pub fn parse_since(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let d = humantime::parse_duration(t).map_err(|e| {

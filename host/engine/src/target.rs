@@ -21,7 +21,7 @@ pub struct ProbeTarget {
 }
 
 /// A site's probes in flight, by id, with the timeline position each started at. The
-/// scheduler adds a probe as it starts it ([`Running::begin`]); the recorder takes it out when
+/// scheduler adds a probe as it starts it (`Running::begin`); the recorder takes it out when
 /// its measurement arrives ([`Running::finish`]), and the guard when the probe ends without one
 /// (it was aborted, or sitewatch could not run it). What has not arrived yet and started earliest
 /// is the site's *watermark*: a measurement that ended before it can be placed in the windows,

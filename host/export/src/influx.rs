@@ -183,7 +183,7 @@ impl Sender {
         report(&self.bus, message);
     }
 
-    /// Sends until `stop` is cancelled, with the default [`RetryPolicy`].
+    /// Sends until `stop` is cancelled, with the default `RetryPolicy`.
     pub async fn run(self, stop: CancellationToken) {
         self.run_with(stop, RetryPolicy::default()).await
     }

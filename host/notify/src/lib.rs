@@ -3,7 +3,7 @@
 //!
 //! The flow: the recorder's ordered alert stage routes each alert to the notifiers that want it
 //! (and renders it with their formatters); the store writer commits the alert and one
-//! notification per notifier in one transaction (the store's `notices`); each notifier's [`worker`] sends
+//! notification per notifier in one transaction (the store's `notices`); each notifier's `worker` sends
 //! its outbox in id order ([`payload`] shapes the requests, [`send`] judges the answers) and
 //! records every outcome there and as a `delivery` event. [`Notifiers`] runs the workers and
 //! applies config changes; [`send_test`] is `sitewatch notify test`.

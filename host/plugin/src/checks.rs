@@ -2,9 +2,9 @@
 //! the measurement.
 //!
 //! A check that keeps running into its time limit on a site costs a plugin thread for its
-//! whole limit on every probe: after [`PAUSE_AFTER`] such runs in a row it is paused for that
+//! whole limit on every probe: after `PAUSE_AFTER` such runs in a row it is paused for that
 //! site (the probes fail with kind `plugin`, saying until when), for a backoff that doubles
-//! each time it happens again, up to [`PAUSE_MAX`]; an error event says so, and another when
+//! each time it happens again, up to `PAUSE_MAX`; an error event says so, and another when
 //! it runs again. A run within the limit ends the streak and the backoff.
 
 use super::bindings::{self, types};

@@ -81,7 +81,7 @@ impl PluginSet {
     }
 
     /// Loads every plugin `config` uses, checking each is used as the kind it is. Plugins whose
-    /// file is unchanged are reused. Nothing is put in use until [`Self::commit`].
+    /// file is unchanged are reused. Nothing is put in use until `Self::commit`.
     pub async fn prepare(&self, config: &Config) -> Prepared {
         if let Some(host) = &*self.host.lock().unwrap_or_else(|p| p.into_inner()) {
             host.set_total_memory(config.plugins.total_memory);

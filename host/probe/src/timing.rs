@@ -1,5 +1,5 @@
 //! Phase timing for reqwest probes. reqwest does not report DNS, connect and TLS times, so the
-//! prober installs three hooks that record into a per-probe [`PhaseClock`] found through a
+//! prober installs three hooks that record into a per-probe `PhaseClock` found through a
 //! task-local: a resolver (DNS), a connector layer (the whole connection setup) and a rustls
 //! session store, which rustls consults right when it writes the ClientHello, i.e. at the moment
 //! the TCP connection is up and TLS starts. hyper-util polls the connect future inside the

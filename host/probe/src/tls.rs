@@ -2,9 +2,9 @@
 //!
 //! Once a connection is inside reqwest, rustls tells the client neither the chain it was served
 //! nor the suite it negotiated (reqwest's `TlsInfo` has only the leaf). So the prober installs
-//! two more hooks, which write into the probe's [`PhaseClock`](super::timing::PhaseClock) through
+//! two more hooks, which write into the probe's `PhaseClock` through
 //! the same task-local as the phase timings:
-//! - a [`RecordingVerifier`] around every server-certificate verifier the prober builds. It copies
+//! - a `RecordingVerifier` around every server-certificate verifier the prober builds. It copies
 //!   the DER of the end-entity certificate and the intermediates *before* delegating, so a chain
 //!   that fails verification (expired, unknown CA) is still recorded on the failed measurement;
 //! - a crypto provider ([`provider`]) whose cipher suites are copies of ring's, made once, with an

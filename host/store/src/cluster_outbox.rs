@@ -67,7 +67,7 @@ impl Reader {
         })
     }
 
-    /// Up to [`BATCH`] rows after the mark as samples of `node` in `location`, with their rowids.
+    /// Up to `BATCH` rows after the mark as samples of `node` in `location`, with their rowids.
     /// When more than `buffer` rows wait, the oldest are skipped first; returns how many.
     pub fn next(
         &mut self,

@@ -124,7 +124,7 @@ impl Rollups {
     }
 
     /// Rolls up the raw rows after the stored mark (all of them in a store from before the
-    /// rollups), checkpointing every [`CATCH_UP_CHUNK`] rows; returns how many.
+    /// rollups), checkpointing every `CATCH_UP_CHUNK` rows; returns how many.
     pub fn catch_up(&mut self, conn: &mut Connection) -> rusqlite::Result<u64> {
         self.deltas.clear();
         self.last_rowid = None;

@@ -1,10 +1,11 @@
 //! The cluster: several sitewatch nodes in several locations, one verdict, on NATS JetStream.
 //!
-//! Each node probes its location's share of the sites (`share`: rendezvous hashing over the
-//! live members, read from a heartbeat bucket), publishes its measurements on a stream (subject
-//! per location and site, `wire`) and consumes everyone's, so every node's recorder, display
-//! and `/metrics` see the whole cluster. One leader at a time (`lease`) lets its recorder's
-//! alerts out; the alert state lives in a bucket ([`book`]) that a new leader adopts. Without
+//! Each node probes its location's share of the sites (the engine's `scheduler::share`:
+//! rendezvous hashing over the live members, read from a heartbeat bucket), publishes its
+//! measurements on a stream (subject per location and site, in core's `measurement::sample`
+//! form) and consumes everyone's, so every node's recorder, display and `/metrics` see the
+//! whole cluster. One leader at a time (`lease`) lets its recorder's alerts out; the alert
+//! state lives in a bucket ([`book`]) that a new leader adopts. Without
 //! NATS a node goes on alone. See docs/CLUSTER.md for the design and its failure modes.
 //!
 //! The one public entry point is [`Cluster::start`].

@@ -277,31 +277,34 @@ async fn a_leader_killed_between_the_book_and_its_store_loses_no_alert() {
     let _ = n2.wait_exit(Duration::from_secs(20)).await;
 }
 
+/// NATS users: n1 may not publish to the alert stream (as NATS in trouble would not take it);
+/// n1b (n1 again, later) and n2 may.
+const USERS: &str = "authorization { users = [\n\
+    { user: \"n1\", password: \"p1-secret\", permissions: { publish: { deny: [\"sitewatch.a.>\"] } } }\n\
+    { user: \"n1b\", password: \"p1-secret\" }\n\
+    { user: \"n2\", password: \"p2-secret\" }\n\
+    ] }\n";
+
+/// The test config of a node that logs in to NATS as `user` (password from SW_NATS_PASS).
+fn as_user(urls: &[String], site: &str, hook: &str, user: &str) -> Value {
+    let mut c = config(urls, site, hook, 1);
+    c["cluster"]["user"] = json!(user);
+    c["cluster"]["password_env"] = json!("SW_NATS_PASS");
+    c
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_the_next_once() {
     // n1 may not publish to the alert stream (as NATS in trouble would not take it): its store
     // has the alert, the cluster does not.
-    let Some(nats) = NatsCluster::single_with(
-        "authorization { users = [\n\
-         { user: \"n1\", password: \"p1-secret\", permissions: { publish: { deny: [\"sitewatch.a.>\"] } } }\n\
-         { user: \"n1b\", password: \"p1-secret\" }\n\
-         { user: \"n2\", password: \"p2-secret\" }\n\
-         ] }\n",
-    )
-    .await
-    else {
+    let Some(nats) = NatsCluster::single_with(USERS).await else {
         return;
     };
     let urls = nats.urls();
     let receiver = Receiver::start(|_, _| Answer::ok()).await;
     let (target, down) = switchable_target().await;
     let dir = tempfile::tempdir().unwrap();
-    let as_user = |user: &str| {
-        let mut c = config(&urls, &target.url("/"), &receiver.url("/hook"), 1);
-        c["cluster"]["user"] = json!(user);
-        c["cluster"]["password_env"] = json!("SW_NATS_PASS");
-        c
-    };
+    let as_user = |user: &str| as_user(&urls, &target.url("/"), &receiver.url("/hook"), user);
     let (n1_data, n2_data) = (dir.path().join("n1"), dir.path().join("n2"));
     let p1 = [("SW_NATS_PASS", "p1-secret")];
     let mut n1 = node_with_env(
@@ -378,6 +381,51 @@ async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_
     );
     n2.signal(nix::sys::signal::Signal::SIGTERM);
     let _ = n2.wait_exit(Duration::from_secs(20)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaders_waiting_notification_goes_out_when_it_runs_without_the_cluster() {
+    let Some(nats) = NatsCluster::single_with(USERS).await else {
+        return;
+    };
+    let urls = nats.urls();
+    let receiver = Receiver::start(|_, _| Answer::ok()).await;
+    let (target, down) = switchable_target().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = as_user(&urls, &target.url("/"), &receiver.url("/hook"), "n1");
+    let data = dir.path().join("n1");
+    let p1 = [("SW_NATS_PASS", "p1-secret")];
+    let mut n1 = node_with_env(dir.path(), &cfg, "n1", "a", "127.0.0.2", &data, &p1);
+    assert!(
+        role(&mut n1, "leader", Duration::from_secs(20)).await,
+        "n1 leads; {}",
+        n1.stderr()
+    );
+    down.store(true, Ordering::SeqCst);
+    n1.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "alert" && e["kind"] == "down"
+    })
+    .await
+    .unwrap_or_else(|| panic!("n1 stores the outage; {}", n1.stderr()));
+    n1.collect_for(Duration::from_secs(2)).await;
+    assert!(notified(&receiver).is_empty(), "it waits for the stream");
+    n1.signal(nix::sys::signal::Signal::SIGTERM);
+    n1.wait_exit(Duration::from_secs(20))
+        .await
+        .expect("stopped");
+    // The same node, its cluster section gone: the notification goes out, once.
+    let mut alone = cfg.clone();
+    alone.as_object_mut().unwrap().remove("cluster");
+    let mut n1 = node_with_env(dir.path(), &alone, "n1", "a", "127.0.0.2", &data, &p1);
+    assert!(
+        wait_notified(&receiver, "down", 1, Duration::from_secs(15)).await,
+        "the waiting notification is sent; {}",
+        n1.stderr()
+    );
+    n1.collect_for(Duration::from_secs(2)).await;
+    assert_eq!(downs(&receiver, "s0"), 1, "{:?}", notified(&receiver));
+    n1.signal(nix::sys::signal::Signal::SIGTERM);
+    let _ = n1.wait_exit(Duration::from_secs(20)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,6 +129,23 @@ async fn book_entry(url: &str, site: &str) -> Value {
     }
 }
 
+/// The site goes down: the leader `n1`, whose alerts the stream does not take, stores the
+/// outage (it shows it) and sends nothing of it.
+async fn outage_waits_for_the_stream(n1: &mut Running, down: &AtomicBool, receiver: &Receiver) {
+    down.store(true, Ordering::SeqCst);
+    n1.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "alert" && e["kind"] == "down"
+    })
+    .await
+    .unwrap_or_else(|| panic!("n1 stores the outage; {}", n1.stderr()));
+    n1.collect_for(Duration::from_secs(2)).await;
+    assert!(
+        notified(receiver).is_empty(),
+        "n1 sends nothing the cluster does not have: {:?}",
+        notified(receiver)
+    );
+}
+
 /// Kills the leader `n1`; `n2` takes the lease and the webhook gets the down alert.
 async fn kill_then_the_next_leader_sends(n1: &mut Running, n2: &mut Running, receiver: &Receiver) {
     n1.signal(nix::sys::signal::Signal::SIGKILL);
@@ -335,20 +352,9 @@ async fn a_leader_killed_before_the_cluster_has_its_stored_alert_sends_it_never_
         .await
         .unwrap_or_else(|| panic!("n2 runs; {}", n2.stderr()));
 
-    down.store(true, Ordering::SeqCst);
     // n1 decides and stores the outage (it shows it), but the stream does not take it: its
     // notification waits.
-    n1.wait_for(Duration::from_secs(15), |e| {
-        e["event"] == "alert" && e["kind"] == "down"
-    })
-    .await
-    .unwrap_or_else(|| panic!("n1 stores the outage; {}", n1.stderr()));
-    n1.collect_for(Duration::from_secs(2)).await;
-    assert!(
-        notified(&receiver).is_empty(),
-        "n1 sends nothing the cluster does not have: {:?}",
-        notified(&receiver)
-    );
+    outage_waits_for_the_stream(&mut n1, &down, &receiver).await;
     // n2 takes over, finds the alert pending in the book and not in the stream, and sends it.
     kill_then_the_next_leader_sends(&mut n1, &mut n2, &receiver).await;
     // n1 comes back, now allowed to publish: the stream has n2's copy, so n1's notification
@@ -401,14 +407,7 @@ async fn a_leaders_waiting_notification_goes_out_when_it_runs_without_the_cluste
         "n1 leads; {}",
         n1.stderr()
     );
-    down.store(true, Ordering::SeqCst);
-    n1.wait_for(Duration::from_secs(15), |e| {
-        e["event"] == "alert" && e["kind"] == "down"
-    })
-    .await
-    .unwrap_or_else(|| panic!("n1 stores the outage; {}", n1.stderr()));
-    n1.collect_for(Duration::from_secs(2)).await;
-    assert!(notified(&receiver).is_empty(), "it waits for the stream");
+    outage_waits_for_the_stream(&mut n1, &down, &receiver).await;
     n1.signal(nix::sys::signal::Signal::SIGTERM);
     n1.wait_exit(Duration::from_secs(20))
         .await

@@ -147,7 +147,7 @@ async fn publish_batch(
                         "not sent: node {node} led after this node and delivered this alert"
                     );
                     tracing::info!(site = %a.site, kind = a.kind.as_str(), "cluster: {why}");
-                    let Some(mut o) = outbox.take() else { break };
+                    let Some(o) = outbox.take() else { break };
                     let id = *id;
                     let done =
                         tokio::task::spawn_blocking(move || (o.supersede(id, &why), o)).await;

@@ -54,16 +54,6 @@ impl Backoff {
     pub fn failing(&self) -> bool {
         self.next.is_some()
     }
-
-    /// The longest wait.
-    pub fn max(&self) -> Duration {
-        self.max
-    }
-
-    /// The shortest wait.
-    pub fn min(&self) -> Duration {
-        self.min
-    }
 }
 
 #[cfg(test)]

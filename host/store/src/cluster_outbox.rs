@@ -247,7 +247,7 @@ impl AlertOutbox {
     }
 
     /// Another node delivered this node's alert `id` (see [`crate::notices::supersede`]).
-    pub fn supersede(&mut self, id: i64, why: &str) -> Result<(), StoreError> {
+    pub fn supersede(&self, id: i64, why: &str) -> Result<(), StoreError> {
         let conn = self.store.connect_for_writing()?;
         crate::notices::supersede(&conn, id, chrono::Utc::now(), why)?;
         Ok(())

@@ -123,6 +123,14 @@ pub fn supersede(
 /// A node that runs without a cluster now: its notifications that waited for the cluster's
 /// alert stream go out. Returns how many.
 pub fn release_cluster_waits(conn: &Connection) -> Result<usize, StoreError> {
+    // A store that never ran as a cluster node has nothing waiting: no scan at its start.
+    let clustered = conn
+        .query_row("SELECT 1 FROM cluster_outbox WHERE id = 1", [], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if !clustered {
+        return Ok(0);
+    }
     Ok(conn.execute(
         "UPDATE notifications SET after_cluster = 0 WHERE state = 'pending' AND after_cluster = 1",
         [],

@@ -553,32 +553,7 @@ fn entry_at(bytes: &[u8], list: &str, field: &str) -> Option<serde_json::Value> 
     Some(value.get_mut(list)?.get_mut(index)?.take())
 }
 
-/// A value that failed validation, before the file and the site are known: the field (relative
-/// to where it was checked) and why. [`resolve`] turns it into a [`ConfigError::Invalid`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FieldError {
-    field: String,
-    message: String,
-}
-
-impl FieldError {
-    /// The same error, with the field named from one level up (`plugins.` + `time_limit`).
-    fn under(self, prefix: &str) -> Self {
-        Self {
-            field: format!("{prefix}.{}", self.field),
-            message: self.message,
-        }
-    }
-}
-
-impl<F: Into<String>, M: Into<String>> From<(F, M)> for FieldError {
-    fn from((field, message): (F, M)) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+use sitewatch_core::field::FieldError;
 
 /// Checks every value and fills in defaults.
 fn resolve(

@@ -3,11 +3,14 @@
 //! retries, give-up age). Secrets are read from the environment here, once, into [`Secret`]s,
 //! which never print (see [`super::secret`]): the file names variables, never holds a secret.
 
-use super::raw::{RawDuration, RawNotifier, RawPriority};
+use super::raw::{RawDuration, RawNotifier};
 use super::secret::{Env, Secret, env_secret};
 use super::{FieldError, PluginLimits, PluginUse, values};
 use crate::alert::AlertKind;
-use std::collections::{BTreeMap, HashSet};
+pub use sitewatch_notify::{
+    Email as EmailTarget, Endpoint, NotifierType, Service, SmtpTls, UrlRule,
+};
+use std::collections::HashSet;
 use std::time::Duration;
 use url::Url;
 
@@ -16,89 +19,6 @@ pub(crate) const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub(crate) const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) const DEFAULT_BACKOFF_MIN: Duration = Duration::from_secs(1);
 pub(crate) const DEFAULT_BACKOFF_MAX: Duration = Duration::from_secs(300);
-/// Alertmanager resolves an alert nobody re-sent within its `resolve_timeout` (5 min by
-/// default): firing alerts are re-sent this often unless `repeat` says otherwise.
-pub(crate) const DEFAULT_ALERTMANAGER_REPEAT: Duration = Duration::from_secs(120);
-
-/// The services a notifier can deliver to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum NotifierType {
-    Webhook,
-    Slack,
-    Discord,
-    Teams,
-    Mattermost,
-    PagerDuty,
-    Opsgenie,
-    Ntfy,
-    Gotify,
-    Telegram,
-    Alertmanager,
-    Email,
-}
-
-impl NotifierType {
-    pub const ALL: [Self; 12] = [
-        Self::Webhook,
-        Self::Slack,
-        Self::Discord,
-        Self::Teams,
-        Self::Mattermost,
-        Self::PagerDuty,
-        Self::Opsgenie,
-        Self::Ntfy,
-        Self::Gotify,
-        Self::Telegram,
-        Self::Alertmanager,
-        Self::Email,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Slack => "slack",
-            Self::Discord => "discord",
-            Self::Teams => "teams",
-            Self::Mattermost => "mattermost",
-            Self::PagerDuty => "pagerduty",
-            Self::Opsgenie => "opsgenie",
-            Self::Ntfy => "ntfy",
-            Self::Gotify => "gotify",
-            Self::Telegram => "telegram",
-            Self::Alertmanager => "alertmanager",
-            Self::Email => "email",
-        }
-    }
-
-    /// Chat services take about one message a second per webhook (Slack documents it); the
-    /// others take what they are sent.
-    fn default_min_interval(self) -> Duration {
-        match self {
-            Self::Slack | Self::Discord | Self::Teams | Self::Mattermost | Self::Telegram => {
-                Duration::from_secs(1)
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Whose webhook URL carries the credential: it must come from the environment.
-    fn url_is_secret(self) -> bool {
-        matches!(
-            self,
-            Self::Slack | Self::Discord | Self::Teams | Self::Mattermost
-        )
-    }
-
-    /// The endpoint used when the config gives none.
-    fn default_url(self) -> Option<&'static str> {
-        match self {
-            Self::PagerDuty => Some("https://events.pagerduty.com/v2/enqueue"),
-            Self::Opsgenie => Some("https://api.opsgenie.com"),
-            Self::Telegram => Some("https://api.telegram.org"),
-            _ => None,
-        }
-    }
-}
 
 /// One validated notifier.
 #[derive(Debug, Clone, PartialEq)]
@@ -138,6 +58,14 @@ impl NotifierConfig {
         self.service.kind()
     }
 
+    /// Where it sends and as whom, for its service's requests.
+    pub fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            name: &self.name,
+            url: self.url.as_ref().map(Secret::expose),
+        }
+    }
+
     /// Whether an alert of `kind` for `site` (tagged `tags`) goes to this notifier. With
     /// `sites` and `tags` both set, a site named or tagged is enough.
     pub fn wants(&self, kind: AlertKind, site: &str, tags: &[String]) -> bool {
@@ -164,88 +92,6 @@ impl NotifierConfig {
         }
         out
     }
-}
-
-/// What each type needs besides the endpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Service {
-    Webhook {
-        method: String,
-        headers: Vec<(String, Secret<String>)>,
-    },
-    Slack,
-    Discord,
-    Teams,
-    Mattermost {
-        channel: Option<String>,
-        username: Option<String>,
-    },
-    PagerDuty {
-        routing_key: Secret<String>,
-        severity: String,
-    },
-    Opsgenie {
-        api_key: Secret<String>,
-        priority: String,
-    },
-    Ntfy {
-        token: Option<Secret<String>>,
-        priority: Option<String>,
-    },
-    Gotify {
-        token: Secret<String>,
-        priority: Option<i64>,
-    },
-    Telegram {
-        bot_token: Secret<String>,
-        chat_id: String,
-    },
-    Alertmanager {
-        headers: Vec<(String, Secret<String>)>,
-        severity: String,
-    },
-    Email(EmailTarget),
-}
-
-impl Service {
-    pub fn kind(&self) -> NotifierType {
-        match self {
-            Self::Webhook { .. } => NotifierType::Webhook,
-            Self::Slack => NotifierType::Slack,
-            Self::Discord => NotifierType::Discord,
-            Self::Teams => NotifierType::Teams,
-            Self::Mattermost { .. } => NotifierType::Mattermost,
-            Self::PagerDuty { .. } => NotifierType::PagerDuty,
-            Self::Opsgenie { .. } => NotifierType::Opsgenie,
-            Self::Ntfy { .. } => NotifierType::Ntfy,
-            Self::Gotify { .. } => NotifierType::Gotify,
-            Self::Telegram { .. } => NotifierType::Telegram,
-            Self::Alertmanager { .. } => NotifierType::Alertmanager,
-            Self::Email(_) => NotifierType::Email,
-        }
-    }
-}
-
-/// How mail is handed to the SMTP server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SmtpTls {
-    /// STARTTLS, required (the default; port 587).
-    StartTls,
-    /// TLS from the first byte (`smtps://`, port 465).
-    Implicit,
-    /// No encryption (a relay on the same host).
-    None,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct EmailTarget {
-    pub host: String,
-    pub port: u16,
-    pub tls: SmtpTls,
-    pub from: String,
-    pub to: Vec<String>,
-    pub username: Option<Secret<String>>,
-    pub password: Option<Secret<String>>,
 }
 
 /// Resolves the `notify` list; errors name the field under `notify[i]` and the notifier.
@@ -305,33 +151,21 @@ fn resolve_one(
         )
             .into());
     }
-    let kind = NotifierType::ALL
-        .into_iter()
-        .find(|t| t.as_str() == r.kind)
-        .ok_or_else(|| {
-            let known: Vec<&str> = NotifierType::ALL.iter().map(|t| t.as_str()).collect();
-            FieldError::from((
-                "type",
-                format!("unknown type \"{}\"; one of {}", r.kind, known.join(", ")),
-            ))
-        })?;
+    let kind = NotifierType::parse(&r.kind)?;
     let mut secrets = Vec::new();
     let mut read = |field: &str, var: &str| -> Result<String, FieldError> {
         let v = env_secret(env, field, var)?;
         secrets.push(Secret::new(v.clone()));
         Ok(v)
     };
-    let required = |field: &str, value: Option<String>| -> Result<String, FieldError> {
-        value.ok_or_else(|| (field, format!("a {} notifier needs {field}", kind.as_str())).into())
-    };
 
     // The endpoint: `url` or `url_env`, or the service's own.
+    let rule = kind.url_rule();
     let url_text = match (&r.url, &r.url_env) {
         (Some(_), Some(_)) => {
             return Err(("url", "give url or url_env, not both").into());
         }
-        (Some(u), None) if kind.url_is_secret() => {
-            let _ = u;
+        (Some(_), None) if rule == UrlRule::Secret => {
             return Err((
                 "url",
                 format!(
@@ -343,13 +177,20 @@ fn resolve_one(
         }
         (Some(u), None) => Some((u.trim().to_owned(), "url")),
         (None, Some(var)) => Some((read("url_env", var)?, "url_env")),
-        (None, None) => kind.default_url().map(|u| (u.to_owned(), "url")),
+        (None, None) => match rule {
+            UrlRule::Default(u) => Some((u.to_owned(), "url")),
+            _ => None,
+        },
     };
-    let url = match (kind, url_text) {
-        (NotifierType::Email, Some(_)) => {
-            return Err(("url", "an email notifier takes smtp, not url").into());
+    let url = match (rule, url_text) {
+        (UrlRule::None, Some(_)) => {
+            return Err((
+                "url",
+                format!("an {} notifier takes smtp, not url", kind.as_str()),
+            )
+                .into());
         }
-        (NotifierType::Email, None) => None,
+        (UrlRule::None, None) => None,
         (_, None) => {
             return Err((
                 "url",
@@ -373,254 +214,14 @@ fn resolve_one(
         }
     };
 
-    let headers = |secrets: &mut Vec<Secret<String>>,
-                   raw: &BTreeMap<String, String>|
-     -> Result<Vec<(String, Secret<String>)>, FieldError> {
-        let mut out = Vec::new();
-        for (k, v) in raw {
-            let field = format!("headers.{k}");
-            if reqwest::header::HeaderName::from_bytes(k.as_bytes()).is_err() {
-                return Err((field, format!("\"{k}\" is not a header name")).into());
-            }
-            let expanded = super::expand::expand(v, &field, env)?;
-            secrets.extend(expanded.secrets);
-            let value = expanded.value;
-            if reqwest::header::HeaderValue::from_str(&value).is_err() {
-                return Err((field, "is not a valid header value").into());
-            }
-            out.push((k.clone(), Secret::new(value)));
-        }
-        Ok(out)
-    };
-    let no_headers = |r: &RawNotifier| -> Result<(), FieldError> {
-        if r.headers.is_empty() {
-            Ok(())
-        } else {
-            Err((
-                "headers",
-                format!("a {} notifier takes no headers", kind.as_str()),
-            )
-                .into())
-        }
-    };
-    if kind != NotifierType::Webhook && r.method.is_some() {
-        return Err((
-            "method",
-            format!("a {} notifier takes no method", kind.as_str()),
-        )
-            .into());
-    }
-
-    let service = match kind {
-        NotifierType::Webhook => {
-            let method = r
-                .method
-                .as_deref()
-                .unwrap_or("POST")
-                .trim()
-                .to_ascii_uppercase();
-            if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
-                return Err(("method", "must be POST, PUT or PATCH").into());
-            }
-            Service::Webhook {
-                method,
-                headers: headers(&mut secrets, &r.headers)?,
-            }
-        }
-        NotifierType::Slack => {
-            no_headers(&r)?;
-            Service::Slack
-        }
-        NotifierType::Discord => {
-            no_headers(&r)?;
-            Service::Discord
-        }
-        NotifierType::Teams => {
-            no_headers(&r)?;
-            Service::Teams
-        }
-        NotifierType::Mattermost => {
-            no_headers(&r)?;
-            Service::Mattermost {
-                channel: r.channel.clone(),
-                username: r.username.clone(),
-            }
-        }
-        NotifierType::PagerDuty => {
-            no_headers(&r)?;
-            let var = required("routing_key_env", r.routing_key_env.clone())?;
-            let routing_key = read("routing_key_env", &var)?;
-            let severity = r.severity.clone().unwrap_or_else(|| "critical".into());
-            if !matches!(severity.as_str(), "critical" | "error" | "warning" | "info") {
-                return Err(("severity", "must be critical, error, warning or info").into());
-            }
-            Service::PagerDuty {
-                routing_key: Secret::new(routing_key),
-                severity,
-            }
-        }
-        NotifierType::Opsgenie => {
-            no_headers(&r)?;
-            let var = required("api_key_env", r.api_key_env.clone())?;
-            let api_key = read("api_key_env", &var)?;
-            let priority = match &r.priority {
-                None => "P1".to_owned(),
-                Some(RawPriority::Text(p))
-                    if matches!(p.as_str(), "P1" | "P2" | "P3" | "P4" | "P5") =>
-                {
-                    p.clone()
-                }
-                Some(_) => return Err(("priority", "must be P1, P2, P3, P4 or P5").into()),
-            };
-            Service::Opsgenie {
-                api_key: Secret::new(api_key),
-                priority,
-            }
-        }
-        NotifierType::Ntfy => {
-            no_headers(&r)?;
-            let token = match &r.token_env {
-                Some(var) => Some(Secret::new(read("token_env", var)?)),
-                None => None,
-            };
-            let priority = match &r.priority {
-                None => None,
-                Some(RawPriority::Number(n)) if (1..=5).contains(n) => Some(n.to_string()),
-                Some(RawPriority::Text(t))
-                    if matches!(
-                        t.as_str(),
-                        "min" | "low" | "default" | "high" | "max" | "urgent"
-                    ) =>
-                {
-                    Some(t.clone())
-                }
-                Some(_) => {
-                    return Err((
-                        "priority",
-                        "must be 1 to 5 or min, low, default, high, max, urgent",
-                    )
-                        .into());
-                }
-            };
-            Service::Ntfy { token, priority }
-        }
-        NotifierType::Gotify => {
-            no_headers(&r)?;
-            let var = required("token_env", r.token_env.clone())?;
-            let token = read("token_env", &var)?;
-            let priority = match &r.priority {
-                None => None,
-                Some(RawPriority::Number(n)) if (0..=10).contains(n) => Some(*n),
-                Some(_) => return Err(("priority", "must be a number from 0 to 10").into()),
-            };
-            Service::Gotify {
-                token: Secret::new(token),
-                priority,
-            }
-        }
-        NotifierType::Telegram => {
-            no_headers(&r)?;
-            let var = required("bot_token_env", r.bot_token_env.clone())?;
-            let bot_token = read("bot_token_env", &var)?;
-            let chat_id = match r.chat_id.clone() {
-                Some(RawPriority::Number(n)) => n.to_string(),
-                Some(RawPriority::Text(t)) => t,
-                None => required("chat_id", None)?,
-            };
-            if chat_id.trim().is_empty() {
-                return Err(("chat_id", "must not be empty").into());
-            }
-            Service::Telegram {
-                bot_token: Secret::new(bot_token),
-                chat_id,
-            }
-        }
-        NotifierType::Alertmanager => {
-            let severity = r.severity.clone().unwrap_or_else(|| "critical".into());
-            if severity.trim().is_empty() {
-                return Err(("severity", "must not be empty").into());
-            }
-            Service::Alertmanager {
-                headers: headers(&mut secrets, &r.headers)?,
-                severity,
-            }
-        }
-        NotifierType::Email => {
-            no_headers(&r)?;
-            Service::Email(email(&r, &mut read)?)
-        }
-    };
-    // Fields of other types are refused rather than ignored: a typo'd config would page nobody.
-    let foreign: [(&str, bool, &[NotifierType]); 9] = [
-        (
-            "routing_key_env",
-            r.routing_key_env.is_some(),
-            &[NotifierType::PagerDuty],
-        ),
-        (
-            "api_key_env",
-            r.api_key_env.is_some(),
-            &[NotifierType::Opsgenie],
-        ),
-        (
-            "bot_token_env",
-            r.bot_token_env.is_some(),
-            &[NotifierType::Telegram],
-        ),
-        ("chat_id", r.chat_id.is_some(), &[NotifierType::Telegram]),
-        (
-            "token_env",
-            r.token_env.is_some(),
-            &[NotifierType::Ntfy, NotifierType::Gotify],
-        ),
-        (
-            "severity",
-            r.severity.is_some(),
-            &[NotifierType::PagerDuty, NotifierType::Alertmanager],
-        ),
-        (
-            "priority",
-            r.priority.is_some(),
-            &[
-                NotifierType::Opsgenie,
-                NotifierType::Ntfy,
-                NotifierType::Gotify,
-            ],
-        ),
-        ("channel", r.channel.is_some(), &[NotifierType::Mattermost]),
-        (
-            "username",
-            r.username.is_some() && kind != NotifierType::Email,
-            &[NotifierType::Mattermost],
-        ),
-    ];
-    for (field, set, types) in foreign {
-        if set && !types.contains(&kind) {
-            return Err((
-                field,
-                format!("a {} notifier takes no {field}", kind.as_str()),
-            )
-                .into());
-        }
-    }
-    if kind != NotifierType::Email {
-        for (field, set) in [
-            ("smtp", r.smtp.is_some()),
-            ("tls", r.tls.is_some()),
-            ("from", r.from.is_some()),
-            ("to", r.to.is_some()),
-            ("username_env", r.username_env.is_some()),
-            ("password_env", r.password_env.is_some()),
-        ] {
-            if set {
-                return Err((
-                    field,
-                    format!("a {} notifier takes no {field}", kind.as_str()),
-                )
-                    .into());
-            }
-        }
-    }
+    let service = Service::resolve(
+        kind,
+        &r.service_fields(),
+        &mut ServiceSecrets {
+            env,
+            secrets: &mut secrets,
+        },
+    )?;
 
     let on = match &r.on {
         None => AlertKind::ALL.to_vec(),
@@ -673,7 +274,9 @@ fn resolve_one(
     };
     let repeat = match &r.repeat {
         Some(d) => Some(values::positive_duration(d).map_err(|m| FieldError::from(("repeat", m)))?),
-        None if kind == NotifierType::Alertmanager => Some(DEFAULT_ALERTMANAGER_REPEAT),
+        None if kind == NotifierType::Alertmanager => {
+            Some(sitewatch_notify::DEFAULT_ALERTMANAGER_REPEAT)
+        }
         None => None,
     };
     let group_wait = match &r.group_wait {
@@ -744,90 +347,25 @@ fn resolve_one(
     })
 }
 
-fn email(
-    r: &RawNotifier,
-    read: &mut dyn FnMut(&str, &str) -> Result<String, FieldError>,
-) -> Result<EmailTarget, FieldError> {
-    let text = r.smtp.as_deref().ok_or_else(|| {
-        FieldError::from((
-            "smtp",
-            "an email notifier needs smtp, e.g. \"smtp://mail.example.com:587\"",
-        ))
-    })?;
-    let url = Url::parse(text.trim())
-        .ok()
-        .filter(|u| matches!(u.scheme(), "smtp" | "smtps") && u.has_host())
-        .ok_or_else(|| {
-            FieldError::from((
-                "smtp",
-                format!("\"{text}\" is not an smtp:// or smtps:// URL"),
-            ))
-        })?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err((
-            "smtp",
-            "must not hold a user or password: name their variables in username_env and password_env",
-        )
-            .into());
+/// The environment, for a service's fields: what it reads is kept among the notifier's
+/// secrets.
+struct ServiceSecrets<'a, 'e> {
+    env: Env<'e>,
+    secrets: &'a mut Vec<Secret<String>>,
+}
+
+impl sitewatch_notify::Secrets for ServiceSecrets<'_, '_> {
+    fn read(&mut self, field: &str, var: &str) -> Result<String, FieldError> {
+        let v = env_secret(self.env, field, var)?;
+        self.secrets.push(Secret::new(v.clone()));
+        Ok(v)
     }
-    let implicit = url.scheme() == "smtps";
-    let tls = match r.tls.as_deref() {
-        None if implicit => SmtpTls::Implicit,
-        None => SmtpTls::StartTls,
-        Some("starttls") if !implicit => SmtpTls::StartTls,
-        Some("tls") => SmtpTls::Implicit,
-        Some("none") if !implicit => SmtpTls::None,
-        Some("starttls" | "none") => {
-            return Err((
-                "tls",
-                "an smtps:// server speaks TLS from the start: leave tls out",
-            )
-                .into());
-        }
-        Some(_) => return Err(("tls", "must be starttls, tls or none").into()),
-    };
-    let port = url
-        .port()
-        .unwrap_or(if tls == SmtpTls::Implicit { 465 } else { 587 });
-    let mailbox = |field: &str, text: &str| -> Result<String, FieldError> {
-        text.parse::<lettre::message::Mailbox>()
-            .map(|_| text.to_owned())
-            .map_err(|e| (field, format!("\"{text}\" is not an email address ({e})")).into())
-    };
-    let from = mailbox(
-        "from",
-        r.from
-            .as_deref()
-            .ok_or_else(|| FieldError::from(("from", "an email notifier needs from")))?,
-    )?;
-    let to = match &r.to {
-        Some(to) if !to.is_empty() => to
-            .iter()
-            .enumerate()
-            .map(|(j, t)| mailbox(&format!("to[{j}]"), t))
-            .collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(("to", "an email notifier needs at least one address in to").into()),
-    };
-    let username = match &r.username_env {
-        Some(var) => Some(Secret::new(read("username_env", var)?)),
-        None => None,
-    };
-    let password = match &r.password_env {
-        Some(var) => Some(Secret::new(read("password_env", var)?)),
-        None => None,
-    };
-    if username.is_some() != password.is_some() {
-        return Err(("password_env", "username_env and password_env go together").into());
+
+    fn expand(&mut self, field: &str, text: &str) -> Result<String, FieldError> {
+        let expanded = super::expand::expand(text, field, self.env)?;
+        self.secrets.extend(expanded.secrets);
+        Ok(expanded.value)
     }
-    Ok(EmailTarget {
-        host: url.host_str().unwrap_or_default().to_owned(),
-        port,
-        tls,
-        from,
-        to,
-        username,
-        password,
-    })
 }
 
 /// `"1/s"`, `"30/m"`, `"100/h"`: the least time between two messages.

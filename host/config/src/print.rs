@@ -6,7 +6,7 @@
 //! server's token. Durations are written as the config takes them (`"30s"`, `"2m"`), sizes in
 //! bytes with a unit (`"1MiB"`).
 
-use super::notify::{NotifierConfig, Service, SmtpTls};
+use super::notify::NotifierConfig;
 use super::{Config, PluginUse, SiteConfig};
 use crate::alert::{AlertRule, LatencyObjective};
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What stands for a secret.
-pub(crate) const HIDDEN: &str = "***";
+pub(crate) use sitewatch_core::secret::HIDDEN;
 
 /// The resolved config as pretty JSON text, its fields in the order the README lists them.
 pub fn to_json(config: &Config) -> String {
@@ -263,12 +263,6 @@ fn plugin_use(u: &PluginUse) -> Value {
 }
 
 fn notifier(n: &NotifierConfig) -> PrintedNotifier {
-    let hidden = |set: bool| set.then_some(HIDDEN);
-    let headers = |h: &[(String, super::secret::Secret<String>)]| -> Map<String, Value> {
-        h.iter()
-            .map(|(k, _)| (k.clone(), Value::from(HIDDEN)))
-            .collect()
-    };
     let mut v = json!({
         "url": n.url.as_ref().map(|u| if n.url_from_env { HIDDEN.to_owned() } else { u.expose().to_string() }),
         "on": n.on.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
@@ -283,32 +277,7 @@ fn notifier(n: &NotifierConfig) -> PrintedNotifier {
         "backoff_min": duration(n.backoff_min),
         "backoff_max": duration(n.backoff_max),
     });
-    let own = match &n.service {
-        Service::Webhook { method, headers: h } => json!({"method": method, "headers": headers(h)}),
-        Service::Slack | Service::Discord | Service::Teams => json!({}),
-        Service::Mattermost { channel, username } => {
-            json!({"channel": channel, "username": username})
-        }
-        Service::PagerDuty { severity, .. } => json!({"routing_key": HIDDEN, "severity": severity}),
-        Service::Opsgenie { priority, .. } => json!({"api_key": HIDDEN, "priority": priority}),
-        Service::Ntfy { token, priority } => {
-            json!({"token": hidden(token.is_some()), "priority": priority})
-        }
-        Service::Gotify { priority, .. } => json!({"token": HIDDEN, "priority": priority}),
-        Service::Telegram { chat_id, .. } => json!({"bot_token": HIDDEN, "chat_id": chat_id}),
-        Service::Alertmanager {
-            headers: h,
-            severity,
-        } => json!({"headers": headers(h), "severity": severity}),
-        Service::Email(e) => json!({
-            "smtp": format!("{}:{}", e.host, e.port),
-            "tls": match e.tls { SmtpTls::StartTls => "starttls", SmtpTls::Implicit => "tls", SmtpTls::None => "none" },
-            "from": e.from,
-            "to": e.to,
-            "username": hidden(e.username.is_some()),
-            "password": hidden(e.password.is_some()),
-        }),
-    };
+    let own = Value::Object(n.service.printed());
     if let (Some(v), Value::Object(own)) = (v.as_object_mut(), own) {
         v.extend(own);
     }

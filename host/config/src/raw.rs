@@ -114,8 +114,8 @@ pub(crate) struct RawServer {
     pub allowed_hosts: Vec<String>,
 }
 
-/// One notifier as typed. One flat shape for every type: [`super::notify::resolve`] refuses the
-/// fields a type does not take, with the notifier's name.
+/// One notifier as typed. One flat shape for every type: what every notifier has, then its
+/// service's fields, which its service checks (it refuses those it does not take).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNotifier {
@@ -146,11 +146,11 @@ pub(crate) struct RawNotifier {
     pub routing_key_env: Option<String>,
     pub severity: Option<String>,
     pub api_key_env: Option<String>,
-    pub priority: Option<RawPriority>,
+    pub priority: Option<sitewatch_notify::NumberOrText>,
     pub token_env: Option<String>,
     pub bot_token_env: Option<String>,
     /// A Telegram chat: its number (as Telegram shows it) or `@channelname`.
-    pub chat_id: Option<RawPriority>,
+    pub chat_id: Option<sitewatch_notify::NumberOrText>,
     pub channel: Option<String>,
     pub username: Option<String>,
     pub smtp: Option<String>,
@@ -161,13 +161,29 @@ pub(crate) struct RawNotifier {
     pub password_env: Option<String>,
 }
 
-/// A number or a name: a priority (ntfy 1-5, Gotify 0-10; ntfy's names, Opsgenie's P1-P5), or a
-/// Telegram chat id.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum RawPriority {
-    Number(i64),
-    Text(String),
+impl RawNotifier {
+    /// The fields that belong to its service, for [`sitewatch_notify::Service::resolve`].
+    pub fn service_fields(&self) -> sitewatch_notify::Fields {
+        sitewatch_notify::Fields {
+            method: self.method.clone(),
+            headers: self.headers.clone(),
+            routing_key_env: self.routing_key_env.clone(),
+            severity: self.severity.clone(),
+            api_key_env: self.api_key_env.clone(),
+            priority: self.priority.clone(),
+            token_env: self.token_env.clone(),
+            bot_token_env: self.bot_token_env.clone(),
+            chat_id: self.chat_id.clone(),
+            channel: self.channel.clone(),
+            username: self.username.clone(),
+            smtp: self.smtp.clone(),
+            tls: self.tls.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            username_env: self.username_env.clone(),
+            password_env: self.password_env.clone(),
+        }
+    }
 }
 
 /// Settings of probing as a whole.

@@ -4,25 +4,7 @@
 
 use super::FieldError;
 
-/// A value read from the environment: compared like its value, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret<T>(T);
-
-impl<T> Secret<T> {
-    pub fn new(value: T) -> Self {
-        Self(value)
-    }
-
-    pub fn expose(&self) -> &T {
-        &self.0
-    }
-}
-
-impl<T> std::fmt::Debug for Secret<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[secret]")
-    }
-}
+pub use sitewatch_core::secret::Secret;
 
 /// Reads an environment variable; the config is resolved with one, so tests need no process
 /// environment.

@@ -454,10 +454,10 @@ fn the_issue_notify_example_parses_with_its_defaults() {
         ("127.0.0.1", 2525, notify::SmtpTls::StartTls)
     );
     assert_eq!(hook.formatter.as_ref().unwrap().plugin, "json");
-    let notify::Service::Webhook { headers, .. } = &hook.service else {
+    let notify::Service::Webhook(webhook) = &hook.service else {
         panic!("webhook");
     };
-    assert_eq!(headers[0].1.expose(), "HOOK_TOKEN-value");
+    assert_eq!(webhook.headers[0].1.expose(), "HOOK_TOKEN-value");
     // Secrets never print, and are redacted from what a notifier reports.
     let shown = format!("{c:?}");
     for secret in [

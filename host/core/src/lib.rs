@@ -6,10 +6,13 @@
 pub mod alert;
 pub mod clock;
 pub mod event;
+pub mod field;
 pub mod history;
 pub mod maintenance;
 pub mod measurement;
+pub mod notice;
 pub mod retry;
+pub mod secret;
 pub mod skips;
 pub mod stats;
 pub mod wire;

@@ -1,10 +1,10 @@
-//! Sends one request and judges the answer: delivered, worth retrying (no connection, a timeout,
+//! Sends one request and judges the answer, for every service: delivered, worth retrying (no connection, a timeout,
 //! 408, 429, 5xx, an SMTP 4xx), or refused for good (any other answer; the service's reply is
-//! kept). Every text that leaves here is redacted of the notifier's secrets.
+//! kept).
 
-use super::payload::{EmailMessage, HttpRequest, Request};
-use crate::config::notify::{EmailTarget, NotifierConfig, Service, SmtpTls};
+use crate::Service;
 use crate::reply::{Reply, parse_retry_after};
+use crate::request::{HttpRequest, Request};
 use std::time::Duration;
 
 /// Retry-After values beyond this are capped: a service asking for an hour is retried in 10 min.
@@ -25,31 +25,42 @@ pub enum Outcome {
     Failed(String),
 }
 
-/// Sends `request` for notifier `n` with its time limit.
-pub async fn send(n: &NotifierConfig, client: &reqwest::Client, request: &Request) -> Outcome {
-    let outcome = match request {
-        Request::Http(r) => match tokio::time::timeout(n.timeout, http(client, r, n.timeout)).await
-        {
+/// Sends `request` of a notifier of `service` within `timeout`. What it reports may quote the
+/// service's answer: the caller redacts the notifier's secrets from it ([`Outcome::redacted`]).
+pub async fn send(
+    service: &Service,
+    client: &reqwest::Client,
+    request: &Request,
+    timeout: Duration,
+) -> Outcome {
+    match request {
+        Request::Http(r) => match tokio::time::timeout(timeout, http(client, r, timeout)).await {
             Ok(o) => o,
-            Err(_) => timed_out(n.timeout),
+            Err(_) => timed_out(timeout),
         },
-        Request::Email(m) => match &n.service {
-            Service::Email(target) => {
-                match tokio::time::timeout(n.timeout, email(target, m, n.timeout)).await {
+        Request::Email(m) => match service {
+            Service::Email(email) => {
+                match tokio::time::timeout(timeout, email.send(m, timeout)).await {
                     Ok(o) => o,
-                    Err(_) => timed_out(n.timeout),
+                    Err(_) => timed_out(timeout),
                 }
             }
             _ => Outcome::Failed("an email for a notifier that is not an email one".into()),
         },
-    };
-    match outcome {
-        Outcome::Delivered(s) => Outcome::Delivered(n.redact(&s)),
-        Outcome::Retry { after, why } => Outcome::Retry {
-            after,
-            why: n.redact(&why),
-        },
-        Outcome::Failed(s) => Outcome::Failed(n.redact(&s)),
+    }
+}
+
+impl Outcome {
+    /// The same outcome with every text passed through `redact`.
+    pub fn redacted(self, redact: impl Fn(&str) -> String) -> Self {
+        match self {
+            Self::Delivered(s) => Self::Delivered(redact(&s)),
+            Self::Retry { after, why } => Self::Retry {
+                after,
+                why: redact(&why),
+            },
+            Self::Failed(s) => Self::Failed(redact(&s)),
+        }
     }
 }
 
@@ -115,7 +126,7 @@ pub fn judge(
         408 | 425 | 429 | 500..=599 => {
             let after = retry_after
                 .and_then(|v| parse_retry_after(v, now))
-                .or_else(|| telegram_retry_after(body))
+                .or_else(|| crate::telegram::retry_after(body))
                 .map(|d| d.min(RETRY_AFTER_MAX));
             Outcome::Retry {
                 after,
@@ -124,14 +135,6 @@ pub fn judge(
         }
         _ => Outcome::Failed(answer),
     }
-}
-
-/// Telegram says how long to wait in the body: `{"parameters": {"retry_after": 5}}`.
-fn telegram_retry_after(body: &str) -> Option<Duration> {
-    let v: serde_json::Value = serde_json::from_str(body).ok()?;
-    Some(Duration::from_secs(
-        v.get("parameters")?.get("retry_after")?.as_u64()?,
-    ))
 }
 
 /// What a service said: the usual message fields of a JSON reply, else the text, on one line
@@ -152,66 +155,6 @@ fn reply_text(body: &str) -> String {
     };
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     text.chars().filter(|c| !c.is_control()).take(300).collect()
-}
-
-async fn email(target: &EmailTarget, m: &EmailMessage, timeout: Duration) -> Outcome {
-    use lettre::message::{Mailbox, header::ContentType};
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-    let mailbox = |s: &str| s.parse::<Mailbox>();
-    let mut builder = Message::builder()
-        .subject(m.subject.clone())
-        .message_id(Some(m.message_id.clone()))
-        .header(ContentType::TEXT_PLAIN);
-    match mailbox(&target.from) {
-        Ok(f) => builder = builder.from(f),
-        Err(e) => return Outcome::Failed(format!("from: {e}")),
-    }
-    for to in &target.to {
-        match mailbox(to) {
-            Ok(t) => builder = builder.to(t),
-            Err(e) => return Outcome::Failed(format!("to: {e}")),
-        }
-    }
-    let message = match builder.body(m.body.clone()) {
-        Ok(message) => message,
-        Err(e) => return Outcome::Failed(format!("cannot build the message: {e}")),
-    };
-    let transport = match target.tls {
-        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&target.host),
-        SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&target.host),
-        SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
-            &target.host,
-        )),
-    };
-    let mut transport = match transport {
-        Ok(t) => t.port(target.port).timeout(Some(timeout)),
-        Err(e) => return Outcome::Failed(format!("cannot use {}: {e}", target.host)),
-    };
-    if let (Some(user), Some(pass)) = (&target.username, &target.password) {
-        transport =
-            transport.credentials(lettre::transport::smtp::authentication::Credentials::new(
-                user.expose().clone(),
-                pass.expose().clone(),
-            ));
-    }
-    match transport.build().send(message).await {
-        Ok(reply) => Outcome::Delivered(format!(
-            "{} {}",
-            reply.code(),
-            reply.message().collect::<Vec<_>>().join(" ")
-        )),
-        Err(e) if e.is_permanent() => Outcome::Failed(crate::error_chain(&e)),
-        // The server and the config do not fit (no AUTH mechanism the credentials can use, no
-        // STARTTLS, no encryption where the config wants it): retrying cannot help.
-        Err(e) if e.is_client() => Outcome::Failed(format!(
-            "the SMTP server and this notifier's settings do not fit (smtp, tls, username_env, password_env): {}",
-            crate::error_chain(&e)
-        )),
-        Err(e) => Outcome::Retry {
-            after: None,
-            why: crate::error_chain(&e),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -12,14 +12,20 @@ pub use sitewatch_engine::{recorder, report, scheduler, target, tokio_clock};
 pub use sitewatch_notify::reply;
 pub use sitewatch_store::history;
 pub use {
-    sitewatch_cluster as cluster, sitewatch_config as config, sitewatch_notify as notify,
-    sitewatch_plugin as plugin, sitewatch_probe as probe, sitewatch_serve as serve,
+    sitewatch_cluster as cluster, sitewatch_config as config, sitewatch_plugin as plugin,
+    sitewatch_probe as probe, sitewatch_serve as serve,
 };
 
 /// The store, and the InfluxDB sender that empties its outbox.
 pub mod store {
     pub use sitewatch_export::influx;
     pub use sitewatch_store::*;
+}
+
+/// The notification services, and the delivery of their outboxes.
+pub mod notify {
+    pub use sitewatch_export::notify::*;
+    pub use sitewatch_notify::*;
 }
 
 pub mod cli;

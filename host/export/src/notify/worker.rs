@@ -4,14 +4,13 @@
 //! is older than `max_age`, and queues reminders while a site stays down. Each notifier has its
 //! own loop (a task), so a slow or dead one delays nobody else.
 
-use super::payload;
-use super::send::{Outcome, send};
 use crate::config::notify::NotifierConfig;
 use crate::event::{Bus, Delivery, DeliveryResult, Event};
 use crate::store::notices::{self as outbox, Mark, Notice};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
+use sitewatch_notify::send::{Outcome, send};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -149,7 +148,8 @@ impl Worker {
         let mut backoff =
             crate::retry::Backoff::new(self.config.backoff_min, self.config.backoff_max)
                 .with_jitter();
-        for out in payload::requests(&self.config, group) {
+        let n = &self.config;
+        for out in n.service.requests(n.endpoint(), group) {
             let notices = &group[out.covers.clone()];
             // Requests made for these notices in this run of the loop: each counts.
             let mut tries = 0;
@@ -161,7 +161,11 @@ impl Worker {
                         return Sent::Stopped;
                     }
                 }
-                let sending = send(&self.config, &self.client, &out.request);
+                let sending = async {
+                    send(&n.service, &self.client, &out.request, n.timeout)
+                        .await
+                        .redacted(|s| n.redact(s))
+                };
                 tokio::pin!(sending);
                 let mut stopping = false;
                 let outcome = tokio::select! {

@@ -1,6 +1,12 @@
-use super::*;
-use crate::alert::{Alert, AlertKind};
-use crate::config::Config;
+//! The requests each service is sent, for notifiers built from config text as users write
+//! them: pure, so every shape is checked without a network.
+
+use serde_json::{Value, json};
+use sitewatch_config::Config;
+use sitewatch_config::notify::NotifierConfig;
+use sitewatch_core::alert::{self, Alert, AlertKind};
+use sitewatch_core::notice::{Notice, NoticeKind};
+use sitewatch_notify::{HttpRequest, Outgoing, Request};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -28,6 +34,11 @@ fn notifier(json: &str) -> NotifierConfig {
         .remove(0)
 }
 
+/// What `n` sends for `group`.
+fn requests(n: &NotifierConfig, group: &[Notice]) -> Vec<Outgoing> {
+    n.service.requests(n.endpoint(), group)
+}
+
 fn down(id: i64, site: &str) -> Notice {
     let alert = Alert {
         kind: AlertKind::Down,
@@ -39,7 +50,7 @@ fn down(id: i64, site: &str) -> Notice {
         down_for: None,
         latency: None,
         cert_expiry: None,
-        message: crate::alert::down_message(site, 0.5, at(0)),
+        message: alert::down_message(site, 0.5, at(0)),
         rendered: None,
     };
     Notice {
@@ -64,7 +75,7 @@ fn recovered(id: i64, site: &str) -> Notice {
         down_for: Some(std::time::Duration::from_secs(300)),
         latency: None,
         cert_expiry: None,
-        message: crate::alert::recovered_message(site, 1.0, at(300), at(0)),
+        message: alert::recovered_message(site, 1.0, at(300), at(0)),
         rendered: None,
     };
     Notice {
@@ -233,7 +244,12 @@ fn ntfy_posts_text_with_title_priority_and_tags() {
         serde_json::from_slice::<Value>(&r.body).is_err(),
         "plain text"
     );
-    assert_eq!(header_text("café down"), "=?UTF-8?B?Y2Fmw6kgZG93bg==?=");
+    // A title beyond ASCII goes as an RFC 2047 encoded word, which ntfy decodes.
+    let out = requests(&n, &[down(2, "café")]);
+    assert_eq!(
+        header(http(&out[0]), "Title"),
+        Some("=?UTF-8?B?Y2Fmw6kgaXMgZG93bg==?=")
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use super::{Context, Nats};
 use crate::alert::Alert;
 use crate::event::{Event, Received, Subscription};
 use crate::store::Store;
-use crate::store::cluster_outbox::AlertOutbox;
+use crate::store::StoreError;
+use crate::store::cluster_outbox::{ALERT_BATCH, Alerts};
+use crate::store::outbox::Queue;
 use crate::store::writer::{Record, StoreHandle};
 use async_nats::jetstream;
 use std::sync::Arc;
@@ -41,7 +43,7 @@ pub(super) fn stream_config(
     }
 }
 
-/// Publishes this node's committed alerts from its store (see [`crate::store::cluster_outbox::AlertOutbox`]):
+/// Publishes this node's committed alerts from its store (see [`crate::store::cluster_outbox::Alerts`]):
 /// each to the stream once NATS is set up, then confirmed in the book, then the mark moves. An
 /// alert event (published only after its commit) wakes it; so does a tick, for retries. What it
 /// could not publish before the node stopped is published by its next run.
@@ -51,7 +53,7 @@ pub(super) async fn publish(
     mut events: Subscription,
     store: Store,
 ) {
-    let mut outbox = None;
+    let queue = Queue::new(&store, Alerts::new(&store));
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -65,64 +67,30 @@ pub(super) async fn publish(
         }
         let Some(n) = nats.get() else { continue };
         loop {
-            let (back, read) = match read_outbox(outbox.take(), &store).await {
-                Some(r) => r,
-                None => return,
-            };
-            outbox = back;
-            let batch = match read {
+            let batch = match queue.waiting(ALERT_BATCH).await {
                 Ok(b) => b,
+                Err(StoreError::Stopped) => return,
                 Err(e) => {
                     tracing::warn!("cluster: cannot read this node's alerts to publish: {e}");
                     break;
                 }
             };
-            let Some(published) = publish_batch(&ctx, n, &batch, &mut outbox).await else {
+            let Some(published) = publish_batch(&ctx, n, &batch, &queue).await else {
                 break;
             };
-            let Some(mut o) = outbox.take() else { break };
-            let done = tokio::task::spawn_blocking(move || {
-                let r = o.commit(published);
-                (o, r)
-            })
-            .await;
-            let Ok((o, r)) = done else { return };
-            outbox = Some(o);
-            if let Err(e) = r {
+            let first = batch.first().map_or(published, |(id, _)| *id);
+            if let Err(e) = queue
+                .delivered(first, published, "", ctx.bus.clock().now())
+                .await
+            {
                 tracing::warn!("cluster: cannot note which alerts were published: {e}");
                 break;
             }
-            if batch.len() < crate::store::cluster_outbox::ALERT_BATCH {
+            if batch.len() < ALERT_BATCH {
                 break;
             }
         }
     }
-}
-
-/// The next alerts to publish, opening the outbox first if need be. None when the blocking
-/// task could not run (the runtime is stopping).
-#[allow(clippy::type_complexity)]
-async fn read_outbox(
-    outbox: Option<AlertOutbox>,
-    store: &Store,
-) -> Option<(
-    Option<AlertOutbox>,
-    Result<Vec<(i64, Alert, bool)>, crate::store::StoreError>,
-)> {
-    let store = store.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut o = match outbox {
-            Some(o) => o,
-            None => match AlertOutbox::open(&store) {
-                Ok(o) => o,
-                Err(e) => return (None, Err(e)),
-            },
-        };
-        let r = o.waiting();
-        (Some(o), r)
-    })
-    .await
-    .ok()
 }
 
 /// Publishes `batch` in order, each acknowledged, then confirmed in the book; returns the id of
@@ -135,11 +103,11 @@ async fn read_outbox(
 async fn publish_batch(
     ctx: &Context,
     n: &Nats,
-    batch: &[(i64, Alert, bool)],
-    outbox: &mut Option<AlertOutbox>,
+    batch: &[(i64, (Alert, bool))],
+    queue: &Queue<Alerts>,
 ) -> Option<i64> {
     let mut published = None;
-    for (id, a, gated) in batch {
+    for (id, (a, gated)) in batch {
         if *gated {
             match delivered_by_another(ctx, n, a).await {
                 Ok(Some(node)) => {
@@ -147,12 +115,8 @@ async fn publish_batch(
                         "not sent: node {node} led after this node and delivered this alert"
                     );
                     tracing::info!(site = %a.site, kind = a.kind.as_str(), "cluster: {why}");
-                    let Some(o) = outbox.take() else { break };
                     let id = *id;
-                    let done =
-                        tokio::task::spawn_blocking(move || (o.supersede(id, &why), o)).await;
-                    let Ok((r, o)) = done else { break };
-                    *outbox = Some(o);
+                    let r = queue.refused(id, id, &why, ctx.bus.clock().now()).await;
                     if let Err(e) = r {
                         tracing::warn!("cluster: cannot note a superseded alert: {e}");
                         break;

@@ -82,8 +82,10 @@ impl Cluster {
         // The outbox mark first: what this node probes from now on is published, whenever
         // NATS answers.
         let marked = store.clone();
-        if let Ok(Err(e)) =
-            tokio::task::spawn_blocking(move || crate::store::cluster_outbox::init(&marked)).await
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || {
+            crate::store::cluster_outbox::init(&marked.connect_for_writing()?)
+        })
+        .await
         {
             bus.error(
                 "cluster",

@@ -8,7 +8,9 @@ use crate::measurement::sample::{Sample, site_token};
 use crate::recorder::RecorderInput;
 use crate::retry::Backoff;
 use crate::store::Store;
-use crate::store::cluster_outbox::Reader;
+use crate::store::StoreError;
+use crate::store::cluster_outbox::{SAMPLE_BATCH, Samples};
+use crate::store::outbox::Queue;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::message::PublishMessage;
 use futures_util::StreamExt;
@@ -18,48 +20,39 @@ use std::time::Duration;
 /// batch is sent, then every acknowledgement awaited, then the mark moves; a failure sends the
 /// batch again after a pause (the stream drops repeats by their id, `node:rowid`).
 pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
-    let mut reader = match tokio::task::spawn_blocking(move || Reader::open(&store)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+    let queue = Queue::new(
+        &store,
+        Samples::new(&ctx.cfg.node, &ctx.cfg.location, ctx.cfg.buffer),
+    );
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut unreadable = false;
+    loop {
+        let read = queue.waiting(SAMPLE_BATCH).await;
+        let skipped = queue.with(Samples::take_skipped);
+        if skipped > 0 {
             ctx.bus.error(
                 "cluster",
                 None,
-                format!("cannot read this node's probes to publish them: {e}"),
+                format!(
+                    "{skipped} measurements of this node were not published: more than cluster.buffer ({}) waited for NATS (they are in this node's store)",
+                    ctx.cfg.buffer
+                ),
             );
-            return;
         }
-        Err(_) => return,
-    };
-    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-    loop {
-        let (node, location, buffer) = (
-            ctx.cfg.node.clone(),
-            ctx.cfg.location.clone(),
-            ctx.cfg.buffer,
-        );
-        let read = tokio::task::spawn_blocking(move || {
-            let got = reader.next(&node, &location, buffer);
-            (reader, got)
-        })
-        .await;
-        let Ok((back, got)) = read else { return };
-        reader = back;
-        let batch = match got {
-            Ok((batch, skipped)) => {
-                if skipped > 0 {
+        let batch = match read {
+            Ok(batch) => {
+                unreadable = false;
+                batch
+            }
+            Err(StoreError::Stopped) => return,
+            Err(e) => {
+                if !std::mem::replace(&mut unreadable, true) {
                     ctx.bus.error(
                         "cluster",
                         None,
-                        format!(
-                            "{skipped} measurements of this node were not published: more than cluster.buffer ({}) waited for NATS (they are in this node's store)",
-                            ctx.cfg.buffer
-                        ),
+                        format!("cannot read this node's probes to publish them: {e}; retrying"),
                     );
                 }
-                batch
-            }
-            Err(e) => {
-                tracing::warn!("cluster: cannot read the probes to publish: {e}");
                 Vec::new()
             }
         };
@@ -92,14 +85,9 @@ pub(super) async fn publish(ctx: Context, n: Nats, store: Store) {
         match result {
             Ok(()) => {
                 backoff.reset();
-                let committed = tokio::task::spawn_blocking(move || {
-                    let r = reader.commit(last);
-                    (reader, r)
-                })
-                .await;
-                let Ok((back, r)) = committed else { return };
-                reader = back;
-                if let Err(e) = r {
+                let first = batch.first().map_or(last, |(rowid, _)| *rowid);
+                let now = ctx.bus.clock().now();
+                if let Err(e) = queue.delivered(first, last, "", now).await {
                     tracing::warn!("cluster: cannot note what was published: {e}");
                 }
             }

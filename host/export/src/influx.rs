@@ -12,9 +12,9 @@
 
 use crate::config::InfluxConfig;
 use crate::event::Bus;
-use crate::store::lines::{delivered, park, read_batch, report};
+use crate::store::lines::{Lines, report};
+use crate::store::outbox::Queue;
 use crate::store::{Store, StoreError};
-use rusqlite::Connection;
 use sitewatch_core::retry::Backoff;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -147,15 +147,6 @@ fn server_message(body: &str) -> String {
     text.chars().take(300).collect()
 }
 
-/// The outbox could not be read or changed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum OutboxError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the outbox worker thread failed")]
-    Worker(#[from] tokio::task::JoinError),
-}
-
 /// Posts the outbox to the server until `stop` is cancelled.
 pub struct Sender {
     pub store: Store,
@@ -196,6 +187,7 @@ impl Sender {
             url: self.write_url(),
             batch_limit: self.config.batch_size.max(1),
             sender: &self,
+            queue: Queue::new(&self.store, Lines),
             backoff: Backoff::new(policy.min, policy.max),
             policy,
             refused: None,
@@ -257,6 +249,8 @@ enum Outcome {
 /// One run of the sender: its connection and what it has told the user.
 struct Run<'a> {
     sender: &'a Sender,
+    /// The outbox it empties.
+    queue: Queue<Lines>,
     url: url::Url,
     policy: RetryPolicy,
     /// Lines per request: the configured batch size; after a 413, half the size refused, and
@@ -284,7 +278,7 @@ impl Run<'_> {
             }
             self.publish_status().await;
             let limit = self.batch_limit;
-            let wait = match self.db(move |c| read_batch(c, limit)).await {
+            let wait = match self.queue.waiting(limit).await {
                 Ok(rows) if rows.is_empty() => {
                     self.outbox_readable();
                     flush
@@ -332,7 +326,7 @@ impl Run<'_> {
         &mut self,
         rows: &[(i64, String)],
         stop: &CancellationToken,
-    ) -> Result<Outcome, OutboxError> {
+    ) -> Result<Outcome, StoreError> {
         // Ranges of `rows` still to send, the next on top.
         let mut todo = Vec::with_capacity(64);
         todo.push(0..rows.len());
@@ -361,17 +355,18 @@ impl Run<'_> {
             match verdict {
                 Verdict::Delivered => {
                     let (first, last) = (part[0].0, part[part.len() - 1].0);
-                    self.db(move |c| delivered(c, first, last)).await?;
+                    let now = self.sender.bus.clock().now();
+                    self.queue.delivered(first, last, "", now).await?;
                 }
                 Verdict::TooLarge { message } | Verdict::Rejected { message }
                     if part.len() == 1 =>
                 {
-                    let (id, line) = part[0].clone();
-                    let now = self.sender.bus.clock().now().timestamp_micros();
+                    let id = part[0].0;
+                    let now = self.sender.bus.clock().now();
                     if first_reason.is_empty() {
                         first_reason.clone_from(&message);
                     }
-                    self.db(move |c| park(c, id, &line, &message, now)).await?;
+                    self.queue.refused(id, id, &message, now).await?;
                     parked += 1;
                 }
                 Verdict::TooLarge { .. } | Verdict::Rejected { .. } => {
@@ -408,25 +403,6 @@ impl Run<'_> {
         }
     }
 
-    /// Runs `f` on a connection of its own, off the async threads.
-    async fn db<T: Send + 'static>(
-        &mut self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, OutboxError> {
-        let store = self.sender.store.clone();
-        // A connection per call: one kept open would keep the old file's WAL name when a
-        // damaged store is set aside and replaced (see `Store::replace_damaged`).
-        let result = tokio::task::spawn_blocking(move || {
-            let result = store.connect().and_then(|mut conn| f(&mut conn));
-            if let Err(e) = &result {
-                store.note_error(e);
-            }
-            result
-        })
-        .await?;
-        Ok(result?)
-    }
-
     /// Publishes how the export is doing (whether the server takes writes, and how many lines
     /// wait) when that changed, at most once a second: the display's summary reads it.
     async fn publish_status(&mut self) {
@@ -434,7 +410,7 @@ impl Run<'_> {
             return;
         }
         self.status_at = Some(std::time::Instant::now());
-        let Ok(backlog) = self.db(|c| crate::store::lines::waiting(c)).await else {
+        let Ok(backlog) = self.queue.backlog().await else {
             return;
         };
         let healthy = !self.unreachable && self.refused.is_none();
@@ -523,8 +499,8 @@ impl Run<'_> {
     }
 
     /// Says once that the outbox cannot be used; `None` when the runtime is going away.
-    fn outbox_failed(&mut self, e: OutboxError) -> Option<Duration> {
-        if let OutboxError::Worker(_) = e {
+    fn outbox_failed(&mut self, e: StoreError) -> Option<Duration> {
+        if let StoreError::Stopped = e {
             return None;
         }
         if !std::mem::replace(&mut self.outbox_failing, true) {

@@ -7,23 +7,24 @@
 //! older store's history is not published.
 //!
 //! The node's own alerts (not the ones it keeps from other nodes) are the outbox of the alert
-//! stream the same way ([`AlertOutbox`]): the mark is the newest alert id the stream has, so an
+//! stream the same way ([`Alerts`]). Both are [`Outbox`]es: the mark is the newest alert id the stream has, so an
 //! alert committed while NATS is away, or just before the node stops, is published later.
 
 use crate::alert::Alert;
 use crate::measurement::sample::Sample;
 use crate::measurement::{ErrorKind, TlsDetails};
+use crate::outbox::{Outbox, Settled};
 use crate::{Store, StoreError};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
 /// Rows published per batch.
-pub(crate) const BATCH: usize = 512;
+pub const SAMPLE_BATCH: usize = 512;
 
 /// The marks, set to the newest measurement and alert on a node's first start as a cluster
 /// node; returns the measurement mark.
-pub fn init(store: &Store) -> Result<i64, StoreError> {
-    let conn = store.connect_for_writing()?;
+pub fn init(conn: &Connection) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT OR IGNORE INTO cluster_outbox (id, published_rowid)
          SELECT 1, IFNULL(MAX(rowid), 0) FROM measurements",
@@ -41,53 +42,87 @@ pub fn init(store: &Store) -> Result<i64, StoreError> {
     )?)
 }
 
-/// Reads the rows after the mark and moves the mark.
-/// Each call opens its own connection: a connection kept open would keep the old file's WAL
-/// name when a damaged store is set aside and replaced (and SQLite, closing the last connection
-/// of the old file, would delete the new one's WAL).
-pub struct Reader {
-    store: Store,
-    /// The store's generation the mark was read in: a damaged store set aside and replaced is
-    /// read afresh, from its (salvaged) mark.
-    generation: u64,
+/// This node's probes as the outbox of the cluster's measurement stream: the rows after the
+/// mark, as samples of the node. When more than `buffer` rows wait, the oldest are skipped
+/// (they stay in the node's store; [`Samples::take_skipped`] counts them for a warning).
+pub struct Samples {
+    node: String,
+    location: String,
+    buffer: usize,
     /// The newest row published.
-    pub mark: i64,
+    mark: i64,
+    /// Rows skipped since the count was last taken.
+    skipped: u64,
     /// Earliest certificate expiry per stored chain (`certs.id`), parsed once.
     expiries: HashMap<i64, Option<i64>>,
 }
 
-impl Reader {
-    pub fn open(store: &Store) -> Result<Self, StoreError> {
-        let mark = init(store)?;
-        Ok(Self {
-            store: store.clone(),
-            generation: store.generation(),
-            mark,
+impl Samples {
+    pub fn new(node: &str, location: &str, buffer: usize) -> Self {
+        Self {
+            node: node.to_owned(),
+            location: location.to_owned(),
+            buffer,
+            mark: 0,
+            skipped: 0,
             expiries: HashMap::new(),
-        })
+        }
     }
 
-    /// Up to `BATCH` rows after the mark as samples of `node` in `location`, with their rowids.
-    /// When more than `buffer` rows wait, the oldest are skipped first; returns how many.
-    pub fn next(
-        &mut self,
-        node: &str,
-        location: &str,
-        buffer: usize,
-    ) -> Result<(Vec<(i64, Sample)>, u64), StoreError> {
-        if self.store.generation() != self.generation {
-            *self = Self::open(&self.store)?;
+    /// Rows skipped over the buffer since the last call.
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+
+    fn expiry(&mut self, conn: &Connection, cert: i64) -> Result<Option<i64>, StoreError> {
+        if let Some(e) = self.expiries.get(&cert) {
+            return Ok(*e);
         }
-        let conn = self.store.connect_for_writing()?;
+        let details: Option<String> = conn
+            .query_row("SELECT details FROM certs WHERE id = ?1", [cert], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let expiry = details
+            .and_then(|d| serde_json::from_str::<TlsDetails>(&d).ok())
+            .and_then(|t| t.earliest_expiry())
+            .map(|e| e.timestamp_micros());
+        self.expiries.insert(cert, expiry);
+        Ok(expiry)
+    }
+
+    fn commit(&mut self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
+        conn.execute(
+            "UPDATE cluster_outbox SET published_rowid = ?1 WHERE id = 1",
+            [rowid],
+        )?;
+        self.mark = rowid;
+        Ok(())
+    }
+}
+
+impl Outbox for Samples {
+    type Item = Sample;
+
+    fn reopen(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        self.mark = init(conn)?;
+        self.expiries.clear();
+        Ok(())
+    }
+
+    fn waiting(
+        &mut self,
+        conn: &mut Connection,
+        limit: usize,
+    ) -> Result<Vec<(i64, Sample)>, StoreError> {
         let newest: i64 =
             conn.query_row("SELECT IFNULL(MAX(rowid), 0) FROM measurements", [], |r| {
                 r.get(0)
             })?;
-        let mut skipped = 0;
-        let buffer = i64::try_from(buffer).unwrap_or(i64::MAX);
+        let buffer = i64::try_from(self.buffer).unwrap_or(i64::MAX);
         if newest - self.mark > buffer {
-            skipped = (newest - buffer - self.mark) as u64;
-            self.commit_on(&conn, newest - buffer)?;
+            self.skipped += (newest - buffer - self.mark) as u64;
+            self.commit(conn, newest - buffer)?;
         }
         let mut stmt = conn.prepare_cached(
             "SELECT m.rowid, s.name, m.time_us, m.duration_us, m.ok, m.status, m.ttfb_us,
@@ -96,7 +131,7 @@ impl Reader {
              FROM measurements m JOIN sites s ON s.id = m.site_id
              WHERE m.rowid > ?1 ORDER BY m.rowid LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![self.mark, BATCH as i64], |r| {
+        let rows = stmt.query_map(params![self.mark, limit as i64], |r| {
             let us = |i: usize| -> rusqlite::Result<Option<u64>> {
                 Ok(r.get::<_, Option<i64>>(i)?.map(|v| v.max(0) as u64))
             };
@@ -104,8 +139,8 @@ impl Reader {
             Ok((
                 r.get::<_, i64>(0)?,
                 Sample {
-                    node: node.to_owned(),
-                    location: location.to_owned(),
+                    node: self.node.clone(),
+                    location: self.location.clone(),
                     site: r.get(1)?,
                     time_us: r.get(2)?,
                     duration_us: us(3)?.or(us(7)?).unwrap_or_default(),
@@ -136,43 +171,31 @@ impl Reader {
                 .as_ref()
                 .is_some_and(|(k, _)| k == ErrorKind::Tls.as_str());
             if let Some(id) = cert.filter(|_| !tls_failed) {
-                sample.cert_expiry_us = self.expiry(&conn, id)?;
+                sample.cert_expiry_us = self.expiry(conn, id)?;
             }
             out.push((rowid, sample));
         }
-        Ok((out, skipped))
+        Ok(out)
     }
 
-    fn expiry(&mut self, conn: &Connection, cert: i64) -> Result<Option<i64>, StoreError> {
-        if let Some(e) = self.expiries.get(&cert) {
-            return Ok(*e);
-        }
-        let details: Option<String> = conn
-            .query_row("SELECT details FROM certs WHERE id = ?1", [cert], |r| {
+    /// The stream has every row up to `last` (it refuses none for good: a refusal is retried).
+    fn settle(
+        &mut self,
+        conn: &mut Connection,
+        _first: i64,
+        last: i64,
+        _how: Settled<'_>,
+        _now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.commit(conn, last)
+    }
+
+    fn len(&mut self, conn: &mut Connection) -> Result<u64, StoreError> {
+        let newest: i64 =
+            conn.query_row("SELECT IFNULL(MAX(rowid), 0) FROM measurements", [], |r| {
                 r.get(0)
-            })
-            .optional()?;
-        let expiry = details
-            .and_then(|d| serde_json::from_str::<TlsDetails>(&d).ok())
-            .and_then(|t| t.earliest_expiry())
-            .map(|e| e.timestamp_micros());
-        self.expiries.insert(cert, expiry);
-        Ok(expiry)
-    }
-
-    /// The stream has every row up to `rowid`.
-    pub fn commit(&mut self, rowid: i64) -> Result<(), StoreError> {
-        let conn = self.store.connect_for_writing()?;
-        self.commit_on(&conn, rowid)
-    }
-
-    fn commit_on(&mut self, conn: &Connection, rowid: i64) -> Result<(), StoreError> {
-        conn.execute(
-            "UPDATE cluster_outbox SET published_rowid = ?1 WHERE id = 1",
-            [rowid],
-        )?;
-        self.mark = rowid;
-        Ok(())
+            })?;
+        Ok((newest - self.mark).max(0) as u64)
     }
 }
 
@@ -180,83 +203,96 @@ impl Reader {
 pub const ALERT_BATCH: usize = 64;
 
 /// This node's committed alerts the alert stream has not acknowledged, oldest first (see the
-/// module's documentation). Like [`Reader`], each call opens its own connection.
-pub struct AlertOutbox {
+/// module's documentation), each with whether notifications of it wait for the stream (a
+/// leader's alert; see [`crate::notices::Notifications`]). An alert refused by the stream
+/// because another node delivered it is superseded: its notifications here are not sent.
+pub struct Alerts {
+    /// Rings the notifiers when the mark moves: a leader's notifications up to it may go.
     store: Store,
-    generation: u64,
     /// The newest alert (`alerts.id`) published.
     mark: i64,
 }
 
-impl AlertOutbox {
-    pub fn open(store: &Store) -> Result<Self, StoreError> {
-        init(store)?;
-        let conn = store.connect_for_writing()?;
-        let mark = conn.query_row(
+impl Alerts {
+    pub fn new(store: &Store) -> Self {
+        Self {
+            store: store.clone(),
+            mark: 0,
+        }
+    }
+}
+
+impl Outbox for Alerts {
+    type Item = (Alert, bool);
+
+    fn reopen(&mut self, conn: &mut Connection) -> Result<(), StoreError> {
+        init(conn)?;
+        self.mark = conn.query_row(
             "SELECT IFNULL(published_alert, 0) FROM cluster_outbox WHERE id = 1",
             [],
             |r| r.get(0),
         )?;
-        Ok(Self {
-            store: store.clone(),
-            generation: store.generation(),
-            mark,
-        })
+        Ok(())
     }
 
-    /// Up to [`ALERT_BATCH`] of this node's alerts after the mark, with their ids.
-    /// With each alert, whether notifications of it wait for the stream (a leader's alert;
-    /// see [`crate::notices::pending`]).
-    #[allow(clippy::type_complexity)]
-    pub fn waiting(&mut self) -> Result<Vec<(i64, Alert, bool)>, StoreError> {
-        if self.store.generation() != self.generation {
-            *self = Self::open(&self.store)?;
-        }
-        let conn = self.store.connect_for_writing()?;
+    fn waiting(
+        &mut self,
+        conn: &mut Connection,
+        limit: usize,
+    ) -> Result<Vec<(i64, (Alert, bool))>, StoreError> {
         let mut stmt = conn.prepare_cached(&format!(
             "SELECT {}, id, EXISTS (SELECT 1 FROM notifications n WHERE n.alert_id = alerts.id
                  AND n.state = 'pending' AND n.after_cluster = 1)
              FROM alerts WHERE id > ?1 AND remote = 0 ORDER BY id LIMIT ?2",
             crate::ALERT_COLUMNS
         ))?;
-        let rows = stmt.query_map(params![self.mark, ALERT_BATCH as i64], |r| {
+        let rows = stmt.query_map(params![self.mark, limit as i64], |r| {
             Ok((
                 r.get::<_, i64>(9)?,
-                crate::alert_row(r)?,
-                r.get::<_, bool>(10)?,
+                (crate::alert_row(r)?, r.get::<_, bool>(10)?),
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// The stream has every alert of this node up to `id`.
-    pub fn commit(&mut self, id: i64) -> Result<(), StoreError> {
-        if self.store.generation() != self.generation {
-            // Set aside meanwhile: the fresh store's mark stands.
-            return Ok(());
+    /// The stream has every alert of this node up to `last`; a refused one (`first` = `last`)
+    /// was delivered by another node, and its notifications here are superseded.
+    fn settle(
+        &mut self,
+        conn: &mut Connection,
+        first: i64,
+        last: i64,
+        how: Settled<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Settled::Refused(why) = how {
+            for id in first..=last {
+                crate::notices::supersede(conn, id, now, why)?;
+            }
         }
-        let conn = self.store.connect_for_writing()?;
         conn.execute(
             "UPDATE cluster_outbox SET published_alert = ?1 WHERE id = 1",
-            [id],
+            [last],
         )?;
-        self.mark = id;
+        self.mark = last;
         // A leader's notifications up to here may go now.
         self.store.notifications_queued();
         Ok(())
     }
 
-    /// Another node delivered this node's alert `id` (see [`crate::notices::supersede`]).
-    pub fn supersede(&self, id: i64, why: &str) -> Result<(), StoreError> {
-        let conn = self.store.connect_for_writing()?;
-        crate::notices::supersede(&conn, id, chrono::Utc::now(), why)?;
-        Ok(())
+    fn len(&mut self, conn: &mut Connection) -> Result<u64, StoreError> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM alerts WHERE id > ?1 AND remote = 0",
+            [self.mark],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::Queue;
     use crate::writer::Record;
 
     fn alert(site: &str, secs: i64) -> Alert {
@@ -271,10 +307,16 @@ mod tests {
     fn own_alerts_after_the_mark_wait_until_the_stream_has_them() {
         let dir = tempfile::tempdir().unwrap();
         let (store, _) = Store::open(&dir.path().join("data")).unwrap();
+        let open = || Queue::new(&store, Alerts::new(&store));
+        let waiting = |q: &Queue<Alerts>| q.call(|o, c| o.waiting(c, ALERT_BATCH)).unwrap();
+        let delivered = |q: &Queue<Alerts>, id: i64| {
+            q.call(|o, c| o.settle(c, id, id, Settled::Delivered(""), chrono::Utc::now()))
+                .unwrap()
+        };
         // Before the node first runs in a cluster: history, not published.
         crate::testing::write_all(&store, vec![Record::Alert(alert("old", 0), Vec::new())]);
-        let mut outbox = AlertOutbox::open(&store).unwrap();
-        assert!(outbox.waiting().unwrap().is_empty());
+        let outbox = open();
+        assert!(waiting(&outbox).is_empty());
         crate::testing::write_all(
             &store,
             vec![
@@ -283,31 +325,24 @@ mod tests {
                 Record::Alert(alert("b", 3), Vec::new()),
             ],
         );
-        let got = outbox.waiting().unwrap();
-        let sites: Vec<&str> = got.iter().map(|(_, a, _)| &*a.site).collect();
+        let got = waiting(&outbox);
+        let sites: Vec<&str> = got.iter().map(|(_, (a, _))| &*a.site).collect();
         assert_eq!(sites, ["a", "b"], "this node's alerts only, in order");
+        assert_eq!(outbox.call(|o, c| o.len(c)).unwrap(), 2);
         assert_eq!(
-            got[0].1.time.timestamp_micros(),
+            got[0].1.0.time.timestamp_micros(),
             alert("a", 1).time.timestamp_micros()
         );
         // Not acknowledged: a restart finds them again.
-        outbox.commit(got[0].0).unwrap();
-        let mut again = AlertOutbox::open(&store).unwrap();
-        let left: Vec<String> = again
-            .waiting()
-            .unwrap()
+        delivered(&outbox, got[0].0);
+        let again = open();
+        let left: Vec<String> = waiting(&again)
             .into_iter()
-            .map(|(_, a, _)| a.site.to_string())
+            .map(|(_, (a, _))| a.site.to_string())
             .collect();
         assert_eq!(left, ["b"]);
-        let last = again.waiting().unwrap()[0].0;
-        again.commit(last).unwrap();
-        assert!(
-            AlertOutbox::open(&store)
-                .unwrap()
-                .waiting()
-                .unwrap()
-                .is_empty()
-        );
+        let last = waiting(&again)[0].0;
+        delivered(&again, last);
+        assert!(waiting(&open()).is_empty());
     }
 }

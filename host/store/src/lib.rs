@@ -18,6 +18,7 @@ pub mod cluster_outbox;
 pub mod history;
 pub mod lines;
 pub mod notices;
+pub mod outbox;
 pub mod salvage;
 pub mod writer;
 
@@ -54,6 +55,9 @@ pub enum StoreError {
     Missing { path: PathBuf },
     #[error("store query failed: {0}")]
     Query(#[from] rusqlite::Error),
+    /// The blocking thread of a queue's call did not run: the runtime is stopping.
+    #[error("the store could not be reached: sitewatch is stopping")]
+    Stopped,
     #[error(
         "the data directory {} is in use by another sitewatch{}: two would write the same store; stop it or give this one its own --data-dir",
         path.display(),

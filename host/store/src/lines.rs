@@ -1,8 +1,10 @@
 //! The InfluxDB outbox: each measurement's and alert's line (InfluxDB 2 line protocol), written
 //! by the writer in the transaction of its record, and the SQL the sender reads and parks them
-//! with.
+//! with ([`Lines`]).
 
 use crate::StoreError;
+use crate::outbox::{Outbox, Settled};
+use chrono::{DateTime, Utc};
 use influxdb_line_protocol::LineProtocolBuilder;
 use rusqlite::{Connection, params};
 use sitewatch_core::alert::Alert;
@@ -118,42 +120,51 @@ pub(crate) fn line_time(line: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     Some(chrono::DateTime::from_timestamp_nanos(point.timestamp?))
 }
 
-pub fn read_batch(conn: &mut Connection, n: usize) -> Result<Vec<(i64, String)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT id, line FROM outbox ORDER BY id LIMIT ?1")?;
-    let rows = stmt.query_map([n as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
+/// The InfluxDB outbox as its sender reads it: lines in id order. A line the server took
+/// leaves it; a line it refused for good is parked with the reason (`sitewatch outbox` shows
+/// both counts).
+pub struct Lines;
 
-/// Moves one line the server refused from the outbox to the parked lines, with the reason.
-pub fn park(
-    conn: &mut Connection,
-    id: i64,
-    line: &str,
-    reason: &str,
-    now_us: i64,
-) -> Result<(), StoreError> {
-    let tx = conn.transaction()?;
-    tx.execute(
-        "INSERT INTO outbox_parked (line, reason, parked_us) VALUES (?1, ?2, ?3)",
-        params![line, reason, now_us],
-    )?;
-    tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
-    tx.commit()?;
-    Ok(())
-}
+impl Outbox for Lines {
+    type Item = String;
 
-/// The server took the lines `first..=last`: they leave the outbox.
-pub fn delivered(conn: &mut Connection, first: i64, last: i64) -> Result<(), StoreError> {
-    conn.execute(
-        "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2",
-        params![first, last],
-    )?;
-    Ok(())
-}
+    fn waiting(
+        &mut self,
+        conn: &mut Connection,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = conn.prepare_cached("SELECT id, line FROM outbox ORDER BY id LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 
-/// Lines waiting in the outbox.
-pub fn waiting(conn: &Connection) -> Result<u64, StoreError> {
-    crate::outbox_len(conn)
+    fn settle(
+        &mut self,
+        conn: &mut Connection,
+        first: i64,
+        last: i64,
+        how: Settled<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let tx = conn.transaction()?;
+        if let Settled::Refused(reason) = how {
+            tx.execute(
+                "INSERT INTO outbox_parked (line, reason, parked_us)
+                 SELECT line, ?3, ?4 FROM outbox WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
+                params![first, last, reason, now.timestamp_micros()],
+            )?;
+        }
+        tx.execute(
+            "DELETE FROM outbox WHERE id BETWEEN ?1 AND ?2",
+            params![first, last],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn len(&mut self, conn: &mut Connection) -> Result<u64, StoreError> {
+        crate::outbox_len(conn)
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! what became of each notification. The writer adds a notification in the alert's own
 //! transaction; the notifier reads its queue, marks outcomes and adds reminders here.
 
+use crate::outbox::{Outbox, Settled};
 use crate::{StoreError, from_us};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -25,10 +26,73 @@ fn notice_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Notice> {
     })
 }
 
-/// The first `limit` notifications waiting for `notifier`, oldest first. A cluster leader's
-/// notification waits, and every later one behind it, until the cluster's alert stream has its
-/// alert (`after_cluster`): a new leader can then tell whether it went out.
-pub fn pending(conn: &Connection, notifier: &str, limit: usize) -> Result<Vec<Notice>, StoreError> {
+/// One notifier's outbox: its notifications in id order. A cluster leader's notification
+/// waits, and every later one behind it, until the cluster's alert stream has its alert
+/// (`after_cluster`): a new leader can then tell whether it went out. Delivered or refused,
+/// each keeps the service's answer; the notifier's other outcomes (an attempt that will be
+/// retried, one given up) are [`mark`]ed.
+pub struct Notifications {
+    pub notifier: String,
+}
+
+impl Outbox for Notifications {
+    type Item = Notice;
+
+    fn waiting(
+        &mut self,
+        conn: &mut Connection,
+        limit: usize,
+    ) -> Result<Vec<(i64, Notice)>, StoreError> {
+        Ok(pending(conn, &self.notifier, limit)?
+            .into_iter()
+            .map(|n| (n.id, n))
+            .collect())
+    }
+
+    fn settle(
+        &mut self,
+        conn: &mut Connection,
+        first: i64,
+        last: i64,
+        how: Settled<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (state, result) = match how {
+            Settled::Delivered(answer) => ("delivered", answer),
+            Settled::Refused(why) => ("failed", why),
+        };
+        conn.execute(
+            "UPDATE notifications SET state = ?4, attempts = attempts + 1, updated_us = ?5,
+                 result = ?6
+             WHERE notifier = ?1 AND state = 'pending' AND id BETWEEN ?2 AND ?3",
+            params![
+                self.notifier,
+                first,
+                last,
+                state,
+                now.timestamp_micros(),
+                result
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn len(&mut self, conn: &mut Connection) -> Result<u64, StoreError> {
+        Ok(conn.query_row(
+            "SELECT COUNT(*) FROM notifications WHERE notifier = ?1 AND state = 'pending'",
+            [&self.notifier],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
+/// The first `limit` notifications waiting for `notifier`, oldest first (see
+/// [`Notifications`]).
+pub(crate) fn pending(
+    conn: &Connection,
+    notifier: &str,
+    limit: usize,
+) -> Result<Vec<Notice>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {NOTICE_COLUMNS} FROM notifications n JOIN alerts a ON a.id = n.alert_id
          WHERE n.notifier = ?1 AND n.state = 'pending'

@@ -596,13 +596,21 @@ fn said(conn: &Connection, alert_id: i64) -> Vec<String> {
 
 #[test]
 fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert() {
-    use crate::cluster_outbox::AlertOutbox;
+    use crate::cluster_outbox::Alerts;
     use crate::notices::{self as outbox};
+    use crate::outbox::{Outbox, Queue, Settled};
     use crate::writer::Queued;
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = Store::open(&dir.path().join("data")).unwrap();
     // The node runs as a cluster node from the start: every alert after this is published.
-    let mut published = AlertOutbox::open(&store).unwrap();
+    let published = Queue::new(&store, Alerts::new(&store));
+    published.call(|_, _| Ok(())).unwrap();
+    let now = chrono::Utc::now();
+    let settle = |id: i64, how: Settled<'_>| {
+        published
+            .call(|o, c| o.settle(c, id, id, how, now))
+            .unwrap()
+    };
     let m = measurement("a", 0, false);
     let alert = |secs: i64, site: &str| {
         crate::alert::Transition::Down {
@@ -630,17 +638,17 @@ fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert()
         outbox::pending(&conn, "hook", 10).unwrap().is_empty(),
         "the leader's notification waits, and the one behind it keeps its place"
     );
-    let waiting = published.waiting().unwrap();
+    let waiting = published.call(|o, c| o.waiting(c, 10)).unwrap();
     assert_eq!(
         waiting
             .iter()
-            .map(|(_, a, gated)| (&*a.site, *gated))
+            .map(|(_, (a, gated))| (&*a.site, *gated))
             .collect::<Vec<_>>(),
         [("a", true), ("b", false)]
     );
     let mut rang = store.watch_notifications();
     rang.mark_unchanged();
-    published.commit(waiting[0].0).unwrap();
+    settle(waiting[0].0, Settled::Delivered(""));
     assert!(rang.has_changed().unwrap(), "the notifiers are told");
     let sites: Vec<String> = outbox::pending(&conn, "hook", 10)
         .unwrap()
@@ -651,15 +659,16 @@ fn a_cluster_leaders_notifications_wait_until_the_alert_stream_has_their_alert()
 
     // Another node delivered the next one: it is superseded, never sent, and says so.
     write_all(&store, vec![Record::Alert(alert(3, "c"), to_hook(true))]);
-    let (id, _, gated) = published.waiting().unwrap().pop().unwrap();
-    assert!(gated);
-    published
-        .supersede(
-            id,
-            "not sent: node n2 led after this node and delivered this alert",
-        )
+    let (id, (_, gated)) = published
+        .call(|o, c| o.waiting(c, 10))
+        .unwrap()
+        .pop()
         .unwrap();
-    published.commit(id).unwrap();
+    assert!(gated);
+    settle(
+        id,
+        Settled::Refused("not sent: node n2 led after this node and delivered this alert"),
+    );
     assert_eq!(outbox::pending(&conn, "hook", 10).unwrap().len(), 2);
     assert_eq!(
         said(&conn, id),

@@ -59,6 +59,12 @@ impl Notifiers {
     fn spawn(&mut self, config: NotifierConfig) {
         let stop = CancellationToken::new();
         let worker = worker::Worker {
+            queue: crate::store::outbox::Queue::new(
+                &self.store,
+                crate::store::notices::Notifications {
+                    notifier: config.name.clone(),
+                },
+            ),
             config: config.clone(),
             store: self.store.clone(),
             client: self.client.clone(),

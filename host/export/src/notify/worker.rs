@@ -6,7 +6,8 @@
 
 use crate::config::notify::NotifierConfig;
 use crate::event::{Bus, Delivery, DeliveryResult, Event};
-use crate::store::notices::{self as outbox, Mark, Notice};
+use crate::store::notices::{self as outbox, Mark, Notice, Notifications};
+use crate::store::outbox::Queue;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -31,6 +32,8 @@ const REMINDER_CHECK_MAX: Duration = Duration::from_secs(15);
 pub struct Worker {
     pub config: NotifierConfig,
     pub store: Store,
+    /// Its outbox.
+    pub queue: Queue<Notifications>,
     pub client: reqwest::Client,
     pub bus: Bus,
     /// The configured sites by name, with their tags: no reminders of sites no longer watched.
@@ -63,8 +66,7 @@ impl Worker {
                 next_reminder_check = tokio::time::Instant::now() + self.reminder_check_every();
             }
             doorbell.borrow_and_update();
-            let name = self.config.name.clone();
-            let head = match self.db(move |c| outbox::pending(c, &name, GROUP_MAX)).await {
+            let head = match self.queue.waiting(GROUP_MAX).await {
                 Ok(h) => {
                     if std::mem::take(&mut store_failing) {
                         self.report(format!(
@@ -72,7 +74,7 @@ impl Worker {
                             self.config.name
                         ));
                     }
-                    h
+                    h.into_iter().map(|(_, n)| n).collect::<Vec<_>>()
                 }
                 Err(e) => {
                     self.store_error(&mut store_failing, &e);
@@ -244,12 +246,22 @@ impl Worker {
         let now = self.now();
         let text = detail.to_owned();
         let mut failing = false;
+        let (first, last) = (ids.first().copied(), ids.last().copied());
         for _ in 0..MARK_TRIES {
             let (ids, text) = (ids.clone(), text.clone());
-            match self
-                .db_mut(move |c| outbox::mark(c, &ids, mark, now, &text))
-                .await
-            {
+            let recorded = match (mark, first, last) {
+                (Mark::Delivered, Some(first), Some(last)) => {
+                    self.queue.delivered(first, last, &text, now).await
+                }
+                (Mark::Failed, Some(first), Some(last)) => {
+                    self.queue.refused(first, last, &text, now).await
+                }
+                _ => {
+                    self.db(move |c| outbox::mark(c, &ids, mark, now, &text))
+                        .await
+                }
+            };
+            match recorded {
                 Ok(()) => break,
                 Err(e) => {
                     self.store_error(&mut failing, &e);
@@ -294,7 +306,7 @@ impl Worker {
         let config = self.config.clone();
         let now = self.now();
         let added = self
-            .db_mut(move |c| {
+            .db(move |c| {
                 let mut added = 0;
                 for s in outbox::still_down(c, &config.name)? {
                     if let Some(tags) = sites.get(&s.site)
@@ -341,25 +353,9 @@ impl Worker {
 
     async fn db<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.db_mut(move |c| f(c)).await
-    }
-
-    async fn db_mut<T: Send + 'static>(
-        &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
-            let result = store.connect().and_then(|mut conn| f(&mut conn));
-            if let Err(e) = &result {
-                store.note_error(e);
-            }
-            result
-        })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        self.queue.run(move |_, c| f(c)).await
     }
 }
 

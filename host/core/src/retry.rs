@@ -1,6 +1,7 @@
 //! The one retry policy of every sink: the notifiers, the InfluxDB sender, the cluster's
-//! publishers and the store writer. A sink decides what is worth another attempt (a refusal
-//! for good is not retried; a `Retry-After` it was given comes first); how long to wait
+//! publishers and the store writer. What is worth another attempt is one rule for the HTTP
+//! sinks (the notify crate's `reply::retryable`: 408, 425, 429 and 5xx; any other refusal
+//! stands, and a `Retry-After` it was given comes first); how long to wait
 //! between attempts is this [`Backoff`]: each wait doubles from `min` up to `max`, and with
 //! jitter each is drawn from the upper half of its step, so sinks that failed together do not
 //! retry together.

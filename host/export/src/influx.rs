@@ -23,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A longer `Retry-After` is cut to this.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 /// How long a POST in flight may still finish once the sender is stopped, so that a batch the
 /// server is taking is not sent again at the next start; then it is abandoned.
 const STOP_GRACE: Duration = Duration::from_millis(500);
@@ -88,7 +86,7 @@ impl Verdict {
         if status.is_success() {
             return Self::Delivered;
         }
-        let message = match server_message(body) {
+        let message = match crate::reply::said(body) {
             m if m.is_empty() => status.to_string(),
             m => format!("{status}: {m}"),
         };
@@ -97,10 +95,9 @@ impl Verdict {
             400 | 422 => Self::Rejected { message },
             401 | 403 => Self::Unauthorized { message },
             404 => Self::NotFound { message },
-            408 | 429 | 500 | 502..=599 => Self::Retry {
-                after: retry_after
-                    .and_then(|v| crate::reply::parse_retry_after(v, now))
-                    .map(|d| d.min(RETRY_AFTER_MAX)),
+            501 => Self::Misdirected { message },
+            _ if crate::reply::retryable(status) => Self::Retry {
+                after: crate::reply::wait_asked(retry_after, now),
                 why: format!("the server answered {message}"),
             },
             _ => Self::Misdirected { message },
@@ -131,20 +128,6 @@ impl Verdict {
             _ => None,
         }
     }
-}
-
-/// What a server said in a refusal: InfluxDB's JSON `message`, else the text, on one line and
-/// at most 300 characters.
-fn server_message(body: &str) -> String {
-    let text = match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(serde_json::Value::Object(map)) => match map.get("message") {
-            Some(serde_json::Value::String(m)) => m.clone(),
-            _ => body.to_owned(),
-        },
-        _ => body.to_owned(),
-    };
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    text.chars().take(300).collect()
 }
 
 /// Posts the outbox to the server until `stop` is cancelled.

@@ -3,12 +3,10 @@
 //! kept).
 
 use crate::Service;
-use crate::reply::{Reply, parse_retry_after};
+use crate::reply::{Reply, retryable, said, wait_asked};
 use crate::request::{HttpRequest, Request};
 use std::time::Duration;
 
-/// Retry-After values beyond this are capped: a service asking for an hour is retried in 10 min.
-const RETRY_AFTER_MAX: Duration = Duration::from_secs(600);
 /// Reply bytes read for a message.
 const REPLY_BYTES: usize = 4096;
 
@@ -113,7 +111,7 @@ pub fn judge(
     body: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Outcome {
-    let said = reply_text(body);
+    let said = said(body);
     let answer = if said.is_empty() {
         status.to_string()
     } else {
@@ -122,39 +120,16 @@ pub fn judge(
     if status.is_success() {
         return Outcome::Delivered(answer);
     }
-    match status.as_u16() {
-        408 | 425 | 429 | 500..=599 => {
-            let after = retry_after
-                .and_then(|v| parse_retry_after(v, now))
-                .or_else(|| crate::telegram::retry_after(body))
-                .map(|d| d.min(RETRY_AFTER_MAX));
-            Outcome::Retry {
-                after,
-                why: format!("the service answered {answer}"),
-            }
-        }
-        _ => Outcome::Failed(answer),
+    if !retryable(status) {
+        return Outcome::Failed(answer);
     }
-}
-
-/// What a service said: the usual message fields of a JSON reply, else the text, on one line
-/// and at most 300 characters.
-fn reply_text(body: &str) -> String {
-    let text = match serde_json::from_str::<serde_json::Value>(body) {
-        Ok(v @ serde_json::Value::Object(_)) => ["message", "description", "error", "errors"]
-            .iter()
-            .find_map(|k| match v.get(*k) {
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(other @ (serde_json::Value::Array(_) | serde_json::Value::Object(_))) => {
-                    Some(other.to_string())
-                }
-                _ => None,
-            })
-            .unwrap_or_else(|| body.to_owned()),
-        _ => body.to_owned(),
-    };
-    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    text.chars().filter(|c| !c.is_control()).take(300).collect()
+    let after = wait_asked(retry_after, now).or_else(|| {
+        crate::telegram::retry_after(body).map(|d| d.min(crate::reply::RETRY_AFTER_MAX))
+    });
+    Outcome::Retry {
+        after,
+        why: format!("the service answered {answer}"),
+    }
 }
 
 #[cfg(test)]
@@ -218,7 +193,7 @@ mod tests {
         else {
             panic!("a 503 is retried");
         };
-        assert_eq!(after, Some(RETRY_AFTER_MAX));
+        assert_eq!(after, Some(crate::reply::RETRY_AFTER_MAX));
     }
 
     #[test]

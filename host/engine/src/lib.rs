@@ -22,3 +22,4 @@ pub mod report;
 pub mod scheduler;
 pub mod target;
 pub mod tokio_clock;
+pub mod views;

@@ -70,7 +70,10 @@ pub fn retryable(status: reqwest::StatusCode) -> bool {
 
 /// How long a refusal asked to wait: its `Retry-After` (seconds or an HTTP date, read at
 /// `now`), at most [`RETRY_AFTER_MAX`].
-pub fn wait_asked(retry_after: Option<&str>, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+pub fn wait_asked(
+    retry_after: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
     retry_after
         .and_then(|v| parse_retry_after(v, now))
         .map(|d| d.min(RETRY_AFTER_MAX))

@@ -316,48 +316,15 @@ fn maintenance_list(
     args: &sitewatch::cli::MaintenanceListArgs,
     config: &Config,
 ) -> anyhow::Result<()> {
-    let now = chrono::Utc::now();
     let mut out = std::io::stdout().lock();
     let json = args.output == sitewatch::output::OutputFormat::Json;
     let mut any = false;
-    for site in &config.sites {
-        let upcoming = site.maintenance.upcoming(now, args.next.max(1));
+    for site in sitewatch::views::maintenance(config, chrono::Utc::now(), args.next) {
         if json {
-            let windows: Vec<_> = upcoming
-                .iter()
-                .map(|o| {
-                    serde_json::json!({
-                        "start": sitewatch::clock::rfc3339_seconds(o.start),
-                        "end": sitewatch::clock::rfc3339_seconds(o.end),
-                        "name": o.name,
-                        "open": o.start <= now,
-                    })
-                })
-                .collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"site": site.name, "windows": windows})
-            )?;
-            continue;
-        }
-        if upcoming.is_empty() {
-            continue;
-        }
-        any = true;
-        writeln!(out, "{}:", site.name)?;
-        for o in &upcoming {
-            let state = if o.start <= now { "OPEN NOW" } else { "next" };
-            writeln!(
-                out,
-                "  {state:<8} {} to {}{}",
-                sitewatch::clock::rfc3339_seconds(o.start),
-                sitewatch::clock::rfc3339_seconds(o.end),
-                o.name
-                    .as_deref()
-                    .map(|n| format!("  ({n})"))
-                    .unwrap_or_default()
-            )?;
+            writeln!(out, "{}", site.json())?;
+        } else if let Some(text) = site.text() {
+            any = true;
+            writeln!(out, "{text}")?;
         }
     }
     if !any && !json {
@@ -485,7 +452,6 @@ fn notify_test(args: NotifyTestArgs) -> anyhow::Result<()> {
 }
 
 fn notify_list(args: NotifyListArgs) -> anyhow::Result<()> {
-    use sitewatch::store::notices::QueueSummary;
     // Names and types only: the list reads the store, and needs none of the notifiers' secrets.
     let notifiers = Config::notifier_names(&args.config.config)?;
     let summaries = match Store::existing(&args.data_dir.data_dir) {
@@ -493,53 +459,19 @@ fn notify_list(args: NotifyListArgs) -> anyhow::Result<()> {
         Err(sitewatch::store::StoreError::Missing { .. }) => Default::default(),
         Err(e) => return Err(e.into()),
     };
-    let mut rows: Vec<(String, String, QueueSummary)> = notifiers
-        .iter()
-        .map(|(name, kind)| {
-            (
-                name.clone(),
-                kind.clone(),
-                summaries.get(name).cloned().unwrap_or_default(),
-            )
-        })
-        .collect();
-    let mut gone: Vec<_> = summaries
-        .iter()
-        .filter(|(name, _)| !notifiers.iter().any(|(n, _)| n == *name))
-        .map(|(name, s)| (name.clone(), "(not in the config)".to_owned(), s.clone()))
-        .collect();
-    gone.sort_by(|a, b| a.0.cmp(&b.0));
-    rows.extend(gone);
+    let rows = sitewatch::views::notifier_queues(&notifiers, &summaries);
     let mut out = std::io::stdout().lock();
     if args.output == sitewatch::output::OutputFormat::Json {
-        for (name, kind, s) in &rows {
-            let last = s.last.as_ref().map(|(state, time, result)| {
-                serde_json::json!({"state": state, "time": sitewatch::clock::rfc3339_millis(*time), "result": result})
-            });
-            let v = serde_json::json!({
-                "notifier": name, "type": kind, "waiting": s.pending,
-                "delivered": s.delivered, "failed": s.failed, "last": last,
-            });
-            writeln!(out, "{v}")?;
+        for row in &rows {
+            writeln!(out, "{}", row.json())?;
         }
         return Ok(out.flush()?);
     }
     if rows.is_empty() {
         writeln!(out, "no notifiers in {}", args.config.config.display())?;
     }
-    for (name, kind, s) in &rows {
-        let last = match &s.last {
-            Some((state, time, result)) => format!(
-                "; last: {state} at {}: {result}",
-                sitewatch::clock::rfc3339_seconds(*time)
-            ),
-            None => String::new(),
-        };
-        writeln!(
-            out,
-            "{name} ({kind}): {} waiting, {} delivered, {} failed{last}",
-            s.pending, s.delivered, s.failed
-        )?;
+    for row in &rows {
+        writeln!(out, "{}", row.text())?;
     }
     Ok(out.flush()?)
 }
@@ -572,57 +504,10 @@ fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
         return Ok(out.flush()?);
     }
     let s = store.outbox_summary(&conn)?;
-    let time = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(sitewatch::clock::rfc3339_millis);
     if json {
-        let reasons: Vec<_> = s
-            .reasons
-            .iter()
-            .map(|(reason, lines)| json!({"reason": reason, "lines": lines}))
-            .collect();
-        let value = json!({
-            "waiting": s.waiting,
-            "first_time": time(s.first_time),
-            "last_time": time(s.last_time),
-            "parked": s.parked,
-            "reasons": reasons,
-            "dropped": s.dropped,
-            "last_dropped": time(s.last_dropped),
-        });
-        writeln!(out, "{value}")?;
-        return Ok(out.flush()?);
-    }
-    match (time(s.first_time), time(s.last_time)) {
-        (Some(first), Some(last)) => writeln!(
-            out,
-            "waiting: {} lines for InfluxDB, points from {first} to {last}",
-            s.waiting
-        )?,
-        _ => writeln!(out, "waiting: {} lines for InfluxDB", s.waiting)?,
-    }
-    writeln!(out, "parked:  {} lines InfluxDB refused", s.parked)?;
-    const REASONS_SHOWN: usize = 20;
-    for (reason, lines) in s.reasons.iter().take(REASONS_SHOWN) {
-        writeln!(out, "  {lines:>8}  {reason}")?;
-    }
-    if s.reasons.len() > REASONS_SHOWN {
-        writeln!(
-            out,
-            "  and {} more reasons (`--output json` lists them all)",
-            s.reasons.len() - REASONS_SHOWN
-        )?;
-    }
-    if s.parked > 0 {
-        writeln!(
-            out,
-            "         `sitewatch outbox --resend-parked` sends them again once the cause is fixed; `--drop-parked` deletes them"
-        )?;
-    }
-    if let Some(last) = time(s.last_dropped) {
-        writeln!(
-            out,
-            "dropped: {} lines over storage.influxdb.max_outbox_lines, the last at {last}",
-            s.dropped
-        )?;
+        writeln!(out, "{}", sitewatch::views::outbox_json(&s))?;
+    } else {
+        writeln!(out, "{}", sitewatch::views::outbox_text(&s))?;
     }
     Ok(out.flush()?)
 }

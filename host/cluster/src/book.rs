@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use crate::recorder::side::{Conditions, Loaded, Open, Pending};
+pub use crate::recorder::side::{Conditions, Loaded, Pending};
 
 #[derive(Serialize, Deserialize)]
 struct Stored {

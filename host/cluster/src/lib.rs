@@ -21,8 +21,8 @@ use sitewatch_engine::scheduler;
 use sitewatch_store as store;
 
 mod alerts;
-pub mod book;
-pub mod digest;
+pub(crate) mod book;
+pub(crate) mod digest;
 mod lease;
 mod members;
 mod stream;

@@ -13,8 +13,8 @@ pub mod diff;
 mod expand;
 pub mod notify;
 pub mod print;
-pub mod raw;
-pub mod rules;
+pub(crate) mod raw;
+pub(crate) mod rules;
 pub mod secret;
 pub mod values;
 

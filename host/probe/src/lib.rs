@@ -10,10 +10,10 @@ use sitewatch_core::error_chain;
 use sitewatch_core::hex;
 use sitewatch_core::measurement;
 
-pub mod handshake;
-pub mod http;
-pub mod timing;
-pub mod tls;
+pub(crate) mod handshake;
+pub(crate) mod http;
+pub(crate) mod timing;
+pub(crate) mod tls;
 
 use crate::clock::SharedClock;
 use crate::config::SiteConfig;

@@ -19,7 +19,7 @@ pub mod history;
 pub mod lines;
 pub mod notices;
 pub mod outbox;
-pub mod salvage;
+pub(crate) mod salvage;
 pub mod writer;
 
 use crate::alert::{Alert, AlertKind};
@@ -796,7 +796,7 @@ fn create_private_dir(dir: &Path) -> Result<(), StoreError> {
     builder.create(dir).map_err(err)
 }
 
-#[doc(hidden)]
-pub mod testing;
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,4 +1,4 @@
-//! Helpers for tests (of every crate) that need a store with records in it.
+//! Helpers for the store's tests that need a store with records in it.
 
 use super::Store;
 use super::writer::{self, Record, WriterOptions};

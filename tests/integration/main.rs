@@ -20,6 +20,7 @@ mod faults;
 mod history;
 mod hostile;
 mod influx;
+mod kinds;
 mod lossless;
 mod monitoring;
 mod notify;

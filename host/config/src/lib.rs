@@ -11,6 +11,7 @@ use sitewatch_core::maintenance;
 pub mod cluster;
 pub mod diff;
 mod expand;
+pub mod kind;
 pub mod notify;
 pub mod print;
 pub(crate) mod raw;
@@ -185,6 +186,8 @@ impl InfluxConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SiteConfig {
     pub name: String,
+    /// What it probes (`http` by default) and that kind's settings.
+    pub kind: kind::Kind,
     /// The URL as every output shows it (events, the store, InfluxDB, /metrics, the page):
     /// normalised, or as written when it names environment variables (`${NAME}` kept, so their
     /// values never leave the process).
@@ -644,7 +647,12 @@ fn resolve(
     let mut sites = Vec::with_capacity(raw.sites.len());
     let mut seen = HashSet::new();
     for (i, site) in raw.sites.into_iter().enumerate() {
-        let label = site.name.clone().unwrap_or_else(|| site.url.clone());
+        let label = site
+            .name
+            .clone()
+            .or_else(|| site.url.clone())
+            .or_else(|| site.target.clone())
+            .unwrap_or_default();
         let checks = site
             .checks
             .iter()
@@ -1068,7 +1076,19 @@ fn resolve_site(
     global_maintenance: &[crate::maintenance::Window],
     env: secret::Env<'_>,
 ) -> Result<SiteConfig, FieldError> {
-    let (url, request_url, mut secrets) = site_url(raw.url.trim(), env)?;
+    let (kind, url, request_url, mut secrets) = match kind::resolve(&raw)? {
+        Some((kind, shown, url)) => (kind, shown, url, Vec::new()),
+        None => {
+            let written = raw.url.as_deref().ok_or_else(|| {
+                FieldError::from((
+                    "url",
+                    "a site needs url, an http:// or https:// URL (or a kind and its target)",
+                ))
+            })?;
+            let (shown, url, secrets) = site_url(written.trim(), env)?;
+            (kind::Kind::Http, shown, url, secrets)
+        }
+    };
     let name = match raw.name {
         Some(n) => {
             let n = n.trim().to_owned();
@@ -1077,7 +1097,10 @@ fn resolve_site(
             }
             n
         }
-        None => default_name(&url, &request_url, !secrets.is_empty())?,
+        None => match &kind {
+            kind::Kind::Dns(d) => d.name.clone(),
+            _ => default_name(&url, &request_url, !secrets.is_empty())?,
+        },
     };
     let interval = match &raw.interval {
         Some(d) => values::positive_duration(d).map_err(|m| ("interval", m))?,
@@ -1212,6 +1235,7 @@ fn resolve_site(
     let maintenance =
         crate::maintenance::Schedule::new(global_maintenance.iter().cloned().chain(own).collect());
     Ok(SiteConfig {
+        kind,
         body,
         tags,
         locations,

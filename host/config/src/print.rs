@@ -54,7 +54,11 @@ struct PrintedNotifier {
 #[derive(Serialize)]
 struct PrintedSite {
     name: String,
+    kind: &'static str,
     url: String,
+    /// The settings of a kind other than http (target, tls, send, expect; the query).
+    #[serde(flatten)]
+    probe: Map<String, Value>,
     method: String,
     interval: String,
     timeout: String,
@@ -183,7 +187,31 @@ fn without_password(url: &str, user_is_secret: bool) -> String {
 fn site(s: &SiteConfig) -> PrintedSite {
     PrintedSite {
         name: s.name.clone(),
+        kind: s.kind.as_str(),
         url: s.url.clone(),
+        probe: match &s.kind {
+            crate::kind::Kind::Http => Map::new(),
+            crate::kind::Kind::Tcp(t) => json!({
+                "target": format!("{}:{}", t.host, t.port),
+                "tls": t.tls,
+                "send": t.send,
+                "expect": t.expect.as_ref().map(ToString::to_string),
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            crate::kind::Kind::Dns(d) => json!({
+                "target": d.name,
+                "record_type": d.record_type,
+                "resolver": d.resolver.map(|r| r.to_string()).unwrap_or_else(|| "(the system's)".into()),
+                "expect_rcode": d.expect_rcode,
+                "expect_answers": d.expect_answers,
+                "answers_match": if d.exact { "exact" } else { "contains" },
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        },
         method: s.method.to_string(),
         interval: duration(s.interval),
         timeout: duration(s.timeout),

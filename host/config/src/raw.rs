@@ -266,7 +266,30 @@ pub(crate) struct RawInflux {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSite {
     pub name: Option<String>,
-    pub url: String,
+    /// What it probes: `http` (the default), `tcp` or `dns`.
+    pub kind: Option<String>,
+    /// An `http://` or `https://` URL (kind `http`).
+    pub url: Option<String>,
+    /// Where a site of another kind probes: `host:port` (tcp), the name queried (dns).
+    pub target: Option<String>,
+    /// tcp: TLS right after connecting.
+    pub tls: Option<bool>,
+    /// tcp: text sent once connected.
+    pub send: Option<String>,
+    /// tcp: a substring the server's first answer must hold.
+    pub expect: Option<String>,
+    /// tcp: a regular expression the server's first answer must match.
+    pub expect_regex: Option<String>,
+    /// dns: A (the default), AAAA, CNAME, MX, TXT, NS, SOA, SRV or CAA.
+    pub record_type: Option<String>,
+    /// dns: the resolver asked (`127.0.0.1:5353`); the system's when left out.
+    pub resolver: Option<String>,
+    /// dns: the response code that is up (NOERROR by default).
+    pub expect_rcode: Option<String>,
+    /// dns: answers that must be in the answer section.
+    pub expect_answers: Option<Vec<String>>,
+    /// dns: `contains` (the default) or `exact`.
+    pub answers_match: Option<String>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,

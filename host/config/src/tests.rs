@@ -933,3 +933,132 @@ fn allowed_hosts_are_names_only() {
     let e = err(r#"{"sites": [], "server": {"allowed_hosts": ["https://x.test/"]}}"#);
     assert!(e.contains("server.allowed_hosts[0]"), "{e}");
 }
+
+#[test]
+fn tcp_and_dns_sites_take_their_own_fields() {
+    let c = parse(
+        r#"{"sites": [
+            {"name": "db", "kind": "tcp", "target": "db.example.com:5432", "tls": true,
+             "send": "PING\r\n", "expect_regex": "^\\+PONG"},
+            {"kind": "dns", "target": "example.com.", "record_type": "mx",
+             "resolver": "127.0.0.1:5353", "expect_answers": ["10  mail.example.com."],
+             "answers_match": "exact"},
+            {"kind": "dns", "target": "v6.example.com", "resolver": "::1"}
+        ]}"#,
+    )
+    .unwrap();
+    let db = &c.sites[0];
+    assert_eq!(db.url, "tcp://db.example.com:5432");
+    let kind::Kind::Tcp(t) = &db.kind else {
+        panic!("tcp: {:?}", db.kind)
+    };
+    assert_eq!(
+        (t.host.as_str(), t.port, t.tls),
+        ("db.example.com", 5432, true)
+    );
+    assert!(t.expect.as_ref().unwrap().matches("+PONG\r\n"));
+    assert!(!t.expect.as_ref().unwrap().matches("-ERR"));
+    let mx = &c.sites[1];
+    assert_eq!(mx.name, "example.com", "a dns site is named after its name");
+    assert_eq!(mx.url, "dns://127.0.0.1:5353/example.com?type=MX");
+    let kind::Kind::Dns(d) = &mx.kind else {
+        panic!("dns: {:?}", mx.kind)
+    };
+    assert_eq!(d.record_type, "MX");
+    assert_eq!(d.expect_answers, ["10 mail.example.com."]);
+    assert!(d.exact);
+    assert_eq!(d.expect_rcode, "NOERROR");
+    let kind::Kind::Dns(v6) = &c.sites[2].kind else {
+        panic!()
+    };
+    assert_eq!(v6.resolver, Some("[::1]:53".parse().unwrap()));
+    assert_eq!(c.sites[2].url, "dns://[::1]:53/v6.example.com?type=A");
+    let printed = print::resolved(&c);
+    assert_eq!(printed["sites"][0]["kind"], "tcp");
+    assert_eq!(printed["sites"][0]["target"], "db.example.com:5432");
+    assert_eq!(printed["sites"][1]["answers_match"], "exact");
+}
+
+#[test]
+fn a_kinds_errors_name_the_field_and_the_site() {
+    for (site, field, words) in [
+        (
+            r#"{"name": "x", "kind": "ftp", "target": "a:1"}"#,
+            "kind",
+            "one of http, tcp, dns",
+        ),
+        (r#"{"name": "x", "kind": "tcp"}"#, "target", "needs target"),
+        (
+            r#"{"name": "x", "kind": "tcp", "target": "db.example.com"}"#,
+            "target",
+            "host:port",
+        ),
+        (
+            r#"{"name": "x", "kind": "tcp", "target": "a:1", "method": "POST"}"#,
+            "method",
+            "kind tcp takes no method",
+        ),
+        (
+            r#"{"name": "x", "kind": "tcp", "target": "a:1", "expect_regex": "("}"#,
+            "expect_regex",
+            "not a regular expression",
+        ),
+        (
+            r#"{"name": "x", "kind": "tcp", "target": "a:1", "expect": "a", "expect_regex": "b"}"#,
+            "expect_regex",
+            "not both",
+        ),
+        (
+            r#"{"name": "x", "kind": "tcp", "target": "a:1", "record_type": "A"}"#,
+            "record_type",
+            "kind tcp takes no record_type",
+        ),
+        (
+            r#"{"name": "x", "url": "http://a/", "send": "x"}"#,
+            "send",
+            "kind http takes no send",
+        ),
+        (
+            r#"{"name": "x", "url": "http://a/", "target": "a:1"}"#,
+            "target",
+            "kind http takes no target",
+        ),
+        (r#"{"name": "x"}"#, "url", "a site needs url"),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "bad name!"}"#,
+            "target",
+            "not a domain name",
+        ),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "a.test", "record_type": "PTR"}"#,
+            "record_type",
+            "one of A, AAAA",
+        ),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "a.test", "resolver": "dns.google"}"#,
+            "resolver",
+            "not an address",
+        ),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "a.test", "expect_rcode": "OK"}"#,
+            "expect_rcode",
+            "not a response code",
+        ),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "a.test", "answers_match": "exact"}"#,
+            "answers_match",
+            "goes with expect_answers",
+        ),
+        (
+            r#"{"name": "x", "kind": "dns", "target": "a.test", "tls": true}"#,
+            "tls",
+            "kind dns takes no tls",
+        ),
+    ] {
+        let e = err(&format!(r#"{{"sites": [{site}]}}"#));
+        assert!(
+            e.contains(&format!("sites[0].{field} (site \"x\")")) && e.contains(words),
+            "{site}: {e}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 //! The prober: the shared clients and the [`Prober::probe`] seam that runs a site's probe
-//! [`Kind`]. HTTP(S) ([`http`]) is the first kind: one request per probe, with TTFB, response
-//! time and connection phases measured. Every failure becomes a [`Measurement`] with an
-//! [`ErrorKind`](crate::measurement::ErrorKind), never an `Err`.
+//! kind (the config's `kind::Kind`), one module each: `http` (one request per probe, with
+//! TTFB, response time and connection phases measured), `tcp` (a connection, optionally TLS,
+//! a line and the expected answer), `dns` (a query and its answers). Every failure becomes a
+//! [`Measurement`] with an [`ErrorKind`](crate::measurement::ErrorKind), never an `Err`.
 
 // The crates this one builds on, by the names its paths use.
 use sitewatch_config as config;
@@ -10,13 +11,16 @@ use sitewatch_core::error_chain;
 use sitewatch_core::hex;
 use sitewatch_core::measurement;
 
+mod dns;
 pub(crate) mod handshake;
 pub(crate) mod http;
+mod tcp;
 pub(crate) mod timing;
 pub(crate) mod tls;
 
 use crate::clock::SharedClock;
 use crate::config::SiteConfig;
+use crate::config::kind::Kind;
 use crate::measurement::Measurement;
 use std::sync::Arc;
 use timing::{HandshakeStartRecorder, TimedConnectLayer, TimedResolver};
@@ -27,30 +31,9 @@ pub(crate) const MAX_REDIRECTS: usize = 10;
 
 pub use http::Captured;
 
-/// The kinds of probe. A kind is a module of this crate that supplies its run (what one probe
-/// does, timed, into a [`Measurement`]), the phases it times and the
-/// [`ErrorKind`](crate::measurement::ErrorKind)s its
-/// failures are classified into, and what it captures for the site's checks ([`Captured`]).
-/// The scheduler, the recorder and the outputs see only measurements: a new kind (TCP, DNS,
-/// ...) is a new module and a variant here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// An `http://` or `https://` URL: [`http`].
-    Http,
-}
-
-impl Kind {
-    /// The kind that probes `site` (from its URL's scheme; the config accepts HTTP(S) URLs).
-    pub fn of(_site: &SiteConfig) -> Self {
-        Kind::Http
-    }
-}
-
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// How it is probed.
-    pub kind: Kind,
     pub name: Arc<str>,
     /// The URL as shown (`SiteConfig::url`), never the one requested.
     pub url: Arc<str>,
@@ -58,6 +41,8 @@ pub struct Target {
     /// A client of the site's own, for sites with their own TLS trust (`tls_ca`,
     /// `tls_insecure`); `None` uses the shared clients.
     pub client: Option<reqwest::Client>,
+    /// The TLS settings of a `tcp` site with its own TLS trust; `None` uses the shared ones.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// The configuration generation this target belongs to: a reload that changes the site
     /// gives it a new one, and probes of the old one are dropped.
     pub generation: u64,
@@ -66,11 +51,11 @@ pub struct Target {
 impl Target {
     pub fn new(config: SiteConfig) -> Self {
         Self {
-            kind: Kind::of(&config),
             name: config.name.as_str().into(),
             url: config.url.as_str().into(),
             config: Arc::new(config),
             client: None,
+            tls: None,
             generation: 0,
         }
     }
@@ -130,6 +115,8 @@ pub struct Prober {
     tls: Arc<tls::Memory>,
     /// The local address probes connect from (`probing.source_address`).
     source: Option<std::net::IpAddr>,
+    /// The TLS settings of `tcp` sites (the platform's trust, no ALPN).
+    tcp_tls: Arc<rustls::ClientConfig>,
 }
 
 impl Prober {
@@ -143,7 +130,9 @@ impl Prober {
         source: Option<std::net::IpAddr>,
     ) -> Result<Self, ProberSetupError> {
         let tls = tls_config(Trust::Platform)?;
+        let tcp_tls = Arc::new(without_alpn(tls.clone()));
         Ok(Self {
+            tcp_tls,
             fresh: build_client(tls.clone(), 0, source)?,
             services: reqwest::Client::builder()
                 .tls_backend_preconfigured(tls.clone())
@@ -165,10 +154,16 @@ impl Prober {
             Trust::Roots(crate::config::read_ca_file(ca)?)
         } else {
             target.client = None;
+            target.tls = None;
             return Ok(());
         };
-        let idle = if site.keep_alive { usize::MAX } else { 0 };
-        target.client = Some(build_client(tls_config(trust)?, idle, self.source)?);
+        match &site.kind {
+            Kind::Tcp(_) => target.tls = Some(Arc::new(without_alpn(tls_config(trust)?))),
+            _ => {
+                let idle = if site.keep_alive { usize::MAX } else { 0 };
+                target.client = Some(build_client(tls_config(trust)?, idle, self.source)?);
+            }
+        }
         Ok(())
     }
 
@@ -200,8 +195,10 @@ impl Prober {
         target: &Target,
         scheduled: Instant,
     ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-        match target.kind {
+        match &target.config.kind {
             Kind::Http => http::run(self, target, scheduled).await,
+            Kind::Tcp(spec) => tcp::run(self, target, spec, scheduled).await,
+            Kind::Dns(spec) => dns::run(self, target, spec, scheduled).await,
         }
     }
 }
@@ -276,6 +273,12 @@ fn tls_config(trust: Trust) -> Result<rustls::ClientConfig, rustls::Error> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.resumption = rustls::client::Resumption::store(Arc::new(HandshakeStartRecorder));
     Ok(config)
+}
+
+/// TLS settings for a raw TCP connection: no application protocol offered.
+fn without_alpn(mut config: rustls::ClientConfig) -> rustls::ClientConfig {
+    config.alpn_protocols.clear();
+    config
 }
 
 /// Accepts any server certificate but still checks the handshake signatures. Used only for sites

@@ -109,6 +109,9 @@ struct LocationLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The figure a dns probe reports with its measurement: its answer's record count.
+const DNS_ANSWER_RRS: &str = "dns_answer_rrs";
+
 /// The phases of `probe_http_duration_seconds`, as the issue names them (blackbox_exporter
 /// calls `dns` `resolve`).
 const PHASES: [&str; 5] = ["dns", "connect", "tls", "processing", "transfer"];
@@ -127,6 +130,7 @@ pub struct Metrics {
     duration: Family<SiteLabels, FloatGauge>,
     phases: Family<PhaseLabels, FloatGauge>,
     body_bytes: Family<SiteLabels, Gauge>,
+    dns_answers: Family<SiteLabels, Gauge>,
     probes: Family<SiteLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     response: Family<SiteLabels, Histogram, fn() -> Histogram>,
@@ -176,6 +180,7 @@ impl Metrics {
             duration: Family::default(),
             phases: Family::default(),
             body_bytes: Family::default(),
+            dns_answers: Family::default(),
             probes: Family::default(),
             outcomes: Family::default(),
             response: Family::new_with_constructor(latency_histogram),
@@ -224,6 +229,11 @@ impl Metrics {
             "probe_http_uncompressed_body_length",
             "Body bytes the last probe read",
             m.body_bytes.clone(),
+        );
+        r.register(
+            "probe_dns_answer_rrs",
+            "Records in the answer section of a dns site's last query",
+            m.dns_answers.clone(),
         );
         r.register("sitewatch_probes", "Probes recorded", m.probes.clone());
         r.register(
@@ -459,6 +469,9 @@ impl Metrics {
         self.body_bytes
             .get_or_create(&l)
             .set(m.body_bytes.min(i64::MAX as u64) as i64);
+        if let Some((_, n)) = m.metrics.iter().find(|(k, _)| k == DNS_ANSWER_RRS) {
+            self.dns_answers.get_or_create(&l).set(*n as i64);
+        }
         self.probes.get_or_create(&l).inc();
         let outcome = match (&m.error, m.status) {
             (Some(e), None) => e.kind.as_str().to_owned(),
@@ -624,6 +637,7 @@ impl Metrics {
                 &self.success,
                 &self.status,
                 &self.body_bytes,
+                &self.dns_answers,
                 &self.down,
                 &self.degraded,
                 &self.maintenance,

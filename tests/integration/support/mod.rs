@@ -5,6 +5,7 @@ pub mod binary;
 pub mod by_location;
 pub mod chromium;
 pub mod disk;
+pub mod dns;
 pub mod hostile;
 pub mod nats;
 pub mod plugins;

@@ -27,10 +27,13 @@ pub enum ErrorKind {
     Check,
     /// A check plugin could not do its work (trapped, hit a limit, or reported an error).
     Plugin,
+    /// The server's answer was not the one expected: a TCP banner without the expected text,
+    /// DNS answers other than the expected ones.
+    Answer,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         Self::Dns,
         Self::Connect,
         Self::Tls,
@@ -40,6 +43,7 @@ impl ErrorKind {
         Self::Status,
         Self::Check,
         Self::Plugin,
+        Self::Answer,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -57,6 +61,7 @@ impl ErrorKind {
             Self::Status => "status",
             Self::Check => "check",
             Self::Plugin => "plugin",
+            Self::Answer => "answer",
         }
     }
 }

@@ -1,0 +1,316 @@
+//! Probe kinds beside HTTP, through the real binary against real servers on loopback: TCP (a
+//! PING/PONG server the test flips and slows, aiosmtpd's SMTP banner, a closed port, a TLS
+//! server whose certificate is recorded as for HTTPS) and DNS (dnsmasq serving a zone the test
+//! rewrites). Each kind gets what HTTP has: up, down and recovery alerts, degraded on latency,
+//! its timings in the probe events and /metrics and the API.
+
+use crate::support::binary::{Running, alert, is};
+use crate::support::dns::Dnsmasq;
+use crate::support::smtp::Smtp;
+use crate::support::tls::TestCa;
+use crate::support::{closed_port, http_client};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn config(sites: Value, listen: u16) -> Value {
+    json!({
+        "sites": sites,
+        "alerting": {"threshold": 0.8, "window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "500ms"}]},
+        "server": {"listen": format!("127.0.0.1:{listen}")},
+    })
+}
+
+/// A Redis-like server: answers each line it reads with `answer`, after `delay`.
+struct PingServer {
+    port: u16,
+    state: Arc<Mutex<(String, Duration)>>,
+}
+
+impl PingServer {
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(("+PONG\r\n".to_owned(), Duration::ZERO)));
+        let shared = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 256];
+                    if let Ok(n) = conn.read(&mut buf).await
+                        && n > 0
+                    {
+                        let (answer, delay) = shared.lock().unwrap().clone();
+                        tokio::time::sleep(delay).await;
+                        let _ = conn.write_all(answer.as_bytes()).await;
+                    }
+                });
+            }
+        });
+        Self { port, state }
+    }
+
+    fn set(&self, answer: &str, delay: Duration) {
+        *self.state.lock().unwrap() = (answer.to_owned(), delay);
+    }
+}
+
+async fn get(url: &str) -> String {
+    http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
+    let server = PingServer::start().await;
+    let listen = closed_port();
+    let mut run = Running::start(&config(
+        json!([{
+            "name": "cache", "kind": "tcp", "target": format!("127.0.0.1:{}", server.port),
+            "send": "PING\r\n", "expect": "+PONG", "interval": "100ms", "timeout": "1s",
+            "alerting": {"degraded": {"response_p95": "150ms"}}
+        }]),
+        listen,
+    ));
+    let p = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "cache")(v) && v["ok"] == true
+        })
+        .await
+        .unwrap_or_else(|| panic!("an ok probe; stderr: {}", run.stderr()));
+    assert_eq!(p["url"], format!("tcp://127.0.0.1:{}", server.port), "{p}");
+    assert!(p["response_ms"].as_f64().is_some(), "{p}");
+    assert!(
+        p["ttfb_ms"].as_f64().is_some(),
+        "the first answer byte: {p}"
+    );
+    assert!(p["connect_ms"].as_f64().is_some(), "{p}");
+    assert_eq!(p["status"], Value::Null, "{p}");
+
+    // A wrong answer is a failure of kind `answer`, and the site goes down.
+    server.set("-ERR unknown command\r\n", Duration::ZERO);
+    let down = run
+        .wait_for(Duration::from_secs(10), alert("down", "cache"))
+        .await
+        .expect("down alert");
+    assert!(
+        down["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Website cache is down. availability="),
+        "{down}"
+    );
+    let failed = run
+        .of("probe", "cache")
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap();
+    assert_eq!(failed["error"]["kind"], "answer", "{failed}");
+    let message = failed["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"+PONG\"") && message.contains("-ERR unknown command"),
+        "{message}"
+    );
+    // The API and /metrics show it as any site.
+    let sites: Value =
+        serde_json::from_str(&get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
+            .unwrap();
+    let site = sites["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "cache")
+        .cloned()
+        .unwrap_or_else(|| panic!("{sites}"));
+    assert_eq!(
+        site["url"],
+        format!("tcp://127.0.0.1:{}", server.port),
+        "{site}"
+    );
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sitewatch_probes_total{") && l.contains("site=\"cache\"")),
+        "{metrics}"
+    );
+
+    server.set("+PONG\r\n", Duration::ZERO);
+    run.wait_for(Duration::from_secs(10), alert("recovered", "cache"))
+        .await
+        .expect("recovery");
+    // Slow answers: degraded on the response time's p95, as for HTTP.
+    server.set("+PONG\r\n", Duration::from_millis(300));
+    run.wait_for(Duration::from_secs(10), alert("degraded", "cache"))
+        .await
+        .expect("degraded alert");
+    assert!(
+        run.of("alert", "cache")
+            .iter()
+            .all(|a| a["kind"] != "down" || a["time"] == down["time"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_site_reads_a_real_smtp_banner_and_a_closed_port_fails_to_connect() {
+    let Some(smtp) = Smtp::start().await else {
+        return;
+    };
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "mail", "kind": "tcp", "target": format!("localhost:{}", smtp.port),
+             "expect_regex": "^220 ", "interval": "200ms"},
+            {"name": "nothing", "kind": "tcp", "target": format!("127.0.0.1:{}", closed_port()),
+             "interval": "200ms"}
+        ]),
+        closed_port(),
+    ));
+    let p = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "mail")(v) && v["ok"] == true
+        })
+        .await
+        .unwrap_or_else(|| panic!("the banner; stderr: {}", run.stderr()));
+    assert!(
+        p["dns_ms"].as_f64().is_some(),
+        "localhost was resolved: {p}"
+    );
+    run.wait_for(Duration::from_secs(10), alert("down", "nothing"))
+        .await
+        .expect("the closed port goes down");
+    let failed = run.of("probe", "nothing")[0].clone();
+    assert_eq!(failed["error"]["kind"], "connect", "{failed}");
+    assert!(run.of("alert", "mail").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_site_with_tls_reports_its_chain_and_warns_before_it_expires() {
+    let ca = TestCa::new();
+    let soon = chrono::Utc::now() + chrono::TimeDelta::days(3);
+    let identity = ca.issue_until(
+        "smtps.test",
+        &["localhost"],
+        time::OffsetDateTime::from_unix_timestamp(soon.timestamp()).unwrap(),
+    );
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(crate::support::tls::server_config(
+        identity,
+        b"smtp".to_vec(),
+    )));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(b"220 smtps.test ready\r\n").await;
+                    let _ = tls.shutdown().await;
+                }
+            });
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let mut cfg = config(
+        json!([{"name": "smtps", "kind": "tcp", "target": format!("localhost:{port}"),
+                "tls": true, "tls_ca": ca_file.to_str().unwrap(), "expect": "220",
+                "interval": "200ms", "alerting": {"cert_warning": "7d"}}]),
+        closed_port(),
+    );
+    cfg["sites"][0]["tls_ca"] = json!(ca_file.to_str().unwrap());
+    let mut run = Running::start(&cfg);
+    let p = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "smtps")(v) && v["ok"] == true
+        })
+        .await
+        .unwrap_or_else(|| panic!("a TLS probe; stderr: {}", run.stderr()));
+    assert_eq!(p["tls"]["leaf"]["subject"], "CN=smtps.test", "{p}");
+    assert!(p["tls_ms"].as_f64().is_some(), "{p}");
+    run.wait_for(Duration::from_secs(10), alert("cert_expiring", "smtps"))
+        .await
+        .expect("the certificate warning, as for HTTPS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dns_site_follows_the_zone_its_server_serves() {
+    let Some(dns) = Dnsmasq::start("192.0.2.10 www.example.test\n").await else {
+        return;
+    };
+    let resolver = format!("127.0.0.1:{}", dns.port);
+    let listen = closed_port();
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "www", "kind": "dns", "target": "www.example.test", "resolver": resolver,
+             "expect_answers": ["192.0.2.10"], "answers_match": "exact", "interval": "100ms"},
+            {"name": "mx", "kind": "dns", "target": "example.test", "record_type": "MX",
+             "resolver": resolver, "expect_answers": ["10 mail.example.test."], "interval": "200ms"},
+            {"name": "gone", "kind": "dns", "target": "nope.example.test", "resolver": resolver,
+             "expect_rcode": "NXDOMAIN", "interval": "200ms"}
+        ]),
+        listen,
+    ));
+    for site in ["www", "mx", "gone"] {
+        let p = run
+            .wait_for(Duration::from_secs(10), |v| {
+                v["event"] == "probe" && v["site"] == site && v["ok"] == true
+            })
+            .await
+            .unwrap_or_else(|| panic!("{site} answers as expected; stderr: {}", run.stderr()));
+        assert!(p["response_ms"].as_f64().is_some(), "{p}");
+    }
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("probe_dns_answer_rrs{")
+                && l.contains("site=\"www\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+
+    // The zone changes under it: the answer is not the expected one, the site goes down.
+    dns.set_hosts("192.0.2.99 www.example.test\n").await;
+    run.wait_for(Duration::from_secs(10), alert("down", "www"))
+        .await
+        .expect("down alert");
+    let failed = run
+        .of("probe", "www")
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap();
+    assert_eq!(failed["error"]["kind"], "answer", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing \"192.0.2.10\""),
+        "{failed}"
+    );
+    // Gone from the zone: NXDOMAIN, a response-code failure.
+    dns.set_hosts("").await;
+    run.wait_for(Duration::from_secs(10), |v| {
+        is("probe", "www")(v) && v["error"]["kind"] == "status"
+    })
+    .await
+    .expect("NXDOMAIN is a status failure");
+    dns.set_hosts("192.0.2.10 www.example.test\n").await;
+    run.wait_for(Duration::from_secs(10), alert("recovered", "www"))
+        .await
+        .expect("recovery");
+    assert!(run.of("alert", "mx").is_empty() && run.of("alert", "gone").is_empty());
+}

@@ -6,6 +6,7 @@
 
 use crate::support::binary::{Running, alert, is};
 use crate::support::dns::Dnsmasq;
+use crate::support::kinds::PyServer;
 use crate::support::smtp::Smtp;
 use crate::support::tls::TestCa;
 use crate::support::{closed_port, http_client};
@@ -313,4 +314,148 @@ async fn a_dns_site_follows_the_zone_its_server_serves() {
         .await
         .expect("recovery");
     assert!(run.of("alert", "mx").is_empty() && run.of("alert", "gone").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_site_upgrades_sends_and_checks_the_answer() {
+    let Some(ws) = PyServer::websocket("pong 1") else {
+        return;
+    };
+    let listen = closed_port();
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "live", "kind": "websocket", "url": format!("ws://127.0.0.1:{}/feed", ws.port),
+             "send": "ping", "expect_regex": "^pong \\d+$", "interval": "100ms", "timeout": "2s"},
+            {"name": "nobody", "kind": "websocket", "url": format!("ws://127.0.0.1:{}/", closed_port()),
+             "interval": "200ms"}
+        ]),
+        listen,
+    ));
+    let p = run
+        .wait_for(Duration::from_secs(15), |v| {
+            is("probe", "live")(v) && v["ok"] == true
+        })
+        .await
+        .unwrap_or_else(|| panic!("an upgraded probe; stderr: {}", run.stderr()));
+    assert_eq!(p["status"], 101, "the upgrade: {p}");
+    assert!(
+        p["ttfb_ms"].as_f64().is_some() && p["response_ms"].as_f64().is_some(),
+        "{p}"
+    );
+    assert!(p["connect_ms"].as_f64().is_some(), "{p}");
+    run.wait_for(Duration::from_secs(10), alert("down", "nobody"))
+        .await
+        .expect("a closed port goes down");
+
+    ws.set("pong later");
+    run.wait_for(Duration::from_secs(10), alert("down", "live"))
+        .await
+        .expect("a wrong answer takes the site down");
+    let failed = run
+        .of("probe", "live")
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap();
+    assert_eq!(failed["error"]["kind"], "answer", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pong later"),
+        "{failed}"
+    );
+    ws.set("close");
+    run.wait_for(Duration::from_secs(10), |v| {
+        is("probe", "live")(v)
+            && v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("closed the WebSocket"))
+    })
+    .await
+    .expect("a server that closes instead of answering");
+    ws.set("pong 2");
+    run.wait_for(Duration::from_secs(10), alert("recovered", "live"))
+        .await
+        .expect("recovery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpc_site_is_up_while_its_health_service_says_serving() {
+    let Some(grpc) = PyServer::grpc("=SERVING\ncheckout=SERVING\n") else {
+        return;
+    };
+    let listen = closed_port();
+    let target = format!("127.0.0.1:{}", grpc.port);
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "server", "kind": "grpc", "target": target, "interval": "100ms", "timeout": "2s"},
+            {"name": "checkout", "kind": "grpc", "target": target, "service": "checkout",
+             "interval": "100ms", "timeout": "2s"},
+            {"name": "unknown", "kind": "grpc", "target": target, "service": "nope",
+             "interval": "200ms", "timeout": "2s"}
+        ]),
+        listen,
+    ));
+    for site in ["server", "checkout"] {
+        let p = run
+            .wait_for(Duration::from_secs(15), |v| {
+                v["event"] == "probe" && v["site"] == site && v["ok"] == true
+            })
+            .await
+            .unwrap_or_else(|| panic!("{site} serving; stderr: {}", run.stderr()));
+        assert_eq!(
+            p["url"],
+            format!(
+                "grpc://127.0.0.1:{}{}",
+                grpc.port,
+                if site == "checkout" { "/checkout" } else { "" }
+            ),
+            "{p}"
+        );
+        assert!(p["response_ms"].as_f64().is_some(), "{p}");
+    }
+    run.wait_for(Duration::from_secs(10), alert("down", "unknown"))
+        .await
+        .expect("an unknown service is down");
+    let failed = run.of("probe", "unknown")[0].clone();
+    assert_eq!(failed["error"]["kind"], "status", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("gRPC status 5 (NOT_FOUND)"),
+        "{failed}"
+    );
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("probe_grpc_status_code{")
+                && l.contains("site=\"unknown\"")
+                && l.ends_with(" 5")),
+        "{metrics}"
+    );
+
+    grpc.set("=SERVING\ncheckout=NOT_SERVING\n");
+    run.wait_for(Duration::from_secs(10), alert("down", "checkout"))
+        .await
+        .expect("NOT_SERVING is down");
+    let failed = run
+        .of("probe", "checkout")
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        failed["error"]["message"], "health status NOT_SERVING for service \"checkout\"",
+        "{failed}"
+    );
+    grpc.set("=SERVING\ncheckout=SERVING\n");
+    run.wait_for(Duration::from_secs(10), alert("recovered", "checkout"))
+        .await
+        .expect("recovery");
+    assert!(run.of("alert", "server").is_empty());
 }

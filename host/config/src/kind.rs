@@ -20,6 +20,11 @@ pub enum Kind {
     Tcp(Tcp),
     /// A DNS query.
     Dns(Dns),
+    /// A WebSocket upgrade (`ws://`, `wss://`), optionally a message sent and the answer
+    /// checked.
+    WebSocket(WebSocket),
+    /// gRPC's standard health check, `grpc.health.v1.Health/Check`.
+    Grpc(Grpc),
 }
 
 impl Kind {
@@ -28,12 +33,14 @@ impl Kind {
             Self::Http => "http",
             Self::Tcp(_) => "tcp",
             Self::Dns(_) => "dns",
+            Self::WebSocket(_) => "websocket",
+            Self::Grpc(_) => "grpc",
         }
     }
 }
 
 /// The kinds, as `kind` takes them.
-pub const KINDS: [&str; 3] = ["http", "tcp", "dns"];
+pub const KINDS: [&str; 5] = ["http", "tcp", "dns", "websocket", "grpc"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tcp {
@@ -82,6 +89,30 @@ impl std::fmt::Display for Expect {
             Self::Regex(r) => write!(f, "/{}/", r.as_str()),
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebSocket {
+    /// The `ws://` or `wss://` URL upgraded.
+    pub url: Url,
+    pub host: String,
+    pub port: u16,
+    /// `wss://`: TLS (its chain recorded, as for HTTPS).
+    pub tls: bool,
+    /// A text message sent once upgraded.
+    pub send: Option<String>,
+    /// What the first message received must hold; without it, the upgrade is enough.
+    pub expect: Option<Expect>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grpc {
+    pub host: String,
+    pub port: u16,
+    /// TLS (HTTP/2 by ALPN), its chain recorded as for HTTPS; plaintext HTTP/2 otherwise.
+    pub tls: bool,
+    /// The service asked about; empty: the server as a whole.
+    pub service: String,
 }
 
 /// The record types a `dns` site may query.
@@ -137,12 +168,19 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
         ("follow_redirects", raw.follow_redirects.is_some()),
         ("checks", !raw.checks.is_empty()),
     ];
-    let tcp_fields = [
+    let answer_fields = [
         ("send", raw.send.is_some()),
         ("expect", raw.expect.is_some()),
         ("expect_regex", raw.expect_regex.is_some()),
-        ("tls", raw.tls.is_some()),
     ];
+    let tls_field = [("tls", raw.tls.is_some())];
+    let trust_fields = [
+        ("tls_insecure", raw.tls_insecure.is_some()),
+        ("tls_ca", raw.tls_ca.is_some()),
+    ];
+    let target_field = [("target", raw.target.is_some())];
+    let service_field = [("service", raw.service.is_some())];
+    let http_but_url = &http_fields[1..];
     let dns_fields = [
         ("record_type", raw.record_type.is_some()),
         ("resolver", raw.resolver.is_some()),
@@ -160,26 +198,155 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
     };
     match kind {
         "http" => {
-            refuse(&tcp_fields)?;
-            refuse(&dns_fields)?;
-            refuse(&[("target", raw.target.is_some())])?;
+            for group in [
+                &answer_fields[..],
+                &tls_field,
+                &dns_fields,
+                &target_field,
+                &service_field,
+            ] {
+                refuse(group)?;
+            }
             Ok(None)
         }
         "tcp" => {
-            refuse(&http_fields)?;
-            refuse(&dns_fields)?;
+            for group in [&http_fields[..], &dns_fields, &service_field] {
+                refuse(group)?;
+            }
             tcp(raw).map(Some)
         }
+        "websocket" => {
+            for group in [
+                http_but_url,
+                &dns_fields,
+                &tls_field,
+                &target_field,
+                &service_field,
+            ] {
+                refuse(group)?;
+            }
+            websocket(raw).map(Some)
+        }
+        "grpc" => {
+            for group in [&http_fields[..], &dns_fields, &answer_fields] {
+                refuse(group)?;
+            }
+            grpc(raw).map(Some)
+        }
         _ => {
-            refuse(&http_fields)?;
-            refuse(&tcp_fields)?;
-            refuse(&[
-                ("tls_insecure", raw.tls_insecure.is_some()),
-                ("tls_ca", raw.tls_ca.is_some()),
-            ])?;
+            for group in [
+                &http_fields[..],
+                &answer_fields,
+                &tls_field,
+                &trust_fields,
+                &service_field,
+            ] {
+                refuse(group)?;
+            }
             dns(raw).map(Some)
         }
     }
+}
+
+/// `expect` or `expect_regex`, when either is given.
+fn expect(raw: &RawSite) -> Result<Option<Expect>, FieldError> {
+    Ok(match (&raw.expect, &raw.expect_regex) {
+        (Some(_), Some(_)) => {
+            return Err(("expect_regex", "give expect or expect_regex, not both").into());
+        }
+        (Some(s), None) if s.is_empty() => {
+            return Err(("expect", "must not be empty").into());
+        }
+        (Some(s), None) => Some(Expect::Contains(s.clone())),
+        (None, Some(r)) => Some(Expect::Regex(regex::Regex::new(r).map_err(|e| {
+            FieldError::from((
+                "expect_regex",
+                format!("{} is not a regular expression: {e}", values::quote(r)),
+            ))
+        })?)),
+        (None, None) => None,
+    })
+}
+
+/// `target` as `host:port`, with the URL it is shown as (`<scheme>://host:port`).
+fn host_port(raw: &RawSite, scheme: &str, example: &str) -> Result<(String, u16, Url), FieldError> {
+    let text = target(raw, example)?;
+    let bad = || {
+        FieldError::from((
+            "target",
+            format!(
+                "{} is not host:port (an IPv6 address in brackets: [::1]:25)",
+                values::quote(&text)
+            ),
+        ))
+    };
+    let url = Url::parse(&format!("{scheme}://{text}")).map_err(|_| bad())?;
+    let (Some(host), Some(port)) = (url.host_str(), url.port()) else {
+        return Err(bad());
+    };
+    if !url.username().is_empty() || url.password().is_some() || !matches!(url.path(), "" | "/") {
+        return Err(bad());
+    }
+    Ok((host.trim_matches(['[', ']']).to_owned(), port, url))
+}
+
+fn websocket(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
+    let written = raw.url.as_deref().map(str::trim).ok_or_else(|| {
+        FieldError::from((
+            "url",
+            "a site of kind websocket needs url, e.g. \"wss://example.com/socket\"",
+        ))
+    })?;
+    let url = Url::parse(written)
+        .ok()
+        .filter(|u| {
+            matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
+        .ok_or_else(|| {
+            FieldError::from((
+                "url",
+                format!("{} is not a ws:// or wss:// URL", values::quote(written)),
+            ))
+        })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(("url", "must not hold a user or password").into());
+    }
+    let tls = url.scheme() == "wss";
+    let ws = WebSocket {
+        host: url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned(),
+        port: url
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 }),
+        tls,
+        send: raw.send.clone(),
+        expect: expect(raw)?,
+        url: url.clone(),
+    };
+    Ok((Kind::WebSocket(ws), url.as_str().to_owned(), url))
+}
+
+fn grpc(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
+    let (host, port, url) = host_port(raw, "grpc", "\"api.example.com:50051\"")?;
+    let service = raw.service.clone().unwrap_or_default().trim().to_owned();
+    let shown = if service.is_empty() {
+        format!("grpc://{}:{port}", url.host_str().unwrap_or_default())
+    } else {
+        format!(
+            "grpc://{}:{port}/{service}",
+            url.host_str().unwrap_or_default()
+        )
+    };
+    let grpc = Grpc {
+        host,
+        port,
+        tls: raw.tls.unwrap_or(false),
+        service,
+    };
+    Ok((Kind::Grpc(grpc), shown, url))
 }
 
 fn target(raw: &RawSite, example: &str) -> Result<String, FieldError> {
@@ -197,46 +364,14 @@ fn target(raw: &RawSite, example: &str) -> Result<String, FieldError> {
 }
 
 fn tcp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
-    let text = target(raw, "\"db.example.com:5432\"")?;
-    let bad = || {
-        FieldError::from((
-            "target",
-            format!(
-                "{} is not host:port (an IPv6 address in brackets: [::1]:25)",
-                values::quote(&text)
-            ),
-        ))
-    };
-    let url = Url::parse(&format!("tcp://{text}")).map_err(|_| bad())?;
-    let (Some(host), Some(port)) = (url.host_str(), url.port()) else {
-        return Err(bad());
-    };
-    if !url.username().is_empty() || url.password().is_some() || !matches!(url.path(), "" | "/") {
-        return Err(bad());
-    }
-    let expect = match (&raw.expect, &raw.expect_regex) {
-        (Some(_), Some(_)) => {
-            return Err(("expect_regex", "give expect or expect_regex, not both").into());
-        }
-        (Some(s), None) if s.is_empty() => {
-            return Err(("expect", "must not be empty").into());
-        }
-        (Some(s), None) => Some(Expect::Contains(s.clone())),
-        (None, Some(r)) => Some(Expect::Regex(regex::Regex::new(r).map_err(|e| {
-            FieldError::from((
-                "expect_regex",
-                format!("{} is not a regular expression: {e}", values::quote(r)),
-            ))
-        })?)),
-        (None, None) => None,
-    };
+    let (host, port, url) = host_port(raw, "tcp", "\"db.example.com:5432\"")?;
     let shown = format!("tcp://{}:{port}", url.host_str().unwrap_or_default());
     let tcp = Tcp {
-        host: host.trim_matches(['[', ']']).to_owned(),
+        host,
         port,
         tls: raw.tls.unwrap_or(false),
         send: raw.send.clone(),
-        expect,
+        expect: expect(raw)?,
     };
     Ok((Kind::Tcp(tcp), shown, url))
 }

@@ -200,6 +200,21 @@ fn site(s: &SiteConfig) -> PrintedSite {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+            crate::kind::Kind::WebSocket(w) => json!({
+                "send": w.send,
+                "expect": w.expect.as_ref().map(ToString::to_string),
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+            crate::kind::Kind::Grpc(g) => json!({
+                "target": format!("{}:{}", g.host, g.port),
+                "tls": g.tls,
+                "service": g.service,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
             crate::kind::Kind::Dns(d) => json!({
                 "target": d.name,
                 "record_type": d.record_type,

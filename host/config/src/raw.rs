@@ -266,13 +266,13 @@ pub(crate) struct RawInflux {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSite {
     pub name: Option<String>,
-    /// What it probes: `http` (the default), `tcp` or `dns`.
+    /// What it probes: `http` (the default), `tcp`, `dns`, `websocket` or `grpc`.
     pub kind: Option<String>,
     /// An `http://` or `https://` URL (kind `http`).
     pub url: Option<String>,
     /// Where a site of another kind probes: `host:port` (tcp), the name queried (dns).
     pub target: Option<String>,
-    /// tcp: TLS right after connecting.
+    /// tcp, grpc: TLS right after connecting.
     pub tls: Option<bool>,
     /// tcp: text sent once connected.
     pub send: Option<String>,
@@ -290,6 +290,8 @@ pub(crate) struct RawSite {
     pub expect_answers: Option<Vec<String>>,
     /// dns: `contains` (the default) or `exact`.
     pub answers_match: Option<String>,
+    /// grpc: the service asked about (the server as a whole when left out).
+    pub service: Option<String>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,

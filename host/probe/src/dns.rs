@@ -7,8 +7,9 @@
 //! the whole query is the response time.
 
 use crate::config::kind::Dns;
+use crate::conn::{Failure, failure, io_failure};
 use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
-use crate::{Captured, MonitorFailure, Prober, Target, error_chain, monitor_failure};
+use crate::{Captured, MonitorFailure, Prober, Target};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use std::net::SocketAddr;
@@ -90,22 +91,6 @@ struct Answer {
     rcode: &'static str,
     /// The answer section's records of the queried type, in presentation form (normalised).
     records: Vec<String>,
-}
-
-enum Failure {
-    Monitor(MonitorFailure),
-    Probe(ProbeError),
-}
-
-fn failure(kind: ErrorKind, message: String) -> Failure {
-    Failure::Probe(ProbeError { kind, message })
-}
-
-fn io_failure(what: String, e: &std::io::Error) -> Failure {
-    match monitor_failure(e) {
-        Some(m) => Failure::Monitor(m),
-        None => failure(ErrorKind::Connect, format!("{what}: {}", error_chain(e))),
-    }
 }
 
 /// The judgement of an answer: its response code, then its records.
@@ -237,21 +222,30 @@ async fn udp(
     };
     let socket = tokio::net::UdpSocket::bind(local)
         .await
-        .map_err(|e| io_failure("cannot open a UDP socket".into(), &e))?;
-    socket
-        .connect(server)
-        .await
-        .map_err(|e| io_failure(format!("cannot reach the resolver {server}"), &e))?;
-    socket
-        .send(query)
-        .await
-        .map_err(|e| io_failure(format!("cannot send to the resolver {server}"), &e))?;
+        .map_err(|e| io_failure(ErrorKind::Connect, "cannot open a UDP socket", &e))?;
+    socket.connect(server).await.map_err(|e| {
+        io_failure(
+            ErrorKind::Connect,
+            &format!("cannot reach the resolver {server}"),
+            &e,
+        )
+    })?;
+    socket.send(query).await.map_err(|e| {
+        io_failure(
+            ErrorKind::Connect,
+            &format!("cannot send to the resolver {server}"),
+            &e,
+        )
+    })?;
     let mut buf = vec![0u8; UDP_MAX];
     loop {
-        let n = socket
-            .recv(&mut buf)
-            .await
-            .map_err(|e| io_failure(format!("no answer from the resolver {server}"), &e))?;
+        let n = socket.recv(&mut buf).await.map_err(|e| {
+            io_failure(
+                ErrorKind::Connect,
+                &format!("no answer from the resolver {server}"),
+                &e,
+            )
+        })?;
         // Anything else (a stray or forged datagram) is not the answer: wait on.
         if let Some(m) = reply_of(&buf[..n], id) {
             return Ok(m);
@@ -270,23 +264,29 @@ async fn tcp(
     } else {
         tokio::net::TcpSocket::new_v6()
     }
-    .map_err(|e| io_failure("cannot open a TCP socket".into(), &e))?;
+    .map_err(|e| io_failure(ErrorKind::Connect, "cannot open a TCP socket", &e))?;
     if let Some(ip) = source.filter(|ip| ip.is_ipv4() == server.is_ipv4()) {
         socket
             .bind(SocketAddr::new(ip, 0))
-            .map_err(|e| io_failure(format!("cannot bind to {ip}"), &e))?;
+            .map_err(|e| io_failure(ErrorKind::Connect, &format!("cannot bind to {ip}"), &e))?;
     }
     let mut stream = socket.connect(server).await.map_err(|e| {
         io_failure(
-            format!("cannot connect to the resolver {server} over TCP"),
+            ErrorKind::Connect,
+            &format!("cannot connect to the resolver {server} over TCP"),
             &e,
         )
     })?;
     let mut framed = Vec::with_capacity(query.len() + 2);
     framed.extend_from_slice(&(query.len() as u16).to_be_bytes());
     framed.extend_from_slice(query);
-    let broken =
-        |e: std::io::Error| io_failure(format!("the TCP exchange with {server} failed"), &e);
+    let broken = |e: std::io::Error| {
+        io_failure(
+            ErrorKind::Connect,
+            &format!("the TCP exchange with {server} failed"),
+            &e,
+        )
+    };
     stream.write_all(&framed).await.map_err(broken)?;
     let len = stream.read_u16().await.map_err(broken)? as usize;
     let mut buf = vec![0u8; len];

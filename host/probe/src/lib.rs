@@ -11,12 +11,15 @@ use sitewatch_core::error_chain;
 use sitewatch_core::hex;
 use sitewatch_core::measurement;
 
+mod conn;
 mod dns;
+mod grpc;
 pub(crate) mod handshake;
 pub(crate) mod http;
 mod tcp;
 pub(crate) mod timing;
 pub(crate) mod tls;
+mod websocket;
 
 use crate::clock::SharedClock;
 use crate::config::SiteConfig;
@@ -29,6 +32,7 @@ use tokio::time::Instant;
 /// Redirects followed before a probe fails with kind `http`.
 pub(crate) const MAX_REDIRECTS: usize = 10;
 
+pub use grpc::GRPC_STATUS_CODE;
 pub use http::Captured;
 
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
@@ -158,7 +162,9 @@ impl Prober {
             return Ok(());
         };
         match &site.kind {
-            Kind::Tcp(_) => target.tls = Some(Arc::new(without_alpn(tls_config(trust)?))),
+            Kind::Tcp(_) | Kind::WebSocket(_) | Kind::Grpc(_) => {
+                target.tls = Some(Arc::new(without_alpn(tls_config(trust)?)));
+            }
             _ => {
                 let idle = if site.keep_alive { usize::MAX } else { 0 };
                 target.client = Some(build_client(tls_config(trust)?, idle, self.source)?);
@@ -199,6 +205,8 @@ impl Prober {
             Kind::Http => http::run(self, target, scheduled).await,
             Kind::Tcp(spec) => tcp::run(self, target, spec, scheduled).await,
             Kind::Dns(spec) => dns::run(self, target, spec, scheduled).await,
+            Kind::WebSocket(spec) => websocket::run(self, target, spec, scheduled).await,
+            Kind::Grpc(spec) => grpc::run(self, target, spec, scheduled).await,
         }
     }
 }

@@ -7,13 +7,13 @@
 //! [`Measurement`] with an [`ErrorKind`].
 
 use crate::config::kind::Tcp;
-use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use crate::conn::{Failure, Reached, failure, io_failure, open, shown_answer};
+use crate::measurement::{ErrorKind, Measurement, ProbeError};
 use crate::timing::PhaseClock;
-use crate::{Captured, MonitorFailure, Prober, Target, error_chain, monitor_failure};
-use std::net::SocketAddr;
+use crate::{Captured, MonitorFailure, Prober, Target};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 /// The most of the server's answer read while waiting for the expected text.
@@ -70,7 +70,7 @@ pub(crate) async fn run(
         response_time: progress.done,
         body_bytes: progress.answer.len() as u64,
         body_truncated: false,
-        phases: progress.phases,
+        phases: progress.reached.phases,
         error,
         duration: ended.saturating_duration_since(start),
         ended_us: prober.clock.timeline_us(ended.into_std()),
@@ -88,9 +88,7 @@ pub(crate) async fn run(
 /// How far a probe got; kept outside the timed future so a timeout still reports it.
 #[derive(Debug, Default)]
 struct Progress {
-    phases: Phases,
-    connected: bool,
-    handshaken: bool,
+    reached: Reached,
     first_byte: Option<Duration>,
     done: Option<Duration>,
     answer: Vec<u8>,
@@ -98,37 +96,13 @@ struct Progress {
 
 impl Progress {
     fn waiting_for(&self, spec: &Tcp) -> &'static str {
-        if self.phases.dns.is_none()
-            && !self.connected
-            && spec.host.parse::<std::net::IpAddr>().is_err()
-        {
-            "address for the host"
-        } else if !self.connected {
-            "connection"
-        } else if spec.tls && !self.handshaken {
-            "TLS handshake"
+        if let Some(w) = self.reached.waiting_for(&spec.host, spec.tls) {
+            w
         } else if self.first_byte.is_none() {
             "answer from the server"
         } else {
             "expected answer (the server's answer so far does not hold it)"
         }
-    }
-}
-
-enum Failure {
-    Monitor(MonitorFailure),
-    Probe(ProbeError),
-}
-
-fn failure(kind: ErrorKind, message: String) -> Failure {
-    Failure::Probe(ProbeError { kind, message })
-}
-
-/// An I/O error: the monitor's own shortage, or the site's failure of `kind`.
-fn io_failure(kind: ErrorKind, what: &str, e: &std::io::Error) -> Failure {
-    match monitor_failure(e) {
-        Some(m) => Failure::Monitor(m),
-        None => failure(kind, format!("{what}: {}", error_chain(e))),
     }
 }
 
@@ -139,94 +113,22 @@ async fn exchange(
     start: Instant,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
-    let addrs: Vec<SocketAddr> = match spec.host.parse::<std::net::IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, spec.port)],
-        Err(_) => {
-            let t = Instant::now();
-            let found = tokio::net::lookup_host((spec.host.as_str(), spec.port)).await;
-            progress.phases.dns = Some(t.elapsed());
-            let found: Vec<SocketAddr> = found
-                .map_err(|e| {
-                    io_failure(ErrorKind::Dns, &format!("cannot resolve {}", spec.host), &e)
-                })?
-                .collect();
-            if found.is_empty() {
-                return Err(failure(
-                    ErrorKind::Dns,
-                    format!("{} resolved to no address", spec.host),
-                ));
-            }
-            found
-        }
-    };
-    let t = Instant::now();
-    let mut last = None;
-    let mut stream = None;
-    for addr in &addrs {
-        match connect(*addr, prober.source()).await {
-            Ok(s) => {
-                stream = Some(s);
-                break;
-            }
-            Err(e) => last = Some((addr, e)),
-        }
-    }
-    progress.phases.connect = Some(t.elapsed());
-    let stream = match (stream, last) {
-        (Some(s), _) => s,
-        (None, Some((addr, e))) => {
-            return Err(io_failure(
-                ErrorKind::Connect,
-                &format!("cannot connect to {addr}"),
-                &e,
-            ));
-        }
-        (None, None) => unreachable!("at least one address"),
-    };
-    progress.connected = true;
-    let _ = stream.set_nodelay(true);
-    if spec.tls {
-        let config = target
-            .tls
-            .clone()
-            .unwrap_or_else(|| Arc::clone(&prober.tcp_tls));
-        let name = rustls::pki_types::ServerName::try_from(spec.host.clone()).map_err(|e| {
-            failure(
-                ErrorKind::Tls,
-                format!("{} is not a name TLS can verify: {e}", spec.host),
-            )
-        })?;
-        let t = Instant::now();
-        let tls = tokio_rustls::TlsConnector::from(config)
-            .connect(name, stream)
-            .await
-            .map_err(|e| io_failure(ErrorKind::Tls, "TLS handshake failed", &e))?;
-        progress.phases.tls = Some(t.elapsed());
-        progress.handshaken = true;
-        talk(tls, spec, start, progress).await
-    } else {
-        talk(stream, spec, start, progress).await
-    }
-}
-
-async fn connect(
-    addr: SocketAddr,
-    source: Option<std::net::IpAddr>,
-) -> std::io::Result<tokio::net::TcpStream> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    if let Some(ip) = source.filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
-        socket.bind(SocketAddr::new(ip, 0))?;
-    }
-    socket.connect(addr).await
+    let stream = open(
+        prober,
+        target,
+        &spec.host,
+        spec.port,
+        spec.tls,
+        &[],
+        &mut progress.reached,
+    )
+    .await?;
+    talk(stream, spec, start, progress).await
 }
 
 /// Sends the site's line and reads the answer until it holds what is expected.
-async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
+async fn talk(
+    mut stream: Box<dyn crate::conn::Io>,
     spec: &Tcp,
     start: Instant,
     progress: &mut Progress,
@@ -275,19 +177,5 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
                 ),
             ));
         }
-    }
-}
-
-/// The start of an answer, on one line: control characters escaped, at most 200 characters.
-fn shown_answer(text: &str) -> String {
-    let shown: String = text
-        .chars()
-        .take(200)
-        .flat_map(char::escape_default)
-        .collect();
-    if shown.is_empty() {
-        "(nothing)".into()
-    } else {
-        format!("\"{shown}\"")
     }
 }

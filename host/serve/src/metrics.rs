@@ -109,8 +109,10 @@ struct LocationLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The figure a dns probe reports with its measurement: its answer's record count.
+/// The figures a probe kind reports with its measurement: a dns site's answer record count,
+/// a grpc site's status code.
 const DNS_ANSWER_RRS: &str = "dns_answer_rrs";
+const GRPC_STATUS_CODE: &str = "grpc_status_code";
 
 /// The phases of `probe_http_duration_seconds`, as the issue names them (blackbox_exporter
 /// calls `dns` `resolve`).
@@ -131,6 +133,7 @@ pub struct Metrics {
     phases: Family<PhaseLabels, FloatGauge>,
     body_bytes: Family<SiteLabels, Gauge>,
     dns_answers: Family<SiteLabels, Gauge>,
+    grpc_status: Family<SiteLabels, Gauge>,
     probes: Family<SiteLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     response: Family<SiteLabels, Histogram, fn() -> Histogram>,
@@ -181,6 +184,7 @@ impl Metrics {
             phases: Family::default(),
             body_bytes: Family::default(),
             dns_answers: Family::default(),
+            grpc_status: Family::default(),
             probes: Family::default(),
             outcomes: Family::default(),
             response: Family::new_with_constructor(latency_histogram),
@@ -234,6 +238,11 @@ impl Metrics {
             "probe_dns_answer_rrs",
             "Records in the answer section of a dns site's last query",
             m.dns_answers.clone(),
+        );
+        r.register(
+            "probe_grpc_status_code",
+            "The gRPC status code of a grpc site's last health check",
+            m.grpc_status.clone(),
         );
         r.register("sitewatch_probes", "Probes recorded", m.probes.clone());
         r.register(
@@ -469,8 +478,12 @@ impl Metrics {
         self.body_bytes
             .get_or_create(&l)
             .set(m.body_bytes.min(i64::MAX as u64) as i64);
-        if let Some((_, n)) = m.metrics.iter().find(|(k, _)| k == DNS_ANSWER_RRS) {
-            self.dns_answers.get_or_create(&l).set(*n as i64);
+        for (name, n) in &m.metrics {
+            match name.as_str() {
+                DNS_ANSWER_RRS => self.dns_answers.get_or_create(&l).set(*n as i64),
+                GRPC_STATUS_CODE => self.grpc_status.get_or_create(&l).set(*n as i64),
+                _ => 0,
+            };
         }
         self.probes.get_or_create(&l).inc();
         let outcome = match (&m.error, m.status) {
@@ -638,6 +651,7 @@ impl Metrics {
                 &self.status,
                 &self.body_bytes,
                 &self.dns_answers,
+                &self.grpc_status,
                 &self.down,
                 &self.degraded,
                 &self.maintenance,

@@ -7,6 +7,7 @@ pub mod chromium;
 pub mod disk;
 pub mod dns;
 pub mod hostile;
+pub mod kinds;
 pub mod nats;
 pub mod plugins;
 pub mod prometheus;

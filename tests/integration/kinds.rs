@@ -7,6 +7,7 @@
 use crate::support::binary::{Running, alert, is};
 use crate::support::dns::Dnsmasq;
 use crate::support::kinds::PyServer;
+use crate::support::netns::QuietHost;
 use crate::support::smtp::Smtp;
 use crate::support::tls::TestCa;
 use crate::support::{closed_port, http_client};
@@ -458,4 +459,62 @@ async fn a_grpc_site_is_up_while_its_health_service_says_serving() {
         .await
         .expect("recovery");
     assert!(run.of("alert", "server").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_icmp_site_counts_its_echo_replies_and_a_silent_host_goes_down() {
+    let Some(quiet) = QuietHost::start() else {
+        return;
+    };
+    let listen = closed_port();
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "loopback", "kind": "icmp", "target": "127.0.0.1", "count": 3,
+             "interval": "200ms", "timeout": "1s"},
+            {"name": "quiet", "kind": "icmp", "target": quiet.addr, "count": 2,
+             "interval": "200ms", "timeout": "500ms"}
+        ]),
+        listen,
+    ));
+    let p = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "loopback")(v) && v["ok"] == true
+        })
+        .await
+        .unwrap_or_else(|| panic!("echo replies from 127.0.0.1; stderr: {}", run.stderr()));
+    assert_eq!(p["url"], "icmp://127.0.0.1", "{p}");
+    assert!(
+        p["response_ms"].as_f64().is_some_and(|ms| ms < 100.0),
+        "{p}"
+    );
+    assert_eq!(p["metrics"]["icmp_loss_ratio"], 0.0, "{p}");
+    run.wait_for(Duration::from_secs(10), alert("down", "quiet"))
+        .await
+        .expect("a host that answers nothing goes down");
+    let failed = run.of("probe", "quiet")[0].clone();
+    assert_eq!(failed["error"]["kind"], "timeout", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no echo reply to 2 requests"),
+        "{failed}"
+    );
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    for (series, site) in [
+        ("probe_icmp_duration_seconds{", "loopback"),
+        ("sitewatch_icmp_loss_ratio{", "quiet"),
+    ] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(series) && l.contains(&format!("site=\"{site}\""))),
+            "{series} of {site}: {metrics}"
+        );
+    }
+    quiet.answer(true);
+    run.wait_for(Duration::from_secs(10), alert("recovered", "quiet"))
+        .await
+        .expect("it answers again");
+    assert!(run.of("alert", "loopback").is_empty());
 }

@@ -25,6 +25,8 @@ pub enum Kind {
     WebSocket(WebSocket),
     /// gRPC's standard health check, `grpc.health.v1.Health/Check`.
     Grpc(Grpc),
+    /// ICMP echo requests.
+    Icmp(Icmp),
 }
 
 impl Kind {
@@ -35,12 +37,13 @@ impl Kind {
             Self::Dns(_) => "dns",
             Self::WebSocket(_) => "websocket",
             Self::Grpc(_) => "grpc",
+            Self::Icmp(_) => "icmp",
         }
     }
 }
 
 /// The kinds, as `kind` takes them.
-pub const KINDS: [&str; 5] = ["http", "tcp", "dns", "websocket", "grpc"];
+pub const KINDS: [&str; 6] = ["http", "tcp", "dns", "websocket", "grpc", "icmp"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tcp {
@@ -115,6 +118,17 @@ pub struct Grpc {
     pub service: String,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct Icmp {
+    /// A name or an address.
+    pub host: String,
+    /// Echo requests per probe.
+    pub count: u32,
+}
+
+/// The most echo requests a probe sends.
+pub const MAX_ICMP_COUNT: u32 = 20;
+
 /// The record types a `dns` site may query.
 pub const RECORD_TYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "NS", "SOA", "SRV", "CAA"];
 
@@ -180,6 +194,7 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
     ];
     let target_field = [("target", raw.target.is_some())];
     let service_field = [("service", raw.service.is_some())];
+    let count_field = [("count", raw.count.is_some())];
     let http_but_url = &http_fields[1..];
     let dns_fields = [
         ("record_type", raw.record_type.is_some()),
@@ -210,7 +225,7 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
             Ok(None)
         }
         "tcp" => {
-            for group in [&http_fields[..], &dns_fields, &service_field] {
+            for group in [&http_fields[..], &dns_fields, &service_field, &count_field] {
                 refuse(group)?;
             }
             tcp(raw).map(Some)
@@ -228,10 +243,23 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
             websocket(raw).map(Some)
         }
         "grpc" => {
-            for group in [&http_fields[..], &dns_fields, &answer_fields] {
+            for group in [&http_fields[..], &dns_fields, &answer_fields, &count_field] {
                 refuse(group)?;
             }
             grpc(raw).map(Some)
+        }
+        "icmp" => {
+            for group in [
+                &http_fields[..],
+                &dns_fields,
+                &answer_fields,
+                &tls_field,
+                &trust_fields,
+                &service_field,
+            ] {
+                refuse(group)?;
+            }
+            icmp(raw).map(Some)
         }
         _ => {
             for group in [
@@ -327,6 +355,40 @@ fn websocket(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
         url: url.clone(),
     };
     Ok((Kind::WebSocket(ws), url.as_str().to_owned(), url))
+}
+
+fn icmp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
+    let host = target(raw, "\"db.example.com\" or \"192.0.2.1\"")?;
+    let host = host.trim_matches(['[', ']']).to_owned();
+    let valid = host.parse::<std::net::IpAddr>().is_ok()
+        || (host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }));
+    if !valid {
+        return Err((
+            "target",
+            format!("{} is not a host name or an address", values::quote(&host)),
+        )
+            .into());
+    }
+    let count = raw.count.unwrap_or(3);
+    if !(1..=MAX_ICMP_COUNT).contains(&count) {
+        return Err((
+            "count",
+            format!("must be from 1 to {MAX_ICMP_COUNT}, got {count}"),
+        )
+            .into());
+    }
+    let shown = if host.contains(':') {
+        format!("icmp://[{host}]")
+    } else {
+        format!("icmp://{host}")
+    };
+    let url = Url::parse(&shown).map_err(|e| FieldError::from(("target", e.to_string())))?;
+    Ok((Kind::Icmp(Icmp { host, count }), shown, url))
 }
 
 fn grpc(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {

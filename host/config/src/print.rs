@@ -215,6 +215,10 @@ fn site(s: &SiteConfig) -> PrintedSite {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+            crate::kind::Kind::Icmp(i) => json!({"target": i.host, "count": i.count})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
             crate::kind::Kind::Dns(d) => json!({
                 "target": d.name,
                 "record_type": d.record_type,

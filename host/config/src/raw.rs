@@ -266,7 +266,7 @@ pub(crate) struct RawInflux {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSite {
     pub name: Option<String>,
-    /// What it probes: `http` (the default), `tcp`, `dns`, `websocket` or `grpc`.
+    /// What it probes: `http` (the default), `tcp`, `dns`, `websocket`, `grpc` or `icmp`.
     pub kind: Option<String>,
     /// An `http://` or `https://` URL (kind `http`).
     pub url: Option<String>,
@@ -292,6 +292,8 @@ pub(crate) struct RawSite {
     pub answers_match: Option<String>,
     /// grpc: the service asked about (the server as a whole when left out).
     pub service: Option<String>,
+    /// icmp: echo requests per probe (3 by default).
+    pub count: Option<u32>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,

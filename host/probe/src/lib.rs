@@ -16,6 +16,7 @@ mod dns;
 mod grpc;
 pub(crate) mod handshake;
 pub(crate) mod http;
+mod icmp;
 mod tcp;
 pub(crate) mod timing;
 pub(crate) mod tls;
@@ -34,6 +35,7 @@ pub(crate) const MAX_REDIRECTS: usize = 10;
 
 pub use grpc::GRPC_STATUS_CODE;
 pub use http::Captured;
+pub use icmp::{ICMP_LOSS_RATIO, ICMP_RTT_MAX, ICMP_RTT_MIN};
 
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
 #[derive(Debug, Clone)]
@@ -207,6 +209,7 @@ impl Prober {
             Kind::Dns(spec) => dns::run(self, target, spec, scheduled).await,
             Kind::WebSocket(spec) => websocket::run(self, target, spec, scheduled).await,
             Kind::Grpc(spec) => grpc::run(self, target, spec, scheduled).await,
+            Kind::Icmp(spec) => icmp::run(self, target, spec, scheduled).await,
         }
     }
 }

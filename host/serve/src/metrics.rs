@@ -113,6 +113,7 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 /// a grpc site's status code.
 const DNS_ANSWER_RRS: &str = "dns_answer_rrs";
 const GRPC_STATUS_CODE: &str = "grpc_status_code";
+const ICMP_LOSS_RATIO: &str = "icmp_loss_ratio";
 
 /// The phases of `probe_http_duration_seconds`, as the issue names them (blackbox_exporter
 /// calls `dns` `resolve`).
@@ -134,6 +135,8 @@ pub struct Metrics {
     body_bytes: Family<SiteLabels, Gauge>,
     dns_answers: Family<SiteLabels, Gauge>,
     grpc_status: Family<SiteLabels, Gauge>,
+    icmp_phases: Family<PhaseLabels, FloatGauge>,
+    icmp_loss: Family<SiteLabels, FloatGauge>,
     probes: Family<SiteLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     response: Family<SiteLabels, Histogram, fn() -> Histogram>,
@@ -185,6 +188,8 @@ impl Metrics {
             body_bytes: Family::default(),
             dns_answers: Family::default(),
             grpc_status: Family::default(),
+            icmp_phases: Family::default(),
+            icmp_loss: Family::default(),
             probes: Family::default(),
             outcomes: Family::default(),
             response: Family::new_with_constructor(latency_histogram),
@@ -243,6 +248,16 @@ impl Metrics {
             "probe_grpc_status_code",
             "The gRPC status code of a grpc site's last health check",
             m.grpc_status.clone(),
+        );
+        r.register(
+            "probe_icmp_duration_seconds",
+            "An icmp site's last probe per phase: resolve, rtt (the average round trip)",
+            m.icmp_phases.clone(),
+        );
+        r.register(
+            "sitewatch_icmp_loss_ratio",
+            "The share of an icmp site's last echo requests that got no reply",
+            m.icmp_loss.clone(),
         );
         r.register("sitewatch_probes", "Probes recorded", m.probes.clone());
         r.register(
@@ -482,6 +497,20 @@ impl Metrics {
             match name.as_str() {
                 DNS_ANSWER_RRS => self.dns_answers.get_or_create(&l).set(*n as i64),
                 GRPC_STATUS_CODE => self.grpc_status.get_or_create(&l).set(*n as i64),
+                ICMP_LOSS_RATIO => {
+                    self.icmp_loss.get_or_create(&l).set(*n);
+                    for (phase, v) in [("resolve", m.phases.dns), ("rtt", m.response_time)] {
+                        self.icmp_phases
+                            .get_or_create(&PhaseLabels {
+                                site: l.site.clone(),
+                                url: l.url.clone(),
+                                location: l.location.clone(),
+                                phase,
+                            })
+                            .set(v.map_or(0.0, |d| d.as_secs_f64()));
+                    }
+                    0
+                }
                 _ => 0,
             };
         }
@@ -660,12 +689,21 @@ impl Metrics {
                 f.remove(&l);
             }
             self.duration.remove(&l);
+            self.icmp_loss.remove(&l);
             self.probes.remove(&l);
             self.skipped.remove(&l);
             self.response.remove(&l);
             self.ttfb.remove(&l);
             for phase in PHASES {
                 self.phases.remove(&PhaseLabels {
+                    site: l.site.clone(),
+                    url: l.url.clone(),
+                    location: l.location.clone(),
+                    phase,
+                });
+            }
+            for phase in ["resolve", "rtt"] {
+                self.icmp_phases.remove(&PhaseLabels {
                     site: l.site.clone(),
                     url: l.url.clone(),
                     location: l.location.clone(),

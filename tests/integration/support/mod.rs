@@ -9,6 +9,7 @@ pub mod dns;
 pub mod hostile;
 pub mod kinds;
 pub mod nats;
+pub mod netns;
 pub mod plugins;
 pub mod prometheus;
 pub mod receiver;

@@ -518,3 +518,111 @@ async fn an_icmp_site_counts_its_echo_replies_and_a_silent_host_goes_down() {
         .expect("it answers again");
     assert!(run.of("alert", "loopback").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_site_is_up_while_its_job_pings_and_down_when_it_is_late_or_fails() {
+    let token = "job-token-0123456789abcdef";
+    let listen = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        json!([{"name": "backup", "kind": "push", "token_env": "BACKUP_PUSH_TOKEN",
+                "period": "1s", "grace": "500ms", "interval": "100ms"}]),
+        listen,
+    );
+    let mut run = Running::start_with_env(dir, &cfg, &[], &[("BACKUP_PUSH_TOKEN", token)]);
+    let base = format!("http://127.0.0.1:{listen}/push");
+    let ping = |path: String| async move {
+        for _ in 0..50 {
+            if let Ok(r) = http_client().post(&path).send().await {
+                return r.status().as_u16();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not answer {path}");
+    };
+    // A job that started and then succeeded 300 ms later: its run is the response time.
+    assert_eq!(ping(format!("{base}/{token}/start")).await, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(ping(format!("{base}/{token}")).await, 200);
+    let p = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "backup")(v) && v["ok"] == true && v["response_ms"].as_f64().is_some()
+        })
+        .await
+        .unwrap_or_else(|| panic!("an up push site; stderr: {}", run.stderr()));
+    let ran = p["response_ms"].as_f64().unwrap();
+    assert!((300.0..1500.0).contains(&ran), "the job's run: {p}");
+    assert_eq!(p["url"], "push:backup", "{p}");
+    assert_eq!(ping(format!("{base}/not-the-token-at-all")).await, 404);
+    assert_eq!(ping(format!("{base}/{token}/sideways")).await, 404);
+
+    // No more pings: down once the period and the grace are over.
+    run.wait_for(Duration::from_secs(10), alert("down", "backup"))
+        .await
+        .expect("a late job takes the site down");
+    let late = run
+        .of("probe", "backup")
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap();
+    assert_eq!(late["error"]["kind"], "timeout", "{late}");
+    assert!(
+        late["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("no ping since it was due at"),
+        "{late}"
+    );
+    // Pinging again recovers it; a job that reports a failure is down at once.
+    let pinger = tokio::spawn({
+        let url = format!("{base}/{token}");
+        async move {
+            loop {
+                let _ = http_client().get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    });
+    run.wait_for(Duration::from_secs(10), alert("recovered", "backup"))
+        .await
+        .expect("recovery");
+    pinger.abort();
+    assert_eq!(ping(format!("{base}/{token}/fail")).await, 200);
+    let failed = run
+        .wait_for(Duration::from_secs(10), |v| {
+            is("probe", "backup")(v) && v["error"]["kind"] == "answer"
+        })
+        .await
+        .expect("a failure the job reported");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the job reported a failure (/fail)"),
+        "{failed}"
+    );
+    // The token is the job's credential: no output holds it.
+    let sites = get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await;
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    run.collect_for(Duration::from_millis(200)).await;
+    let events = serde_json::to_string(&run.events).unwrap();
+    for (what, text) in [
+        ("the API", &sites),
+        ("/metrics", &metrics),
+        ("the events", &events),
+        ("stderr", &run.stderr()),
+    ] {
+        assert!(!text.contains(token), "{what} shows the token");
+    }
+}
+
+#[test]
+fn push_token_prints_a_fresh_token_each_time() {
+    let a = crate::support::binary::cli_ok(&["push-token"]);
+    let b = crate::support::binary::cli_ok(&["push-token"]);
+    assert_eq!(a.trim().len(), 40, "{a}");
+    assert!(a.trim().bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+    assert_ne!(a, b);
+}

@@ -5,8 +5,10 @@
 
 use super::FieldError;
 use super::raw::RawSite;
+use super::secret::{Env, Secret, env_secret};
 use super::values;
 use std::net::SocketAddr;
+use std::time::Duration;
 use url::Url;
 
 /// A site's kind with its settings.
@@ -27,6 +29,8 @@ pub enum Kind {
     Grpc(Grpc),
     /// ICMP echo requests.
     Icmp(Icmp),
+    /// A heartbeat: not probed; the watched job pings sitewatch's server.
+    Push(Push),
 }
 
 impl Kind {
@@ -38,12 +42,13 @@ impl Kind {
             Self::WebSocket(_) => "websocket",
             Self::Grpc(_) => "grpc",
             Self::Icmp(_) => "icmp",
+            Self::Push(_) => "push",
         }
     }
 }
 
 /// The kinds, as `kind` takes them.
-pub const KINDS: [&str; 6] = ["http", "tcp", "dns", "websocket", "grpc", "icmp"];
+pub const KINDS: [&str; 7] = ["http", "tcp", "dns", "websocket", "grpc", "icmp", "push"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tcp {
@@ -126,6 +131,28 @@ pub struct Icmp {
     pub count: u32,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// The token in the job's ping URL (`/push/<token>`), from the environment.
+    pub token: Secret<String>,
+    /// When the job is due.
+    pub schedule: PushSchedule,
+    /// How late a ping may be before the site is down.
+    pub grace: Duration,
+}
+
+/// When a push site's job is due: every `period`, or at each time of a cron schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushSchedule {
+    Period(Duration),
+    Cron(crate::maintenance::Window),
+}
+
+/// A push site's grace when it sets none.
+pub const DEFAULT_PUSH_GRACE: Duration = Duration::from_secs(60);
+/// The fewest characters of a push token (it is the job's only credential).
+pub const MIN_PUSH_TOKEN: usize = 16;
+
 /// The most echo requests a probe sends.
 pub const MAX_ICMP_COUNT: u32 = 20;
 
@@ -157,7 +184,10 @@ pub struct Dns {
 
 /// A site's kind from its raw form, with the URL outputs show and the one it stands for.
 /// HTTP's own fields on another kind, and another kind's on HTTP, are refused by name.
-pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, FieldError> {
+pub(crate) fn resolve(
+    raw: &RawSite,
+    env: Env<'_>,
+) -> Result<Option<(Kind, String, Url)>, FieldError> {
     let kind = raw.kind.as_deref().map(str::trim).unwrap_or("http");
     if !KINDS.contains(&kind) {
         return Err((
@@ -170,109 +200,61 @@ pub(crate) fn resolve(raw: &RawSite) -> Result<Option<(Kind, String, Url)>, Fiel
         )
             .into());
     }
-    let http_fields = [
-        ("url", raw.url.is_some()),
-        ("method", raw.method.is_some()),
-        ("headers", !raw.headers.is_empty()),
-        ("expect_status", raw.expect_status.is_some()),
-        ("keep_alive", raw.keep_alive.is_some()),
-        ("max_body", raw.max_body.is_some()),
-        ("body", raw.body.is_some()),
-        ("content_type", raw.content_type.is_some()),
-        ("follow_redirects", raw.follow_redirects.is_some()),
-        ("checks", !raw.checks.is_empty()),
+    // Each field and the kinds that take it: any other kind refuses it by name.
+    const HTTP: &[&str] = &["http"];
+    const ANSWERS: &[&str] = &["tcp", "websocket"];
+    const TLS_TRUST: &[&str] = &["http", "tcp", "websocket", "grpc"];
+    const PUSH: &[&str] = &["push"];
+    const DNS: &[&str] = &["dns"];
+    let fields: [(&str, bool, &[&str]); 29] = [
+        ("url", raw.url.is_some(), &["http", "websocket"]),
+        ("method", raw.method.is_some(), HTTP),
+        ("headers", !raw.headers.is_empty(), HTTP),
+        ("expect_status", raw.expect_status.is_some(), HTTP),
+        ("keep_alive", raw.keep_alive.is_some(), HTTP),
+        ("max_body", raw.max_body.is_some(), HTTP),
+        ("body", raw.body.is_some(), HTTP),
+        ("content_type", raw.content_type.is_some(), HTTP),
+        ("follow_redirects", raw.follow_redirects.is_some(), HTTP),
+        ("checks", !raw.checks.is_empty(), HTTP),
+        (
+            "target",
+            raw.target.is_some(),
+            &["tcp", "dns", "grpc", "icmp"],
+        ),
+        ("send", raw.send.is_some(), ANSWERS),
+        ("expect", raw.expect.is_some(), ANSWERS),
+        ("expect_regex", raw.expect_regex.is_some(), ANSWERS),
+        ("tls", raw.tls.is_some(), &["tcp", "grpc"]),
+        ("tls_insecure", raw.tls_insecure.is_some(), TLS_TRUST),
+        ("tls_ca", raw.tls_ca.is_some(), TLS_TRUST),
+        ("record_type", raw.record_type.is_some(), DNS),
+        ("resolver", raw.resolver.is_some(), DNS),
+        ("expect_rcode", raw.expect_rcode.is_some(), DNS),
+        ("expect_answers", raw.expect_answers.is_some(), DNS),
+        ("answers_match", raw.answers_match.is_some(), DNS),
+        ("service", raw.service.is_some(), &["grpc"]),
+        ("count", raw.count.is_some(), &["icmp"]),
+        ("token_env", raw.token_env.is_some(), PUSH),
+        ("period", raw.period.is_some(), PUSH),
+        ("cron", raw.cron.is_some(), PUSH),
+        ("tz", raw.tz.is_some(), PUSH),
+        ("grace", raw.grace.is_some(), PUSH),
     ];
-    let answer_fields = [
-        ("send", raw.send.is_some()),
-        ("expect", raw.expect.is_some()),
-        ("expect_regex", raw.expect_regex.is_some()),
-    ];
-    let tls_field = [("tls", raw.tls.is_some())];
-    let trust_fields = [
-        ("tls_insecure", raw.tls_insecure.is_some()),
-        ("tls_ca", raw.tls_ca.is_some()),
-    ];
-    let target_field = [("target", raw.target.is_some())];
-    let service_field = [("service", raw.service.is_some())];
-    let count_field = [("count", raw.count.is_some())];
-    let http_but_url = &http_fields[1..];
-    let dns_fields = [
-        ("record_type", raw.record_type.is_some()),
-        ("resolver", raw.resolver.is_some()),
-        ("expect_rcode", raw.expect_rcode.is_some()),
-        ("expect_answers", raw.expect_answers.is_some()),
-        ("answers_match", raw.answers_match.is_some()),
-    ];
-    let refuse = |fields: &[(&str, bool)]| -> Result<(), FieldError> {
-        match fields.iter().find(|(_, set)| *set) {
-            Some((field, _)) => {
-                Err((*field, format!("a site of kind {kind} takes no {field}")).into())
-            }
-            None => Ok(()),
-        }
-    };
+    if let Some((field, ..)) = fields
+        .iter()
+        .find(|(_, set, takes)| *set && !takes.contains(&kind))
+    {
+        return Err((*field, format!("a site of kind {kind} takes no {field}")).into());
+    }
     match kind {
-        "http" => {
-            for group in [
-                &answer_fields[..],
-                &tls_field,
-                &dns_fields,
-                &target_field,
-                &service_field,
-            ] {
-                refuse(group)?;
-            }
-            Ok(None)
-        }
-        "tcp" => {
-            for group in [&http_fields[..], &dns_fields, &service_field, &count_field] {
-                refuse(group)?;
-            }
-            tcp(raw).map(Some)
-        }
-        "websocket" => {
-            for group in [
-                http_but_url,
-                &dns_fields,
-                &tls_field,
-                &target_field,
-                &service_field,
-            ] {
-                refuse(group)?;
-            }
-            websocket(raw).map(Some)
-        }
-        "grpc" => {
-            for group in [&http_fields[..], &dns_fields, &answer_fields, &count_field] {
-                refuse(group)?;
-            }
-            grpc(raw).map(Some)
-        }
-        "icmp" => {
-            for group in [
-                &http_fields[..],
-                &dns_fields,
-                &answer_fields,
-                &tls_field,
-                &trust_fields,
-                &service_field,
-            ] {
-                refuse(group)?;
-            }
-            icmp(raw).map(Some)
-        }
-        _ => {
-            for group in [
-                &http_fields[..],
-                &answer_fields,
-                &tls_field,
-                &trust_fields,
-                &service_field,
-            ] {
-                refuse(group)?;
-            }
-            dns(raw).map(Some)
-        }
+        "http" => Ok(None),
+        "tcp" => tcp(raw).map(Some),
+        "websocket" => websocket(raw).map(Some),
+        "grpc" => grpc(raw).map(Some),
+        "push" => push(raw, env).map(Some),
+        "icmp" => icmp(raw).map(Some),
+        _ => dns(raw).map(Some),
     }
 }
 
@@ -355,6 +337,77 @@ fn websocket(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
         url: url.clone(),
     };
     Ok((Kind::WebSocket(ws), url.as_str().to_owned(), url))
+}
+
+fn push(raw: &RawSite, env: Env<'_>) -> Result<(Kind, String, Url), FieldError> {
+    let name = raw.name.as_deref().map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(("name", "a site of kind push needs a name").into());
+    }
+    let var = raw.token_env.as_deref().ok_or_else(|| {
+        FieldError::from((
+            "token_env",
+            "a site of kind push needs token_env, the environment variable holding its ping token (`sitewatch push-token` makes one)",
+        ))
+    })?;
+    let token = env_secret(env, "token_env", var)?;
+    if token.len() < MIN_PUSH_TOKEN
+        || !token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
+        return Err((
+            "token_env",
+            format!(
+                "the token in {var} must be at least {MIN_PUSH_TOKEN} letters, digits, - or _ (`sitewatch push-token` makes one)"
+            ),
+        )
+            .into());
+    }
+    let positive = |field: &str, d: &super::raw::RawDuration| {
+        values::positive_duration(d).map_err(|m| FieldError::from((field, m)))
+    };
+    let schedule = match (&raw.period, &raw.cron) {
+        (Some(_), Some(_)) => return Err(("cron", "give period or cron, not both").into()),
+        (Some(p), None) => PushSchedule::Period(positive("period", p)?),
+        (None, Some(c)) => PushSchedule::Cron(
+            crate::maintenance::Window::recurring(
+                None,
+                c,
+                Duration::from_secs(60),
+                raw.tz.as_deref(),
+            )
+            .map_err(|(field, m)| FieldError::from((field, m)))?,
+        ),
+        (None, None) => {
+            return Err((
+                "period",
+                "a site of kind push needs period (e.g. \"1h\") or cron (e.g. \"0 3 * * *\")",
+            )
+                .into());
+        }
+    };
+    if raw.tz.is_some() && raw.cron.is_none() {
+        return Err(("tz", "goes with cron").into());
+    }
+    let grace = match &raw.grace {
+        Some(g) => positive("grace", g)?,
+        None => DEFAULT_PUSH_GRACE,
+    };
+    let shown = format!(
+        "push:{}",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let url = Url::parse(&shown).map_err(|e| FieldError::from(("name", e.to_string())))?;
+    Ok((
+        Kind::Push(Push {
+            token: Secret::new(token),
+            schedule,
+            grace,
+        }),
+        shown,
+        url,
+    ))
 }
 
 fn icmp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {

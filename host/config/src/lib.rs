@@ -1076,8 +1076,14 @@ fn resolve_site(
     global_maintenance: &[crate::maintenance::Window],
     env: secret::Env<'_>,
 ) -> Result<SiteConfig, FieldError> {
-    let (kind, url, request_url, mut secrets) = match kind::resolve(&raw)? {
-        Some((kind, shown, url)) => (kind, shown, url, Vec::new()),
+    let (kind, url, request_url, mut secrets) = match kind::resolve(&raw, env)? {
+        Some((kind, shown, url)) => {
+            let secrets = match &kind {
+                kind::Kind::Push(p) => vec![p.token.clone()],
+                _ => Vec::new(),
+            };
+            (kind, shown, url, secrets)
+        }
         None => {
             let written = raw.url.as_deref().ok_or_else(|| {
                 FieldError::from((

@@ -215,6 +215,26 @@ fn site(s: &SiteConfig) -> PrintedSite {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+            crate::kind::Kind::Push(p) => json!({
+                "token": HIDDEN,
+                "period": match &p.schedule {
+                    crate::kind::PushSchedule::Period(d) => Some(duration(*d)),
+                    crate::kind::PushSchedule::Cron(_) => None,
+                },
+                "cron": match &p.schedule {
+                    crate::kind::PushSchedule::Cron(w) => match &w.when {
+                        crate::maintenance::When::Recurring { text, tz, .. } => {
+                            Some(format!("{text} ({tz})"))
+                        }
+                        crate::maintenance::When::Once { .. } => None,
+                    },
+                    crate::kind::PushSchedule::Period(_) => None,
+                },
+                "grace": duration(p.grace),
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
             crate::kind::Kind::Icmp(i) => json!({"target": i.host, "count": i.count})
                 .as_object()
                 .cloned()

@@ -266,7 +266,7 @@ pub(crate) struct RawInflux {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSite {
     pub name: Option<String>,
-    /// What it probes: `http` (the default), `tcp`, `dns`, `websocket`, `grpc` or `icmp`.
+    /// What it probes: `http` (the default), `tcp`, `dns`, `websocket`, `grpc`, `icmp` or `push`.
     pub kind: Option<String>,
     /// An `http://` or `https://` URL (kind `http`).
     pub url: Option<String>,
@@ -294,6 +294,15 @@ pub(crate) struct RawSite {
     pub service: Option<String>,
     /// icmp: echo requests per probe (3 by default).
     pub count: Option<u32>,
+    /// push: the environment variable holding the ping token.
+    pub token_env: Option<String>,
+    /// push: how often the job runs.
+    pub period: Option<RawDuration>,
+    /// push: when the job runs (five-field cron), in `tz`.
+    pub cron: Option<String>,
+    pub tz: Option<String>,
+    /// push: how late a ping may be (1m by default).
+    pub grace: Option<RawDuration>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,

@@ -1062,3 +1062,74 @@ fn a_kinds_errors_name_the_field_and_the_site() {
         );
     }
 }
+
+#[test]
+fn a_push_site_takes_its_token_from_the_environment_and_a_schedule() {
+    let env = |var: &str| (var == "JOB_TOKEN").then(|| "0123456789abcdef0123".to_owned());
+    let parse_env = |sites: &str| {
+        Config::parse_with_env(
+            Path::new("config.json"),
+            format!(r#"{{"sites": [{sites}]}}"#).as_bytes(),
+            &env,
+        )
+    };
+    let c = parse_env(
+        r#"{"name": "nightly backup", "kind": "push", "token_env": "JOB_TOKEN", "cron": "0 3 * * *", "tz": "Europe/Paris", "grace": "30m"}"#,
+    )
+    .unwrap();
+    let s = &c.sites[0];
+    assert_eq!(s.url, "push:nightly%20backup");
+    let kind::Kind::Push(p) = &s.kind else {
+        panic!("{:?}", s.kind)
+    };
+    assert_eq!(p.grace, Duration::from_secs(1800));
+    assert!(matches!(p.schedule, kind::PushSchedule::Cron(_)));
+    assert!(
+        !format!("{c:?}").contains("0123456789abcdef0123"),
+        "the token never prints"
+    );
+    assert_eq!(print::resolved(&c)["sites"][0]["token"], "***");
+    for (site, field, words) in [
+        (
+            r#"{"name": "x", "kind": "push", "period": "1h"}"#,
+            "token_env",
+            "needs token_env",
+        ),
+        (
+            r#"{"name": "x", "kind": "push", "token_env": "NOPE", "period": "1h"}"#,
+            "token_env",
+            "NOPE, which is not set",
+        ),
+        (
+            r#"{"name": "x", "kind": "push", "token_env": "JOB_TOKEN"}"#,
+            "period",
+            "needs period",
+        ),
+        (
+            r#"{"name": "x", "kind": "push", "token_env": "JOB_TOKEN", "period": "1h", "cron": "* * * * *"}"#,
+            "cron",
+            "not both",
+        ),
+        (
+            r#"{"name": "x", "kind": "push", "token_env": "JOB_TOKEN", "cron": "0 0 31 2 *"}"#,
+            "cron",
+            "never matches",
+        ),
+        (
+            r#"{"name": "x", "kind": "push", "token_env": "JOB_TOKEN", "period": "1h", "target": "a"}"#,
+            "target",
+            "kind push takes no target",
+        ),
+        (
+            r#"{"name": "x", "url": "http://a/", "period": "1h"}"#,
+            "period",
+            "kind http takes no period",
+        ),
+    ] {
+        let e = parse_env(site).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("sites[0].{field} (site \"x\")")) && e.contains(words),
+            "{site}: {e}"
+        );
+    }
+}

@@ -17,6 +17,7 @@ mod grpc;
 pub(crate) mod handshake;
 pub(crate) mod http;
 mod icmp;
+pub mod push;
 mod tcp;
 pub(crate) mod timing;
 pub(crate) mod tls;
@@ -123,6 +124,8 @@ pub struct Prober {
     source: Option<std::net::IpAddr>,
     /// The TLS settings of `tcp` sites (the platform's trust, no ALPN).
     tcp_tls: Arc<rustls::ClientConfig>,
+    /// The pings of the push sites (the server writes them).
+    push: Arc<push::Board>,
 }
 
 impl Prober {
@@ -139,6 +142,7 @@ impl Prober {
         let tcp_tls = Arc::new(without_alpn(tls.clone()));
         Ok(Self {
             tcp_tls,
+            push: Arc::default(),
             fresh: build_client(tls.clone(), 0, source)?,
             services: reqwest::Client::builder()
                 .tls_backend_preconfigured(tls.clone())
@@ -154,6 +158,10 @@ impl Prober {
     /// Gives a site with its own TLS trust (`tls_ca`, `tls_insecure`) a client of its own.
     pub fn prepare(&self, target: &mut Target) -> Result<(), ProberSetupError> {
         let site = &target.config;
+        if let Kind::Push(p) = &site.kind {
+            // Its pings are taken from now on, before its first tick.
+            self.push.watch(p.token.expose(), self.clock.now());
+        }
         let trust = if site.tls_insecure {
             Trust::Anything
         } else if let Some(ca) = &site.tls_ca {
@@ -178,6 +186,11 @@ impl Prober {
     /// Where now is on the timeline measurements are placed on.
     pub fn timeline_now_us(&self) -> i64 {
         self.clock.timeline_now_us()
+    }
+
+    /// The push sites' pings, which the server records.
+    pub fn push_board(&self) -> Arc<push::Board> {
+        Arc::clone(&self.push)
     }
 
     /// The local address probes connect from.
@@ -210,6 +223,7 @@ impl Prober {
             Kind::WebSocket(spec) => websocket::run(self, target, spec, scheduled).await,
             Kind::Grpc(spec) => grpc::run(self, target, spec, scheduled).await,
             Kind::Icmp(spec) => icmp::run(self, target, spec, scheduled).await,
+            Kind::Push(spec) => push::run(self, target, spec, scheduled).await,
         }
     }
 }

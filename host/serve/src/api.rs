@@ -35,7 +35,38 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             authorize,
         ))
         .route("/healthz", get(|| async { "ok\n" }))
+        // A job's ping carries its own credential, the token in the path: no bearer token.
+        .route("/push/{token}", get(push).post(push))
+        .route("/push/{token}/{what}", get(push_what).post(push_what))
         .with_state(shared)
+}
+
+async fn push(State(shared): Shared_, Path(token): Path<String>) -> Response {
+    ping(&shared, &token, None)
+}
+
+async fn push_what(
+    State(shared): Shared_,
+    Path((token, what)): Path<(String, String)>,
+) -> Response {
+    ping(&shared, &token, Some(&what))
+}
+
+/// Records a push site's ping. Never says which tokens exist beyond taking or refusing this one,
+/// and never echoes the token.
+fn ping(shared: &Shared, token: &str, what: Option<&str>) -> Response {
+    use sitewatch_probe::push::Ping;
+    let Some(ping) = Ping::parse(what) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such ping: /push/<token>, /push/<token>/start or /push/<token>/fail",
+        );
+    };
+    if shared.push.ping(token, ping, shared.bus.clock().now()) {
+        (StatusCode::OK, "OK\n").into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no push site has this token")
+    }
 }
 
 /// A JSON error with its status.

@@ -80,6 +80,8 @@ pub struct Shared {
     /// The config's site settings, for `/api/v1/sites`.
     pub config: ArcSwap<crate::config::Config>,
     pub streams: Arc<Semaphore>,
+    /// The push sites' pings (`/push/<token>`), read by their ticks.
+    pub push: Arc<sitewatch_probe::push::Board>,
     /// The status page's daily bars and when they were read.
     pub daily: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::history::DailyBars>)>>,
 }
@@ -108,6 +110,7 @@ impl Server {
         config: &crate::config::Config,
         store: Store,
         bus: Bus,
+        push: Arc<sitewatch_probe::push::Board>,
     ) -> Result<Self, BindError> {
         let listener = bind(cfg.listen).await?;
         let board = Arc::new(board::Board::default());
@@ -124,6 +127,7 @@ impl Server {
             in_flight: std::sync::OnceLock::new(),
             config: ArcSwap::from_pointee(config.clone()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            push,
             daily: std::sync::Mutex::new(None),
         });
         warn_if_open(cfg, &shared.bus);

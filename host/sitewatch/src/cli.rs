@@ -42,6 +42,9 @@ pub enum Command {
     /// Work on the embedded store.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Print a new random token for a push site: put it in the variable its `token_env` names
+    /// (it is shown this once; sitewatch keeps no copy).
+    PushToken,
 }
 
 #[derive(Debug, Subcommand)]

@@ -59,6 +59,9 @@ fn main() -> ExitCode {
                 Err(e) => return config_error(&e),
             }
         }
+        Command::PushToken => sitewatch::probe::push::new_token()
+            .map(|t| println!("{t}"))
+            .context("reading random bytes from /dev/urandom"),
         Command::Store(sitewatch::cli::StoreCommand::RebuildRollups(args)) => {
             match rebuild_rollups(&args) {
                 Ok(true) => Ok(()),

@@ -182,7 +182,21 @@ pub async fn run(
             ),
         );
     }
-    let server = start_server(&config, &options, &store, &bus).await;
+    let server = start_server(&config, &options, &store, &bus, prober.push_board()).await;
+    let push_sites = config
+        .sites
+        .iter()
+        .filter(|s| matches!(s.kind, crate::config::kind::Kind::Push(_)))
+        .count();
+    if push_sites > 0 && server.is_none() {
+        bus.error(
+            "push",
+            None,
+            format!(
+                "{push_sites} push site(s) wait for pings at /push/<token>, but the server is not running: give --listen or server.listen"
+            ),
+        );
+    }
     bus.send(Event::Started(Started {
         time: clock.now(),
         config: options.config_path.display().to_string(),
@@ -401,9 +415,10 @@ async fn start_server(
     options: &RunOptions,
     store: &Store,
     bus: &Bus,
+    push: Arc<crate::probe::push::Board>,
 ) -> Option<crate::serve::Server> {
     let cfg = server_config(config, options)?;
-    match crate::serve::Server::start(&cfg, config, store.clone(), bus.clone()).await {
+    match crate::serve::Server::start(&cfg, config, store.clone(), bus.clone(), push).await {
         Ok(s) => {
             s.seed_from_store().await;
             Some(s)
@@ -698,7 +713,14 @@ impl Monitor {
                 }
             }
             (Some(_), None) => {
-                self.server = start_server(new, &self.options, &self.store, &self.bus).await;
+                self.server = start_server(
+                    new,
+                    &self.options,
+                    &self.store,
+                    &self.bus,
+                    self.prober.push_board(),
+                )
+                .await;
                 if let Some(s) = &self.server {
                     s.set_in_flight(self.scheduler.in_flight());
                 }

@@ -144,8 +144,9 @@ impl Window {
         }
     }
 
-    /// The first occurrence that opens after `t` (exclusive).
-    fn next_start_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The first occurrence that opens after `t` (exclusive). (A push site's cron schedule is a
+    /// recurring window: when its job is due.)
+    pub fn next_start_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.when {
             When::Once { start, .. } => (*start > t).then_some(*start),
             When::Recurring { .. } => self.next_start_from(t, false),

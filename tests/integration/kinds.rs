@@ -90,6 +90,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
         .await
         .unwrap_or_else(|| panic!("an ok probe; stderr: {}", run.stderr()));
     assert_eq!(p["url"], format!("tcp://127.0.0.1:{}", server.port), "{p}");
+    assert_eq!(p["kind"], "tcp", "the wire schema names the kind: {p}");
     assert!(p["response_ms"].as_f64().is_some(), "{p}");
     assert!(
         p["ttfb_ms"].as_f64().is_some(),
@@ -140,6 +141,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
         format!("tcp://127.0.0.1:{}", server.port),
         "{site}"
     );
+    assert_eq!(site["kind"], "tcp", "{site}");
     let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(
         metrics
@@ -272,6 +274,7 @@ async fn a_dns_site_follows_the_zone_its_server_serves() {
             .await
             .unwrap_or_else(|| panic!("{site} answers as expected; stderr: {}", run.stderr()));
         assert!(p["response_ms"].as_f64().is_some(), "{p}");
+        assert_eq!(p["kind"], "dns", "{p}");
     }
     let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(

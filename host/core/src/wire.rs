@@ -177,6 +177,8 @@ impl<'a> From<&'a Started> for StartedWire<'a> {
 struct ProbeWire<'a> {
     site: &'a str,
     url: &'a str,
+    /// The kind of site: `http`, `tcp`, `dns`, `websocket`, `grpc`, `icmp` or `push`.
+    kind: &'static str,
     time: Time,
     ok: bool,
     status: Option<u16>,
@@ -291,6 +293,7 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
         Self {
             site: &m.site,
             url: &m.url,
+            kind: crate::measurement::kind_of(&m.url),
             time: Time(m.time),
             ok: m.ok,
             status: m.status,

@@ -256,6 +256,7 @@ impl<'a> Lookup<'a> {
         json!({
             "site": &*s.site,
             "url": &*s.url,
+            "kind": crate::measurement::kind_of(&s.url),
             "location": self.location,
             "status": s.status(),
             "down": s.down,

@@ -134,6 +134,7 @@ pub struct Metrics {
     phases: Family<PhaseLabels, FloatGauge>,
     body_bytes: Family<SiteLabels, Gauge>,
     dns_answers: Family<SiteLabels, Gauge>,
+    dns_lookup: Family<SiteLabels, FloatGauge>,
     grpc_status: Family<SiteLabels, Gauge>,
     icmp_phases: Family<PhaseLabels, FloatGauge>,
     icmp_loss: Family<SiteLabels, FloatGauge>,
@@ -187,6 +188,7 @@ impl Metrics {
             phases: Family::default(),
             body_bytes: Family::default(),
             dns_answers: Family::default(),
+            dns_lookup: Family::default(),
             grpc_status: Family::default(),
             icmp_phases: Family::default(),
             icmp_loss: Family::default(),
@@ -238,6 +240,11 @@ impl Metrics {
             "probe_http_uncompressed_body_length",
             "Body bytes the last probe read",
             m.body_bytes.clone(),
+        );
+        r.register(
+            "probe_dns_lookup_time_seconds",
+            "How long resolving the site's host took in its last probe (0 for an address)",
+            m.dns_lookup.clone(),
         );
         r.register(
             "probe_dns_answer_rrs",
@@ -493,6 +500,9 @@ impl Metrics {
         self.body_bytes
             .get_or_create(&l)
             .set(m.body_bytes.min(i64::MAX as u64) as i64);
+        self.dns_lookup
+            .get_or_create(&l)
+            .set(m.phases.dns.map_or(0.0, |d| d.as_secs_f64()));
         for (name, n) in &m.metrics {
             match name.as_str() {
                 DNS_ANSWER_RRS => self.dns_answers.get_or_create(&l).set(*n as i64),
@@ -689,6 +699,7 @@ impl Metrics {
                 f.remove(&l);
             }
             self.duration.remove(&l);
+            self.dns_lookup.remove(&l);
             self.icmp_loss.remove(&l);
             self.probes.remove(&l);
             self.skipped.remove(&l);

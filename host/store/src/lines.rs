@@ -38,12 +38,13 @@ fn finish(
     String::from_utf8_lossy(bytes.strip_suffix(b"\n").unwrap_or(&bytes)).into_owned()
 }
 
-/// The `probe` line of a measurement: tags location (of this instance), site and url; fields ok, status, timings in ms, body
-/// bytes and error kind where present.
+/// The `probe` line of a measurement: tags kind (of site), location (of this instance), site
+/// and url; fields ok, status, timings in ms, body bytes and error kind where present.
 pub(crate) fn probe_line(m: &Measurement, location: &str) -> String {
     let ms = |d: Duration| sitewatch_core::ms(d);
     let mut b = LineProtocolBuilder::new()
         .measurement("probe")
+        .tag("kind", sitewatch_core::measurement::kind_of(&m.url))
         .tag("location", location)
         .tag("site", &m.site)
         .tag("url", &m.url)
@@ -211,7 +212,7 @@ mod tests {
     fn probe_line_is_exact_and_escaped() {
         assert_eq!(
             probe_line(&measurement(), "eu west"),
-            r#"probe,location=eu\ west,site=my\ site\,\ "quoted"\=x,url=http://a.test/p?q\=1\ 2 ok=false,status=503i,ttfb_ms=1.5,response_ms=2.25,connect_ms=0.1,body_bytes=42i,error_kind="status",json.latency=12.5 1700000000000005000"#
+            r#"probe,kind=http,location=eu\ west,site=my\ site\,\ "quoted"\=x,url=http://a.test/p?q\=1\ 2 ok=false,status=503i,ttfb_ms=1.5,response_ms=2.25,connect_ms=0.1,body_bytes=42i,error_kind="status",json.latency=12.5 1700000000000005000"#
         );
     }
 
@@ -232,9 +233,10 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        assert_eq!(tags[0], ("location".into(), "lab".into()));
-        assert_eq!(tags[1], ("site".into(), "my site, \"quoted\"=x".into()));
-        assert_eq!(tags[2], ("url".into(), "http://a.test/p?q=1 2".into()));
+        assert_eq!(tags[0], ("kind".into(), "http".into()));
+        assert_eq!(tags[1], ("location".into(), "lab".into()));
+        assert_eq!(tags[2], ("site".into(), "my site, \"quoted\"=x".into()));
+        assert_eq!(tags[3], ("url".into(), "http://a.test/p?q=1 2".into()));
         assert_eq!(p.timestamp, Some(1_700_000_000_000_005_000));
     }
 

@@ -343,7 +343,12 @@ fn names_and_urls_with_quotes_commas_spaces_and_unicode_round_trip() {
         .collect();
     assert_eq!(
         tags,
-        ["test".to_owned(), m.site.to_string(), m.url.to_string()]
+        [
+            "http".to_owned(),
+            "test".to_owned(),
+            m.site.to_string(),
+            m.url.to_string()
+        ]
     );
 }
 

@@ -72,6 +72,23 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// The kind of site (`http`, `tcp`, `dns`, `websocket`, `grpc`, `icmp`, `push`) a URL as the
+/// outputs show it stands for: each kind's shown URL has its own scheme (`tcp://db:5432`,
+/// `dns://...`, `push:backup`), so a measurement, a stored row or a sample from another node
+/// tells its kind without carrying it.
+pub fn kind_of(url: &str) -> &'static str {
+    let scheme = url.split_once(':').map_or("", |(s, _)| s);
+    match scheme {
+        "tcp" => "tcp",
+        "dns" => "dns",
+        "ws" | "wss" => "websocket",
+        "grpc" => "grpc",
+        "icmp" => "icmp",
+        "push" => "push",
+        _ => "http",
+    }
+}
+
 /// A failed probe's kind and a message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeError {

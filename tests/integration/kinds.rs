@@ -629,3 +629,90 @@ fn push_token_prints_a_fresh_token_each_time() {
     assert!(a.trim().bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
     assert_ne!(a, b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_domain_about_to_expire_warns_once_from_its_registrys_rdap_record() {
+    use crate::support::server::{Reply, TestServer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some(dns) = Dnsmasq::start("192.0.2.10 www.example.test\n").await else {
+        return;
+    };
+    let expiry = chrono::Utc::now() + chrono::TimeDelta::days(12);
+    let (bootstraps, lookups) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (b, l) = (Arc::clone(&bootstraps), Arc::clone(&lookups));
+    let registry: Arc<Mutex<String>> = Arc::default();
+    let base = Arc::clone(&registry);
+    // A local stand-in of IANA's bootstrap file and of the `.test` registry's RDAP server.
+    let rdap = TestServer::start(move |r| {
+        let json = |v: Value| Reply {
+            headers: vec![("Content-Type".into(), "application/rdap+json".into())],
+            ..Reply::ok(&v.to_string())
+        };
+        match r.path.as_str() {
+            "/dns.json" => {
+                b.fetch_add(1, Ordering::SeqCst);
+                json(json!({"version": "1.0", "services": [
+                    [["com", "net"], ["https://rdap.invalid/com/"]],
+                    [["test"], [base.lock().unwrap().clone()]]
+                ]}))
+            }
+            "/registry/domain/example.test" => {
+                l.fetch_add(1, Ordering::SeqCst);
+                json(
+                    json!({"objectClassName": "domain", "ldhName": "example.test", "events": [
+                        {"eventAction": "registration", "eventDate": "2020-01-01T00:00:00Z"},
+                        {"eventAction": "expiration", "eventDate": expiry.to_rfc3339()}
+                    ]}),
+                )
+            }
+            _ => Reply::status(404),
+        }
+    })
+    .await;
+    *registry.lock().unwrap() = rdap.url("/registry/");
+    let listen = closed_port();
+    let mut cfg = config(
+        json!([{"name": "www", "kind": "dns", "target": "www.example.test",
+                "resolver": format!("127.0.0.1:{}", dns.port), "domain_expiry": true,
+                "interval": "100ms"}]),
+        listen,
+    );
+    cfg["probing"] = json!({"rdap_bootstrap": rdap.url("/dns.json")});
+    let mut run = Running::start(&cfg);
+    let warned = run
+        .wait_for(Duration::from_secs(10), alert("domain_expiring", "www"))
+        .await
+        .unwrap_or_else(|| panic!("a domain warning; stderr: {}", run.stderr()));
+    assert!(
+        warned["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Website www domain registration expires in 1"),
+        "{warned}"
+    );
+    run.collect_for(Duration::from_millis(1000)).await;
+    assert_eq!(
+        run.of("alert", "www").len(),
+        1,
+        "one warning, not one per probe"
+    );
+    assert_eq!(
+        lookups.load(Ordering::SeqCst),
+        1,
+        "the domain is looked up once a day, not per probe"
+    );
+    assert_eq!(bootstraps.load(Ordering::SeqCst), 1);
+    let sites: Value =
+        serde_json::from_str(&get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
+            .unwrap();
+    assert_eq!(sites["sites"][0]["domain_warning"], true, "{sites}");
+    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sitewatch_domain_warning{")
+                && l.contains("site=\"www\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}

@@ -53,6 +53,7 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
             let time = at + chrono::TimeDelta::milliseconds(i as i64);
             let duration = Duration::from_millis(30);
             recorder.record(Measurement {
+                domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
                 location: None,

@@ -55,6 +55,8 @@ pub struct Config {
     pub storage: StorageConfig,
     pub plugins: PluginsConfig,
     pub probing: ProbingConfig,
+    /// Where the `domain_expiry` sites' registrations are looked up.
+    pub rdap: RdapConfig,
     /// Where alerts are delivered, in config order.
     pub notify: Vec<notify::NotifierConfig>,
     /// The HTTP server, when configured.
@@ -98,6 +100,26 @@ pub struct ProbingConfig {
     /// The local address probes connect from (`probing.source_address`, `--source-address`).
     pub source_address: Option<std::net::IpAddr>,
 }
+
+/// Where domain registrations are looked up (`probing.rdap_bootstrap`, `probing.rdap_url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RdapConfig {
+    /// Where the registries' RDAP servers are listed (IANA's bootstrap file by default).
+    pub bootstrap: Url,
+    /// One RDAP server for every domain instead of the bootstrap's (a private registry, tests).
+    pub base: Option<Url>,
+}
+
+/// An http(s) URL of an RDAP setting.
+fn rdap_url(text: &str) -> Result<Url, String> {
+    Url::parse(text.trim())
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
+        .ok_or_else(|| format!("\"{text}\" is not an http:// or https:// URL"))
+}
+
+/// IANA's list of the RDAP servers of each top-level domain (RFC 9224).
+pub const DEFAULT_RDAP_BOOTSTRAP: &str = "https://data.iana.org/rdap/dns.json";
 
 /// Where plugins are found and their default limits.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,6 +233,8 @@ pub struct SiteConfig {
     pub body: Option<RequestBody>,
     /// Labels for grouping and filtering, in config order, without duplicates.
     pub tags: Vec<String>,
+    /// Watch the registration expiry of the site's registrable domain (RDAP).
+    pub domain_expiry: bool,
     /// The cluster locations that probe this site (`None`: all).
     pub locations: Option<Vec<String>>,
     /// The global `alerting` with this site's overrides.
@@ -276,6 +300,7 @@ pub struct AlertingConfig {
     /// The latency objective of sites without one of their own (empty: none).
     pub degraded: Vec<LatencyObjective>,
     pub cert_warning: Duration,
+    pub domain_warning: Duration,
 }
 
 impl AlertingConfig {
@@ -286,6 +311,7 @@ impl AlertingConfig {
             window: self.window,
             degraded: self.degraded.clone(),
             cert_warning: self.cert_warning,
+            domain_warning: self.domain_warning,
         }
     }
 }
@@ -610,12 +636,18 @@ fn resolve(
             .map_err(|m| invalid("alerting.cert_warning".into(), None, m))?,
         None => crate::alert::DEFAULT_CERT_WARNING,
     };
+    let domain_warning = match &raw.alerting.domain_warning {
+        Some(w) => values::positive_duration(w)
+            .map_err(|m| invalid("alerting.domain_warning".into(), None, m))?,
+        None => crate::alert::DEFAULT_DOMAIN_WARNING,
+    };
     let alerting = AlertingConfig {
         threshold,
         window,
         formatter,
         degraded,
         cert_warning,
+        domain_warning,
     };
     let maintenance =
         rules::maintenance(&raw.maintenance).map_err(|e| invalid(e.field, None, e.message))?;
@@ -701,6 +733,27 @@ fn resolve(
             (None, None) => None,
         },
     };
+    let rdap = RdapConfig {
+        bootstrap: rdap_url(
+            raw.probing
+                .rdap_bootstrap
+                .as_deref()
+                .unwrap_or(DEFAULT_RDAP_BOOTSTRAP),
+        )
+        .map_err(|m| invalid("probing.rdap_bootstrap".into(), None, m))?,
+        base: match &raw.probing.rdap_url {
+            None => None,
+            Some(text) => Some({
+                let mut u =
+                    rdap_url(text).map_err(|m| invalid("probing.rdap_url".into(), None, m))?;
+                // A base URL: `domain/<name>` is appended to its path.
+                if !u.path().ends_with('/') {
+                    u.set_path(&format!("{}/", u.path()));
+                }
+                u
+            }),
+        },
+    };
 
     let server = match &raw.server {
         None => None,
@@ -772,6 +825,7 @@ fn resolve(
         storage,
         plugins,
         probing,
+        rdap,
     };
     if let Some(total) = config.plugins.total_memory
         && let Some((field, site, u)) = config
@@ -1240,7 +1294,15 @@ fn resolve_site(
     let own = rules::maintenance(&raw.maintenance)?;
     let maintenance =
         crate::maintenance::Schedule::new(global_maintenance.iter().cloned().chain(own).collect());
+    if raw.domain_expiry == Some(true) && matches!(kind, kind::Kind::Push(_)) {
+        return Err((
+            "domain_expiry",
+            "a push site has no domain: put domain_expiry on a site that probes the host",
+        )
+            .into());
+    }
     Ok(SiteConfig {
+        domain_expiry: raw.domain_expiry.unwrap_or(false),
         kind,
         body,
         tags,
@@ -1410,6 +1472,10 @@ fn site_rule(
         if let Some(w) = &r.cert_warning {
             rule.cert_warning =
                 values::positive_duration(w).map_err(|m| ("alerting.cert_warning", m))?;
+        }
+        if let Some(w) = &r.domain_warning {
+            rule.domain_warning =
+                values::positive_duration(w).map_err(|m| ("alerting.domain_warning", m))?;
         }
     }
     if rule.window < interval * 2 {

@@ -72,6 +72,7 @@ struct PrintedSite {
     max_body: String,
     max_in_flight: u32,
     tags: Vec<String>,
+    domain_expiry: bool,
     locations: Option<Vec<String>>,
     alerting: PrintedRule,
     maintenance: Vec<String>,
@@ -84,6 +85,7 @@ struct PrintedRule {
     window: String,
     degraded: BTreeMap<&'static str, String>,
     cert_warning: String,
+    domain_warning: String,
 }
 
 #[derive(Serialize)]
@@ -292,6 +294,7 @@ fn site(s: &SiteConfig) -> PrintedSite {
         max_body: size(s.max_body),
         max_in_flight: s.max_in_flight,
         tags: s.tags.clone(),
+        domain_expiry: s.domain_expiry,
         locations: s.locations.clone(),
         alerting: rule(&s.alerting),
         maintenance: s
@@ -310,6 +313,7 @@ fn rule(r: &AlertRule) -> PrintedRule {
         window: duration(r.window),
         degraded: degraded(&r.degraded),
         cert_warning: duration(r.cert_warning),
+        domain_warning: duration(r.domain_warning),
     }
 }
 
@@ -417,7 +421,7 @@ mod tests {
         assert_eq!(s["tags"], json!([]));
         assert_eq!(
             s["alerting"],
-            json!({"threshold": 0.8, "window": "2m", "degraded": {}, "cert_warning": "14days"})
+            json!({"threshold": 0.8, "window": "2m", "degraded": {}, "cert_warning": "14days", "domain_warning": "30days"})
         );
         assert_eq!(v["alerting"]["window"], "2m");
         assert_eq!(v["alerting"]["formatter"], Value::Null);

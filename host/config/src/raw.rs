@@ -96,6 +96,7 @@ pub(crate) struct RawSiteAlerting {
     pub window: Option<RawDuration>,
     pub degraded: Option<RawDegraded>,
     pub cert_warning: Option<RawDuration>,
+    pub domain_warning: Option<RawDuration>,
 }
 
 /// A latency objective: `{"response_p95": "800ms"}`; several keys are several objectives.
@@ -195,6 +196,10 @@ pub(crate) struct RawProbing {
     /// The local address probes connect from (an IP of this host), for multi-homed hosts and
     /// for nodes that must probe from their own address. Also `--source-address`.
     pub source_address: Option<String>,
+    /// IANA's RDAP bootstrap file, or another list in its format.
+    pub rdap_bootstrap: Option<String>,
+    /// One RDAP server for every domain (its base URL, ending before `domain/<name>`).
+    pub rdap_url: Option<String>,
 }
 
 /// Where plugins live and their default limits.
@@ -303,6 +308,8 @@ pub(crate) struct RawSite {
     pub tz: Option<String>,
     /// push: how late a ping may be (1m by default).
     pub grace: Option<RawDuration>,
+    /// Watch the registration expiry of the site's registrable domain (RDAP).
+    pub domain_expiry: Option<bool>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,
@@ -357,6 +364,7 @@ pub(crate) struct RawAlerting {
     pub degraded: Option<RawDegraded>,
     /// How long before the earliest certificate expiry a `cert` alert fires (default 14d).
     pub cert_warning: Option<RawDuration>,
+    pub domain_warning: Option<RawDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]

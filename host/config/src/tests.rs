@@ -58,6 +58,7 @@ fn missing_sections_take_the_spec_defaults() {
             formatter: None,
             degraded: Vec::new(),
             cert_warning: Duration::from_secs(14 * 24 * 3600),
+            domain_warning: Duration::from_secs(30 * 24 * 3600),
         }
     );
     assert_eq!(c.dashboard, DashboardConfig::default());

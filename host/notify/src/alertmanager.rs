@@ -71,6 +71,7 @@ fn alert(severity: &str, notice: &Notice) -> Value {
                 Condition::Down => "SiteDown",
                 Condition::Degraded => "SiteDegraded",
                 Condition::Cert => "CertificateExpiring",
+                Condition::Domain => "DomainExpiring",
             },
             "site": &*a.site,
             "instance": &*a.url,

@@ -87,6 +87,7 @@ fn event(routing_key: &str, severity: &str, notice: &Notice) -> Value {
                 Condition::Down => "availability",
                 Condition::Degraded => "latency",
                 Condition::Cert => "certificate",
+                Condition::Domain => "domain",
             },
             "custom_details": {
                 "url": &*notice.alert.url,

@@ -78,10 +78,12 @@ impl Digest {
                 let down = count(&|k| k.is_firing() && k.condition() == Condition::Down);
                 let degraded = count(&|k| k == NoticeKind::Alert(AlertKind::Degraded));
                 let cert = count(&|k| k == NoticeKind::Alert(AlertKind::CertExpiring));
+                let domain = count(&|k| k == NoticeKind::Alert(AlertKind::DomainExpiring));
                 for (n, what) in [
                     (down, "down"),
                     (degraded, "degraded"),
                     (cert, "with a certificate expiring"),
+                    (domain, "with a domain registration expiring"),
                 ] {
                     if n > 0 {
                         parts.push(format!("{} {what}", sites(n)));
@@ -188,6 +190,8 @@ pub(crate) fn title(n: &Notice) -> String {
             AlertKind::DegradedRecovered => format!("{site} is no longer degraded"),
             AlertKind::CertExpiring => format!("{site} certificate expires soon"),
             AlertKind::CertRenewed => format!("{site} certificate renewed"),
+            AlertKind::DomainExpiring => format!("{site} domain registration expires soon"),
+            AlertKind::DomainRenewed => format!("{site} domain registration renewed"),
         },
     }
 }

@@ -60,6 +60,7 @@ pub(crate) async fn run(
         body: text.clone().into_bytes(),
     });
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

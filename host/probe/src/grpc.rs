@@ -68,6 +68,7 @@ pub(crate) async fn run(
         metrics.push((GRPC_STATUS_CODE.to_owned(), f64::from(code)));
     }
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

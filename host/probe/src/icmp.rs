@@ -63,6 +63,7 @@ pub(crate) async fn run(
         }
     }
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

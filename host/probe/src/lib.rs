@@ -18,6 +18,7 @@ pub(crate) mod handshake;
 pub(crate) mod http;
 mod icmp;
 pub mod push;
+mod rdap;
 mod tcp;
 pub(crate) mod timing;
 pub(crate) mod tls;
@@ -126,6 +127,8 @@ pub struct Prober {
     tcp_tls: Arc<rustls::ClientConfig>,
     /// The pings of the push sites (the server writes them).
     push: Arc<push::Board>,
+    /// Domain registrations, for `domain_expiry` sites.
+    rdap: Arc<rdap::Rdap>,
 }
 
 impl Prober {
@@ -143,6 +146,11 @@ impl Prober {
         Ok(Self {
             tcp_tls,
             push: Arc::default(),
+            rdap: Arc::new(rdap::Rdap::new(build_client(
+                tls.clone(),
+                usize::MAX,
+                source,
+            )?)),
             fresh: build_client(tls.clone(), 0, source)?,
             services: reqwest::Client::builder()
                 .tls_backend_preconfigured(tls.clone())
@@ -188,6 +196,11 @@ impl Prober {
         self.clock.timeline_now_us()
     }
 
+    /// Where domain registrations are looked up (at start and at each reload).
+    pub fn configure_rdap(&self, config: &crate::config::RdapConfig) {
+        self.rdap.configure(config);
+    }
+
     /// The push sites' pings, which the server records.
     pub fn push_board(&self) -> Arc<push::Board> {
         Arc::clone(&self.push)
@@ -216,7 +229,7 @@ impl Prober {
         target: &Target,
         scheduled: Instant,
     ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-        match &target.config.kind {
+        let mut probed = match &target.config.kind {
             Kind::Http => http::run(self, target, scheduled).await,
             Kind::Tcp(spec) => tcp::run(self, target, spec, scheduled).await,
             Kind::Dns(spec) => dns::run(self, target, spec, scheduled).await,
@@ -224,7 +237,27 @@ impl Prober {
             Kind::Grpc(spec) => grpc::run(self, target, spec, scheduled).await,
             Kind::Icmp(spec) => icmp::run(self, target, spec, scheduled).await,
             Kind::Push(spec) => push::run(self, target, spec, scheduled).await,
+        };
+        if target.config.domain_expiry
+            && let Ok((m, _)) = &mut probed
+            && let Some(host) = host_of(&target.config)
+        {
+            m.domain_expiry = self.rdap.expiry(&host);
         }
+        probed
+    }
+}
+
+/// The host whose domain a site's registration is: what it probes.
+fn host_of(site: &SiteConfig) -> Option<String> {
+    match &site.kind {
+        Kind::Http => site.request_url.expose().host_str().map(str::to_owned),
+        Kind::Tcp(t) => Some(t.host.clone()),
+        Kind::WebSocket(w) => Some(w.host.clone()),
+        Kind::Grpc(g) => Some(g.host.clone()),
+        Kind::Icmp(i) => Some(i.host.clone()),
+        Kind::Dns(d) => Some(d.name.clone()),
+        Kind::Push(_) => None,
     }
 }
 

@@ -132,6 +132,7 @@ pub(crate) async fn run(
     let (error, response_time) = verdict(spec, &pings, now);
     let ended = Instant::now();
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

@@ -60,6 +60,7 @@ pub(crate) async fn run(
         body: progress.answer.clone(),
     });
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

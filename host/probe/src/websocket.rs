@@ -56,6 +56,7 @@ pub(crate) async fn run(
         body: progress.answer.clone().into_bytes(),
     });
     let measurement = Measurement {
+        domain_expiry: None,
         location: None,
         site: Arc::clone(&target.name),
         url: Arc::clone(&target.url),

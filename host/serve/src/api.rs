@@ -269,6 +269,7 @@ impl<'a> Lookup<'a> {
             })),
             "cert_expiry": s.cert_expiry.map(crate::clock::rfc3339_millis),
             "cert_warning": s.cert_warning,
+            "domain_warning": s.domain_warning,
             "tags": &*s.tags,
             "availability": availability,
             "last_probe": s.probes.back().map(|m| probe_value(m, self.location)),

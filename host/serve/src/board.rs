@@ -28,6 +28,8 @@ pub struct SiteState {
     pub cert_expiry: Option<DateTime<Utc>>,
     /// A certificate warning is open.
     pub cert_warning: bool,
+    /// A domain registration warning is open.
+    pub domain_warning: bool,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -104,6 +106,7 @@ impl Board {
                                 maintenance: None,
                                 cert_expiry: None,
                                 cert_warning: false,
+                                domain_warning: false,
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
@@ -151,6 +154,7 @@ impl Board {
                         }
                         crate::alert::Condition::Degraded => site.degraded = firing,
                         crate::alert::Condition::Cert => site.cert_warning = firing,
+                        crate::alert::Condition::Domain => site.domain_warning = firing,
                     }
                 }
             }

@@ -437,6 +437,7 @@ fn page_of(
                         .cert_expiry
                         .map(|e| crate::alert::days_left(e, chrono::Utc::now())),
                     cert_warning: s.cert_warning,
+                    domain_warning: s.domain_warning,
                     availability: (0..views.len())
                         .map(|v| report_of(v).and_then(|r| r.stats.availability))
                         .collect(),

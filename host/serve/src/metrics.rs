@@ -147,6 +147,7 @@ pub struct Metrics {
     degraded: Family<SiteLabels, Gauge>,
     maintenance: Family<SiteLabels, Gauge>,
     cert_warning: Family<SiteLabels, Gauge>,
+    domain_warning: Family<SiteLabels, Gauge>,
     skipped: Family<SiteLabels, Counter>,
     in_flight: Family<LocationLabels, Gauge>,
     store_queue: Family<LocationLabels, Gauge>,
@@ -201,6 +202,7 @@ impl Metrics {
             degraded: Family::default(),
             maintenance: Family::default(),
             cert_warning: Family::default(),
+            domain_warning: Family::default(),
             skipped: Family::default(),
             in_flight: Family::default(),
             store_queue: Family::default(),
@@ -302,6 +304,11 @@ impl Metrics {
             "sitewatch_cert_warning",
             "1 while the earliest certificate of the site's chain expires within its cert_warning",
             m.cert_warning.clone(),
+        );
+        r.register(
+            "sitewatch_domain_warning",
+            "Whether a domain registration warning is open (1) for a domain_expiry site",
+            m.domain_warning.clone(),
         );
         r.register(
             "sitewatch_skipped_ticks",
@@ -427,6 +434,7 @@ impl Metrics {
                     crate::alert::Condition::Down => &self.down,
                     crate::alert::Condition::Degraded => &self.degraded,
                     crate::alert::Condition::Cert => &self.cert_warning,
+                    crate::alert::Condition::Domain => &self.domain_warning,
                 };
                 family
                     .get_or_create(&self.site(&a.site, &a.url))
@@ -695,6 +703,7 @@ impl Metrics {
                 &self.degraded,
                 &self.maintenance,
                 &self.cert_warning,
+                &self.domain_warning,
             ] {
                 f.remove(&l);
             }

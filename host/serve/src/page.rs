@@ -43,6 +43,8 @@ pub struct SiteRow {
     /// certificate warning is open.
     pub cert_days: Option<i64>,
     pub cert_warning: bool,
+    /// A domain registration warning is open.
+    pub domain_warning: bool,
     /// Availability per view, same order as PageData.views; None = no data yet.
     pub availability: Vec<Option<f64>>,
     /// The last probes, oldest first (at most 30 are shown).
@@ -204,6 +206,7 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                 @if let Some(d) = s.cert_days {
                     p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
                 }
+                @if s.domain_warning { p.cert.warn { "Domain registration expires soon" } }
                 @if !s.daily.is_empty() { (daily_bars(data, &s.daily)) }
             }
             td class={ "state " (st) } data-state=(st) title=[since] { (st.to_uppercase()) }
@@ -505,6 +508,7 @@ mod tests {
             maintenance_until: None,
             cert_days: None,
             cert_warning: false,
+            domain_warning: false,
             availability,
             probes,
             daily: Vec::new(),

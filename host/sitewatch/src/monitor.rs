@@ -109,6 +109,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), MonitorError> {
     let prober = Prober::with_source(Arc::clone(&clock), config.probing.source_address)?;
+    prober.configure_rdap(&config.rdap);
     let store_dir = options.data_dir.clone();
     // Held until the monitor returns: one sitewatch per data directory.
     let _lock = crate::store::DataDirLock::acquire(&options.data_dir)?;
@@ -646,6 +647,7 @@ impl Monitor {
         );
 
         self.plugins.add(prepared);
+        self.prober.configure_rdap(&new.rdap);
         self.scheduler.apply(&diff.sites, &targets);
         if diff.probing {
             self.scheduler.set_max_in_flight(max_in_flight(&new));

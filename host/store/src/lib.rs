@@ -321,6 +321,7 @@ impl Store {
             let duration = us(14)?.or(us(4)?).unwrap_or_default();
             let ended = time + chrono::TimeDelta::from_std(duration).unwrap_or_default();
             Ok(Measurement {
+                domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
                 location: None,

@@ -177,6 +177,7 @@ mod tests {
 
     fn measurement() -> Measurement {
         Measurement {
+            domain_expiry: None,
             redirect: None,
             probe_id: 0,
             location: None,

@@ -6,6 +6,7 @@ use crate::measurement::{ErrorKind, Phases, ProbeError};
 
 fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
     Measurement {
+        domain_expiry: None,
         redirect: None,
         probe_id: 0,
         location: None,

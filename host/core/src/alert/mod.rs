@@ -4,7 +4,9 @@
 use crate::clock::{human_duration, rfc3339_seconds};
 mod rule;
 
-pub use rule::{AlertRule, DEFAULT_CERT_WARNING, LatencyMetric, LatencyObjective};
+pub use rule::{
+    AlertRule, DEFAULT_CERT_WARNING, DEFAULT_DOMAIN_WARNING, LatencyMetric, LatencyObjective,
+};
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,6 +24,9 @@ pub enum AlertKind {
     /// The earliest certificate of the served chain expires within `cert_warning`.
     CertExpiring,
     CertRenewed,
+    /// The site's registrable domain expires within `domain_warning` (RDAP).
+    DomainExpiring,
+    DomainRenewed,
 }
 
 /// The condition an alert is about: the incident a firing alert opens and its resolution closes.
@@ -30,17 +35,19 @@ pub enum Condition {
     Down,
     Degraded,
     Cert,
+    Domain,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 3] = [Self::Down, Self::Degraded, Self::Cert];
+    pub const ALL: [Condition; 4] = [Self::Down, Self::Degraded, Self::Cert, Self::Domain];
 
-    /// `down`, `degraded`, `cert`: in incident keys and labels.
+    /// `down`, `degraded`, `cert`, `domain`: in incident keys and labels.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Down => "down",
             Self::Degraded => "degraded",
             Self::Cert => "cert",
+            Self::Domain => "domain",
         }
     }
 
@@ -50,6 +57,7 @@ impl Condition {
             Self::Down => [AlertKind::Down, AlertKind::Recovered],
             Self::Degraded => [AlertKind::Degraded, AlertKind::DegradedRecovered],
             Self::Cert => [AlertKind::CertExpiring, AlertKind::CertRenewed],
+            Self::Domain => [AlertKind::DomainExpiring, AlertKind::DomainRenewed],
         }
     }
 }
@@ -57,18 +65,20 @@ impl Condition {
 /// A kind name that is not an [`AlertKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed)"
+    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed)"
 )]
 pub struct UnknownAlertKind(pub String);
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 8] = [
         Self::Down,
         Self::Recovered,
         Self::Degraded,
         Self::DegradedRecovered,
         Self::CertExpiring,
         Self::CertRenewed,
+        Self::DomainExpiring,
+        Self::DomainRenewed,
     ];
 
     /// The kind's name in events, the store and line protocol.
@@ -80,6 +90,8 @@ impl AlertKind {
             Self::DegradedRecovered => "degraded_recovered",
             Self::CertExpiring => "cert_expiring",
             Self::CertRenewed => "cert_renewed",
+            Self::DomainExpiring => "domain_expiring",
+            Self::DomainRenewed => "domain_renewed",
         }
     }
 
@@ -88,12 +100,16 @@ impl AlertKind {
             Self::Down | Self::Recovered => Condition::Down,
             Self::Degraded | Self::DegradedRecovered => Condition::Degraded,
             Self::CertExpiring | Self::CertRenewed => Condition::Cert,
+            Self::DomainExpiring | Self::DomainRenewed => Condition::Domain,
         }
     }
 
     /// Whether it opens an incident (rather than closing one).
     pub fn is_firing(self) -> bool {
-        matches!(self, Self::Down | Self::Degraded | Self::CertExpiring)
+        matches!(
+            self,
+            Self::Down | Self::Degraded | Self::CertExpiring | Self::DomainExpiring
+        )
     }
 }
 
@@ -138,7 +154,8 @@ pub struct Alert {
     pub down_for: Option<Duration>,
     /// Degraded alerts: the figure and its objective.
     pub latency: Option<LatencyBreach>,
-    /// Certificate alerts: the earliest `not after` of the served chain.
+    /// Certificate alerts: the earliest `not after` of the served chain; domain alerts: the
+    /// registration's expiry.
     pub cert_expiry: Option<DateTime<Utc>>,
     pub message: String,
     /// The alert as the configured formatter plugin rendered it, if there is one.
@@ -258,6 +275,64 @@ pub(crate) fn cert_renewed_message(
     )
 }
 
+/// `Website shop domain registration expires in 12 days (on 2027-01-01T00:00:00Z)`
+pub(crate) fn domain_expiring_message(
+    site: &str,
+    expiry: DateTime<Utc>,
+    time: DateTime<Utc>,
+) -> String {
+    let days = days_left(expiry, time);
+    format!(
+        "Website {site} domain registration expires in {days} day{} (on {})",
+        if days == 1 { "" } else { "s" },
+        rfc3339_seconds(expiry)
+    )
+}
+
+pub(crate) fn domain_renewed_message(
+    site: &str,
+    expiry: DateTime<Utc>,
+    time: DateTime<Utc>,
+) -> String {
+    let days = days_left(expiry, time);
+    format!(
+        "Website {site} domain registration renewed. expires in {days} days (on {}), time={}",
+        rfc3339_seconds(expiry),
+        rfc3339_seconds(time)
+    )
+}
+
+/// What an expiry (a certificate's, a domain's) did to its warning.
+enum Warned {
+    Fired,
+    /// Cleared, the warning having fired at this time.
+    Cleared(DateTime<Utc>),
+}
+
+/// An expiry's warning: it fires when `expiry` is within `warning` of `time` (not in
+/// maintenance), and clears when a later expiry is no longer that close.
+fn expiring(
+    since: &mut Option<DateTime<Utc>>,
+    expiry: DateTime<Utc>,
+    warning: Duration,
+    time: DateTime<Utc>,
+    maintenance: bool,
+) -> Option<Warned> {
+    let warn = chrono::TimeDelta::from_std(warning).unwrap_or(chrono::TimeDelta::MAX);
+    let close = expiry - time < warn;
+    match *since {
+        None if close && !maintenance => {
+            *since = Some(time);
+            Some(Warned::Fired)
+        }
+        Some(fired) if !close => {
+            *since = None;
+            Some(Warned::Cleared(fired))
+        }
+        _ => None,
+    }
+}
+
 /// One site's alert state. Times of the alert engine are positions on the monotonic timeline
 /// (microseconds, see [`crate::clock`]); wall times only label the alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -272,6 +347,8 @@ pub struct AlertState {
     degraded_since: Option<DateTime<Utc>>,
     /// `Some` while a certificate warning is open: when it fired.
     cert_since: Option<DateTime<Utc>>,
+    /// `Some` while a domain warning is open: when it fired.
+    domain_since: Option<DateTime<Utc>>,
 }
 
 /// A state change, before it is dressed as an [`Alert`].
@@ -308,6 +385,17 @@ pub enum Transition {
         since: DateTime<Utc>,
         expiry: DateTime<Utc>,
     },
+    DomainExpiring {
+        availability: f64,
+        time: DateTime<Utc>,
+        expiry: DateTime<Utc>,
+    },
+    DomainRenewed {
+        availability: f64,
+        time: DateTime<Utc>,
+        since: DateTime<Utc>,
+        expiry: DateTime<Utc>,
+    },
 }
 
 /// What one probe tells the alert engine.
@@ -323,6 +411,8 @@ pub struct Observation<'a> {
     pub stats: Option<&'a crate::stats::WindowStats>,
     /// The earliest certificate expiry of the probe's served chain, when its TLS was good.
     pub cert_expiry: Option<DateTime<Utc>>,
+    /// The registration expiry of the site's domain, when RDAP told it.
+    pub domain_expiry: Option<DateTime<Utc>>,
     /// A maintenance window is open: nothing new fires (resolutions still do).
     pub maintenance: bool,
 }
@@ -335,6 +425,7 @@ impl AlertState {
             down_since: since(Condition::Down),
             degraded_since: since(Condition::Degraded),
             cert_since: since(Condition::Cert),
+            domain_since: since(Condition::Domain),
             ..Self::default()
         }
     }
@@ -346,6 +437,7 @@ impl AlertState {
         self.down_since = since(Condition::Down);
         self.degraded_since = since(Condition::Degraded);
         self.cert_since = since(Condition::Cert);
+        self.domain_since = since(Condition::Domain);
     }
 
     /// The open conditions and when each fired.
@@ -354,6 +446,7 @@ impl AlertState {
             (Condition::Down, self.down_since),
             (Condition::Degraded, self.degraded_since),
             (Condition::Cert, self.cert_since),
+            (Condition::Domain, self.domain_since),
         ]
         .into_iter()
         .filter_map(|(c, t)| Some((c, t?)))
@@ -376,6 +469,10 @@ impl AlertState {
 
     pub fn cert_warning(&self) -> bool {
         self.cert_since.is_some()
+    }
+
+    pub fn domain_warning(&self) -> bool {
+        self.domain_since.is_some()
     }
 
     /// Notes a probe at `at_us` without deciding anything (history replayed at start). Probes
@@ -407,30 +504,50 @@ impl AlertState {
         let Some(availability) = o.availability else {
             return out;
         };
-        // Certificates are judged per probe: one served chain says when it expires.
+        // Certificates and domains are judged per probe: one served chain, or one registry
+        // answer, says when it expires.
         if let Some(expiry) = o.cert_expiry {
-            let warn =
-                chrono::TimeDelta::from_std(rule.cert_warning).unwrap_or(chrono::TimeDelta::MAX);
-            let close = expiry - time < warn;
-            match self.cert_since {
-                None if close && !o.maintenance => {
-                    self.cert_since = Some(time);
-                    out.push(Transition::CertExpiring {
-                        availability,
-                        time,
-                        expiry,
-                    });
-                }
-                Some(since) if !close => {
-                    self.cert_since = None;
-                    out.push(Transition::CertRenewed {
-                        availability,
-                        time,
-                        since,
-                        expiry,
-                    });
-                }
-                _ => {}
+            match expiring(
+                &mut self.cert_since,
+                expiry,
+                rule.cert_warning,
+                time,
+                o.maintenance,
+            ) {
+                Some(Warned::Fired) => out.push(Transition::CertExpiring {
+                    availability,
+                    time,
+                    expiry,
+                }),
+                Some(Warned::Cleared(since)) => out.push(Transition::CertRenewed {
+                    availability,
+                    time,
+                    since,
+                    expiry,
+                }),
+                None => {}
+            }
+        }
+        if let Some(expiry) = o.domain_expiry {
+            match expiring(
+                &mut self.domain_since,
+                expiry,
+                rule.domain_warning,
+                time,
+                o.maintenance,
+            ) {
+                Some(Warned::Fired) => out.push(Transition::DomainExpiring {
+                    availability,
+                    time,
+                    expiry,
+                }),
+                Some(Warned::Cleared(since)) => out.push(Transition::DomainRenewed {
+                    availability,
+                    time,
+                    since,
+                    expiry,
+                }),
+                None => {}
             }
         }
         // Stay silent until probes have covered one whole window.
@@ -615,6 +732,36 @@ impl Transition {
                     s,
                 )
             },
+            Transition::DomainExpiring {
+                availability,
+                time,
+                expiry,
+            } => Alert {
+                cert_expiry: Some(expiry),
+                ..base(
+                    AlertKind::DomainExpiring,
+                    availability,
+                    time,
+                    domain_expiring_message(site, expiry, time),
+                )
+            },
+            Transition::DomainRenewed {
+                availability,
+                time,
+                since: s,
+                expiry,
+            } => Alert {
+                cert_expiry: Some(expiry),
+                ..since(
+                    base(
+                        AlertKind::DomainRenewed,
+                        availability,
+                        time,
+                        domain_renewed_message(site, expiry, time),
+                    ),
+                    s,
+                )
+            },
         }
     }
 }
@@ -633,6 +780,7 @@ mod tests {
                 limit: Duration::from_millis(800),
             }],
             cert_warning: Duration::from_secs(14 * 86_400),
+            domain_warning: DEFAULT_DOMAIN_WARNING,
         }
     }
 
@@ -675,6 +823,7 @@ mod tests {
                 availability,
                 stats: None,
                 cert_expiry: None,
+                domain_expiry: None,
                 maintenance: false,
             };
             let mut got = self.evaluate(&o, &rule(), GAP);
@@ -700,6 +849,7 @@ mod tests {
             availability: Some(availability),
             stats: stats.as_ref(),
             cert_expiry,
+            domain_expiry: None,
             maintenance,
         };
         let site: Arc<str> = "s".into();
@@ -932,6 +1082,7 @@ mod tests {
             availability: Some(0.9),
             stats: Some(&empty),
             cert_expiry: None,
+            domain_expiry: None,
             maintenance: false,
         };
         assert_eq!(s.evaluate(&o, &rule(), GAP), []);
@@ -1023,5 +1174,48 @@ mod tests {
             assert!(open.is_firing() && !close.is_firing());
             assert_eq!((open.condition(), close.condition()), (c, c));
         }
+    }
+
+    #[test]
+    fn a_domain_warning_fires_once_and_clears_when_the_registration_is_renewed() {
+        let mut s = AlertState::default();
+        let check = |s: &mut AlertState, secs: i64, expiry: DateTime<Utc>| -> Vec<AlertKind> {
+            let t = at(secs);
+            let o = Observation {
+                at_us: t.timestamp_micros(),
+                time: t,
+                availability: Some(1.0),
+                stats: None,
+                cert_expiry: None,
+                domain_expiry: Some(expiry),
+                maintenance: false,
+            };
+            let site: Arc<str> = "shop".into();
+            s.evaluate(&o, &rule(), GAP)
+                .into_iter()
+                .map(|t| t.into_alert(&site, &site).kind)
+                .collect()
+        };
+        let soon = at(0) + chrono::TimeDelta::days(12);
+        assert_eq!(check(&mut s, 0, soon), [AlertKind::DomainExpiring]);
+        assert!(s.domain_warning() && !s.cert_warning());
+        assert_eq!(check(&mut s, 10, soon), [], "once");
+        let renewed = at(0) + chrono::TimeDelta::days(400);
+        assert_eq!(check(&mut s, 20, renewed), [AlertKind::DomainRenewed]);
+        assert!(!s.domain_warning());
+        let a = Transition::DomainExpiring {
+            availability: 1.0,
+            time: at(0),
+            expiry: soon,
+        }
+        .into_alert(&"shop".into(), &"https://shop.test/".into());
+        assert_eq!(
+            a.message,
+            format!(
+                "Website shop domain registration expires in 12 days (on {})",
+                rfc3339_seconds(soon)
+            )
+        );
+        assert_eq!(a.kind.condition(), Condition::Domain);
     }
 }

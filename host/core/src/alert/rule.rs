@@ -7,6 +7,9 @@ use std::time::Duration;
 /// A `cert` alert fires when the earliest certificate expiry is this close.
 pub const DEFAULT_CERT_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
+/// A `domain` alert fires when the domain's registration expires this soon.
+pub const DEFAULT_DOMAIN_WARNING: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// What a site's alerts are decided by: the global `alerting` with the site's own overrides.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRule {
@@ -17,6 +20,8 @@ pub struct AlertRule {
     /// Latency objectives: over any of them (and not down), the site is degraded.
     pub degraded: Vec<LatencyObjective>,
     pub cert_warning: Duration,
+    /// A `domain_expiring` alert fires when the domain's registration expires this soon.
+    pub domain_warning: Duration,
 }
 
 /// A latency figure of the alert window and the most it may be.

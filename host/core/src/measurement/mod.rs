@@ -136,6 +136,9 @@ pub struct Measurement {
     pub schedule_lag: Duration,
     /// Numbers reported by check plugins, by name.
     pub metrics: Vec<(String, f64)>,
+    /// The registration expiry of the site's domain, for `domain_expiry` sites whose registry
+    /// (RDAP) said it.
+    pub domain_expiry: Option<DateTime<Utc>>,
     /// The TLS session and the certificate chain the server presented, for HTTPS probes that
     /// got as far as the server's certificate (also when verifying it failed).
     pub tls: Option<Arc<TlsDetails>>,
@@ -277,6 +280,7 @@ pub mod testing {
     pub fn sample(site: &str, up: bool) -> Measurement {
         let duration = Duration::from_millis(1);
         Measurement {
+            domain_expiry: None,
             redirect: None,
             probe_id: 0,
             location: None,

@@ -86,6 +86,7 @@ impl Sample {
             message,
         });
         Measurement {
+            domain_expiry: None,
             redirect: None,
             probe_id: 0,
             location: Some(Arc::from(self.location.as_str())),

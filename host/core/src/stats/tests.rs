@@ -18,6 +18,7 @@ fn us(secs: i64) -> i64 {
 
 fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
     Measurement {
+        domain_expiry: None,
         redirect: None,
         probe_id: 0,
         location: None,

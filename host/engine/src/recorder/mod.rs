@@ -571,6 +571,7 @@ impl Recorder {
             time,
             availability,
             stats: stats.as_ref(),
+            domain_expiry: m.domain_expiry,
             cert_expiry,
             maintenance: m.maintenance,
         };

@@ -233,6 +233,7 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
     .await
     .unwrap();
     let m = sitewatch::measurement::Measurement {
+        domain_expiry: None,
         redirect: None,
         probe_id: 0,
         location: None,

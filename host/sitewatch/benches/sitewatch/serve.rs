@@ -19,6 +19,7 @@ const RUNS: usize = 20;
 fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
     let ms = |v: u64| Some(Duration::from_micros(v));
     Measurement {
+        domain_expiry: None,
         redirect: None,
         probe_id: 0,
         location: None,

@@ -18,6 +18,7 @@ pub fn measurement(
     i: u64,
 ) -> Measurement {
     Measurement {
+        domain_expiry: None,
         redirect: None,
         probe_id: 0,
         location: None,

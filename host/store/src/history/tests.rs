@@ -34,6 +34,7 @@ fn probes(site: &str, n: i64, step: TimeDelta, now: DateTime<Utc>, seed: u64) ->
                 })
             });
             let mut m = Measurement {
+                domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
                 location: None,

@@ -716,3 +716,51 @@ async fn a_domain_about_to_expire_warns_once_from_its_registrys_rdap_record() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_plugin_judges_what_a_tcp_or_dns_site_observed() {
+    let Some(dns) = Dnsmasq::start("192.0.2.10 www.example.test\n").await else {
+        return;
+    };
+    let server = PingServer::start().await;
+    let mut cfg = config(
+        json!([
+            {"name": "cache", "kind": "tcp", "target": format!("127.0.0.1:{}", server.port),
+             "send": "PING\r\n", "expect": "\r\n", "interval": "100ms",
+             "checks": [{"plugin": "answer", "config": {"starts_with": "+PONG"}}]},
+            {"name": "www", "kind": "dns", "target": "www.example.test",
+             "resolver": format!("127.0.0.1:{}", dns.port), "interval": "100ms",
+             "checks": [{"plugin": "answer", "config": {"all_in": "192.0.2."}}]}
+        ]),
+        closed_port(),
+    );
+    cfg["plugins"] = json!({"dir": crate::support::plugins::examples_dir()});
+    let mut run = Running::start(&cfg);
+    for (site, metric) in [("cache", "answer.tcp"), ("www", "answer.dns")] {
+        let p = run
+            .wait_for(Duration::from_secs(15), |v| {
+                v["event"] == "probe" && v["site"] == site && v["ok"] == true
+            })
+            .await
+            .unwrap_or_else(|| panic!("{site} passes its check; stderr: {}", run.stderr()));
+        assert!(p["metrics"][metric].as_f64().is_some(), "{p}");
+    }
+    // The checks fail on what they see: a wrong banner, a record out of the network.
+    server.set("-ERR unknown\r\n", Duration::ZERO);
+    dns.set_hosts("203.0.113.5 www.example.test\n").await;
+    for (site, why) in [
+        ("cache", "the answer does not start with \"+PONG\""),
+        ("www", "the answer \"203.0.113.5\" is not in 192.0.2."),
+    ] {
+        let failed = run
+            .wait_for(Duration::from_secs(10), |v| {
+                v["event"] == "probe" && v["site"] == site && v["error"]["kind"] == "check"
+            })
+            .await
+            .unwrap_or_else(|| panic!("{site} fails its check"));
+        assert!(
+            failed["error"]["message"].as_str().unwrap().contains(why),
+            "{failed}"
+        );
+    }
+}

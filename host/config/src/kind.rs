@@ -216,7 +216,11 @@ pub(crate) fn resolve(
         ("body", raw.body.is_some(), HTTP),
         ("content_type", raw.content_type.is_some(), HTTP),
         ("follow_redirects", raw.follow_redirects.is_some(), HTTP),
-        ("checks", !raw.checks.is_empty(), HTTP),
+        (
+            "checks",
+            !raw.checks.is_empty(),
+            &["http", "tcp", "dns", "websocket"],
+        ),
         (
             "target",
             raw.target.is_some(),

@@ -1,7 +1,7 @@
 //! Host bindings generated from each WIT version the host speaks (`wit/<version>/plugin.wit`):
 //! per version, one module per world, sharing that version's `types` and `host` interfaces.
 //!
-//! The host itself works with the newest version's types ([`types`]); a call to a plugin built
+//! The host itself works with the newest version's types ([`types`], 0.3.0); a call to a plugin built
 //! against an older version converts its input down and its answer up here (an older version's
 //! records are the newer ones less the fields added since).
 
@@ -63,10 +63,38 @@ pub mod v0_2 {
     pub use checker::sitewatch::plugin::types;
 }
 
+/// `sitewatch:plugin@0.3.0`: checks on every kind of site; the response says what was seen.
+pub mod v0_3 {
+    pub mod checker {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.3.0",
+            world: "checker",
+            imports: { default: trappable },
+            exports: { default: async },
+        });
+    }
+
+    pub mod formatter {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.3.0",
+            world: "alert-formatter",
+            imports: { default: trappable },
+            exports: { default: async },
+            with: {
+                "sitewatch:plugin/types": super::checker::sitewatch::plugin::types,
+                "sitewatch:plugin/host": super::checker::sitewatch::plugin::host,
+            },
+        });
+    }
+
+    pub use checker::sitewatch::plugin::host;
+    pub use checker::sitewatch::plugin::types;
+}
+
 /// The newest version's `host` log level.
-pub use v0_2::host::Level;
+pub use v0_3::host::Level;
 /// The newest version's types: what the host builds and reads.
-pub use v0_2::types;
+pub use v0_3::types;
 
 /// The WIT alert a formatter is given for `alert`.
 pub fn alert_input(alert: &crate::alert::Alert, recent_errors: Vec<String>) -> types::Alert {
@@ -86,6 +114,23 @@ pub fn alert_input(alert: &crate::alert::Alert, recent_errors: Vec<String>) -> t
         down_for_seconds: alert.down_for.map(|d| d.as_secs_f64()),
         recent_errors,
         message: alert.message.clone(),
+    }
+}
+
+/// What a probe of a site of `kind` observed, from its answer as bytes (a `dns` site's answers
+/// are one per line).
+pub fn observed(kind: &str, answer: &[u8]) -> types::Observed {
+    match kind {
+        "tcp" => types::Observed::Tcp(answer.to_vec()),
+        "dns" => types::Observed::Dns(
+            String::from_utf8_lossy(answer)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
+        "websocket" => types::Observed::Websocket(String::from_utf8_lossy(answer).into_owned()),
+        _ => types::Observed::Http,
     }
 }
 
@@ -169,6 +214,97 @@ pub(crate) fn alert_v0_1(a: &types::Alert) -> v0_1::types::Alert {
         down_for_seconds: a.down_for_seconds,
         recent_errors: a.recent_errors.clone(),
         message: a.message.clone(),
+    }
+}
+
+/// A response as a 0.2.0 plugin sees it: everything but what 0.3.0 added (the kind and what
+/// was observed, which its body carries too).
+pub(crate) fn response_v0_2(r: &types::Response) -> v0_2::types::Response {
+    use v0_2::types as old;
+    old::Response {
+        url: r.url.clone(),
+        method: r.method.clone(),
+        status: r.status,
+        headers: r
+            .headers
+            .iter()
+            .map(|h| old::Header {
+                name: h.name.clone(),
+                value: h.value.clone(),
+            })
+            .collect(),
+        body: r.body.clone(),
+        body_truncated: r.body_truncated,
+        timings: old::Timings {
+            ttfb_ms: r.timings.ttfb_ms,
+            response_ms: r.timings.response_ms,
+            dns_ms: r.timings.dns_ms,
+            connect_ms: r.timings.connect_ms,
+            tls_ms: r.timings.tls_ms,
+        },
+        tls: r.tls.as_ref().map(|t| old::TlsInfo {
+            version: t.version.clone(),
+            cipher: t.cipher.clone(),
+            chain: t
+                .chain
+                .iter()
+                .map(|c| old::Certificate {
+                    subject: c.subject.clone(),
+                    issuer: c.issuer.clone(),
+                    sans: c.sans.clone(),
+                    not_before: c.not_before,
+                    not_after: c.not_after,
+                    serial: c.serial.clone(),
+                })
+                .collect(),
+            earliest_expiry: t.earliest_expiry,
+        }),
+    }
+}
+
+/// A 0.2.0 plugin's check result in the newest types (the same record).
+pub(crate) fn check_result_from_v0_2(r: v0_2::types::CheckResult) -> types::CheckResult {
+    types::CheckResult {
+        verdict: match r.verdict {
+            v0_2::types::Verdict::Pass => types::Verdict::Pass,
+            v0_2::types::Verdict::Fail(why) => types::Verdict::Fail(why),
+        },
+        metrics: r
+            .metrics
+            .into_iter()
+            .map(|m| types::Metric {
+                name: m.name,
+                value: m.value,
+            })
+            .collect(),
+    }
+}
+
+/// An alert as a 0.2.0 formatter sees it (the same record).
+pub(crate) fn alert_v0_2(a: &types::Alert) -> v0_2::types::Alert {
+    v0_2::types::Alert {
+        kind: match a.kind {
+            types::AlertKind::Down => v0_2::types::AlertKind::Down,
+            types::AlertKind::Recovered => v0_2::types::AlertKind::Recovered,
+        },
+        site: a.site.clone(),
+        url: a.url.clone(),
+        availability: a.availability,
+        time: a.time.clone(),
+        down_since: a.down_since.clone(),
+        down_for_seconds: a.down_for_seconds,
+        recent_errors: a.recent_errors.clone(),
+        message: a.message.clone(),
+    }
+}
+
+/// A 0.2.0 plugin's log level in the newest types.
+pub(crate) fn level_from_v0_2(level: v0_2::host::Level) -> Level {
+    match level {
+        v0_2::host::Level::Debug => Level::Debug,
+        v0_2::host::Level::Info => Level::Info,
+        v0_2::host::Level::Warn => Level::Warn,
+        v0_2::host::Level::Error => Level::Error,
     }
 }
 

@@ -188,7 +188,11 @@ pub async fn run(
 
 /// The response the checks judge: the newest WIT version's (older plugins get it converted).
 fn response(method: &str, m: &Measurement, captured: Captured) -> types::Response {
+    let kind = crate::measurement::kind_of(&m.url);
+    let method = if kind == "http" { method } else { "" };
     types::Response {
+        kind: kind.to_owned(),
+        observed: bindings::observed(kind, &captured.body),
         url: m.url.to_string(),
         method: method.to_owned(),
         status: m.status.unwrap_or_default(),

@@ -25,6 +25,10 @@ pub struct CannedResponse {
     /// The TLS session, as an HTTPS probe has it (plugins built against 0.2.0 see it); absent
     /// for plain HTTP.
     pub tls: Option<CannedTls>,
+    /// The kind of site probed (`http`, the default; `tcp`, `dns`, `websocket`): the `body` is
+    /// then the answer (a `dns` site's answers one per line), as plugins built against 0.3.0
+    /// see it in `observed`.
+    pub kind: String,
 }
 
 /// A canned TLS session. Every field has a default: TLS 1.3 and one certificate for `localhost`
@@ -175,6 +179,7 @@ impl Default for CannedResponse {
             ttfb_ms: 10.0,
             response_ms: 12.0,
             tls: None,
+            kind: "http".into(),
         }
     }
 }
@@ -193,6 +198,8 @@ impl From<CannedResponse> for types::Response {
                     value,
                 })
                 .collect(),
+            observed: bindings::observed(&c.kind, c.body.as_bytes()),
+            kind: c.kind,
             body: c.body.into_bytes(),
             body_truncated: c.body_truncated,
             timings: types::Timings {

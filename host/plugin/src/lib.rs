@@ -26,7 +26,7 @@ pub mod cli;
 mod sanitize;
 pub mod set;
 
-use bindings::{types, v0_1, v0_2};
+use bindings::{types, v0_1, v0_2, v0_3};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,17 +47,20 @@ pub enum WitVersion {
     V0_1,
     /// `0.2.0`: the response carries the TLS session and the certificate chain.
     V0_2,
+    /// `0.3.0`: checks on every kind of site; the response says what was observed.
+    V0_3,
 }
 
 impl WitVersion {
-    pub const ALL: [WitVersion; 2] = [WitVersion::V0_1, WitVersion::V0_2];
+    pub const ALL: [WitVersion; 3] = [WitVersion::V0_1, WitVersion::V0_2, WitVersion::V0_3];
     /// The version new plugins should be built against.
-    pub(crate) const NEWEST: WitVersion = WitVersion::V0_2;
+    pub(crate) const NEWEST: WitVersion = WitVersion::V0_3;
 
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
             WitVersion::V0_2 => "0.2.0",
+            WitVersion::V0_3 => "0.3.0",
         }
     }
 
@@ -247,8 +250,10 @@ pub struct Plugin {
 enum Pre {
     CheckV0_1(v0_1::checker::CheckerPre<PluginState>),
     CheckV0_2(v0_2::checker::CheckerPre<PluginState>),
+    CheckV0_3(v0_3::checker::CheckerPre<PluginState>),
     FormatterV0_1(v0_1::formatter::AlertFormatterPre<PluginState>),
     FormatterV0_2(v0_2::formatter::AlertFormatterPre<PluginState>),
+    FormatterV0_3(v0_3::formatter::AlertFormatterPre<PluginState>),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -301,9 +306,16 @@ impl PluginState {
     }
 }
 
-impl v0_2::host::Host for PluginState {
+impl v0_3::host::Host for PluginState {
     fn log(&mut self, level: bindings::Level, message: String) -> wasmtime::Result<()> {
         PluginState::log(self, level, &message);
+        Ok(())
+    }
+}
+
+impl v0_2::host::Host for PluginState {
+    fn log(&mut self, level: v0_2::host::Level, message: String) -> wasmtime::Result<()> {
+        PluginState::log(self, bindings::level_from_v0_2(level), &message);
         Ok(())
     }
 }
@@ -557,6 +569,8 @@ impl PluginHost {
             .map_err(engine_err)?;
         v0_2::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
         let budget = Arc::new(MemoryBudget::new(default_total_memory()));
         Ok(Arc::new(Self {
             _ticker: EpochTicker::start(engine.clone()),
@@ -671,6 +685,9 @@ impl PluginHost {
                 WitVersion::V0_2 => {
                     Pre::CheckV0_2(v0_2::checker::CheckerPre::new(pre).map_err(link)?)
                 }
+                WitVersion::V0_3 => {
+                    Pre::CheckV0_3(v0_3::checker::CheckerPre::new(pre).map_err(link)?)
+                }
             };
             (PluginKind::Check, wit, pre)
         } else if let Some(wit) = exported("formatter") {
@@ -680,6 +697,9 @@ impl PluginHost {
                 }
                 WitVersion::V0_2 => {
                     Pre::FormatterV0_2(v0_2::formatter::AlertFormatterPre::new(pre).map_err(link)?)
+                }
+                WitVersion::V0_3 => {
+                    Pre::FormatterV0_3(v0_3::formatter::AlertFormatterPre::new(pre).map_err(link)?)
                 }
             };
             (PluginKind::Formatter, wit, pre)
@@ -796,7 +816,7 @@ impl PluginHost {
         let kind = plugin.kind;
         self.on_pool(async move {
             match &pre {
-                Pre::CheckV0_2(pre) => {
+                Pre::CheckV0_3(pre) => {
                     caller
                         .call(name, limits, async |store| {
                             let instance = pre.instantiate_async(&mut *store).await?;
@@ -804,6 +824,19 @@ impl PluginHost {
                                 .sitewatch_plugin_check()
                                 .call_check(&mut *store, &config, &response)
                                 .await
+                        })
+                        .await
+                }
+                Pre::CheckV0_2(pre) => {
+                    let response = bindings::response_v0_2(&response);
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            let result = instance
+                                .sitewatch_plugin_check()
+                                .call_check(&mut *store, &config, &response)
+                                .await?;
+                            Ok(result.map(bindings::check_result_from_v0_2))
                         })
                         .await
                 }
@@ -820,9 +853,9 @@ impl PluginHost {
                         })
                         .await
                 }
-                Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) => Err(CallFailure::new(format!(
-                    "plugin {name} is a {kind}, not a check"
-                ))),
+                Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) | Pre::FormatterV0_3(_) => Err(
+                    CallFailure::new(format!("plugin {name} is a {kind}, not a check")),
+                ),
             }
         })
         .await
@@ -845,7 +878,19 @@ impl PluginHost {
         let kind = plugin.kind;
         self.on_pool(async move {
             match &pre {
+                Pre::FormatterV0_3(pre) => {
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_formatter()
+                                .call_format(&mut *store, &config, &alert)
+                                .await
+                        })
+                        .await
+                }
                 Pre::FormatterV0_2(pre) => {
+                    let alert = bindings::alert_v0_2(&alert);
                     caller
                         .call(name, limits, async |store| {
                             let instance = pre.instantiate_async(&mut *store).await?;
@@ -868,9 +913,9 @@ impl PluginHost {
                         })
                         .await
                 }
-                Pre::CheckV0_1(_) | Pre::CheckV0_2(_) => Err(CallFailure::new(format!(
-                    "plugin {name} is a {kind}, not a formatter"
-                ))),
+                Pre::CheckV0_1(_) | Pre::CheckV0_2(_) | Pre::CheckV0_3(_) => Err(CallFailure::new(
+                    format!("plugin {name} is a {kind}, not a formatter"),
+                )),
             }
         })
         .await

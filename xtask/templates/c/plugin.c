@@ -1,6 +1,6 @@
 // {{name}}: a sitewatch check in C. It fails when the response body is empty; change `judge`
 // to decide what you need. `cargo xtask build-plugins` generates the bindings (checker.h) from
-// the WIT version named in `wit-version` (wit/0.2.0/) and builds target/plugins/{{name}}-c.wasm.
+// the WIT version named in `wit-version` (wit/0.3.0/) and builds target/plugins/{{name}}-c.wasm.
 // The site's `config` for this check arrives as JSON text; plugins/c/keyword/json.h is a small
 // reader you can copy in.
 

@@ -33,6 +33,8 @@ fn response() -> types::Response {
     body.truncate(10 * 1024 - 6);
     body.extend_from_slice(b"needle");
     types::Response {
+        kind: "http".into(),
+        observed: types::Observed::Http,
         url: "http://127.0.0.1/".into(),
         method: "GET".into(),
         status: 200,

@@ -1,7 +1,7 @@
 //! `{{name}}`: a sitewatch check. It fails when the response body is empty; change `judge` to
 //! decide what you need. The site's `config` for this check arrives as JSON text.
 
-wit_bindgen::generate!({ path: "../../wit/0.2.0", world: "checker" });
+wit_bindgen::generate!({ path: "../../wit/0.3.0", world: "checker" });
 
 use exports::sitewatch::plugin::check::Guest;
 use sitewatch::plugin::types::{CheckResult, Response, Verdict};

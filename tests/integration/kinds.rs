@@ -764,3 +764,64 @@ async fn a_check_plugin_judges_what_a_tcp_or_dns_site_observed() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_terminal_display_shows_sites_of_every_kind_and_their_outages() {
+    use crate::support::binary::BIN;
+    use crate::support::tmux::Tmux;
+    if !Tmux::available() {
+        return;
+    }
+    let Some(dns) = Dnsmasq::start("192.0.2.10 www.example.test\n").await else {
+        return;
+    };
+    let server = PingServer::start().await;
+    let dead = closed_port();
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "sites": [
+            {"name": "cache", "kind": "tcp", "target": format!("127.0.0.1:{}", server.port),
+             "send": "PING\r\n", "expect": "+PONG", "interval": "500ms"},
+            {"name": "www-dns", "kind": "dns", "target": "www.example.test",
+             "resolver": format!("127.0.0.1:{}", dns.port), "interval": "500ms"},
+            {"name": "gone-dns", "kind": "dns", "target": "www.example.test",
+             "resolver": format!("127.0.0.1:{}", dns.port), "expect_answers": ["192.0.2.99"],
+             "interval": "500ms"},
+            {"name": "db-port", "kind": "tcp", "target": format!("127.0.0.1:{dead}"), "interval": "500ms"},
+            {"name": "loopback", "kind": "icmp", "target": "127.0.0.1", "interval": "500ms"}
+        ],
+        "alerting": {"window": "2s"},
+        "dashboard": {"views": [{"window": "1m", "every": "1s"}]}
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    let tmux = Tmux::start(
+        "kinds",
+        dir.path(),
+        &format!("{BIN} --config config.json; echo exit=$?; sleep 60"),
+        100,
+        30,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut screen = tmux.screen();
+    while tokio::time::Instant::now() < deadline
+        && !(screen.contains("3 up · 2 DOWN")
+            && screen.contains("Website db-port is down")
+            && screen.contains("Website gone-dns is down"))
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        screen = tmux.screen();
+    }
+    assert!(screen.contains("3 up · 2 DOWN"), "summary:\n{screen}");
+    for site in ["db-port", "gone-dns"] {
+        assert!(
+            screen
+                .lines()
+                .any(|l| l.contains(site) && l.contains("DOWN")),
+            "{site} is not shown as DOWN:\n{screen}"
+        );
+        assert!(
+            screen.contains(&format!("Website {site} is down")),
+            "{site}'s alert:\n{screen}"
+        );
+    }
+}

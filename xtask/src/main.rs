@@ -22,7 +22,7 @@ tasks:
                   scaffold a check plugin from a template that builds and passes its own
                   tests.json (see docs/PLUGINS.md)
   bench [PART..]  run the benchmarks in release mode (plugins, storage, history, views, scale, peers,
-                  accuracy, alerts, notify, serve, cluster; all by default); each prints a table and writes
+                  accuracy, alerts, notify, serve, cluster, push; all by default); each prints a table and writes
                   target/bench/PART.json
   help            this text";
 

@@ -6,7 +6,8 @@
 //! - `history`: the rollups' cost to the writer, and a simulated year: size and report times.
 //! - `views`: one 1-hour view refresh for 10,000 sites.
 //! - `scale`: the whole binary watching 1,000 and 10,000 local sites at 10 s and 1 s.
-//! - `peers`: CPU per probe of sitewatch, blackbox_exporter and a curl loop at the same rate.
+//! - `peers`: CPU per probe of sitewatch, blackbox_exporter and a curl loop at the same rate;
+//!   then sitewatch's `tcp` and `dns` kinds against blackbox's `tcp` and `dns` probers.
 //! - `accuracy`: TTFB and response-time error against a target with known delays.
 //! - `alerts`: the time from the measurement that crosses the threshold to the alert event.
 //! - `notify`: 1,000 sites down at once, grouped into few messages within `group_wait`.
@@ -14,6 +15,8 @@
 //!   with 16 event-stream clients that never read.
 //! - `cluster`: 3 nodes in 2 locations on 3 NATS servers, 10,000 sites: CPU and RSS per node,
 //!   the cost of publishing, the crossing probe to the leader's alert, and the failover.
+//!
+//! - `push`: 10,000 push sites pinged every 10 s: CPU and memory.
 //!
 //! `SITEWATCH_BENCH_SECS` shortens or lengthens the timed runs (default 60 s for scale, half that
 //! for the others).
@@ -26,6 +29,7 @@ mod history;
 mod notify;
 mod peers;
 mod plugins;
+mod push;
 mod scale;
 mod serve;
 mod storage;
@@ -39,7 +43,7 @@ use std::time::Duration;
 
 const PARTS: &[&str] = &[
     "plugins", "storage", "history", "views", "scale", "peers", "accuracy", "alerts", "notify",
-    "serve", "cluster",
+    "serve", "cluster", "push",
 ];
 
 fn root() -> PathBuf {
@@ -157,5 +161,8 @@ fn main() {
     }
     if want("cluster") {
         rt.block_on(cluster::run());
+    }
+    if want("push") {
+        rt.block_on(push::run());
     }
 }

@@ -2,7 +2,9 @@
 //! (whole pipeline), in Debian's prometheus-blackbox-exporter (http_2xx, driven over keep-alive
 //! HTTP like Prometheus scrapes it) and in a `curl -w` loop (one process per probe); and, as the
 //! floor, a bare reqwest loop (one shared client, no pooling, nothing recorded) run by this bench
-//! binary as a child process.
+//! binary as a child process. Then the same for two other kinds: sitewatch's `tcp` sites against
+//! blackbox's `tcp` prober (a connection to the same target), and its `dns` sites against
+//! blackbox's `dns` prober (an A query to a local dnsmasq).
 
 use crate::harness::{
     Monitor, cpu_time, ensure_installed, scratch_dir, sites_config, waited_children_cpu,
@@ -97,7 +99,165 @@ pub async fn run() {
     }
     json.insert("rate_per_s".into(), rate.into());
     json.insert("seconds".into(), length.as_secs().into());
+    kinds(&target, rate, length, &mut json).await;
     save("peers", &serde_json::Value::Object(json));
+}
+
+/// The goal for the other kinds: sitewatch at most this share of blackbox's CPU per probe.
+const KINDS_GOAL: f64 = 0.3;
+
+/// sitewatch's `tcp` and `dns` kinds against blackbox_exporter's `tcp` and `dns` probers.
+async fn kinds(
+    target: &FastTarget,
+    rate: u64,
+    length: Duration,
+    json: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let port = url::Url::parse(&target.url(0)).unwrap().port().unwrap();
+    let tcp_target = format!("127.0.0.1:{port}");
+    let dns = Dnsmasq::start();
+    let n = rate as usize * 10;
+    println!(
+        "\n== peers: other kinds, CPU per probe at {rate} probes/s (goal: sitewatch at most {KINDS_GOAL}x blackbox)"
+    );
+    println!(
+        "  {:<40} {:>8} {:>7} {:>12} {:>14}",
+        "", "probes", "failed", "CPU/probe", "vs blackbox"
+    );
+    let mut parts: Vec<(&str, serde_json::Value, String, &str)> = vec![(
+        "tcp",
+        kind_sites(
+            n,
+            |_| serde_json::json!({"kind": "tcp", "target": tcp_target}),
+        ),
+        tcp_target.clone(),
+        "tcp_connect",
+    )];
+    match &dns {
+        Some(d) => parts.push((
+            "dns",
+            kind_sites(n, |_| {
+                serde_json::json!({"kind": "dns", "target": "www.example.test",
+                "resolver": format!("127.0.0.1:{}", d.port)})
+            }),
+            format!("127.0.0.1:{}", d.port),
+            "dns_a",
+        )),
+        None => println!("  dns: skipped (dnsmasq not installed: apt-get install dnsmasq-base)"),
+    }
+    for (kind, config, probe_target, module) in parts {
+        let sitewatch = tokio::task::spawn_blocking(move || sitewatch_cost_of(&config, length))
+            .await
+            .unwrap();
+        let blackbox = if ensure_installed(BLACKBOX, BLACKBOX) {
+            Some(blackbox_module_cost(module, &probe_target, rate, length).await)
+        } else {
+            None
+        };
+        let ratio = blackbox
+            .as_ref()
+            .map(|b| sitewatch.per_probe_us() / b.per_probe_us());
+        for (name, cost) in [
+            (format!("sitewatch {kind} sites"), Some(&sitewatch)),
+            (format!("blackbox_exporter {module}"), blackbox.as_ref()),
+        ] {
+            let Some(c) = cost else {
+                println!("  {name:<40} skipped (not installed)");
+                continue;
+            };
+            println!(
+                "  {:<40} {:>8} {:>7} {:>10.0}µs {:>14}",
+                name,
+                c.probes,
+                c.failed,
+                c.per_probe_us(),
+                if name.starts_with("sitewatch") {
+                    ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+                } else {
+                    "1.00x".into()
+                }
+            );
+        }
+        json.insert(
+            format!("{kind}_kind"),
+            serde_json::json!({
+                "sitewatch": {"probes": sitewatch.probes, "failed": sitewatch.failed,
+                    "cpu_per_probe_us": sitewatch.per_probe_us()},
+                "blackbox": blackbox.as_ref().map(|b| serde_json::json!({"probes": b.probes,
+                    "failed": b.failed, "cpu_per_probe_us": b.per_probe_us()})),
+                "sitewatch_ratio": ratio, "goal": KINDS_GOAL,
+            }),
+        );
+    }
+}
+
+/// `n` sites of a kind every 10 s (`rate` probes a second).
+fn kind_sites(n: usize, site: impl Fn(usize) -> serde_json::Value) -> serde_json::Value {
+    let sites: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let mut s = site(i);
+            s["name"] = format!("k{i}").into();
+            s["interval"] = "10s".into();
+            s["timeout"] = "5s".into();
+            s
+        })
+        .collect();
+    serde_json::json!({ "sites": sites })
+}
+
+/// A local dnsmasq answering `www.example.test` (None when it is not installed).
+struct Dnsmasq {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Dnsmasq {
+    fn start() -> Option<Self> {
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())?;
+        let dir = scratch_dir();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "192.0.2.10 www.example.test\n").unwrap();
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args([
+                "--keep-in-foreground",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--listen-address=127.0.0.1",
+                "--bind-interfaces",
+                "--pid-file=",
+                "--local=/example.test/",
+                "--user=root",
+                "--cache-size=0",
+            ])
+            .arg(format!("--addn-hosts={}", hosts.display()))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        std::thread::sleep(Duration::from_millis(300));
+        Some(Self {
+            port,
+            child,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// sitewatch with `urls.len()` sites every 10 s (so `rate` probes a second) and the whole
@@ -109,7 +269,12 @@ fn sitewatch_cost(urls: &[String], length: Duration) -> Cost {
         |i| urls[i].clone(),
         serde_json::json!({}),
     );
-    let mut monitor = Monitor::start_quiet(scratch_dir(), &config);
+    sitewatch_cost_of(&config, length)
+}
+
+/// sitewatch running `config`, its probes counted in its store.
+fn sitewatch_cost_of(config: &serde_json::Value, length: Duration) -> Cost {
+    let mut monitor = Monitor::start_quiet(scratch_dir(), config);
     monitor.wait_probing(chrono::Utc::now(), Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(12));
     let cpu0 = monitor.cpu_time();
@@ -166,13 +331,46 @@ where
 }
 
 async fn blackbox_cost(target: &FastTarget, rate: u64, length: Duration) -> Cost {
+    let urls: Arc<Vec<String>> = Arc::new((0..rate as usize * 10).map(|i| target.url(i)).collect());
+    blackbox_probes(rate, length, move |i| {
+        format!("module=http_2xx&target={}", urls[i as usize % urls.len()])
+    })
+    .await
+}
+
+/// blackbox_exporter's `module` probing `target` (a `tcp` or `dns` module of [`BLACKBOX_YML`]).
+async fn blackbox_module_cost(module: &str, target: &str, rate: u64, length: Duration) -> Cost {
+    let query = format!("module={module}&target={target}");
+    blackbox_probes(rate, length, move |_| query.clone()).await
+}
+
+/// The modules the benches drive.
+const BLACKBOX_YML: &str = "modules:
+  http_2xx:
+    prober: http
+    timeout: 5s
+    http:
+      preferred_ip_protocol: ip4
+  tcp_connect:
+    prober: tcp
+    timeout: 5s
+    tcp:
+      preferred_ip_protocol: ip4
+  dns_a:
+    prober: dns
+    timeout: 5s
+    dns:
+      query_name: www.example.test
+      query_type: A
+      transport_protocol: udp
+      preferred_ip_protocol: ip4
+";
+
+/// blackbox_exporter probing `rate` times a second, each `/probe?<query(i)>`.
+async fn blackbox_probes(rate: u64, length: Duration, query: impl Fn(u64) -> String) -> Cost {
     let dir = scratch_dir();
     let config = dir.path().join("blackbox.yml");
-    std::fs::write(
-        &config,
-        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n    http:\n      preferred_ip_protocol: ip4\n",
-    )
-    .unwrap();
+    std::fs::write(&config, BLACKBOX_YML).unwrap();
     let port = free_port();
     let mut child = Command::new(BLACKBOX)
         .arg(format!("--config.file={}", config.display()))
@@ -190,13 +388,9 @@ async fn blackbox_cost(target: &FastTarget, rate: u64, length: Duration) -> Cost
         assert!(Instant::now() < deadline, "blackbox_exporter did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let urls: Arc<Vec<String>> = Arc::new((0..rate as usize * 10).map(|i| target.url(i)).collect());
     let probe = |i: u64| {
         let client = client.clone();
-        let url = format!(
-            "{base}/probe?module=http_2xx&target={}",
-            urls[i as usize % urls.len()]
-        );
+        let url = format!("{base}/probe?{}", query(i));
         async move {
             match client.get(url).send().await {
                 Ok(r) => r

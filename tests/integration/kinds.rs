@@ -60,6 +60,30 @@ impl PingServer {
     }
 }
 
+/// The newest failed probe of `site` seen so far.
+fn last_failure(run: &Running, site: &str) -> Value {
+    run.of("probe", site)
+        .into_iter()
+        .rev()
+        .find(|p| p["ok"] == false)
+        .cloned()
+        .unwrap_or_else(|| panic!("no failed probe of {site}"))
+}
+
+/// Waits up to `secs` for a probe of `site` that passed.
+async fn first_ok(run: &mut Running, site: &str, secs: u64) -> Value {
+    let site_name = site.to_owned();
+    match run
+        .wait_for(Duration::from_secs(secs), move |v| {
+            v["event"] == "probe" && v["site"] == site_name.as_str() && v["ok"] == true
+        })
+        .await
+    {
+        Some(p) => p,
+        None => panic!("no passing probe of {site}; stderr: {}", run.stderr()),
+    }
+}
+
 async fn get(url: &str) -> String {
     http_client()
         .get(url)
@@ -83,12 +107,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
         }]),
         listen,
     ));
-    let p = run
-        .wait_for(Duration::from_secs(10), |v| {
-            is("probe", "cache")(v) && v["ok"] == true
-        })
-        .await
-        .unwrap_or_else(|| panic!("an ok probe; stderr: {}", run.stderr()));
+    let p = first_ok(&mut run, "cache", 10).await;
     assert_eq!(p["url"], format!("tcp://127.0.0.1:{}", server.port), "{p}");
     assert_eq!(p["kind"], "tcp", "the wire schema names the kind: {p}");
     assert!(p["response_ms"].as_f64().is_some(), "{p}");
@@ -112,13 +131,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
             .starts_with("Website cache is down. availability="),
         "{down}"
     );
-    let failed = run
-        .of("probe", "cache")
-        .into_iter()
-        .rev()
-        .find(|p| p["ok"] == false)
-        .cloned()
-        .unwrap();
+    let failed = last_failure(&run, "cache");
     assert_eq!(failed["error"]["kind"], "answer", "{failed}");
     let message = failed["error"]["message"].as_str().unwrap();
     assert!(
@@ -180,12 +193,7 @@ async fn a_tcp_site_reads_a_real_smtp_banner_and_a_closed_port_fails_to_connect(
         ]),
         closed_port(),
     ));
-    let p = run
-        .wait_for(Duration::from_secs(10), |v| {
-            is("probe", "mail")(v) && v["ok"] == true
-        })
-        .await
-        .unwrap_or_else(|| panic!("the banner; stderr: {}", run.stderr()));
+    let p = first_ok(&mut run, "mail", 10).await;
     assert!(
         p["dns_ms"].as_f64().is_some(),
         "localhost was resolved: {p}"
@@ -235,12 +243,7 @@ async fn a_tcp_site_with_tls_reports_its_chain_and_warns_before_it_expires() {
     );
     cfg["sites"][0]["tls_ca"] = json!(ca_file.to_str().unwrap());
     let mut run = Running::start(&cfg);
-    let p = run
-        .wait_for(Duration::from_secs(10), |v| {
-            is("probe", "smtps")(v) && v["ok"] == true
-        })
-        .await
-        .unwrap_or_else(|| panic!("a TLS probe; stderr: {}", run.stderr()));
+    let p = first_ok(&mut run, "smtps", 10).await;
     assert_eq!(p["tls"]["leaf"]["subject"], "CN=smtps.test", "{p}");
     assert!(p["tls_ms"].as_f64().is_some(), "{p}");
     run.wait_for(Duration::from_secs(10), alert("cert_expiring", "smtps"))
@@ -291,13 +294,7 @@ async fn a_dns_site_follows_the_zone_its_server_serves() {
     run.wait_for(Duration::from_secs(10), alert("down", "www"))
         .await
         .expect("down alert");
-    let failed = run
-        .of("probe", "www")
-        .into_iter()
-        .rev()
-        .find(|p| p["ok"] == false)
-        .cloned()
-        .unwrap();
+    let failed = last_failure(&run, "www");
     assert_eq!(failed["error"]["kind"], "answer", "{failed}");
     assert!(
         failed["error"]["message"]
@@ -335,12 +332,7 @@ async fn a_websocket_site_upgrades_sends_and_checks_the_answer() {
         ]),
         listen,
     ));
-    let p = run
-        .wait_for(Duration::from_secs(15), |v| {
-            is("probe", "live")(v) && v["ok"] == true
-        })
-        .await
-        .unwrap_or_else(|| panic!("an upgraded probe; stderr: {}", run.stderr()));
+    let p = first_ok(&mut run, "live", 15).await;
     assert_eq!(p["status"], 101, "the upgrade: {p}");
     assert!(
         p["ttfb_ms"].as_f64().is_some() && p["response_ms"].as_f64().is_some(),
@@ -355,13 +347,7 @@ async fn a_websocket_site_upgrades_sends_and_checks_the_answer() {
     run.wait_for(Duration::from_secs(10), alert("down", "live"))
         .await
         .expect("a wrong answer takes the site down");
-    let failed = run
-        .of("probe", "live")
-        .into_iter()
-        .rev()
-        .find(|p| p["ok"] == false)
-        .cloned()
-        .unwrap();
+    let failed = last_failure(&run, "live");
     assert_eq!(failed["error"]["kind"], "answer", "{failed}");
     assert!(
         failed["error"]["message"]
@@ -446,13 +432,7 @@ async fn a_grpc_site_is_up_while_its_health_service_says_serving() {
     run.wait_for(Duration::from_secs(10), alert("down", "checkout"))
         .await
         .expect("NOT_SERVING is down");
-    let failed = run
-        .of("probe", "checkout")
-        .into_iter()
-        .rev()
-        .find(|p| p["ok"] == false)
-        .cloned()
-        .unwrap();
+    let failed = last_failure(&run, "checkout");
     assert_eq!(
         failed["error"]["message"], "health status NOT_SERVING for service \"checkout\"",
         "{failed}"
@@ -479,12 +459,7 @@ async fn an_icmp_site_counts_its_echo_replies_and_a_silent_host_goes_down() {
         ]),
         listen,
     ));
-    let p = run
-        .wait_for(Duration::from_secs(10), |v| {
-            is("probe", "loopback")(v) && v["ok"] == true
-        })
-        .await
-        .unwrap_or_else(|| panic!("echo replies from 127.0.0.1; stderr: {}", run.stderr()));
+    let p = first_ok(&mut run, "loopback", 10).await;
     assert_eq!(p["url"], "icmp://127.0.0.1", "{p}");
     assert!(
         p["response_ms"].as_f64().is_some_and(|ms| ms < 100.0),
@@ -563,13 +538,7 @@ async fn a_push_site_is_up_while_its_job_pings_and_down_when_it_is_late_or_fails
     run.wait_for(Duration::from_secs(10), alert("down", "backup"))
         .await
         .expect("a late job takes the site down");
-    let late = run
-        .of("probe", "backup")
-        .into_iter()
-        .rev()
-        .find(|p| p["ok"] == false)
-        .cloned()
-        .unwrap();
+    let late = last_failure(&run, "backup");
     assert_eq!(late["error"]["kind"], "timeout", "{late}");
     assert!(
         late["error"]["message"]

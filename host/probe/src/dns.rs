@@ -8,13 +8,13 @@
 
 use crate::config::kind::Dns;
 use crate::conn::{Failure, failure, io_failure};
-use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use crate::found::{Clocked, Found, Stopped};
+use crate::measurement::{ErrorKind, Measurement, ProbeError};
 use crate::{Captured, MonitorFailure, Prober, Target};
 use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::{Name, RecordType};
 use std::net::SocketAddr;
 use std::str::FromStr;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -29,61 +29,23 @@ pub(crate) async fn run(
     spec: &Dns,
     scheduled: Instant,
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-    let site = &*target.config;
-    let schedule_lag = Instant::now().saturating_duration_since(scheduled);
-    let time = prober.clock.now();
-    let start = Instant::now();
-    let result = tokio::time::timeout(site.timeout, query(prober, spec)).await;
-    let ended = Instant::now();
-    let (error, answers, response_time) = match result {
-        Err(_) => (
-            Some(ProbeError {
-                kind: ErrorKind::Timeout,
-                message: format!(
-                    "no answer from the resolver within {}",
-                    humantime::format_duration(site.timeout)
-                ),
-            }),
-            Vec::new(),
-            None,
-        ),
+    let clocked = Clocked::start(prober, scheduled);
+    let result = tokio::time::timeout(target.config.timeout, query(prober, spec)).await;
+    let mut found = Found::default();
+    let stopped = match result {
+        Err(_) => Stopped::TimedOut,
         Ok(Err(Failure::Monitor(m))) => return Err(m),
-        Ok(Err(Failure::Probe(e))) => (Some(e), Vec::new(), None),
+        Ok(Err(Failure::Probe(e))) => Stopped::Failed(e),
         Ok(Ok(answer)) => {
-            let took = ended.saturating_duration_since(start);
-            (judge(spec, &answer), answer.records, Some(took))
+            let took = clocked.start.elapsed();
+            (found.ttfb, found.response_time) = (Some(took), Some(took));
+            found.metrics = vec![("dns_answer_rrs".to_owned(), answer.records.len() as f64)];
+            found.answer = answer.records.join("\n").into_bytes();
+            judge(spec, &answer).map_or(Stopped::Done, Stopped::Failed)
         }
     };
-    let text = answers.join("\n");
-    let captured = (!site.checks.is_empty() && error.is_none()).then(|| Captured {
-        headers: Vec::new(),
-        body: text.clone().into_bytes(),
-    });
-    let measurement = Measurement {
-        domain_expiry: None,
-        location: None,
-        site: Arc::clone(&target.name),
-        url: Arc::clone(&target.url),
-        time,
-        ok: error.is_none(),
-        status: None,
-        ttfb: response_time,
-        response_time,
-        body_bytes: text.len() as u64,
-        body_truncated: false,
-        phases: Phases::default(),
-        error,
-        duration: ended.saturating_duration_since(start),
-        ended_us: prober.clock.timeline_us(ended.into_std()),
-        generation: target.generation,
-        schedule_lag,
-        metrics: vec![("dns_answer_rrs".to_owned(), answers.len() as f64)],
-        tls: None,
-        maintenance: false,
-        redirect: None,
-        probe_id: 0,
-    };
-    Ok((measurement, captured))
+    let error = stopped.error(target.config.timeout, || "answer from the resolver");
+    Ok(found.into_probe(prober, target, &clocked, error))
 }
 
 /// What a resolver answered.

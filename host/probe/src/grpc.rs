@@ -13,12 +13,11 @@
 
 use crate::config::kind::Grpc;
 use crate::conn::{Failure, Reached, failure, open};
-use crate::measurement::{ErrorKind, Measurement, ProbeError};
-use crate::timing::PhaseClock;
+use crate::found::{Clocked, Found, within};
+use crate::measurement::{ErrorKind, Measurement};
 use crate::{Captured, MonitorFailure, Prober, Target, error_chain};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -34,64 +33,29 @@ pub(crate) async fn run(
     spec: &Grpc,
     scheduled: Instant,
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-    let site = &*target.config;
-    let schedule_lag = Instant::now().saturating_duration_since(scheduled);
-    let time = prober.clock.now();
-    let phase_clock = Arc::new(PhaseClock::default());
+    let clocked = Clocked::start(prober, scheduled);
     let mut progress = Progress::default();
-    let start = Instant::now();
-    let result = tokio::time::timeout(
-        site.timeout,
-        Arc::clone(&phase_clock).scope(call(prober, target, spec, start, &mut progress)),
+    let (stopped, tls) = within(
+        prober,
+        target,
+        spec.tls,
+        call(prober, target, spec, clocked.start, &mut progress),
     )
-    .await;
-    let ended = Instant::now();
-    let error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(Failure::Monitor(m))) => return Err(m),
-        Ok(Err(Failure::Probe(e))) => Some(e),
-        Err(_) => Some(ProbeError {
-            kind: ErrorKind::Timeout,
-            message: format!(
-                "no {} within {}",
-                progress.waiting_for(spec),
-                humantime::format_duration(site.timeout)
-            ),
-        }),
-    };
-    let tls = phase_clock
-        .take_handshake()
-        .filter(|_| spec.tls)
-        .map(|h| prober.tls.details(&h));
-    let mut metrics = Vec::new();
-    if let Some(code) = progress.grpc_status {
-        metrics.push((GRPC_STATUS_CODE.to_owned(), f64::from(code)));
-    }
-    let measurement = Measurement {
-        domain_expiry: None,
-        location: None,
-        site: Arc::clone(&target.name),
-        url: Arc::clone(&target.url),
-        time,
-        ok: error.is_none(),
+    .await?;
+    let error = stopped.error(target.config.timeout, || progress.waiting_for(spec));
+    let found = Found {
         status: progress.http_status,
         ttfb: progress.headers,
         response_time: progress.done,
-        body_bytes: progress.body_bytes,
-        body_truncated: false,
         phases: progress.reached.phases,
-        error,
-        duration: ended.saturating_duration_since(start),
-        ended_us: prober.clock.timeline_us(ended.into_std()),
-        generation: target.generation,
-        schedule_lag,
-        metrics,
+        metrics: progress
+            .grpc_status
+            .map(|code| vec![(GRPC_STATUS_CODE.to_owned(), f64::from(code))])
+            .unwrap_or_default(),
         tls,
-        maintenance: false,
-        redirect: None,
-        probe_id: 0,
+        answer: std::mem::take(&mut progress.answer),
     };
-    Ok((measurement, None))
+    Ok(found.into_probe(prober, target, &clocked, error))
 }
 
 /// The name of the figure a grpc probe reports: the call's gRPC status code.
@@ -104,7 +68,8 @@ struct Progress {
     grpc_status: Option<u32>,
     headers: Option<Duration>,
     done: Option<Duration>,
-    body_bytes: u64,
+    /// The answer's messages as read (up to 64 KiB).
+    answer: Vec<u8>,
 }
 
 impl Progress {
@@ -176,12 +141,11 @@ async fn call(
     }
     let mut status = grpc_status(response.headers());
     let mut body = response.into_body();
-    let mut data = Vec::new();
+    let data = &mut progress.answer;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| broken("the answer broke off", &e))?;
         match frame.into_data() {
             Ok(d) => {
-                progress.body_bytes += d.len() as u64;
                 if data.len() + d.len() <= ANSWER_MAX {
                     data.extend_from_slice(&d);
                 }
@@ -211,7 +175,7 @@ async fn call(
         }
         return Err(failure(ErrorKind::Status, text));
     }
-    match serving_status(&data) {
+    match serving_status(&progress.answer) {
         Some(1) => Ok(()),
         Some(s) => Err(failure(
             ErrorKind::Status,

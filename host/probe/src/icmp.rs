@@ -7,11 +7,11 @@
 
 use crate::config::kind::Icmp;
 use crate::conn::{Failure, failure, io_failure};
+use crate::found::{Clocked, Found};
 use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
 use crate::{Captured, MonitorFailure, Prober, Target};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -30,14 +30,11 @@ pub(crate) async fn run(
     scheduled: Instant,
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
     let site = &*target.config;
-    let schedule_lag = Instant::now().saturating_duration_since(scheduled);
-    let time = prober.clock.now();
-    let start = Instant::now();
-    let deadline = start + site.timeout;
+    let clocked = Clocked::start(prober, scheduled);
+    let deadline = clocked.start + site.timeout;
     let mut phases = Phases::default();
     let mut rtts = Vec::new();
     let result = echoes(prober, spec, deadline, &mut phases, &mut rtts).await;
-    let ended = Instant::now();
     let error = match result {
         Err(Failure::Monitor(m)) => return Err(m),
         Err(Failure::Probe(e)) => Some(e),
@@ -62,31 +59,14 @@ pub(crate) async fn run(
             metrics.push((ICMP_RTT_MAX.to_owned(), max.as_secs_f64()));
         }
     }
-    let measurement = Measurement {
-        domain_expiry: None,
-        location: None,
-        site: Arc::clone(&target.name),
-        url: Arc::clone(&target.url),
-        time,
-        ok: error.is_none(),
-        status: None,
+    let found = Found {
         ttfb: rtts.first().copied(),
         response_time: avg,
-        body_bytes: 0,
-        body_truncated: false,
         phases,
-        error,
-        duration: ended.saturating_duration_since(start),
-        ended_us: prober.clock.timeline_us(ended.into_std()),
-        generation: target.generation,
-        schedule_lag,
         metrics,
-        tls: None,
-        maintenance: false,
-        redirect: None,
-        probe_id: 0,
+        ..Found::default()
     };
-    Ok((measurement, None))
+    Ok(found.into_probe(prober, target, &clocked, error))
 }
 
 async fn echoes(

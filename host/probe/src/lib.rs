@@ -13,6 +13,7 @@ use sitewatch_core::measurement;
 
 mod conn;
 mod dns;
+mod found;
 mod grpc;
 pub(crate) mod handshake;
 pub(crate) mod http;

@@ -10,11 +10,12 @@
 //! - up otherwise, its response time the job's last run (`start` to success).
 
 use crate::config::kind::{Push, PushSchedule};
-use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use crate::found::{Clocked, Found};
+use crate::measurement::{ErrorKind, Measurement, ProbeError};
 use crate::{Captured, MonitorFailure, Prober, Target};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -122,38 +123,17 @@ pub(crate) async fn run(
     spec: &Push,
     scheduled: Instant,
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-    let schedule_lag = Instant::now().saturating_duration_since(scheduled);
+    let clocked = Clocked::start(prober, scheduled);
     let now = prober.clock.now();
     let board = prober.push_board();
     board.watch(spec.token.expose(), now);
     let pings = board.pings(spec.token.expose()).expect("watched just now");
     let (error, response_time) = verdict(spec, &pings, now);
-    let ended = Instant::now();
-    let measurement = Measurement {
-        domain_expiry: None,
-        location: None,
-        site: Arc::clone(&target.name),
-        url: Arc::clone(&target.url),
-        time: now,
-        ok: error.is_none(),
-        status: None,
-        ttfb: None,
+    let found = Found {
         response_time,
-        body_bytes: 0,
-        body_truncated: false,
-        phases: Phases::default(),
-        error,
-        duration: Duration::ZERO,
-        ended_us: prober.clock.timeline_us(ended.into_std()),
-        generation: target.generation,
-        schedule_lag,
-        metrics: Vec::new(),
-        tls: None,
-        maintenance: false,
-        redirect: None,
-        probe_id: 0,
+        ..Found::default()
     };
-    Ok((measurement, None))
+    Ok(found.into_probe(prober, target, &clocked, error))
 }
 
 fn verdict(spec: &Push, p: &Pings, now: DateTime<Utc>) -> (Option<ProbeError>, Option<Duration>) {

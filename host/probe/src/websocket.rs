@@ -6,11 +6,10 @@
 
 use crate::config::kind::WebSocket;
 use crate::conn::{Failure, Reached, failure, open, shown_answer};
-use crate::measurement::{ErrorKind, Measurement, ProbeError};
-use crate::timing::PhaseClock;
+use crate::found::{Clocked, Found, within};
+use crate::measurement::{ErrorKind, Measurement};
 use crate::{Captured, MonitorFailure, Prober, Target, error_chain};
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,64 +21,26 @@ pub(crate) async fn run(
     spec: &WebSocket,
     scheduled: Instant,
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
-    let site = &*target.config;
-    let schedule_lag = Instant::now().saturating_duration_since(scheduled);
-    let time = prober.clock.now();
-    let phase_clock = Arc::new(PhaseClock::default());
+    let clocked = Clocked::start(prober, scheduled);
     let mut progress = Progress::default();
-    let start = Instant::now();
-    let result = tokio::time::timeout(
-        site.timeout,
-        Arc::clone(&phase_clock).scope(exchange(prober, target, spec, start, &mut progress)),
+    let (stopped, tls) = within(
+        prober,
+        target,
+        spec.tls,
+        exchange(prober, target, spec, clocked.start, &mut progress),
     )
-    .await;
-    let ended = Instant::now();
-    let error = match result {
-        Ok(Ok(())) => None,
-        Ok(Err(Failure::Monitor(m))) => return Err(m),
-        Ok(Err(Failure::Probe(e))) => Some(e),
-        Err(_) => Some(ProbeError {
-            kind: ErrorKind::Timeout,
-            message: format!(
-                "no {} within {}",
-                progress.waiting_for(spec),
-                humantime::format_duration(site.timeout)
-            ),
-        }),
-    };
-    let tls = phase_clock
-        .take_handshake()
-        .filter(|_| spec.tls)
-        .map(|h| prober.tls.details(&h));
-    let captured = (!site.checks.is_empty() && error.is_none()).then(|| Captured {
-        headers: Vec::new(),
-        body: progress.answer.clone().into_bytes(),
-    });
-    let measurement = Measurement {
-        domain_expiry: None,
-        location: None,
-        site: Arc::clone(&target.name),
-        url: Arc::clone(&target.url),
-        time,
-        ok: error.is_none(),
+    .await?;
+    let error = stopped.error(target.config.timeout, || progress.waiting_for(spec));
+    let found = Found {
         status: progress.status,
         ttfb: progress.upgraded,
         response_time: progress.done,
-        body_bytes: progress.answer.len() as u64,
-        body_truncated: false,
         phases: progress.reached.phases,
-        error,
-        duration: ended.saturating_duration_since(start),
-        ended_us: prober.clock.timeline_us(ended.into_std()),
-        generation: target.generation,
-        schedule_lag,
-        metrics: Vec::new(),
         tls,
-        maintenance: false,
-        redirect: None,
-        probe_id: 0,
+        answer: progress.answer.into_bytes(),
+        ..Found::default()
     };
-    Ok((measurement, captured))
+    Ok(found.into_probe(prober, target, &clocked, error))
 }
 
 #[derive(Debug, Default)]

@@ -794,3 +794,34 @@ async fn the_terminal_display_shows_sites_of_every_kind_and_their_outages() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_and_websocket_sites_speak_tls_and_report_the_chain() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue(&["localhost"], false).pem();
+    let Some(grpc) = PyServer::grpc_tls("=SERVING\n", &cert, &key) else {
+        return;
+    };
+    let Some(ws) = PyServer::websocket_tls("pong", &cert, &key) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let ca_path = ca_file.to_str().unwrap();
+    let mut run = Running::start(&config(
+        json!([
+            {"name": "health", "kind": "grpc", "target": format!("localhost:{}", grpc.port),
+             "tls": true, "tls_ca": ca_path, "interval": "200ms", "timeout": "3s"},
+            {"name": "feed", "kind": "websocket", "url": format!("wss://localhost:{}/", ws.port),
+             "tls_ca": ca_path, "send": "ping", "expect": "pong", "interval": "200ms",
+             "timeout": "3s"}
+        ]),
+        closed_port(),
+    ));
+    for site in ["health", "feed"] {
+        let p = first_ok(&mut run, site, 20).await;
+        assert!(p["tls_ms"].as_f64().is_some(), "{p}");
+        assert_eq!(p["tls"]["leaf"]["issuer"], "CN=sitewatch test CA", "{p}");
+    }
+}

@@ -3,7 +3,8 @@ rewrites: `ws PORT STATE` (a WebSocket server, python3-websockets) answers each 
 state file's text (`close` closes the socket instead); `grpc PORT STATE` (python3-grpcio) answers
 grpc.health.v1.Health/Check with the status the state file names for the service asked about
 (lines `service=SERVING`; an empty service is the line `=...`), NOT_FOUND for another service.
-Prints `ready` once listening."""
+With a certificate and key file after the state file, each speaks TLS. Prints `ready` once
+listening."""
 
 import asyncio
 import sys
@@ -14,7 +15,17 @@ def state(path):
         return f.read()
 
 
-def ws(port, path):
+def tls_context(cert):
+    if cert is None:
+        return None
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    return ctx
+
+
+def ws(port, path, cert=None):
     import websockets
 
     async def handler(socket, *_):
@@ -26,14 +37,14 @@ def ws(port, path):
             await socket.send(text)
 
     async def main():
-        async with websockets.serve(handler, "127.0.0.1", port):
+        async with websockets.serve(handler, "127.0.0.1", port, ssl=tls_context(cert)):
             print("ready", flush=True)
             await asyncio.Future()
 
     asyncio.run(main())
 
 
-def grpc_server(port, path):
+def grpc_server(port, path, cert=None):
     from concurrent import futures
 
     import grpc
@@ -67,7 +78,12 @@ def grpc_server(port, path):
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port("127.0.0.1:%d" % port)
+    if cert is None:
+        server.add_insecure_port("127.0.0.1:%d" % port)
+    else:
+        with open(cert[0], "rb") as c, open(cert[1], "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        server.add_secure_port("127.0.0.1:%d" % port, creds)
     server.start()
     print("ready", flush=True)
     server.wait_for_termination()
@@ -75,4 +91,5 @@ def grpc_server(port, path):
 
 if __name__ == "__main__":
     kind, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    {"ws": ws, "grpc": grpc_server}[kind](port, path)
+    cert = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else None
+    {"ws": ws, "grpc": grpc_server}[kind](port, path, cert)

@@ -20,15 +20,43 @@ pub struct PyServer {
 impl PyServer {
     /// A WebSocket server answering each message with `answer` (`close`: closing instead).
     pub fn websocket(answer: &str) -> Option<Self> {
-        Self::start("ws", "websockets", "python3-websockets", answer)
+        Self::start("ws", "websockets", "python3-websockets", answer, None)
     }
 
     /// A gRPC health server; `state` holds lines `service=STATUS` (`=SERVING` for the server).
     pub fn grpc(state: &str) -> Option<Self> {
-        Self::start("grpc", "grpc", "python3-grpcio", state)
+        Self::start("grpc", "grpc", "python3-grpcio", state, None)
     }
 
-    fn start(kind: &str, module: &str, package: &str, state: &str) -> Option<Self> {
+    /// [`PyServer::websocket`] over TLS with the PEM certificate chain and key given.
+    pub fn websocket_tls(answer: &str, cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start(
+            "ws",
+            "websockets",
+            "python3-websockets",
+            answer,
+            Some((cert_pem, key_pem)),
+        )
+    }
+
+    /// [`PyServer::grpc`] over TLS with the PEM certificate chain and key given.
+    pub fn grpc_tls(state: &str, cert_pem: &str, key_pem: &str) -> Option<Self> {
+        Self::start(
+            "grpc",
+            "grpc",
+            "python3-grpcio",
+            state,
+            Some((cert_pem, key_pem)),
+        )
+    }
+
+    fn start(
+        kind: &str,
+        module: &str,
+        package: &str,
+        state: &str,
+        tls: Option<(&str, &str)>,
+    ) -> Option<Self> {
         let has = Command::new(PYTHON)
             .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
@@ -47,12 +75,21 @@ impl PyServer {
         std::fs::write(&script, SCRIPT).unwrap();
         let state_file = dir.path().join("state");
         std::fs::write(&state_file, state).unwrap();
+        let mut tls_args = Vec::new();
+        if let Some((cert, key)) = tls {
+            for (name, pem) in [("cert.pem", cert), ("key.pem", key)] {
+                let file = dir.path().join(name);
+                std::fs::write(&file, pem).unwrap();
+                tls_args.push(file);
+            }
+        }
         for _ in 0..5 {
             let port = crate::support::closed_port();
             let mut child = Command::new(PYTHON)
                 .arg(&script)
                 .args([kind, &port.to_string()])
                 .arg(&state_file)
+                .args(&tls_args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())

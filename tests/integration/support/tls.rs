@@ -23,6 +23,27 @@ pub struct Identity {
     pub key: PrivateKeyDer<'static>,
 }
 
+impl Identity {
+    /// The chain and the key as PEM text, for servers that read files (Python's ssl, grpcio).
+    pub fn pem(&self) -> (String, String) {
+        use base64::Engine;
+        let block = |label: &str, der: &[u8]| {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+                lines.join("\n")
+            )
+        };
+        let chain: String = self.certs.iter().map(|c| block("CERTIFICATE", c)).collect();
+        (chain, block("PRIVATE KEY", self.key.secret_der()))
+    }
+}
+
 impl TestCa {
     pub fn new() -> Self {
         let key = rcgen::KeyPair::generate().unwrap();

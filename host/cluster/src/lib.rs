@@ -5,7 +5,7 @@
 //! measurements on a stream (subject per location and site, in core's `measurement::sample`
 //! form) and consumes everyone's, so every node's recorder, display and `/metrics` see the
 //! whole cluster. One leader at a time (`lease`) lets its recorder's alerts out; the alert
-//! state lives in a bucket ([`book`]) that a new leader adopts. Without
+//! state lives in a bucket (the `book` module) that a new leader adopts. Without
 //! NATS a node goes on alone. See docs/CLUSTER.md for the design and its failure modes.
 //!
 //! The one public entry point is [`Cluster::start`].

@@ -1,4 +1,4 @@
-//! Configuration: `config.json` is parsed into raw serde types ([`raw`]), then resolved into the
+//! Configuration: `config.json` is parsed into raw serde types (the `raw` module), then resolved into the
 //! checked types below. Nothing else in the program sees an unchecked value. Every error names the
 //! file, the field path and, when there is one, the site.
 

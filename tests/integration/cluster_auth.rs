@@ -158,20 +158,7 @@ fn operator_mode(dir: &Path) -> (String, std::path::PathBuf) {
 
 /// Writes a certificate chain and its key as PEM files `name.pem` and `name-key.pem`.
 fn write_pem(dir: &Path, name: &str, id: &crate::support::tls::Identity) -> (String, String) {
-    let pem = |label: &str, der: &[u8]| {
-        let b = base64::engine::general_purpose::STANDARD.encode(der);
-        let lines: Vec<&str> = b
-            .as_bytes()
-            .chunks(64)
-            .map(|c| std::str::from_utf8(c).unwrap())
-            .collect();
-        format!(
-            "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
-            lines.join("\n")
-        )
-    };
-    let cert: String = id.certs.iter().map(|c| pem("CERTIFICATE", c)).collect();
-    let key = pem("PRIVATE KEY", id.key.secret_der());
+    let (cert, key) = id.pem();
     let (c, k) = (
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}-key.pem")),

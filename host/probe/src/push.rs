@@ -73,13 +73,21 @@ impl Board {
 
     /// Watches `token` from `now` (a token already watched keeps its pings).
     pub fn watch(&self, token: &str, now: DateTime<Utc>) {
-        self.lock().entry(digest(token)).or_insert(Pings {
-            watched_since: now,
-            last_success: None,
-            started: None,
-            last_fail: None,
-            last_run: None,
-        });
+        self.state(token, now);
+    }
+
+    /// The pings of `token`, watched from `now` when it was not yet.
+    fn state(&self, token: &str, now: DateTime<Utc>) -> Pings {
+        self.lock()
+            .entry(digest(token))
+            .or_insert(Pings {
+                watched_since: now,
+                last_success: None,
+                started: None,
+                last_fail: None,
+                last_run: None,
+            })
+            .clone()
     }
 
     /// Records a ping of `token` at `now`; false when no push site has that token.
@@ -101,10 +109,6 @@ impl Board {
         }
         true
     }
-
-    fn pings(&self, token: &str) -> Option<Pings> {
-        self.lock().get(&digest(token)).cloned()
-    }
 }
 
 /// A new ping token: 20 bytes from the operating system's random source, in hexadecimal (40
@@ -125,9 +129,7 @@ pub(crate) async fn run(
 ) -> Result<(Measurement, Option<Captured>), MonitorFailure> {
     let clocked = Clocked::start(prober, scheduled);
     let now = prober.clock.now();
-    let board = prober.push_board();
-    board.watch(spec.token.expose(), now);
-    let pings = board.pings(spec.token.expose()).expect("watched just now");
+    let pings = prober.push.state(spec.token.expose(), now);
     let (error, response_time) = verdict(spec, &pings, now);
     let found = Found {
         response_time,
@@ -209,7 +211,7 @@ mod tests {
         let token = "t".repeat(16);
         board.watch(&token, at(0));
         let spec = every_minute();
-        let verdict_at = |s| verdict(&spec, &board.pings(&token).unwrap(), at(s)).0;
+        let verdict_at = |s| verdict(&spec, &board.state(&token, at(0)), at(s)).0;
         assert_eq!(verdict_at(89), None, "within the period and its grace");
         let late = verdict_at(91).unwrap();
         assert_eq!(late.kind, ErrorKind::Timeout);

@@ -120,7 +120,7 @@ impl<O: Outbox> Queue<O> {
     ) -> Result<T, StoreError> {
         let store = &self.store;
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = store.connect_for_writing().and_then(|mut conn| {
+        let result = store.connect().and_then(|mut conn| {
             let now = store.generation();
             let reopened = inner.generation != Some(now);
             if reopened {

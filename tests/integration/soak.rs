@@ -56,6 +56,7 @@ async fn a_simulated_day_of_a_thousand_sites_keeps_a_steady_footprint() {
                 domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
+                steps: Vec::new(),
                 location: None,
                 site: Arc::clone(&t.name),
                 url: Arc::clone(&t.url),

@@ -81,6 +81,7 @@ impl Found {
             maintenance: false,
             redirect: None,
             probe_id: 0,
+            steps: Vec::new(),
         };
         (measurement, captured)
     }

@@ -123,6 +123,7 @@ pub(crate) async fn run(
         maintenance: false,
         redirect,
         probe_id: 0,
+        steps: Vec::new(),
     };
     Ok((measurement, captured))
 }

@@ -324,6 +324,7 @@ impl Store {
                 domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
+                steps: Vec::new(),
                 location: None,
                 site: Arc::clone(&site),
                 url: Arc::clone(&url),

@@ -180,6 +180,7 @@ mod tests {
             domain_expiry: None,
             redirect: None,
             probe_id: 0,
+            steps: Vec::new(),
             location: None,
             site: "my site, \"quoted\"=x".into(),
             url: "http://a.test/p?q=1 2".into(),

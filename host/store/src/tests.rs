@@ -9,6 +9,7 @@ fn measurement(site: &str, secs: i64, ok: bool) -> Measurement {
         domain_expiry: None,
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         site: site.into(),
         url: format!("http://{site}.test/").into(),

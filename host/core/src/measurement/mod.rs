@@ -85,6 +85,7 @@ pub fn kind_of(url: &str) -> &'static str {
         "grpc" => "grpc",
         "icmp" => "icmp",
         "push" => "push",
+        "script" => "script",
         _ => "http",
     }
 }
@@ -152,6 +153,21 @@ pub struct Measurement {
     /// Which of its site's running probes this was (the engine's `Running`); 0 when it was
     /// not started by the scheduler (restored history, another node's probe, tests).
     pub probe_id: u64,
+    /// The steps of a `script` site's run, in order; empty for other kinds.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a scenario's run (a `script` site's probe).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// As the scenario named it (`login`, `orders`), sanitized.
+    pub name: Arc<str>,
+    /// What its requests took, together.
+    pub duration: Duration,
+    /// Requests it sent.
+    pub requests: u32,
+    /// The run failed in this step.
+    pub failed: bool,
 }
 
 /// Where a probe's redirects led.
@@ -283,6 +299,7 @@ pub mod testing {
             domain_expiry: None,
             redirect: None,
             probe_id: 0,
+            steps: Vec::new(),
             location: None,
             site: site.into(),
             url: format!("http://{site}.test/").into(),

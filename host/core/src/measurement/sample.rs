@@ -89,6 +89,7 @@ impl Sample {
             domain_expiry: None,
             redirect: None,
             probe_id: 0,
+            steps: Vec::new(),
             location: Some(Arc::from(self.location.as_str())),
             site,
             url,

@@ -21,6 +21,7 @@ fn ok(secs: i64, status: u16, ttfb_ms: u64, resp_ms: u64) -> Measurement {
         domain_expiry: None,
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         site: Arc::from("s"),
         url: Arc::from("http://s/"),
@@ -51,6 +52,7 @@ fn failed(secs: i64, kind: ErrorKind) -> Measurement {
     Measurement {
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         time: at(secs),
         ok: false,

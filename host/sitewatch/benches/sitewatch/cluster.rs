@@ -236,6 +236,7 @@ async fn publish_cost(urls: &[String]) -> serde_json::Value {
         domain_expiry: None,
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         site: "site-1234".into(),
         url: "http://127.0.0.1/site/1234".into(),

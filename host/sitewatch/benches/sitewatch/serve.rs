@@ -22,6 +22,7 @@ fn measurement(site: &Arc<str>, url: &Arc<str>, i: u32) -> Measurement {
         domain_expiry: None,
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),

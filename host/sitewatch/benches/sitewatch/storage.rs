@@ -21,6 +21,7 @@ pub fn measurement(
         domain_expiry: None,
         redirect: None,
         probe_id: 0,
+        steps: Vec::new(),
         location: None,
         site: Arc::clone(site),
         url: Arc::clone(url),

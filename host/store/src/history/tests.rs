@@ -37,6 +37,7 @@ fn probes(site: &str, n: i64, step: TimeDelta, now: DateTime<Utc>, seed: u64) ->
                 domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
+                steps: Vec::new(),
                 location: None,
                 site: site.into(),
                 url: format!("http://{site}.test/").into(),

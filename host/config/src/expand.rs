@@ -91,7 +91,32 @@ pub(super) fn expand(text: &str, field: &str, env: Env<'_>) -> Result<Expanded, 
     Ok(Expanded { value, secrets })
 }
 
-fn is_variable_name(name: &str) -> bool {
+/// The names of the `${NAME}` placeholders in `text`, in order, without repeats (`$${` is a
+/// literal `${`; a malformed reference is not a name).
+pub(crate) fn placeholders(text: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let after = &rest[at..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            rest = tail;
+            continue;
+        }
+        let Some(inner) = after.strip_prefix("${") else {
+            rest = &after[1..];
+            continue;
+        };
+        let Some(end) = inner.find('}') else { break };
+        let name = &inner[..end];
+        if is_variable_name(name) && !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+        rest = &inner[end + 1..];
+    }
+    names
+}
+
+pub(crate) fn is_variable_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
@@ -120,6 +145,15 @@ pub(crate) fn redact(text: &str, secrets: &[Secret<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_are_named_once_in_order() {
+        assert_eq!(
+            placeholders(r#"{"p": "${PW}", "u": "${USER}x${PW}", "l": "$${NOT}", "b": "${1X}"}"#),
+            ["PW", "USER"]
+        );
+        assert!(placeholders("no ${ end").is_empty());
+    }
 
     fn env(var: &str) -> Option<String> {
         match var {

@@ -31,6 +31,8 @@ pub enum Kind {
     Icmp(Icmp),
     /// A heartbeat: not probed; the watched job pings sitewatch's server.
     Push(Push),
+    /// A scenario: a WebAssembly plugin that sends its requests through the prober.
+    Script(Script),
 }
 
 impl Kind {
@@ -43,12 +45,22 @@ impl Kind {
             Self::Grpc(_) => "grpc",
             Self::Icmp(_) => "icmp",
             Self::Push(_) => "push",
+            Self::Script(_) => "script",
         }
     }
 }
 
 /// The kinds, as `kind` takes them.
-pub const KINDS: [&str; 7] = ["http", "tcp", "dns", "websocket", "grpc", "icmp", "push"];
+pub const KINDS: [&str; 8] = [
+    "http",
+    "tcp",
+    "dns",
+    "websocket",
+    "grpc",
+    "icmp",
+    "push",
+    "script",
+];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tcp {
@@ -148,6 +160,40 @@ pub enum PushSchedule {
     Cron(crate::maintenance::Window),
 }
 
+/// A `script` site: the scenario plugin, what its requests may reach and what they may spend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Script {
+    /// The scenario plugin, its config (JSON text, `${NAME}` placeholders as written, the
+    /// site's `url` as `url` when the config has none) and its limits.
+    pub plugin: crate::PluginUse,
+    /// Hosts its requests may reach, lower case: a name, an address, or `*.example.com` for
+    /// the names under a domain.
+    pub allow: Vec<String>,
+    /// The most requests one run may send.
+    pub max_requests: u32,
+    /// The secrets its requests may name as `${NAME}`, by name.
+    pub secrets: Vec<(String, Secret<String>)>,
+}
+
+impl Script {
+    /// Whether a request may go to `host`.
+    pub fn allows(&self, host: &str) -> bool {
+        let host = host.trim_matches(['[', ']']).trim_end_matches('.');
+        self.allow.iter().any(|a| match a.strip_prefix("*.") {
+            Some(domain) => host.len().checked_sub(domain.len() + 1).is_some_and(|cut| {
+                host.is_char_boundary(cut)
+                    && host[cut..].eq_ignore_ascii_case(&format!(".{domain}"))
+            }),
+            None => host.eq_ignore_ascii_case(a),
+        })
+    }
+}
+
+/// A script site's request budget when it sets none.
+pub const DEFAULT_MAX_REQUESTS: u32 = 20;
+/// The largest request budget a script site may set.
+pub const MAX_MAX_REQUESTS: u32 = 1000;
+
 /// A push site's grace when it sets none.
 pub const DEFAULT_PUSH_GRACE: Duration = Duration::from_secs(60);
 /// The fewest characters of a push token (it is the job's only credential).
@@ -187,6 +233,7 @@ pub struct Dns {
 pub(crate) fn resolve(
     raw: &RawSite,
     env: Env<'_>,
+    plugin_limits: crate::PluginLimits,
 ) -> Result<Option<(Kind, String, Url)>, FieldError> {
     let kind = raw.kind.as_deref().map(str::trim).unwrap_or("http");
     if !KINDS.contains(&kind) {
@@ -202,20 +249,29 @@ pub(crate) fn resolve(
     }
     // Each field and the kinds that take it: any other kind refuses it by name.
     const HTTP: &[&str] = &["http"];
+    const REQUESTS: &[&str] = &["http", "script"];
     const ANSWERS: &[&str] = &["tcp", "websocket"];
-    const TLS_TRUST: &[&str] = &["http", "tcp", "websocket", "grpc"];
+    const TLS_TRUST: &[&str] = &["http", "tcp", "websocket", "grpc", "script"];
     const PUSH: &[&str] = &["push"];
     const DNS: &[&str] = &["dns"];
-    let fields: [(&str, bool, &[&str]); 29] = [
-        ("url", raw.url.is_some(), &["http", "websocket"]),
+    const SCRIPT: &[&str] = &["script"];
+    let fields: [(&str, bool, &[&str]); 36] = [
+        ("url", raw.url.is_some(), &["http", "websocket", "script"]),
         ("method", raw.method.is_some(), HTTP),
         ("headers", !raw.headers.is_empty(), HTTP),
         ("expect_status", raw.expect_status.is_some(), HTTP),
-        ("keep_alive", raw.keep_alive.is_some(), HTTP),
-        ("max_body", raw.max_body.is_some(), HTTP),
+        ("keep_alive", raw.keep_alive.is_some(), REQUESTS),
+        ("max_body", raw.max_body.is_some(), REQUESTS),
         ("body", raw.body.is_some(), HTTP),
         ("content_type", raw.content_type.is_some(), HTTP),
-        ("follow_redirects", raw.follow_redirects.is_some(), HTTP),
+        ("follow_redirects", raw.follow_redirects.is_some(), REQUESTS),
+        ("plugin", raw.plugin.is_some(), SCRIPT),
+        ("config", raw.config.is_some(), SCRIPT),
+        ("allow", raw.allow.is_some(), SCRIPT),
+        ("max_requests", raw.max_requests.is_some(), SCRIPT),
+        ("secrets", raw.secrets.is_some(), SCRIPT),
+        ("memory_limit", raw.memory_limit.is_some(), SCRIPT),
+        ("time_limit", raw.time_limit.is_some(), SCRIPT),
         (
             "checks",
             !raw.checks.is_empty(),
@@ -258,6 +314,7 @@ pub(crate) fn resolve(
         "grpc" => grpc(raw).map(Some),
         "push" => push(raw, env).map(Some),
         "icmp" => icmp(raw).map(Some),
+        "script" => script(raw, env, plugin_limits).map(Some),
         _ => dns(raw).map(Some),
     }
 }
@@ -412,6 +469,166 @@ fn push(raw: &RawSite, env: Env<'_>) -> Result<(Kind, String, Url), FieldError> 
         shown,
         url,
     ))
+}
+
+fn script(
+    raw: &RawSite,
+    env: Env<'_>,
+    plugin_limits: crate::PluginLimits,
+) -> Result<(Kind, String, Url), FieldError> {
+    let name = raw.name.as_deref().map(str::trim).unwrap_or_default();
+    if name.is_empty() {
+        return Err(("name", "a site of kind script needs a name").into());
+    }
+    let plugin = raw.plugin.clone().ok_or_else(|| {
+        FieldError::from((
+            "plugin",
+            "a site of kind script needs plugin, the scenario plugin (its <name>.wasm in plugins.dir)",
+        ))
+    })?;
+    // The site's own URL: where the scenario goes, the host it may reach by default, and
+    // the config's `url` when it has none. Plain: a secret goes in through a placeholder.
+    let url = match raw.url.as_deref().map(str::trim) {
+        None => None,
+        Some(u) => Some(
+            Url::parse(u)
+                .ok()
+                .filter(|u| {
+                    matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some_and(|h| !h.is_empty())
+                        && u.username().is_empty()
+                        && u.password().is_none()
+                        && !u.as_str().contains("${")
+                })
+                .ok_or_else(|| {
+                    FieldError::from((
+                        "url",
+                        format!(
+                            "{} is not an http:// or https:// URL without credentials (put a secret in the config as ${{NAME}})",
+                            values::quote(u)
+                        ),
+                    ))
+                })?,
+        ),
+    };
+    let mut config = match &raw.config {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        Some(_) => return Err(("config", "must be a JSON object").into()),
+    };
+    if let Some(u) = &url {
+        config
+            .entry("url")
+            .or_insert_with(|| serde_json::Value::from(u.as_str()));
+    }
+    let config = serde_json::Value::Object(config);
+    let plugin = super::resolve_plugin_use(
+        &super::raw::RawPluginUse {
+            plugin,
+            config: Some(config.clone()),
+            memory_limit: raw.memory_limit.clone(),
+            time_limit: raw.time_limit.clone(),
+        },
+        plugin_limits,
+    )?;
+    let allow: Vec<String> = match (&raw.allow, &url) {
+        (Some(list), _) if list.is_empty() => {
+            return Err(("allow", "list at least one host the scenario may reach").into());
+        }
+        (Some(list), _) => list
+            .iter()
+            .enumerate()
+            .map(|(j, h)| allowed_host(h).map_err(|m| FieldError::from((format!("allow[{j}]"), m))))
+            .collect::<Result<_, _>>()?,
+        (None, Some(u)) => vec![
+            u.host_str()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_ascii_lowercase(),
+        ],
+        (None, None) => {
+            return Err((
+                "allow",
+                "a site of kind script needs allow (the hosts its requests may reach) or url (whose host it may reach)",
+            )
+                .into());
+        }
+    };
+    let max_requests = raw.max_requests.unwrap_or(DEFAULT_MAX_REQUESTS);
+    if !(1..=MAX_MAX_REQUESTS).contains(&max_requests) {
+        return Err((
+            "max_requests",
+            format!("must be from 1 to {MAX_MAX_REQUESTS}, got {max_requests}"),
+        )
+            .into());
+    }
+    // The secrets: each `${NAME}` of its config, and those it lists.
+    let mut names: Vec<(String, String)> = super::expand::placeholders(&config.to_string())
+        .into_iter()
+        .map(|n| (n, "config".to_owned()))
+        .collect();
+    for (j, n) in raw.secrets.iter().flatten().enumerate() {
+        let n = n.trim();
+        if !super::expand::is_variable_name(n) {
+            return Err((
+                format!("secrets[{j}]"),
+                format!(
+                    "{} is not the name of an environment variable (letters, digits and _)",
+                    values::quote(n)
+                ),
+            )
+                .into());
+        }
+        if !names.iter().any(|(have, _)| have == n) {
+            names.push((n.to_owned(), format!("secrets[{j}]")));
+        }
+    }
+    let secrets = names
+        .into_iter()
+        .map(|(n, field)| Ok((n.clone(), Secret::new(env_secret(env, &field, &n)?))))
+        .collect::<Result<Vec<_>, FieldError>>()?;
+    let shown = format!(
+        "script:{}",
+        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let shown_url = Url::parse(&shown).map_err(|e| FieldError::from(("name", e.to_string())))?;
+    Ok((
+        Kind::Script(Script {
+            plugin,
+            allow,
+            max_requests,
+            secrets,
+        }),
+        shown,
+        shown_url,
+    ))
+}
+
+/// One entry of a script site's `allow`: a host name, an address, or `*.` and a domain.
+fn allowed_host(text: &str) -> Result<String, String> {
+    let host = text.trim().trim_end_matches('.').to_ascii_lowercase();
+    let name = host.strip_prefix("*.").unwrap_or(&host);
+    let bare = name.trim_matches(['[', ']']);
+    let valid = bare.parse::<std::net::IpAddr>().is_ok() && !host.starts_with("*.")
+        || (!name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+            }));
+    if !valid {
+        return Err(format!(
+            "{} is not a host: a name (api.example.com), an address (127.0.0.1) or *.example.com, without scheme or port",
+            values::quote(text)
+        ));
+    }
+    Ok(if bare.parse::<std::net::IpAddr>().is_ok() {
+        bare.to_owned()
+    } else {
+        host
+    })
 }
 
 fn icmp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {

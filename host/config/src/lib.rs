@@ -400,13 +400,23 @@ impl Config {
     /// Every plugin use, with its field path and site.
     pub fn plugin_uses(&self) -> impl Iterator<Item = (String, Option<&str>, &PluginUse)> {
         let checks = self.sites.iter().enumerate().flat_map(|(i, s)| {
-            s.checks.iter().enumerate().map(move |(j, u)| {
-                (
-                    format!("sites[{i}].checks[{j}].plugin"),
+            let scenario = match &s.kind {
+                kind::Kind::Script(script) => Some((
+                    format!("sites[{i}].plugin"),
                     Some(s.name.as_str()),
-                    u,
-                )
-            })
+                    &script.plugin,
+                )),
+                _ => None,
+            };
+            scenario
+                .into_iter()
+                .chain(s.checks.iter().enumerate().map(move |(j, u)| {
+                    (
+                        format!("sites[{i}].checks[{j}].plugin"),
+                        Some(s.name.as_str()),
+                        u,
+                    )
+                }))
         });
         let formatter = self
             .alerting
@@ -693,10 +703,11 @@ fn resolve(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(e.field, Some(&label), e.message))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut s = resolve_site(base, site, &alerting, &maintenance, env).map_err(|e| {
-            let e = e.under(&format!("sites[{i}]"));
-            invalid(e.field, Some(&label), e.message)
-        })?;
+        let mut s = resolve_site(base, site, &alerting, &maintenance, env, plugins.limits)
+            .map_err(|e| {
+                let e = e.under(&format!("sites[{i}]"));
+                invalid(e.field, Some(&label), e.message)
+            })?;
         s.checks = checks;
         if !seen.insert(values::name_key(&s.name)) {
             return Err(invalid(
@@ -1129,11 +1140,13 @@ fn resolve_site(
     global: &AlertingConfig,
     global_maintenance: &[crate::maintenance::Window],
     env: secret::Env<'_>,
+    plugin_limits: PluginLimits,
 ) -> Result<SiteConfig, FieldError> {
-    let (kind, url, request_url, mut secrets) = match kind::resolve(&raw, env)? {
+    let (kind, url, request_url, mut secrets) = match kind::resolve(&raw, env, plugin_limits)? {
         Some((kind, shown, url)) => {
             let secrets = match &kind {
                 kind::Kind::Push(p) => vec![p.token.clone()],
+                kind::Kind::Script(s) => s.secrets.iter().map(|(_, v)| v.clone()).collect(),
                 _ => Vec::new(),
             };
             (kind, shown, url, secrets)
@@ -1294,10 +1307,15 @@ fn resolve_site(
     let own = rules::maintenance(&raw.maintenance)?;
     let maintenance =
         crate::maintenance::Schedule::new(global_maintenance.iter().cloned().chain(own).collect());
-    if raw.domain_expiry == Some(true) && matches!(kind, kind::Kind::Push(_)) {
+    if raw.domain_expiry == Some(true)
+        && matches!(kind, kind::Kind::Push(_) | kind::Kind::Script(_))
+    {
         return Err((
             "domain_expiry",
-            "a push site has no domain: put domain_expiry on a site that probes the host",
+            format!(
+                "a {} site has no domain of its own: put domain_expiry on a site that probes the host",
+                kind.as_str()
+            ),
         )
             .into());
     }

@@ -237,6 +237,15 @@ fn site(s: &SiteConfig) -> PrintedSite {
             .as_object()
             .cloned()
             .unwrap_or_default(),
+            crate::kind::Kind::Script(sc) => json!({
+                "plugin": plugin_use(&sc.plugin),
+                "allow": sc.allow,
+                "max_requests": sc.max_requests,
+                "secrets": sc.secrets.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
             crate::kind::Kind::Icmp(i) => json!({"target": i.host, "count": i.count})
                 .as_object()
                 .cloned()

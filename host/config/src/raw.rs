@@ -310,6 +310,20 @@ pub(crate) struct RawSite {
     pub grace: Option<RawDuration>,
     /// Watch the registration expiry of the site's registrable domain (RDAP).
     pub domain_expiry: Option<bool>,
+    /// script: the scenario plugin that is the probe.
+    pub plugin: Option<String>,
+    /// script: the scenario's config, passed as JSON text with its `${NAME}` as written.
+    pub config: Option<serde_json::Value>,
+    /// script: the hosts its requests may reach (default: the host of `url`).
+    pub allow: Option<Vec<String>>,
+    /// script: the most requests one run may send (20 by default).
+    pub max_requests: Option<u32>,
+    /// script: environment variables its requests may name besides those in `config`.
+    pub secrets: Option<Vec<String>>,
+    /// script: the scenario plugin's memory limit (the `plugins` default when left out).
+    pub memory_limit: Option<RawSize>,
+    /// script: the scenario plugin's CPU time limit per run (time in host calls not counted).
+    pub time_limit: Option<RawDuration>,
     pub interval: Option<RawDuration>,
     pub timeout: Option<RawDuration>,
     pub method: Option<String>,

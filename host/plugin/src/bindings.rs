@@ -91,6 +91,56 @@ pub mod v0_3 {
     pub use checker::sitewatch::plugin::types;
 }
 
+/// `sitewatch:plugin@0.4.0`: scenarios. Its `types` are 0.3.0's, unchanged, so its checks and
+/// formatters take the very same Rust types (a component's types are checked by structure).
+pub mod v0_4 {
+    pub mod checker {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.4.0",
+            world: "checker",
+            imports: { default: trappable },
+            exports: { default: async },
+            with: {
+                "sitewatch:plugin/types": crate::bindings::v0_3::types,
+            },
+        });
+    }
+
+    pub mod formatter {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.4.0",
+            world: "alert-formatter",
+            imports: { default: trappable },
+            exports: { default: async },
+            with: {
+                "sitewatch:plugin/types": crate::bindings::v0_3::types,
+                "sitewatch:plugin/host": super::checker::sitewatch::plugin::host,
+            },
+        });
+    }
+
+    pub mod scenario {
+        wasmtime::component::bindgen!({
+            path: "../../wit/0.4.0",
+            world: "scenario",
+            imports: {
+                "sitewatch:plugin/scenario-host.send": async | trappable,
+                "sitewatch:plugin/scenario-host.sleep": async | trappable,
+                default: trappable,
+            },
+            exports: { default: async },
+            with: {
+                "sitewatch:plugin/types": crate::bindings::v0_3::types,
+                "sitewatch:plugin/host": super::checker::sitewatch::plugin::host,
+            },
+        });
+    }
+
+    pub use checker::sitewatch::plugin::host;
+    pub use scenario::exports::sitewatch::plugin::script;
+    pub use scenario::sitewatch::plugin::scenario_host;
+}
+
 /// The newest version's `host` log level.
 pub use v0_3::host::Level;
 /// The newest version's types: what the host builds and reads.
@@ -299,6 +349,15 @@ pub(crate) fn alert_v0_2(a: &types::Alert) -> v0_2::types::Alert {
 }
 
 /// A 0.2.0 plugin's log level in the newest types.
+pub(crate) fn level_from_v0_4(level: v0_4::host::Level) -> Level {
+    match level {
+        v0_4::host::Level::Debug => Level::Debug,
+        v0_4::host::Level::Info => Level::Info,
+        v0_4::host::Level::Warn => Level::Warn,
+        v0_4::host::Level::Error => Level::Error,
+    }
+}
+
 pub(crate) fn level_from_v0_2(level: v0_2::host::Level) -> Level {
     match level {
         v0_2::host::Level::Debug => Level::Debug,

@@ -306,6 +306,13 @@ pub async fn call(
             Ok(Err(e)) => ("error", Some(super::sanitize_text(&e, 300))),
             Err(f) => ("crash", Some(f.message)),
         },
+        PluginKind::Scenario => (
+            "error",
+            Some(
+                "a scenario runs against a target, not on a canned response: `sitewatch plugin test <file> --config '{...}' --allow <host>`"
+                    .to_owned(),
+            ),
+        ),
         PluginKind::Formatter => match host.format(plugin, limits, config, &alert).await {
             Ok(Ok(text)) => {
                 report.output = Some(text);
@@ -500,4 +507,64 @@ mod tests {
         let plain = types::Response::from(CannedResponse::default());
         assert!(plain.tls.is_none());
     }
+}
+
+/// A scenario's `plugin test`: where it may go and what it may spend.
+#[derive(Debug, Clone)]
+pub struct ScenarioTest {
+    /// The scenario's config, as JSON text (its `${NAME}` are read from the environment).
+    pub config: String,
+    /// Hosts it may reach; empty: the host of its config's `url`.
+    pub allow: Vec<String>,
+    pub timeout: std::time::Duration,
+    pub max_requests: u32,
+}
+
+/// Runs the scenario `plugin` (loaded from `file`) once, as a `script` site of its own: its
+/// measurement, with the steps. The error names what is wrong with the arguments.
+pub async fn test_scenario(
+    host: &Arc<PluginHost>,
+    plugin: Plugin,
+    file: &Path,
+    test: &ScenarioTest,
+    limits: Limits,
+) -> Result<crate::measurement::Measurement, String> {
+    let config: serde_json::Value =
+        serde_json::from_str(&test.config).map_err(|e| format!("--config is not JSON: {e}"))?;
+    let mut site = serde_json::json!({
+        "name": &*plugin.name,
+        "kind": "script",
+        "plugin": &*plugin.name,
+        "config": config,
+        "timeout": test.timeout.as_secs_f64(),
+        "max_requests": test.max_requests,
+        "memory_limit": limits.memory,
+        "time_limit": limits.time.as_secs_f64(),
+    });
+    if test.allow.is_empty() {
+        match config.get("url").and_then(|u| u.as_str()) {
+            Some(url) => site["url"] = url.into(),
+            None => {
+                return Err(
+                    "give --allow (the hosts the scenario may reach), or a \"url\" in --config"
+                        .into(),
+                );
+            }
+        }
+    } else {
+        site["allow"] = test.allow.clone().into();
+    }
+    let text = serde_json::json!({"sites": [site]}).to_string();
+    let at = file.with_file_name("(plugin test)");
+    let config = crate::config::Config::parse(&at, text.as_bytes())
+        .map_err(|e| sitewatch_core::error_chain(&e))?;
+    let site = config.sites.into_iter().next().ok_or("no site")?;
+    let plugins = super::set::PluginSet::of(Arc::clone(host), plugin);
+    let prober = crate::probe::Prober::new(Arc::new(crate::clock::SystemClock::default()))
+        .map_err(|e| e.to_string())?;
+    let mut target = crate::probe::Target::new(site);
+    prober.prepare(&mut target).map_err(|e| e.to_string())?;
+    super::scenario::probe(&plugins, &prober, &target, tokio::time::Instant::now())
+        .await
+        .map_err(|e| format!("sitewatch could not run the scenario: {e}"))
 }

@@ -24,9 +24,10 @@ pub mod bindings;
 pub mod checks;
 pub mod cli;
 mod sanitize;
+pub mod scenario;
 pub mod set;
 
-use bindings::{types, v0_1, v0_2, v0_3};
+use bindings::{types, v0_1, v0_2, v0_3, v0_4};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,18 +50,26 @@ pub enum WitVersion {
     V0_2,
     /// `0.3.0`: checks on every kind of site; the response says what was observed.
     V0_3,
+    /// `0.4.0`: scenarios (the `scenario` world).
+    V0_4,
 }
 
 impl WitVersion {
-    pub const ALL: [WitVersion; 3] = [WitVersion::V0_1, WitVersion::V0_2, WitVersion::V0_3];
+    pub const ALL: [WitVersion; 4] = [
+        WitVersion::V0_1,
+        WitVersion::V0_2,
+        WitVersion::V0_3,
+        WitVersion::V0_4,
+    ];
     /// The version new plugins should be built against.
-    pub(crate) const NEWEST: WitVersion = WitVersion::V0_3;
+    pub(crate) const NEWEST: WitVersion = WitVersion::V0_4;
 
     pub fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
             WitVersion::V0_2 => "0.2.0",
             WitVersion::V0_3 => "0.3.0",
+            WitVersion::V0_4 => "0.4.0",
         }
     }
 
@@ -136,6 +145,8 @@ const MAX_MEMORY_LIMIT: u64 = crate::config::MAX_PLUGIN_MEMORY;
 pub enum PluginKind {
     Check,
     Formatter,
+    /// A scenario: the probe of a `script` site.
+    Scenario,
 }
 
 impl std::fmt::Display for PluginKind {
@@ -143,6 +154,7 @@ impl std::fmt::Display for PluginKind {
         f.write_str(match self {
             PluginKind::Check => "check",
             PluginKind::Formatter => "formatter",
+            PluginKind::Scenario => "scenario",
         })
     }
 }
@@ -160,11 +172,11 @@ pub enum PluginError {
     #[error("plugin {name}: not a valid WebAssembly component: {message}")]
     Compile { name: String, message: String },
     #[error(
-        "plugin {name}: imports `{import}`, which plugins may not use; allowed: sitewatch:plugin/host and the WASI cli, io, clocks, random, filesystem and sockets interfaces (no directory is preopened and every connection is refused at run time)"
+        "plugin {name}: imports `{import}`, which plugins may not use; allowed: sitewatch:plugin/host (and scenario-host, for scenarios) and the WASI cli, io, clocks, random, filesystem and sockets interfaces (no directory is preopened and every connection is refused at run time)"
     )]
     ForbiddenImport { name: String, import: String },
     #[error(
-        "plugin {name}: exports neither `sitewatch:plugin/check` nor `sitewatch:plugin/formatter` of a WIT version this host speaks ({}) (it exports {}); {}",
+        "plugin {name}: exports none of `sitewatch:plugin/check`, `sitewatch:plugin/formatter` or `sitewatch:plugin/script` of a WIT version this host speaks ({}) (it exports {}); {}",
         versions_spoken(),
         list(exports),
         version_hint(unknown.as_deref())
@@ -202,7 +214,7 @@ fn version_hint(unknown: Option<&str>) -> String {
             "it was built against another version of the sitewatch:plugin WIT ({e}); rebuild it against sitewatch:plugin@{newest} (wit/{newest}/plugin.wit)"
         ),
         None => format!(
-            "build it against the `checker` or `alert-formatter` world of wit/{newest}/plugin.wit"
+            "build it against the `checker`, `alert-formatter` or `scenario` world of wit/{newest}/plugin.wit"
         ),
     }
 }
@@ -251,9 +263,12 @@ enum Pre {
     CheckV0_1(v0_1::checker::CheckerPre<PluginState>),
     CheckV0_2(v0_2::checker::CheckerPre<PluginState>),
     CheckV0_3(v0_3::checker::CheckerPre<PluginState>),
+    CheckV0_4(v0_4::checker::CheckerPre<PluginState>),
     FormatterV0_1(v0_1::formatter::AlertFormatterPre<PluginState>),
     FormatterV0_2(v0_2::formatter::AlertFormatterPre<PluginState>),
     FormatterV0_3(v0_3::formatter::AlertFormatterPre<PluginState>),
+    FormatterV0_4(v0_4::formatter::AlertFormatterPre<PluginState>),
+    Scenario(v0_4::scenario::ScenarioPre<PluginState>),
 }
 
 impl std::fmt::Debug for Plugin {
@@ -274,6 +289,13 @@ pub(crate) struct PluginState {
     limiter: MemoryLimiter,
     plugin: Arc<str>,
     log_lines: u32,
+    /// A scenario's run: what its host calls reach.
+    scenario: Option<Box<scenario::Session>>,
+    /// The longest a scenario's call may take in all (its run's budget).
+    wall: Option<Duration>,
+    /// Time the call spent waiting in host calls (a scenario's requests and sleeps): not the
+    /// plugin's own time, so not counted against its time limit.
+    away: Duration,
 }
 
 impl WasiView for PluginState {
@@ -303,6 +325,13 @@ impl PluginState {
             bindings::Level::Warn => tracing::warn!(plugin, "{message}"),
             bindings::Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+}
+
+impl v0_4::host::Host for PluginState {
+    fn log(&mut self, level: v0_4::host::Level, message: String) -> wasmtime::Result<()> {
+        PluginState::log(self, bindings::level_from_v0_4(level), &message);
+        Ok(())
     }
 }
 
@@ -571,6 +600,10 @@ impl PluginHost {
             .map_err(engine_err)?;
         v0_3::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        v0_4::host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+        v0_4::scenario_host::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
         let budget = Arc::new(MemoryBudget::new(default_total_memory()));
         Ok(Arc::new(Self {
             _ticker: EpochTicker::start(engine.clone()),
@@ -652,9 +685,14 @@ impl PluginHost {
                 exports,
             });
         }
-        let allowed = |i: &String| {
-            matches!(sitewatch_interface(i), Some(("host" | "types", _)))
-                || ALLOWED_WASI_IMPORTS.iter().any(|p| i.starts_with(p))
+        // Only a scenario may import the scenario host (its requests).
+        let scenario = exports
+            .iter()
+            .any(|e| matches!(sitewatch_interface(e), Some(("script", _))));
+        let allowed = |i: &String| match sitewatch_interface(i) {
+            Some(("host" | "types", _)) => true,
+            Some(("scenario-host", _)) => scenario,
+            _ => ALLOWED_WASI_IMPORTS.iter().any(|p| i.starts_with(p)),
         };
         if let Some(bad) = imports.iter().find(|i| !allowed(i)) {
             return Err(PluginError::ForbiddenImport {
@@ -677,7 +715,13 @@ impl PluginHost {
                 .max()
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
-        let (kind, wit, pre) = if let Some(wit) = exported("check") {
+        let (kind, wit, pre) = if let Some(wit) = exported("script") {
+            (
+                PluginKind::Scenario,
+                wit,
+                Pre::Scenario(v0_4::scenario::ScenarioPre::new(pre).map_err(link)?),
+            )
+        } else if let Some(wit) = exported("check") {
             let pre = match wit {
                 WitVersion::V0_1 => {
                     Pre::CheckV0_1(v0_1::checker::CheckerPre::new(pre).map_err(link)?)
@@ -687,6 +731,9 @@ impl PluginHost {
                 }
                 WitVersion::V0_3 => {
                     Pre::CheckV0_3(v0_3::checker::CheckerPre::new(pre).map_err(link)?)
+                }
+                WitVersion::V0_4 => {
+                    Pre::CheckV0_4(v0_4::checker::CheckerPre::new(pre).map_err(link)?)
                 }
             };
             (PluginKind::Check, wit, pre)
@@ -700,6 +747,9 @@ impl PluginHost {
                 }
                 WitVersion::V0_3 => {
                     Pre::FormatterV0_3(v0_3::formatter::AlertFormatterPre::new(pre).map_err(link)?)
+                }
+                WitVersion::V0_4 => {
+                    Pre::FormatterV0_4(v0_4::formatter::AlertFormatterPre::new(pre).map_err(link)?)
                 }
             };
             (PluginKind::Formatter, wit, pre)
@@ -723,10 +773,14 @@ impl PluginHost {
 }
 
 impl Caller {
+    /// A fresh store for one call. A scenario's call also gets its session, and may run until
+    /// its session's budget; the time limit counts only the plugin's own time, not the time
+    /// it waits in host calls.
     fn new_store(
         &self,
         plugin: Arc<str>,
         limits: Limits,
+        session: Option<Box<scenario::Session>>,
     ) -> (Store<PluginState>, MemoryOutputPipe) {
         let stderr = MemoryOutputPipe::new(PIPE_CAPACITY);
         let stdout = MemoryOutputPipe::new(PIPE_CAPACITY);
@@ -749,14 +803,20 @@ impl Caller {
             },
             plugin,
             log_lines: 0,
+            wall: session.as_ref().map(|s| s.budget()),
+            scenario: session,
+            away: Duration::ZERO,
         };
+        let wall = state.wall;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         let started = Instant::now();
         let limit = limits.time;
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if started.elapsed() >= limit {
+        store.epoch_deadline_callback(move |ctx| {
+            let elapsed = started.elapsed();
+            let own = elapsed.saturating_sub(ctx.data().away);
+            if own >= limit || wall.is_some_and(|w| elapsed >= w) {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 // Let other tasks run on this thread, then continue.
@@ -774,14 +834,28 @@ impl Caller {
         limits: Limits,
         call: impl AsyncFnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| CallFailure::new("the plugin host is shutting down"))?;
-        let (mut store, stderr) = self.new_store(plugin, limits);
-        let outcome = tokio::time::timeout(backstop(limits), call(&mut store)).await;
-        settle(outcome, &store, &stderr, limits)
+        self.call_with(plugin, limits, None, call).await.0
+    }
+
+    /// [`Caller::call`] with a scenario's session, given back with the outcome.
+    async fn call_with<R>(
+        &self,
+        plugin: Arc<str>,
+        limits: Limits,
+        session: Option<Box<scenario::Session>>,
+        call: impl AsyncFnOnce(&mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> (Result<R, CallFailure>, Option<Box<scenario::Session>>) {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return (
+                Err(CallFailure::new("the plugin host is shutting down")),
+                session,
+            );
+        };
+        let budget = session.as_ref().map(|s| s.budget()).unwrap_or_default();
+        let (mut store, stderr) = self.new_store(plugin, limits, session);
+        let outcome = tokio::time::timeout(budget + backstop(limits), call(&mut store)).await;
+        let settled = settle(outcome, &store, &stderr, limits);
+        (settled, store.data_mut().scenario.take())
     }
 }
 
@@ -853,9 +927,24 @@ impl PluginHost {
                         })
                         .await
                 }
-                Pre::FormatterV0_1(_) | Pre::FormatterV0_2(_) | Pre::FormatterV0_3(_) => Err(
-                    CallFailure::new(format!("plugin {name} is a {kind}, not a check")),
-                ),
+                Pre::CheckV0_4(pre) => {
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_check()
+                                .call_check(&mut *store, &config, &response)
+                                .await
+                        })
+                        .await
+                }
+                Pre::FormatterV0_1(_)
+                | Pre::FormatterV0_2(_)
+                | Pre::FormatterV0_3(_)
+                | Pre::FormatterV0_4(_)
+                | Pre::Scenario(_) => Err(CallFailure::new(format!(
+                    "plugin {name} is a {kind}, not a check"
+                ))),
             }
         })
         .await
@@ -913,12 +1002,82 @@ impl PluginHost {
                         })
                         .await
                 }
-                Pre::CheckV0_1(_) | Pre::CheckV0_2(_) | Pre::CheckV0_3(_) => Err(CallFailure::new(
-                    format!("plugin {name} is a {kind}, not a formatter"),
-                )),
+                Pre::FormatterV0_4(pre) => {
+                    caller
+                        .call(name, limits, async |store| {
+                            let instance = pre.instantiate_async(&mut *store).await?;
+                            instance
+                                .sitewatch_plugin_formatter()
+                                .call_format(&mut *store, &config, &alert)
+                                .await
+                        })
+                        .await
+                }
+                Pre::CheckV0_1(_)
+                | Pre::CheckV0_2(_)
+                | Pre::CheckV0_3(_)
+                | Pre::CheckV0_4(_)
+                | Pre::Scenario(_) => Err(CallFailure::new(format!(
+                    "plugin {name} is a {kind}, not a formatter"
+                ))),
             }
         })
         .await
+    }
+}
+
+impl PluginHost {
+    /// Runs a scenario plugin once with `session`, on the plugin pool; the session comes back
+    /// with what the run did (its steps, its requests, any refusal of the host).
+    pub(crate) async fn run_scenario(
+        &self,
+        plugin: &Plugin,
+        limits: Limits,
+        config: &str,
+        session: Box<scenario::Session>,
+    ) -> (
+        Result<Result<scenario::Outcome, scenario::Failure>, CallFailure>,
+        Box<scenario::Session>,
+    ) {
+        let Pre::Scenario(pre) = plugin.pre.clone() else {
+            let kind = plugin.kind;
+            return (
+                Err(CallFailure::new(format!(
+                    "plugin {} is a {kind}, not a scenario",
+                    plugin.name
+                ))),
+                session,
+            );
+        };
+        let (caller, name, config) = (
+            self.caller.clone(),
+            Arc::clone(&plugin.name),
+            config.to_owned(),
+        );
+        let fallback = session.clone();
+        let joined = self
+            .pool
+            .handle()
+            .spawn(async move {
+                caller
+                    .call_with(name, limits, Some(session), async |store| {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance
+                            .sitewatch_plugin_script()
+                            .call_run(&mut *store, &config)
+                            .await
+                    })
+                    .await
+            })
+            .await;
+        match joined {
+            Ok((result, session)) => (result, session.unwrap_or(fallback)),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => (
+                Err(CallFailure::new("the plugin host is shutting down")),
+                fallback,
+            ),
+        }
     }
 }
 

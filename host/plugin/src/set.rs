@@ -56,6 +56,17 @@ impl PluginSet {
     }
 
     /// The plugin host, created on first use.
+    /// A set of one loaded plugin on `host` (`sitewatch plugin test`).
+    pub fn of(host: Arc<PluginHost>, plugin: Plugin) -> Self {
+        let set = Self::new(None);
+        *set.host.lock().unwrap_or_else(|p| p.into_inner()) = Some(host);
+        set.plugins.store(Arc::new(HashMap::from([(
+            plugin.name.to_string(),
+            Arc::new(plugin),
+        )])));
+        set
+    }
+
     pub fn host(&self) -> Result<Arc<PluginHost>, PluginError> {
         let mut host = self.host.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(h) = &*host {
@@ -113,8 +124,10 @@ impl PluginSet {
             }
             let want = if field.starts_with("alerting.") || field.starts_with("notify[") {
                 PluginKind::Formatter
-            } else {
+            } else if field.contains(".checks[") {
                 PluginKind::Check
+            } else {
+                PluginKind::Scenario
             };
             let got = prepared.plugins[&u.plugin].kind;
             if got != want {
@@ -210,6 +223,17 @@ pub(crate) async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(),
         PluginKind::Formatter => host
             .format(plugin, SMOKE_LIMITS, "{}", &super::cli::sample_alert())
             .await
+            .map(drop),
+        // A run that sends nothing: every request is refused.
+        PluginKind::Scenario => host
+            .run_scenario(
+                plugin,
+                SMOKE_LIMITS,
+                "{}",
+                Box::new(super::scenario::Session::dry()),
+            )
+            .await
+            .0
             .map(drop),
     };
     result.map_err(|e| PluginError::SmokeTest {

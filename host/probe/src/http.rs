@@ -33,9 +33,18 @@ pub(crate) async fn run(
         ..Progress::default()
     };
     let start = Instant::now();
+    let request = Request {
+        url: site.request_url.expose(),
+        method: site.method.clone(),
+        headers: &site.headers,
+        body: site.body.as_ref(),
+        follow: site.follow_redirects,
+        max_body: site.max_body,
+        allow: None,
+    };
     let result = tokio::time::timeout(
         site.timeout,
-        Arc::clone(&phase_clock).scope(fetch(client, site, start, &mut progress)),
+        Arc::clone(&phase_clock).scope(fetch(client, &request, start, &mut progress)),
     )
     .await;
     let ended = Instant::now();
@@ -46,8 +55,9 @@ pub(crate) async fn run(
                 kind: ErrorKind::Status,
                 message: match &progress.not_followed {
                     Some(to) => format!(
-                        "status {code}, expected {}; the redirect to {to} was not followed (follow_redirects: {})",
+                        "status {code}, expected {}; the redirect to {} was not followed (follow_redirects: {})",
                         site.expect_status,
+                        shown_url(to, site),
                         site.follow_redirects.as_str()
                     ),
                     None => format!("status {code}, expected {}", site.expect_status),
@@ -151,8 +161,8 @@ struct Progress {
     last_url: Option<url::Url>,
     /// Redirects followed.
     hops: u32,
-    /// A redirect the site's policy did not follow, where it pointed (shown, redacted).
-    not_followed: Option<String>,
+    /// A redirect the site's policy did not follow, where it pointed.
+    not_followed: Option<url::Url>,
 }
 
 impl Progress {
@@ -169,6 +179,21 @@ enum Failure {
     Send(reqwest::Error),
     Body(reqwest::Error),
     TooManyRedirects,
+    /// A hop to a URL the request may not reach (a scenario's `allow`).
+    Refused(url::Url),
+}
+
+/// One request as the prober sends it: a site's probe, or a scenario's request.
+pub(crate) struct Request<'a> {
+    /// The first hop's URL (its userinfo becomes basic auth, for every hop to its origin).
+    pub url: &'a url::Url,
+    pub method: reqwest::Method,
+    pub headers: &'a reqwest::header::HeaderMap,
+    pub body: Option<&'a crate::config::RequestBody>,
+    pub follow: crate::config::FollowRedirects,
+    pub max_body: u64,
+    /// Which URLs a redirect may lead to (`None`: any the policy follows).
+    pub allow: Option<&'a (dyn Fn(&url::Url) -> bool + Send + Sync)>,
 }
 
 /// The statuses that redirect (with a `Location`).
@@ -190,11 +215,11 @@ fn shown_url(url: &url::Url, site: &SiteConfig) -> String {
 /// Reads the final response's body up to the site's `max_body`.
 async fn fetch(
     client: &reqwest::Client,
-    site: &SiteConfig,
+    site: &Request<'_>,
     start: Instant,
     progress: &mut Progress,
 ) -> Result<(), Failure> {
-    let first = site.request_url.expose();
+    let first = site.url;
     let origin = first.origin();
     let mut url = first.clone();
     let mut method = site.method.clone();
@@ -238,14 +263,18 @@ async fn fetch(
         let Some(next) = next else {
             break response;
         };
-        let follow = match site.follow_redirects {
+        let follow = match site.follow {
             crate::config::FollowRedirects::Any => true,
             crate::config::FollowRedirects::SameOrigin => next.origin() == origin,
             crate::config::FollowRedirects::Never => false,
         };
         if !follow {
-            progress.not_followed = Some(shown_url(&next, site));
+            progress.not_followed = Some(next);
             break response;
+        }
+        if site.allow.is_some_and(|allow| !allow(&next)) {
+            progress.last_url = Some(next.clone());
+            return Err(Failure::Refused(next));
         }
         if progress.hops as usize >= MAX_REDIRECTS {
             progress.last_url = Some(next);
@@ -303,6 +332,15 @@ async fn fetch(
 
 fn classify(failure: Failure, phases: &timing::PhaseInstants) -> ProbeError {
     let (kind, err) = match failure {
+        Failure::Refused(to) => {
+            return ProbeError {
+                kind: ErrorKind::Plugin,
+                message: format!(
+                    "the redirect to {} was refused: its host is not in the site's allow",
+                    to.host_str().unwrap_or_default()
+                ),
+            };
+        }
         Failure::TooManyRedirects => {
             return ProbeError {
                 kind: ErrorKind::Http,
@@ -359,4 +397,131 @@ fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
         cur = e.source();
     }
     false
+}
+
+/// One request of a scenario (a `script` site's run), sent by the prober as a site's probe is:
+/// the site's client and TLS trust, its redirect policy and body cap, every hop checked
+/// against `allow`.
+pub struct Exchange {
+    pub method: reqwest::Method,
+    pub url: url::Url,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Option<Vec<u8>>,
+    /// The request's whole time, redirects included.
+    pub timeout: Duration,
+    /// Which URLs it, and any redirect it follows, may reach.
+    pub allow: Arc<dyn Fn(&url::Url) -> bool + Send + Sync>,
+}
+
+/// A scenario's request that got a whole response (any status).
+#[derive(Debug, Clone)]
+pub struct Exchanged {
+    pub status: u16,
+    /// Lower-case names, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// Up to the site's `max_body` bytes.
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    /// The final response's URL, after redirects.
+    pub url: url::Url,
+    pub ttfb: Duration,
+    pub response_time: Duration,
+    pub phases: crate::measurement::Phases,
+}
+
+/// A scenario's request that got no whole response.
+#[derive(Debug, Clone)]
+pub struct ExchangeFailed {
+    pub error: ProbeError,
+    /// The host a redirect led to that `allow` refused.
+    pub refused: Option<String>,
+    /// The request's time until it failed.
+    pub elapsed: Duration,
+    pub phases: crate::measurement::Phases,
+}
+
+/// Sends one scenario request for `target`.
+pub(crate) async fn exchange(
+    prober: &Prober,
+    target: &Target,
+    x: Exchange,
+) -> Result<Result<Exchanged, ExchangeFailed>, MonitorFailure> {
+    let site = &*target.config;
+    let client = match &target.client {
+        Some(c) => c,
+        None if site.keep_alive => &prober.pooled,
+        None => &prober.fresh,
+    };
+    let phase_clock = Arc::new(PhaseClock::default());
+    let mut progress = Progress {
+        captured: Some(Captured::default()),
+        ..Progress::default()
+    };
+    let body = x.body.map(|bytes| crate::config::RequestBody {
+        bytes,
+        content_type: None,
+    });
+    let request = Request {
+        url: &x.url,
+        method: x.method,
+        headers: &x.headers,
+        body: body.as_ref(),
+        follow: site.follow_redirects,
+        max_body: site.max_body,
+        allow: Some(&*x.allow),
+    };
+    let start = Instant::now();
+    let result = tokio::time::timeout(
+        x.timeout,
+        Arc::clone(&phase_clock).scope(fetch(client, &request, start, &mut progress)),
+    )
+    .await;
+    let elapsed = start.elapsed();
+    let instants = phase_clock.snapshot();
+    let failed = |error: ProbeError, refused: Option<String>| {
+        Ok(Err(ExchangeFailed {
+            error,
+            refused,
+            elapsed,
+            phases: instants.phases(),
+        }))
+    };
+    match result {
+        Ok(Ok(())) => {
+            let captured = progress.captured.take().unwrap_or_default();
+            Ok(Ok(Exchanged {
+                status: progress.status.unwrap_or_default(),
+                headers: captured.headers,
+                body: captured.body,
+                body_truncated: progress.body_truncated,
+                url: progress.last_url.unwrap_or(x.url),
+                ttfb: progress.ttfb.unwrap_or(elapsed),
+                response_time: progress.response_time.unwrap_or(elapsed),
+                phases: instants.phases(),
+            }))
+        }
+        Ok(Err(failure)) => {
+            if let Failure::Send(e) | Failure::Body(e) = &failure
+                && let Some(ours) = monitor_failure(e)
+            {
+                return Err(ours);
+            }
+            let refused = match &failure {
+                Failure::Refused(to) => to.host_str().map(str::to_owned),
+                _ => None,
+            };
+            failed(classify(failure, &instants), refused)
+        }
+        Err(_) => failed(
+            ProbeError {
+                kind: ErrorKind::Timeout,
+                message: format!(
+                    "no complete response within {} ({})",
+                    humantime::format_duration(x.timeout),
+                    progress.stage()
+                ),
+            },
+            None,
+        ),
+    }
 }

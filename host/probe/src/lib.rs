@@ -37,7 +37,7 @@ use tokio::time::Instant;
 pub(crate) const MAX_REDIRECTS: usize = 10;
 
 pub use grpc::GRPC_STATUS_CODE;
-pub use http::Captured;
+pub use http::{Captured, Exchange, ExchangeFailed, Exchanged};
 pub use icmp::{ICMP_LOSS_RATIO, ICMP_RTT_MAX, ICMP_RTT_MIN};
 
 /// A site as the prober sees it: its config plus the shared strings every measurement carries.
@@ -223,6 +223,26 @@ impl Prober {
         self.services.clone()
     }
 
+    /// Sends one request of `target`'s scenario (a `script` site), as its probes are sent.
+    /// `Err` when sitewatch itself could not (no file descriptor, no memory).
+    pub async fn exchange(
+        &self,
+        target: &Target,
+        request: Exchange,
+    ) -> Result<Result<Exchanged, ExchangeFailed>, MonitorFailure> {
+        http::exchange(self, target, request).await
+    }
+
+    /// Where now is on the wall clock measurements are stamped with.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
+    /// `instant` on the timeline measurements are placed on.
+    pub fn timeline_us(&self, instant: std::time::Instant) -> i64 {
+        self.clock.timeline_us(instant)
+    }
+
     /// Probes `target` once with its kind's run. `scheduled` is when the probe was due, for
     /// the lag figure. What the probe captured for the site's checks comes with it.
     pub async fn probe(
@@ -238,6 +258,14 @@ impl Prober {
             Kind::Grpc(spec) => grpc::run(self, target, spec, scheduled).await,
             Kind::Icmp(spec) => icmp::run(self, target, spec, scheduled).await,
             Kind::Push(spec) => push::run(self, target, spec, scheduled).await,
+            // A scenario runs on the plugin host, which sends its requests through
+            // [`Prober::exchange`]; the scheduler gives it script sites.
+            Kind::Script(_) => {
+                return Err(MonitorFailure(format!(
+                    "site {} is a script site: its scenario runs on the plugin host",
+                    target.name
+                )));
+            }
         };
         if target.config.domain_expiry
             && let Ok((m, _)) = &mut probed
@@ -258,7 +286,7 @@ fn host_of(site: &SiteConfig) -> Option<String> {
         Kind::Grpc(g) => Some(g.host.clone()),
         Kind::Icmp(i) => Some(i.host.clone()),
         Kind::Dns(d) => Some(d.name.clone()),
-        Kind::Push(_) => None,
+        Kind::Push(_) | Kind::Script(_) => None,
     }
 }
 

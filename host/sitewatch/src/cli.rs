@@ -116,7 +116,9 @@ pub enum PluginCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Run a plugin once and print its verdict (or rendered text), metrics and timings.
+    /// Run a plugin once and print its verdict (or rendered text), metrics and timings; a
+    /// scenario runs against its target (`--allow`) and prints each step, and the command
+    /// exits with status 1 when the run is down.
     Test(PluginTestArgs),
 }
 
@@ -135,7 +137,17 @@ pub struct PluginTestArgs {
     /// exits with status 1 when any case's answer differs from what it expects.
     #[arg(long, conflicts_with_all = ["config", "response"])]
     pub cases: Option<PathBuf>,
-    /// Time limit of the call.
+    /// Scenarios: a host the scenario may reach (repeat it for more; `*.example.com` for the
+    /// names under a domain). Without it, the host of the config's `url`.
+    #[arg(long, value_name = "HOST")]
+    pub allow: Vec<String>,
+    /// Scenarios: the run's whole time (its requests, sleeps and its own work).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Scenarios: the most requests the run may send.
+    #[arg(long, default_value_t = 20)]
+    pub max_requests: u32,
+    /// Time limit of the call (a scenario's own time, not its requests' or sleeps').
     #[arg(long, default_value = "100ms", value_parser = plugin_time_limit)]
     pub time_limit: std::time::Duration,
     /// Memory limit of the call, in MiB.

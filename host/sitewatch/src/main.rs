@@ -567,6 +567,10 @@ async fn plugin_test(
     }
     serde_json::from_str::<serde_json::Value>(&args.config)
         .context("--config is not valid JSON")?;
+    let plugin = host.load_file(&args.file).await?;
+    if plugin.kind == sitewatch::plugin::PluginKind::Scenario {
+        return plugin_test_scenario(host, plugin, &args).await;
+    }
     let canned: CannedResponse = match &args.response {
         Some(path) => {
             let text =
@@ -609,6 +613,54 @@ async fn plugin_test(
                 report.load_ms, report.call_ms
             );
         }
+    }
+    Ok(())
+}
+
+/// `plugin test` of a scenario: one run against its target, each step printed; exits with
+/// status 1 when the run is down.
+async fn plugin_test_scenario(
+    host: &Arc<sitewatch::plugin::PluginHost>,
+    plugin: sitewatch::plugin::Plugin,
+    args: &PluginTestArgs,
+) -> anyhow::Result<()> {
+    use sitewatch::plugin::{cli, scenario};
+    let test = cli::ScenarioTest {
+        config: args.config.clone(),
+        allow: args.allow.clone(),
+        timeout: args.timeout,
+        max_requests: args.max_requests,
+    };
+    let name = plugin.name.to_string();
+    let m = cli::test_scenario(host, plugin, &args.file, &test, test_limits(args))
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    match args.output {
+        sitewatch::output::OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({
+                "plugin": name,
+                "kind": "scenario",
+                "verdict": if m.ok { "up" } else { "down" },
+                "error": m.error.as_ref().map(|e| serde_json::json!({"kind": e.kind.as_str(), "message": e.message})),
+                "steps": m.steps.iter().map(|s| serde_json::json!({
+                    "name": &*s.name,
+                    "duration_ms": sitewatch::ms(s.duration),
+                    "requests": s.requests,
+                    "failed": s.failed,
+                })).collect::<Vec<_>>(),
+                "metrics": m.metrics.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+                "run_ms": sitewatch::ms(m.duration),
+            })
+        ),
+        sitewatch::output::OutputFormat::Plain | sitewatch::output::OutputFormat::Tty => {
+            println!("plugin:  {name} (scenario)");
+            println!("{}", scenario::report(&m));
+            println!("time:    run {:.1} ms", sitewatch::ms(m.duration));
+        }
+    }
+    if !m.ok {
+        std::process::exit(1);
     }
     Ok(())
 }

@@ -293,7 +293,16 @@ fn spawn_probe(
     // placing of a measurement that ended before it a moment longer).
     let running = target.running.begin(prober.timeline_now_us());
     probes.spawn(async move {
-        match prober.probe(&target, planned).await {
+        let probed = match (&target.config.kind, &plugins.plugins) {
+            // A script site's probe is a run of its scenario, on the plugin host.
+            (crate::config::kind::Kind::Script(_), Some(set)) => {
+                crate::plugin::scenario::probe(set, &prober, &target, planned)
+                    .await
+                    .map(|m| (m, None))
+            }
+            _ => prober.probe(&target, planned).await,
+        };
+        match probed {
             Ok((mut m, captured)) => {
                 m.probe_id = running.id();
                 if let (Some(captured), Some(set)) = (captured, &plugins.plugins) {

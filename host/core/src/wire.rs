@@ -8,8 +8,8 @@ use crate::event::{
     Delivery, ErrorReport, Event, OverloadReport, ReloadReport, SinkStatus, SiteReport, Started,
     StatsReport, Watching,
 };
-use crate::measurement::{CertInfo, Measurement, ProbeError, TlsDetails};
-use crate::stats::{ResponseSummary, TtfbSummary};
+use crate::measurement::{CertInfo, Measurement, ProbeError, Step, TlsDetails};
+use crate::stats::{ResponseSummary, StepStats, TtfbSummary};
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -203,6 +203,57 @@ struct ProbeWire<'a> {
     /// The URL of the final request after redirects (`null` without one), its password and the
     /// site's secrets as `***`.
     final_url: Option<&'a str>,
+    /// A `script` site's steps in the order they ran; empty for other kinds.
+    steps: Vec<StepWire<'a>>,
+}
+
+#[derive(Serialize)]
+struct StepWire<'a> {
+    name: &'a str,
+    duration_ms: Ms,
+    requests: u32,
+    failed: bool,
+}
+
+impl<'a> From<&'a Step> for StepWire<'a> {
+    fn from(s: &'a Step) -> Self {
+        Self {
+            name: &s.name,
+            duration_ms: Ms(s.duration),
+            requests: s.requests,
+            failed: s.failed,
+        }
+    }
+}
+
+/// One step's figures over a window or a report's period.
+#[derive(Serialize)]
+pub(crate) struct StepStatsWire<'a> {
+    name: &'a str,
+    runs: u32,
+    failed: u32,
+    avg_ms: f64,
+    max_ms: f64,
+    p95_ms: f64,
+}
+
+impl<'a> From<&'a StepStats> for StepStatsWire<'a> {
+    fn from(s: &'a StepStats) -> Self {
+        Self {
+            name: &s.name,
+            runs: s.runs,
+            failed: s.failed,
+            avg_ms: s.avg_ms,
+            max_ms: s.max_ms,
+            p95_ms: s.p95_ms,
+        }
+    }
+}
+
+/// A window's or a period's step figures as JSON (for the store's history reports).
+pub fn step_stats_value(steps: &[StepStats]) -> serde_json::Value {
+    serde_json::to_value(steps.iter().map(StepStatsWire::from).collect::<Vec<_>>())
+        .expect("step figures serialise to JSON")
 }
 
 /// A probe's TLS details, written as [`TlsWire`] when serialised (kept as a reference so the
@@ -312,6 +363,7 @@ impl<'a> From<&'a Measurement> for ProbeWire<'a> {
             tls: m.tls.as_deref().map(TlsRef),
             redirects: m.redirect.as_ref().map_or(0, |r| r.hops),
             final_url: m.redirect.as_ref().map(|r| r.final_url.as_str()),
+            steps: m.steps.iter().map(Into::into).collect(),
         }
     }
 }
@@ -375,6 +427,9 @@ struct SiteWire<'a> {
     skipped_ticks: u64,
     tls_insecure: bool,
     last_error: Option<&'a str>,
+    /// A `script` site's steps over the window, by name (absent for other kinds).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    steps: Vec<StepStatsWire<'a>>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -443,6 +498,7 @@ impl<'a> From<&'a SiteReport> for SiteWire<'a> {
             skipped_ticks: s.skipped_ticks,
             tls_insecure: s.tls_insecure,
             last_error: s.last_error.as_deref(),
+            steps: s.stats.steps.iter().map(Into::into).collect(),
         }
     }
 }
@@ -638,6 +694,42 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
         }
+    }
+
+    /// A script run's steps are in its probe event, in order, names as JSON strings (escaped
+    /// by the encoder, whatever the plugin named them); other kinds have an empty list.
+    #[test]
+    fn a_probe_event_carries_its_steps() {
+        let mut m = crate::measurement::testing::sample("api", false);
+        assert_eq!(
+            to_value(&Event::Probe(m.clone()), None)["steps"],
+            serde_json::json!([])
+        );
+        m.steps = vec![
+            Step {
+                name: "login".into(),
+                duration: Duration::from_micros(12_345),
+                requests: 2,
+                failed: false,
+            },
+            Step {
+                name: "</script>\"\n".into(),
+                duration: Duration::from_micros(500),
+                requests: 1,
+                failed: true,
+            },
+        ];
+        let mut line = Vec::new();
+        write_line(&mut line, &Event::Probe(m), None).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            v["steps"],
+            serde_json::json!([
+                {"name": "login", "duration_ms": 12.345, "requests": 2, "failed": false},
+                {"name": "</script>\"\n", "duration_ms": 0.5, "requests": 1, "failed": true},
+            ])
+        );
+        assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
     }
 
     #[test]

@@ -278,6 +278,35 @@ impl<'a> Lookup<'a> {
     }
 }
 
+impl Lookup<'_> {
+    /// One site in full: its summary, each view's figures (a script site's per step among
+    /// them), its last probes newest first, and a script site's latest run's `steps`.
+    fn detail(&self, s: &super::board::SiteState) -> Value {
+        let mut v = self.summary(s);
+        let views: serde_json::Map<String, Value> = self
+            .reports
+            .iter()
+            .filter_map(|(view, by_site)| {
+                Some((view.clone(), wire::site_value(by_site.get(&*s.site)?)))
+            })
+            .collect();
+        v["views"] = Value::Object(views);
+        if let Some(steps) = v["last_probe"]
+            .get("steps")
+            .filter(|st| st.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            v["steps"] = steps.clone();
+        }
+        v["probes"] = s
+            .probes
+            .iter()
+            .rev()
+            .map(|m| probe_value(m, self.location))
+            .collect();
+        v
+    }
+}
+
 fn probe_value(m: &crate::measurement::Measurement, location: &str) -> Value {
     let mut v = wire::to_value(&Event::Probe(m.clone()), Some(location));
     if let Some(o) = v.as_object_mut() {
@@ -311,24 +340,7 @@ async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
         );
     };
     let (reports, config) = (shared.board.reports(), shared.config.load());
-    let lookup = Lookup::new(&reports, &config);
-    let mut v = lookup.summary(&s);
-    let views: serde_json::Map<String, Value> = lookup
-        .reports
-        .iter()
-        .filter_map(|(view, by_site)| {
-            Some((view.clone(), wire::site_value(by_site.get(&*s.site)?)))
-        })
-        .collect();
-    v["views"] = Value::Object(views);
-    let location = shared.config.load().location.clone();
-    v["probes"] = s
-        .probes
-        .iter()
-        .rev()
-        .map(|m| probe_value(m, &location))
-        .collect();
-    Json(v).into_response()
+    Json(Lookup::new(&reports, &config).detail(&s)).into_response()
 }
 
 /// The `since` query parameter, or why it is not a timeframe (for a 400).
@@ -797,6 +809,67 @@ mod tests {
             crate::clock::ago(now, Duration::MAX),
             chrono::DateTime::<chrono::Utc>::MIN_UTC
         );
+    }
+
+    /// A script site's detail: its latest run's steps, each view's per-step figures, and the
+    /// steps of every probe listed; another kind has neither.
+    #[test]
+    fn a_script_sites_detail_carries_its_steps() {
+        use crate::measurement::Step;
+        use std::time::Duration;
+        let step = |name: &str, ms: u64, failed: bool| Step {
+            name: name.into(),
+            duration: Duration::from_millis(ms),
+            requests: 2,
+            failed,
+        };
+        let mut older = crate::measurement::testing::sample("shop", true);
+        older.steps = vec![step("login", 100, false), step("order", 20, false)];
+        let mut newer = crate::measurement::testing::sample("shop", false);
+        newer.steps = vec![step("login", 300, false), step("order\"<x>", 5, true)];
+        let state = super::super::board::SiteState {
+            site: "shop".into(),
+            url: "script:shop".into(),
+            tags: Arc::from(Vec::new()),
+            down: false,
+            down_since: None,
+            degraded: false,
+            maintenance: None,
+            cert_expiry: None,
+            cert_warning: false,
+            domain_warning: false,
+            probes: [older.clone(), newer.clone()].into(),
+        };
+        let stats = sitewatch_core::stats::summarize([&older, &newer]);
+        let site = crate::event::SiteReport::new("shop".into(), "script:shop".into(), stats);
+        let lookup = Lookup {
+            reports: vec![("10m".into(), [("shop", &site)].into())],
+            settings: HashMap::new(),
+            location: "lab",
+        };
+        let v = lookup.detail(&state);
+        assert_eq!(v["kind"], "script");
+        assert_eq!(
+            v["steps"],
+            json!([
+                {"name": "login", "duration_ms": 300.0, "requests": 2, "failed": false},
+                {"name": "order\"<x>", "duration_ms": 5.0, "requests": 2, "failed": true},
+            ])
+        );
+        let login = &v["views"]["10m"]["steps"][0];
+        assert_eq!(
+            login,
+            &json!({"name": "login", "runs": 2, "failed": 0, "avg_ms": 200.0, "max_ms": 300.0, "p95_ms": 300.0})
+        );
+        // By name: `order` sorts before `order"<x>`.
+        assert_eq!(v["views"]["10m"]["steps"][2]["failed"], 1);
+        assert_eq!(v["probes"][1]["steps"][1]["name"], "order");
+        // Another kind: no steps anywhere but an empty list per probe.
+        let mut plain = state.clone();
+        plain.probes = [crate::measurement::testing::sample("shop", true)].into();
+        let v = lookup.detail(&plain);
+        assert!(v.get("steps").is_none(), "{v}");
+        assert_eq!(v["probes"][0]["steps"], json!([]));
     }
 
     #[test]

@@ -459,6 +459,20 @@ fn page_of(
                         .get(&(s.site.to_string(), s.url.to_string()))
                         .cloned()
                         .unwrap_or_default(),
+                    steps: s
+                        .probes
+                        .back()
+                        .map(|m| {
+                            m.steps
+                                .iter()
+                                .map(|st| page::StepCell {
+                                    name: st.name.to_string(),
+                                    duration_ms: crate::ms(st.duration),
+                                    failed: st.failed,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
                 }
             })
             .collect(),

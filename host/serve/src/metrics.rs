@@ -36,6 +36,15 @@ struct PhaseLabels {
     phase: &'static str,
 }
 
+/// A step of a script site's run (its name is the scenario's: escaped like every label value).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    site: String,
+    url: String,
+    location: String,
+    step: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     site: String,
@@ -138,6 +147,8 @@ pub struct Metrics {
     grpc_status: Family<SiteLabels, Gauge>,
     icmp_phases: Family<PhaseLabels, FloatGauge>,
     icmp_loss: Family<SiteLabels, FloatGauge>,
+    step_duration: Family<StepLabels, FloatGauge>,
+    step_requests: Family<StepLabels, Gauge>,
     probes: Family<SiteLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     response: Family<SiteLabels, Histogram, fn() -> Histogram>,
@@ -176,6 +187,8 @@ struct Seen {
     skipped_overload: u64,
     /// The TLS series of each site whose latest probe had TLS details.
     tls: HashMap<SiteLabels, TlsSeries>,
+    /// The step series of each script site: its latest run's steps.
+    steps: HashMap<SiteLabels, Vec<StepLabels>>,
 }
 
 impl Metrics {
@@ -193,6 +206,8 @@ impl Metrics {
             grpc_status: Family::default(),
             icmp_phases: Family::default(),
             icmp_loss: Family::default(),
+            step_duration: Family::default(),
+            step_requests: Family::default(),
             probes: Family::default(),
             outcomes: Family::default(),
             response: Family::new_with_constructor(latency_histogram),
@@ -267,6 +282,16 @@ impl Metrics {
             "sitewatch_icmp_loss_ratio",
             "The share of an icmp site's last echo requests that got no reply",
             m.icmp_loss.clone(),
+        );
+        r.register(
+            "sitewatch_step_duration_seconds",
+            "What each step of a script site's last run took (its requests together)",
+            m.step_duration.clone(),
+        );
+        r.register(
+            "sitewatch_step_requests",
+            "Requests each step of a script site's last run sent",
+            m.step_requests.clone(),
         );
         r.register("sitewatch_probes", "Probes recorded", m.probes.clone());
         r.register(
@@ -565,7 +590,39 @@ impl Metrics {
         }
         let mut seen = self.seen.lock().expect("metrics bookkeeping");
         self.tls(&mut seen, &l, m.tls.as_ref());
+        self.steps(&mut seen, &l, &m.steps);
         seen.outcomes.entry(l).or_default().insert(outcome);
+    }
+
+    /// Sets a site's step series from its latest run: a step that run did not have loses its
+    /// series (a probe without steps leaves the site none).
+    fn steps(&self, seen: &mut Seen, l: &SiteLabels, steps: &[crate::measurement::Step]) {
+        let new: Vec<StepLabels> = steps
+            .iter()
+            .map(|s| StepLabels {
+                site: l.site.clone(),
+                url: l.url.clone(),
+                location: l.location.clone(),
+                step: s.name.to_string(),
+            })
+            .collect();
+        for old in seen.steps.remove(l).unwrap_or_default() {
+            if !new.contains(&old) {
+                self.step_duration.remove(&old);
+                self.step_requests.remove(&old);
+            }
+        }
+        for (labels, s) in new.iter().zip(steps) {
+            self.step_duration
+                .get_or_create(labels)
+                .set(s.duration.as_secs_f64());
+            self.step_requests
+                .get_or_create(labels)
+                .set(i64::from(s.requests));
+        }
+        if !new.is_empty() {
+            seen.steps.insert(l.clone(), new);
+        }
     }
 
     /// Sets a site's TLS series from its latest probe: those of the details it had before go
@@ -748,6 +805,7 @@ impl Metrics {
             }
             seen.skipped.remove(&l);
             self.tls(&mut seen, &l, None);
+            self.steps(&mut seen, &l, &[]);
         }
     }
 
@@ -874,6 +932,70 @@ mod tests {
             tls_lines(&m).is_empty(),
             "a removed site loses its TLS series"
         );
+    }
+
+    /// The step series, sorted (a family's series come in no set order).
+    fn step_lines(m: &Metrics) -> Vec<String> {
+        let mut lines: Vec<String> = m
+            .openmetrics()
+            .lines()
+            .filter(|l| l.starts_with("sitewatch_step_"))
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    fn scripted(steps: &[(&str, u64, u32)]) -> Event {
+        let mut m = crate::measurement::testing::sample("api", true);
+        m.steps = steps
+            .iter()
+            .map(|&(name, ms, requests)| crate::measurement::Step {
+                name: name.into(),
+                duration: std::time::Duration::from_millis(ms),
+                requests,
+                failed: false,
+            })
+            .collect();
+        Event::Probe(m)
+    }
+
+    /// A script site's steps are series of their latest run: a hostile name is escaped, a step
+    /// gone from the next run goes, and a removed site loses them all.
+    #[test]
+    fn the_step_series_follow_the_latest_run_and_escape_the_names() {
+        let m = Metrics::new("lab");
+        m.observe(&scripted(&[("login", 250, 2), ("or\"d\\er\n", 1500, 1)]));
+        let site = r#"site="api",url="http://api.test/",location="lab""#;
+        assert_eq!(
+            step_lines(&m),
+            [
+                format!("sitewatch_step_duration_seconds{{{site},step=\"login\"}} 0.25"),
+                format!("sitewatch_step_duration_seconds{{{site},step=\"or\\\"d\\\\er\\n\"}} 1.5"),
+                format!("sitewatch_step_requests{{{site},step=\"login\"}} 2"),
+                format!("sitewatch_step_requests{{{site},step=\"or\\\"d\\\\er\\n\"}} 1"),
+            ],
+        );
+        let text = m.openmetrics();
+        assert!(
+            text.contains("# TYPE sitewatch_step_duration_seconds gauge"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP sitewatch_step_requests "), "{text}");
+
+        m.observe(&scripted(&[("login", 100, 3)]));
+        assert_eq!(
+            step_lines(&m),
+            [
+                format!("sitewatch_step_duration_seconds{{{site},step=\"login\"}} 0.1"),
+                format!("sitewatch_step_requests{{{site},step=\"login\"}} 3"),
+            ],
+        );
+        m.retain_sites(&HashSet::new());
+        assert!(step_lines(&m).is_empty(), "{:?}", step_lines(&m));
+        m.observe(&scripted(&[("login", 100, 3)]));
+        m.observe(&scripted(&[]));
+        assert!(step_lines(&m).is_empty(), "a run without steps leaves none");
     }
 
     #[test]

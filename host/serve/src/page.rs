@@ -53,6 +53,17 @@ pub struct SiteRow {
     /// Availability on each of the last 90 UTC days, oldest first (from the day rollups);
     /// empty when the store has none for the site.
     pub daily: Vec<(chrono::NaiveDate, Option<f64>)>,
+    /// A `script` site's steps in its latest run, in order; empty for other kinds.
+    pub steps: Vec<StepCell>,
+}
+
+/// One step of a script site's latest run (its name is the scenario's: hostile text).
+#[derive(Debug, Clone)]
+pub struct StepCell {
+    pub name: String,
+    pub duration_ms: f64,
+    /// The run failed in this step.
+    pub failed: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +218,16 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                     p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
                 }
                 @if s.domain_warning { p.cert.warn { "Domain registration expires soon" } }
+                @if !s.steps.is_empty() {
+                    ol.steps aria-label="Steps of the last run" {
+                        @for st in &s.steps {
+                            li.step.failed[st.failed] {
+                                span.sname { (st.name) } " " (format!("{:.1} ms", st.duration_ms))
+                                @if st.failed { " " strong { "FAILED" } }
+                            }
+                        }
+                    }
+                }
                 @if !s.daily.is_empty() { (daily_bars(data, &s.daily)) }
             }
             td class={ "state " (st) } data-state=(st) title=[since] { (st.to_uppercase()) }
@@ -369,6 +390,7 @@ a{color:inherit}.url{font-size:.85rem;font-weight:400;color:var(--muted);word-br
 .state{font-weight:700;letter-spacing:.03em}.state.up{color:var(--ok)}.state.down{color:var(--bad)}
 .state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}
 .cert{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0}.cert.warn{color:var(--warn);font-weight:600}
+.steps{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0;padding-left:1.2rem;word-break:break-word}.step.failed{color:var(--bad)}
 tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}
 tr.group th{padding-top:1.1rem;border-bottom:2px solid var(--line);font-size:1rem}
 tr.group .count{font-weight:400;font-size:.85rem;color:var(--muted)}
@@ -437,6 +459,17 @@ const JS: &str = r#"
     var n = bar.children.length;
     bar.setAttribute("aria-label", "Last " + n + " probes: " + ok + " OK, " + (n - ok) + " failed");
     r.dataset.probes = n;
+    var steps = r.querySelector("ol.steps");
+    if (steps && Array.isArray(m.steps)) {
+      steps.textContent = "";
+      m.steps.forEach(function (st) {
+        if (!st || typeof st !== "object") return;
+        var li = add(el("li", "step" + (st.failed ? " failed" : "")), el("span", "sname", String(st.name)), " " +
+          (typeof st.duration_ms === "number" ? st.duration_ms.toFixed(1) + " ms" : ""));
+        if (st.failed) add(li, " ", el("strong", null, "FAILED"));
+        steps.appendChild(li);
+      });
+    }
   }
   function onStats(m) {
     if (m.every_s === null || !Array.isArray(m.sites)) return;
@@ -513,6 +546,7 @@ mod tests {
             probes,
             daily: Vec::new(),
             last_error,
+            steps: Vec::new(),
         }
     }
     fn hist(s: i64, site: &str, kind: &str, message: &str) -> HistoryItem {
@@ -584,6 +618,43 @@ mod tests {
         assert!(
             up.contains(r#"title="2026-05-28 20:27:19 UTC — OK, HTTP 200, 40.0 ms""#),
             "{up}"
+        );
+    }
+
+    /// A script site's steps are listed under its name with their latest durations, the
+    /// failed one marked, every name escaped.
+    #[test]
+    fn a_script_sites_steps_are_listed_escaped_with_the_failed_one_marked() {
+        let mut data = sample();
+        data.sites[0].steps = vec![
+            StepCell {
+                name: "login".into(),
+                duration_ms: 120.25,
+                failed: false,
+            },
+            StepCell {
+                name: EVIL.into(),
+                duration_ms: 3.0,
+                failed: true,
+            },
+        ];
+        let html = render(&data);
+        let r = row(&html, "api");
+        assert!(
+            r.contains(r#"<li class="step"><span class="sname">login</span> 120.2 ms</li>"#)
+                || r.contains(r#"<li class="step"><span class="sname">login</span> 120.3 ms</li>"#),
+            "{r}"
+        );
+        assert!(
+            r.contains(&format!(
+                r#"<li class="step failed"><span class="sname">{EVIL_ESCAPED}</span> 3.0 ms <strong>FAILED</strong></li>"#
+            )),
+            "{r}"
+        );
+        assert!(!html.contains("<script>alert"));
+        assert!(
+            !row(&html, "fresh").contains("steps"),
+            "other kinds list none"
         );
     }
 

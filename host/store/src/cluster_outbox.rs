@@ -11,7 +11,7 @@
 //! alert committed while NATS is away, or just before the node stops, is published later.
 
 use crate::alert::Alert;
-use crate::measurement::sample::Sample;
+use crate::measurement::sample::{Sample, SampleStep};
 use crate::measurement::{ErrorKind, TlsDetails};
 use crate::outbox::{Outbox, Settled};
 use crate::{Store, StoreError};
@@ -127,7 +127,7 @@ impl Outbox for Samples {
         let mut stmt = conn.prepare_cached(
             "SELECT m.rowid, s.name, m.time_us, m.duration_us, m.ok, m.status, m.ttfb_us,
                     m.response_us, m.dns_us, m.connect_us, m.tls_us, m.body_bytes, m.error_kind,
-                    m.error_message, m.cert_id
+                    m.error_message, m.cert_id, m.steps
              FROM measurements m JOIN sites s ON s.id = m.site_id
              WHERE m.rowid > ?1 ORDER BY m.rowid LIMIT ?2",
         )?;
@@ -158,6 +158,10 @@ impl Outbox for Samples {
                         })
                         .transpose()?,
                     cert_expiry_us: None,
+                    steps: crate::parse_steps(r.get::<_, Option<String>>(15)?.as_deref())
+                        .iter()
+                        .map(SampleStep::from)
+                        .collect(),
                 },
                 r.get::<_, Option<i64>>(14)?,
             ))

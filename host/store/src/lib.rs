@@ -23,7 +23,7 @@ pub(crate) mod salvage;
 pub mod writer;
 
 use crate::alert::{Alert, AlertKind};
-use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError, Step};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -307,7 +307,7 @@ impl Store {
         let mut stmt = conn.prepare_cached(
             "SELECT m.time_us, m.ok, m.status, m.ttfb_us, m.response_us, m.dns_us, m.connect_us,
                     m.tls_us, m.body_bytes, m.truncated, m.error_kind, m.error_message, m.lag_us,
-                    m.metrics, m.duration_us, m.maintenance, c.details
+                    m.metrics, m.duration_us, m.maintenance, c.details, m.steps
              FROM measurements m LEFT JOIN certs c ON c.id = m.cert_id
              WHERE m.site_id = ?1 AND m.time_us >= ?2 ORDER BY m.time_us",
         )?;
@@ -324,7 +324,7 @@ impl Store {
                 domain_expiry: None,
                 redirect: None,
                 probe_id: 0,
-                steps: Vec::new(),
+                steps: parse_steps(r.get::<_, Option<String>>(17)?.as_deref()),
                 location: None,
                 site: Arc::clone(&site),
                 url: Arc::clone(&url),
@@ -543,6 +543,45 @@ fn parse_metrics(json: Option<&str>) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// A script run's steps as the `steps` column keeps them, or `None` when there are none.
+pub(crate) fn steps_json(steps: &[Step]) -> Option<String> {
+    if steps.is_empty() {
+        return None;
+    }
+    let list: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": &*s.name,
+                "us": u64::try_from(s.duration.as_micros()).unwrap_or(u64::MAX),
+                "requests": s.requests,
+                "failed": s.failed,
+            })
+        })
+        .collect();
+    Some(serde_json::Value::Array(list).to_string())
+}
+
+/// The steps of a `steps` column (none for NULL, and for what does not parse: a damaged value
+/// costs the steps, not the row).
+pub(crate) fn parse_steps(json: Option<&str>) -> Vec<Step> {
+    let Some(Ok(serde_json::Value::Array(list))) =
+        json.map(serde_json::from_str::<serde_json::Value>)
+    else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|v| {
+            Some(Step {
+                name: v.get("name")?.as_str()?.into(),
+                duration: Duration::from_micros(v.get("us")?.as_u64()?),
+                requests: u32::try_from(v.get("requests")?.as_u64()?).unwrap_or(u32::MAX),
+                failed: v.get("failed")?.as_bool()?,
+            })
+        })
+        .collect()
+}
+
 /// An alert from a row whose first columns are [`ALERT_COLUMNS`].
 pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let kind: String = r.get(2)?;
@@ -730,6 +769,10 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
         conn.execute_batch(
             "ALTER TABLE notifications ADD COLUMN after_cluster INTEGER NOT NULL DEFAULT 0",
         )?;
+    }
+    if version < 9 && !has_column(&conn, "measurements", "steps")? {
+        // Schema 9: older rows had no steps (NULL). Their rollup rows read back without steps.
+        conn.execute_batch("ALTER TABLE measurements ADD COLUMN steps TEXT")?;
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(conn)

@@ -1,7 +1,8 @@
--- sitewatch embedded store, schema version 7 (2 added measurements.duration_us, 3 the notifications,
+-- sitewatch embedded store, schema version 9 (2 added measurements.duration_us, 3 the notifications,
 -- 4 measurements.maintenance and cert_id, the certs table and alerts.detail, 5 the rollups, 6 the
 -- cluster outbox mark, 7 alerts.remote and the cluster outbox's alert mark, 8
--- notifications.after_cluster). Times are microseconds since the Unix epoch (UTC).
+-- notifications.after_cluster, 9 measurements.steps). Times are microseconds since the Unix
+-- epoch (UTC).
 CREATE TABLE IF NOT EXISTS sites (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
@@ -31,7 +32,10 @@ CREATE TABLE IF NOT EXISTS measurements (
     -- 1 when the probe ran in a maintenance window of its site.
     maintenance   INTEGER NOT NULL DEFAULT 0,
     -- The TLS session and chain the probe saw (certs.id), NULL for plain HTTP.
-    cert_id       INTEGER REFERENCES certs (id)
+    cert_id       INTEGER REFERENCES certs (id),
+    -- A script site's steps, in order, as a JSON array of {"name", "us", "requests", "failed"};
+    -- NULL for other kinds and in rows from before schema 9.
+    steps         TEXT
 );
 CREATE INDEX IF NOT EXISTS measurements_by_site_time ON measurements (site_id, time_us);
 

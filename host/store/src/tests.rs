@@ -1142,3 +1142,76 @@ fn a_salvage_keeps_every_readable_row_with_its_rowid_and_lowers_the_marks() {
     assert_eq!(check, "ok");
     assert!(salvaged.describe().contains("rows kept"));
 }
+
+/// A store of schema 8 (no steps) gains the steps column in place: its rows and rollups read
+/// back as they were, and a script site's steps are kept from then on.
+#[test]
+fn a_schema_8_store_gains_steps_and_keeps_its_rows_and_rollups() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = measurement("a", 0, true);
+    {
+        let (store, _) = Store::open(dir.path()).unwrap();
+        write_all(&store, vec![Record::Measurement(old.clone())]);
+        let conn = store.connect().unwrap();
+        // Back to what schema 8 had: the measurements table without `steps` (rebuilt by hand:
+        // SQLite's DROP COLUMN trips over the schema's comments).
+        let columns = "site_id, time_us, ok, status, ttfb_us, response_us, dns_us, connect_us, tls_us, \
+                       body_bytes, truncated, error_kind, error_message, lag_us, metrics, duration_us, \
+                       maintenance, cert_id";
+        conn.execute_batch(&format!(
+            "CREATE TABLE old AS SELECT rowid AS id, {columns} FROM measurements;
+             DROP TABLE measurements;
+             CREATE TABLE measurements (site_id INTEGER NOT NULL, time_us INTEGER NOT NULL,
+                 ok INTEGER NOT NULL, status INTEGER, ttfb_us INTEGER, response_us INTEGER,
+                 dns_us INTEGER, connect_us INTEGER, tls_us INTEGER, body_bytes INTEGER NOT NULL,
+                 truncated INTEGER NOT NULL, error_kind TEXT, error_message TEXT,
+                 lag_us INTEGER NOT NULL, metrics TEXT, duration_us INTEGER,
+                 maintenance INTEGER NOT NULL DEFAULT 0, cert_id INTEGER);
+             INSERT INTO measurements (rowid, {columns}) SELECT id, {columns} FROM old;
+             DROP TABLE old;
+             PRAGMA user_version = 8;"
+        ))
+        .unwrap();
+        assert!(!super::has_column(&conn, "measurements", "steps").unwrap());
+    }
+    let (store, _) = Store::open(dir.path()).unwrap();
+    let conn = store.connect().unwrap();
+    assert_eq!(
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))
+            .unwrap(),
+        super::SCHEMA_VERSION
+    );
+    let mut m = measurement("a", 1, false);
+    m.steps = vec![
+        crate::measurement::Step {
+            name: "log\"in\n".into(),
+            duration: Duration::from_micros(12_345),
+            requests: 2,
+            failed: false,
+        },
+        crate::measurement::Step {
+            name: "order".into(),
+            duration: Duration::from_micros(700),
+            requests: 1,
+            failed: true,
+        },
+    ];
+    write_all(&store, vec![Record::Measurement(m.clone())]);
+    assert_eq!(
+        store
+            .measurements(&conn, "a", "http://a.test/", old.time)
+            .unwrap(),
+        [old, m]
+    );
+    // The rollups agree with the raw rows, old and new.
+    let found = crate::history::rebuild(&mut store.connect().unwrap(), true).unwrap();
+    assert_eq!(found.differing, 0, "{found:?}");
+}
+
+#[test]
+fn a_damaged_steps_value_costs_the_steps_not_the_row() {
+    assert_eq!(crate::steps_json(&[]), None);
+    assert!(crate::parse_steps(Some("{not json")).is_empty());
+    assert!(crate::parse_steps(Some(r#"[{"name": 3}]"#)).is_empty());
+    assert!(crate::parse_steps(None).is_empty());
+}

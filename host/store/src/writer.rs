@@ -632,8 +632,8 @@ impl Writer {
             let mut measurement = tx.prepare_cached(
                 "INSERT INTO measurements (site_id, time_us, ok, status, ttfb_us, response_us, dns_us,
                      connect_us, tls_us, body_bytes, truncated, error_kind, error_message, lag_us, metrics,
-                     duration_us, maintenance, cert_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                     duration_us, maintenance, cert_id, steps)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             let mut alert = tx.prepare_cached(
                 "INSERT INTO alerts (site, url, kind, availability, time_us, down_since_us, message, rendered, detail)
@@ -687,11 +687,15 @@ impl Writer {
                             m.duration.as_micros() as i64,
                             m.maintenance,
                             cert_id,
+                            crate::steps_json(&m.steps),
                         ])?;
                         self.rollups
                             .add(id, tx.last_insert_rowid(), &Probe::from(m));
                         if self.options.outbox {
                             outbox.execute([lines::probe_line(m, &self.options.location)])?;
+                            for line in lines::step_lines(m, &self.options.location) {
+                                outbox.execute([line])?;
+                            }
                             queued = true;
                         }
                     }

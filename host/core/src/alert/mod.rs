@@ -799,6 +799,7 @@ mod tests {
             }),
             ttfb_ms: None,
             status_codes: Default::default(),
+            steps: Vec::new(),
         }
     }
 

@@ -518,6 +518,7 @@ mod tests {
                 response_ms: None,
                 ttfb_ms: None,
                 status_codes: Default::default(),
+                steps: Vec::new(),
             },
             down: false,
             degraded: false,

@@ -66,6 +66,7 @@ impl Event {
                     + m.url.len()
                     + m.error.as_ref().map_or(0, |e| e.message.len() + 40)
                     + m.metrics.len() * 48
+                    + m.steps.iter().map(|s| s.name.len() + 80).sum::<usize>()
                     + m.tls.as_ref().map_or(0, |_| 700)
             }
             Event::Stats(r) => {
@@ -78,6 +79,11 @@ impl Event {
                             + s.tags.iter().map(|t| t.len() + 4).sum::<usize>()
                             + s.last_error.as_ref().map_or(0, String::len)
                             + s.stats.status_codes.len() * 16
+                            + s.stats
+                                .steps
+                                .iter()
+                                .map(|st| st.name.len() + 100)
+                                .sum::<usize>()
                     })
                     .sum::<usize>()
             }

@@ -170,6 +170,13 @@ pub struct Step {
     pub failed: bool,
 }
 
+impl Step {
+    /// Its duration in microseconds, as the windows and rollups count it (saturating).
+    pub fn micros(&self) -> u32 {
+        u32::try_from(self.duration.as_micros()).unwrap_or(u32::MAX)
+    }
+}
+
 /// Where a probe's redirects led.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redirected {

@@ -1,7 +1,7 @@
 //! The compact encoding of a measurement on the cluster stream (postcard: a probe in a few
 //! dozen bytes), and the subject token of a site.
 
-use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError};
+use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError, Step};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -28,6 +28,42 @@ pub struct Sample {
     pub error: Option<(String, String)>,
     /// The earliest certificate expiry of a chain whose TLS was good, for certificate alerts.
     pub cert_expiry_us: Option<i64>,
+    /// A `script` site's steps. Encoded after the fields above, and only when there are some
+    /// ([`Sample::encode`]), so a node of a version without steps reads the sample, and a
+    /// sample from such a node reads back without steps.
+    #[serde(skip)]
+    pub steps: Vec<SampleStep>,
+}
+
+/// One step of a script run, on the cluster stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampleStep {
+    pub name: String,
+    pub duration_us: u64,
+    pub requests: u32,
+    pub failed: bool,
+}
+
+impl From<&Step> for SampleStep {
+    fn from(s: &Step) -> Self {
+        Self {
+            name: s.name.to_string(),
+            duration_us: us(Some(s.duration)).unwrap_or_default(),
+            requests: s.requests,
+            failed: s.failed,
+        }
+    }
+}
+
+impl From<SampleStep> for Step {
+    fn from(s: SampleStep) -> Self {
+        Self {
+            name: s.name.into(),
+            duration: Duration::from_micros(s.duration_us),
+            requests: s.requests,
+            failed: s.failed,
+        }
+    }
 }
 
 fn us(d: Option<Duration>) -> Option<u64> {
@@ -65,15 +101,24 @@ impl Sample {
                 .and_then(|t| t.earliest_expiry())
                 .filter(|_| good_tls)
                 .map(|e| e.timestamp_micros()),
+            steps: m.steps.iter().map(SampleStep::from).collect(),
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        postcard::to_allocvec(self).expect("a sample always encodes")
+        let mut bytes = postcard::to_allocvec(self).expect("a sample always encodes");
+        if !self.steps.is_empty() {
+            bytes.extend(postcard::to_allocvec(&self.steps).expect("steps always encode"));
+        }
+        bytes
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, postcard::Error> {
-        postcard::from_bytes(bytes)
+        let (mut sample, rest): (Self, _) = postcard::take_from_bytes(bytes)?;
+        if !rest.is_empty() {
+            sample.steps = postcard::from_bytes(rest)?;
+        }
+        Ok(sample)
     }
 
     /// The measurement this sample stands for, of the site at `url`. Remote probes sit at their
@@ -89,7 +134,7 @@ impl Sample {
             domain_expiry: None,
             redirect: None,
             probe_id: 0,
-            steps: Vec::new(),
+            steps: self.steps.into_iter().map(Step::from).collect(),
             location: Some(Arc::from(self.location.as_str())),
             site,
             url,
@@ -148,6 +193,46 @@ mod tests {
         assert_eq!(m2.duration, m.duration);
         assert_eq!(m2.location.as_deref(), Some("eu-west"));
         assert!(Sample::decode(&bytes[..bytes.len() / 2]).is_err());
+    }
+
+    /// A script run's steps travel with the sample; a sample without steps is encoded as
+    /// before steps existed (an older node reads it, and reads a newer one's first fields).
+    #[test]
+    fn steps_travel_and_samples_without_them_keep_the_old_form() {
+        let mut m = crate::measurement::testing::sample("shop", true);
+        let plain = Sample::of(&m, "n1", "eu").encode();
+        m.steps = vec![
+            Step {
+                name: "login".into(),
+                duration: Duration::from_micros(1500),
+                requests: 2,
+                failed: false,
+            },
+            Step {
+                name: "ord\"er".into(),
+                duration: Duration::from_micros(20),
+                requests: 1,
+                failed: true,
+            },
+        ];
+        let s = Sample::of(&m, "n1", "eu");
+        let bytes = s.encode();
+        assert_eq!(
+            &bytes[..plain.len()],
+            &plain[..],
+            "the old fields come first, unchanged"
+        );
+        let back = Sample::decode(&bytes).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(
+            back.into_measurement("shop".into(), m.url.clone()).steps,
+            m.steps
+        );
+        // What a node without steps reads: the fields it knows.
+        let old: Sample = postcard::from_bytes(&bytes).unwrap();
+        assert!(old.steps.is_empty());
+        assert!(Sample::decode(&plain).unwrap().steps.is_empty());
+        assert!(Sample::decode(&bytes[..bytes.len() - 2]).is_err());
     }
 
     #[test]

@@ -4,19 +4,23 @@
 
 mod sorted;
 
-use crate::measurement::{Measurement, Outcome};
+use crate::measurement::{Measurement, Outcome, Step};
 use serde::Serialize;
 use sorted::SortedMicros;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// One measurement as the windows keep it (24 bytes).
+/// One measurement as the windows keep it (24 bytes). A `script` probe's steps are kept apart
+/// ([`SiteWindows`]' `steps`), so the samples of every other kind stay this small.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     /// Position on the monotonic timeline, microseconds (see [`SiteWindows::push`]).
     at_us: i64,
     outcome: Outcome,
     ok: bool,
+    /// The probe had steps: they are the next entry of the steps queue.
+    has_steps: bool,
     /// `NONE` when there was no complete response.
     response_us: u32,
     ttfb_us: u32,
@@ -30,6 +34,7 @@ impl Sample {
             at_us,
             outcome: m.outcome(),
             ok: m.ok,
+            has_steps: !m.steps.is_empty(),
             response_us: micros(m.response_time),
             ttfb_us: micros(m.ttfb),
         }
@@ -38,6 +43,18 @@ impl Sample {
 
 fn micros(d: Option<Duration>) -> u32 {
     d.map_or(NONE, |d| u32::try_from(d.as_micros()).unwrap_or(NONE - 1))
+}
+
+/// Distinct step names a window (or a rollup cell) keeps figures for; the steps of a scenario
+/// that names more are left out of the figures (names come from a plugin: hostile input).
+pub const MAX_STEP_NAMES: usize = 32;
+
+/// A step's durations in one window.
+#[derive(Debug, Clone)]
+struct StepWindow {
+    name: Arc<str>,
+    durations: SortedMicros,
+    failed: u32,
 }
 
 /// The running aggregate of one window: the `len` newest samples.
@@ -51,6 +68,10 @@ struct Window {
     response: SortedMicros,
     ttfb: SortedMicros,
     outcomes: Vec<(Outcome, u32)>,
+    /// Samples with steps in the window (the newest of the steps queue), and the steps'
+    /// figures by name.
+    step_len: usize,
+    steps: Vec<StepWindow>,
 }
 
 impl Window {
@@ -63,6 +84,50 @@ impl Window {
             response: SortedMicros::default(),
             ttfb: SortedMicros::default(),
             outcomes: Vec::new(),
+            step_len: 0,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Adds (or removes) the steps of one sample.
+    fn steps(&mut self, steps: &[Step], add: bool) {
+        self.step_len = if add {
+            self.step_len + 1
+        } else {
+            self.step_len - 1
+        };
+        if !self.timings {
+            return;
+        }
+        for step in steps {
+            let us = step.micros();
+            let i = match self.steps.binary_search_by(|w| (*w.name).cmp(&step.name)) {
+                Ok(i) => i,
+                Err(_) if !add => continue,
+                Err(_) if self.steps.len() >= MAX_STEP_NAMES => continue,
+                Err(i) => {
+                    self.steps.insert(
+                        i,
+                        StepWindow {
+                            name: Arc::clone(&step.name),
+                            durations: SortedMicros::default(),
+                            failed: 0,
+                        },
+                    );
+                    i
+                }
+            };
+            let w = &mut self.steps[i];
+            if add {
+                w.durations.insert(us);
+                w.failed += u32::from(step.failed);
+            } else {
+                w.durations.remove(us);
+                w.failed -= u32::from(step.failed);
+                if w.durations.is_empty() {
+                    self.steps.remove(i);
+                }
+            }
         }
     }
 
@@ -130,6 +195,18 @@ impl Window {
             response_ms,
             ttfb_ms,
             status_codes: self.outcomes.iter().map(|&(o, n)| (o.label(), n)).collect(),
+            steps: self
+                .steps
+                .iter()
+                .map(|w| StepStats {
+                    name: Arc::clone(&w.name),
+                    runs: w.durations.len() as u32,
+                    failed: w.failed,
+                    avg_ms: avg_ms(w.durations.mean().unwrap_or_default()),
+                    max_ms: ms(w.durations.max().unwrap_or_default()),
+                    p95_ms: ms(w.durations.percentile(0.95).unwrap_or_default()),
+                })
+                .collect(),
         }
     }
 }
@@ -142,6 +219,9 @@ pub fn summarize<'a>(measurements: impl IntoIterator<Item = &'a Measurement>) ->
     w.ttfb.start_loading();
     for m in measurements {
         w.add(&Sample::new(m, 0));
+        if !m.steps.is_empty() {
+            w.steps(&m.steps, true);
+        }
     }
     w.response.finish_loading();
     w.ttfb.finish_loading();
@@ -159,6 +239,23 @@ pub struct WindowStats {
     pub ttfb_ms: Option<TtfbSummary>,
     /// Probes counted by status code, and by error kind for probes that got no response.
     pub status_codes: BTreeMap<&'static str, u32>,
+    /// A `script` site's steps by name (empty for other kinds, and for a window that keeps
+    /// counts only).
+    pub steps: Vec<StepStats>,
+}
+
+/// One step's figures over a window or a report's period: the runs that had it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepStats {
+    pub name: Arc<str>,
+    pub runs: u32,
+    /// Runs that failed in this step.
+    pub failed: u32,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    /// Nearest rank, exact in a live window and from raw rows; within
+    /// [`crate::history::RELATIVE_ERROR`] from rollups.
+    pub p95_ms: f64,
 }
 
 impl WindowStats {
@@ -170,6 +267,31 @@ impl WindowStats {
             .map(|(k, v)| format!("{k}:{v}"))
             .collect();
         parts.join(" ")
+    }
+
+    /// A script site's steps in one line for a terminal: `login 120 · order 7.1 ✗1` (each
+    /// step's average as `ms` writes it; `✗n`: runs that failed in it). Control characters
+    /// of a name (a plugin's: hostile) are shown as `�`, so a name cannot move the cursor or
+    /// restyle the screen. Empty without steps.
+    pub fn steps_summary(&self, ms: impl Fn(f64) -> String) -> String {
+        let parts: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let name: String = s
+                    .name
+                    .chars()
+                    .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+                    .collect();
+                let failed = if s.failed > 0 {
+                    format!(" ✗{}", s.failed)
+                } else {
+                    String::new()
+                };
+                format!("{name} {}{failed}", ms(s.avg_ms))
+            })
+            .collect();
+        parts.join(" · ")
     }
 }
 
@@ -192,6 +314,8 @@ pub struct TtfbSummary {
 #[derive(Debug, Clone)]
 pub struct SiteWindows {
     samples: VecDeque<Sample>,
+    /// The steps of the samples that have some, oldest first.
+    steps: VecDeque<Arc<[Step]>>,
     windows: Vec<Window>,
     last_at_us: i64,
 }
@@ -207,6 +331,7 @@ impl SiteWindows {
     pub fn new(specs: &[WindowSpec]) -> Self {
         Self {
             samples: VecDeque::new(),
+            steps: VecDeque::new(),
             windows: specs
                 .iter()
                 .map(|s| Window::new(s.span, s.timings))
@@ -222,10 +347,15 @@ impl SiteWindows {
         let at_us = m.ended_us.max(self.last_at_us);
         self.last_at_us = at_us;
         let sample = Sample::new(m, at_us);
+        let steps: Option<Arc<[Step]>> = sample.has_steps.then(|| m.steps.as_slice().into());
         for w in &mut self.windows {
             w.add(&sample);
+            if let Some(steps) = &steps {
+                w.steps(steps, true);
+            }
         }
         self.samples.push_back(sample);
+        self.steps.extend(steps);
         self.evict(at_us);
         at_us
     }
@@ -237,9 +367,14 @@ impl SiteWindows {
             .iter()
             .map(|s| Window::new(s.span, s.timings))
             .collect();
+        let mut steps = self.steps.iter();
         for s in &self.samples {
+            let these = if s.has_steps { steps.next() } else { None };
             for w in &mut self.windows {
                 w.add(s);
+                if let Some(these) = these {
+                    w.steps(these, true);
+                }
             }
         }
         if !self.samples.is_empty() {
@@ -254,6 +389,7 @@ impl SiteWindows {
 
     fn evict(&mut self, now_us: i64) {
         let total = self.samples.len();
+        let total_steps = self.steps.len();
         for w in &mut self.windows {
             let cutoff = now_us.saturating_sub(w.span_us);
             while w.len > 0 {
@@ -262,11 +398,17 @@ impl SiteWindows {
                     break;
                 }
                 w.remove(s);
+                if s.has_steps {
+                    let i = total_steps - w.step_len;
+                    w.steps(&self.steps[i], false);
+                }
             }
         }
         let keep = self.windows.iter().map(|w| w.len).max().unwrap_or(0);
         while self.samples.len() > keep {
-            self.samples.pop_front();
+            if self.samples.pop_front().is_some_and(|s| s.has_steps) {
+                self.steps.pop_front();
+            }
         }
     }
 

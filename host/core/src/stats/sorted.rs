@@ -41,7 +41,6 @@ impl SortedMicros {
         }
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.values.len()
     }

@@ -252,3 +252,69 @@ fn respan_rebuilds_windows_from_kept_samples() {
     assert_eq!(w.availability(0), Some(1.0));
     assert_eq!(w.stats(1).response_ms.unwrap().max, 2.0);
 }
+
+fn scripted(secs: i64, steps: &[(&str, u64, bool)]) -> Measurement {
+    let mut m = ok(secs, 200, 10, 100);
+    m.steps = steps
+        .iter()
+        .map(|&(name, ms, failed)| Step {
+            name: name.into(),
+            duration: Duration::from_millis(ms),
+            requests: 2,
+            failed,
+        })
+        .collect();
+    m
+}
+
+/// A window keeps each step's figures over the runs in it: they leave with their probe (also
+/// when probes of other kinds sit between), a step gone from every run in the window goes, and
+/// a counts-only window keeps none.
+#[test]
+fn steps_are_figured_per_window_and_leave_with_their_probes() {
+    let spec = |s: u64, timings| WindowSpec {
+        span: Duration::from_secs(s),
+        timings,
+    };
+    let mut w = SiteWindows::new(&[spec(10, true), spec(100, true), spec(100, false)]);
+    w.push(&scripted(1, &[("login", 100, false), ("old", 5, false)]));
+    w.push(&ok(2, 200, 10, 100));
+    w.push(&scripted(3, &[("login", 300, false), ("order", 50, true)]));
+    w.push(&scripted(
+        20,
+        &[("login", 200, false), ("order", 70, false)],
+    ));
+    let long = w.stats(1);
+    let names: Vec<&str> = long.steps.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["login", "old", "order"]);
+    let login = &long.steps[0];
+    assert_eq!((login.runs, login.failed), (3, 0));
+    assert_eq!(
+        (login.avg_ms, login.max_ms, login.p95_ms),
+        (200.0, 300.0, 300.0)
+    );
+    assert_eq!((long.steps[2].runs, long.steps[2].failed), (2, 1));
+    // The 10 s window: only the probe at 20 s.
+    let short = w.stats(0);
+    let names: Vec<(&str, u32)> = short.steps.iter().map(|s| (&*s.name, s.failed)).collect();
+    assert_eq!(names, [("login", 0), ("order", 0)]);
+    assert!(w.stats(2).steps.is_empty());
+    // Past every window: nothing kept, the steps queue included.
+    w.advance(us(500));
+    assert!(w.stats(1).steps.is_empty());
+    assert!(w.steps.is_empty());
+    // Respan rebuilds the steps from the kept samples.
+    w.push(&scripted(501, &[("login", 10, false)]));
+    w.respan(&[spec(50, true)]);
+    assert_eq!(w.stats(0).steps[0].runs, 1);
+    // The same figures from a whole set at once (reports over raw rows).
+    let all = [
+        scripted(1, &[("a", 10, false)]),
+        scripted(2, &[("a", 30, true)]),
+    ];
+    let s = summarize(&all);
+    assert_eq!(
+        (s.steps[0].runs, s.steps[0].failed, s.steps[0].avg_ms),
+        (2, 1, 20.0)
+    );
+}

@@ -133,6 +133,7 @@ fn cell(rng: &mut fastrand::Rng, n: u32, level_us: u32) -> Cell {
             response_us: (!failed).then_some(r),
             ttfb_us: (!failed).then_some(r / 3),
             maintenance: false,
+            steps: Vec::new(),
         });
     }
     c

@@ -108,6 +108,7 @@ pub fn run() {
                             response_ms: None,
                             ttfb_ms: None,
                             status_codes: [("200", 28), ("503", 2)].into_iter().collect(),
+                            steps: Vec::new(),
                         },
                     )
                 })

@@ -124,6 +124,14 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
                 format!("  {}", flags.join(" "))
             }
         )?;
+        if !s.stats.steps.is_empty() {
+            writeln!(
+                out,
+                "  {:<NAME_WIDTH$} steps (avg ms): {}",
+                "",
+                s.stats.steps_summary(|v| format!("{v:.1}"))
+            )?;
+        }
         if s.maintenance_probes > 0 && r.every_s.is_none() {
             writeln!(
                 out,
@@ -182,6 +190,24 @@ mod tests {
                             max: 7.25,
                         }),
                         status_codes: [("200", 2), ("timeout", 1)].into(),
+                        steps: vec![
+                            crate::stats::StepStats {
+                                name: "login".into(),
+                                runs: 3,
+                                failed: 0,
+                                avg_ms: 120.25,
+                                max_ms: 200.0,
+                                p95_ms: 200.0,
+                            },
+                            crate::stats::StepStats {
+                                name: "ord\x1b[2Jer".into(),
+                                runs: 3,
+                                failed: 1,
+                                avg_ms: 7.0,
+                                max_ms: 9.0,
+                                p95_ms: 9.0,
+                            },
+                        ],
                     },
                 ),
                 site(
@@ -193,6 +219,7 @@ mod tests {
                         response_ms: None,
                         ttfb_ms: None,
                         status_codes: Default::default(),
+                        steps: Vec::new(),
                     },
                 ),
             ],
@@ -213,6 +240,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("200:2 timeout:1"), "{text}");
+        assert!(
+            text.contains("steps (avg ms): login 120.2 · ord\u{FFFD}[2Jer 7.0 ✗1\n"),
+            "the steps, a control character shown as such: {text}"
+        );
         assert!(
             text.lines()
                 .any(|l| l.contains("quiet") && l.contains("no data")),

@@ -157,7 +157,7 @@ pub fn to_json(a: &Answer) -> Value {
         .iter()
         .map(|r| {
             let s = &r.stats;
-            json!({
+            let mut row = json!({
                 "site": &*r.site, "url": &*r.url,
                 "period": period_label(a, r),
                 "start": r.period.map(|p| crate::clock::rfc3339_seconds(p.start)),
@@ -171,7 +171,11 @@ pub fn to_json(a: &Answer) -> Value {
                 "downtime_s": secs(r.downtime),
                 "incidents": r.incidents,
                 "maintenance_probes": r.maintenance_probes,
-            })
+            });
+            if !s.steps.is_empty() {
+                row["steps"] = crate::wire::step_stats_value(&s.steps);
+            }
+            row
         })
         .collect();
     v

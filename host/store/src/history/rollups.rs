@@ -405,7 +405,7 @@ fn count_differing(a: &[(u16, Cell)], b: &[(u16, Cell)]) -> u64 {
     n + b.keys().filter(|o| !a.contains_key(o)).count() as u64
 }
 /// A probe from the stored columns `time_us, ok, status, error_kind, response_us, ttfb_us,
-/// maintenance` (starting at column `at`).
+/// maintenance, steps` (starting at column `at`).
 pub(crate) fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Probe> {
     let status: Option<u16> = r.get(at + 2)?;
     let kind = r
@@ -422,9 +422,10 @@ pub(crate) fn probe_from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Resu
         response_us: us(at + 4)?,
         ttfb_us: us(at + 5)?,
         maintenance: r.get(at + 6)?,
+        steps: crate::parse_steps(r.get::<_, Option<String>>(at + 7)?.as_deref()),
     })
 }
 
 /// The stored columns [`probe_from_row`] reads, in its order.
 pub(crate) const PROBE_COLUMNS: &str =
-    "time_us, ok, status, error_kind, response_us, ttfb_us, maintenance";
+    "time_us, ok, status, error_kind, response_us, ttfb_us, maintenance, steps";

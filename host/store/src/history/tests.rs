@@ -518,3 +518,100 @@ fn rebuild_fills_a_store_that_never_had_rollups() {
     .unwrap();
     assert_exact(&a, &all, false);
 }
+
+/// `probes` of a script site: each run has a `login` and an `orders` step (which fails when the
+/// run does), and every seventh an `order` step too.
+fn scripted(
+    site: &str,
+    n: i64,
+    step: TimeDelta,
+    now: DateTime<Utc>,
+    seed: u64,
+) -> Vec<Measurement> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut all = probes(site, n, step, now, seed);
+    for (k, m) in all.iter_mut().enumerate() {
+        let s = |name: &str, us: u64, failed: bool| crate::measurement::Step {
+            name: name.into(),
+            duration: Duration::from_micros(us),
+            requests: 1,
+            failed,
+        };
+        m.steps = vec![
+            s("login", rng.u64(1000..90_000), false),
+            s("orders", rng.u64(500..5000), !m.ok),
+        ];
+        if k % 7 == 0 {
+            m.steps.push(s("order", rng.u64(100..300), false));
+        }
+    }
+    all
+}
+
+/// Each step's figures in a report agree with the raw rows: runs, failures, average and
+/// maximum exactly, the p95 within the sketch's error; before and after the checkpoint, and
+/// after the rollups are rebuilt from the raw rows.
+#[test]
+fn step_figures_roll_up_and_agree_with_the_raw_rows() {
+    let (_dir, store) = fresh_store();
+    let now = Utc::now();
+    let all = scripted("s", 3000, TimeDelta::seconds(90), now, 9);
+    let check = |label: &str| {
+        let retention = Retention::default();
+        for (req, rolled_up) in [
+            (request(3 * DAY, Some(By::Day)), true),
+            (request(8 * DAY, None), true),
+            (request(4 * DAY, None), false),
+        ] {
+            let a = report(&store, &req, &retention, Utc::now()).unwrap();
+            assert_eq!(matches!(a.source, Source::Tier(_)), rolled_up, "{label}");
+            for r in &a.rows {
+                let (from, to) = match r.period {
+                    Some(p) => (p.start, p.end.min(a.to)),
+                    None => (a.from, a.to),
+                };
+                let raw: Vec<&Measurement> = all
+                    .iter()
+                    .filter(|m| m.time >= from && m.time < to && !m.maintenance)
+                    .collect();
+                let exact = crate::stats::summarize(raw.iter().copied());
+                assert_eq!(r.stats.steps.len(), exact.steps.len(), "{label}");
+                assert_eq!(r.stats.steps.len(), 3, "{label}");
+                for (g, e) in r.stats.steps.iter().zip(&exact.steps) {
+                    assert_eq!(
+                        (&g.name, g.runs, g.failed, g.avg_ms, g.max_ms),
+                        (&e.name, e.runs, e.failed, e.avg_ms, e.max_ms),
+                        "{label}"
+                    );
+                    assert!(
+                        (g.p95_ms - e.p95_ms).abs() <= e.p95_ms * RELATIVE_ERROR + 0.001,
+                        "{label} {}: p95 {} vs exact {}",
+                        g.name,
+                        g.p95_ms,
+                        e.p95_ms
+                    );
+                }
+            }
+        }
+    };
+    let (h, t) = writer_with(&store, Duration::from_secs(3600));
+    for m in &all {
+        h.send(Record::Measurement(m.clone()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    check("raw tail");
+    drop(h);
+    t.join().unwrap().expect("every record stored");
+    check("checkpointed");
+    assert_consistent(&store);
+    // Rolled up again from the raw rows alone.
+    store
+        .connect()
+        .unwrap()
+        .execute_batch(
+            "DELETE FROM rollup_minute; DELETE FROM rollup_hour; DELETE FROM rollup_day; DELETE FROM rollup_state;",
+        )
+        .unwrap();
+    write(&store, &[]);
+    check("caught up");
+}

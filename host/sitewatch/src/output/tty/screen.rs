@@ -601,6 +601,10 @@ fn site_row(s: &SiteReport, state: State, c: Columns, threshold: f64) -> String 
     }
     line.push_str("  ");
     line.push_str(&s.stats.codes_summary());
+    if !s.stats.steps.is_empty() {
+        line.push_str("  steps ");
+        line.push_str(&s.stats.steps_summary(short_ms));
+    }
     // The long words after the figures: the state column has room for four letters.
     match state {
         State::Maintenance => line.push_str(&style("  MAINTENANCE").blue().to_string()),

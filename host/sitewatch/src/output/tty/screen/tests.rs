@@ -22,6 +22,7 @@ fn site(name: &str, availability: Option<f64>, down: bool) -> SiteReport {
                 }),
                 ttfb_ms: availability.map(|_| TtfbSummary { avg: 1.5, max: 2.0 }),
                 status_codes: [("200", 10)].into(),
+                steps: Vec::new(),
             },
         )
     }
@@ -348,4 +349,37 @@ fn the_filter_matches_tags_too() {
     s.filter = "EU".into();
     let text = s.render(80, 24, Duration::ZERO).join("\n");
     assert!(text.contains("s000") && !text.contains("s100"), "{text}");
+}
+
+/// A script site's row shows its steps' averages over the view, the failures counted, and a
+/// name's escape sequence shown as a character, never sent to the terminal.
+#[test]
+fn a_script_sites_row_shows_its_steps() {
+    let mut s = screen();
+    let mut shop = site("shop", Some(0.9), false);
+    let step = |name: &str, avg_ms: f64, failed: u32| crate::stats::StepStats {
+        name: name.into(),
+        runs: 10,
+        failed,
+        avg_ms,
+        max_ms: avg_ms,
+        p95_ms: avg_ms,
+    };
+    shop.stats.steps = vec![step("login", 312.4, 0), step("or\x1b[31mder", 7.05, 1)];
+    s.report(report(
+        "10m",
+        vec![shop, site("web", Some(1.0), false)],
+        1000,
+        10,
+    ));
+    let text = s.render(200, 24, Duration::ZERO).join("\n");
+    let row = text.lines().find(|l| l.contains("shop")).unwrap();
+    assert!(
+        row.ends_with("steps login 312 · or\u{FFFD}[31mder 7.0 ✗1")
+            || row.ends_with("steps login 312 · or\u{FFFD}[31mder 7.1 ✗1"),
+        "{row}"
+    );
+    assert!(!text.contains('\x1b'), "{text}");
+    let web = text.lines().find(|l| l.contains("web")).unwrap();
+    assert!(!web.contains("steps"), "{web}");
 }

@@ -1,6 +1,7 @@
-// A small strict JSON reader for a plugin's config object: an object whose values are strings,
-// booleans or null. Header-only; copy it into your own plugin. Errors carry a message and stop
-// the parse.
+// A small strict JSON reader for a plugin's config object (an object whose values are strings,
+// booleans or null) and, for scenarios, for reading answers (look a key up, walk an array, skip
+// a value) and writing strings into a request's JSON body. Header-only; copy it into your own
+// plugin. Errors carry a message and stop the parse.
 #ifndef SITEWATCH_JSON_H
 #define SITEWATCH_JSON_H
 
@@ -229,6 +230,157 @@ static inline bool json_end(json_t *j) {
         if (j->p != j->end) json_fail(j, "trailing characters");
     }
     return !j->failed;
+}
+
+// A number at the cursor (JSON's grammar: no leading `+`, `.5` or `01`).
+static inline bool json_number(json_t *j, double *out) {
+    json_ws(j);
+    const char *start = j->p, *p = j->p;
+    if (p < j->end && *p == '-') p++;
+    const char *digits = p;
+    while (p < j->end && *p >= '0' && *p <= '9') p++;
+    bool ok = p > digits && !(*digits == '0' && p - digits > 1);
+    if (ok && p < j->end && *p == '.') {
+        const char *frac = ++p;
+        while (p < j->end && *p >= '0' && *p <= '9') p++;
+        ok = p > frac;
+    }
+    if (ok && p < j->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < j->end && (*p == '+' || *p == '-')) p++;
+        const char *exp = p;
+        while (p < j->end && *p >= '0' && *p <= '9') p++;
+        ok = p > exp;
+    }
+    if (!ok) {
+        json_fail(j, "invalid type: %s, expected a number", json_kind(j));
+        return false;
+    }
+    char copy[64];
+    size_t n = (size_t)(p - start) < sizeof copy - 1 ? (size_t)(p - start) : sizeof copy - 1;
+    memcpy(copy, start, n);
+    copy[n] = 0;
+    *out = strtod(copy, NULL);
+    j->p = p;
+    return true;
+}
+
+// A string, or a number as written (`7`, `7.5`), as malloc'ed text; NULL for other values.
+static inline char *json_string_or_number(json_t *j) {
+    json_ws(j);
+    if (j->p < j->end && *j->p == '"') return json_string(j);
+    const char *start = j->p;
+    double ignored;
+    if (!json_number(j, &ignored)) return NULL;
+    size_t n = (size_t)(j->p - start);
+    char *out = malloc(n + 1);
+    memcpy(out, start, n);
+    out[n] = 0;
+    return out;
+}
+
+static inline void json_skip_depth(json_t *j, int depth);
+
+// Skips the value at the cursor, whatever it is, checking it is well-formed.
+static inline void json_skip(json_t *j) { json_skip_depth(j, 0); }
+
+static inline void json_skip_depth(json_t *j, int depth) {
+    json_ws(j);
+    if (depth > 64) {
+        json_fail(j, "nested too deeply");
+        return;
+    }
+    if (j->p < j->end && (*j->p == '{' || *j->p == '[')) {
+        char close = *j->p == '{' ? '}' : ']';
+        j->p++;
+        for (int i = 0; !j->failed; i++) {
+            json_ws(j);
+            if (j->p < j->end && *j->p == close) {
+                j->p++;
+                return;
+            }
+            if (i > 0 && !json_literal(j, ",")) {
+                json_fail(j, "expected `,` or `%c`", close);
+                return;
+            }
+            if (close == '}') {
+                free(json_string(j));
+                json_ws(j);
+                if (!j->failed && !json_literal(j, ":")) json_fail(j, "expected `:`");
+            }
+            if (!j->failed) json_skip_depth(j, depth + 1);
+        }
+    } else if (j->p < j->end && *j->p == '"') {
+        free(json_string(j));
+    } else if (j->p < j->end && (*j->p == '-' || (*j->p >= '0' && *j->p <= '9'))) {
+        double ignored;
+        json_number(j, &ignored);
+    } else if (!json_literal(j, "true") && !json_literal(j, "false") && !json_literal(j, "null")) {
+        json_fail(j, "expected a value, found %s", json_kind(j));
+    }
+}
+
+// Whether `text` is one well-formed JSON value.
+static inline bool json_valid(const char *text, size_t len) {
+    json_t j = json_start(text, len);
+    json_skip(&j);
+    return json_end(&j);
+}
+
+// Looks `key` up in the object at the cursor: true with the cursor at its value, false when the
+// value is not an object or has no such key. (The rest of the object is left unread.)
+static inline bool json_find(json_t *j, const char *key) {
+    if (!json_object_begin(j)) return false;
+    char *k;
+    while (json_object_next_key(j, &k)) {
+        bool found = strcmp(k, key) == 0;
+        free(k);
+        if (found) return true;
+        json_skip(j);
+    }
+    return false;
+}
+
+// Expects `[` at the cursor.
+static inline bool json_array_begin(json_t *j) {
+    json_ws(j);
+    if (!json_literal(j, "[")) {
+        json_fail(j, "invalid type: %s, expected a sequence", json_kind(j));
+        return false;
+    }
+    return true;
+}
+
+// Moves to element number `index` (from 0, in order); false at the closing `]` or on an error:
+// `for (size_t i = 0; json_array_next(&j, i); i++) { read or json_skip the element }`.
+static inline bool json_array_next(json_t *j, size_t index) {
+    json_ws(j);
+    if (j->failed || json_literal(j, "]")) return false;
+    if (index > 0 && !json_literal(j, ",")) {
+        json_fail(j, "expected `,` or `]`");
+        return false;
+    }
+    return true;
+}
+
+// `s` as a JSON string literal, quotes included (malloc'ed): for building a request's body.
+static inline char *json_quote(const char *s) {
+    char *out = malloc(strlen(s) * 6 + 3), *o = out;
+    *o++ = '"';
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *o++ = '\\';
+            *o++ = (char)c;
+        } else if (c < 0x20) {
+            o += sprintf(o, "\\u%04x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    *o = 0;
+    return out;
 }
 
 #endif

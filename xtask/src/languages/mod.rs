@@ -1,8 +1,8 @@
 //! Plugins written in languages other than Rust: `plugins/<language>/<name>/`. Each language
 //! knows how to find (or install) its toolchain and how to turn a plugin folder into a component.
 //! A build lands in `target/plugins/<name>-<language>.wasm`. A folder may name the WIT version
-//! it is written against in a `wit-version` file ([`wit_of`]) and a formatter its world in a
-//! `world` file ([`world_of`]).
+//! it is written against in a `wit-version` file ([`wit_of`]), and a formatter or a scenario its
+//! world in a `world` file ([`world_of`]).
 
 mod c;
 mod js;
@@ -17,14 +17,25 @@ use std::process::{Command, Stdio};
 pub enum World {
     Checker,
     AlertFormatter,
+    /// A scenario (the probe of a `script` site), from WIT 0.4.0.
+    Scenario,
 }
 
 impl World {
+    pub const ALL: [World; 3] = [World::Checker, World::AlertFormatter, World::Scenario];
+
+    /// The world's name in the WIT, which the toolchains take (`-w`, `--world-name`) and the C
+    /// bindings are named after (`scenario.h`).
     pub fn name(self) -> &'static str {
         match self {
             World::Checker => "checker",
             World::AlertFormatter => "alert-formatter",
+            World::Scenario => "scenario",
         }
+    }
+
+    pub fn parse(name: &str) -> Option<World> {
+        World::ALL.into_iter().find(|w| w.name() == name)
     }
 }
 
@@ -100,6 +111,7 @@ impl Language {
     /// Builds the plugin in `src` (against `world` of the WIT package in the folder `wit`) into
     /// the component `out`, written atomically.
     pub fn build(self, src: &Path, world: World, wit: &Path, out: &Path) -> anyhow::Result<()> {
+        has_world(wit, world)?;
         let scratch = crate::root()
             .join("target/plugin-build")
             .join(self.dir())
@@ -135,8 +147,8 @@ impl Language {
     }
 }
 
-/// Which world a plugin's sources are written against: a formatter names its world in a
-/// `world` file or, failing that, the check world is meant.
+/// Which world a plugin's sources are written against: a formatter or a scenario names its world
+/// in a `world` file (`alert-formatter`, `scenario`) or, failing that, the check world is meant.
 pub fn world_of(src: &Path) -> anyhow::Result<World> {
     let file = src.join("world");
     if !file.exists() {
@@ -144,14 +156,36 @@ pub fn world_of(src: &Path) -> anyhow::Result<World> {
     }
     let text =
         std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-    match text.trim() {
-        "checker" => Ok(World::Checker),
-        "alert-formatter" => Ok(World::AlertFormatter),
-        other => anyhow::bail!(
-            "{}: unknown world `{other}` (expected `checker` or `alert-formatter`)",
-            file.display()
-        ),
+    World::parse(text.trim()).with_context(|| {
+        format!(
+            "{}: unknown world `{}` (expected `checker`, `alert-formatter` or `scenario`)",
+            file.display(),
+            text.trim()
+        )
+    })
+}
+
+/// Fails, naming the folder's `wit-version`, when the WIT package in `wit` has no `world` (a
+/// scenario written against a version before 0.4.0), rather than leaving it to a toolchain's
+/// message.
+fn has_world(wit: &Path, world: World) -> anyhow::Result<()> {
+    let file = wit.join("plugin.wit");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let declared = format!("world {} {{", world.name());
+    if !text.lines().any(|l| l.trim_start().starts_with(&declared)) {
+        anyhow::bail!(
+            "{} has no world `{}`: name a newer version in the plugin's `wit-version` file{}",
+            file.display(),
+            world.name(),
+            if world == World::Scenario {
+                " (scenarios are in 0.4.0 and later)"
+            } else {
+                ""
+            }
+        );
     }
+    Ok(())
 }
 
 /// The WIT version a plugin folder names in its `wit-version` file when it has none: the only
@@ -216,4 +250,32 @@ pub fn apt_install(packages: &[&str]) -> anyhow::Result<()> {
     // A fresh machine may have no package lists yet.
     crate::run(apt().args(["update", "-qq"]))?;
     crate::run(apt().args(["install", "-y", "-q"]).args(packages))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_world_file_names_the_world() {
+        let dir = std::env::temp_dir().join(format!("xtask-world-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(world_of(&dir).unwrap(), World::Checker);
+        for world in World::ALL {
+            std::fs::write(dir.join("world"), format!("{}\n", world.name())).unwrap();
+            assert_eq!(world_of(&dir).unwrap(), world);
+        }
+        std::fs::write(dir.join("world"), "scenarios").unwrap();
+        assert!(world_of(&dir).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_scenario_needs_a_wit_version_that_has_the_world() {
+        let wit = |v: &str| crate::root().join("wit").join(v);
+        assert!(has_world(&wit("0.4.0"), World::Scenario).is_ok());
+        assert!(has_world(&wit("0.4.0"), World::Checker).is_ok());
+        let err = has_world(&wit("0.3.0"), World::Scenario).unwrap_err();
+        assert!(err.to_string().contains("0.4.0 and later"), "{err}");
+    }
 }

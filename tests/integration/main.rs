@@ -29,6 +29,7 @@ mod prometheus_selftest;
 mod receiver_selftest;
 mod redirects;
 mod reload;
+mod scenarios;
 mod security;
 mod serve;
 mod shapes_selftest;

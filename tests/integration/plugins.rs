@@ -138,8 +138,8 @@ async fn a_plugin_built_for_another_wit_version_is_refused_with_the_version() {
     assert!(matches!(err, PluginError::WrongInterface { .. }), "{text}");
     assert!(
         text.contains("sitewatch:plugin/check@0.9.0")
-            && text.contains("a WIT version this host speaks (0.1.0, 0.2.0, 0.3.0)")
-            && text.contains("rebuild it against sitewatch:plugin@0.3.0"),
+            && text.contains("a WIT version this host speaks (0.1.0, 0.2.0, 0.3.0, 0.4.0)")
+            && text.contains("rebuild it against sitewatch:plugin@0.4.0"),
         "{text}"
     );
 }

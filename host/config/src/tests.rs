@@ -1134,3 +1134,90 @@ fn a_push_site_takes_its_token_from_the_environment_and_a_schedule() {
         );
     }
 }
+
+fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::parse_with_env(Path::new("config.json"), text.as_bytes(), &|var| {
+        env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+    })
+}
+
+#[test]
+fn a_script_site_gets_its_plugin_its_hosts_its_budget_and_only_the_secrets_it_names() {
+    let c = parse_env(
+        r#"{"sites": [{"name": "checkout", "kind": "script", "plugin": "login-flow",
+            "url": "https://shop.example.test/", "max_requests": 5, "secrets": ["EXTRA"],
+            "config": {"user": "alice", "password": "${SHOP_PW}", "literal": "$${NOT}"}}]}"#,
+        &[
+            ("SHOP_PW", "hunter2"),
+            ("EXTRA", "x-extra"),
+            ("HOME", "/root"),
+        ],
+    )
+    .unwrap();
+    let s = &c.sites[0];
+    assert_eq!(s.url, "script:checkout");
+    let kind::Kind::Script(script) = &s.kind else {
+        panic!("{:?}", s.kind)
+    };
+    assert_eq!(script.plugin.plugin, "login-flow");
+    let config: serde_json::Value = serde_json::from_str(&script.plugin.config).unwrap();
+    // The placeholders go to the plugin as written; the site's url is its config's url.
+    assert_eq!(config["password"], "${SHOP_PW}");
+    assert_eq!(config["url"], "https://shop.example.test/");
+    assert_eq!(
+        script.allow,
+        ["shop.example.test"],
+        "its url's host by default"
+    );
+    assert!(script.allows("SHOP.example.test") && !script.allows("evil.test"));
+    assert_eq!(script.max_requests, 5);
+    let names: Vec<&str> = script.secrets.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["SHOP_PW", "EXTRA"], "HOME is not given");
+    assert_eq!(script.secrets[0].1.expose(), "hunter2");
+    assert_eq!(
+        s.redact("a hunter2 b"),
+        "a *** b",
+        "outputs redact them too"
+    );
+    assert!(
+        c.plugin_uses()
+            .any(|(field, site, u)| field == "sites[0].plugin"
+                && site == Some("checkout")
+                && u.plugin == "login-flow"),
+        "the plugin is loaded like any other"
+    );
+}
+
+#[test]
+fn a_script_sites_mistakes_are_named() {
+    let site = |extra: &str| {
+        format!(r#"{{"sites": [{{"name": "s", "kind": "script", "plugin": "p"{extra}}}]}}"#)
+    };
+    let e = err(&site(""));
+    assert!(e.contains("allow") && e.contains("url"), "{e}");
+    let e = err(&site(r#", "allow": ["http://x.test"]"#));
+    assert!(e.contains("allow[0]") && e.contains("not a host"), "{e}");
+    let e = err(&site(
+        r#", "allow": ["x.test"], "config": {"pw": "${MISSING_PW}"}"#,
+    ));
+    assert!(e.contains("MISSING_PW") && e.contains("not set"), "{e}");
+    let e = err(&site(r#", "allow": ["x.test"], "max_requests": 0"#));
+    assert!(e.contains("max_requests"), "{e}");
+    let e = err(&site(r#", "allow": ["x.test"], "method": "POST""#));
+    assert!(e.contains("a site of kind script takes no method"), "{e}");
+    let e = err(&site(r#", "url": "https://u:p@x.test/""#));
+    assert!(e.contains("without credentials"), "{e}");
+    let e = err(r#"{"sites": [{"kind": "script", "plugin": "p", "allow": ["x.test"]}]}"#);
+    assert!(e.contains("needs a name"), "{e}");
+    let wild = parse(&site(r#", "allow": ["*.example.test", "127.0.0.1"]"#)).unwrap();
+    let kind::Kind::Script(script) = &wild.sites[0].kind else {
+        panic!()
+    };
+    assert!(script.allows("api.example.test") && script.allows("a.b.example.test"));
+    assert!(!script.allows("example.test") && !script.allows("badexample.test"));
+    assert!(script.allows("127.0.0.1"));
+}

@@ -1189,9 +1189,10 @@ mod tests {
             Some(("formatter", WitVersion::V0_2))
         );
         assert_eq!(of("sitewatch:plugin/check@0.3.1"), Some(WitVersion::V0_3));
+        assert_eq!(of("sitewatch:plugin/script@0.4.2"), Some(WitVersion::V0_4));
         assert_eq!(
             WitVersion::NEWEST.interface("check"),
-            "sitewatch:plugin/check@0.3.0"
+            "sitewatch:plugin/check@0.4.0"
         );
     }
 
@@ -1204,7 +1205,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "plugin p: exports neither `sitewatch:plugin/check` nor `sitewatch:plugin/formatter` of a WIT version this host speaks (0.1.0, 0.2.0, 0.3.0) (it exports `sitewatch:plugin/check@0.9.0`); it was built against another version of the sitewatch:plugin WIT (sitewatch:plugin/check@0.9.0); rebuild it against sitewatch:plugin@0.3.0 (wit/0.3.0/plugin.wit)"
+            "plugin p: exports none of `sitewatch:plugin/check`, `sitewatch:plugin/formatter` or `sitewatch:plugin/script` of a WIT version this host speaks (0.1.0, 0.2.0, 0.3.0, 0.4.0) (it exports `sitewatch:plugin/check@0.9.0`); it was built against another version of the sitewatch:plugin WIT (sitewatch:plugin/check@0.9.0); rebuild it against sitewatch:plugin@0.4.0 (wit/0.4.0/plugin.wit)"
         );
     }
 }

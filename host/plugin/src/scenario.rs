@@ -632,18 +632,13 @@ impl Secrets {
             .collect();
         for (name, value) in &values {
             let placeholder = format!("${{{name}}}").into_bytes();
-            let b64 = |e: &base64::engine::GeneralPurpose| e.encode(value.as_bytes());
-            use base64::engine::general_purpose as g;
-            for form in [
-                value.clone(),
-                encode(value, Encoding::Url),
-                encode(value, Encoding::Form),
-                encode(value, Encoding::Json),
-                b64(&g::STANDARD),
-                b64(&g::STANDARD_NO_PAD),
-                b64(&g::URL_SAFE),
-                b64(&g::URL_SAFE_NO_PAD),
-            ] {
+            // The value as sent, and as a server may echo it: encoded once, or twice (a JSON
+            // echo of a JSON or form body).
+            let once: Vec<String> = std::iter::once(value.clone())
+                .chain(encodings(value))
+                .collect();
+            let twice = once[1..].iter().flat_map(|f| encodings(f));
+            for form in once.clone().into_iter().chain(twice) {
                 if !form.is_empty() && !forms.iter().any(|(f, _)| f == form.as_bytes()) {
                     forms.push((form.into_bytes(), placeholder.clone()));
                 }
@@ -707,6 +702,23 @@ impl Secrets {
         }
         String::from_utf8_lossy(&self.redact(text.as_bytes())).into_owned()
     }
+}
+
+/// `value` in each encoding a server may echo it in: percent- and form-encoded, JSON-escaped,
+/// base64 (standard and URL-safe, with and without padding).
+fn encodings(value: &str) -> impl Iterator<Item = String> + '_ {
+    use base64::engine::general_purpose as g;
+    let b64 = |e: &base64::engine::GeneralPurpose| e.encode(value.as_bytes());
+    [
+        encode(value, Encoding::Url),
+        encode(value, Encoding::Form),
+        encode(value, Encoding::Json),
+        b64(&g::STANDARD),
+        b64(&g::STANDARD_NO_PAD),
+        b64(&g::URL_SAFE),
+        b64(&g::URL_SAFE_NO_PAD),
+    ]
+    .into_iter()
 }
 
 fn encode(value: &str, encoding: Encoding) -> String {
@@ -826,6 +838,7 @@ mod tests {
             encode("p&ss w\"rd/é", Encoding::Url),
             encode("p&ss w\"rd/é", Encoding::Form),
             encode("p&ss w\"rd/é", Encoding::Json),
+            encode(&encode("p&ss w\"rd/é", Encoding::Json), Encoding::Json),
             g::STANDARD.encode("p&ss w\"rd/é"),
             g::URL_SAFE_NO_PAD.encode("p&ss w\"rd/é"),
         ] {

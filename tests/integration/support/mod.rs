@@ -15,6 +15,7 @@ pub mod prometheus;
 pub mod receiver;
 pub mod server;
 pub mod shapes;
+pub mod shop;
 pub mod smtp;
 pub mod tls;
 pub mod tmux;

@@ -594,6 +594,14 @@ impl Recorder {
             .filter(|_| delivers)
             .map(|t| {
                 let mut alert = t.into_alert(&m.site, &site.url);
+                // A scenario's outage names the step it failed in.
+                if alert.kind == crate::alert::AlertKind::Down
+                    && let Some(step) = m.steps.iter().find(|s| s.failed)
+                {
+                    alert
+                        .message
+                        .push_str(&format!(", failed step={}", step.name));
+                }
                 if let Some((_, note)) = &verdict
                     && alert.kind.condition() == crate::alert::Condition::Down
                 {

@@ -145,6 +145,33 @@ impl AlertFormatter for SlowForDown {
     }
 }
 
+#[tokio::test]
+async fn a_scenarios_outage_names_the_step_it_failed_in() {
+    let (mut r, mut rx) = recorder();
+    let step = |name: &str, failed: bool| crate::measurement::Step {
+        name: name.into(),
+        duration: std::time::Duration::from_millis(5),
+        requests: 1,
+        failed,
+    };
+    for i in 0..12 {
+        let up = i < 6;
+        let mut m = probe("a", i * 10, up);
+        m.steps = vec![step("login", false), step("order", !up)];
+        r.record(m);
+    }
+    let fired = alerts(&mut r, &mut rx).await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(
+        fired[0]
+            .message
+            .starts_with("Website a is down. availability=")
+            && fired[0].message.contains(", failed step=order"),
+        "{}",
+        fired[0].message
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn alerts_leave_in_the_order_they_were_decided_even_when_rendering_takes_longer() {
     let c = config();

@@ -15,12 +15,18 @@ tasks:
                   plugins to target/test-plugins/) and validate each with the host's loader
   test [--all-languages] [ARGS..]
                   build the plugins, run their unit tests and every plugin's tests.json cases,
-                  check that a freshly scaffolded plugin of each language builds and passes,
-                  then run the workspace's tests (what CI runs); ARGS go to `cargo test`;
-                  ends with a line for each test skipped for something not installed
-  new-plugin <name> --lang rust|c|python|js
-                  scaffold a check plugin from a template that builds and passes its own
-                  tests.json (see docs/PLUGINS.md)
+                  check that a freshly scaffolded plugin of each kind and language builds and
+                  passes its own test (check-templates), then run the workspace's tests (what
+                  CI runs); ARGS go to `cargo test`; ends with a line for each test skipped for
+                  something not installed
+  new-plugin <name> [--kind check|scenario] --lang rust|c|python|js
+                  scaffold a plugin from a template that builds and passes its own test: a
+                  check (the default) with its tests.json, or a one-step scenario (see
+                  docs/PLUGINS.md)
+  check-templates scaffold a check and a scenario in each language whose toolchain is present
+                  into target/scaffold-check/, build them and run their own tests (a check's
+                  tests.json; a scenario's runs against a loopback server, up on 200, down on
+                  503)
   bench [PART..]  run the benchmarks in release mode (plugins, storage, history, views, scale, peers,
                   accuracy, alerts, notify, serve, cluster, push; all by default); each prints a table and writes
                   target/bench/PART.json
@@ -36,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Some("test") => test(all_languages, &rest),
         Some("bench") => bench(&rest),
         Some("new-plugin") => scaffold::new_plugin(&rest),
+        Some("check-templates") => scaffold::check_templates(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             Ok(())

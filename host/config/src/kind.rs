@@ -516,10 +516,11 @@ fn script(
         Some(serde_json::Value::Object(m)) => m.clone(),
         Some(_) => return Err(("config", "must be a JSON object").into()),
     };
-    if let Some(u) = &url {
+    // As written (a parsed URL gains a `/` that `{url}/login` would double).
+    if let (Some(_), Some(written)) = (&url, raw.url.as_deref()) {
         config
             .entry("url")
-            .or_insert_with(|| serde_json::Value::from(u.as_str()));
+            .or_insert_with(|| serde_json::Value::from(written.trim()));
     }
     let config = serde_json::Value::Object(config);
     let plugin = super::resolve_plugin_use(
@@ -587,9 +588,14 @@ fn script(
         .into_iter()
         .map(|(n, field)| Ok((n.clone(), Secret::new(env_secret(env, &field, &n)?))))
         .collect::<Result<Vec<_>, FieldError>>()?;
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
     let shown = format!(
         "script:{}",
-        percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+        percent_encoding::utf8_percent_encode(name, KEEP)
     );
     let shown_url = Url::parse(&shown).map_err(|e| FieldError::from(("name", e.to_string())))?;
     Ok((

@@ -147,11 +147,167 @@ pub async fn run() {
         percentile(&native, 0.5),
         percentile(&native, 0.99)
     );
+    let scenarios = scenario().await;
     save(
         "plugins",
         &serde_json::json!({
             "builds": rows,
             "native_us": {"p50": percentile(&native, 0.5), "p99": percentile(&native, 0.99)},
+            "scenario": scenarios,
         }),
     );
+}
+
+/// (language, built file) of each build of the login-flow scenario.
+const SCENARIOS: &[(&str, &str)] = &[
+    ("Rust", "login-flow"),
+    ("C", "login-flow-c"),
+    ("Python", "login-flow-python"),
+    ("JavaScript", "login-flow-js"),
+];
+
+/// The shop's three answers, served by a Python process (its CPU is not ours).
+const SHOP: &str = r#"
+import http.server, sys
+ANSWERS = {
+    ("POST", "/login"): b'{"token": "t0k", "expires_in": 60}',
+    ("GET", "/api/orders"): b'{"orders": [{"id": 7, "status": "paid"}]}',
+    ("GET", "/api/orders/7"): b'{"id": 7, "status": "paid"}',
+}
+class Shop(http.server.BaseHTTPRequestHandler):
+    def answer(self):
+        n = int(self.headers.get("content-length") or 0)
+        self.rfile.read(n)
+        body = ANSWERS.get((self.command, self.path))
+        self.send_response(200 if body else 404)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body or b"")))
+        self.end_headers()
+        self.wfile.write(body or b"")
+    do_GET = do_POST = answer
+    def log_message(self, *a): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Shop)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// The CPU this process spent on `runs` calls of `run`, per call, in µs.
+async fn cpu_per_run<F: Future<Output = ()>>(runs: u32, mut run: impl FnMut() -> F) -> f64 {
+    for _ in 0..10 {
+        run().await;
+    }
+    let before = crate::harness::cpu_time(std::process::id());
+    for _ in 0..runs {
+        run().await;
+    }
+    let spent = crate::harness::cpu_time(std::process::id()) - before;
+    spent.as_secs_f64() * 1e6 / f64::from(runs)
+}
+
+/// A 3-step scenario (the login-flow example of each language: log in, list the orders, read
+/// one) against the same three requests sent as three HTTP probes: the CPU of sitewatch per
+/// run. The scenario's overhead is what it costs beyond its requests.
+async fn scenario() -> serde_json::Value {
+    use sitewatch::probe::{Prober, Target};
+    let mut shop = std::process::Command::new("python3")
+        .args(["-c", SHOP])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 serves the shop");
+    let port: u16 = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(shop.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().parse().unwrap()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let clock: sitewatch::clock::SharedClock =
+        std::sync::Arc::new(sitewatch::clock::SystemClock::default());
+    let prober = Prober::new(clock).unwrap();
+    let host = PluginHost::new(None).unwrap();
+    let sites = |extra: serde_json::Value| {
+        let text =
+            serde_json::json!({"sites": extra, "plugins": {"dir": root().join("target/plugins")}})
+                .to_string();
+        sitewatch::config::Config::parse(&root().join("bench.json"), text.as_bytes()).unwrap()
+    };
+    // The same three requests as HTTP sites.
+    let probes = sites(serde_json::json!([
+        {"name": "login", "url": format!("{url}/login"), "method": "POST",
+         "body": {"user": "alice", "password": "pw"}},
+        {"name": "orders", "url": format!("{url}/api/orders"),
+         "headers": {"authorization": "Bearer t0k"}},
+        {"name": "order", "url": format!("{url}/api/orders/7"),
+         "headers": {"authorization": "Bearer t0k"}},
+    ]));
+    let targets: Vec<Target> = probes.sites.iter().cloned().map(Target::new).collect();
+    const RUNS: u32 = 300;
+    let requests_us = cpu_per_run(RUNS, || async {
+        for t in &targets {
+            let (m, _) = prober.probe(t, tokio::time::Instant::now()).await.unwrap();
+            assert!(m.ok, "{:?}", m.error);
+        }
+    })
+    .await;
+    let mut rows = Vec::new();
+    for (language, file) in SCENARIOS {
+        let wasm = root().join(format!("target/plugins/{file}.wasm"));
+        if !wasm.is_file() {
+            println!(
+                "  skipped the {language} scenario: {} is not built",
+                wasm.display()
+            );
+            continue;
+        }
+        let c = sites(serde_json::json!([{
+            "name": "checkout", "kind": "script", "plugin": file, "url": url,
+            "config": {"user": "alice", "password": "pw"},
+            "memory_limit": LIMITS.memory, "time_limit": LIMITS.time.as_secs_f64(),
+        }]));
+        let plugin = host.load_file(&wasm).await.unwrap();
+        let set = sitewatch::plugin::set::PluginSet::of(std::sync::Arc::clone(&host), plugin);
+        let target = Target::new(c.sites[0].clone());
+        let run_us = cpu_per_run(RUNS, || async {
+            let m = sitewatch::plugin::scenario::probe(
+                &set,
+                &prober,
+                &target,
+                tokio::time::Instant::now(),
+            )
+            .await
+            .unwrap();
+            assert!(m.ok, "{file}: {:?}", m.error);
+            assert_eq!(m.steps.len(), 3);
+        })
+        .await;
+        rows.push(serde_json::json!({
+            "language": language,
+            "file": format!("{file}.wasm"),
+            "run_cpu_us": run_us,
+            "overhead": (run_us - requests_us) / requests_us,
+        }));
+    }
+    let _ = shop.kill();
+    println!(
+        "\n== plugins: a 3-step scenario (log in, list, read) against the same 3 requests as HTTP probes; CPU of sitewatch per run"
+    );
+    println!("  {:<22} {:>10}   {:>9}", "", "CPU/run", "overhead");
+    println!("  {:<22} {:>8.0}µs", "3 HTTP probes", requests_us);
+    for r in &rows {
+        let language = r["language"].as_str().unwrap();
+        let goal = if matches!(language, "Rust" | "C") {
+            "(goal < 10%)"
+        } else {
+            ""
+        };
+        println!(
+            "  {:<22} {:>8.0}µs   {:>+8.1}% {goal}",
+            format!("scenario, {language}"),
+            r["run_cpu_us"].as_f64().unwrap(),
+            r["overhead"].as_f64().unwrap() * 100.0,
+        );
+    }
+    serde_json::json!({"requests_cpu_us": requests_us, "runs": RUNS, "builds": rows})
 }

@@ -107,7 +107,7 @@ impl Guest for Hostile {
                 }
             }
             "trap" => panic!("the hostile scenario panics"),
-            "steps" => {
+            "steps" | "" => {
                 for step in ["one", "two", "three"] {
                     net::step(step);
                     let r = net::send(&get(format!("{url}/{step}")))

@@ -64,9 +64,6 @@ pub struct Session {
 struct Net {
     prober: Prober,
     target: Target,
-    /// The probes' runtime: requests run there, timed as every probe is, not on the plugin
-    /// threads.
-    runtime: tokio::runtime::Handle,
 }
 
 #[derive(Debug, Clone)]
@@ -77,8 +74,8 @@ struct StepRecord {
 }
 
 impl Session {
-    /// A run of `target`'s scenario, its requests sent by `prober` on `runtime`.
-    pub fn new(prober: &Prober, target: &Target, runtime: tokio::runtime::Handle) -> Self {
+    /// A run of `target`'s scenario, its requests sent by `prober`.
+    pub fn new(prober: &Prober, target: &Target) -> Self {
         let site = &target.config;
         let secrets = match &site.kind {
             Kind::Script(s) => Secrets::new(&s.secrets),
@@ -88,7 +85,6 @@ impl Session {
             net: Some(Net {
                 prober: prober.clone(),
                 target: target.clone(),
-                runtime,
             }),
             budget: site.timeout,
             max_requests: script(site).map_or(0, |s| s.max_requests),
@@ -198,18 +194,14 @@ impl Session {
         };
         self.sent += 1;
         let (prober, target) = (net.prober.clone(), net.target.clone());
-        let sent = net
-            .runtime
-            .spawn(async move { prober.exchange(&target, exchange).await })
-            .await;
+        // Sent from the plugin thread itself: handing each request to the probes' runtime and
+        // back cost two cross-thread wake-ups, half again the requests' own CPU (see
+        // docs/BENCHMARKS.md).
+        let sent = prober.exchange(&target, exchange).await;
         let record = &mut self.steps[step];
         record.requests += 1;
         match sent {
-            Err(e) => Err(SendError {
-                kind: FailureKind::Other,
-                message: format!("the request could not be sent: {e}"),
-            }),
-            Ok(Err(monitor)) => {
+            Err(monitor) => {
                 let message = format!("sitewatch could not send the request: {monitor}");
                 self.monitor = Some(monitor);
                 Err(SendError {
@@ -217,7 +209,7 @@ impl Session {
                     message,
                 })
             }
-            Ok(Ok(Err(failed))) => {
+            Ok(Err(failed)) => {
                 record.duration += failed.elapsed;
                 if let Some(host) = failed.refused {
                     return Err(self.refuse(
@@ -231,7 +223,7 @@ impl Session {
                     message: self.secrets.redact_text(&failed.error.message),
                 })
             }
-            Ok(Ok(Ok(x))) => {
+            Ok(Ok(x)) => {
                 record.duration += x.response_time;
                 self.first.get_or_insert((x.ttfb, x.phases));
                 self.last_status = Some(x.status);
@@ -494,7 +486,7 @@ pub async fn probe(
             site.name
         )));
     };
-    let session = Session::new(prober, target, tokio::runtime::Handle::current());
+    let session = Session::new(prober, target);
     let name = &script.plugin.plugin;
     let (result, session) = match (plugins.get(name), plugins.host()) {
         (Some(plugin), Ok(host)) => {

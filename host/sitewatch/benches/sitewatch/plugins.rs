@@ -291,6 +291,7 @@ async fn scenario() -> serde_json::Value {
         }));
     }
     let _ = shop.kill();
+    let _ = shop.wait();
     println!(
         "\n== plugins: a 3-step scenario (log in, list, read) against the same 3 requests as HTTP probes; CPU of sitewatch per run"
     );

@@ -5,7 +5,7 @@
 
 use crate::support::binary::{BIN, Running, is};
 use crate::support::server::{Reply, TestServer};
-use crate::support::{closed_port, http_client};
+use crate::support::{closed_port, get_text};
 use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use std::path::Path;
@@ -100,17 +100,6 @@ fn env() -> [(&'static str, &'static str); 3] {
     [KEY, TOKEN, HOOK]
 }
 
-async fn get(url: &str) -> String {
-    http_client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_writes() {
     let (server, authorized) = guarded().await;
@@ -172,7 +161,7 @@ async fn secrets_in_a_site_url_and_header_reach_the_site_and_nothing_sitewatch_w
         "/api/v1/report?since=1h",
         "/",
     ] {
-        served += &get(&format!("{base}{path}")).await;
+        served += &get_text(&format!("{base}{path}")).await;
     }
     assert!(
         served.contains("key=${SW_SITE_KEY}"),

@@ -10,7 +10,7 @@ use crate::support::kinds::PyServer;
 use crate::support::netns::QuietHost;
 use crate::support::smtp::Smtp;
 use crate::support::tls::TestCa;
-use crate::support::{closed_port, http_client};
+use crate::support::{closed_port, get_text, http_client};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,17 +84,6 @@ async fn first_ok(run: &mut Running, site: &str, secs: u64) -> Value {
     }
 }
 
-async fn get(url: &str) -> String {
-    http_client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
     let server = PingServer::start().await;
@@ -140,7 +129,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
     );
     // The API and /metrics show it as any site.
     let sites: Value =
-        serde_json::from_str(&get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
+        serde_json::from_str(&get_text(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
             .unwrap();
     let site = sites["sites"]
         .as_array()
@@ -155,7 +144,7 @@ async fn a_tcp_site_is_judged_by_its_answer_and_alerts_like_a_website() {
         "{site}"
     );
     assert_eq!(site["kind"], "tcp", "{site}");
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(
         metrics
             .lines()
@@ -279,7 +268,7 @@ async fn a_dns_site_follows_the_zone_its_server_serves() {
         assert!(p["response_ms"].as_f64().is_some(), "{p}");
         assert_eq!(p["kind"], "dns", "{p}");
     }
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(
         metrics
             .lines()
@@ -418,7 +407,7 @@ async fn a_grpc_site_is_up_while_its_health_service_says_serving() {
             .starts_with("gRPC status 5 (NOT_FOUND)"),
         "{failed}"
     );
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(
         metrics
             .lines()
@@ -478,7 +467,7 @@ async fn an_icmp_site_counts_its_echo_replies_and_a_silent_host_goes_down() {
             .starts_with("no echo reply to 2 requests"),
         "{failed}"
     );
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     for (series, site) in [
         ("probe_icmp_duration_seconds{", "loopback"),
         ("sitewatch_icmp_loss_ratio{", "quiet"),
@@ -576,8 +565,8 @@ async fn a_push_site_is_up_while_its_job_pings_and_down_when_it_is_late_or_fails
         "{failed}"
     );
     // The token is the job's credential: no output holds it.
-    let sites = get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await;
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let sites = get_text(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     run.collect_for(Duration::from_millis(200)).await;
     let events = serde_json::to_string(&run.events).unwrap();
     for (what, text) in [
@@ -672,10 +661,10 @@ async fn a_domain_about_to_expire_warns_once_from_its_registrys_rdap_record() {
     );
     assert_eq!(bootstraps.load(Ordering::SeqCst), 1);
     let sites: Value =
-        serde_json::from_str(&get(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
+        serde_json::from_str(&get_text(&format!("http://127.0.0.1:{listen}/api/v1/sites")).await)
             .unwrap();
     assert_eq!(sites["sites"][0]["domain_warning"], true, "{sites}");
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     assert!(
         metrics
             .lines()

@@ -9,7 +9,7 @@
 use crate::support::binary::{BIN, Running};
 use crate::support::plugins::{example, test_plugin};
 use crate::support::shop::Shop;
-use crate::support::{closed_port, http_client};
+use crate::support::{closed_port, get_text};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,17 +72,6 @@ fn config(sites: Vec<Value>, listen: u16) -> Value {
     })
 }
 
-async fn get(url: &str) -> String {
-    http_client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// Waits for a probe of `site` that is `ok`.
 async fn probe_of(run: &mut Running, site: &str, ok: bool, secs: u64) -> Value {
     let name = site.to_owned();
@@ -97,6 +86,16 @@ async fn probe_of(run: &mut Running, site: &str, ok: bool, secs: u64) -> Value {
             run.stderr()
         )
     })
+}
+
+/// Waits for an alert of `kind` about `site`.
+async fn alert_of(run: &mut Running, kind: &str, site: &str) -> Value {
+    let (k, name) = (kind.to_owned(), site.to_owned());
+    run.seen_or_wait_for(Duration::from_secs(30), move |v| {
+        v["event"] == "alert" && v["kind"] == k.as_str() && v["site"] == name.as_str()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no {kind} alert of {site}; stderr: {}", run.stderr()))
 }
 
 fn step_names(p: &Value) -> Vec<String> {
@@ -166,7 +165,7 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
     assert_eq!(refused, 0, "{:?}", shop.counts());
 
     // Each step's duration on /metrics and in the API.
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
     for step in ["login", "orders", "order"] {
         assert!(
             metrics
@@ -178,7 +177,7 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
         );
     }
     let api: Value = serde_json::from_str(
-        &get(&format!(
+        &get_text(&format!(
             "http://127.0.0.1:{listen}/api/v1/sites/rust-login"
         ))
         .await,
@@ -189,13 +188,7 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
     // The API breaks at step 3: every example goes down, and the alert names the step.
     shop.set_broken(true);
     for (name, ..) in &logins {
-        let name_owned = name.to_string();
-        let down = run
-            .seen_or_wait_for(Duration::from_secs(30), move |v| {
-                v["event"] == "alert" && v["kind"] == "down" && v["site"] == name_owned.as_str()
-            })
-            .await
-            .unwrap_or_else(|| panic!("no down alert of {name}; stderr: {}", run.stderr()));
+        let down = alert_of(&mut run, "down", name).await;
         assert!(
             down["message"]
                 .as_str()
@@ -217,13 +210,7 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
         assert_eq!(marked[0]["name"], "order", "{failed}");
     }
     for (name, _) in &oauths {
-        let name_owned = name.to_string();
-        let down = run
-            .seen_or_wait_for(Duration::from_secs(30), move |v| {
-                v["event"] == "alert" && v["kind"] == "down" && v["site"] == name_owned.as_str()
-            })
-            .await
-            .unwrap_or_else(|| panic!("no down alert of {name}; stderr: {}", run.stderr()));
+        let down = alert_of(&mut run, "down", name).await;
         assert!(
             down["message"]
                 .as_str()
@@ -238,12 +225,7 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
         .map(|(n, ..)| n)
         .chain(oauths.iter().map(|(n, _)| n));
     for name in names {
-        let name_owned = name.to_string();
-        run.seen_or_wait_for(Duration::from_secs(30), move |v| {
-            v["event"] == "alert" && v["kind"] == "recovered" && v["site"] == name_owned.as_str()
-        })
-        .await
-        .unwrap_or_else(|| panic!("no recovery of {name}; stderr: {}", run.stderr()));
+        alert_of(&mut run, "recovered", name).await;
     }
     // Neither secret is anywhere in what sitewatch said.
     let said = format!("{:?}{}", run.events, run.stderr());
@@ -298,9 +280,9 @@ async fn a_hostile_scenario_never_sees_a_secret_and_fails_only_its_own_runs() {
     assert!(run.of("probe", "spin").len() >= 2, "the loop runs again");
     assert!(run.of("probe", "steps").iter().all(|p| p["ok"] == true));
     // No output holds the secret: events, logs, /metrics, the API, the page, the store.
-    let metrics = get(&format!("http://127.0.0.1:{listen}/metrics")).await;
-    let api = get(&format!("http://127.0.0.1:{listen}/api/v1/sites/echo")).await;
-    let page = get(&format!("http://127.0.0.1:{listen}/")).await;
+    let metrics = get_text(&format!("http://127.0.0.1:{listen}/metrics")).await;
+    let api = get_text(&format!("http://127.0.0.1:{listen}/api/v1/sites/echo")).await;
+    let page = get_text(&format!("http://127.0.0.1:{listen}/")).await;
     let said = format!("{:?}{}{metrics}{api}{page}", run.events, run.stderr());
     for form in [PASSWORD, "h&rse", "c0rrect%20h"] {
         assert!(!said.contains(form), "{form} shown");

@@ -61,6 +61,18 @@ pub fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// The body of a GET of `url` (a test server's, or sitewatch's own), as text.
+pub async fn get_text(url: &str) -> String {
+    http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// A plain HTTP client for talking to test servers.
 pub fn http_client() -> reqwest::Client {
     // reqwest is built without a default TLS provider; the tests use ring, like the product.

@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod support;
 
+mod alert_noise;
 mod alert_path;
 mod alertmanager_selftest;
 mod certs;

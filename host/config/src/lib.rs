@@ -246,6 +246,9 @@ pub struct SiteConfig {
     pub secrets: Vec<secret::Secret<String>>,
     /// Which redirects a probe follows.
     pub follow_redirects: FollowRedirects,
+    /// The sites this one depends on (their names as configured): while one of them, or one
+    /// they depend on, is down or in maintenance, this site's down alert is held.
+    pub depends_on: Vec<String>,
 }
 
 /// Which redirects a probe follows (`follow_redirects`). Whatever it follows, a hop to another
@@ -286,6 +289,7 @@ impl SiteConfig {
         same.alerting = other.alerting.clone();
         same.maintenance = other.maintenance.clone();
         same.tags = other.tags.clone();
+        same.depends_on = other.depends_on.clone();
         same == *other
     }
 }
@@ -301,6 +305,8 @@ pub struct AlertingConfig {
     pub degraded: Vec<LatencyObjective>,
     pub cert_warning: Duration,
     pub domain_warning: Duration,
+    /// Flap damping of every site without its own (`None`: off).
+    pub flapping: Option<crate::alert::Flapping>,
 }
 
 impl AlertingConfig {
@@ -312,6 +318,7 @@ impl AlertingConfig {
             degraded: self.degraded.clone(),
             cert_warning: self.cert_warning,
             domain_warning: self.domain_warning,
+            flapping: self.flapping,
         }
     }
 }
@@ -651,6 +658,13 @@ fn resolve(
             .map_err(|m| invalid("alerting.domain_warning".into(), None, m))?,
         None => crate::alert::DEFAULT_DOMAIN_WARNING,
     };
+    let flapping = match &raw.alerting.flapping {
+        Some(f) => rules::flapping(f).map_err(|e| {
+            let e = e.under("alerting");
+            invalid(e.field, None, e.message)
+        })?,
+        None => None,
+    };
     let alerting = AlertingConfig {
         threshold,
         window,
@@ -658,6 +672,7 @@ fn resolve(
         degraded,
         cert_warning,
         domain_warning,
+        flapping,
     };
     let maintenance =
         rules::maintenance(&raw.maintenance).map_err(|e| invalid(e.field, None, e.message))?;
@@ -702,6 +717,7 @@ fn resolve(
             .map(|(j, u)| plugin_use(u, &format!("sites[{i}].checks[{j}]")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(e.field, Some(&label), e.message))?;
+        let depends_on = site.depends_on.clone().unwrap_or_default();
         let base = path.parent().unwrap_or(Path::new("."));
         let mut s = resolve_site(base, site, &alerting, &maintenance, env, plugins.limits)
             .map_err(|e| {
@@ -709,6 +725,7 @@ fn resolve(
                 invalid(e.field, Some(&label), e.message)
             })?;
         s.checks = checks;
+        s.depends_on = depends_on;
         if !seen.insert(values::name_key(&s.name)) {
             return Err(invalid(
                 format!("sites[{i}].name"),
@@ -718,6 +735,14 @@ fn resolve(
         }
         sites.push(s);
     }
+
+    rules::dependencies(&mut sites).map_err(|(i, j, message)| {
+        invalid(
+            format!("sites[{i}].depends_on[{j}]"),
+            Some(&sites[i].name),
+            message,
+        )
+    })?;
 
     let storage = resolve_storage(raw.storage).map_err(|e| invalid(e.field, None, e.message))?;
     let probing = ProbingConfig {
@@ -1343,6 +1368,7 @@ fn resolve_site(
         max_in_flight,
         checks: Vec::new(),
         follow_redirects,
+        depends_on: Vec::new(),
     })
 }
 
@@ -1494,6 +1520,9 @@ fn site_rule(
         if let Some(w) = &r.domain_warning {
             rule.domain_warning =
                 values::positive_duration(w).map_err(|m| ("alerting.domain_warning", m))?;
+        }
+        if let Some(f) = &r.flapping {
+            rule.flapping = rules::flapping(f).map_err(|e| e.under("alerting"))?;
         }
     }
     if rule.window < interval * 2 {

@@ -238,7 +238,7 @@ fn resolve_one(
             if out.is_empty() {
                 return Err((
                     "on",
-                    "must list at least one alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed)",
+                    "must list at least one alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed, flapping, flapping_stopped)",
                 )
                     .into());
             }

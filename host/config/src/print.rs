@@ -74,6 +74,8 @@ struct PrintedSite {
     tags: Vec<String>,
     domain_expiry: bool,
     locations: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    depends_on: Vec<String>,
     alerting: PrintedRule,
     maintenance: Vec<String>,
     checks: Vec<Value>,
@@ -86,6 +88,8 @@ struct PrintedRule {
     degraded: BTreeMap<&'static str, String>,
     cert_warning: String,
     domain_warning: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flapping: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -305,6 +309,7 @@ fn site(s: &SiteConfig) -> PrintedSite {
         tags: s.tags.clone(),
         domain_expiry: s.domain_expiry,
         locations: s.locations.clone(),
+        depends_on: s.depends_on.clone(),
         alerting: rule(&s.alerting),
         maintenance: s
             .maintenance
@@ -323,6 +328,9 @@ fn rule(r: &AlertRule) -> PrintedRule {
         degraded: degraded(&r.degraded),
         cert_warning: duration(r.cert_warning),
         domain_warning: duration(r.domain_warning),
+        flapping: r
+            .flapping
+            .map(|f| json!({"changes": f.changes, "within": duration(f.within)})),
     }
 }
 

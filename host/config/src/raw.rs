@@ -97,6 +97,25 @@ pub(crate) struct RawSiteAlerting {
     pub degraded: Option<RawDegraded>,
     pub cert_warning: Option<RawDuration>,
     pub domain_warning: Option<RawDuration>,
+    pub flapping: Option<RawFlapping>,
+}
+
+/// Flap damping as typed: `{"changes": 4, "within": "15m"}`, or `false` (off; a site's own
+/// turns the global one off).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawFlapping {
+    Off(bool),
+    On(RawFlappingRule),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFlappingRule {
+    /// More changes between down and up than this within `within` is flapping (default 4).
+    pub changes: Option<u32>,
+    /// The window the changes are counted in, and the quiet that settles it (default 15m).
+    pub within: Option<RawDuration>,
 }
 
 /// A latency objective: `{"response_p95": "800ms"}`; several keys are several objectives.
@@ -356,6 +375,9 @@ pub(crate) struct RawSite {
     pub maintenance: Vec<RawMaintenance>,
     /// Cluster locations that probe this site (default all).
     pub locations: Option<Vec<String>>,
+    /// Sites this one depends on: while one is down or in maintenance, this site's down alert
+    /// is held.
+    pub depends_on: Option<Vec<String>>,
     /// `true` (the default), `false`, or `"same-origin"`.
     pub follow_redirects: Option<RawFollow>,
 }
@@ -379,6 +401,8 @@ pub(crate) struct RawAlerting {
     /// How long before the earliest certificate expiry a `cert` alert fires (default 14d).
     pub cert_warning: Option<RawDuration>,
     pub domain_warning: Option<RawDuration>,
+    /// Flap damping for every site (off by default).
+    pub flapping: Option<RawFlapping>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -150,3 +150,117 @@ pub(super) fn body(
         content_type,
     }))
 }
+
+/// Checks the sites' `depends_on` and writes each name as its site is named: every name is
+/// another site's, and no site depends on itself through others. The error is (site index,
+/// position in its list, message); a cycle is named site by site.
+pub(super) fn dependencies(sites: &mut [super::SiteConfig]) -> Result<(), (usize, usize, String)> {
+    use super::values::{name_key, quote};
+    let index: std::collections::HashMap<String, usize> = sites
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (name_key(&s.name), i))
+        .collect();
+    let mut edges: Vec<Vec<usize>> = vec![Vec::new(); sites.len()];
+    for (i, site) in sites.iter().enumerate() {
+        for (j, name) in site.depends_on.iter().enumerate() {
+            let Some(&k) = index.get(&name_key(name.trim())) else {
+                return Err((i, j, format!("{} is not the name of a site", quote(name))));
+            };
+            if k == i {
+                return Err((i, j, "a site cannot depend on itself".into()));
+            }
+            if !edges[i].contains(&k) {
+                edges[i].push(k);
+            }
+        }
+    }
+    // Each name as its site has it.
+    let names: Vec<String> = sites.iter().map(|s| s.name.clone()).collect();
+    for (i, site) in sites.iter_mut().enumerate() {
+        site.depends_on = edges[i].iter().map(|&k| names[k].clone()).collect();
+    }
+    // A cycle: depth-first, with the path on the stack.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        OnPath,
+        Done,
+    }
+    fn visit(
+        at: usize,
+        edges: &[Vec<usize>],
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
+        marks[at] = Mark::OnPath;
+        path.push(at);
+        for &next in &edges[at] {
+            match marks[next] {
+                Mark::OnPath => {
+                    let from = path.iter().position(|&p| p == next).unwrap_or(0);
+                    let mut cycle = path[from..].to_vec();
+                    cycle.push(next);
+                    return Some(cycle);
+                }
+                Mark::New => {
+                    if let Some(c) = visit(next, edges, marks, path) {
+                        return Some(c);
+                    }
+                }
+                Mark::Done => {}
+            }
+        }
+        path.pop();
+        marks[at] = Mark::Done;
+        None
+    }
+    let mut marks = vec![Mark::New; sites.len()];
+    for start in 0..sites.len() {
+        if marks[start] == Mark::New
+            && let Some(cycle) = visit(start, &edges, &mut marks, &mut Vec::new())
+        {
+            let first = cycle[0];
+            let j = edges[first]
+                .iter()
+                .position(|&k| k == cycle[1])
+                .unwrap_or(0);
+            let shown: Vec<&str> = cycle.iter().map(|&k| names[k].as_str()).collect();
+            return Err((
+                first,
+                j,
+                format!(
+                    "the sites depend on each other in a cycle: {}",
+                    shown.join(" -> ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The flapping rule as given: `false` is off, an object is on with its defaults filled.
+pub(super) fn flapping(
+    raw: &super::raw::RawFlapping,
+) -> Result<Option<crate::alert::Flapping>, FieldError> {
+    use super::raw::RawFlapping;
+    let rule = match raw {
+        RawFlapping::Off(false) => return Ok(None),
+        RawFlapping::Off(true) => super::raw::RawFlappingRule::default(),
+        RawFlapping::On(r) => r.clone(),
+    };
+    let changes = rule.changes.unwrap_or(DEFAULT_FLAPPING_CHANGES);
+    if changes == 0 {
+        return Err(("flapping.changes", "must be at least 1").into());
+    }
+    let within = match &rule.within {
+        Some(d) => super::values::positive_duration(d).map_err(|m| ("flapping.within", m))?,
+        None => DEFAULT_FLAPPING_WITHIN,
+    };
+    Ok(Some(crate::alert::Flapping { changes, within }))
+}
+
+/// More changes between down and up than this within [`DEFAULT_FLAPPING_WITHIN`] is flapping.
+pub const DEFAULT_FLAPPING_CHANGES: u32 = 4;
+/// The window flapping is counted in, and the quiet that settles it.
+pub const DEFAULT_FLAPPING_WITHIN: std::time::Duration = std::time::Duration::from_secs(15 * 60);

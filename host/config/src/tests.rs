@@ -59,6 +59,7 @@ fn missing_sections_take_the_spec_defaults() {
             degraded: Vec::new(),
             cert_warning: Duration::from_secs(14 * 24 * 3600),
             domain_warning: Duration::from_secs(30 * 24 * 3600),
+            flapping: None,
         }
     );
     assert_eq!(c.dashboard, DashboardConfig::default());
@@ -1220,4 +1221,27 @@ fn a_script_sites_mistakes_are_named() {
     assert!(script.allows("api.example.test") && script.allows("a.b.example.test"));
     assert!(!script.allows("example.test") && !script.allows("badexample.test"));
     assert!(script.allows("127.0.0.1"));
+}
+
+#[test]
+fn dependencies_name_sites_and_a_cycle_is_named() {
+    let sites = |deps: &str| {
+        format!(
+            r#"{{"sites": [{{"name": "router", "url": "http://r.test/"}},
+                {{"name": "db", "url": "http://d.test/", "depends_on": {deps}}},
+                {{"name": "api", "url": "http://a.test/", "depends_on": ["db"]}}]}}"#
+        )
+    };
+    let c = parse(&sites(r#"["router"]"#)).unwrap();
+    assert_eq!(c.sites[1].depends_on, ["router"]);
+    assert_eq!(c.sites[2].depends_on, ["db"]);
+    let e = err(&sites(r#"["nowhere"]"#));
+    assert!(
+        e.contains("sites[1].depends_on[0]") && e.contains("\"nowhere\" is not the name of a site"),
+        "{e}"
+    );
+    let e = err(&sites(r#"["db"]"#));
+    assert!(e.contains("cannot depend on itself"), "{e}");
+    let e = err(&sites(r#"["api"]"#));
+    assert!(e.contains("in a cycle: db -> api -> db"), "{e}");
 }

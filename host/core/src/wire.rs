@@ -523,6 +523,9 @@ struct AlertWire<'a> {
     cert_expiry: Option<Time>,
     message: &'a str,
     rendered: Option<&'a str>,
+    /// Held, not notified: why (a site it depends on was down or in maintenance).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    held: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -552,6 +555,7 @@ impl<'a> From<&'a Alert> for AlertWire<'a> {
             cert_expiry: a.cert_expiry.map(Time),
             message: &a.message,
             rendered: a.rendered.as_deref(),
+            held: a.held.as_deref(),
         }
     }
 }

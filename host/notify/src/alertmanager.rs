@@ -72,6 +72,7 @@ fn alert(severity: &str, notice: &Notice) -> Value {
                 Condition::Degraded => "SiteDegraded",
                 Condition::Cert => "CertificateExpiring",
                 Condition::Domain => "DomainExpiring",
+                Condition::Flapping => "SiteFlapping",
             },
             "site": &*a.site,
             "instance": &*a.url,

@@ -88,6 +88,7 @@ fn event(routing_key: &str, severity: &str, notice: &Notice) -> Value {
                 Condition::Degraded => "latency",
                 Condition::Cert => "certificate",
                 Condition::Domain => "domain",
+                Condition::Flapping => "flapping",
             },
             "custom_details": {
                 "url": &*notice.alert.url,

@@ -79,11 +79,13 @@ impl Digest {
                 let degraded = count(&|k| k == NoticeKind::Alert(AlertKind::Degraded));
                 let cert = count(&|k| k == NoticeKind::Alert(AlertKind::CertExpiring));
                 let domain = count(&|k| k == NoticeKind::Alert(AlertKind::DomainExpiring));
+                let flapping = count(&|k| k == NoticeKind::Alert(AlertKind::Flapping));
                 for (n, what) in [
                     (down, "down"),
                     (degraded, "degraded"),
                     (cert, "with a certificate expiring"),
                     (domain, "with a domain registration expiring"),
+                    (flapping, "flapping"),
                 ] {
                     if n > 0 {
                         parts.push(format!("{} {what}", sites(n)));
@@ -192,6 +194,8 @@ pub(crate) fn title(n: &Notice) -> String {
             AlertKind::CertRenewed => format!("{site} certificate renewed"),
             AlertKind::DomainExpiring => format!("{site} domain registration expires soon"),
             AlertKind::DomainRenewed => format!("{site} domain registration renewed"),
+            AlertKind::Flapping => format!("{site} is flapping"),
+            AlertKind::FlappingStopped => format!("{site} stopped flapping"),
         },
     }
 }

@@ -52,6 +52,7 @@ fn down(id: i64, site: &str) -> Notice {
         cert_expiry: None,
         message: alert::down_message(site, 0.5, at(0)),
         rendered: None,
+        held: None,
     };
     Notice {
         id,
@@ -77,6 +78,7 @@ fn recovered(id: i64, site: &str) -> Notice {
         cert_expiry: None,
         message: alert::recovered_message(site, 1.0, at(300), at(0)),
         rendered: None,
+        held: None,
     };
     Notice {
         id,

@@ -261,6 +261,8 @@ impl<'a> Lookup<'a> {
             "status": s.status(),
             "down": s.down,
             "down_since": s.down_since.map(crate::clock::rfc3339_millis),
+            "held": s.held,
+            "flapping": s.flapping,
             "degraded": s.degraded,
             "maintenance": s.maintenance.as_ref().map(|o| json!({
                 "start": crate::clock::rfc3339_millis(o.start),
@@ -833,11 +835,13 @@ mod tests {
             tags: Arc::from(Vec::new()),
             down: false,
             down_since: None,
+            held: None,
             degraded: false,
             maintenance: None,
             cert_expiry: None,
             cert_warning: false,
             domain_warning: false,
+            flapping: false,
             probes: [older.clone(), newer.clone()].into(),
         };
         let stats = sitewatch_core::stats::summarize([&older, &newer]);

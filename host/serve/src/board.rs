@@ -20,6 +20,8 @@ pub struct SiteState {
     pub down: bool,
     /// When the current outage began, when known.
     pub down_since: Option<DateTime<Utc>>,
+    /// Its down alert was held, and why (`parent down`).
+    pub held: Option<String>,
     /// Up but over its latency objective (never while down).
     pub degraded: bool,
     /// The maintenance window open now.
@@ -30,6 +32,8 @@ pub struct SiteState {
     pub cert_warning: bool,
     /// A domain registration warning is open.
     pub domain_warning: bool,
+    /// Flapping: its down and recovered alerts are held until it settles.
+    pub flapping: bool,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -102,11 +106,13 @@ impl Board {
                                 tags: Arc::clone(&ws.tags),
                                 down: false,
                                 down_since: None,
+                                held: None,
                                 degraded: false,
                                 maintenance: None,
                                 cert_expiry: None,
                                 cert_warning: false,
                                 domain_warning: false,
+                                flapping: false,
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
@@ -150,11 +156,16 @@ impl Board {
                     match a.kind.condition() {
                         crate::alert::Condition::Down => {
                             site.down = firing;
-                            site.down_since = firing.then_some(a.time);
+                            // A down alert that was held and sent later keeps its start.
+                            if !(firing && site.held.is_some() && a.held.is_none()) {
+                                site.down_since = firing.then_some(a.time);
+                            }
+                            site.held = a.held.clone().filter(|_| firing);
                         }
                         crate::alert::Condition::Degraded => site.degraded = firing,
                         crate::alert::Condition::Cert => site.cert_warning = firing,
                         crate::alert::Condition::Domain => site.domain_warning = firing,
+                        crate::alert::Condition::Flapping => site.flapping = firing,
                     }
                 }
             }

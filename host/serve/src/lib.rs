@@ -431,6 +431,7 @@ fn page_of(
                     group: s.tags.first().cloned(),
                     down: s.down,
                     down_since: s.down_since,
+                    held: s.held.clone(),
                     state: s.status(),
                     maintenance_until: s.maintenance.as_ref().map(|o| o.end),
                     cert_days: s
@@ -438,6 +439,7 @@ fn page_of(
                         .map(|e| crate::alert::days_left(e, chrono::Utc::now())),
                     cert_warning: s.cert_warning,
                     domain_warning: s.domain_warning,
+                    flapping: s.flapping,
                     availability: (0..views.len())
                         .map(|v| report_of(v).and_then(|r| r.stats.availability))
                         .collect(),

@@ -159,6 +159,7 @@ pub struct Metrics {
     maintenance: Family<SiteLabels, Gauge>,
     cert_warning: Family<SiteLabels, Gauge>,
     domain_warning: Family<SiteLabels, Gauge>,
+    flapping: Family<SiteLabels, Gauge>,
     skipped: Family<SiteLabels, Counter>,
     in_flight: Family<LocationLabels, Gauge>,
     store_queue: Family<LocationLabels, Gauge>,
@@ -218,6 +219,7 @@ impl Metrics {
             maintenance: Family::default(),
             cert_warning: Family::default(),
             domain_warning: Family::default(),
+            flapping: Family::default(),
             skipped: Family::default(),
             in_flight: Family::default(),
             store_queue: Family::default(),
@@ -334,6 +336,11 @@ impl Metrics {
             "sitewatch_domain_warning",
             "Whether a domain registration warning is open (1) for a domain_expiry site",
             m.domain_warning.clone(),
+        );
+        r.register(
+            "sitewatch_flapping",
+            "1 while the site is flapping (its down and recovered alerts are held until it settles)",
+            m.flapping.clone(),
         );
         r.register(
             "sitewatch_skipped_ticks",
@@ -460,6 +467,7 @@ impl Metrics {
                     crate::alert::Condition::Degraded => &self.degraded,
                     crate::alert::Condition::Cert => &self.cert_warning,
                     crate::alert::Condition::Domain => &self.domain_warning,
+                    crate::alert::Condition::Flapping => &self.flapping,
                 };
                 family
                     .get_or_create(&self.site(&a.site, &a.url))
@@ -761,6 +769,7 @@ impl Metrics {
                 &self.maintenance,
                 &self.cert_warning,
                 &self.domain_warning,
+                &self.flapping,
             ] {
                 f.remove(&l);
             }

@@ -35,6 +35,8 @@ pub struct SiteRow {
     pub group: Option<String>,
     pub down: bool,
     pub down_since: Option<DateTime<Utc>>,
+    /// Its down alert was held, and why (`core-router down`).
+    pub held: Option<String>,
     /// `up`, `down`, `degraded`, `maintenance` or `unknown` (see `board::SiteState::status`).
     pub state: &'static str,
     /// The maintenance window open now: when it ends.
@@ -45,6 +47,8 @@ pub struct SiteRow {
     pub cert_warning: bool,
     /// A domain registration warning is open.
     pub domain_warning: bool,
+    /// Flapping: its alerts are held until it settles.
+    pub flapping: bool,
     /// Availability per view, same order as PageData.views; None = no data yet.
     pub availability: Vec<Option<f64>>,
     /// The last probes, oldest first (at most 30 are shown).
@@ -201,7 +205,10 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
     let probes = &s.probes[s.probes.len().saturating_sub(MAX_PROBES)..];
     let st = s.state;
     let since = match st {
-        "down" => s.down_since.map(|t| format!("down since {}", fmt_time(t))),
+        "down" => s.down_since.map(|t| match &s.held {
+            Some(why) => format!("down since {} (held: {why})", fmt_time(t)),
+            None => format!("down since {}", fmt_time(t)),
+        }),
         "maintenance" => s
             .maintenance_until
             .map(|t| format!("maintenance until {}", fmt_time(t))),
@@ -218,6 +225,7 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                     p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
                 }
                 @if s.domain_warning { p.cert.warn { "Domain registration expires soon" } }
+                @if s.flapping { p.cert.warn { "Flapping: its alerts are held until it settles" } }
                 @if !s.steps.is_empty() {
                     ol.steps aria-label="Steps of the last run" {
                         @for st in &s.steps {
@@ -537,11 +545,13 @@ mod tests {
             group: None,
             down,
             down_since: down.then(|| t(-300)),
+            held: None,
             state: if down { "down" } else { "up" },
             maintenance_until: None,
             cert_days: None,
             cert_warning: false,
             domain_warning: false,
+            flapping: false,
             availability,
             probes,
             daily: Vec::new(),
@@ -655,6 +665,18 @@ mod tests {
         assert!(
             !row(&html, "fresh").contains("steps"),
             "other kinds list none"
+        );
+    }
+
+    #[test]
+    fn a_held_outage_says_what_holds_it() {
+        let mut data = sample();
+        let i = data.sites.iter().position(|s| s.down).unwrap();
+        data.sites[i].held = Some("core-router <down>".into());
+        let html = render(&data);
+        assert!(
+            html.contains("(held: core-router &lt;down&gt;)"),
+            "shown, escaped"
         );
     }
 

@@ -603,6 +603,7 @@ pub(crate) fn alert_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         cert_expiry: detail.cert_expiry,
         message: r.get(6)?,
         rendered: r.get(7)?,
+        held: detail.held,
     })
 }
 
@@ -640,6 +641,7 @@ pub fn alert_from_json(v: &serde_json::Value) -> Option<Alert> {
         down_for: down_since.map(|d| (time - d).to_std().unwrap_or_default()),
         latency: detail.latency,
         cert_expiry: detail.cert_expiry,
+        held: detail.held,
         message: v.get("message")?.as_str()?.to_owned(),
         rendered: v
             .get("rendered")
@@ -657,6 +659,8 @@ pub(crate) const ALERT_COLUMNS: &str =
 pub(crate) struct AlertDetail {
     latency: Option<crate::alert::LatencyBreach>,
     cert_expiry: Option<DateTime<Utc>>,
+    /// Why a held alert was held.
+    held: Option<String>,
 }
 
 impl AlertDetail {
@@ -672,6 +676,9 @@ impl AlertDetail {
         }
         if let Some(e) = a.cert_expiry {
             v.insert("cert_expiry_us".into(), e.timestamp_micros().into());
+        }
+        if let Some(h) = &a.held {
+            v.insert("held".into(), h.as_str().into());
         }
         (!v.is_empty()).then(|| serde_json::Value::Object(v).to_string())
     }
@@ -696,6 +703,10 @@ impl AlertDetail {
                 .get("cert_expiry_us")
                 .and_then(|e| e.as_i64())
                 .map(from_us),
+            held: v
+                .get("held")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
         }
     }
 }

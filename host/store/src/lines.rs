@@ -342,6 +342,7 @@ mod tests {
             cert_expiry: None,
             message: "Website api recovered. \"ok\"".into(),
             rendered: None,
+            held: None,
         };
         assert_eq!(
             alert_line(&a, "lab"),

@@ -5,7 +5,8 @@ use crate::clock::{human_duration, rfc3339_seconds};
 mod rule;
 
 pub use rule::{
-    AlertRule, DEFAULT_CERT_WARNING, DEFAULT_DOMAIN_WARNING, LatencyMetric, LatencyObjective,
+    AlertRule, DEFAULT_CERT_WARNING, DEFAULT_DOMAIN_WARNING, Flapping, LatencyMetric,
+    LatencyObjective,
 };
 
 use chrono::{DateTime, Utc};
@@ -27,6 +28,11 @@ pub enum AlertKind {
     /// The site's registrable domain expires within `domain_warning` (RDAP).
     DomainExpiring,
     DomainRenewed,
+    /// Its down and recovered alerts alternate too often (`alerting.flapping`): they are held
+    /// until it settles.
+    Flapping,
+    /// It settled: no change between down and up for the flapping window.
+    FlappingStopped,
 }
 
 /// The condition an alert is about: the incident a firing alert opens and its resolution closes.
@@ -36,10 +42,17 @@ pub enum Condition {
     Degraded,
     Cert,
     Domain,
+    Flapping,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 4] = [Self::Down, Self::Degraded, Self::Cert, Self::Domain];
+    pub const ALL: [Condition; 5] = [
+        Self::Down,
+        Self::Degraded,
+        Self::Cert,
+        Self::Domain,
+        Self::Flapping,
+    ];
 
     /// `down`, `degraded`, `cert`, `domain`: in incident keys and labels.
     pub fn as_str(self) -> &'static str {
@@ -48,6 +61,7 @@ impl Condition {
             Self::Degraded => "degraded",
             Self::Cert => "cert",
             Self::Domain => "domain",
+            Self::Flapping => "flapping",
         }
     }
 
@@ -58,6 +72,7 @@ impl Condition {
             Self::Degraded => [AlertKind::Degraded, AlertKind::DegradedRecovered],
             Self::Cert => [AlertKind::CertExpiring, AlertKind::CertRenewed],
             Self::Domain => [AlertKind::DomainExpiring, AlertKind::DomainRenewed],
+            Self::Flapping => [AlertKind::Flapping, AlertKind::FlappingStopped],
         }
     }
 }
@@ -65,12 +80,12 @@ impl Condition {
 /// A kind name that is not an [`AlertKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed)"
+    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed, flapping, flapping_stopped)"
 )]
 pub struct UnknownAlertKind(pub String);
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 10] = [
         Self::Down,
         Self::Recovered,
         Self::Degraded,
@@ -79,6 +94,8 @@ impl AlertKind {
         Self::CertRenewed,
         Self::DomainExpiring,
         Self::DomainRenewed,
+        Self::Flapping,
+        Self::FlappingStopped,
     ];
 
     /// The kind's name in events, the store and line protocol.
@@ -92,6 +109,8 @@ impl AlertKind {
             Self::CertRenewed => "cert_renewed",
             Self::DomainExpiring => "domain_expiring",
             Self::DomainRenewed => "domain_renewed",
+            Self::Flapping => "flapping",
+            Self::FlappingStopped => "flapping_stopped",
         }
     }
 
@@ -101,6 +120,7 @@ impl AlertKind {
             Self::Degraded | Self::DegradedRecovered => Condition::Degraded,
             Self::CertExpiring | Self::CertRenewed => Condition::Cert,
             Self::DomainExpiring | Self::DomainRenewed => Condition::Domain,
+            Self::Flapping | Self::FlappingStopped => Condition::Flapping,
         }
     }
 
@@ -108,7 +128,11 @@ impl AlertKind {
     pub fn is_firing(self) -> bool {
         matches!(
             self,
-            Self::Down | Self::Degraded | Self::CertExpiring | Self::DomainExpiring
+            Self::Down
+                | Self::Degraded
+                | Self::CertExpiring
+                | Self::DomainExpiring
+                | Self::Flapping
         )
     }
 }
@@ -160,6 +184,9 @@ pub struct Alert {
     pub message: String,
     /// The alert as the configured formatter plugin rendered it, if there is one.
     pub rendered: Option<String>,
+    /// Held, not notified, and why: a site it depends on was down or in maintenance
+    /// (`core-router down`), or, for a recovery, its down alert was held.
+    pub held: Option<String>,
 }
 
 impl Alert {
@@ -212,6 +239,35 @@ pub fn recovered_message(
         rfc3339_seconds(time),
         rfc3339_seconds(down_since),
         human_duration((time - down_since).to_std().unwrap_or_default())
+    )
+}
+
+/// `Website shop is flapping: 5 changes between down and up within 10m, time=...`
+pub fn flapping_message(
+    site: &str,
+    changes: usize,
+    within: Duration,
+    time: DateTime<Utc>,
+) -> String {
+    format!(
+        "Website {site} is flapping: {changes} changes between down and up within {}, time={}; its down and recovered alerts are held until it settles",
+        human_duration(within),
+        rfc3339_seconds(time)
+    )
+}
+
+/// `Website shop stopped flapping: no change between down and up for 10m, it is up, time=...`
+pub fn flapping_stopped_message(
+    site: &str,
+    within: Duration,
+    down: bool,
+    time: DateTime<Utc>,
+) -> String {
+    format!(
+        "Website {site} stopped flapping: no change between down and up for {}; it is {}, time={}",
+        human_duration(within),
+        if down { "down" } else { "up" },
+        rfc3339_seconds(time)
     )
 }
 
@@ -395,6 +451,22 @@ pub enum Transition {
         time: DateTime<Utc>,
         since: DateTime<Utc>,
         expiry: DateTime<Utc>,
+    },
+    /// More changes between down and up than the flapping rule allows (the recorder counts
+    /// them: it sees every down and recovery, held or not).
+    Flapping {
+        availability: f64,
+        time: DateTime<Utc>,
+        changes: usize,
+        within: Duration,
+    },
+    FlappingStopped {
+        availability: f64,
+        time: DateTime<Utc>,
+        since: DateTime<Utc>,
+        within: Duration,
+        /// Whether it settled down (rather than up).
+        down: bool,
     },
 }
 
@@ -646,6 +718,7 @@ impl Transition {
             cert_expiry: None,
             message,
             rendered: None,
+            held: None,
         };
         let since = |a: Alert, since: DateTime<Utc>| Alert {
             down_since: Some(since),
@@ -762,6 +835,32 @@ impl Transition {
                     s,
                 )
             },
+            Transition::Flapping {
+                availability,
+                time,
+                changes,
+                within,
+            } => base(
+                AlertKind::Flapping,
+                availability,
+                time,
+                flapping_message(site, changes, within, time),
+            ),
+            Transition::FlappingStopped {
+                availability,
+                time,
+                since: s,
+                within,
+                down,
+            } => since(
+                base(
+                    AlertKind::FlappingStopped,
+                    availability,
+                    time,
+                    flapping_stopped_message(site, within, down, time),
+                ),
+                s,
+            ),
         }
     }
 }
@@ -781,6 +880,7 @@ mod tests {
             }],
             cert_warning: Duration::from_secs(14 * 86_400),
             domain_warning: DEFAULT_DOMAIN_WARNING,
+            flapping: None,
         }
     }
 

@@ -22,6 +22,16 @@ pub struct AlertRule {
     pub cert_warning: Duration,
     /// A `domain_expiring` alert fires when the domain's registration expires this soon.
     pub domain_warning: Duration,
+    /// Flap damping: `None`, off.
+    pub flapping: Option<Flapping>,
+}
+
+/// When a site is flapping: its down and recovered alerts alternated more than `changes` times
+/// within `within`. It settles when `within` passes without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flapping {
+    pub changes: u32,
+    pub within: Duration,
 }
 
 /// A latency figure of the alert window and the most it may be.

@@ -197,7 +197,10 @@ async fn render(d: Decided, bus: Bus) -> Rendered {
     let queued = futures_util::future::join_all(
         routes
             .iter()
-            .filter(|r| r.notifier.wants(alert_ref.kind, &alert_ref.site, &tags))
+            // A held alert is stored and shown, never sent.
+            .filter(|r| {
+                alert_ref.held.is_none() && r.notifier.wants(alert_ref.kind, &alert_ref.site, &tags)
+            })
             .map(|route| async move {
                 let n = &route.notifier;
                 let body = match route.formatter.as_ref().filter(|_| formattable) {

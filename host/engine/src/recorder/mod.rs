@@ -105,6 +105,15 @@ struct SiteState {
     max_hold_us: i64,
     /// When the newest alert this node decided for the site was timed.
     last_alert: Option<chrono::DateTime<chrono::Utc>>,
+    /// The sites it depends on (`depends_on`).
+    depends_on: Vec<Arc<str>>,
+    /// Its down alert was held, and why: the next probe that finds it still down with nothing
+    /// it depends on down alerts then.
+    held_down: Option<String>,
+    /// When its downs and recoveries happened, within the flapping rule's window.
+    flips: VecDeque<chrono::DateTime<chrono::Utc>>,
+    /// Flapping since then: its downs and recoveries are held until it settles.
+    flapping: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl SiteState {
@@ -130,6 +139,15 @@ impl SiteState {
             held: Vec::new(),
             max_hold_us: max_hold_us(t),
             last_alert: None,
+            depends_on: t
+                .config
+                .depends_on
+                .iter()
+                .map(|d| d.as_str().into())
+                .collect(),
+            held_down: None,
+            flips: VecDeque::new(),
+            flapping: None,
         }
     }
 }
@@ -148,6 +166,77 @@ fn max_hold_us(t: &ProbeTarget) -> i64 {
 }
 
 impl SiteState {
+    /// Flap damping: counts the downs and recoveries among `alerts` within the site's flapping
+    /// window; more than the rule's changes and the site is flapping (one `flapping` alert,
+    /// then its downs and recoveries held), and a whole window without one settles it (one
+    /// `flapping_stopped`, saying whether it is up or down).
+    fn damp(
+        &mut self,
+        site: &Arc<str>,
+        mut alerts: Vec<Alert>,
+        availability: f64,
+        time: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Alert> {
+        use crate::alert::{AlertKind, Transition};
+        let flip = |a: &Alert| matches!(a.kind, AlertKind::Down | AlertKind::Recovered);
+        let Some(rule) = self.rule.flapping else {
+            self.flips.clear();
+            // A reload that turned damping off settles a flapping site at once.
+            if let Some(since) = self.flapping.take() {
+                alerts.push(
+                    Transition::FlappingStopped {
+                        availability,
+                        time,
+                        since,
+                        within: Duration::ZERO,
+                        down: self.alert.down_since().is_some(),
+                    }
+                    .into_alert(site, &self.url),
+                );
+            }
+            return alerts;
+        };
+        let within = chrono::TimeDelta::from_std(rule.within).unwrap_or(chrono::TimeDelta::MAX);
+        self.flips
+            .extend(alerts.iter().filter(|a| flip(a)).map(|a| a.time));
+        while self.flips.front().is_some_and(|t| *t + within < time) {
+            self.flips.pop_front();
+        }
+        match self.flapping {
+            None if self.flips.len() > rule.changes as usize => {
+                self.flapping = Some(time);
+                let start = Transition::Flapping {
+                    availability,
+                    time,
+                    changes: self.flips.len(),
+                    within: rule.within,
+                }
+                .into_alert(site, &self.url);
+                alerts.insert(0, start);
+            }
+            Some(since) if self.flips.is_empty() => {
+                self.flapping = None;
+                alerts.push(
+                    Transition::FlappingStopped {
+                        availability,
+                        time,
+                        since,
+                        within: rule.within,
+                        down: self.alert.down_since().is_some(),
+                    }
+                    .into_alert(site, &self.url),
+                );
+            }
+            _ => {}
+        }
+        if self.flapping.is_some() {
+            for a in alerts.iter_mut().filter(|a| flip(a) && a.held.is_none()) {
+                a.held = Some("flapping".into());
+            }
+        }
+        alerts
+    }
+
     /// An alert of this site as the alert stage takes it: with the site's recent errors and
     /// tags, the formatter and the routes.
     fn decision(
@@ -356,6 +445,12 @@ impl Recorder {
             .map(|a| (a.kind.condition(), a.time))
             .collect();
         state.alert = AlertState::restored(&open);
+        // An outage whose down alert was held stays held across a restart: it alerts once
+        // what held it is up and it is still down.
+        state.held_down = last_alerts
+            .iter()
+            .find(|a| a.kind == crate::alert::AlertKind::Down && a.url == state.url)
+            .and_then(|a| a.held.clone());
         state.cert_expiry = history
             .iter()
             .rev()
@@ -383,6 +478,12 @@ impl Recorder {
                     s.max_gap_us = max_gap_us(t);
                     s.tags = t.config.tags.clone().into();
                     s.maintenance = t.config.maintenance.clone();
+                    s.depends_on = t
+                        .config
+                        .depends_on
+                        .iter()
+                        .map(|d| d.as_str().into())
+                        .collect();
                     let rule = &t.config.alerting;
                     let respan = rule.window != s.rule.window
                         || rule.degraded.is_empty() != s.rule.degraded.is_empty();
@@ -497,7 +598,37 @@ impl Recorder {
         self.record_from(m, Origin::Remote { cert_expiry });
     }
 
+    /// Why an alert of `site` at `t` is held, if it is: a site it depends on (or one those
+    /// depend on) is down, or failing its newest probe, or in a maintenance window. The nearest
+    /// such site is named.
+    fn hold_reason(&self, site: &str, t: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        let first = self.sites.get(site)?;
+        if first.depends_on.is_empty() {
+            return None;
+        }
+        let mut queue: VecDeque<&Arc<str>> = first.depends_on.iter().collect();
+        let mut seen: Vec<&Arc<str>> = Vec::new();
+        while let Some(name) = queue.pop_front() {
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            let Some(parent) = self.sites.get(name) else {
+                continue;
+            };
+            if parent.alert.down_since().is_some() || parent.failing {
+                return Some(format!("{name} down"));
+            }
+            if parent.maintenance.open_at(t).is_some() {
+                return Some(format!("{name} in maintenance"));
+            }
+            queue.extend(parent.depends_on.iter());
+        }
+        None
+    }
+
     fn record_from(&mut self, m: Measurement, origin: Origin) {
+        let hold = self.hold_reason(&m.site, m.finished_at());
         let Some(site) = self.sites.get_mut(&m.site) else {
             // A probe of a site removed while it was in flight.
             tracing::debug!(site = %m.site, "measurement of a removed site dropped");
@@ -589,11 +720,55 @@ impl Recorder {
             }
             _ => None,
         };
-        let decided: Vec<Decided> = transitions
+        let mut alerts: Vec<crate::alert::Alert> = Vec::new();
+        for t in transitions.into_iter().filter(|_| delivers) {
+            let mut alert = t.into_alert(&m.site, &site.url);
+            match alert.kind {
+                // Down while a site it depends on is: held, not sent.
+                crate::alert::AlertKind::Down => {
+                    if let Some(reason) = &hold {
+                        alert.held = Some(reason.clone());
+                        site.held_down = Some(reason.clone());
+                    }
+                }
+                // Back up after a held down: nobody was told it was down.
+                crate::alert::AlertKind::Recovered => {
+                    if let Some(reason) = site.held_down.take() {
+                        alert.held = Some(format!("its down alert was held ({reason})"));
+                    }
+                }
+                _ => {}
+            }
+            alerts.push(alert);
+        }
+        // Still down once what held its alert is not, by a probe of its own that failed: it
+        // alerts now. (A child whose newest probe passed is coming back with its parent: its
+        // recovery will be held.)
+        if delivers
+            && hold.is_none()
+            && site.failing
+            && site.alert.down_since().is_some()
+            && !alerts
+                .iter()
+                .any(|a| a.kind == crate::alert::AlertKind::Down)
+            && let Some(reason) = site.held_down.take()
+        {
+            let mut alert = crate::alert::Transition::Down {
+                availability: availability.unwrap_or(0.0),
+                time,
+            }
+            .into_alert(&m.site, &site.url);
+            alert
+                .message
+                .push_str(&format!(" (its alert was held while {reason})"));
+            alerts.push(alert);
+        }
+        if delivers {
+            alerts = site.damp(&m.site, alerts, availability.unwrap_or(0.0), time);
+        }
+        let decided: Vec<Decided> = alerts
             .into_iter()
-            .filter(|_| delivers)
-            .map(|t| {
-                let mut alert = t.into_alert(&m.site, &site.url);
+            .map(|mut alert| {
                 // A scenario's outage names the step it failed in.
                 if alert.kind == crate::alert::AlertKind::Down
                     && let Some(step) = m.steps.iter().find(|s| s.failed)
@@ -606,6 +781,9 @@ impl Recorder {
                     && alert.kind.condition() == crate::alert::Condition::Down
                 {
                     alert.message.push_str(note);
+                }
+                if let Some(reason) = &alert.held {
+                    alert.message.push_str(&format!(" (held: {reason})"));
                 }
                 site.decision(alert, &self.formatter, &self.routes, book.clone())
             })

@@ -146,6 +146,130 @@ impl AlertFormatter for SlowForDown {
 }
 
 #[tokio::test]
+async fn a_flapping_site_says_so_once_holds_its_flips_and_says_when_it_settles() {
+    let c = Config::parse(
+        Path::new("test.json"),
+        br#"{"sites": [{"name": "a", "url": "http://a.test/", "interval": "10s", "timeout": "5s"}],
+            "alerting": {"threshold": 0.8, "window": "60s",
+                         "flapping": {"changes": 2, "within": "10m"}},
+            "dashboard": {"views": [{"window": "5m", "every": "10s"}]}}"#,
+    )
+    .unwrap();
+    let (mut r, mut rx) = recorder_of(&c, Arc::new(TokioClock::starting_at(t0())));
+    // Four cycles of 30 s down and 90 s up (8 changes in 8 minutes), then 15 minutes up.
+    let mut secs = 0;
+    for _ in 0..4 {
+        for i in 0..12 {
+            r.record(probe("a", secs, i >= 3));
+            secs += 10;
+        }
+    }
+    for _ in 0..90 {
+        r.record(probe("a", secs, true));
+        secs += 10;
+    }
+    let fired = alerts(&mut r, &mut rx).await;
+    let kinds: Vec<(AlertKind, Option<&str>)> =
+        fired.iter().map(|a| (a.kind, a.held.as_deref())).collect();
+    let flapping = AlertKind::Flapping;
+    let held = Some("flapping");
+    assert_eq!(
+        kinds,
+        [
+            (AlertKind::Down, None),
+            (AlertKind::Recovered, None),
+            // The third change: flapping, and that down is held.
+            (flapping, None),
+            (AlertKind::Down, held),
+            (AlertKind::Recovered, held),
+            (AlertKind::Down, held),
+            (AlertKind::Recovered, held),
+            (AlertKind::Down, held),
+            (AlertKind::Recovered, held),
+            (AlertKind::FlappingStopped, None),
+        ],
+        "{fired:#?}"
+    );
+    assert!(
+        fired[2].message.contains("is flapping: 3 changes"),
+        "{}",
+        fired[2].message
+    );
+    assert!(
+        fired[9].message.contains("it is up"),
+        "{}",
+        fired[9].message
+    );
+}
+
+fn dependent_config() -> Config {
+    Config::parse(
+        Path::new("test.json"),
+        br#"{"sites": [
+              {"name": "router", "url": "http://router.test/", "interval": "10s", "timeout": "5s"},
+              {"name": "db", "url": "http://db.test/", "interval": "10s", "timeout": "5s",
+               "depends_on": ["router"]},
+              {"name": "api", "url": "http://api.test/", "interval": "10s", "timeout": "5s",
+               "depends_on": ["db"]}],
+            "alerting": {"threshold": 0.8, "window": "60s"},
+            "dashboard": {"views": [{"window": "5m", "every": "10s"}]}}"#,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_down_behind_a_down_site_it_depends_on_is_held_and_alerts_if_it_outlasts_it() {
+    let c = dependent_config();
+    let (mut r, mut rx) = recorder_of(&c, Arc::new(TokioClock::starting_at(t0())));
+    // Up for a minute, then all three down together for a minute (the router's probe first,
+    // as it happens); then the router and the db come back, the api stays down a minute more.
+    for i in 0..30 {
+        let secs = i * 10;
+        let down = (6..12).contains(&i);
+        r.record(probe("router", secs, !down));
+        r.record(probe("db", secs, !down));
+        r.record(probe("api", secs, !(6..18).contains(&i)));
+    }
+    let fired = alerts(&mut r, &mut rx).await;
+    let seen: Vec<(String, AlertKind, Option<String>)> = fired
+        .iter()
+        .map(|a| (a.site.to_string(), a.kind, a.held.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("router".into(), AlertKind::Down, None),
+            ("db".into(), AlertKind::Down, Some("router down".into())),
+            // Transitive: the db is down (held) too.
+            ("api".into(), AlertKind::Down, Some("db down".into())),
+            ("router".into(), AlertKind::Recovered, None),
+            (
+                "db".into(),
+                AlertKind::Recovered,
+                Some("its down alert was held (router down)".into())
+            ),
+            // The api outlasts what held it: it alerts at its next probe, and its recovery is
+            // sent too.
+            ("api".into(), AlertKind::Down, None),
+            ("api".into(), AlertKind::Recovered, None),
+        ],
+        "{fired:#?}"
+    );
+    assert!(
+        fired[1].message.ends_with("(held: router down)"),
+        "{}",
+        fired[1].message
+    );
+    assert!(
+        fired[5]
+            .message
+            .contains("its alert was held while db down"),
+        "{}",
+        fired[5].message
+    );
+}
+
+#[tokio::test]
 async fn a_scenarios_outage_names_the_step_it_failed_in() {
     let (mut r, mut rx) = recorder();
     let step = |name: &str, failed: bool| crate::measurement::Step {

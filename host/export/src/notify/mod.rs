@@ -169,6 +169,7 @@ pub fn sample_notices(kind: NotifierType, now: chrono::DateTime<chrono::Utc>) ->
         cert_expiry: None,
         message: format!("[test] {}", crate::alert::down_message(&site, 0.5, down_at)),
         rendered: None,
+        held: None,
     };
     let mut notices = vec![Notice {
         id: 0,
@@ -198,6 +199,7 @@ pub fn sample_notices(kind: NotifierType, now: chrono::DateTime<chrono::Utc>) ->
                 crate::alert::recovered_message(&site, 1.0, now, down_at)
             ),
             rendered: None,
+            held: None,
         };
         notices.push(Notice {
             id: 0,

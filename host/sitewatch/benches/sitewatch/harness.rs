@@ -153,6 +153,9 @@ impl Probe {
 pub struct AlertEvent {
     pub kind: String,
     pub site: String,
+    /// Why it was held, for a held alert (not sent to notifiers).
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

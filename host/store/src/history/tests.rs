@@ -426,6 +426,7 @@ fn incidents_downtime_and_the_error_budget() {
                 cert_expiry: None,
                 message: "m".into(),
                 rendered: None,
+                held: None,
             },
             Vec::new(),
         )

@@ -645,13 +645,15 @@ pub(super) fn alert_line(a: &Alert) -> String {
     let at = a.time.format("%H:%M:%S");
     match a.kind {
         AlertKind::Down => style(format!("▼ {at} {text}")).red().bold().to_string(),
-        AlertKind::Degraded | AlertKind::CertExpiring | AlertKind::DomainExpiring => {
-            style(format!("◆ {at} {text}")).yellow().bold().to_string()
-        }
+        AlertKind::Degraded
+        | AlertKind::CertExpiring
+        | AlertKind::DomainExpiring
+        | AlertKind::Flapping => style(format!("◆ {at} {text}")).yellow().bold().to_string(),
         AlertKind::Recovered
         | AlertKind::DegradedRecovered
         | AlertKind::CertRenewed
-        | AlertKind::DomainRenewed => style(format!("▲ {at} {text}")).green().to_string(),
+        | AlertKind::DomainRenewed
+        | AlertKind::FlappingStopped => style(format!("▲ {at} {text}")).green().to_string(),
     }
 }
 

@@ -588,14 +588,9 @@ fn script(
         .into_iter()
         .map(|(n, field)| Ok((n.clone(), Secret::new(env_secret(env, &field, &n)?))))
         .collect::<Result<Vec<_>, FieldError>>()?;
-    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
     let shown = format!(
         "script:{}",
-        percent_encoding::utf8_percent_encode(name, KEEP)
+        percent_encoding::utf8_percent_encode(name, values::UNRESERVED)
     );
     let shown_url = Url::parse(&shown).map_err(|e| FieldError::from(("name", e.to_string())))?;
     Ok((
@@ -616,14 +611,7 @@ fn allowed_host(text: &str) -> Result<String, String> {
     let name = host.strip_prefix("*.").unwrap_or(&host);
     let bare = name.trim_matches(['[', ']']);
     let valid = bare.parse::<std::net::IpAddr>().is_ok() && !host.starts_with("*.")
-        || (!name.is_empty()
-            && name.len() <= 253
-            && name.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
-            }));
+        || domain_name(name, b"-_");
     if !valid {
         return Err(format!(
             "{} is not a host: a name (api.example.com), an address (127.0.0.1) or *.example.com, without scheme or port",
@@ -637,16 +625,23 @@ fn allowed_host(text: &str) -> Result<String, String> {
     })
 }
 
+/// Whether `name` is a domain name: at most 253 bytes, labels of 1 to 63 letters, digits and the
+/// bytes in `also`.
+fn domain_name(name: &str, also: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || also.contains(&b))
+        })
+}
+
 fn icmp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
     let host = target(raw, "\"db.example.com\" or \"192.0.2.1\"")?;
     let host = host.trim_matches(['[', ']']).to_owned();
-    let valid = host.parse::<std::net::IpAddr>().is_ok()
-        || (host.len() <= 253
-            && host.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            }));
+    let valid = host.parse::<std::net::IpAddr>().is_ok() || domain_name(&host, b"-");
     if !valid {
         return Err((
             "target",
@@ -721,15 +716,7 @@ fn tcp(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
 fn dns(raw: &RawSite) -> Result<(Kind, String, Url), FieldError> {
     let name = target(raw, "\"example.com\"")?;
     let name = name.trim_end_matches('.').to_owned();
-    if name.is_empty()
-        || name.len() > 253
-        || !name.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'*'))
-        })
-    {
+    if !domain_name(&name, b"-_*") {
         return Err((
             "target",
             format!("{} is not a domain name", values::quote(&name)),

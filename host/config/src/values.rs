@@ -287,6 +287,14 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The bytes a URL component keeps as they are (RFC 3986's unreserved: letters, digits and
+/// `-._~`); every other is percent-encoded.
+pub const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// `text` in double quotes for a message, printable.
 pub fn quote(text: &str) -> String {
     format!("\"{}\"", printable(text))

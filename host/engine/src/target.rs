@@ -15,6 +15,8 @@ pub struct ProbeTarget {
     pub skipped: Arc<std::sync::atomic::AtomicU64>,
     /// Its checks' time-limit streaks and pauses.
     pub checks: Arc<crate::plugin::checks::SiteChecks>,
+    /// A `script` site's secrets and their redacted forms, made once for its configuration.
+    pub scenario: Arc<crate::plugin::scenario::SiteScenario>,
     /// Its probes in flight and when each started: the recorder places a measurement only once
     /// no probe that started before it ended is still running (see [`Running`]).
     pub running: Arc<Running>,
@@ -92,6 +94,7 @@ impl Running {
 impl ProbeTarget {
     pub fn new(config: SiteConfig) -> Self {
         Self {
+            scenario: Arc::new(crate::plugin::scenario::SiteScenario::new(&config)),
             probe: Target::new(config),
             skipped: Arc::default(),
             checks: Arc::default(),

@@ -8,16 +8,14 @@
 //! it runs again. A run within the limit ends the streak and the backoff.
 
 use super::bindings::{self, types};
+use super::sanitize_text;
 use super::set::PluginSet;
-use super::{sanitize_metric_name, sanitize_text};
 use crate::config::SiteConfig;
 use crate::measurement::{ErrorKind, Measurement};
 use crate::probe::Captured;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Most metrics one check may add to a measurement.
-const MAX_METRICS: usize = 32;
 /// Longest failure reason kept from a plugin.
 const MAX_REASON: usize = 300;
 
@@ -152,14 +150,8 @@ pub async fn run(
         }
         match outcome {
             Ok(Ok(result)) => {
-                m.metrics.extend(
-                    result
-                        .metrics
-                        .into_iter()
-                        .filter(|x| x.value.is_finite())
-                        .take(MAX_METRICS)
-                        .map(|x| (sanitize_metric_name(&x.name), x.value)),
-                );
+                m.metrics
+                    .extend(super::sanitize::kept_metrics(result.metrics));
                 if let types::Verdict::Fail(reason) = result.verdict {
                     m.fail(
                         ErrorKind::Check,

@@ -564,7 +564,14 @@ pub async fn test_scenario(
         .map_err(|e| e.to_string())?;
     let mut target = crate::probe::Target::new(site);
     prober.prepare(&mut target).map_err(|e| e.to_string())?;
-    super::scenario::probe(&plugins, &prober, &target, tokio::time::Instant::now())
-        .await
-        .map_err(|e| format!("sitewatch could not run the scenario: {e}"))
+    let scenario = super::scenario::SiteScenario::new(&target.config);
+    super::scenario::probe(
+        &plugins,
+        &prober,
+        &target,
+        &scenario,
+        tokio::time::Instant::now(),
+    )
+    .await
+    .map_err(|e| format!("sitewatch could not run the scenario: {e}"))
 }

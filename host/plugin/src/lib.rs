@@ -859,6 +859,20 @@ impl Caller {
     }
 }
 
+/// One call of a pre-instantiated plugin in a fresh instance, on `$caller`: `$pre` instantiated,
+/// its `$iface`'s `$func` called with the config and `$input`. The same for every WIT version
+/// (each version's bindings are their own types); what differs is the input's conversion.
+macro_rules! call {
+    ($caller:expr, $name:expr, $limits:expr, $config:expr, $pre:expr, $iface:ident, $func:ident, $input:expr) => {
+        $caller
+            .call(Arc::clone(&$name), $limits, async |store| {
+                let instance = $pre.instantiate_async(&mut *store).await?;
+                instance.$iface().$func(&mut *store, $config, $input).await
+            })
+            .await
+    };
+}
+
 impl PluginHost {
     /// Runs `work` on the plugin pool and waits for it.
     async fn on_pool<T: Send + 'static>(
@@ -890,53 +904,53 @@ impl PluginHost {
         let kind = plugin.kind;
         self.on_pool(async move {
             match &pre {
-                Pre::CheckV0_3(pre) => {
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_check()
-                                .call_check(&mut *store, &config, &response)
-                                .await
-                        })
-                        .await
-                }
+                Pre::CheckV0_4(pre) => call!(
+                    caller,
+                    name,
+                    limits,
+                    &config,
+                    pre,
+                    sitewatch_plugin_check,
+                    call_check,
+                    &response
+                ),
+                Pre::CheckV0_3(pre) => call!(
+                    caller,
+                    name,
+                    limits,
+                    &config,
+                    pre,
+                    sitewatch_plugin_check,
+                    call_check,
+                    &response
+                ),
                 Pre::CheckV0_2(pre) => {
                     let response = bindings::response_v0_2(&response);
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            let result = instance
-                                .sitewatch_plugin_check()
-                                .call_check(&mut *store, &config, &response)
-                                .await?;
-                            Ok(result.map(bindings::check_result_from_v0_2))
-                        })
-                        .await
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_check,
+                        call_check,
+                        &response
+                    )
+                    .map(|r| r.map(bindings::check_result_from_v0_2))
                 }
                 Pre::CheckV0_1(pre) => {
                     let response = bindings::response_v0_1(&response);
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            let result = instance
-                                .sitewatch_plugin_check()
-                                .call_check(&mut *store, &config, &response)
-                                .await?;
-                            Ok(result.map(bindings::check_result_from_v0_1))
-                        })
-                        .await
-                }
-                Pre::CheckV0_4(pre) => {
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_check()
-                                .call_check(&mut *store, &config, &response)
-                                .await
-                        })
-                        .await
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_check,
+                        call_check,
+                        &response
+                    )
+                    .map(|r| r.map(bindings::check_result_from_v0_1))
                 }
                 Pre::FormatterV0_1(_)
                 | Pre::FormatterV0_2(_)
@@ -967,51 +981,55 @@ impl PluginHost {
         let kind = plugin.kind;
         self.on_pool(async move {
             match &pre {
+                Pre::FormatterV0_4(pre) => {
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_formatter,
+                        call_format,
+                        &alert
+                    )
+                }
                 Pre::FormatterV0_3(pre) => {
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_formatter()
-                                .call_format(&mut *store, &config, &alert)
-                                .await
-                        })
-                        .await
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_formatter,
+                        call_format,
+                        &alert
+                    )
                 }
                 Pre::FormatterV0_2(pre) => {
                     let alert = bindings::alert_v0_2(&alert);
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_formatter()
-                                .call_format(&mut *store, &config, &alert)
-                                .await
-                        })
-                        .await
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_formatter,
+                        call_format,
+                        &alert
+                    )
                 }
                 Pre::FormatterV0_1(pre) => {
                     let alert = bindings::alert_v0_1(&alert);
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_formatter()
-                                .call_format(&mut *store, &config, &alert)
-                                .await
-                        })
-                        .await
-                }
-                Pre::FormatterV0_4(pre) => {
-                    caller
-                        .call(name, limits, async |store| {
-                            let instance = pre.instantiate_async(&mut *store).await?;
-                            instance
-                                .sitewatch_plugin_formatter()
-                                .call_format(&mut *store, &config, &alert)
-                                .await
-                        })
-                        .await
+                    call!(
+                        caller,
+                        name,
+                        limits,
+                        &config,
+                        pre,
+                        sitewatch_plugin_formatter,
+                        call_format,
+                        &alert
+                    )
                 }
                 Pre::CheckV0_1(_)
                 | Pre::CheckV0_2(_)
@@ -1024,60 +1042,49 @@ impl PluginHost {
         })
         .await
     }
-}
 
-impl PluginHost {
     /// Runs a scenario plugin once with `session`, on the plugin pool; the session comes back
-    /// with what the run did (its steps, its requests, any refusal of the host).
+    /// with what the run did (its steps, its requests, any refusal of the host), unless the
+    /// plugin host is shutting down.
     pub(crate) async fn run_scenario(
         &self,
         plugin: &Plugin,
         limits: Limits,
         config: &str,
         session: Box<scenario::Session>,
-    ) -> (
-        Result<Result<scenario::Outcome, scenario::Failure>, CallFailure>,
-        Box<scenario::Session>,
-    ) {
+    ) -> Result<
+        (
+            Result<Result<scenario::Outcome, scenario::Failure>, CallFailure>,
+            Option<Box<scenario::Session>>,
+        ),
+        CallFailure,
+    > {
         let Pre::Scenario(pre) = plugin.pre.clone() else {
-            let kind = plugin.kind;
-            return (
+            return Ok((
                 Err(CallFailure::new(format!(
-                    "plugin {} is a {kind}, not a scenario",
-                    plugin.name
+                    "plugin {} is a {}, not a scenario",
+                    plugin.name, plugin.kind
                 ))),
-                session,
-            );
+                Some(session),
+            ));
         };
         let (caller, name, config) = (
             self.caller.clone(),
             Arc::clone(&plugin.name),
             config.to_owned(),
         );
-        let fallback = session.clone();
-        let joined = self
-            .pool
-            .handle()
-            .spawn(async move {
-                caller
-                    .call_with(name, limits, Some(session), async |store| {
-                        let instance = pre.instantiate_async(&mut *store).await?;
-                        instance
-                            .sitewatch_plugin_script()
-                            .call_run(&mut *store, &config)
-                            .await
-                    })
-                    .await
-            })
-            .await;
-        match joined {
-            Ok((result, session)) => (result, session.unwrap_or(fallback)),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => (
-                Err(CallFailure::new("the plugin host is shutting down")),
-                fallback,
-            ),
-        }
+        self.on_pool(async move {
+            Ok(caller
+                .call_with(name, limits, Some(session), async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .sitewatch_plugin_script()
+                        .call_run(&mut *store, &config)
+                        .await
+                })
+                .await)
+        })
+        .await
     }
 }
 

@@ -29,6 +29,21 @@ pub fn sanitize_metric_name(s: &str) -> String {
         .collect()
 }
 
+/// Most metrics one plugin call (a check, a scenario's run) may add to a measurement.
+pub(crate) const MAX_METRICS: usize = 32;
+
+/// The metrics a plugin reported, as a measurement keeps them: finite values only, at most
+/// [`MAX_METRICS`], names made safe.
+pub(crate) fn kept_metrics(
+    metrics: Vec<crate::bindings::types::Metric>,
+) -> impl Iterator<Item = (String, f64)> {
+    metrics
+        .into_iter()
+        .filter(|m| m.value.is_finite())
+        .take(MAX_METRICS)
+        .map(|m| (sanitize_metric_name(&m.name), m.value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

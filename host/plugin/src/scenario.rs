@@ -17,8 +17,9 @@ use crate::config::SiteConfig;
 use crate::config::kind::{Kind, Script};
 use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError, Step};
 use crate::probe::{Exchange, MonitorFailure, Prober, Target};
+use crate::sanitize::kept_metrics;
 use crate::set::PluginSet;
-use crate::{PluginState, sanitize_metric_name, sanitize_text};
+use crate::{PluginState, sanitize_text};
 use base64::Engine as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,8 +32,6 @@ pub const MAX_STEPS: usize = 32;
 pub const MAX_STEP_NAME: usize = 64;
 /// The step of requests sent before the scenario names one.
 pub const FIRST_STEP: &str = "main";
-/// Most metrics a run may add to its measurement.
-const MAX_METRICS: usize = 32;
 /// Longest failure message kept from a scenario.
 const MAX_MESSAGE: usize = 300;
 
@@ -73,14 +72,33 @@ struct StepRecord {
     requests: u32,
 }
 
+/// What a `script` site's runs share, made once per site configuration (not per run): its
+/// secrets and every form of them the host redacts.
+#[derive(Default)]
+pub struct SiteScenario {
+    secrets: Arc<Secrets>,
+}
+
+impl SiteScenario {
+    pub fn new(site: &SiteConfig) -> Self {
+        Self {
+            secrets: Arc::new(
+                script(site).map_or_else(Secrets::default, |s| Secrets::new(&s.secrets)),
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for SiteScenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SiteScenario([secrets])")
+    }
+}
+
 impl Session {
     /// A run of `target`'s scenario, its requests sent by `prober`.
-    pub fn new(prober: &Prober, target: &Target) -> Self {
+    pub fn new(prober: &Prober, target: &Target, scenario: &SiteScenario) -> Self {
         let site = &target.config;
-        let secrets = match &site.kind {
-            Kind::Script(s) => Secrets::new(&s.secrets),
-            _ => Secrets::default(),
-        };
         Self {
             net: Some(Net {
                 prober: prober.clone(),
@@ -88,7 +106,7 @@ impl Session {
             }),
             budget: site.timeout,
             max_requests: script(site).map_or(0, |s| s.max_requests),
-            secrets: Arc::new(secrets),
+            secrets: Arc::clone(&scenario.secrets),
             ..Self::dry()
         }
     }
@@ -371,14 +389,7 @@ impl Session {
         let current = self.current.map(|i| self.steps[i].name.clone());
         let mut failed_step = current.clone();
         let mut metrics = Vec::new();
-        let mut keep_metrics = |list: Vec<types::Metric>| {
-            metrics = list
-                .into_iter()
-                .filter(|m| m.value.is_finite())
-                .take(MAX_METRICS)
-                .map(|m| (sanitize_metric_name(&m.name), m.value))
-                .collect();
-        };
+        let mut keep_metrics = |list: Vec<types::Metric>| metrics = kept_metrics(list).collect();
         let error = match (self.refusal, result) {
             (Some((_, message)), _) => Some(ProbeError {
                 kind: if self.timed_out {
@@ -470,11 +481,13 @@ impl Session {
 }
 
 /// Runs `target`'s scenario once: its measurement, with its steps. A missing or broken
-/// plugin fails the run with kind `plugin`, naming why.
+/// plugin fails the run with kind `plugin`, naming why. `scenario` is what the site's runs
+/// share ([`SiteScenario::new`] of its config).
 pub async fn probe(
     plugins: &PluginSet,
     prober: &Prober,
     target: &Target,
+    scenario: &SiteScenario,
     scheduled: tokio::time::Instant,
 ) -> Result<Measurement, MonitorFailure> {
     let schedule_lag = tokio::time::Instant::now().saturating_duration_since(scheduled);
@@ -486,11 +499,11 @@ pub async fn probe(
             site.name
         )));
     };
-    let session = Session::new(prober, target);
+    let session = Session::new(prober, target, scenario);
     let name = &script.plugin.plugin;
     let (result, session) = match (plugins.get(name), plugins.host()) {
         (Some(plugin), Ok(host)) => {
-            let (r, s) = host
+            let run = host
                 .run_scenario(
                     &plugin,
                     script.plugin.limits,
@@ -498,7 +511,13 @@ pub async fn probe(
                     Box::new(session),
                 )
                 .await;
-            (r, *s)
+            match run {
+                Ok((r, Some(s))) => (r, *s),
+                // The plugin host is shutting down: sitewatch's doing, not the site's.
+                Ok((_, None)) | Err(_) => {
+                    return Err(MonitorFailure("the plugin host is shutting down".into()));
+                }
+            }
         }
         (None, _) => (
             Err(crate::CallFailure::new(plugins.why_missing(name))),
@@ -609,12 +628,6 @@ struct Secrets {
     forms: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-const URL_SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
 impl Secrets {
     fn new(secrets: &[(String, crate::config::secret::Secret<String>)]) -> Self {
         let mut forms: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -683,7 +696,9 @@ impl Secrets {
     fn redact(&self, bytes: &[u8]) -> Vec<u8> {
         let mut out = bytes.to_vec();
         for (form, placeholder) in &self.forms {
-            out = replace_all(&out, form, placeholder);
+            if let Some(replaced) = replace_all(&out, form, placeholder) {
+                out = replaced;
+            }
         }
         out
     }
@@ -715,7 +730,10 @@ fn encodings(value: &str) -> impl Iterator<Item = String> + '_ {
 
 fn encode(value: &str, encoding: Encoding) -> String {
     match encoding {
-        Encoding::Url => percent_encoding::utf8_percent_encode(value, URL_SET).to_string(),
+        Encoding::Url => {
+            percent_encoding::utf8_percent_encode(value, crate::config::values::UNRESERVED)
+                .to_string()
+        }
         Encoding::Form => url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
         Encoding::Json => {
             let quoted = serde_json::Value::from(value).to_string();
@@ -725,13 +743,15 @@ fn encode(value: &str, encoding: Encoding) -> String {
     }
 }
 
-/// `haystack` with each `needle` replaced by `with`.
-fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
-    if needle.is_empty() || haystack.len() < needle.len() {
-        return haystack.to_vec();
-    }
+/// `haystack` with each `needle` replaced by `with`; `None` when it holds none (most answers
+/// hold no secret in most of its forms: nothing is copied for those).
+fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Option<Vec<u8>> {
+    let first = (!needle.is_empty())
+        .then(|| haystack.windows(needle.len()).position(|w| w == needle))
+        .flatten()?;
     let mut out = Vec::with_capacity(haystack.len());
-    let mut i = 0;
+    out.extend_from_slice(&haystack[..first]);
+    let mut i = first;
     while i < haystack.len() {
         if haystack[i..].starts_with(needle) {
             out.extend_from_slice(with);
@@ -741,7 +761,7 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
-    out
+    Some(out)
 }
 
 impl scenario_host::Host for PluginState {

@@ -233,7 +233,7 @@ pub(crate) async fn smoke_test(host: &PluginHost, plugin: &Plugin) -> Result<(),
                 Box::new(super::scenario::Session::dry()),
             )
             .await
-            .0
+            .and_then(|(run, _)| run)
             .map(drop),
     };
     result.map_err(|e| PluginError::SmokeTest {

@@ -296,7 +296,7 @@ fn spawn_probe(
         let probed = match (&target.config.kind, &plugins.plugins) {
             // A script site's probe is a run of its scenario, on the plugin host.
             (crate::config::kind::Kind::Script(_), Some(set)) => {
-                crate::plugin::scenario::probe(set, &prober, &target, planned)
+                crate::plugin::scenario::probe(set, &prober, &target, &target.scenario, planned)
                     .await
                     .map(|m| (m, None))
             }

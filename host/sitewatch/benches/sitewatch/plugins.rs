@@ -270,11 +270,13 @@ async fn scenario() -> serde_json::Value {
         let plugin = host.load_file(&wasm).await.unwrap();
         let set = sitewatch::plugin::set::PluginSet::of(std::sync::Arc::clone(&host), plugin);
         let target = Target::new(c.sites[0].clone());
+        let shared = sitewatch::plugin::scenario::SiteScenario::new(&target.config);
         let run_us = cpu_per_run(RUNS, || async {
             let m = sitewatch::plugin::scenario::probe(
                 &set,
                 &prober,
                 &target,
+                &shared,
                 tokio::time::Instant::now(),
             )
             .await

@@ -146,8 +146,10 @@ async fn every_languages_examples_go_down_at_the_broken_step_and_recover() {
             ("OAUTH_CLIENT_SECRET", CLIENT_SECRET),
         ],
     );
+    // The first start may compile four interpreter-sized components (see `plugin_cache`): a
+    // minute on an idle two-core machine, more beside the other tests.
     for (name, ..) in &logins {
-        let p = probe_of(&mut run, name, true, 60).await;
+        let p = probe_of(&mut run, name, true, 240).await;
         assert_eq!(p["kind"], "script", "{p}");
         assert_eq!(step_names(&p), ["login", "orders", "order"], "{name}: {p}");
         for s in p["steps"].as_array().unwrap() {
@@ -323,6 +325,10 @@ fn plugin_test(shop: &Shop, mode: &str, extra: &[&str]) -> (i32, String) {
         .args(["--config", &config.to_string(), "--allow", "127.0.0.1"])
         .args(extra)
         .env("PW", PASSWORD)
+        .env(
+            "SITEWATCH_PLUGIN_CACHE",
+            crate::support::binary::plugin_cache(),
+        )
         .output()
         .unwrap();
     let text = format!(

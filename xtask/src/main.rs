@@ -61,7 +61,9 @@ fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
 fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
     let skips = skips::file();
     let _ = std::fs::remove_file(&skips);
+    let mut timer = Timer::start();
     let built = plugins::build(all_languages, &Host::CargoRun)?;
+    timer.lap("plugin build");
     // A language left out of the build also leaves out its cases and its template check below.
     for (lang, missing) in &built.skipped {
         skips::append(
@@ -80,17 +82,53 @@ fn test(all_languages: bool, extra: &[String]) -> anyhow::Result<()> {
     run(cargo()
         .current_dir(root().join("plugins"))
         .args(["test", "--quiet"]))?;
+    timer.lap("plugin unit tests");
     plugins::test_cases(&built.examples)?;
+    timer.lap("plugin test cases");
     scaffold::check_templates()?;
+    timer.lap("templates");
     println!("== workspace tests");
     let result = run(cargo()
         .current_dir(root())
         .args(["test", "--workspace"])
         .args(extra)
         .env(skips::ENV, &skips));
+    timer.lap("workspace build and tests");
     // After the results, failed or not: a passing test's skip message was hidden by libtest.
     println!("{}", skips::summary(&skips::read(&skips)));
+    println!("{timer}");
     result
+}
+
+/// How long each part of `test` took, shown last, where a CI log's tail keeps it.
+struct Timer {
+    laps: Vec<(&'static str, std::time::Duration)>,
+    last: std::time::Instant,
+}
+
+impl Timer {
+    fn start() -> Self {
+        Self {
+            laps: Vec::new(),
+            last: std::time::Instant::now(),
+        }
+    }
+
+    fn lap(&mut self, name: &'static str) {
+        let now = std::time::Instant::now();
+        self.laps.push((name, now - self.last));
+        self.last = now;
+    }
+}
+
+impl std::fmt::Display for Timer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "== xtask test, time per part")?;
+        for (name, took) in &self.laps {
+            write!(f, "\n   {:>5.0} s  {name}", took.as_secs_f64())?;
+        }
+        Ok(())
+    }
 }
 
 fn bench(parts: &[String]) -> anyhow::Result<()> {

@@ -96,9 +96,21 @@ impl Host {
     pub fn command(&self) -> Command {
         match self {
             Host::CargoRun => sitewatch(),
-            Host::Binary(path) => Command::new(path),
+            Host::Binary(path) => {
+                let mut cmd = Command::new(path);
+                cmd.env("SITEWATCH_PLUGIN_CACHE", plugin_cache());
+                cmd
+            }
         }
     }
+}
+
+/// The compiled-plugin cache the validation, the cases, the templates and the integration tests
+/// share (`$SITEWATCH_PLUGIN_CACHE`, else `target/tmp/plugin-cache`, the tests' own default), so
+/// each interpreter-sized component is compiled once per build, not once per use.
+pub fn plugin_cache() -> std::ffi::OsString {
+    std::env::var_os("SITEWATCH_PLUGIN_CACHE")
+        .unwrap_or_else(|| root().join("target/tmp/plugin-cache").into())
 }
 
 /// Builds every plugin: the Rust workspace, then each other language whose toolchain is present
@@ -293,7 +305,8 @@ fn build_locked(all_languages: bool, host: &Host) -> anyhow::Result<Build> {
 pub fn sitewatch() -> Command {
     let mut cmd = cargo();
     cmd.current_dir(root())
-        .args(["run", "--quiet", "--package", "sitewatch", "--"]);
+        .args(["run", "--quiet", "--package", "sitewatch", "--"])
+        .env("SITEWATCH_PLUGIN_CACHE", plugin_cache());
     cmd
 }
 

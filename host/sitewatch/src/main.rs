@@ -116,6 +116,8 @@ fn run(args: RunArgs, config: Config) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let options = sitewatch::monitor::RunOptions {
         format,
+        plugin_cache: plugin_cache_dir()
+            .unwrap_or_else(|| Some(args.data_dir.data_dir.join("plugin-cache"))),
         data_dir: args.data_dir.data_dir,
         config_path: args.config.config,
         listen: args.listen,
@@ -412,7 +414,9 @@ fn notify_test(args: NotifyTestArgs) -> anyhow::Result<()> {
         let client = sitewatch::probe::Prober::new(Arc::clone(&clock))?.service_client();
         let mut notices = sitewatch::notify::sample_notices(n.kind(), clock.now());
         if let Some(u) = &n.formatter {
-            let plugins = Arc::new(sitewatch::plugin::set::PluginSet::new(plugin_cache_dir()));
+            let plugins = Arc::new(sitewatch::plugin::set::PluginSet::new(
+                plugin_commands_cache_dir(),
+            ));
             let prepared = plugins.prepare(&config).await;
             if let Some(e) = prepared.errors.first() {
                 anyhow::bail!("{}", sitewatch::error_chain(e));
@@ -515,12 +519,18 @@ fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
+/// `$SITEWATCH_PLUGIN_CACHE` when set: where compiled plugins are kept (empty: nowhere), for the
+/// monitor and the `plugin` commands alike.
+fn plugin_cache_dir() -> Option<Option<std::path::PathBuf>> {
+    std::env::var_os("SITEWATCH_PLUGIN_CACHE").map(|dir| (!dir.is_empty()).then(|| dir.into()))
+}
+
 /// Where `plugin inspect` and `plugin test` keep compiled plugins, so that a second run of an
 /// interpreter-sized plugin (Python, JS) takes milliseconds, not seconds:
-/// `$SITEWATCH_PLUGIN_CACHE` (empty: no cache), else the user's cache directory.
-fn plugin_cache_dir() -> Option<std::path::PathBuf> {
-    if let Some(dir) = std::env::var_os("SITEWATCH_PLUGIN_CACHE") {
-        return (!dir.is_empty()).then(|| dir.into());
+/// `$SITEWATCH_PLUGIN_CACHE`, else the user's cache directory.
+fn plugin_commands_cache_dir() -> Option<std::path::PathBuf> {
+    if let Some(dir) = plugin_cache_dir() {
+        return dir;
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|d| !d.is_empty())
@@ -532,7 +542,7 @@ fn plugin_cache_dir() -> Option<std::path::PathBuf> {
 fn plugin(cmd: PluginCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let host = sitewatch::plugin::PluginHost::new(plugin_cache_dir().as_deref())?;
+        let host = sitewatch::plugin::PluginHost::new(plugin_commands_cache_dir().as_deref())?;
         match cmd {
             PluginCommand::Inspect { files } => {
                 let mut failed = 0;

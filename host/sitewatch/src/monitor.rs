@@ -54,6 +54,8 @@ pub enum MonitorError {
 pub struct RunOptions {
     pub format: OutputFormat,
     pub data_dir: PathBuf,
+    /// Where compiled plugins are kept across restarts (none: compile on every start).
+    pub plugin_cache: Option<PathBuf>,
     /// The config file, watched for changes.
     pub config_path: PathBuf,
     /// `--listen`: serve here (overrides `server.listen`).
@@ -151,7 +153,7 @@ pub async fn run(
         Arc::clone(&clock),
         bus.clone(),
     );
-    let plugins = Arc::new(PluginSet::new(Some(options.data_dir.join("plugin-cache"))));
+    let plugins = Arc::new(PluginSet::new(options.plugin_cache.clone()));
     let prepared = plugins.prepare(&config).await;
     for e in &prepared.errors {
         bus.error("plugin", None, crate::error_chain(e));

@@ -11,6 +11,15 @@ use tokio::sync::mpsc;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sitewatch");
 
+/// One compiled-plugin cache for every sitewatch these tests start (`cargo xtask test` names the
+/// one its plugin build filled): wasmtime keys it by content and engine settings and writes it
+/// atomically, so sharing it is safe, and each Python or JavaScript component (~12 s to compile
+/// on two cores) is compiled once per run instead of once per test.
+pub fn plugin_cache() -> std::ffi::OsString {
+    std::env::var_os("SITEWATCH_PLUGIN_CACHE")
+        .unwrap_or_else(|| concat!(env!("CARGO_TARGET_TMPDIR"), "/plugin-cache").into())
+}
+
 /// A running sitewatch process; killed when dropped.
 pub struct Running {
     pub child: Child,
@@ -63,6 +72,7 @@ impl Running {
         let mut child = Command::new(BIN)
             .args(args)
             .env("RUST_LOG", "warn")
+            .env("SITEWATCH_PLUGIN_CACHE", plugin_cache())
             .envs(env.iter().copied())
             .current_dir(dir.path())
             .stdin(Stdio::null())

@@ -81,7 +81,7 @@ impl ConfigDiff {
             plugins: old.plugins != new.plugins,
             storage: old.storage != new.storage,
             influxdb: old.storage.influxdb != new.storage.influxdb,
-            probing: old.probing != new.probing,
+            probing: old.probing != new.probing || old.canaries != new.canaries,
             notify: old.notify != new.notify,
             server: old.server != new.server,
             location: old.location != new.location,

@@ -67,6 +67,87 @@ pub struct Config {
     pub maintenance: Vec<crate::maintenance::Window>,
     /// This node's cluster, when it is one.
     pub cluster: Option<cluster::ClusterConfig>,
+    /// What tells sitewatch whether it can reach the network (`probing.canaries`).
+    pub canaries: Canaries,
+}
+
+/// `probing.canaries`: targets that are always up. When every one fails, sitewatch is the one
+/// offline; without any, a rule over all sites guesses it (see the recorder).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canaries {
+    pub targets: Vec<Canary>,
+    /// How often the `host:port` canaries are connected to (`probing.canary_interval`).
+    pub interval: Duration,
+    /// The `host:port` canaries as tcp sites named `host:port`, for the canary task: a connect
+    /// within 5 s (or the interval, if shorter) is an answer.
+    pub probes: Vec<SiteConfig>,
+}
+
+impl Default for Canaries {
+    fn default() -> Self {
+        Self {
+            targets: Vec::new(),
+            interval: DEFAULT_CANARY_INTERVAL,
+            probes: Vec::new(),
+        }
+    }
+}
+
+pub const DEFAULT_CANARY_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One canary: a site, whose own probes tell, or an address sitewatch connects to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Canary {
+    /// A site's name, as the site has it.
+    Site(String),
+    /// `host:port`: a TCP connect within 5 s is an answer.
+    Address { host: String, port: u16 },
+}
+
+impl Canary {
+    /// The site's name, or `host:port`: what it is called in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Canary::Site(name) => name.clone(),
+            Canary::Address { host, port } if host.contains(':') => format!("[{host}]:{port}"),
+            Canary::Address { host, port } => format!("{host}:{port}"),
+        }
+    }
+}
+
+/// A `probing.canaries` entry: a site's name (as the site has it), else `host:port`.
+fn canary(text: &str, sites: &[SiteConfig]) -> Result<Canary, String> {
+    let key = values::name_key(text.trim());
+    if let Some(site) = sites.iter().find(|s| values::name_key(&s.name) == key) {
+        return Ok(Canary::Site(site.name.clone()));
+    }
+    let bad = || {
+        format!(
+            "{} is neither the name of a site nor host:port (e.g. \"1.1.1.1:53\", \"[2606:4700::1111]:443\", \"gateway.lan:80\")",
+            values::quote(text)
+        )
+    };
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<std::net::SocketAddr>() {
+        return Ok(Canary::Address {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        });
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let valid_host = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .split('.')
+            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    if !valid_host {
+        return Err(bad());
+    }
+    Ok(Canary::Address {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
 }
 
 pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
@@ -307,6 +388,8 @@ pub struct AlertingConfig {
     pub domain_warning: Duration,
     /// Flap damping of every site without its own (`None`: off).
     pub flapping: Option<crate::alert::Flapping>,
+    /// The objective of every site without its own (`None`: off).
+    pub slo: Option<crate::alert::Slo>,
 }
 
 impl AlertingConfig {
@@ -319,6 +402,7 @@ impl AlertingConfig {
             cert_warning: self.cert_warning,
             domain_warning: self.domain_warning,
             flapping: self.flapping,
+            slo: self.slo,
         }
     }
 }
@@ -665,7 +749,23 @@ fn resolve(
         })?,
         None => None,
     };
+    let slo = match (&raw.alerting.slo, &raw.slo) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "slo".into(),
+                None,
+                "set the global objective once: either \"slo\" or \"alerting.slo\"".into(),
+            ));
+        }
+        (Some(s), None) => rules::slo(s).map_err(|e| {
+            let e = e.under("alerting");
+            invalid(e.field, None, e.message)
+        })?,
+        (None, Some(s)) => rules::slo(s).map_err(|e| invalid(e.field, None, e.message))?,
+        (None, None) => None,
+    };
     let alerting = AlertingConfig {
+        slo,
         threshold,
         window,
         formatter,
@@ -743,6 +843,40 @@ fn resolve(
             message,
         )
     })?;
+
+    let mut canaries = Canaries::default();
+    for (i, text) in raw.probing.canaries.iter().flatten().enumerate() {
+        let c =
+            canary(text, &sites).map_err(|m| invalid(format!("probing.canaries[{i}]"), None, m))?;
+        if !canaries.targets.contains(&c) {
+            canaries.targets.push(c);
+        }
+    }
+    if let Some(d) = &raw.probing.canary_interval {
+        canaries.interval = values::positive_duration(d)
+            .map_err(|m| invalid("probing.canary_interval".into(), None, m))?;
+    }
+    for (i, c) in canaries.targets.iter().enumerate() {
+        if let Canary::Address { .. } = c {
+            let timeout = canaries.interval.min(Duration::from_secs(5));
+            let raw_site: RawSite = serde_json::from_value(serde_json::json!({
+                "name": c.name(), "kind": "tcp", "target": c.name(),
+                "interval": humantime::format_duration(canaries.interval).to_string(),
+                "timeout": humantime::format_duration(timeout).to_string(),
+            }))
+            .map_err(|e| invalid(format!("probing.canaries[{i}]"), None, e.to_string()))?;
+            let site = resolve_site(
+                path.parent().unwrap_or(Path::new(".")),
+                raw_site,
+                &alerting,
+                &[],
+                env,
+                plugins.limits,
+            )
+            .map_err(|e| invalid(format!("probing.canaries[{i}]"), None, e.message))?;
+            canaries.probes.push(site);
+        }
+    }
 
     let storage = resolve_storage(raw.storage).map_err(|e| invalid(e.field, None, e.message))?;
     let probing = ProbingConfig {
@@ -861,6 +995,7 @@ fn resolve(
         storage,
         plugins,
         probing,
+        canaries,
         rdap,
     };
     if let Some(total) = config.plugins.total_memory
@@ -1328,7 +1463,10 @@ fn resolve_site(
                 .into());
         }
     };
-    let alerting = site_rule(raw.alerting.as_ref(), global, interval)?;
+    let mut alerting = site_rule(raw.alerting.as_ref(), global, interval)?;
+    if let Some(s) = &raw.slo {
+        alerting.slo = rules::slo(s)?;
+    }
     let own = rules::maintenance(&raw.maintenance)?;
     let maintenance =
         crate::maintenance::Schedule::new(global_maintenance.iter().cloned().chain(own).collect());

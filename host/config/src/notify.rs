@@ -67,8 +67,12 @@ impl NotifierConfig {
     }
 
     /// Whether an alert of `kind` for `site` (tagged `tags`) goes to this notifier. With
-    /// `sites` and `tags` both set, a site named or tagged is enough.
+    /// `sites` and `tags` both set, a site named or tagged is enough. The monitor's own alerts
+    /// (`monitor_offline`, `monitor_online`) concern every site: only `on` filters them.
     pub fn wants(&self, kind: AlertKind, site: &str, tags: &[String]) -> bool {
+        if kind.condition() == crate::alert::Condition::Monitor {
+            return self.on.contains(&kind);
+        }
         let named = self.sites.as_ref().map(|s| s.iter().any(|n| n == site));
         let tagged = self
             .tags

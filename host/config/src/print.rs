@@ -90,6 +90,8 @@ struct PrintedRule {
     domain_warning: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     flapping: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slo: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -118,6 +120,8 @@ impl Printed {
                 "max_in_flight": c.probing.max_in_flight
                     .unwrap_or_else(crate::default_max_in_flight),
                 "source_address": c.probing.source_address.map(|a| a.to_string()),
+                "canaries": c.canaries.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
+                "canary_interval": duration(c.canaries.interval),
             }),
             cluster: match &c.cluster {
                 None => Value::Null,
@@ -331,6 +335,9 @@ fn rule(r: &AlertRule) -> PrintedRule {
         flapping: r
             .flapping
             .map(|f| json!({"changes": f.changes, "within": duration(f.within)})),
+        slo: r.slo.map(|o| {
+            json!({"objective": crate::alert::objective_text(o.objective), "period": duration(o.period)})
+        }),
     }
 }
 

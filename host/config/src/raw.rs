@@ -30,6 +30,33 @@ pub(crate) struct RawConfig {
     pub maintenance: Vec<RawMaintenance>,
     /// Run as a node of a cluster on NATS JetStream; absent: a single sitewatch.
     pub cluster: Option<RawCluster>,
+    /// The service level objective of every site without its own (same as `alerting.slo`).
+    pub slo: Option<RawSlo>,
+}
+
+/// A service level objective as typed: `{"objective": "99.9%", "period": "30d"}`, or `false`
+/// (a site's own turns the global one off).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSlo {
+    Off(bool),
+    On(RawSloRule),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSloRule {
+    /// `"99.9%"`, or the number of percent (99.9).
+    pub objective: RawObjective,
+    /// The period the error budget is counted over (default 30d).
+    pub period: Option<RawDuration>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawObjective {
+    Percent(f64),
+    Text(String),
 }
 
 /// The cluster section: where NATS is, this node's location, the confirmation rule.
@@ -219,6 +246,11 @@ pub(crate) struct RawProbing {
     pub rdap_bootstrap: Option<String>,
     /// One RDAP server for every domain (its base URL, ending before `domain/<name>`).
     pub rdap_url: Option<String>,
+    /// Sites (by name) or `host:port` targets that are always up: when every one fails,
+    /// sitewatch itself is offline.
+    pub canaries: Option<Vec<String>>,
+    /// How often the `host:port` canaries are connected to.
+    pub canary_interval: Option<RawDuration>,
 }
 
 /// Where plugins live and their default limits.
@@ -378,6 +410,8 @@ pub(crate) struct RawSite {
     /// Sites this one depends on: while one is down or in maintenance, this site's down alert
     /// is held.
     pub depends_on: Option<Vec<String>>,
+    /// The site's service level objective (`false`: none, whatever the global one).
+    pub slo: Option<RawSlo>,
     /// `true` (the default), `false`, or `"same-origin"`.
     pub follow_redirects: Option<RawFollow>,
 }
@@ -403,6 +437,8 @@ pub(crate) struct RawAlerting {
     pub domain_warning: Option<RawDuration>,
     /// Flap damping for every site (off by default).
     pub flapping: Option<RawFlapping>,
+    /// The service level objective of every site without its own (off by default).
+    pub slo: Option<RawSlo>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -264,3 +264,54 @@ pub(super) fn flapping(
 pub const DEFAULT_FLAPPING_CHANGES: u32 = 4;
 /// The window flapping is counted in, and the quiet that settles it.
 pub const DEFAULT_FLAPPING_WITHIN: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A service level objective: `None` when turned off (`false`).
+pub(super) fn slo(raw: &super::raw::RawSlo) -> Result<Option<crate::alert::Slo>, FieldError> {
+    use super::raw::{RawObjective, RawSlo};
+    let rule = match raw {
+        RawSlo::Off(false) => return Ok(None),
+        RawSlo::Off(true) => {
+            return Err((
+                "slo",
+                "give the objective: {\"objective\": \"99.9%\", \"period\": \"30d\"} (or false for none)",
+            )
+                .into());
+        }
+        RawSlo::On(r) => r,
+    };
+    let percent = match &rule.objective {
+        RawObjective::Percent(p) => Some(*p),
+        RawObjective::Text(t) => t.trim().trim_end_matches('%').trim().parse::<f64>().ok(),
+    };
+    let objective = match percent {
+        // Rounded to the billionth: 99.9 / 100 is 0.9990000000000001 in binary.
+        Some(p) if p > 0.0 && p < 100.0 => (p * 1e7).round() / 1e9,
+        _ => {
+            let shown = match &rule.objective {
+                RawObjective::Percent(p) => p.to_string(),
+                RawObjective::Text(t) => super::values::quote(t),
+            };
+            return Err((
+                "slo.objective",
+                format!("{shown} is not a percentage above 0 and below 100 (e.g. \"99.9%\")"),
+            )
+                .into());
+        }
+    };
+    let period = match &rule.period {
+        Some(d) => super::values::positive_duration(d).map_err(|m| ("slo.period", m))?,
+        None => DEFAULT_SLO_PERIOD,
+    };
+    if period < std::time::Duration::from_secs(3600) || period > MAX_SLO_PERIOD {
+        return Err((
+            "slo.period",
+            "must be between 1h and 400d (30d is usual; the slow burn-rate alert looks 3d back)",
+        )
+            .into());
+    }
+    Ok(Some(crate::alert::Slo { objective, period }))
+}
+
+/// The period an objective is judged over when none is given.
+pub const DEFAULT_SLO_PERIOD: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+const MAX_SLO_PERIOD: std::time::Duration = std::time::Duration::from_secs(400 * 24 * 3600);

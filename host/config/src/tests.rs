@@ -60,6 +60,7 @@ fn missing_sections_take_the_spec_defaults() {
             cert_warning: Duration::from_secs(14 * 24 * 3600),
             domain_warning: Duration::from_secs(30 * 24 * 3600),
             flapping: None,
+            slo: None,
         }
     );
     assert_eq!(c.dashboard, DashboardConfig::default());
@@ -1244,4 +1245,129 @@ fn dependencies_name_sites_and_a_cycle_is_named() {
     assert!(e.contains("cannot depend on itself"), "{e}");
     let e = err(&sites(r#"["api"]"#));
     assert!(e.contains("in a cycle: db -> api -> db"), "{e}");
+}
+
+#[test]
+fn canaries_are_sites_or_host_and_port_and_anything_else_is_named() {
+    let with = |canaries: &str| {
+        format!(
+            r#"{{"sites": [{{"name": "Gateway", "url": "http://gw.test/"}}],
+                "probing": {{"canaries": {canaries}, "canary_interval": "2s"}}}}"#
+        )
+    };
+    let c = parse(&with(
+        r#"["Gateway", "1.1.1.1:53", "[::1]:443", "dns.test:53", "1.1.1.1:53"]"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        c.canaries.targets,
+        [
+            Canary::Site("Gateway".into()),
+            Canary::Address {
+                host: "1.1.1.1".into(),
+                port: 53
+            },
+            Canary::Address {
+                host: "::1".into(),
+                port: 443
+            },
+            Canary::Address {
+                host: "dns.test".into(),
+                port: 53
+            },
+        ],
+        "a site by its name, duplicates once"
+    );
+    assert_eq!(c.canaries.interval, Duration::from_secs(2));
+    // The addresses become tcp sites named as shown.
+    let names: Vec<&str> = c.canaries.probes.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["1.1.1.1:53", "[::1]:443", "dns.test:53"]);
+    assert!(
+        c.canaries
+            .probes
+            .iter()
+            .all(|s| s.timeout == Duration::from_secs(2))
+    );
+    for bad in [
+        r#"["nowhere"]"#,
+        r#"["host:0"]"#,
+        r#"["a b:80"]"#,
+        r#"[":80"]"#,
+    ] {
+        let e = err(&with(bad));
+        assert!(
+            e.contains("probing.canaries[0]")
+                && e.contains("neither the name of a site nor host:port"),
+            "{bad}: {e}"
+        );
+    }
+    assert!(
+        parse(r#"{"sites": []}"#)
+            .unwrap()
+            .canaries
+            .targets
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_slo_is_global_or_a_sites_own_and_a_bad_one_is_named() {
+    let c = parse(
+        r#"{"sites": [{"name": "a", "url": "http://a.test/"},
+                      {"name": "b", "url": "http://b.test/", "slo": {"objective": 99.5, "period": "7d"}},
+                      {"name": "c", "url": "http://c.test/", "slo": false}],
+            "alerting": {"slo": {"objective": "99.9%"}}}"#,
+    )
+    .unwrap();
+    let slo = |i: usize| c.sites[i].alerting.slo;
+    assert_eq!(
+        slo(0),
+        Some(crate::alert::Slo {
+            objective: 0.999,
+            period: Duration::from_secs(30 * 86400)
+        })
+    );
+    assert_eq!(
+        slo(1),
+        Some(crate::alert::Slo {
+            objective: 0.995,
+            period: Duration::from_secs(7 * 86400)
+        })
+    );
+    assert_eq!(slo(2), None);
+    // The top-level spelling is the same global objective.
+    let c = parse(
+        r#"{"sites": [{"name": "a", "url": "http://a.test/"}], "slo": {"objective": "99%"}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.sites[0].alerting.slo.unwrap().objective, 0.99);
+    for (text, field, says) in [
+        (
+            r#""slo": {"objective": "100%"}"#,
+            "slo.objective",
+            "above 0 and below 100",
+        ),
+        (
+            r#""slo": {"objective": "high"}"#,
+            "slo.objective",
+            "not a percentage",
+        ),
+        (
+            r#""slo": {"objective": 99, "period": "10m"}"#,
+            "slo.period",
+            "between 1h and 400d",
+        ),
+        (r#""slo": true"#, "slo", "give the objective"),
+    ] {
+        let e = err(&format!(
+            r#"{{"sites": [{{"name": "a", "url": "http://a.test/", {text}}}]}}"#
+        ));
+        assert!(
+            e.contains(&format!("sites[0].{field}")) && e.contains(says),
+            "{text}: {e}"
+        );
+    }
+    let e =
+        err(r#"{"sites": [], "slo": {"objective": 99}, "alerting": {"slo": {"objective": 99}}}"#);
+    assert!(e.contains("either \"slo\" or \"alerting.slo\""), "{e}");
 }

@@ -17,6 +17,7 @@ use sitewatch_plugin as plugin;
 use sitewatch_probe as probe;
 use sitewatch_store as store;
 
+pub mod canary;
 pub mod recorder;
 pub mod report;
 pub mod scheduler;

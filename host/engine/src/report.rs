@@ -14,6 +14,9 @@ use std::time::Duration;
 /// a calendar.
 pub(crate) const MAX_SINCE: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
 
+/// The timeframe of `report` without `--since`.
+pub const DEFAULT_SINCE: Duration = Duration::from_secs(24 * 3600);
+
 /// Parses a timeframe (`--since`, `?since=`): a duration such as `24h`, `7d` or `90d`, longer
 /// than zero and at most `MAX_SINCE`. The message says what was wrong and what to give.
 pub fn parse_since(text: &str) -> Result<Duration, String> {

@@ -73,6 +73,8 @@ fn alert(severity: &str, notice: &Notice) -> Value {
                 Condition::Cert => "CertificateExpiring",
                 Condition::Domain => "DomainExpiring",
                 Condition::Flapping => "SiteFlapping",
+                Condition::Monitor => "MonitorOffline",
+                Condition::Slo => "ErrorBudgetBurn",
             },
             "site": &*a.site,
             "instance": &*a.url,

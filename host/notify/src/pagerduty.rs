@@ -89,6 +89,8 @@ fn event(routing_key: &str, severity: &str, notice: &Notice) -> Value {
                 Condition::Cert => "certificate",
                 Condition::Domain => "domain",
                 Condition::Flapping => "flapping",
+                Condition::Monitor => "monitor",
+                Condition::Slo => "slo",
             },
             "custom_details": {
                 "url": &*notice.alert.url,

@@ -196,6 +196,10 @@ pub(crate) fn title(n: &Notice) -> String {
             AlertKind::DomainRenewed => format!("{site} domain registration renewed"),
             AlertKind::Flapping => format!("{site} is flapping"),
             AlertKind::FlappingStopped => format!("{site} stopped flapping"),
+            AlertKind::MonitorOffline => "sitewatch is offline".to_owned(),
+            AlertKind::MonitorOnline => "sitewatch is online again".to_owned(),
+            AlertKind::SloBurn => format!("{site} burns its error budget"),
+            AlertKind::SloBurnRecovered => format!("{site} no longer burns its error budget"),
         },
     }
 }

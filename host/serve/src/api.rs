@@ -263,6 +263,12 @@ impl<'a> Lookup<'a> {
             "down_since": s.down_since.map(crate::clock::rfc3339_millis),
             "held": s.held,
             "flapping": s.flapping,
+            "slo": s.slo.map(|o| json!({
+                "objective": o.objective,
+                "period": humantime::format_duration(o.period).to_string(),
+                "error_budget_remaining": o.budget_left,
+                "burning": o.burning,
+            })),
             "degraded": s.degraded,
             "maintenance": s.maintenance.as_ref().map(|o| json!({
                 "start": crate::clock::rfc3339_millis(o.start),
@@ -331,7 +337,7 @@ async fn sites(State(shared): Shared_, RawQuery(query): RawQuery) -> Response {
             .map(|s| lookup.summary(s))
             .collect()
     });
-    Json(json!({ "sites": all })).into_response()
+    Json(json!({ "sites": all, "offline": shared.board.offline() })).into_response()
 }
 
 async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
@@ -842,6 +848,7 @@ mod tests {
             cert_warning: false,
             domain_warning: false,
             flapping: false,
+            slo: None,
             probes: [older.clone(), newer.clone()].into(),
         };
         let stats = sitewatch_core::stats::summarize([&older, &newer]);

@@ -34,6 +34,8 @@ pub struct SiteState {
     pub domain_warning: bool,
     /// Flapping: its down and recovered alerts are held until it settles.
     pub flapping: bool,
+    /// Its objective and error budget, from the newest live report.
+    pub slo: Option<crate::event::SloStatus>,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -45,6 +47,8 @@ struct State {
     views: Vec<String>,
     /// The latest live report of each view.
     reports: HashMap<String, Arc<StatsReport>>,
+    /// The open `monitor_offline` alert's message: sitewatch cannot reach the network.
+    offline: Option<String>,
 }
 
 impl SiteState {
@@ -113,6 +117,7 @@ impl Board {
                                 cert_warning: false,
                                 domain_warning: false,
                                 flapping: false,
+                                slo: None,
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
@@ -148,6 +153,10 @@ impl Board {
                     }
                 }
             }
+            Event::Alert(a) if a.kind.condition() == crate::alert::Condition::Monitor => {
+                let mut s = self.state.write().expect("board");
+                s.offline = a.kind.is_firing().then(|| a.message.clone());
+            }
             Event::Alert(a) => {
                 let mut s = self.state.write().expect("board");
                 if let Some(&i) = s.index.get(&a.site) {
@@ -166,6 +175,9 @@ impl Board {
                         crate::alert::Condition::Cert => site.cert_warning = firing,
                         crate::alert::Condition::Domain => site.domain_warning = firing,
                         crate::alert::Condition::Flapping => site.flapping = firing,
+                        crate::alert::Condition::Monitor => {}
+                        // The budget and the open burn-rate alerts come with each report.
+                        crate::alert::Condition::Slo => {}
                     }
                 }
             }
@@ -181,6 +193,7 @@ impl Board {
                     if let Some(&i) = s.index.get(&sr.site) {
                         let site = &mut s.sites[i];
                         site.degraded = sr.degraded;
+                        site.slo = sr.slo;
                         site.maintenance = sr.maintenance.clone();
                         site.cert_warning = sr.cert_warning;
                         site.cert_expiry = sr.cert_expiry.or(site.cert_expiry);
@@ -212,6 +225,11 @@ impl Board {
     pub fn site(&self, name: &str) -> Option<SiteState> {
         let s = self.state.read().expect("board");
         s.index.get(name).map(|&i| s.sites[i].clone())
+    }
+
+    /// Why sitewatch is offline (its `monitor_offline` message), while it is.
+    pub fn offline(&self) -> Option<String> {
+        self.state.read().expect("board").offline.clone()
     }
 
     /// The view names, in config order.

@@ -394,7 +394,11 @@ pub fn page_data(
 ) -> page::PageData {
     let reports = board.reports();
     let views = board.views();
-    board.with_sites(|sites| page_of(sites, &reports, views, config, history, daily))
+    let offline = board.offline();
+    let mut page =
+        board.with_sites(|sites| page_of(sites, &reports, views, config, history, daily));
+    page.offline = offline;
+    page
 }
 
 fn page_of(
@@ -440,6 +444,7 @@ fn page_of(
                     cert_warning: s.cert_warning,
                     domain_warning: s.domain_warning,
                     flapping: s.flapping,
+                    slo: s.slo,
                     availability: (0..views.len())
                         .map(|v| report_of(v).and_then(|r| r.stats.availability))
                         .collect(),
@@ -498,6 +503,7 @@ fn page_of(
             .collect(),
         views,
         events_path: "/api/v1/events".into(),
+        offline: None,
     }
 }
 

@@ -160,9 +160,13 @@ pub struct Metrics {
     cert_warning: Family<SiteLabels, Gauge>,
     domain_warning: Family<SiteLabels, Gauge>,
     flapping: Family<SiteLabels, Gauge>,
+    slo_burning: Family<SiteLabels, Gauge>,
+    slo_budget: Family<SiteLabels, FloatGauge>,
+    slo_objective: Family<SiteLabels, FloatGauge>,
     skipped: Family<SiteLabels, Counter>,
     in_flight: Family<LocationLabels, Gauge>,
     store_queue: Family<LocationLabels, Gauge>,
+    offline: Family<LocationLabels, Gauge>,
     outbox: Family<LocationLabels, Gauge>,
     plugin_failures: Family<LocationLabels, Counter>,
     overloaded: Family<LocationLabels, Gauge>,
@@ -223,6 +227,10 @@ impl Metrics {
             skipped: Family::default(),
             in_flight: Family::default(),
             store_queue: Family::default(),
+            offline: Family::default(),
+            slo_burning: Family::default(),
+            slo_budget: Family::default(),
+            slo_objective: Family::default(),
             outbox: Family::default(),
             plugin_failures: Family::default(),
             overloaded: Family::default(),
@@ -336,6 +344,26 @@ impl Metrics {
             "sitewatch_domain_warning",
             "Whether a domain registration warning is open (1) for a domain_expiry site",
             m.domain_warning.clone(),
+        );
+        r.register(
+            "sitewatch_slo_error_budget_remaining",
+            "The share of the site's error budget not spent over its SLO period (1 untouched, 0 spent, below 0 overspent)",
+            m.slo_budget.clone(),
+        );
+        r.register(
+            "sitewatch_slo_objective",
+            "The site's service level objective, the share of probes that must pass (0.999 for 99.9%)",
+            m.slo_objective.clone(),
+        );
+        r.register(
+            "sitewatch_slo_burning",
+            "1 while a burn-rate alert (slo_burn) of the site is open",
+            m.slo_burning.clone(),
+        );
+        r.register(
+            "sitewatch_offline",
+            "1 while sitewatch itself cannot reach the network (every canary fails, or most sites fail at DNS or connect); site down alerts are held meanwhile",
+            m.offline.clone(),
         );
         r.register(
             "sitewatch_flapping",
@@ -461,6 +489,11 @@ impl Metrics {
             Event::StoreRecovered(_) => {
                 self.store_recoveries.get_or_create(&self.here()).inc();
             }
+            Event::Alert(a) if a.kind.condition() == crate::alert::Condition::Monitor => {
+                self.offline
+                    .get_or_create(&self.here())
+                    .set(i64::from(a.kind.is_firing()));
+            }
             Event::Alert(a) => {
                 let family = match a.kind.condition() {
                     crate::alert::Condition::Down => &self.down,
@@ -468,6 +501,8 @@ impl Metrics {
                     crate::alert::Condition::Cert => &self.cert_warning,
                     crate::alert::Condition::Domain => &self.domain_warning,
                     crate::alert::Condition::Flapping => &self.flapping,
+                    crate::alert::Condition::Slo => &self.slo_burning,
+                    crate::alert::Condition::Monitor => return,
                 };
                 family
                     .get_or_create(&self.site(&a.site, &a.url))
@@ -718,6 +753,15 @@ impl Metrics {
             self.cert_warning
                 .get_or_create(&l)
                 .set(i64::from(s.cert_warning));
+            if let Some(slo) = &s.slo {
+                self.slo_objective.get_or_create(&l).set(slo.objective);
+                self.slo_burning
+                    .get_or_create(&l)
+                    .set(i64::from(slo.burning.is_some()));
+                if let Some(b) = slo.budget_left {
+                    self.slo_budget.get_or_create(&l).set(b);
+                }
+            }
             let last = seen.skipped.entry(l.clone()).or_insert(0);
             if s.skipped_ticks >= *last {
                 self.skipped
@@ -770,9 +814,12 @@ impl Metrics {
                 &self.cert_warning,
                 &self.domain_warning,
                 &self.flapping,
+                &self.slo_burning,
             ] {
                 f.remove(&l);
             }
+            self.slo_budget.remove(&l);
+            self.slo_objective.remove(&l);
             self.duration.remove(&l);
             self.dns_lookup.remove(&l);
             self.icmp_loss.remove(&l);

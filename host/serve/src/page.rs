@@ -25,6 +25,8 @@ pub struct PageData {
     pub history: Vec<HistoryItem>,
     /// Path of the live event stream the page subscribes to, e.g. "/api/v1/events".
     pub events_path: String,
+    /// sitewatch itself cannot reach the network: its `monitor_offline` message.
+    pub offline: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -49,6 +51,8 @@ pub struct SiteRow {
     pub domain_warning: bool,
     /// Flapping: its alerts are held until it settles.
     pub flapping: bool,
+    /// Its objective and error budget (`slo`).
+    pub slo: Option<crate::event::SloStatus>,
     /// Availability per view, same order as PageData.views; None = no data yet.
     pub availability: Vec<Option<f64>>,
     /// The last probes, oldest first (at most 30 are shown).
@@ -122,6 +126,9 @@ pub fn render(data: &PageData) -> String {
                         span #live role="status" { "connecting…" }
                     }
                     p #summary .meta { (data.sites.len() - down) " up, " (down) " down" }
+                    @if let Some(offline) = &data.offline {
+                        p.cert.warn role="alert" { (offline) }
+                    }
                 }
                 main {
                     section aria-labelledby="h-sites" {
@@ -225,6 +232,18 @@ fn site_row(data: &PageData, s: &SiteRow) -> Markup {
                     p.cert.warn[s.cert_warning] { "Certificate expires in " (d) " days" }
                 }
                 @if s.domain_warning { p.cert.warn { "Domain registration expires soon" } }
+                @if let Some(o) = &s.slo {
+                    p.cert.warn[o.burning.is_some() || o.budget_left.is_some_and(|b| b < 0.0)] .slo {
+                        "Error budget: "
+                        @match o.budget_left {
+                            Some(b) if b < 0.0 => { "overspent by " (format!("{:.0}%", -b * 100.0)) }
+                            Some(b) => { (format!("{:.0}%", b * 100.0)) " left" }
+                            None => { "no probe yet" }
+                        }
+                        " (objective " (crate::alert::objective_text(o.objective)) " over " (humantime::format_duration(o.period).to_string()) ")"
+                        @if let Some(sev) = o.burning { " · burning fast (" (sev) ")" }
+                    }
+                }
                 @if s.flapping { p.cert.warn { "Flapping: its alerts are held until it settles" } }
                 @if !s.steps.is_empty() {
                     ol.steps aria-label="Steps of the last run" {
@@ -552,6 +571,7 @@ mod tests {
             cert_warning: false,
             domain_warning: false,
             flapping: false,
+            slo: None,
             availability,
             probes,
             daily: Vec::new(),
@@ -597,6 +617,7 @@ mod tests {
                 hist(-300, EVIL, "down", &format!("newer {EVIL}")),
             ],
             events_path: "/api/v1/events".into(),
+            offline: None,
         }
     }
     /// The table row of a site, from its `data-site` attribute to `</tr>`.
@@ -678,6 +699,28 @@ mod tests {
             html.contains("(held: core-router &lt;down&gt;)"),
             "shown, escaped"
         );
+    }
+
+    #[test]
+    fn the_error_budget_and_an_offline_monitor_are_shown() {
+        let mut data = sample();
+        data.sites[0].slo = Some(crate::event::SloStatus {
+            objective: 0.999,
+            period: std::time::Duration::from_secs(30 * 86400),
+            budget_left: Some(-0.25),
+            burning: Some("page"),
+        });
+        data.offline = Some("sitewatch is offline: every canary fails: gw:80 (connect)".into());
+        let html = render(&data);
+        let api = row(&html, "api");
+        assert!(
+            api.contains(
+                "Error budget: overspent by 25% (objective 99.9% over 30days) · burning fast (page)"
+            ),
+            "{api}"
+        );
+        assert!(html.contains("sitewatch is offline: every canary fails: gw:80 (connect)"));
+        assert!(!row(&html, "fresh").contains("Error budget"));
     }
 
     #[test]

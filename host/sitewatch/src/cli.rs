@@ -214,16 +214,19 @@ pub struct ReportArgs {
     /// The timeframe: from this long ago until now, e.g. `24h`, `30m`, `7d`, `90d`. Raw
     /// measurements answer while they are kept (7 days); beyond, the finest rollup tier that
     /// covers the timeframe (minute 30 days, hour a year, day 5 years), as the report says.
-    #[arg(long, default_value = "24h", value_parser = crate::report::parse_since)]
-    pub since: std::time::Duration,
+    /// Default 24h; with `--sla` and no objective, the longest `slo` period of the config.
+    #[arg(long, value_parser = crate::report::parse_since)]
+    pub since: Option<std::time::Duration>,
     /// One row per day, week or month per site (whole periods: the first is the one holding
     /// the start of the timeframe).
     #[arg(long, value_enum)]
     pub by: Option<crate::history::By>,
     /// Give each site's uptime against this objective in percent (e.g. 99.9): the downtime it
-    /// allows over the timeframe, the downtime spent, the error budget left, the longest incident.
-    #[arg(long, conflicts_with = "by")]
-    pub sla: Option<f64>,
+    /// allows over the timeframe, the downtime spent, the error budget left, the longest
+    /// incident. Without a value: each site's own `slo` objective from the config (sites
+    /// without one are left out).
+    #[arg(long, conflicts_with = "by", num_args = 0..=1, value_name = "PERCENT")]
+    pub sla: Option<Option<f64>>,
     /// The day weeks start on (`--by week`).
     #[arg(long, default_value = "monday")]
     pub week_start: String,
@@ -325,10 +328,10 @@ mod tests {
                 && let Ok(calendar) = crate::history::Calendar::parse(r.tz.as_deref(), Some(&r.week_start), "--")
             {
                 let request = crate::history::Request {
-                    since: r.since,
+                    since: r.since.unwrap_or(crate::report::DEFAULT_SINCE),
                     site: None,
                     by: r.by,
-                    sla: r.sla,
+                    sla: r.sla.flatten(),
                     calendar,
                     include_maintenance: false,
                 };

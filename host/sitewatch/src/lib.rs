@@ -8,7 +8,7 @@ pub use sitewatch_core::{
     alert, clock, error_chain, event, hex, maintenance, measurement, ms, panic_message, skips,
     stats,
 };
-pub use sitewatch_engine::{recorder, report, scheduler, target, tokio_clock, views};
+pub use sitewatch_engine::{canary, recorder, report, scheduler, target, tokio_clock, views};
 pub use sitewatch_notify::reply;
 pub use sitewatch_store::history;
 pub use {

@@ -184,11 +184,31 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         .unwrap_or_default();
     let calendar = history::Calendar::parse(args.tz.as_deref(), Some(&args.week_start), "--")
         .map_err(anyhow::Error::msg)?;
+    // `--sla` without a value: each site's own objective, over the longest period.
+    let objectives = match (args.sla, &config) {
+        (Some(None), Some(c)) => Some(slo_objectives(c)?),
+        (Some(None), None) => anyhow::bail!(
+            "--sla without an objective takes each site's slo from the config, and {} does not exist: name it with --config, or give one (--sla 99.9)",
+            args.config.config.display()
+        ),
+        _ => None,
+    };
+    let since = args.since.unwrap_or_else(|| {
+        objectives
+            .as_ref()
+            .and_then(|o| o.values().map(|(_, period)| *period).max())
+            .unwrap_or(sitewatch::report::DEFAULT_SINCE)
+    });
     let request = history::Request {
-        since: args.since,
+        since,
         site: args.site.clone(),
         by: args.by,
-        sla: args.sla,
+        sla: match (&args.sla, &objectives) {
+            (Some(Some(p)), _) => Some(*p),
+            // A valid objective for the checks; each row gets its own below.
+            (_, Some(o)) => o.values().next().map(|(p, _)| *p),
+            _ => None,
+        },
         calendar,
         include_maintenance: args.include_maintenance,
     };
@@ -208,18 +228,24 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         );
     }
     let mut answer = history::report(&store, &request, &retention, now)?;
+    if let Some(o) = &objectives {
+        answer.rows.retain(|r| o.contains_key(&*r.site));
+        for r in &mut answer.rows {
+            r.objective = o.get(&*r.site).map(|(p, _)| *p);
+        }
+    }
     if let Some(f) = &filter {
         answer.rows.retain(|r| f.matches(&r.site));
         anyhow::ensure!(
             !answer.rows.is_empty(),
             "no measurements of sites {} in the last {}",
             f.describe(),
-            history::days(args.since)
+            history::days(since)
         );
     }
     let mut out = std::io::stdout().lock();
     if classic && args.output != ReportFormat::Csv {
-        let mut report = history::to_stats_report(&answer, args.since, threshold);
+        let mut report = history::to_stats_report(&answer, since, threshold);
         if let Some(c) = &config {
             sitewatch::report::tag_report(&mut report, c, None);
         }
@@ -246,6 +272,26 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
     Ok(out.flush()?)
 }
 
+/// Each site's `slo` in the config: name -> (objective in percent, period). Empty is an error:
+/// `--sla` without a value has nothing to judge by.
+fn slo_objectives(
+    config: &Config,
+) -> anyhow::Result<std::collections::HashMap<String, (f64, std::time::Duration)>> {
+    let found: std::collections::HashMap<_, _> = config
+        .sites
+        .iter()
+        .filter_map(|s| {
+            let o = s.alerting.slo?;
+            Some((s.name.clone(), (o.objective * 100.0, o.period)))
+        })
+        .collect();
+    anyhow::ensure!(
+        !found.is_empty(),
+        "--sla without an objective takes each site's slo from the config, and no site has one: add \"slo\": {{\"objective\": \"99.9%\", \"period\": \"30d\"}} (to a site, or as alerting.slo), or give one (--sla 99.9)"
+    );
+    Ok(found)
+}
+
 /// `report` over raw rows, in the live views' shape.
 fn raw_report(
     args: &ReportArgs,
@@ -255,9 +301,10 @@ fn raw_report(
     threshold: f64,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
+    let since = args.since.unwrap_or(sitewatch::report::DEFAULT_SINCE);
     let mut report = sitewatch::report::stats_since(
         store,
-        args.since,
+        since,
         args.site.as_deref(),
         now,
         threshold,
@@ -266,7 +313,7 @@ fn raw_report(
     if let Some(c) = config {
         sitewatch::report::tag_report(&mut report, c, filter);
     }
-    let period = humantime::format_duration(args.since);
+    let period = humantime::format_duration(since);
     match (&args.site, filter) {
         (Some(site), None) if report.sites.is_empty() => {
             anyhow::bail!("no measurements of site \"{site}\" in the last {period}")

@@ -100,6 +100,8 @@ struct Monitor {
     cluster: Option<crate::cluster::Cluster>,
     /// Where this node runs, as the output writes it into events (a reload may change it).
     location: Arc<arc_swap::ArcSwap<String>>,
+    /// The task that probes the `host:port` canaries, when there are any.
+    canaries: Option<crate::canary::CanaryTask>,
 }
 
 /// Runs the monitor until `shutdown` resolves, writing events to `out`.
@@ -171,8 +173,9 @@ pub async fn run(
     recorder.set_sites(&targets);
     let since =
         clock.now() - chrono::TimeDelta::from_std(recorder.longest_window()).unwrap_or_default();
-    let restore = |target: &ProbeTarget, ms: &[_], alerts: &[_]| {
+    let restore = |target: &ProbeTarget, ms: &[_], alerts: &[_], slo: &SloCounts| {
         recorder.restore(&target.name, ms, alerts);
+        recorder.seed_slo(&target.name, &slo.hours, &slo.days);
     };
     if let Err(e) = load_history(&store, &targets, since, restore).await {
         bus.error(
@@ -274,7 +277,13 @@ pub async fn run(
         targets,
         generation: 0,
         location,
+        canaries: None,
     };
+    monitor.canaries = crate::canary::CanaryTask::start(
+        monitor.prober.clone(),
+        &monitor.config.canaries,
+        monitor.inputs.clone(),
+    );
     monitor.influx = monitor.start_influx(influx_token);
     let mut watcher = monitor.watch();
     // An edit made between reading the config (before this function) and arming the watch
@@ -322,9 +331,13 @@ pub async fn run(
         server,
         bus,
         cluster,
+        canaries,
         ..
     } = monitor;
     drop(watcher);
+    if let Some(c) = canaries {
+        c.stop().await;
+    }
     scheduler.stop().await;
     // The cluster side holds senders of the recorder's inputs: it stops first.
     if let Some(c) = cluster {
@@ -361,6 +374,14 @@ pub async fn run(
     drop(bus);
     keep(join_thread("output", output).await);
     outcome
+}
+
+/// A site's probe counts from the rollups, for its SLO state: (cell start in seconds, probes,
+/// failed) per hour of the last 3 days and per day of its period.
+#[derive(Debug, Default)]
+pub struct SloCounts {
+    pub hours: Vec<(i64, u32, u32)>,
+    pub days: Vec<(i64, u32, u32)>,
 }
 
 /// A task's result, with a panic turned into [`MonitorError::Panicked`] carrying its message.
@@ -665,8 +686,19 @@ impl Monitor {
                 views: new.dashboard.views.clone(),
                 targets: targets.clone(),
                 notify: new.notify.clone(),
+                canaries: new.canaries.clone(),
             })
             .await;
+        if new.canaries != self.config.canaries {
+            if let Some(old) = self.canaries.take() {
+                old.stop().await;
+            }
+            self.canaries = crate::canary::CanaryTask::start(
+                self.prober.clone(),
+                &new.canaries,
+                self.inputs.clone(),
+            );
+        }
         self.plugins.retain_used(&new);
         self.targets = targets;
         if diff.storage {
@@ -812,7 +844,12 @@ pub async fn load_history(
     store: &Store,
     targets: &[ProbeTarget],
     since: chrono::DateTime<chrono::Utc>,
-    mut each: impl FnMut(&ProbeTarget, &[crate::measurement::Measurement], &[crate::alert::Alert]),
+    mut each: impl FnMut(
+        &ProbeTarget,
+        &[crate::measurement::Measurement],
+        &[crate::alert::Alert],
+        &SloCounts,
+    ),
 ) -> Result<usize, StoreError> {
     let store = store.clone();
     let targets = targets.to_vec();
@@ -820,21 +857,37 @@ pub async fn load_history(
     let loader = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
         let conn = store.connect()?;
         let mut last = store.last_alerts(&conn)?;
+        let now_us = chrono::Utc::now().timestamp_micros();
         for t in targets {
             let ms = store.measurements(&conn, &t.name, &t.url, since)?;
             let alerts = last
                 .remove(&(t.name.to_string(), t.url.to_string()))
                 .unwrap_or_default();
-            if tx.blocking_send((t, ms, alerts)).is_err() {
+            let slo = match t.config.alerting.slo {
+                None => SloCounts::default(),
+                Some(o) => {
+                    use crate::history::{Tier, probe_counts};
+                    let back = |d: Duration| now_us - i64::try_from(d.as_micros()).unwrap_or(0);
+                    let counts = |tier, from| {
+                        probe_counts(&conn, &t.name, &t.url, tier, from, now_us)
+                            .map_err(StoreError::from)
+                    };
+                    SloCounts {
+                        hours: counts(Tier::Hour, back(Duration::from_secs(3 * 24 * 3600)))?,
+                        days: counts(Tier::Day, back(o.period))?,
+                    }
+                }
+            };
+            if tx.blocking_send((t, ms, alerts, slo)).is_err() {
                 break;
             }
         }
         Ok(())
     });
     let mut loaded = 0;
-    while let Some((target, ms, alerts)) = rx.recv().await {
+    while let Some((target, ms, alerts, slo)) = rx.recv().await {
         loaded += ms.len();
-        each(&target, &ms, &alerts);
+        each(&target, &ms, &alerts, &slo);
     }
     loader.await.expect("loading history does not panic")?;
     Ok(loaded)

@@ -6,7 +6,7 @@ mod rule;
 
 pub use rule::{
     AlertRule, DEFAULT_CERT_WARNING, DEFAULT_DOMAIN_WARNING, Flapping, LatencyMetric,
-    LatencyObjective,
+    LatencyObjective, Slo,
 };
 
 use chrono::{DateTime, Utc};
@@ -33,7 +33,20 @@ pub enum AlertKind {
     Flapping,
     /// It settled: no change between down and up for the flapping window.
     FlappingStopped,
+    /// sitewatch itself cannot reach the network: every canary fails (or, without canaries,
+    /// most sites fail at DNS or connect at once). Site downs are held meanwhile. Its site is
+    /// [`MONITOR_SITE`].
+    MonitorOffline,
+    /// A canary answers again (or the sites failing at the network level are few again).
+    MonitorOnline,
+    /// The site spends its error budget too fast (`slo`: a page or a ticket, as the message
+    /// says).
+    SloBurn,
+    SloBurnRecovered,
 }
+
+/// The `site` of the monitor's own alerts (`monitor_offline`, `monitor_online`).
+pub const MONITOR_SITE: &str = "sitewatch";
 
 /// The condition an alert is about: the incident a firing alert opens and its resolution closes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -43,15 +56,21 @@ pub enum Condition {
     Cert,
     Domain,
     Flapping,
+    /// sitewatch's own reach of the network.
+    Monitor,
+    /// The error budget's burn rate.
+    Slo,
 }
 
 impl Condition {
-    pub const ALL: [Condition; 5] = [
+    pub const ALL: [Condition; 7] = [
         Self::Down,
         Self::Degraded,
         Self::Cert,
         Self::Domain,
         Self::Flapping,
+        Self::Monitor,
+        Self::Slo,
     ];
 
     /// `down`, `degraded`, `cert`, `domain`: in incident keys and labels.
@@ -62,6 +81,8 @@ impl Condition {
             Self::Cert => "cert",
             Self::Domain => "domain",
             Self::Flapping => "flapping",
+            Self::Monitor => "monitor",
+            Self::Slo => "slo",
         }
     }
 
@@ -73,6 +94,8 @@ impl Condition {
             Self::Cert => [AlertKind::CertExpiring, AlertKind::CertRenewed],
             Self::Domain => [AlertKind::DomainExpiring, AlertKind::DomainRenewed],
             Self::Flapping => [AlertKind::Flapping, AlertKind::FlappingStopped],
+            Self::Monitor => [AlertKind::MonitorOffline, AlertKind::MonitorOnline],
+            Self::Slo => [AlertKind::SloBurn, AlertKind::SloBurnRecovered],
         }
     }
 }
@@ -80,12 +103,12 @@ impl Condition {
 /// A kind name that is not an [`AlertKind`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed, flapping, flapping_stopped)"
+    "\"{0}\" is not an alert kind (down, recovered, degraded, degraded_recovered, cert_expiring, cert_renewed, domain_expiring, domain_renewed, flapping, flapping_stopped, monitor_offline, monitor_online, slo_burn, slo_burn_recovered)"
 )]
 pub struct UnknownAlertKind(pub String);
 
 impl AlertKind {
-    pub const ALL: [AlertKind; 10] = [
+    pub const ALL: [AlertKind; 14] = [
         Self::Down,
         Self::Recovered,
         Self::Degraded,
@@ -96,6 +119,10 @@ impl AlertKind {
         Self::DomainRenewed,
         Self::Flapping,
         Self::FlappingStopped,
+        Self::MonitorOffline,
+        Self::MonitorOnline,
+        Self::SloBurn,
+        Self::SloBurnRecovered,
     ];
 
     /// The kind's name in events, the store and line protocol.
@@ -111,6 +138,10 @@ impl AlertKind {
             Self::DomainRenewed => "domain_renewed",
             Self::Flapping => "flapping",
             Self::FlappingStopped => "flapping_stopped",
+            Self::MonitorOffline => "monitor_offline",
+            Self::MonitorOnline => "monitor_online",
+            Self::SloBurn => "slo_burn",
+            Self::SloBurnRecovered => "slo_burn_recovered",
         }
     }
 
@@ -121,6 +152,8 @@ impl AlertKind {
             Self::CertExpiring | Self::CertRenewed => Condition::Cert,
             Self::DomainExpiring | Self::DomainRenewed => Condition::Domain,
             Self::Flapping | Self::FlappingStopped => Condition::Flapping,
+            Self::MonitorOffline | Self::MonitorOnline => Condition::Monitor,
+            Self::SloBurn | Self::SloBurnRecovered => Condition::Slo,
         }
     }
 
@@ -133,6 +166,8 @@ impl AlertKind {
                 | Self::CertExpiring
                 | Self::DomainExpiring
                 | Self::Flapping
+                | Self::MonitorOffline
+                | Self::SloBurn
         )
     }
 }
@@ -204,6 +239,12 @@ pub fn open_alert(last: &[Alert], condition: Condition) -> Option<&Alert> {
         .filter(|a| a.kind.is_firing())
 }
 
+/// `99.9%`, `99.95%`, `99%`: an objective (0..1) as written, without trailing zeros.
+pub fn objective_text(objective: f64) -> String {
+    let text = format!("{:.4}", objective * 100.0);
+    format!("{}%", text.trim_end_matches('0').trim_end_matches('.'))
+}
+
 /// `66.67%`: availability as a percentage with two decimals.
 pub fn percent(availability: f64) -> String {
     format!("{:.2}%", availability * 100.0)
@@ -269,6 +310,83 @@ pub fn flapping_stopped_message(
         if down { "down" } else { "up" },
         rfc3339_seconds(time)
     )
+}
+
+/// The monitor's own alert: sitewatch cannot reach the network, and why (`every canary fails:
+/// gw:80 (connect: refused)`). Its site is [`MONITOR_SITE`], its url `monitor:`.
+pub fn monitor_offline(reason: &str, time: DateTime<Utc>) -> Alert {
+    monitor_alert(
+        AlertKind::MonitorOffline,
+        0.0,
+        time,
+        format!(
+            "sitewatch is offline: {reason}, time={}; down alerts of sites are held until it is back",
+            rfc3339_seconds(time)
+        ),
+    )
+}
+
+/// sitewatch reaches the network again (`canary gw:80 answers`).
+pub fn monitor_online(reason: &str, time: DateTime<Utc>, since: DateTime<Utc>) -> Alert {
+    let took = (time - since).to_std().unwrap_or_default();
+    Alert {
+        down_since: Some(since),
+        down_for: Some(took),
+        ..monitor_alert(
+            AlertKind::MonitorOnline,
+            1.0,
+            time,
+            format!(
+                "sitewatch is online again: {reason}, time={}, offline since {}, for {}",
+                rfc3339_seconds(time),
+                rfc3339_seconds(since),
+                human_duration(took)
+            ),
+        )
+    }
+}
+
+fn monitor_alert(
+    kind: AlertKind,
+    availability: f64,
+    time: DateTime<Utc>,
+    message: String,
+) -> Alert {
+    Alert::new(
+        kind,
+        MONITOR_SITE.into(),
+        "monitor:".into(),
+        availability,
+        time,
+        message,
+    )
+}
+
+impl Alert {
+    /// An alert with its message and nothing else (no resolution, latency or expiry).
+    pub fn new(
+        kind: AlertKind,
+        site: Arc<str>,
+        url: Arc<str>,
+        availability: f64,
+        time: DateTime<Utc>,
+        message: String,
+    ) -> Self {
+        Self {
+            kind,
+            site,
+            url,
+            availability,
+            time,
+            down_since: None,
+            down_for: None,
+            latency: None,
+            cert_expiry: None,
+            message,
+            rendered: None,
+            held: None,
+        }
+    }
 }
 
 /// `Website shop is degraded. p95 response=1.24s over 800ms, time=...`
@@ -706,19 +824,15 @@ impl AlertState {
 
 impl Transition {
     pub fn into_alert(self, site: &Arc<str>, url: &Arc<str>) -> Alert {
-        let base = |kind, availability, time, message| Alert {
-            kind,
-            site: Arc::clone(site),
-            url: Arc::clone(url),
-            availability,
-            time,
-            down_since: None,
-            down_for: None,
-            latency: None,
-            cert_expiry: None,
-            message,
-            rendered: None,
-            held: None,
+        let base = |kind, availability, time, message| {
+            Alert::new(
+                kind,
+                Arc::clone(site),
+                Arc::clone(url),
+                availability,
+                time,
+                message,
+            )
         };
         let since = |a: Alert, since: DateTime<Utc>| Alert {
             down_since: Some(since),
@@ -881,6 +995,7 @@ mod tests {
             cert_warning: Duration::from_secs(14 * 86_400),
             domain_warning: DEFAULT_DOMAIN_WARNING,
             flapping: None,
+            slo: None,
         }
     }
 

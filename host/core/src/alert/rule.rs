@@ -24,6 +24,16 @@ pub struct AlertRule {
     pub domain_warning: Duration,
     /// Flap damping: `None`, off.
     pub flapping: Option<Flapping>,
+    /// The service level objective: burn-rate alerts and an error budget. `None`, off.
+    pub slo: Option<Slo>,
+}
+
+/// A service level objective: the share of probes that must pass (`objective`, 0..1) over
+/// `period`. The error budget is the rest: `1 - objective` of the period's probes may fail.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slo {
+    pub objective: f64,
+    pub period: Duration,
 }
 
 /// When a site is flapping: its down and recovered alerts alternated more than `changes` times

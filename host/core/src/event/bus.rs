@@ -530,6 +530,7 @@ mod tests {
             skipped_ticks: 0,
             tls_insecure: false,
             last_error: None,
+            slo: None,
         };
         Event::Stats(crate::event::StatsReport {
             view: view.into(),

@@ -443,6 +443,21 @@ pub struct SiteReport {
     pub tls_insecure: bool,
     /// Why the newest probe failed (`check: keyword: ...`), or `None` when it succeeded.
     pub last_error: Option<String>,
+    /// Its service level objective and error budget, when it has one (`slo`).
+    pub slo: Option<SloStatus>,
+}
+
+/// A site's objective, the share of its error budget left over the period, and its open
+/// burn-rate alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SloStatus {
+    /// 0..1 (0.999 for 99.9%).
+    pub objective: f64,
+    pub period: std::time::Duration,
+    /// 1 untouched, 0 spent, below 0 overspent; `None` before a probe.
+    pub budget_left: Option<f64>,
+    /// `page` or `ticket` while a burn-rate alert is open.
+    pub burning: Option<&'static str>,
 }
 
 impl SiteReport {
@@ -463,6 +478,7 @@ impl SiteReport {
             skipped_ticks: 0,
             tls_insecure: false,
             last_error: None,
+            slo: None,
         }
     }
 

@@ -31,7 +31,9 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 pub mod alert_stage;
+pub mod reach;
 pub mod side;
+pub mod slo;
 pub mod verdict;
 
 /// Window 0 of every site is the alert window; view `i` is window `i + 1`.
@@ -66,6 +68,13 @@ pub enum RecorderInput {
         views: Vec<ViewConfig>,
         targets: Vec<ProbeTarget>,
         notify: Vec<crate::config::notify::NotifierConfig>,
+        canaries: crate::config::Canaries,
+    },
+    /// A `host:port` canary's answer (see [`crate::canary`]): `Err(why)` when it failed.
+    Canary {
+        name: String,
+        answer: Result<(), String>,
+        time: chrono::DateTime<chrono::Utc>,
     },
 }
 
@@ -114,6 +123,11 @@ struct SiteState {
     flips: VecDeque<chrono::DateTime<chrono::Utc>>,
     /// Flapping since then: its downs and recoveries are held until it settles.
     flapping: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether its newest probe of this node failed at the network level (DNS or connect);
+    /// `None` before the first (see [`reach::LocalOutageRule`]).
+    net_failing: Option<bool>,
+    /// Its objective's counts and burn-rate alerts, when it has one.
+    burn: Option<slo::Burn>,
 }
 
 impl SiteState {
@@ -148,6 +162,8 @@ impl SiteState {
             held_down: None,
             flips: VecDeque::new(),
             flapping: None,
+            net_failing: None,
+            burn: t.config.alerting.slo.map(slo::Burn::new),
         }
     }
 }
@@ -345,6 +361,8 @@ pub struct Recorder {
     /// Outages this node announced while alone, and since when (closed when the book takes
     /// over without them).
     alone_outages: Vec<(Arc<str>, chrono::DateTime<chrono::Utc>)>,
+    /// Whether sitewatch itself reaches the network.
+    reach: reach::Reach,
 }
 
 /// Where a measurement comes from.
@@ -381,6 +399,7 @@ impl Recorder {
             cluster: None,
             held: 0,
             alone_outages: Vec::new(),
+            reach: reach::Reach::new(&config.canaries),
         }
     }
 
@@ -451,6 +470,18 @@ impl Recorder {
             .iter()
             .find(|a| a.kind == crate::alert::AlertKind::Down && a.url == state.url)
             .and_then(|a| a.held.clone());
+        if let Some(burn) = &mut state.burn {
+            // The newest burn-rate alert, when it is open (the store keeps one per condition:
+            // an older open one of the other severity is judged afresh).
+            if let Some(a) = crate::alert::open_alert(last_alerts, crate::alert::Condition::Slo)
+                .filter(|a| a.url == state.url)
+            {
+                burn.restore_open(slo::severity_of(&a.message), a.time);
+            }
+            for m in history.iter().filter(|m| !m.maintenance) {
+                burn.add_minute(m.finished_at(), m.error.is_some());
+            }
+        }
         state.cert_expiry = history
             .iter()
             .rev()
@@ -460,6 +491,13 @@ impl Recorder {
             state.alert.observe(at, state.max_gap_us);
         }
         state.windows.advance(self.clock.timeline_now_us());
+    }
+
+    /// Seeds a site's SLO counts with the store's rollups (see [`slo::Burn::seed`]).
+    pub fn seed_slo(&mut self, site: &str, hours: &[(i64, u32, u32)], days: &[(i64, u32, u32)]) {
+        if let Some(burn) = self.sites.get_mut(site).and_then(|s| s.burn.as_mut()) {
+            burn.seed(hours, days);
+        }
     }
 
     /// Replaces the site set. Sites that keep their name and URL keep their history and alert
@@ -488,6 +526,14 @@ impl Recorder {
                     let respan = rule.window != s.rule.window
                         || rule.degraded.is_empty() != s.rule.degraded.is_empty();
                     s.rule = rule.clone();
+                    s.burn = match (s.burn.take(), rule.slo) {
+                        (Some(mut b), Some(o)) => {
+                            b.set_slo(o);
+                            Some(b)
+                        }
+                        (None, Some(o)) => Some(slo::Burn::new(o)),
+                        (_, None) => None,
+                    };
                     if respan {
                         s.windows.respan(&window_specs(&s.rule, &self.views));
                     }
@@ -500,6 +546,8 @@ impl Recorder {
         }
         // Measurements held for a removed site (or its old URL) went with it.
         self.held = self.sites.values().map(|s| s.held.len()).sum();
+        self.reach
+            .recount(self.sites.values().map(|s| s.net_failing));
     }
 
     /// Records one measurement and fires the alert it causes, if any: in the order the site's
@@ -602,6 +650,9 @@ impl Recorder {
     /// depend on) is down, or failing its newest probe, or in a maintenance window. The nearest
     /// such site is named.
     fn hold_reason(&self, site: &str, t: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        if let Some(reason) = self.reach.hold_reason() {
+            return Some(reason.into());
+        }
         let first = self.sites.get(site)?;
         if first.depends_on.is_empty() {
             return None;
@@ -627,7 +678,58 @@ impl Recorder {
         None
     }
 
+    /// What this node's own probe tells of its reach of the network; says when that changes.
+    fn note_reach(&mut self, m: &Measurement) {
+        let Some(site) = self.sites.get_mut(&m.site) else {
+            return;
+        };
+        if m.generation != site.generation {
+            return;
+        }
+        use crate::measurement::ErrorKind;
+        let net = m
+            .error
+            .as_ref()
+            .is_some_and(|e| matches!(e.kind, ErrorKind::Dns | ErrorKind::Connect));
+        let was = site.net_failing.replace(net);
+        self.reach.site_changed(was, Some(net));
+        let answer = match &m.error {
+            None => Ok(()),
+            Some(e) => Err(e.kind.to_string()),
+        };
+        self.reach.answer(&m.site, answer);
+        self.reach_changed(m.finished_at());
+    }
+
+    /// Sends the monitor's own alert when its reach of the network changed at `time`.
+    fn reach_changed(&mut self, time: chrono::DateTime<chrono::Utc>) {
+        let Some(change) = self.reach.evaluate(time) else {
+            return;
+        };
+        let alert = match change {
+            reach::Change::Offline { reason } => crate::alert::monitor_offline(&reason, time),
+            reach::Change::Online { reason, since } => {
+                crate::alert::monitor_online(&reason, time, since)
+            }
+        };
+        // A follower knows it too, but the leader speaks.
+        if matches!(self.cluster, Some((_, Role::Follower))) {
+            return;
+        }
+        self.send_decided(Decided {
+            alert,
+            recent_errors: Vec::new(),
+            formatter: self.formatter.clone(),
+            routes: Arc::clone(&self.routes),
+            tags: Arc::from([]),
+            book: None,
+        });
+    }
+
     fn record_from(&mut self, m: Measurement, origin: Origin) {
+        if matches!(origin, Origin::Local) {
+            self.note_reach(&m);
+        }
         let hold = self.hold_reason(&m.site, m.finished_at());
         let Some(site) = self.sites.get_mut(&m.site) else {
             // A probe of a site removed while it was in flight.
@@ -766,6 +868,27 @@ impl Recorder {
         if delivers {
             alerts = site.damp(&m.site, alerts, availability.unwrap_or(0.0), time);
         }
+        // The error budget: probes in maintenance windows spend none of it.
+        if let Some(burn) = &mut site.burn
+            && !m.maintenance
+        {
+            burn.add(time, m.error.is_some());
+            let changes = burn.evaluate(time);
+            if delivers {
+                let budget = burn.budget_left(time);
+                alerts.extend(changes.into_iter().map(|c| {
+                    slo::alert(
+                        &c,
+                        burn.slo(),
+                        budget,
+                        &m.site,
+                        &site.url,
+                        availability,
+                        time,
+                    )
+                }));
+            }
+        }
         let decided: Vec<Decided> = alerts
             .into_iter()
             .map(|mut alert| {
@@ -896,6 +1019,12 @@ impl Recorder {
                         .failing
                         .then(|| s.recent_errors.front().cloned())
                         .flatten(),
+                    slo: s.burn.as_ref().map(|b| crate::event::SloStatus {
+                        objective: b.slo().objective,
+                        period: b.slo().period,
+                        budget_left: b.budget_left(now),
+                        burning: b.burning().map(slo::Severity::as_str),
+                    }),
                 })
             })
             .collect();
@@ -980,10 +1109,17 @@ impl Recorder {
                 views,
                 targets,
                 notify,
+                canaries,
             } => {
                 self.routes = Route::all(&notify, self.plugins.as_ref());
                 self.notify = notify;
-                self.reconfigure(alerting, views, &targets)
+                self.reach.configure(&canaries);
+                self.reconfigure(alerting, views, &targets);
+                self.reach_changed(self.clock.now());
+            }
+            RecorderInput::Canary { name, answer, time } => {
+                self.reach.answer(&name, answer);
+                self.reach_changed(time);
             }
         }
     }

@@ -146,6 +146,97 @@ impl AlertFormatter for SlowForDown {
 }
 
 #[tokio::test]
+async fn an_slo_pages_on_a_fast_burn_within_the_workbooks_detection_time_and_resets() {
+    let c = Config::parse(
+        Path::new("test.json"),
+        br#"{"sites": [{"name": "api", "url": "http://api.test/", "interval": "60s", "timeout": "5s",
+                        "slo": {"objective": "99.9%", "period": "30d"}},
+                       {"name": "web", "url": "http://web.test/", "interval": "60s", "timeout": "5s"}],
+            "alerting": {"threshold": 0.5, "window": "3m"},
+            "dashboard": {"views": [{"window": "5m", "every": "10s"}]}}"#,
+    )
+    .unwrap();
+    let (mut r, mut rx) = recorder_of(&c, Arc::new(TokioClock::starting_at(t0())));
+    // Three simulated days of a probe a minute, all passing.
+    let minute = |i: i64| i * 60;
+    let healthy = 3 * 1440;
+    for i in 0..healthy {
+        r.record(probe("api", minute(i), true));
+        r.record(probe("web", minute(i), true));
+    }
+    // Ten minutes of errors, then seven healthy hours.
+    for i in healthy..healthy + 10 {
+        r.record(probe("api", minute(i), false));
+    }
+    let during = r.report(0, false);
+    assert_eq!(during.sites[0].slo.unwrap().burning, Some("page"));
+    for i in healthy + 10..healthy + 10 + 7 * 60 {
+        r.record(probe("api", minute(i), true));
+    }
+    let fired = alerts(&mut r, &mut rx).await;
+    let slo: Vec<&Alert> = fired
+        .iter()
+        .filter(|a| a.kind.condition() == crate::alert::Condition::Slo)
+        .collect();
+    let kinds: Vec<(AlertKind, bool)> = slo
+        .iter()
+        .map(|a| (a.kind, a.message.contains("(page")))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (AlertKind::SloBurn, true),
+            (AlertKind::SloBurn, false),
+            (AlertKind::SloBurnRecovered, true),
+            (AlertKind::SloBurnRecovered, false),
+        ],
+        "a page, a ticket, each reset once: {slo:#?}"
+    );
+    let start = t0() + chrono::TimeDelta::seconds(minute(healthy));
+    // 100% errors burn at 1000x: the workbook's detection time is 0.864 min; the first
+    // failed probe pages.
+    assert!(
+        slo[0].time - start < chrono::TimeDelta::seconds(60),
+        "{:?}",
+        slo[0]
+    );
+    assert!(
+        // One failure among the hour's 60 probes is 16.7x; among the 5 minutes', 200x.
+        slo[0].message.starts_with("Website api burns its error budget: 16.7x over 1h and 200.0x over 5m (page: objective 99.9% over 30d, 77% of the budget left)"),
+        "{}",
+        slo[0].message
+    );
+    // The page resets within 30 minutes of the last error (6x over 6h and 30m holds until the
+    // 30-minute window empties); the ticket once the errors leave the 6-hour window.
+    let end = start + chrono::TimeDelta::minutes(10);
+    assert!(
+        slo[2].time - end <= chrono::TimeDelta::minutes(30),
+        "{:?}",
+        slo[2]
+    );
+    assert_eq!(slo[2].down_since, Some(slo[0].time));
+    assert!(
+        (slo[3].time - end - chrono::TimeDelta::hours(6)).abs() <= chrono::TimeDelta::minutes(2),
+        "{:?}",
+        slo[3]
+    );
+    assert!(
+        fired.iter().all(|a| a.site.as_ref() == "api"),
+        "web has no objective"
+    );
+    // 10 failed of 4,750 probes against 0.1% allowed: overspent 2.1 times.
+    let report = r.report(0, false);
+    let status = report.sites[0].slo.unwrap();
+    assert_eq!(status.burning, None);
+    let left = status.budget_left.unwrap();
+    assert!(
+        (left - (1.0 - (10.0 / 4750.0) / 0.001)).abs() < 1e-9,
+        "{left}"
+    );
+    assert!(report.sites[1].slo.is_none());
+}
+
+#[tokio::test]
 async fn a_flapping_site_says_so_once_holds_its_flips_and_says_when_it_settles() {
     let c = Config::parse(
         Path::new("test.json"),

@@ -144,7 +144,7 @@ pub async fn run() {
     let mut recorder = Recorder::new(&config, clock, bus, None);
     recorder.set_sites(&targets);
     let since = now - chrono::TimeDelta::seconds(3700);
-    let loaded = sitewatch::monitor::load_history(&store, &targets, since, |t, ms, alert| {
+    let loaded = sitewatch::monitor::load_history(&store, &targets, since, |t, ms, alert, _| {
         recorder.restore(&t.name, ms, alert)
     })
     .await

@@ -11,7 +11,7 @@ mod query;
 mod render;
 mod rollups;
 
-pub use query::{Answer, HistoryError, Request, SiteRow, Source, choose, report};
+pub use query::{Answer, HistoryError, Request, SiteRow, Source, choose, probe_counts, report};
 pub use render::{
     DailyBars, ReportFormat, daily_bars, stats_json, tier_names, to_json, to_stats_report, write,
 };

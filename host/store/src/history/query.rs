@@ -67,6 +67,16 @@ pub struct SiteRow {
     /// The site's first probe in the report (to its cell): an SLA is judged over the time the
     /// site was watched, not before it was added.
     pub watched_from: DateTime<Utc>,
+    /// The site's own objective in percent (`report --sla` without a value: its `slo`), over
+    /// the answer's.
+    pub objective: Option<f64>,
+}
+
+impl SiteRow {
+    /// The objective in percent this row is judged against: its own, else the report's.
+    pub fn objective_of(&self, a: &Answer) -> Option<f64> {
+        self.objective.or(a.sla)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -460,6 +470,7 @@ impl SiteContext<'_> {
                 incidents,
                 longest_incident,
                 watched_from,
+                objective: None,
             });
         }
         Ok(())
@@ -571,4 +582,38 @@ fn read_site(
         }
     }
     Ok(first.map(|f| (per_period, f)))
+}
+
+/// Probes and failed probes of each cell of `tier` of the site `name` at `url` from `from_us`
+/// on, as the rollups hold them (to their last checkpoint; probes in maintenance windows left
+/// out): (the cell's start in seconds, probes, failed), oldest first. What a site's SLO state
+/// restarts from.
+pub fn probe_counts(
+    conn: &Connection,
+    name: &str,
+    url: &str,
+    tier: Tier,
+    from_us: i64,
+    now_us: i64,
+) -> rusqlite::Result<Vec<(i64, u32, u32)>> {
+    let site: Option<i64> = conn
+        .prepare_cached("SELECT id FROM sites WHERE name = ?1 AND url = ?2")?
+        .query_row(params![name, url], |r| r.get(0))
+        .optional()?;
+    let Some(site) = site else {
+        return Ok(Vec::new());
+    };
+    let (first, last) = (tier.bucket(from_us), tier.bucket(now_us));
+    let mut out = Vec::new();
+    for row in tier.row_of(first).0..=tier.row_of(last).0 {
+        for (offset, c) in load_row(conn, tier, site, row)? {
+            let b = row * tier.per_row() + i64::from(offset);
+            let n = &c.normal;
+            if (first..=last).contains(&b) && n.probes > 0 {
+                let start_s = b * tier.cell_us() / 1_000_000;
+                out.push((start_s, n.probes, n.probes - n.up.min(n.probes)));
+            }
+        }
+    }
+    Ok(out)
 }

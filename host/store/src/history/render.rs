@@ -96,7 +96,7 @@ fn weekday(w: chrono::Weekday) -> &'static str {
 /// The SLA figures of one row: (allowed, spent, left) downtime in seconds over the time the
 /// site was watched in the report: allowed = (1 - objective) x that, spent = (1 - uptime) x that.
 fn budget(a: &Answer, r: &SiteRow) -> Option<(f64, f64, f64)> {
-    let objective = a.sla? / 100.0;
+    let objective = r.objective_of(a)? / 100.0;
     let uptime = r.stats.availability?;
     let span = (a.to - r.watched_from)
         .to_std()
@@ -129,6 +129,7 @@ pub fn to_json(a: &Answer) -> Value {
                 let b = budget(a, r);
                 json!({
                     "site": &*r.site, "url": &*r.url,
+                    "objective": r.objective_of(a),
                     "uptime": r.stats.availability,
                     "probes": r.stats.checks,
                     "watched_from": crate::clock::rfc3339_seconds(r.watched_from),
@@ -260,14 +261,18 @@ fn write_periods(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
 }
 
 fn write_sla(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
-    let objective = a.sla.unwrap_or_default();
-    let Some(width) = heading(a, &format!("SLA {objective}%"), out)? else {
+    let title = if a.rows.iter().any(|r| r.objective.is_some()) {
+        "SLA (each site's objective)".to_owned()
+    } else {
+        format!("SLA {}%", a.sla.unwrap_or_default())
+    };
+    let Some(width) = heading(a, &title, out)? else {
         return Ok(());
     };
     writeln!(
         out,
-        "{:<width$}  {:>9}  {:>12}  {:>12}  {:>20}  {:>9}  {:>12}",
-        "SITE", "UPTIME", "ALLOWED", "SPENT", "BUDGET LEFT", "INCIDENTS", "LONGEST"
+        "{:<width$}  {:>9}  {:>9}  {:>12}  {:>12}  {:>20}  {:>9}  {:>12}",
+        "SITE", "OBJECTIVE", "UPTIME", "ALLOWED", "SPENT", "BUDGET LEFT", "INCIDENTS", "LONGEST"
     )?;
     for r in &a.rows {
         let d = |s: f64| human(Duration::from_secs_f64(s.abs()));
@@ -285,8 +290,10 @@ fn write_sla(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
         };
         writeln!(
             out,
-            "{:<width$}  {:>9}  {:>12}  {:>12}  {:>20}  {:>9}  {:>12}",
+            "{:<width$}  {:>9}  {:>9}  {:>12}  {:>12}  {:>20}  {:>9}  {:>12}",
             r.site,
+            r.objective_of(a)
+                .map_or("-".into(), |o| crate::alert::objective_text(o / 100.0)),
             pct(r.stats.availability),
             allowed,
             spent,
@@ -321,7 +328,7 @@ fn write_csv(a: &Answer, out: &mut dyn Write) -> std::io::Result<()> {
                 r.url.to_string(),
                 f(r.stats.availability),
                 r.stats.checks.to_string(),
-                f(a.sla),
+                f(r.objective_of(a)),
                 f(b.map(|b| b.0)),
                 f(b.map(|b| b.1)),
                 f(b.map(|b| b.2)),

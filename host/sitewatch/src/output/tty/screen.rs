@@ -644,16 +644,21 @@ pub(super) fn alert_line(a: &Alert) -> String {
     let text = a.text().lines().next().unwrap_or_default();
     let at = a.time.format("%H:%M:%S");
     match a.kind {
-        AlertKind::Down => style(format!("▼ {at} {text}")).red().bold().to_string(),
+        AlertKind::Down | AlertKind::MonitorOffline => {
+            style(format!("▼ {at} {text}")).red().bold().to_string()
+        }
         AlertKind::Degraded
         | AlertKind::CertExpiring
         | AlertKind::DomainExpiring
-        | AlertKind::Flapping => style(format!("◆ {at} {text}")).yellow().bold().to_string(),
+        | AlertKind::Flapping
+        | AlertKind::SloBurn => style(format!("◆ {at} {text}")).yellow().bold().to_string(),
         AlertKind::Recovered
         | AlertKind::DegradedRecovered
         | AlertKind::CertRenewed
         | AlertKind::DomainRenewed
-        | AlertKind::FlappingStopped => style(format!("▲ {at} {text}")).green().to_string(),
+        | AlertKind::FlappingStopped
+        | AlertKind::MonitorOnline
+        | AlertKind::SloBurnRecovered => style(format!("▲ {at} {text}")).green().to_string(),
     }
 }
 

@@ -6,6 +6,7 @@ fn site(name: &str, availability: Option<f64>, down: bool) -> SiteReport {
     SiteReport {
         down,
         last_error: down.then(|| "connect: refused".to_owned()),
+        slo: None,
         ..SiteReport::new(
             name.into(),
             format!("http://{name}/").into(),

@@ -428,7 +428,9 @@ async fn an_edit_made_while_starting_is_applied() {
     edited["sites"].as_array_mut().unwrap().push(json!(
         {"name": "bravo", "url": target.url("/b"), "interval": "100ms"}));
     std::fs::write(run.config_path(), edited.to_string()).unwrap();
-    run.wait_for(Duration::from_secs(20), probed("bravo"))
+    // Generous: 20,000 sites start slowly beside the rest of the suite; a missed edit is never
+    // applied, however long this waits.
+    run.wait_for(Duration::from_secs(60), probed("bravo"))
         .await
         .expect("the edit is applied");
 }
@@ -536,12 +538,15 @@ async fn busy_plugins_neither_starve_other_sites_nor_lose_ticks_silently() {
             .map(time)
             .unwrap_or(at);
         // The ticks due since its first one: each is a probe (in the window) or a counted
-        // skip, give or take the probes still running.
+        // skip, give or take the probes still running and the measurements the recorder holds
+        // for them: at most the longest a probe can run (timeout 1 s, the check's backstop
+        // 200 ms + 100 ms, and a second: 2.3 s, 23 ticks), reached under load beside other
+        // tests. A lost tick is lost for good: a third of them missing still fails.
         let due = ((at - first) / 100) as u64;
         let skipped = s["skipped_ticks"].as_u64().unwrap();
         let checks = s["checks"].as_u64().unwrap();
         assert!(
-            checks + skipped + 12 >= due,
+            checks + skipped + 23 >= due,
             "{site}: {due} ticks due, {checks} probes and {skipped} counted skips"
         );
     }

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 pub struct LocalOutageRule;
 
 impl LocalOutageRule {
-    pub const MIN_SITES: usize = 5;
+    /// Fewer sites failing together say too little (and a handful of dead test targets must
+    /// still alert one by one).
+    pub const MIN_SITES: usize = 10;
     /// 80%.
     pub const ENTER: f64 = 0.8;
     /// 50%.
@@ -224,17 +226,20 @@ mod tests {
     #[test]
     fn without_canaries_most_sites_failing_at_the_network_level_is_a_possible_local_outage() {
         let mut r = Reach::new(&Canaries::default());
-        // Four sites, all failing: too few to say.
-        for _ in 0..4 {
+        // Eight sites, all failing: too few to say.
+        for _ in 0..8 {
             r.site_changed(None, Some(true));
         }
         assert_eq!(r.evaluate(t(0)), None);
         r.site_changed(None, Some(false));
-        // 4 of 5 = 80%.
+        r.site_changed(None, Some(false));
+        // 8 of 10 = 80%.
         assert!(matches!(r.evaluate(t(1)), Some(Change::Offline { reason })
-            if reason == "possible local outage: 4 of 5 sites fail at DNS or connect"));
-        // 3 of 5 = 60%: still offline (it leaves below 50%).
-        r.site_changed(Some(true), Some(false));
+            if reason == "possible local outage: 8 of 10 sites fail at DNS or connect"));
+        // 5 of 10 = 50%: still offline (it leaves below 50%).
+        for _ in 0..3 {
+            r.site_changed(Some(true), Some(false));
+        }
         assert_eq!(r.evaluate(t(2)), None);
         r.site_changed(Some(true), Some(false));
         assert!(matches!(r.evaluate(t(3)), Some(Change::Online { since, .. }) if since == t(1)));

@@ -401,7 +401,10 @@ fn check_config_print_fills_in_every_default_and_shows_secrets_as_stars() {
     assert_eq!(v["notify"][0]["headers"]["X-Hook"], "***");
     assert_eq!(v["notify"][0]["tags"], json!(["prod"]));
     assert_eq!(v["server"]["listen"], "127.0.0.1:9184");
-    assert_eq!(v["server"]["auth_token"], "***");
+    assert_eq!(
+        v["server"]["tokens"],
+        json!([{"name": "auth_token", "scope": "read", "value": "***"}])
+    );
     assert_eq!(
         v["storage"]["retention"],
         json!({"raw": "7d", "minute": "30d", "hour": "365d", "day": "1825d", "alerts": null})

@@ -40,3 +40,4 @@ mod storage;
 mod tags;
 mod tls;
 mod tty;
+mod web;

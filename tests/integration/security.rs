@@ -767,3 +767,108 @@ fn names_are_measured_in_characters_and_hidden_characters_are_refused() {
         "{out}"
     );
 }
+
+/// `server.tokens` with scopes and `server.public`: a read token reads and is refused changes
+/// (403), no token or a wrong one is a 401, the public page opens without one (and does not
+/// stream), the API does not; the access log names the token, never its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoped_tokens_read_write_and_public_parts() {
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let port = closed_port();
+    let config = json!({
+        "sites": [{"name": "shop", "url": target.url("/"), "interval": "200ms"}],
+        "dashboard": {"views": [{"window": "10s", "every": "300ms"}]},
+        "server": {"listen": format!("127.0.0.1:{port}"),
+                   "tokens": [{"name": "grafana", "env": "SW_READ", "scope": "read"},
+                              {"name": "ci", "env": "SW_WRITE", "scope": "write"}],
+                   "public": ["page"]},
+    });
+    let (read, write) = ("read-token-3f9a1c", "write-token-77b2e0");
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &[],
+        &[("SW_READ", read), ("SW_WRITE", write)],
+    );
+    run.wait_for(Duration::from_secs(10), |e| e["event"] == "stats")
+        .await
+        .unwrap_or_else(|| panic!("stats; stderr: {}", run.stderr()));
+    let base = format!("http://127.0.0.1:{port}");
+    let client = http_client();
+    let status = |method: reqwest::Method, path: &str, token: Option<&str>| {
+        let mut r = client.request(method, format!("{base}{path}"));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    use reqwest::Method;
+    // Reads: either token; none or a wrong one is a 401.
+    for token in [Some(read), Some(write)] {
+        assert_eq!(status(Method::GET, "/api/v1/sites", token).await, 200);
+        assert_eq!(status(Method::GET, "/metrics", token).await, 200);
+    }
+    for token in [None, Some("read-token-3f9a1"), Some("nope")] {
+        assert_eq!(
+            status(Method::GET, "/api/v1/sites", token).await,
+            401,
+            "{token:?}"
+        );
+    }
+    // Changes: a read token is a 403, no token a 401; a write token passes the gate.
+    let change = "/api/v1/sites/shop";
+    assert_eq!(status(Method::DELETE, change, Some(read)).await, 403);
+    assert_eq!(status(Method::DELETE, change, None).await, 401);
+    assert_ne!(status(Method::DELETE, change, Some(write)).await, 401);
+    assert_ne!(status(Method::DELETE, change, Some(write)).await, 403);
+    // The public page opens without a token and refreshes instead of streaming; what it does
+    // not open stays closed.
+    let page = client.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("shop"), "the page lists the site");
+    assert!(
+        !html.contains("data-events"),
+        "no live stream without a token"
+    );
+    assert!(html.contains(r#"http-equiv="refresh""#));
+    let with_token = client
+        .get(format!("{base}/"))
+        .bearer_auth(read)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(with_token.contains(r#"data-events="/api/v1/events""#));
+    assert_eq!(status(Method::GET, "/api/v1/events", None).await, 401);
+    assert_eq!(
+        status(Method::GET, "/badge/shop/status.svg", None).await,
+        401
+    );
+    assert_eq!(status(Method::GET, "/feed.atom", None).await, 401);
+    assert_eq!(status(Method::GET, "/healthz", None).await, 200);
+    // The access log: the refused change names the read token; no value anywhere.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stderr = run.stderr();
+    assert!(
+        stderr.lines().any(|l| l.contains("sitewatch::access")
+            && l.contains("grafana")
+            && l.contains("DELETE")
+            && l.contains("403")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.lines().any(|l| l.contains("sitewatch::access")
+            && l.contains("\"ci\"")
+            && l.contains("DELETE")),
+        "{stderr}"
+    );
+    for secret in [read, write] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+    run.collect_for(Duration::from_millis(200)).await;
+    let out = serde_json::to_string(&run.events).unwrap();
+    assert!(!out.contains(read) && !out.contains(write));
+}

@@ -156,12 +156,67 @@ pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:9184";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: std::net::SocketAddr,
-    /// The bearer token every path but `/healthz` needs, from `auth_token_env`.
-    pub auth_token: Option<secret::Secret<String>>,
+    /// The tokens requests may carry (`server.tokens`, and `auth_token_env` as a read token
+    /// named `auth_token`). With any, every path but `/healthz`, the push pings and what
+    /// [`Self::public`] opens needs one.
+    pub tokens: Vec<ApiToken>,
     /// Without a token, requests are answered only when addressed (`Host`) to the listen
     /// address, `localhost`, `127.0.0.1`, `[::1]` or one of these names (lower case).
     pub allowed_hosts: Vec<String>,
+    /// What is readable without a token when tokens are set.
+    pub public: Public,
 }
+
+impl ServerConfig {
+    /// A server at `listen` with nothing else set.
+    pub fn at(listen: std::net::SocketAddr) -> Self {
+        Self {
+            listen,
+            tokens: Vec::new(),
+            allowed_hosts: Vec::new(),
+            public: Public::default(),
+        }
+    }
+}
+
+/// One API token (`server.tokens[]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiToken {
+    /// What the log shows of a request made with it.
+    pub name: String,
+    pub scope: Scope,
+    pub value: secret::Secret<String>,
+}
+
+/// What a token may do: read (every GET), or write too (the write API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    Read,
+    Write,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// The parts of the server readable without a token when tokens are set (`server.public`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Public {
+    /// The status page (`/`), without its live stream: it refreshes instead.
+    pub page: bool,
+    /// The badges (`/badge/...`).
+    pub badges: bool,
+    /// The Atom feed (`/feed.atom`).
+    pub feed: bool,
+}
+
+/// The name `auth_token_env`'s token goes by in the log.
+pub const AUTH_TOKEN_NAME: &str = "auth_token";
 
 /// The host name, for the default `location`.
 pub(crate) fn default_location() -> String {
@@ -1056,14 +1111,79 @@ fn resolve_server(r: &raw::RawServer, env: secret::Env<'_>) -> Result<ServerConf
             format!("\"{text}\" is not an address and port, e.g. \"127.0.0.1:9184\""),
         ))
     })?;
-    let auth_token = match &r.auth_token_env {
-        None => None,
-        Some(var) => Some(secret::Secret::new(secret::env_secret(
-            env,
-            "server.auth_token_env",
-            var,
-        )?)),
-    };
+    let mut tokens = Vec::with_capacity(r.tokens.len() + 1);
+    if let Some(var) = &r.auth_token_env {
+        tokens.push(ApiToken {
+            name: AUTH_TOKEN_NAME.into(),
+            scope: Scope::Read,
+            value: secret::Secret::new(secret::env_secret(env, "server.auth_token_env", var)?),
+        });
+    }
+    for (i, t) in r.tokens.iter().enumerate() {
+        let field = |f: &str| format!("server.tokens[{i}].{f}");
+        let name = t.name.trim();
+        if let Some(problem) = values::name_problem(name, 64) {
+            return Err((field("name"), problem).into());
+        }
+        if let Some(other) = tokens.iter().find(|o: &&ApiToken| o.name == name) {
+            return Err((
+                field("name"),
+                format!("\"{}\" names two tokens", other.name),
+            )
+                .into());
+        }
+        let scope = match t.scope.as_deref().map(str::trim) {
+            Some("read") => Scope::Read,
+            Some("write") => Scope::Write,
+            None => {
+                return Err((field("scope"), "is missing: \"read\" or \"write\"").into());
+            }
+            Some(other) => {
+                return Err((
+                    field("scope"),
+                    format!(
+                        "{} is not a scope: \"read\" or \"write\" (which implies read)",
+                        values::quote(other)
+                    ),
+                )
+                    .into());
+            }
+        };
+        let value = secret::env_secret(env, &field("env"), &t.env)?;
+        if let Some(other) = tokens.iter().find(|o| *o.value.expose() == value) {
+            return Err((
+                field("env"),
+                format!(
+                    "holds the same value as the token \"{}\": each token needs its own, so the log can tell them apart",
+                    other.name
+                ),
+            )
+                .into());
+        }
+        tokens.push(ApiToken {
+            name: name.to_owned(),
+            scope,
+            value: secret::Secret::new(value),
+        });
+    }
+    let mut public = Public::default();
+    for (i, p) in r.public.iter().enumerate() {
+        match p.trim() {
+            "page" => public.page = true,
+            "badges" => public.badges = true,
+            "feed" => public.feed = true,
+            other => {
+                return Err((
+                    format!("server.public[{i}]"),
+                    format!(
+                        "{} is not a public part: \"page\", \"badges\" or \"feed\"",
+                        values::quote(other)
+                    ),
+                )
+                    .into());
+            }
+        }
+    }
     let mut allowed_hosts = Vec::with_capacity(r.allowed_hosts.len());
     for (i, h) in r.allowed_hosts.iter().enumerate() {
         let h = h.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -1085,8 +1205,9 @@ fn resolve_server(r: &raw::RawServer, env: secret::Env<'_>) -> Result<ServerConf
     }
     Ok(ServerConfig {
         listen,
-        auth_token,
+        tokens,
         allowed_hosts,
+        public,
     })
 }
 

@@ -177,12 +177,24 @@ impl Printed {
                 None => Value::Null,
                 Some(s) => json!({
                     "listen": s.listen.to_string(),
-                    "auth_token": s.auth_token.as_ref().map(|_| HIDDEN),
+                    "tokens": s.tokens.iter().map(|t| json!({
+                        "name": t.name, "scope": t.scope.as_str(), "value": HIDDEN,
+                    })).collect::<Vec<_>>(),
                     "allowed_hosts": s.allowed_hosts,
+                    "public": public_parts(&s.public),
                 }),
             },
         }
     }
+}
+
+/// The parts `server.public` opens, as typed.
+fn public_parts(p: &crate::Public) -> Vec<&'static str> {
+    [("page", p.page), ("badges", p.badges), ("feed", p.feed)]
+        .into_iter()
+        .filter(|(_, on)| *on)
+        .map(|(part, _)| part)
+        .collect()
 }
 
 /// A URL with its password, if any, shown as `***` (and, for a NATS URL, a lone user, which
@@ -542,7 +554,9 @@ mod tests {
         assert_eq!(n[2]["url"], "https://events.pagerduty.com/v2/enqueue");
         assert_eq!(
             v["server"],
-            json!({"listen": "127.0.0.1:9184", "auth_token": HIDDEN, "allowed_hosts": []})
+            json!({"listen": "127.0.0.1:9184",
+                   "tokens": [{"name": "auth_token", "scope": "read", "value": HIDDEN}],
+                   "allowed_hosts": [], "public": []})
         );
         assert_eq!(v["storage"]["influxdb"]["token"], HIDDEN);
         assert_eq!(v["storage"]["influxdb"]["token_env"], "INFLUX_TOKEN");

@@ -159,6 +159,22 @@ pub(crate) struct RawServer {
     /// addressed to.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Named tokens with a scope: `[{"name": "grafana", "env": "SW_READ", "scope": "read"}]`.
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+    /// What is readable without a token when tokens are set: `page`, `badges`, `feed`.
+    #[serde(default)]
+    pub public: Vec<String>,
+}
+
+/// One API token: its name (what the log shows), the environment variable holding its value,
+/// and its scope (`read`, or `write`, which implies read).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToken {
+    pub name: String,
+    pub env: String,
+    pub scope: Option<String>,
 }
 
 /// One notifier as typed. One flat shape for every type: what every notifier has, then its

@@ -1371,3 +1371,78 @@ fn an_slo_is_global_or_a_sites_own_and_a_bad_one_is_named() {
         err(r#"{"sites": [], "slo": {"objective": 99}, "alerting": {"slo": {"objective": 99}}}"#);
     assert!(e.contains("either \"slo\" or \"alerting.slo\""), "{e}");
 }
+
+#[test]
+fn server_tokens_have_a_name_a_scope_and_their_own_value() {
+    let env = [("SW_READ", "read-secret-1"), ("SW_WRITE", "write-secret-2")];
+    let c = parse_env(
+        r#"{"sites": [], "server": {"tokens": [
+            {"name": "grafana", "env": "SW_READ", "scope": "read"},
+            {"name": "ci", "env": "SW_WRITE", "scope": "write"}],
+            "public": ["page", "feed"]}}"#,
+        &env,
+    )
+    .unwrap();
+    let s = c.server.unwrap();
+    let got: Vec<_> = s
+        .tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.scope, t.value.expose().as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("grafana", crate::Scope::Read, "read-secret-1"),
+            ("ci", crate::Scope::Write, "write-secret-2")
+        ]
+    );
+    assert!(s.public.page && s.public.feed && !s.public.badges);
+    let bad = |server: &str| {
+        let text = format!(r#"{{"sites": [], "server": {server}}}"#);
+        parse_env(&text, &env).unwrap_err().to_string()
+    };
+    for (server, wanted) in [
+        (
+            r#"{"tokens": [{"name": "a", "env": "SW_READ", "scope": "admin"}]}"#,
+            "server.tokens[0].scope",
+        ),
+        (
+            r#"{"tokens": [{"name": "a", "env": "SW_READ"}]}"#,
+            "server.tokens[0].scope",
+        ),
+        (
+            r#"{"tokens": [{"name": "a", "env": "SW_NOPE", "scope": "read"}]}"#,
+            "SW_NOPE",
+        ),
+        (
+            r#"{"tokens": [{"name": "a", "env": "SW_READ", "scope": "read"},
+                           {"name": "a", "env": "SW_WRITE", "scope": "write"}]}"#,
+            "server.tokens[1].name",
+        ),
+        (
+            r#"{"tokens": [{"name": "a", "env": "SW_READ", "scope": "read"},
+                           {"name": "b", "env": "SW_READ", "scope": "write"}]}"#,
+            "server.tokens[1].env",
+        ),
+        (
+            r#"{"tokens": [{"name": "", "env": "SW_READ", "scope": "read"}]}"#,
+            "server.tokens[0].name",
+        ),
+        (r#"{"public": ["api"]}"#, "server.public[0]"),
+    ] {
+        let e = bad(server);
+        assert!(e.contains(wanted), "{server}: {e}");
+        assert!(!e.contains("read-secret-1"), "{e}");
+    }
+    // auth_token_env is a read token named auth_token.
+    let c = parse_env(
+        r#"{"sites": [], "server": {"auth_token_env": "SW_READ"}}"#,
+        &env,
+    )
+    .unwrap();
+    let t = &c.server.unwrap().tokens[0];
+    assert_eq!(
+        (t.name.as_str(), t.scope),
+        ("auth_token", crate::Scope::Read)
+    );
+}

@@ -3,6 +3,7 @@
 //! is set (in `Authorization: Bearer`, or `?access_token=` for a browser's EventSource).
 
 use super::Shared;
+use super::access;
 use super::page;
 use crate::event::{Event, Received};
 use crate::wire;
@@ -29,6 +30,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/report", get(report))
         .route("/api/v1/events", get(events))
+        .route("/badge/{site}/{which}", get(badge))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -78,9 +80,11 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such path")
 }
 
-async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Response {
-    let token = shared.token.load();
-    let Some(token) = token.as_ref() else {
+async fn authorize(State(shared): Shared_, mut request: Request, next: Next) -> Response {
+    let access = shared.access.load();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    if !access.has_tokens() {
         // No token: only requests addressed to this server's own names (a page of another
         // name that resolves here, DNS rebinding, must not read the API from a browser).
         let host = request
@@ -91,21 +95,21 @@ async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Resp
         if let Some(host) = host
             && !shared.hosts.load().allows(&host)
         {
+            access::log(&method, &path, "-", StatusCode::FORBIDDEN);
             return error(
                 StatusCode::FORBIDDEN,
                 format!(
-                    "this server does not answer requests addressed to {}: list the name in server.allowed_hosts, or set a token (server.auth_token_env)",
+                    "this server does not answer requests addressed to {}: list the name in server.allowed_hosts, or set a token (server.tokens)",
                     crate::config::printable(&host)
                 ),
             );
         }
-        return next.run(request).await;
-    };
+    }
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token)
+        .and_then(access::bearer_token)
         .map(str::to_owned);
     let query = request.uri().query().and_then(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -113,37 +117,26 @@ async fn authorize(State(shared): Shared_, request: Request, next: Next) -> Resp
             .map(|(_, v)| v.into_owned())
     });
     let given = bearer.or(query);
-    if given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.expose().as_bytes())) {
-        return next.run(request).await;
+    let decided = access.decide(&access::Asked {
+        method: &method,
+        path: &path,
+        given: given.as_deref(),
+    });
+    drop(access);
+    match decided {
+        Ok(caller) => {
+            let name = caller.name().to_owned();
+            request.extensions_mut().insert(caller);
+            let response = next.run(request).await;
+            access::log(&method, &path, &name, response.status());
+            response
+        }
+        Err(refused) => {
+            let name = refused.token.clone().unwrap_or_else(|| "-".into());
+            access::log(&method, &path, &name, refused.status);
+            refused.into_response()
+        }
     }
-    let mut r = error(
-        StatusCode::UNAUTHORIZED,
-        "this server needs a token: Authorization: Bearer <token>",
-    );
-    r.headers_mut()
-        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    r
-}
-
-/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
-/// (RFC 7235: `bearer`, `BEARER`), and spaces may follow it.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, rest) = value.trim_start().split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| rest.trim())
-        .filter(|t| !t.is_empty())
-}
-
-/// Compares in a time that depends on neither where the inputs differ nor their lengths: both
-/// are hashed (SHA-256) and the digests compared without an early exit.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    let (x, y) = (Sha256::digest(a), Sha256::digest(b));
-    x.iter()
-        .zip(y.iter())
-        .fold(0u8, |acc, (p, q)| acc | (p ^ q))
-        == 0
 }
 
 async fn metrics(State(shared): Shared_, headers: HeaderMap) -> Response {
@@ -593,6 +586,130 @@ async fn report(
     Json(history::to_json(&answer)).into_response()
 }
 
+/// A badge: `status.svg` (the live state), `uptime.svg` and `response.svg` (the `report`
+/// figures of `?period=`, 24h by default); `?label=` replaces the label. An unknown site or
+/// badge is a 404 badge; a period beyond the store's retention a 400 one.
+async fn badge(
+    State(shared): Shared_,
+    Path((site, which)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    use super::badge::{self as b, Badge};
+    let answer = |status: StatusCode, svg: String| {
+        (
+            status,
+            [
+                (header::CONTENT_TYPE, "image/svg+xml; charset=utf-8"),
+                (header::CACHE_CONTROL, "max-age=60"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "default-src 'none'; style-src 'unsafe-inline'",
+                ),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            svg,
+        )
+            .into_response()
+    };
+    let fault = |status: StatusCode, label: &str, value: &str| {
+        answer(
+            status,
+            b::render(&Badge {
+                label: label.into(),
+                value: value.into(),
+                colour: b::colour::LIGHTGREY,
+            }),
+        )
+    };
+    let label = |default: String| {
+        q.get("label")
+            .map(|l| l.chars().take(40).collect::<String>())
+            .unwrap_or(default)
+    };
+    let config = shared.config.load_full();
+    if !config.sites.iter().any(|s| s.name == site) {
+        return fault(StatusCode::NOT_FOUND, "badge", "no such site");
+    }
+    let (since, period_text) = match q.get("period") {
+        None => (Duration::from_secs(24 * 3600), "24h".to_owned()),
+        Some(t) => match crate::report::parse_since(t) {
+            Ok(d) => (d, t.trim().to_owned()),
+            Err(_) => return fault(StatusCode::BAD_REQUEST, "badge", "bad period"),
+        },
+    };
+    let is_uptime = match which.as_str() {
+        "status.svg" => {
+            let state = shared.board.site(&site).map_or("unknown", |s| s.status());
+            let badge = Badge {
+                label: label("status".into()),
+                value: state.into(),
+                colour: b::state_colour(state),
+            };
+            return answer(StatusCode::OK, b::render(&badge));
+        }
+        "uptime.svg" => true,
+        "response.svg" => false,
+        _ => return fault(StatusCode::NOT_FOUND, "badge", "no such badge"),
+    };
+    let key = format!(
+        "{which}\0{site}\0{}\0{}",
+        since.as_secs(),
+        label(String::new())
+    );
+    if let Some(svg) = shared.badges.get(&key) {
+        return answer(StatusCode::OK, svg);
+    }
+    let request = crate::history::Request {
+        since,
+        site: Some(site.clone()),
+        by: None,
+        sla: None,
+        calendar: crate::history::Calendar::default(),
+        include_maintenance: false,
+    };
+    let store = shared.store.clone();
+    let retention = config.storage.retention;
+    let found = tokio::task::spawn_blocking(move || {
+        crate::history::report(&store, &request, &retention, chrono::Utc::now())
+    })
+    .await;
+    let stats = match found {
+        Ok(Ok(a)) => a
+            .rows
+            .into_iter()
+            .find(|r| *r.site == *site)
+            .map(|r| r.stats),
+        Ok(Err(crate::history::HistoryError::NoSite { .. })) => None,
+        Ok(Err(crate::history::HistoryError::Store(e))) => {
+            shared.store.note_error(&e);
+            return fault(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "badge",
+                "store unavailable",
+            );
+        }
+        Ok(Err(_)) => return fault(StatusCode::BAD_REQUEST, "badge", "bad period"),
+        Err(_) => return fault(StatusCode::INTERNAL_SERVER_ERROR, "badge", "error"),
+    };
+    let badge = if is_uptime {
+        b::uptime(
+            label(format!("uptime {period_text}")),
+            stats.as_ref().and_then(|s| s.availability),
+        )
+    } else {
+        b::response(
+            label(format!("response {period_text}")),
+            stats
+                .as_ref()
+                .and_then(|s| s.response_ms.as_ref())
+                .map(|r| r.avg),
+        )
+    };
+    let svg = b::render(&badge);
+    shared.badges.put(key, svg.clone());
+    answer(StatusCode::OK, svg)
+}
+
 /// The live events as Server-Sent Events: each `data:` is one object of `--output json`.
 ///
 /// Each client reads a bounded subscription of the bus ([`super::STREAM_BUDGET`]): stats are
@@ -644,7 +761,7 @@ async fn events(
         };
         if reason == "token" {
             tracing::info!(
-                "the server's token changed; an event stream opened with the old one is closed"
+                "the server's tokens changed; an event stream opened with the old ones is closed"
             );
         }
         metrics.stream_disconnected(reason);
@@ -679,7 +796,10 @@ async fn events(
         .into_response()
 }
 
-async fn status_page(State(shared): Shared_) -> Response {
+async fn status_page(
+    State(shared): Shared_,
+    caller: Option<axum::Extension<access::Caller>>,
+) -> Response {
     let store = shared.store.clone();
     let history = tokio::task::spawn_blocking(move || {
         let conn = store.connect().ok()?;
@@ -691,7 +811,11 @@ async fn status_page(State(shared): Shared_) -> Response {
     .unwrap_or_default();
     let daily = daily_bars(&shared).await;
     let config = shared.config.load();
-    let data = super::page_data(&shared.board, &config, &history, &daily);
+    let mut data = super::page_data(&shared.board, &config, &history, &daily);
+    // Read without a token from a server that has tokens: public, without the live stream.
+    if shared.access.load().has_tokens() && caller.is_none_or(|c| c.token.is_none()) {
+        data.events_path = None;
+    }
     let mut r = Html(page::render(&data)).into_response();
     r.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
@@ -738,16 +862,6 @@ async fn daily_bars(shared: &Arc<Shared>) -> Arc<crate::history::DailyBars> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("BEARER   abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearerabc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-    }
 
     use proptest::prelude::*;
 
@@ -881,14 +995,5 @@ mod tests {
         let v = lookup.detail(&plain);
         assert!(v.get("steps").is_none(), "{v}");
         assert_eq!(v["probes"][0]["steps"], json!([]));
-    }
-
-    #[test]
-    fn tokens_compare_by_content_whatever_their_length() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret-longer"));
-        assert!(!constant_time_eq(b"", b"x"));
-        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -7,8 +7,9 @@
 //! Hardening: one accept loop with a cap on open connections (beyond it a `503` and close), a
 //! header read timeout (slowloris), a cap on the request head (16 KiB), a cap on event-stream
 //! clients and on the bytes each may have waiting (one that does not read is disconnected);
-//! every path but `/healthz` needs the bearer token when one is configured, and without one only
-//! requests addressed to this server's own names are answered (DNS rebinding).
+//! who may read and change what is [`access`]'s: tokens with a scope, the public parts, the
+//! access log; without tokens only requests addressed to this server's own names are answered
+//! (DNS rebinding) and changes are refused.
 
 // The crates this one builds on, by the names its paths use.
 use sitewatch_config as config;
@@ -25,7 +26,9 @@ use sitewatch_engine::scheduler;
 use sitewatch_store as store;
 use sitewatch_store::history;
 
+pub mod access;
 mod api;
+pub mod badge;
 pub mod board;
 pub mod metrics;
 pub mod page;
@@ -70,8 +73,9 @@ pub struct Shared {
     pub metrics: Arc<metrics::Metrics>,
     pub store: Store,
     pub bus: Bus,
-    pub token: ArcSwap<Option<crate::config::secret::Secret<String>>>,
-    /// Cancelled when the token changes: event streams opened with the old one end.
+    /// The tokens and what is public.
+    pub access: ArcSwap<access::Access>,
+    /// Cancelled when the tokens change: event streams opened with the old ones end.
     pub token_epoch: ArcSwap<CancellationToken>,
     /// The host names a request may be addressed to when there is no token.
     pub hosts: ArcSwap<AllowedHosts>,
@@ -82,6 +86,8 @@ pub struct Shared {
     pub streams: Arc<Semaphore>,
     /// The push sites' pings (`/push/<token>`), read by their ticks.
     pub push: Arc<sitewatch_probe::push::Board>,
+    /// Badges drawn in the last minute.
+    pub badges: badge::Cache,
     /// The status page's daily bars and when they were read.
     pub daily: std::sync::Mutex<Option<(std::time::Instant, Arc<crate::history::DailyBars>)>>,
 }
@@ -121,13 +127,14 @@ impl Server {
             metrics,
             store,
             bus,
-            token: ArcSwap::from_pointee(cfg.auth_token.clone()),
+            access: ArcSwap::from_pointee(access::Access::new(cfg)),
             token_epoch: ArcSwap::from_pointee(CancellationToken::new()),
             hosts: ArcSwap::from_pointee(AllowedHosts::new(cfg)),
             in_flight: std::sync::OnceLock::new(),
             config: ArcSwap::from_pointee(config.clone()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             push,
+            badges: badge::Cache::default(),
             daily: std::sync::Mutex::new(None),
         });
         warn_if_open(cfg, &shared.bus);
@@ -168,12 +175,9 @@ impl Server {
     /// only then the old listener closed (a failure keeps the old one serving). The rest of the
     /// config reaches the server through [`Self::set_config`].
     pub async fn apply(&mut self, cfg: &ServerConfig) -> Result<(), BindError> {
-        let old = self.shared.token.swap(Arc::new(cfg.auth_token.clone()));
-        let same = match (&*old, &cfg.auth_token) {
-            (None, None) => true,
-            (Some(a), Some(b)) => a.expose() == b.expose(),
-            _ => false,
-        };
+        let new = Arc::new(access::Access::new(cfg));
+        let old = self.shared.access.swap(Arc::clone(&new));
+        let same = old.same_tokens(&new);
         if !same {
             // Streams opened with the old token (or none) must not outlive it.
             let epoch = self
@@ -223,13 +227,13 @@ async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, BindError> {
 }
 
 fn warn_if_open(cfg: &ServerConfig, bus: &Bus) {
-    if !cfg.listen.ip().is_loopback() && cfg.auth_token.is_none() {
+    if !cfg.listen.ip().is_loopback() && cfg.tokens.is_empty() {
         bus.error(
             "server",
             None,
             format!(
                 "the server listens on {} without a token: anyone who can reach it sees the \
-                 sites and their state; set server.auth_token_env",
+                 sites and their state; set server.tokens",
                 cfg.listen
             ),
         );
@@ -502,7 +506,7 @@ fn page_of(
             })
             .collect(),
         views,
-        events_path: "/api/v1/events".into(),
+        events_path: Some("/api/v1/events".into()),
         offline: None,
     }
 }
@@ -513,9 +517,8 @@ mod tests {
 
     fn hosts(listen: &str, extra: &[&str]) -> AllowedHosts {
         AllowedHosts::new(&ServerConfig {
-            listen: listen.parse().unwrap(),
-            auth_token: None,
             allowed_hosts: extra.iter().map(|h| h.to_string()).collect(),
+            ..ServerConfig::at(listen.parse().unwrap())
         })
     }
 

@@ -23,8 +23,9 @@ pub struct PageData {
     pub incidents: Vec<Incident>,
     /// Stored alerts, newest first (at most 50 are shown).
     pub history: Vec<HistoryItem>,
-    /// Path of the live event stream the page subscribes to, e.g. "/api/v1/events".
-    pub events_path: String,
+    /// Path of the live event stream the page subscribes to, e.g. "/api/v1/events"; `None` on
+    /// a public page read without a token (the stream needs one): it reloads every minute.
+    pub events_path: Option<String>,
     /// sitewatch itself cannot reach the network: its `monitor_offline` message.
     pub offline: Option<String>,
 }
@@ -115,9 +116,12 @@ pub fn render(data: &PageData) -> String {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (data.title) " — " (data.location) }
+                @if data.events_path.is_none() {
+                    meta http-equiv="refresh" content="60";
+                }
                 style { (PreEscaped(CSS)) }
             }
-            body data-events=(data.events_path) data-threshold=(data.threshold) {
+            body data-events=[data.events_path.as_deref()] data-threshold=(data.threshold) {
                 header {
                     h1 { (data.title) }
                     p.meta {
@@ -522,6 +526,7 @@ const JS: &str = r#"
     h.insertBefore(li, h.firstChild);
     while (h.children.length > 50) h.removeChild(h.lastElementChild);
   }
+  if (!body.dataset.events) { live.textContent = "refreshed every minute"; return; }
   if (!window.EventSource) { live.textContent = "no live updates"; return; }
   var es = new EventSource(body.dataset.events + location.search);
   es.onopen = function () { live.textContent = "live"; live.className = "on"; };
@@ -616,7 +621,7 @@ mod tests {
                 hist(-600, "api", "recovered", "older message"),
                 hist(-300, EVIL, "down", &format!("newer {EVIL}")),
             ],
-            events_path: "/api/v1/events".into(),
+            events_path: Some("/api/v1/events".into()),
             offline: None,
         }
     }

@@ -777,6 +777,13 @@ fn init_logging(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
             filter = filter.add_directive(d);
         }
     }
+    // The server's access log of changes and refusals (with the token's name, never its
+    // value) is on unless RUST_LOG says otherwise; reads are at debug.
+    if !asked.contains("sitewatch::access")
+        && let Ok(d) = "sitewatch::access=info".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match log_file {
         Some(path) => {

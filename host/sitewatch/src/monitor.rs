@@ -420,14 +420,11 @@ fn panicked(task: &'static str, payload: Box<dyn Any + Send>) -> MonitorError {
 /// The server to run: `server` of the config, at `--listen` when given.
 fn server_config(config: &Config, options: &RunOptions) -> Option<crate::config::ServerConfig> {
     match (options.listen, &config.server) {
-        (Some(listen), s) => Some(crate::config::ServerConfig {
+        (Some(listen), Some(s)) => Some(crate::config::ServerConfig {
             listen,
-            auth_token: s.as_ref().and_then(|s| s.auth_token.clone()),
-            allowed_hosts: s
-                .as_ref()
-                .map(|s| s.allowed_hosts.clone())
-                .unwrap_or_default(),
+            ..s.clone()
         }),
+        (Some(listen), None) => Some(crate::config::ServerConfig::at(listen)),
         (None, s) => s.clone(),
     }
 }

@@ -139,3 +139,381 @@ async fn badges_show_the_state_and_the_numbers_of_report() {
     assert!(!svg.contains("<script"), "{svg}");
     assert_eq!(badge_text(&svg), "<script>alert(1)</script>: up");
 }
+
+/// A request to the write API with the write token.
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> (u16, Value, Option<String>) {
+    let mut r = http_client().request(method, url).bearer_auth(token);
+    if let Some(b) = body {
+        r = r
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    if let Some(m) = if_match {
+        r = r.header("if-match", format!("\"{m}\""));
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let etag = r
+        .headers()
+        .get("etag")
+        .map(|e| e.to_str().unwrap().trim_matches('"').to_owned());
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        etag,
+    )
+}
+
+/// Create, change, pause, resume and delete a site over HTTP and watch probing follow; a bad
+/// change is a 400 naming the field and leaves config.json as it was; If-Match; a hand edit
+/// between two API edits is kept; `${NAME}` references stay references; one-off maintenance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_api_changes_config_json_and_probing_follows() {
+    use reqwest::Method;
+    let shop = TestServer::start(|_| Reply::ok("shop")).await;
+    let other = TestServer::start(|_| Reply::ok("new")).await;
+    let port = closed_port();
+    let config = json!({
+        "sites": [{"name": "shop", "url": shop.url("/"), "interval": "200ms",
+                   "headers": {"X-Key": "${SW_SHOP_KEY}"}}],
+        "alerting": {"threshold": 0.8, "window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "300ms"}]},
+        "server": {"listen": format!("127.0.0.1:{port}"),
+                   "tokens": [{"name": "ci", "env": "SW_WRITE", "scope": "write"}]},
+    });
+    let token = "write-token-5e1d92";
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &[],
+        &[("SW_WRITE", token), ("SW_SHOP_KEY", "shop-key-value-81")],
+    );
+    let path = run.config_path();
+    run.wait_for(Duration::from_secs(20), |e| e["event"] == "probe")
+        .await
+        .unwrap_or_else(|| panic!("no probe; stderr: {}", run.stderr()));
+    let api = |p: &str| format!("http://127.0.0.1:{port}/api/v1{p}");
+    let probe_of = |site: &'static str| move |e: &Value| e["event"] == "probe" && e["site"] == site;
+
+    // Create: probed within a few seconds.
+    let (status, body, etag) = call(
+        Method::POST,
+        api("/sites"),
+        token,
+        Some(json!({"name": "new", "url": other.url("/"), "interval": "200ms"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["site"]["name"], "new");
+    assert_eq!(etag.as_deref(), body["etag"].as_str());
+    run.wait_for(Duration::from_secs(15), probe_of("new"))
+        .await
+        .unwrap_or_else(|| panic!("the new site is not probed; stderr: {}", run.stderr()));
+    let (status, body, _) = call(
+        Method::POST,
+        api("/sites"),
+        token,
+        Some(json!({"name": "new", "url": other.url("/")})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+
+    // A bad change: a 400 naming the field, and the file is byte for byte what it was.
+    let before = std::fs::read(&path).unwrap();
+    let (status, body, _) = call(
+        Method::PATCH,
+        api("/sites/new"),
+        token,
+        Some(json!({"interval": "soon"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("sites[1].interval"),
+        "{body}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    let (status, _, _) = call(Method::POST, api("/sites"), token, None, None).await;
+    assert_eq!(status, 400, "an empty body");
+
+    // Two writers with If-Match: the second, on the old hash, is a 412.
+    let (_, _, first) = call(Method::GET, api("/sites/new"), token, None, None).await;
+    let first = first.expect("GET gives the config's ETag");
+    let (status, body, second) = call(
+        Method::PATCH,
+        api("/sites/new"),
+        token,
+        Some(json!({"tags": ["api"]})),
+        Some(&first),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = call(
+        Method::PATCH,
+        api("/sites/new"),
+        token,
+        Some(json!({"tags": ["lost"]})),
+        Some(&first),
+    )
+    .await;
+    assert_eq!(status, 412, "{body}");
+    assert_ne!(second.as_deref(), Some(first.as_str()));
+
+    // A hand edit between two API edits is kept.
+    let mut by_hand: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    by_hand["sites"][0]["tags"] = json!(["by-hand"]);
+    std::fs::write(&path, serde_json::to_vec_pretty(&by_hand).unwrap()).unwrap();
+    let (status, body, _) = call(
+        Method::PATCH,
+        api("/sites/new"),
+        token,
+        Some(json!({"timeout": "2s"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let file: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(file["sites"][0]["tags"], json!(["by-hand"]));
+    assert_eq!(file["sites"][1]["tags"], json!(["api"]));
+    assert_eq!(file["sites"][1]["timeout"], "2s");
+    // References stay references; the key order is the one typed.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("${SW_SHOP_KEY}") && !text.contains("shop-key-value-81"));
+    let keys: Vec<&String> = file.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["sites", "alerting", "dashboard", "server"]);
+    let (_, detail, _) = call(Method::GET, api("/sites/shop"), token, None, None).await;
+    assert_eq!(detail["config"]["headers"]["X-Key"], "${SW_SHOP_KEY}");
+
+    // Pause: no more probes, shown as paused; resume: probed again.
+    let (status, body, _) = call(Method::POST, api("/sites/new/pause"), token, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["site"]["paused"], true);
+    let paused = run
+        .wait_for(Duration::from_secs(15), |e| {
+            e["event"] == "stats"
+                && e["sites"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|s| s["site"] == "new" && s["paused"] == true))
+        })
+        .await;
+    assert!(
+        paused.is_some(),
+        "never shown paused; stderr: {}",
+        run.stderr()
+    );
+    run.collect_for(Duration::from_millis(500)).await;
+    let seen = run.events.len();
+    run.collect_for(Duration::from_secs(2)).await;
+    assert!(
+        !run.events[seen..].iter().any(probe_of("new")),
+        "a paused site is not probed"
+    );
+    assert!(run.events[seen..].iter().any(probe_of("shop")));
+    let (_, list, _) = call(Method::GET, api("/sites"), token, None, None).await;
+    let new = list["sites"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["site"] == "new")
+        .unwrap_or_else(|| panic!("{list}"))
+        .clone();
+    assert_eq!(new["status"], "paused", "{new}");
+    let (status, _, _) = call(Method::POST, api("/sites/new/resume"), token, None, None).await;
+    assert_eq!(status, 200);
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("paused"));
+    run.wait_for(Duration::from_secs(15), probe_of("new"))
+        .await
+        .unwrap_or_else(|| panic!("not probed after resume; stderr: {}", run.stderr()));
+
+    // A one-off maintenance window on one site, then deleted.
+    let now = chrono::Utc::now();
+    let window = json!({
+        "name": "upgrade",
+        "start": (now - chrono::Duration::minutes(1)).to_rfc3339(),
+        "end": (now + chrono::Duration::hours(1)).to_rfc3339(),
+        "sites": ["shop"],
+    });
+    let (status, body, _) =
+        call(Method::POST, api("/maintenance"), token, Some(window), None).await;
+    assert_eq!(
+        (status, body["name"].as_str()),
+        (201, Some("upgrade")),
+        "{body}"
+    );
+    run.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "maintenance" && e["site"] == "shop" && e["state"] == "started"
+    })
+    .await
+    .unwrap_or_else(|| panic!("the window never opened; stderr: {}", run.stderr()));
+    let (status, body, _) = call(
+        Method::DELETE,
+        api("/maintenance?name=upgrade"),
+        token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, body["windows"].as_u64()), (200, Some(1)), "{body}");
+    let (status, _, _) = call(
+        Method::DELETE,
+        api("/maintenance?name=upgrade"),
+        token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Delete: no more probes, and the site is gone from the API.
+    let (status, body, _) = call(Method::DELETE, api("/sites/new"), token, None, None).await;
+    assert_eq!(status, 200, "{body}");
+    run.wait_for(Duration::from_secs(15), |e| {
+        e["event"] == "reload" && e["result"] == "applied"
+    })
+    .await
+    .unwrap_or_else(|| panic!("no reload; stderr: {}", run.stderr()));
+    run.collect_for(Duration::from_millis(500)).await;
+    let seen = run.events.len();
+    run.collect_for(Duration::from_secs(2)).await;
+    assert!(!run.events[seen..].iter().any(probe_of("new")));
+    let (status, _, _) = call(Method::GET, api("/sites/new"), token, None, None).await;
+    assert_eq!(status, 404);
+    let (status, _, _) = call(Method::DELETE, api("/sites/new"), token, None, None).await;
+    assert_eq!(status, 404);
+    // The access log names the token of every change; no secret anywhere.
+    let stderr = run.stderr();
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("sitewatch::access") && l.contains("\"ci\""))
+            .count()
+            >= 8,
+        "{stderr}"
+    );
+    assert!(!stderr.contains(token) && !stderr.contains("shop-key-value-81"));
+}
+
+/// Checks a document against RFC 4287's rules for a feed and its entries, and returns the
+/// entries' titles, newest first.
+fn atom_entries(xml: &str) -> Vec<(String, String)> {
+    const ATOM: &str = "http://www.w3.org/2005/Atom";
+    let doc = roxmltree::Document::parse(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let feed = doc.root_element();
+    assert_eq!(
+        (feed.tag_name().namespace(), feed.tag_name().name()),
+        (Some(ATOM), "feed")
+    );
+    let children = |n: roxmltree::Node<'_, '_>, name: &str| -> Vec<String> {
+        n.children()
+            .filter(|c| c.tag_name().namespace() == Some(ATOM) && c.tag_name().name() == name)
+            .map(|c| c.text().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let rfc3339 = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t).unwrap_or_else(|e| panic!("{t}: {e}"));
+    };
+    // atom:feed: exactly one id, title and updated; an author (no entry has its own).
+    for one in ["id", "title", "updated"] {
+        assert_eq!(children(feed, one).len(), 1, "feed/{one}");
+    }
+    rfc3339(&children(feed, "updated")[0]);
+    assert!(!children(feed, "author").is_empty(), "feed/author");
+    let mut ids = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut last: Option<chrono::DateTime<chrono::FixedOffset>> = None;
+    for entry in feed.children().filter(|c| c.has_tag_name((ATOM, "entry"))) {
+        for one in ["id", "title", "updated"] {
+            assert_eq!(children(entry, one).len(), 1, "entry/{one}");
+        }
+        let id = children(entry, "id").remove(0);
+        assert!(id.starts_with("urn:uuid:"), "{id}");
+        assert!(ids.insert(id.clone()), "two entries share the id {id}");
+        let updated = children(entry, "updated").remove(0);
+        rfc3339(&updated);
+        let t = chrono::DateTime::parse_from_rfc3339(&updated).unwrap();
+        assert!(last.is_none_or(|l| l >= t), "newest first");
+        last = Some(t);
+        // An entry without content has an alternate link and a summary.
+        let alternate = entry
+            .children()
+            .any(|c| c.has_tag_name((ATOM, "link")) && c.attribute("rel") == Some("alternate"));
+        assert!(alternate && !children(entry, "summary").is_empty());
+        out.push((
+            children(entry, "title").remove(0),
+            children(entry, "summary").remove(0),
+        ));
+    }
+    out
+}
+
+/// The alerts of a site that goes down and recovers, as an Atom feed that follows RFC 4287.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_carries_the_alerts_newest_first() {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = std::sync::Arc::clone(&failing);
+    let target = TestServer::start(move |_| {
+        if flag.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::status(503)
+        } else {
+            Reply::ok("fine")
+        }
+    })
+    .await;
+    let port = closed_port();
+    let config = json!({
+        "sites": [{"name": "shop <&> \"1\"", "url": target.url("/"), "interval": "200ms"}],
+        "alerting": {"threshold": 0.8, "window": "1s"},
+        "dashboard": {"views": [{"window": "10s", "every": "500ms"}]},
+        "server": {"listen": format!("127.0.0.1:{port}")},
+    });
+    let mut run = Running::start(&config);
+    run.wait_for(Duration::from_secs(20), |e| {
+        e["event"] == "alert" && e["kind"] == "down"
+    })
+    .await
+    .unwrap_or_else(|| panic!("never down; stderr: {}", run.stderr()));
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    run.wait_for(Duration::from_secs(20), |e| {
+        e["event"] == "alert" && e["kind"] == "recovered"
+    })
+    .await
+    .unwrap_or_else(|| panic!("never recovered; stderr: {}", run.stderr()));
+    let url = format!("http://127.0.0.1:{port}/feed.atom");
+    let mut entries = Vec::new();
+    for _ in 0..40 {
+        let (status, xml, headers) = get(&url).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            headers["content-type"],
+            "application/atom+xml; charset=utf-8"
+        );
+        entries = atom_entries(&xml);
+        if entries.len() >= 2 {
+            break;
+        }
+        run.collect_for(Duration::from_millis(250)).await;
+    }
+    let titles: Vec<&str> = entries.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        titles,
+        ["shop <&> \"1\" recovered", "shop <&> \"1\" down"],
+        "{entries:?}"
+    );
+    assert!(
+        entries[1].1.starts_with("Website shop <&> \"1\" is down."),
+        "{entries:?}"
+    );
+}

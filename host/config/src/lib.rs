@@ -10,6 +10,7 @@ use sitewatch_core::maintenance;
 
 pub mod cluster;
 pub mod diff;
+pub mod edit;
 mod expand;
 pub mod kind;
 pub mod notify;
@@ -385,6 +386,8 @@ pub struct SiteConfig {
     /// The sites this one depends on (their names as configured): while one of them, or one
     /// they depend on, is down or in maintenance, this site's down alert is held.
     pub depends_on: Vec<String>,
+    /// Not probed, shown as paused, no alerts (`paused: true`).
+    pub paused: bool,
 }
 
 /// Which redirects a probe follows (`follow_redirects`). Whatever it follows, a hop to another
@@ -537,7 +540,21 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        let config = Self::parse_full(path, &text, &|var| std::env::var(var).ok(), overrides)?;
+        Self::check_bytes(path, &text, overrides)
+    }
+
+    /// Parses and checks `bytes` as if they were the file at `path`, as [`Self::load`] does:
+    /// the write API's check of a change before it is written.
+    pub fn check_text(path: &Path, bytes: &[u8]) -> Result<Self, ConfigError> {
+        Self::check_bytes(path, bytes, &cluster::Overrides::default())
+    }
+
+    fn check_bytes(
+        path: &Path,
+        bytes: &[u8],
+        overrides: &cluster::Overrides,
+    ) -> Result<Self, ConfigError> {
+        let config = Self::parse_full(path, bytes, &|var| std::env::var(var).ok(), overrides)?;
         config.check_plugin_files(path)?;
         config.check_ca_files(path)?;
         Ok(config)
@@ -873,6 +890,7 @@ fn resolve(
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(e.field, Some(&label), e.message))?;
         let depends_on = site.depends_on.clone().unwrap_or_default();
+        let paused = site.paused.unwrap_or(false);
         let base = path.parent().unwrap_or(Path::new("."));
         let mut s = resolve_site(base, site, &alerting, &maintenance, env, plugins.limits)
             .map_err(|e| {
@@ -881,6 +899,7 @@ fn resolve(
             })?;
         s.checks = checks;
         s.depends_on = depends_on;
+        s.paused = paused;
         if !seen.insert(values::name_key(&s.name)) {
             return Err(invalid(
                 format!("sites[{i}].name"),
@@ -1628,6 +1647,7 @@ fn resolve_site(
         checks: Vec::new(),
         follow_redirects,
         depends_on: Vec::new(),
+        paused: false,
     })
 }
 

@@ -430,6 +430,8 @@ pub(crate) struct RawSite {
     pub slo: Option<RawSlo>,
     /// `true` (the default), `false`, or `"same-origin"`.
     pub follow_redirects: Option<RawFollow>,
+    /// Not probed, shown as paused, no alerts (`POST /api/v1/sites/{name}/pause` sets it).
+    pub paused: Option<bool>,
 }
 
 /// `follow_redirects` as typed.

@@ -426,6 +426,9 @@ struct SiteWire<'a> {
     maintenance_probes: u32,
     skipped_ticks: u64,
     tls_insecure: bool,
+    /// Paused: not probed (absent when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    paused: bool,
     last_error: Option<&'a str>,
     /// A `script` site's steps over the window, by name (absent for other kinds).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -497,6 +500,7 @@ impl<'a> From<&'a SiteReport> for SiteWire<'a> {
             maintenance_probes: s.maintenance_probes,
             skipped_ticks: s.skipped_ticks,
             tls_insecure: s.tls_insecure,
+            paused: s.paused,
             last_error: s.last_error.as_deref(),
             steps: s.stats.steps.iter().map(Into::into).collect(),
         }

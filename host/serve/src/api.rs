@@ -5,6 +5,7 @@
 use super::Shared;
 use super::access;
 use super::page;
+use super::write;
 use crate::event::{Event, Received};
 use crate::wire;
 use axum::extract::{Path, Query, RawQuery, Request, State};
@@ -12,7 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -25,12 +26,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/", get(status_page))
         .route("/metrics", get(metrics))
-        .route("/api/v1/sites", get(sites))
-        .route("/api/v1/sites/{name}", get(site))
+        .route("/api/v1/sites", get(sites).post(write::create_site))
+        .route(
+            "/api/v1/sites/{name}",
+            get(site)
+                .put(write::put_site)
+                .patch(write::patch_site)
+                .delete(write::delete_site),
+        )
+        .route("/api/v1/sites/{name}/pause", post(write::pause))
+        .route("/api/v1/sites/{name}/resume", post(write::resume))
+        .route(
+            "/api/v1/maintenance",
+            post(write::add_maintenance).delete(write::delete_maintenance),
+        )
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/report", get(report))
         .route("/api/v1/events", get(events))
         .route("/badge/{site}/{which}", get(badge))
+        .route("/feed.atom", get(feed))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -330,7 +344,11 @@ async fn sites(State(shared): Shared_, RawQuery(query): RawQuery) -> Response {
             .map(|s| lookup.summary(s))
             .collect()
     });
-    Json(json!({ "sites": all, "offline": shared.board.offline() })).into_response()
+    let mut r = Json(json!({ "sites": all, "offline": shared.board.offline() })).into_response();
+    if let Some((hash, _)) = write::typed(&shared, None) {
+        r.headers_mut().insert(header::ETAG, write::etag(&hash));
+    }
+    r
 }
 
 async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
@@ -341,7 +359,17 @@ async fn site(State(shared): Shared_, Path(name): Path<String>) -> Response {
         );
     };
     let (reports, config) = (shared.board.reports(), shared.config.load());
-    Json(Lookup::new(&reports, &config).detail(&s)).into_response()
+    let mut detail = Lookup::new(&reports, &config).detail(&s);
+    let typed = write::typed(&shared, Some(&name));
+    if let (Value::Object(m), Some((_, Some(site)))) = (&mut detail, &typed) {
+        // The site as typed in config.json (secrets hidden): what PUT and PATCH change.
+        m.insert("config".into(), site.clone());
+    }
+    let mut r = Json(detail).into_response();
+    if let Some((hash, _)) = typed {
+        r.headers_mut().insert(header::ETAG, write::etag(&hash));
+    }
+    r
 }
 
 /// The `since` query parameter, or why it is not a timeframe (for a 400).
@@ -584,6 +612,30 @@ async fn report(
         return Json(history::stats_json(&answer, r)).into_response();
     }
     Json(history::to_json(&answer)).into_response()
+}
+
+/// The stored alerts as an Atom feed.
+async fn feed(State(shared): Shared_) -> Response {
+    let store = shared.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        let conn = store.connect()?;
+        store.latest_alerts(&conn, super::feed::MAX_ENTRIES)
+    })
+    .await;
+    let alerts = match found {
+        Ok(Ok(a)) => a,
+        Ok(Err(e)) => {
+            shared.store.note_error(&e);
+            return error(StatusCode::SERVICE_UNAVAILABLE, crate::error_chain(&e));
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let location = shared.config.load().location.clone();
+    (
+        [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
+        super::feed::render(&location, &alerts, chrono::Utc::now()),
+    )
+        .into_response()
 }
 
 /// A badge: `status.svg` (the live state), `uptime.svg` and `response.svg` (the `report`
@@ -963,6 +1015,7 @@ mod tests {
             domain_warning: false,
             flapping: false,
             slo: None,
+            paused: false,
             probes: [older.clone(), newer.clone()].into(),
         };
         let stats = sitewatch_core::stats::summarize([&older, &newer]);

@@ -36,6 +36,8 @@ pub struct SiteState {
     pub flapping: bool,
     /// Its objective and error budget, from the newest live report.
     pub slo: Option<crate::event::SloStatus>,
+    /// Paused (`paused: true`): not probed.
+    pub paused: bool,
     /// Newest last.
     pub probes: VecDeque<Measurement>,
 }
@@ -52,11 +54,13 @@ struct State {
 }
 
 impl SiteState {
-    /// The state in one word for the page and the API: `down`, `degraded`, `maintenance`, `up`,
+    /// The state in one word for the page and the API: `paused`, `down`, `degraded`, `maintenance`, `up`,
     /// or `unknown` before the first probe. Down wins over maintenance (an alert open when the
     /// window started stays open), maintenance over degraded.
     pub fn status(&self) -> &'static str {
-        if self.down {
+        if self.paused {
+            "paused"
+        } else if self.down {
             "down"
         } else if self.maintenance.is_some() {
             "maintenance"
@@ -118,9 +122,11 @@ impl Board {
                                 domain_warning: false,
                                 flapping: false,
                                 slo: None,
+                                paused: false,
                                 probes: VecDeque::new(),
                             });
                         site.down = ws.down;
+                        site.paused = ws.paused;
                         site.tags = Arc::clone(&ws.tags);
                         if !ws.down {
                             site.down_since = None;

@@ -30,8 +30,10 @@ pub mod access;
 mod api;
 pub mod badge;
 pub mod board;
+pub mod feed;
 pub mod metrics;
 pub mod page;
+mod write;
 
 use crate::config::ServerConfig;
 use crate::event::{Bus, Received};
@@ -86,6 +88,10 @@ pub struct Shared {
     pub streams: Arc<Semaphore>,
     /// The push sites' pings (`/push/<token>`), read by their ticks.
     pub push: Arc<sitewatch_probe::push::Board>,
+    /// The config file the write API changes (`None`: no write API).
+    pub config_path: Option<std::path::PathBuf>,
+    /// The write API's changes, one at a time.
+    pub edits: tokio::sync::Mutex<()>,
     /// Badges drawn in the last minute.
     pub badges: badge::Cache,
     /// The status page's daily bars and when they were read.
@@ -110,13 +116,15 @@ pub struct BindError {
 }
 
 impl Server {
-    /// Binds `cfg.listen` and serves; the feeder thread starts taking the bus's events.
+    /// Binds `cfg.listen` and serves; the feeder thread starts taking the bus's events. The
+    /// write API changes `config_path`.
     pub async fn start(
         cfg: &ServerConfig,
         config: &crate::config::Config,
         store: Store,
         bus: Bus,
         push: Arc<sitewatch_probe::push::Board>,
+        config_path: Option<std::path::PathBuf>,
     ) -> Result<Self, BindError> {
         let listener = bind(cfg.listen).await?;
         let board = Arc::new(board::Board::default());
@@ -134,6 +142,8 @@ impl Server {
             config: ArcSwap::from_pointee(config.clone()),
             streams: Arc::new(Semaphore::new(MAX_STREAMS)),
             push,
+            config_path,
+            edits: tokio::sync::Mutex::new(()),
             badges: badge::Cache::default(),
             daily: std::sync::Mutex::new(None),
         });

@@ -419,7 +419,7 @@ thead th{font-size:.85rem;color:var(--muted)}
 a{color:inherit}.url{font-size:.85rem;font-weight:400;color:var(--muted);word-break:break-all}
 .err{font-size:.85rem;font-weight:400;color:var(--bad);margin:.2rem 0 0;word-break:break-word}
 .state{font-weight:700;letter-spacing:.03em}.state.up{color:var(--ok)}.state.down{color:var(--bad)}
-.state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}
+.state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}.state.paused{color:var(--muted)}
 .cert{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0}.cert.warn{color:var(--warn);font-weight:600}
 .steps{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0;padding-left:1.2rem;word-break:break-word}.step.failed{color:var(--bad)}
 tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}

@@ -439,7 +439,8 @@ async fn start_server(
     push: Arc<crate::probe::push::Board>,
 ) -> Option<crate::serve::Server> {
     let cfg = server_config(config, options)?;
-    match crate::serve::Server::start(&cfg, config, store.clone(), bus.clone(), push).await {
+    let path = Some(options.config_path.clone());
+    match crate::serve::Server::start(&cfg, config, store.clone(), bus.clone(), push, path).await {
         Ok(s) => {
             s.seed_from_store().await;
             Some(s)

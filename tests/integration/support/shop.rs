@@ -174,9 +174,10 @@ fn answer(s: &mut State, r: &Request) -> Reply {
                 .collect();
             let mut reply = json_reply(
                 200,
+                // The body first: what a check quotes of the echo is cut short.
                 json!({
-                    "path": r.path, "headers": headers,
                     "body": String::from_utf8_lossy(&r.body),
+                    "path": r.path, "headers": headers,
                 }),
             );
             if let Some(pw) = r.header("x-pw") {

@@ -529,6 +529,7 @@ mod tests {
             maintenance_probes: 0,
             skipped_ticks: 0,
             tls_insecure: false,
+            paused: false,
             last_error: None,
             slo: None,
         };

@@ -306,6 +306,8 @@ pub struct WatchedSite {
     /// Down now (per the alert engine).
     pub down: bool,
     pub tags: Arc<[String]>,
+    /// Paused (`paused: true`): not probed.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -441,6 +443,8 @@ pub struct SiteReport {
     pub skipped_ticks: u64,
     /// TLS certificates of this site are not verified (`tls_insecure`).
     pub tls_insecure: bool,
+    /// Paused (`paused: true`): not probed, no alerts; its figures are from before.
+    pub paused: bool,
     /// Why the newest probe failed (`check: keyword: ...`), or `None` when it succeeded.
     pub last_error: Option<String>,
     /// Its service level objective and error budget, when it has one (`slo`).
@@ -477,14 +481,18 @@ impl SiteReport {
             maintenance_probes: 0,
             skipped_ticks: 0,
             tls_insecure: false,
+            paused: false,
             last_error: None,
             slo: None,
         }
     }
 
-    /// The states to show beside the figures, most urgent first: `DOWN`, `DEGRADED`,
-    /// `MAINTENANCE`, `CERT` (a certificate warning is open). Empty for a site that is simply up.
+    /// The states to show beside the figures, most urgent first: `PAUSED` (alone), `DOWN`,
+    /// `DEGRADED`, `MAINTENANCE`, `CERT` (a certificate warning is open). Empty for a site that is simply up.
     pub fn states(&self) -> Vec<&'static str> {
+        if self.paused {
+            return vec!["PAUSED"];
+        }
         let mut out = Vec::new();
         if self.down {
             out.push("DOWN");

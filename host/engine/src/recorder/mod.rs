@@ -83,6 +83,8 @@ struct SiteState {
     /// The configuration generation whose probes count; earlier ones are dropped.
     generation: u64,
     tls_insecure: bool,
+    /// Paused: not probed, shown as paused.
+    paused: bool,
     /// Probes further apart than this break the alert window's coverage.
     max_gap_us: i64,
     /// The site's alert rule (the global one with its overrides).
@@ -136,6 +138,7 @@ impl SiteState {
             url: Arc::clone(&t.url),
             generation: t.generation,
             tls_insecure: t.config.tls_insecure,
+            paused: t.config.paused,
             max_gap_us: max_gap_us(t),
             rule: t.config.alerting.clone(),
             maintenance: t.config.maintenance.clone(),
@@ -513,6 +516,7 @@ impl Recorder {
                     s.running = Arc::clone(&t.running);
                     s.max_hold_us = max_hold_us(t);
                     s.tls_insecure = t.config.tls_insecure;
+                    s.paused = t.config.paused;
                     s.max_gap_us = max_gap_us(t);
                     s.tags = t.config.tags.clone().into();
                     s.maintenance = t.config.maintenance.clone();
@@ -1015,6 +1019,7 @@ impl Recorder {
                     maintenance_probes: 0,
                     skipped_ticks: s.skipped.load(std::sync::atomic::Ordering::Relaxed),
                     tls_insecure: s.tls_insecure,
+                    paused: s.paused,
                     last_error: s
                         .failing
                         .then(|| s.recent_errors.front().cloned())
@@ -1056,6 +1061,7 @@ impl Recorder {
                         url: Arc::clone(&s.url),
                         down: s.alert.down_since().is_some(),
                         tags: Arc::clone(&s.tags),
+                        paused: s.paused,
                     })
                 })
                 .collect(),

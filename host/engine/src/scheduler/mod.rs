@@ -109,6 +109,10 @@ impl Scheduler {
             if let Some(old) = self.tasks.remove(&t.name) {
                 old.cancel.cancel();
             }
+            // A paused site is not probed until it is resumed (a change that restarts it).
+            if t.config.paused {
+                continue;
+            }
             self.tasks
                 .insert(Arc::clone(&t.name), self.spawn(t.clone()));
         }

@@ -70,6 +70,7 @@ pub fn run() {
                 url: Arc::clone(u),
                 down: false,
                 tags: Arc::from([]),
+                paused: false,
             })
             .collect(),
         views: vec!["10m".into(), "1h".into()],

@@ -84,7 +84,8 @@ fn write_table(out: &mut dyn Write, r: &StatsReport) -> io::Result<()> {
     for s in &r.sites {
         let name = truncate(&s.site, NAME_WIDTH);
         let Some(avail) = s.stats.availability else {
-            writeln!(out, "  {name:<NAME_WIDTH$} {:>8}", "no data")?;
+            let what = if s.paused { "PAUSED" } else { "no data" };
+            writeln!(out, "  {name:<NAME_WIDTH$} {what:>8}")?;
             continue;
         };
         let resp = s

@@ -110,11 +110,15 @@ enum State {
     Maintenance,
     Up,
     NoData,
+    /// Paused (`paused: true`): not probed.
+    Paused,
 }
 
 impl State {
     fn of(s: &SiteReport, down: &HashSet<Arc<str>>) -> Self {
-        if down.contains(&s.site) {
+        if s.paused {
+            Self::Paused
+        } else if down.contains(&s.site) {
             Self::Down
         } else if s.maintenance.is_some() {
             Self::Maintenance
@@ -137,6 +141,7 @@ impl State {
             Self::Maintenance => "MNT",
             Self::Up => "up",
             Self::NoData => "-",
+            Self::Paused => "PAUS",
         }
     }
 }
@@ -386,11 +391,11 @@ impl Screen {
     fn summary(&self) -> String {
         let mut parts = Vec::new();
         if let Some(r) = self.current() {
-            let mut counts = [0usize; 6];
+            let mut counts = [0usize; 7];
             for s in &r.sites {
                 counts[State::of(s, &self.down) as usize] += 1;
             }
-            let [down, failing, degraded, maintenance, up, no_data] = counts;
+            let [down, failing, degraded, maintenance, up, no_data, paused] = counts;
             parts.push(format!("{up} up"));
             parts.push(if down > 0 {
                 style(format!("{down} DOWN")).red().bold().to_string()
@@ -412,6 +417,9 @@ impl Screen {
             }
             if no_data > 0 {
                 parts.push(format!("{no_data} no data"));
+            }
+            if paused > 0 {
+                parts.push(format!("{paused} paused"));
             }
         }
         if let Some(rate) = self.probes_per_s {
@@ -608,6 +616,7 @@ fn site_row(s: &SiteReport, state: State, c: Columns, threshold: f64) -> String 
     // The long words after the figures: the state column has room for four letters.
     match state {
         State::Maintenance => line.push_str(&style("  MAINTENANCE").blue().to_string()),
+        State::Paused => line.push_str("  PAUSED"),
         State::Degraded => line.push_str(&style("  DEGRADED").yellow().to_string()),
         _ => {}
     }

@@ -227,6 +227,7 @@ fn a_site_removed_by_a_reload_leaves_the_rows_at_once() {
                 url: "http://x/".into(),
                 down: false,
                 tags: std::sync::Arc::from([]),
+                paused: false,
             })
             .collect(),
         views: vec!["10m".into(), "1h".into()],

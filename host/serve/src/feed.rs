@@ -1,0 +1,117 @@
+//! `/feed.atom`: the stored alerts, newest first, as an Atom feed (RFC 4287) for feed readers
+//! and chat integrations that follow feeds. Each entry's id is a name-based `urn:uuid:` of the
+//! alert (its site, kind and time), so a reader sees each alert once however often it polls.
+
+use crate::alert::Alert;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+
+/// The most entries in the feed.
+pub(crate) const MAX_ENTRIES: usize = 50;
+
+/// Escapes text for XML content and attribute values, dropping characters XML 1.0 cannot hold.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A name-based UUID (the layout of RFC 9562's version 5, over SHA-256) as a `urn:uuid:`.
+fn urn_uuid(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    let mut b: [u8; 16] = h.finalize()[..16].try_into().expect("16 of 32 bytes");
+    b[6] = (b[6] & 0x0f) | 0x50;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The feed of `alerts` (newest first) of the monitor at `location`; `now` stands for the
+/// feed's `updated` when there is no alert.
+pub fn render(location: &str, alerts: &[Alert], now: DateTime<Utc>) -> String {
+    let updated = alerts.iter().map(|a| a.time).max().unwrap_or(now);
+    let mut out = String::new();
+    out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
+    out.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
+    let _ = writeln!(
+        out,
+        "  <id>{}</id>\n  <title>sitewatch alerts — {}</title>\n  <updated>{}</updated>",
+        urn_uuid(&["sitewatch feed", location]),
+        escape(location),
+        time(updated)
+    );
+    out.push_str("  <author><name>sitewatch</name></author>\n");
+    out.push_str("  <link rel=\"self\" type=\"application/atom+xml\" href=\"/feed.atom\"/>\n");
+    out.push_str("  <link rel=\"alternate\" type=\"text/html\" href=\"/\"/>\n");
+    out.push_str("  <generator>sitewatch</generator>\n");
+    for a in alerts.iter().take(MAX_ENTRIES) {
+        let t = time(a.time);
+        let title = match &a.held {
+            Some(why) => format!("{} {} (held: {why})", a.site, a.kind.as_str()),
+            None => format!("{} {}", a.site, a.kind.as_str()),
+        };
+        let _ = writeln!(
+            out,
+            "  <entry>\n    <id>{id}</id>\n    <title>{title}</title>\n    <updated>{t}</updated>\n    \
+             <link rel=\"alternate\" type=\"text/html\" href=\"/\"/>\n    \
+             <category term=\"{kind}\"/>\n    <summary type=\"text\">{summary}</summary>\n  </entry>",
+            id = urn_uuid(&["alert", &a.site, a.kind.as_str(), &t]),
+            title = escape(&title),
+            kind = a.kind.as_str(),
+            summary = escape(&a.message),
+        );
+    }
+    out.push_str("</feed>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_uuids_and_text_is_escaped() {
+        let a = urn_uuid(&["alert", "shop", "down", "t"]);
+        assert_eq!(a, urn_uuid(&["alert", "shop", "down", "t"]));
+        assert_ne!(a, urn_uuid(&["alert", "shop", "recovered", "t"]));
+        assert_eq!(a.len(), "urn:uuid:".len() + 36);
+        assert_eq!(&a[9 + 14..9 + 15], "5", "version 5 layout: {a}");
+        assert_eq!(escape("a<b>&\"c\u{1}"), "a&lt;b&gt;&amp;&quot;c");
+    }
+
+    #[test]
+    fn an_empty_feed_is_whole() {
+        let now = chrono::Utc::now();
+        let f = render("eu <1>", &[], now);
+        assert!(f.contains("<title>sitewatch alerts — eu &lt;1&gt;</title>"));
+        assert!(f.contains(&format!("<updated>{}</updated>", time(now))));
+        assert!(!f.contains("<entry>"));
+    }
+}

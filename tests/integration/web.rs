@@ -517,3 +517,224 @@ async fn the_feed_carries_the_alerts_newest_first() {
         "{entries:?}"
     );
 }
+
+/// Incidents opened, updated and resolved by `sitewatch incident` and over the API, on the
+/// status page (headless Chromium) with their timelines newest first, beside an announcement
+/// and the maintenance of the next 7 days; in the API and the feed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_announcements_and_upcoming_maintenance_are_on_the_page() {
+    use reqwest::Method;
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let port = closed_port();
+    let now = chrono::Utc::now();
+    let at = |h: i64| (now + chrono::Duration::hours(h)).to_rfc3339();
+    let config = json!({
+        "sites": [{"name": "db", "url": target.url("/db"), "interval": "500ms"},
+                  {"name": "shop", "url": target.url("/"), "interval": "500ms",
+                   "maintenance": [{"name": "shop upgrade", "start": at(30), "end": at(32)}]}],
+        "maintenance": [{"name": "network work", "start": at(50), "end": at(51)},
+                        {"name": "far away", "start": at(24 * 9), "end": at(24 * 9 + 1)}],
+        "announcements": [{"name": "move", "message": "We move to a new datacentre <soon>",
+                           "start": at(-1), "end": at(5)},
+                          {"name": "later", "message": "Not yet shown", "start": at(3), "end": at(5)}],
+        "dashboard": {"views": [{"window": "10s", "every": "500ms"}]},
+        "server": {"listen": format!("127.0.0.1:{port}"),
+                   "tokens": [{"name": "ci", "env": "SW_WRITE", "scope": "write"},
+                              {"name": "grafana", "env": "SW_READ", "scope": "read"}],
+                   "public": ["page", "feed"]},
+    });
+    let (write, read) = ("write-token-a81c3e", "read-token-0f4e27");
+    let mut run = Running::start_with_env(
+        tempfile::tempdir().unwrap(),
+        &config,
+        &[],
+        &[("SW_WRITE", write), ("SW_READ", read)],
+    );
+    run.wait_for(Duration::from_secs(20), |e| e["event"] == "stats")
+        .await
+        .unwrap_or_else(|| panic!("no stats; stderr: {}", run.stderr()));
+    let dir = run.config_path().parent().unwrap().to_owned();
+
+    // The CLI: open, update; a site that is not in the config is refused.
+    let (code, out, err) = crate::support::binary::cli_in(
+        &dir,
+        &[
+            "incident",
+            "open",
+            "Database failover",
+            "--site",
+            "db",
+            "--status",
+            "investigating",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let db_id: i64 = out.trim().parse().unwrap_or_else(|_| panic!("{out}"));
+    let (code, _, err) = crate::support::binary::cli_in(
+        &dir,
+        &[
+            "incident",
+            "update",
+            &db_id.to_string(),
+            "Failed over to the replica",
+            "--status",
+            "monitoring",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        crate::support::binary::cli_in(&dir, &["incident", "open", "x", "--site", "nope"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nope"), "{err}");
+
+    // The API: a read token may not open one; a write token opens, updates, resolves.
+    let api = |p: &str| format!("http://127.0.0.1:{port}/api/v1{p}");
+    let body = json!({"title": "Slow checkout", "sites": ["shop"], "status": "identified",
+                      "message": "A slow payment provider"});
+    let (status, _, _) = call(
+        Method::POST,
+        api("/incidents"),
+        read,
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, created, _) = call(Method::POST, api("/incidents"), write, Some(body), None).await;
+    assert_eq!(status, 201, "{created}");
+    let shop_id = created["incident"]["id"].as_i64().unwrap();
+    let (status, bad, _) = call(
+        Method::POST,
+        api("/incidents"),
+        write,
+        Some(json!({"title": "x", "sites": ["nope"]})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, _, _) = call(
+        Method::POST,
+        api(&format!("/incidents/{shop_id}/updates")),
+        write,
+        Some(json!({"message": "Provider switched", "status": "monitoring"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, resolved, _) = call(
+        Method::POST,
+        api(&format!("/incidents/{shop_id}/resolve")),
+        write,
+        Some(json!({"message": "All good"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["incident"]["status"], "resolved");
+    let (status, _, _) = call(
+        Method::POST,
+        api(&format!("/incidents/{shop_id}/updates")),
+        write,
+        Some(json!({"message": "again"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "a resolved incident takes no update");
+    let (status, _, _) = call(
+        Method::POST,
+        api("/incidents/999/resolve"),
+        write,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (_, list, _) = call(Method::GET, api("/incidents"), read, None, None).await;
+    let titles: Vec<&str> = list["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Slow checkout", "Database failover"]);
+    let timeline: Vec<&str> = list["incidents"][0]["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(timeline, ["resolved", "monitoring", "identified"]);
+
+    // The page, as a browser shows it (public: no token).
+    let Some(dom) = crate::support::chromium::dump_dom(
+        &format!("http://127.0.0.1:{port}/"),
+        Duration::from_secs(2),
+    )
+    .await
+    else {
+        return;
+    };
+    let section = |id: &str| -> String {
+        let start = dom
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no #{id}: {dom}"));
+        let rest = &dom[start..];
+        rest[..rest.find("</section>").unwrap_or(rest.len())].to_owned()
+    };
+    let posted = section("posted");
+    let (slow, failover) = (
+        posted.find("Slow checkout").unwrap(),
+        posted.find("Database failover").unwrap(),
+    );
+    assert!(slow < failover, "newest first: {posted}");
+    let slow_part = &posted[slow..failover];
+    let (a, b, c) = (
+        slow_part.find("All good").unwrap(),
+        slow_part.find("Provider switched").unwrap(),
+        slow_part.find("A slow payment provider").unwrap(),
+    );
+    assert!(a < b && b < c, "the timeline newest first: {slow_part}");
+    assert!(posted[failover..].contains("Failed over to the replica"));
+    assert!(posted[failover..].contains("Affects db"));
+    let upcoming = section("upcoming");
+    assert!(upcoming.contains("shop upgrade") && upcoming.contains("network work"));
+    assert!(
+        upcoming.find("shop upgrade") < upcoming.find("network work"),
+        "soonest first"
+    );
+    assert!(upcoming.contains("all sites"), "{upcoming}");
+    assert!(!upcoming.contains("far away"), "beyond 7 days");
+    assert!(
+        dom.contains("We move to a new datacentre &lt;soon&gt;"),
+        "the banner"
+    );
+    assert!(!dom.contains("Not yet shown"));
+
+    // The feed (public) carries the incidents' updates beside the alerts.
+    let (status, xml, _) = get(&format!("http://127.0.0.1:{port}/feed.atom")).await;
+    assert_eq!(status, 200);
+    let entries = atom_entries(&xml);
+    assert_eq!(
+        entries.first().map(|(t, s)| (t.as_str(), s.as_str())),
+        Some(("Incident: Slow checkout (resolved)", "All good"))
+    );
+    assert_eq!(
+        entries
+            .iter()
+            .filter(|(t, _)| t.starts_with("Incident: "))
+            .count(),
+        5
+    );
+
+    // The CLI resolves and lists.
+    let (code, _, err) =
+        crate::support::binary::cli_in(&dir, &["incident", "resolve", &db_id.to_string()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = crate::support::binary::cli_in(&dir, &["incident", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!("#{db_id} Database failover [db] resolved")),
+        "{out}"
+    );
+    assert!(!run.stderr().contains(write) && !run.stderr().contains(read));
+}

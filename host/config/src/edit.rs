@@ -24,8 +24,9 @@ pub enum EditError {
     NoSite(String),
     #[error("a site named \"{0}\" exists already")]
     Exists(String),
-    #[error("no maintenance window is named \"{0}\"")]
-    NoWindow(String),
+    /// No maintenance window or announcement (`what`) has this name.
+    #[error("no {what} is named \"{name}\"")]
+    NoNamed { what: &'static str, name: String },
     #[error(transparent)]
     Invalid(#[from] crate::ConfigError),
     #[error("config.json changed since it was read (its hash is now {now}): read it again")]
@@ -43,7 +44,7 @@ impl EditError {
     pub fn status(&self) -> u16 {
         match self {
             Self::Bad(_) | Self::Invalid(_) => 400,
-            Self::NoSite(_) | Self::NoWindow(_) => 404,
+            Self::NoSite(_) | Self::NoNamed { .. } => 404,
             Self::Exists(_) => 409,
             Self::Stale { .. } => 412,
             Self::Io { .. } => 500,
@@ -259,18 +260,77 @@ impl Document {
         typed.extend(window);
         let typed = Value::Object(typed);
         match sites {
-            None => push_window(&mut self.root, typed, "maintenance")?,
+            None => push_at(&mut self.root, "maintenance", typed, "maintenance")?,
             Some(names) => {
                 for n in &names {
                     let i = self.index(n)?;
                     let site = self.sites_mut()?[i]
                         .as_object_mut()
                         .ok_or_else(|| EditError::Bad(format!("sites[{i}]: is not an object")))?;
-                    push_window(site, typed.clone(), &format!("sites[{i}].maintenance"))?;
+                    push_at(
+                        site,
+                        "maintenance",
+                        typed.clone(),
+                        &format!("sites[{i}].maintenance"),
+                    )?;
                 }
             }
         }
         Ok(name)
+    }
+
+    /// Adds an announcement (`message`, `start`, `end`, optional `name`): a banner on the status
+    /// page from its start to its end. Returns its name (made from the start when none is given).
+    pub fn add_announcement(&mut self, body: Value) -> Result<String, EditError> {
+        let Value::Object(mut a) = body else {
+            return Err(EditError::Bad(
+                "an announcement is a JSON object: {\"message\": ..., \"start\": ..., \"end\": ..., \"name\": ...}".into(),
+            ));
+        };
+        if let Some(extra) = a
+            .keys()
+            .find(|k| !matches!(k.as_str(), "name" | "message" | "start" | "end"))
+        {
+            return Err(EditError::Bad(format!(
+                "{extra}: not a field of an announcement (name, message, start, end)"
+            )));
+        }
+        let name = match a.shift_remove("name") {
+            Some(Value::String(n)) if !n.trim().is_empty() => n.trim().to_owned(),
+            None | Some(Value::Null) | Some(Value::String(_)) => format!(
+                "announcement {}",
+                a.get("start").and_then(Value::as_str).unwrap_or_default()
+            ),
+            Some(_) => return Err(EditError::Bad("name: is not text".into())),
+        };
+        let mut typed = Map::new();
+        typed.insert("name".into(), Value::String(name.clone()));
+        typed.extend(a);
+        push_at(
+            &mut self.root,
+            "announcements",
+            Value::Object(typed),
+            "announcements",
+        )?;
+        Ok(name)
+    }
+
+    /// Removes every announcement named `name`; how many went.
+    pub fn delete_announcement(&mut self, name: &str) -> Result<usize, EditError> {
+        let name = name.trim();
+        let mut removed = 0;
+        if let Some(Value::Array(list)) = self.root.get_mut("announcements") {
+            let before = list.len();
+            list.retain(|a| a.get("name").and_then(Value::as_str).map(str::trim) != Some(name));
+            removed = before - list.len();
+        }
+        if removed == 0 {
+            return Err(EditError::NoNamed {
+                what: "announcement",
+                name: name.to_owned(),
+            });
+        }
+        Ok(removed)
     }
 
     /// Removes every one-off window named `name` (global and per site); how many went.
@@ -295,7 +355,10 @@ impl Document {
             }
         }
         if removed == 0 {
-            return Err(EditError::NoWindow(name.to_owned()));
+            return Err(EditError::NoNamed {
+                what: "one-off maintenance window",
+                name: name.to_owned(),
+            });
         }
         Ok(removed)
     }
@@ -331,13 +394,16 @@ fn object_with_name(site: &Value, expected: Option<&str>) -> Result<String, Edit
     }
 }
 
-fn push_window(on: &mut Map<String, Value>, window: Value, field: &str) -> Result<(), EditError> {
-    match on
-        .entry("maintenance")
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+/// Appends `item` to the list `key` of `on` (made when absent); `field` names it in an error.
+fn push_at(
+    on: &mut Map<String, Value>,
+    key: &str,
+    item: Value,
+    field: &str,
+) -> Result<(), EditError> {
+    match on.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(list) => {
-            list.push(window);
+            list.push(item);
             Ok(())
         }
         _ => Err(EditError::Bad(format!("{field}: is not a list"))),
@@ -605,7 +671,7 @@ mod tests {
         assert_eq!(d.delete_maintenance("db").unwrap(), 2);
         assert!(matches!(
             d.delete_maintenance("db"),
-            Err(EditError::NoWindow(_))
+            Err(EditError::NoNamed { .. })
         ));
     }
 

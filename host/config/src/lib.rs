@@ -70,6 +70,72 @@ pub struct Config {
     pub cluster: Option<cluster::ClusterConfig>,
     /// What tells sitewatch whether it can reach the network (`probing.canaries`).
     pub canaries: Canaries,
+    /// Banners on the status page (`announcements`).
+    pub announcements: Vec<Announcement>,
+}
+
+/// A banner on the status page, shown from `start` to `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub name: Option<String>,
+    pub message: String,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
+
+impl Announcement {
+    /// Whether it is shown at `now`.
+    pub fn shown_at(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.start <= now && now < self.end
+    }
+}
+
+/// The most characters of an announcement's message.
+const MAX_ANNOUNCEMENT: usize = 2000;
+
+fn announcements(raw: &[raw::RawAnnouncement]) -> Result<Vec<Announcement>, FieldError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let field = |f: &str| format!("announcements[{i}].{f}");
+            let time = |f: &str, text: &str| {
+                chrono::DateTime::parse_from_rfc3339(text.trim())
+                    .map(|t| t.to_utc())
+                    .map_err(|_| {
+                        FieldError::from((
+                            field(f),
+                            format!(
+                                "{} is not an RFC 3339 time such as \"2026-12-24T22:00:00Z\"",
+                                values::quote(text)
+                            ),
+                        ))
+                    })
+            };
+            let (start, end) = (time("start", &a.start)?, time("end", &a.end)?);
+            if end <= start {
+                return Err((field("end"), "must be after start").into());
+            }
+            let message = a.message.trim();
+            if message.is_empty() || message.chars().count() > MAX_ANNOUNCEMENT {
+                return Err((
+                    field("message"),
+                    format!("must hold 1 to {MAX_ANNOUNCEMENT} characters"),
+                )
+                    .into());
+            }
+            Ok(Announcement {
+                name: a
+                    .name
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned),
+                message: message.to_owned(),
+                start,
+                end,
+            })
+        })
+        .collect()
 }
 
 /// `probing.canaries`: targets that are always up. When every one fails, sitewatch is the one
@@ -643,17 +709,31 @@ impl Config {
         Self::parse_with_env(path, bytes, &|var| std::env::var(var).ok())
     }
 
-    /// The names and types of the notifiers a config file lists, read without resolving it (no
-    /// secret from the environment is needed): for `sitewatch notify list`, which reads the
-    /// store.
-    pub fn notifier_names(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    /// A config file's raw form: its shape checked, nothing resolved (no environment needed).
+    fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        let raw: RawConfig = serde_path_to_error::deserialize(&mut de)
-            .map_err(|err| serde_error(path, &bytes, err))?;
+        serde_path_to_error::deserialize(&mut de).map_err(|err| serde_error(path, &bytes, err))
+    }
+
+    /// The names of the sites a config file lists, read without resolving it (no secret from
+    /// the environment is needed): for `sitewatch incident`, which checks the sites it names.
+    pub fn site_names(path: &Path) -> Result<Vec<String>, ConfigError> {
+        Ok(Self::read_raw(path)?
+            .sites
+            .into_iter()
+            .filter_map(|s| s.name.map(|n| n.trim().to_owned()))
+            .collect())
+    }
+
+    /// The names and types of the notifiers a config file lists, read without resolving it (no
+    /// secret from the environment is needed): for `sitewatch notify list`, which reads the
+    /// store.
+    pub fn notifier_names(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+        let raw = Self::read_raw(path)?;
         Ok(raw
             .notify
             .into_iter()
@@ -848,6 +928,8 @@ fn resolve(
     };
     let maintenance =
         rules::maintenance(&raw.maintenance).map_err(|e| invalid(e.field, None, e.message))?;
+    let announcements =
+        announcements(&raw.announcements).map_err(|e| invalid(e.field, None, e.message))?;
 
     let dashboard = match raw.dashboard.views {
         None => DashboardConfig::default(),
@@ -1071,6 +1153,7 @@ fn resolve(
         probing,
         canaries,
         rdap,
+        announcements,
     };
     if let Some(total) = config.plugins.total_memory
         && let Some((field, site, u)) = config

@@ -33,6 +33,7 @@ struct Printed {
     sites: Vec<PrintedSite>,
     alerting: PrintedAlerting,
     maintenance: Vec<String>,
+    announcements: Vec<Value>,
     dashboard: Value,
     probing: Value,
     storage: Value,
@@ -111,6 +112,14 @@ impl Printed {
                 formatter: c.alerting.formatter.as_ref().map(plugin_use),
             },
             maintenance: c.maintenance.iter().map(|w| w.describe()).collect(),
+            announcements: c
+                .announcements
+                .iter()
+                .map(|a| {
+                    json!({"name": a.name, "message": a.message,
+                           "start": a.start.to_rfc3339(), "end": a.end.to_rfc3339()})
+                })
+                .collect(),
             dashboard: json!({
                 "views": c.dashboard.views.iter().map(|v| json!({
                     "name": v.name, "window": duration(v.window), "every": duration(v.every),

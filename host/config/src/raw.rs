@@ -32,6 +32,19 @@ pub(crate) struct RawConfig {
     pub cluster: Option<RawCluster>,
     /// The service level objective of every site without its own (same as `alerting.slo`).
     pub slo: Option<RawSlo>,
+    /// Banners on the status page, each shown from its start to its end.
+    #[serde(default)]
+    pub announcements: Vec<RawAnnouncement>,
+}
+
+/// A banner on the status page: `{"name": "migration", "message": "...", "start": "...", "end": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnnouncement {
+    pub name: Option<String>,
+    pub message: String,
+    pub start: String,
+    pub end: String,
 }
 
 /// A service level objective as typed: `{"objective": "99.9%", "period": "30d"}`, or `false`

@@ -40,11 +40,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             "/api/v1/maintenance",
             post(write::add_maintenance).delete(write::delete_maintenance),
         )
+        .route(
+            "/api/v1/announcements",
+            post(write::add_announcement).delete(write::delete_announcement),
+        )
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/report", get(report))
         .route("/api/v1/events", get(events))
         .route("/badge/{site}/{which}", get(badge))
         .route("/feed.atom", get(feed))
+        .route(
+            "/api/v1/incidents",
+            get(super::incidents::list).post(super::incidents::open),
+        )
+        .route(
+            "/api/v1/incidents/{id}/updates",
+            post(super::incidents::update),
+        )
+        .route(
+            "/api/v1/incidents/{id}/resolve",
+            post(super::incidents::resolve),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),
@@ -630,10 +646,11 @@ async fn feed(State(shared): Shared_) -> Response {
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let incidents = super::incidents::recent(&shared, super::incidents::RECENT).await;
     let location = shared.config.load().location.clone();
     (
         [(header::CONTENT_TYPE, "application/atom+xml; charset=utf-8")],
-        super::feed::render(&location, &alerts, chrono::Utc::now()),
+        super::feed::render(&location, &alerts, &incidents, chrono::Utc::now()),
     )
         .into_response()
 }
@@ -864,6 +881,11 @@ async fn status_page(
     let daily = daily_bars(&shared).await;
     let config = shared.config.load();
     let mut data = super::page_data(&shared.board, &config, &history, &daily);
+    data.posted = super::incidents::recent(&shared, super::incidents::RECENT)
+        .await
+        .iter()
+        .map(super::incidents::posted)
+        .collect();
     // Read without a token from a server that has tokens: public, without the live stream.
     if shared.access.load().has_tokens() && caller.is_none_or(|c| c.token.is_none()) {
         data.events_path = None;

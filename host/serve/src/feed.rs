@@ -1,6 +1,7 @@
-//! `/feed.atom`: the stored alerts, newest first, as an Atom feed (RFC 4287) for feed readers
-//! and chat integrations that follow feeds. Each entry's id is a name-based `urn:uuid:` of the
-//! alert (its site, kind and time), so a reader sees each alert once however often it polls.
+//! `/feed.atom`: the stored alerts and the incidents' updates, newest first, as an Atom feed
+//! (RFC 4287) for feed readers and chat integrations that follow feeds. Each entry's id is a
+//! name-based `urn:uuid:` of what it tells (an alert's site, kind and time; an incident's id and
+//! the update's place in its timeline), so a reader sees each once however often it polls.
 
 use crate::alert::Alert;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -53,10 +54,53 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// The feed of `alerts` (newest first) of the monitor at `location`; `now` stands for the
-/// feed's `updated` when there is no alert.
-pub fn render(location: &str, alerts: &[Alert], now: DateTime<Utc>) -> String {
-    let updated = alerts.iter().map(|a| a.time).max().unwrap_or(now);
+/// One entry, before it is written.
+struct Entry {
+    id: String,
+    title: String,
+    updated: DateTime<Utc>,
+    category: &'static str,
+    summary: String,
+}
+
+/// The feed of `alerts` and the updates of `incidents` of the monitor at `location`, newest
+/// first, at most [`MAX_ENTRIES`]; `now` stands for the feed's `updated` when it is empty.
+pub fn render(
+    location: &str,
+    alerts: &[Alert],
+    incidents: &[sitewatch_store::incidents::Incident],
+    now: DateTime<Utc>,
+) -> String {
+    let mut entries: Vec<Entry> = alerts
+        .iter()
+        .map(|a| {
+            let t = time(a.time);
+            Entry {
+                id: urn_uuid(&["alert", &a.site, a.kind.as_str(), &t]),
+                title: match &a.held {
+                    Some(why) => format!("{} {} (held: {why})", a.site, a.kind.as_str()),
+                    None => format!("{} {}", a.site, a.kind.as_str()),
+                },
+                updated: a.time,
+                category: a.kind.as_str(),
+                summary: a.message.clone(),
+            }
+        })
+        .collect();
+    for i in incidents {
+        for (n, u) in i.updates.iter().enumerate() {
+            entries.push(Entry {
+                id: urn_uuid(&["incident", &i.id.to_string(), &n.to_string()]),
+                title: format!("Incident: {} ({})", i.title, u.status.as_str()),
+                updated: u.time,
+                category: "incident",
+                summary: u.message.clone(),
+            });
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.updated));
+    entries.truncate(MAX_ENTRIES);
+    let updated = entries.first().map_or(now, |e| e.updated);
     let mut out = String::new();
     out.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n");
     out.push_str("<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
@@ -71,21 +115,17 @@ pub fn render(location: &str, alerts: &[Alert], now: DateTime<Utc>) -> String {
     out.push_str("  <link rel=\"self\" type=\"application/atom+xml\" href=\"/feed.atom\"/>\n");
     out.push_str("  <link rel=\"alternate\" type=\"text/html\" href=\"/\"/>\n");
     out.push_str("  <generator>sitewatch</generator>\n");
-    for a in alerts.iter().take(MAX_ENTRIES) {
-        let t = time(a.time);
-        let title = match &a.held {
-            Some(why) => format!("{} {} (held: {why})", a.site, a.kind.as_str()),
-            None => format!("{} {}", a.site, a.kind.as_str()),
-        };
+    for e in &entries {
         let _ = writeln!(
             out,
             "  <entry>\n    <id>{id}</id>\n    <title>{title}</title>\n    <updated>{t}</updated>\n    \
              <link rel=\"alternate\" type=\"text/html\" href=\"/\"/>\n    \
              <category term=\"{kind}\"/>\n    <summary type=\"text\">{summary}</summary>\n  </entry>",
-            id = urn_uuid(&["alert", &a.site, a.kind.as_str(), &t]),
-            title = escape(&title),
-            kind = a.kind.as_str(),
-            summary = escape(&a.message),
+            id = e.id,
+            title = escape(&e.title),
+            t = time(e.updated),
+            kind = e.category,
+            summary = escape(&e.summary),
         );
     }
     out.push_str("</feed>\n");
@@ -109,7 +149,7 @@ mod tests {
     #[test]
     fn an_empty_feed_is_whole() {
         let now = chrono::Utc::now();
-        let f = render("eu <1>", &[], now);
+        let f = render("eu <1>", &[], &[], now);
         assert!(f.contains("<title>sitewatch alerts — eu &lt;1&gt;</title>"));
         assert!(f.contains(&format!("<updated>{}</updated>", time(now))));
         assert!(!f.contains("<entry>"));

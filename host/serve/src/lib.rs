@@ -31,6 +31,7 @@ mod api;
 pub mod badge;
 pub mod board;
 pub mod feed;
+mod incidents;
 pub mod metrics;
 pub mod page;
 mod write;
@@ -518,7 +519,58 @@ fn page_of(
         views,
         events_path: Some("/api/v1/events".into()),
         offline: None,
+        announcements: config
+            .announcements
+            .iter()
+            .filter(|a| a.shown_at(chrono::Utc::now()))
+            .map(|a| page::Banner {
+                message: a.message.clone(),
+                end: a.end,
+            })
+            .collect(),
+        posted: Vec::new(),
+        upcoming: upcoming(config, chrono::Utc::now()),
     }
+}
+
+/// How far ahead the page lists maintenance windows.
+const UPCOMING: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// The maintenance windows open now or opening within [`UPCOMING`], soonest first: each once,
+/// with the sites it covers (`None` when it covers every site).
+fn upcoming(
+    config: &crate::config::Config,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<page::Upcoming> {
+    use std::collections::BTreeMap;
+    type Key = (
+        chrono::DateTime<chrono::Utc>,
+        chrono::DateTime<chrono::Utc>,
+        Option<String>,
+    );
+    let mut by_window: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+    for site in &config.sites {
+        for o in site.maintenance.upcoming(now, 20) {
+            if o.start > now + UPCOMING {
+                break;
+            }
+            by_window
+                .entry((o.start, o.end, o.name.clone()))
+                .or_default()
+                .push(site.name.clone());
+        }
+    }
+    let every = config.sites.len();
+    by_window
+        .into_iter()
+        .take(50)
+        .map(|((start, end, name), sites)| page::Upcoming {
+            name,
+            start,
+            end,
+            sites: (sites.len() < every || every == 0).then_some(sites),
+        })
+        .collect()
 }
 
 #[cfg(test)]

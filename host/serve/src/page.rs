@@ -28,6 +28,42 @@ pub struct PageData {
     pub events_path: Option<String>,
     /// sitewatch itself cannot reach the network: its `monitor_offline` message.
     pub offline: Option<String>,
+    /// Announcements shown now (`announcements` of the config), as banners.
+    pub announcements: Vec<Banner>,
+    /// Incidents people posted (`sitewatch incident`, the API): open ones and those resolved
+    /// in the last 7 days, newest first.
+    pub posted: Vec<Posted>,
+    /// Maintenance windows that open within the next 7 days (or are open), soonest first.
+    pub upcoming: Vec<Upcoming>,
+}
+
+/// An announcement shown now.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub message: String,
+    pub end: DateTime<Utc>,
+}
+
+/// A posted incident with its timeline, newest update first.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub id: i64,
+    pub title: String,
+    pub sites: Vec<String>,
+    pub status: &'static str,
+    pub opened: DateTime<Utc>,
+    pub resolved: Option<DateTime<Utc>>,
+    /// (time, status, message), newest first.
+    pub updates: Vec<(DateTime<Utc>, &'static str, String)>,
+}
+
+/// One maintenance window to come, with the sites it covers (`None`: every site).
+#[derive(Debug, Clone)]
+pub struct Upcoming {
+    pub name: Option<String>,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub sites: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,8 +169,46 @@ pub fn render(data: &PageData) -> String {
                     @if let Some(offline) = &data.offline {
                         p.cert.warn role="alert" { (offline) }
                     }
+                    @for b in &data.announcements {
+                        p.announcement role="note" { (b.message) " " span.until { "(until " (time_el(b.end)) ")" } }
+                    }
                 }
                 main {
+                    @if !data.posted.is_empty() {
+                        section #posted aria-labelledby="h-posted" {
+                            h2 #h-posted { "Incidents" }
+                            @for i in &data.posted {
+                                article.incident class=(if i.resolved.is_some() { "resolved" } else { "open" }) data-incident=(i.id) {
+                                    h3 {
+                                        (i.title) " " span class={ "istatus " (i.status) } { (i.status) }
+                                    }
+                                    p.meta {
+                                        @if !i.sites.is_empty() { "Affects " (i.sites.join(", ")) " · " }
+                                        "opened " (time_el(i.opened))
+                                        @if let Some(r) = i.resolved { " · resolved " (time_el(r)) }
+                                    }
+                                    ol.timeline { @for (t, st, msg) in &i.updates {
+                                        li { (time_el(*t)) " " strong { (st) } " — " span.msg { (msg) } }
+                                    } }
+                                }
+                            }
+                        }
+                    }
+                    @if !data.upcoming.is_empty() {
+                        section #upcoming aria-labelledby="h-upcoming" {
+                            h2 #h-upcoming { "Scheduled maintenance" }
+                            ul { @for w in &data.upcoming {
+                                li {
+                                    @if let Some(n) = &w.name { strong { (n) } ": " }
+                                    (time_el(w.start)) " to " (time_el(w.end)) " · "
+                                    @match &w.sites {
+                                        None => "all sites",
+                                        Some(sites) => (sites.join(", ")),
+                                    }
+                                }
+                            } }
+                        }
+                    }
                     section aria-labelledby="h-sites" {
                         h2 #h-sites { "Sites" }
                         table.sites {
@@ -420,6 +494,8 @@ a{color:inherit}.url{font-size:.85rem;font-weight:400;color:var(--muted);word-br
 .err{font-size:.85rem;font-weight:400;color:var(--bad);margin:.2rem 0 0;word-break:break-word}
 .state{font-weight:700;letter-spacing:.03em}.state.up{color:var(--ok)}.state.down{color:var(--bad)}
 .state.degraded{color:var(--warn)}.state.maintenance{color:var(--muted)}.state.paused{color:var(--muted)}
+.announcement{border-left:4px solid var(--warn);padding:.3em .6em}.incident{border-left:4px solid var(--bad);padding:0 .8em;margin:.8em 0}
+.incident.resolved{border-color:var(--ok)}.istatus{font-size:.8em;text-transform:uppercase;color:var(--muted)}.timeline{padding-left:1.2em}
 .cert{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0}.cert.warn{color:var(--warn);font-weight:600}
 .steps{font-size:.85rem;font-weight:400;color:var(--muted);margin:.2rem 0 0;padding-left:1.2rem;word-break:break-word}.step.failed{color:var(--bad)}
 tr.down{background:color-mix(in srgb,var(--bad) 9%,transparent)}
@@ -622,6 +698,9 @@ mod tests {
                 hist(-300, EVIL, "down", &format!("newer {EVIL}")),
             ],
             events_path: Some("/api/v1/events".into()),
+            announcements: Vec::new(),
+            posted: Vec::new(),
+            upcoming: Vec::new(),
             offline: None,
         }
     }

@@ -256,6 +256,45 @@ pub(crate) async fn delete_maintenance(
     .await
 }
 
+pub(crate) async fn add_announcement(
+    State(shared): Shared_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let announcement = match json_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    change(&shared, &headers, move |doc| {
+        let name = doc.add_announcement(announcement.clone())?;
+        Ok(Done {
+            status: StatusCode::CREATED,
+            body: json!({ "name": name }),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn delete_announcement(
+    State(shared): Shared_,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(name) = q.get("name").cloned() else {
+        return refused(&EditError::Bad(
+            "name: say which announcement to delete (?name=...)".into(),
+        ));
+    };
+    change(&shared, &headers, move |doc| {
+        let removed = doc.delete_announcement(&name)?;
+        Ok(Done {
+            status: StatusCode::OK,
+            body: json!({ "deleted": name.trim(), "announcements": removed }),
+        })
+    })
+    .await
+}
+
 /// The config file's hash now and the site as typed in it (secrets hidden), for the reads.
 pub(crate) fn typed(shared: &Shared, name: Option<&str>) -> Option<(String, Option<Value>)> {
     let path = shared.config_path.as_deref()?;

@@ -39,12 +39,87 @@ pub enum Command {
     /// Maintenance windows: list the next ones of every site.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Incidents on the status page: open one, post updates, resolve it, list them.
+    #[command(subcommand)]
+    Incident(IncidentCommand),
     /// Work on the embedded store.
     #[command(subcommand)]
     Store(StoreCommand),
     /// Print a new random token for a push site: put it in the variable its `token_env` names
     /// (it is shown this once; sitewatch keeps no copy).
     PushToken,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentCommand {
+    /// Open an incident; prints its id.
+    Open(IncidentOpenArgs),
+    /// Post an update to an open incident's timeline.
+    Update(IncidentUpdateArgs),
+    /// Resolve an incident (a last update with status resolved).
+    Resolve(IncidentResolveArgs),
+    /// The incidents open now or resolved recently, newest first, with their timelines.
+    List(IncidentListArgs),
+}
+
+/// Where incidents are kept and the sites they may name.
+#[derive(Debug, Args, Clone)]
+pub struct IncidentStore {
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// The config the site names are checked against.
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IncidentOpenArgs {
+    /// What happened, e.g. "Database failover".
+    pub title: String,
+    /// A site the incident concerns (repeat it, or give a comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub site: Vec<String>,
+    /// investigating (the default), identified or monitoring.
+    #[arg(long, default_value = "investigating")]
+    pub status: String,
+    /// The first update's text (default: the title).
+    #[arg(long)]
+    pub message: Option<String>,
+    #[command(flatten)]
+    pub store: IncidentStore,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IncidentUpdateArgs {
+    pub id: i64,
+    /// What is new.
+    pub message: String,
+    /// investigating, identified, monitoring or resolved (default: as it was).
+    #[arg(long)]
+    pub status: Option<String>,
+    #[command(flatten)]
+    pub store: IncidentStore,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IncidentResolveArgs {
+    pub id: i64,
+    /// The last update's text.
+    #[arg(default_value = "Resolved")]
+    pub message: String,
+    #[command(flatten)]
+    pub store: IncidentStore,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IncidentListArgs {
+    /// Resolved incidents this far back are listed too.
+    #[arg(long, default_value = "7d", value_parser = crate::report::parse_since)]
+    pub since: std::time::Duration,
+    #[arg(long, short, value_enum, default_value = "plain")]
+    pub output: OutputFormat,
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
 }
 
 #[derive(Debug, Subcommand)]

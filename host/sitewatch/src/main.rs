@@ -59,6 +59,7 @@ fn main() -> ExitCode {
                 Err(e) => return config_error(&e),
             }
         }
+        Command::Incident(cmd) => sitewatch::incident::run(cmd),
         Command::PushToken => sitewatch::probe::push::new_token()
             .map(|t| println!("{t}"))
             .context("reading random bytes from /dev/urandom"),

@@ -16,6 +16,7 @@ use sitewatch_core::wire;
 
 pub mod cluster_outbox;
 pub mod history;
+pub mod incidents;
 pub mod lines;
 pub mod notices;
 pub mod outbox;
@@ -25,7 +26,9 @@ pub mod writer;
 use crate::alert::{Alert, AlertKind};
 use crate::measurement::{ErrorKind, Measurement, Phases, ProbeError, Step};
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+/// The store's connections (SQLite), for the modules that read and write its tables.
+pub use rusqlite::Connection;
+use rusqlite::{OpenFlags, OptionalExtension, params};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const DB_FILE: &str = "sitewatch.db";
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -747,6 +750,8 @@ fn init(path: &Path) -> Result<Connection, StoreError> {
         });
     }
     conn.execute_batch(include_str!("schema.sql"))?;
+    // Schema 10: incidents (new tables only).
+    conn.execute_batch(incidents::SCHEMA)?;
     if version < 2 && !has_column(&conn, "measurements", "duration_us")? {
         // Schema 1 had no probe duration: old rows keep NULL (read as their response time).
         conn.execute_batch("ALTER TABLE measurements ADD COLUMN duration_us INTEGER")?;

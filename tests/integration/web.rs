@@ -738,3 +738,309 @@ async fn incidents_announcements_and_upcoming_maintenance_are_on_the_page() {
     );
     assert!(!run.stderr().contains(write) && !run.stderr().contains(read));
 }
+
+/// A Gatus config.yaml as its README documents it, its endpoints on local targets.
+fn gatus_yaml(http: &str, tcp_port: u16) -> String {
+    format!(
+        r#"alerting:
+  slack:
+    webhook-url: "https://hooks.slack.com/services/T000/B000/gatus-slack-secret"
+  custom:
+    url: "http://127.0.0.1:9/alert"
+    method: "POST"
+    body: |
+      {{"text": "[ALERT_DESCRIPTION]"}}
+  twilio:
+    sid: "twilio-sid"
+    token: "twilio-token-secret"
+    from: "+1-234-567-8901"
+    to: "+1-234-567-8901"
+  pagerduty:
+    integration-key: "pd-integration-key-secret"
+
+endpoints:
+  - name: front-end
+    group: core
+    url: "{http}/health"
+    interval: 1s
+    headers:
+      X-Api-Key: "abc"
+    client:
+      timeout: 5s
+    conditions:
+      - "[STATUS] == 200"
+      - "[BODY].status == UP"
+      - "[RESPONSE_TIME] < 150"
+      - "[CERTIFICATE_EXPIRATION] > 48h"
+    alerts:
+      - type: slack
+        send-on-resolved: true
+      - type: twilio
+  - name: api-post
+    group: core
+    url: "{http}/api"
+    method: post
+    body: '{{"ping": true}}'
+    interval: 1m30s
+    conditions:
+      - "[STATUS] == any(200, 201)"
+    alerts:
+      - type: custom
+  - name: database
+    url: "tcp://127.0.0.1:{tcp_port}"
+    interval: 1s
+    conditions:
+      - "[CONNECTED] == true"
+  - name: resolver
+    url: "127.0.0.1:5353"
+    dns:
+      query-name: "example.org"
+      query-type: "A"
+    conditions:
+      - "[DNS_RCODE] == NOERROR"
+  - name: legacy-udp
+    url: "udp://127.0.0.1:9"
+    conditions:
+      - "[CONNECTED] == true"
+"#
+    )
+}
+
+/// An Uptime Kuma backup (Settings, Backup, Export) as its server writes one.
+fn kuma_backup(http: &str, tcp_port: u16) -> String {
+    // A monitor has many fields; built in two parts (json!'s recursion limit).
+    let mut shop = json!({"id": 1, "name": "Shop", "description": null, "url": format!("{http}/"), "method": "GET",
+             "hostname": null, "port": null, "maxretries": 0, "weight": 2000, "active": 1,
+             "type": "http", "interval": 1, "retryInterval": 60, "resendInterval": 0,
+             "keyword": null, "invertKeyword": false, "expiryNotification": false,
+             "ignoreTls": true, "upsideDown": false, "packetSize": 56, "maxredirects": 10,
+             "accepted_statuscodes": ["200-299", "301"], "dns_resolve_type": "A",
+             "dns_resolve_server": "1.1.1.1", "dns_last_result": null, "docker_container": ""});
+    let rest = json!({"docker_host": null, "proxyId": null, "notificationIDList": {"1": true, "2": true},
+             "tags": [{"id": 1, "monitor_id": 1, "tag_id": 1, "value": "", "name": "prod", "color": "#059669"}],
+             "maintenance": false, "mqttTopic": "", "mqttSuccessMessage": "", "databaseQuery": null,
+             "authMethod": null, "grpcUrl": null, "grpcProtobuf": null, "grpcMethod": null,
+             "grpcServiceName": null, "grpcEnableTls": false, "radiusCalledStationId": null,
+             "httpBodyEncoding": "json", "headers": "{\"X-Token\": \"abc\"}", "body": null,
+             "timeout": 48, "pushToken": null});
+    shop.as_object_mut()
+        .unwrap()
+        .extend(rest.as_object().unwrap().clone());
+    json!({
+        "version": "1.23.16",
+        "notificationList": [
+            {"id": 1, "name": "Ops Slack", "active": 1, "userId": 1, "isDefault": 0,
+             "config": json!({"name": "Ops Slack", "type": "slack", "isDefault": false,
+                              "slackwebhookURL": "https://hooks.slack.com/services/kuma-slack-secret",
+                              "slackchannel": "#ops", "applyExisting": true}).to_string()},
+            {"id": 2, "name": "Mail", "active": 1, "userId": 1, "isDefault": 0,
+             "config": json!({"name": "Mail", "type": "smtp", "smtpHost": "smtp.example.com",
+                              "smtpPort": 587, "smtpSecure": false, "smtpUsername": "kuma",
+                              "smtpPassword": "kuma-smtp-password-secret", "smtpFrom": "kuma@example.com",
+                              "smtpTo": "oncall@example.com"}).to_string()},
+            {"id": 3, "name": "Signal", "active": 1, "userId": 1, "isDefault": 0,
+             "config": json!({"name": "Signal", "type": "signal", "signalURL": "http://x"}).to_string()}
+        ],
+        "monitorList": [
+            shop,
+            {"id": 2, "name": "Body check", "url": format!("{http}/"), "method": "GET",
+             "active": 0, "type": "keyword", "keyword": "fine", "interval": 60, "timeout": 48,
+             "accepted_statuscodes": ["200-299"], "notificationIDList": {}, "tags": []},
+            {"id": 3, "name": "DB port", "hostname": "127.0.0.1", "port": tcp_port, "active": 1,
+             "type": "port", "interval": 1, "timeout": 2, "notificationIDList": {"1": true}, "tags": []},
+            {"id": 4, "name": "Backup job", "active": 1, "type": "push", "interval": 86400,
+             "pushToken": "kumapushtokensecret123", "notificationIDList": {}, "tags": []},
+            {"id": 5, "name": "Container", "active": 1, "type": "docker",
+             "docker_container": "web", "interval": 60, "notificationIDList": {}, "tags": []}
+        ]
+    })
+    .to_string()
+}
+
+/// Gatus' and Uptime Kuma's configs imported: what maps is in config.json (kinds, intervals,
+/// headers, statuses, notifiers routed to the sites that used them), secrets are variables
+/// (never written nor printed), what does not map is listed; the config checks and probes the
+/// same local targets; an import of the same file gives the same config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gatus_and_uptime_kuma_configs_import_and_run() {
+    use crate::support::binary::cli_in;
+    let target = TestServer::start(|_| Reply::ok("fine")).await;
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp_port = tcp.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((c, _)) = tcp.accept().await {
+            drop(c);
+        }
+    });
+    let http = target.url("").trim_end_matches('/').to_owned();
+    let secrets = [
+        "gatus-slack-secret",
+        "twilio-token-secret",
+        "pd-integration-key-secret",
+        "kuma-slack-secret",
+        "kuma-smtp-password-secret",
+        "kumapushtokensecret123",
+    ];
+    for (from, source, file) in [
+        ("gatus", gatus_yaml(&http, tcp_port), "config.yaml"),
+        ("kuma", kuma_backup(&http, tcp_port), "backup.json"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(file), &source).unwrap();
+        let (code, out, err) = cli_in(dir.path(), &["import", from, file]);
+        assert_eq!(code, 0, "{from}: {out}{err}");
+        let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+        for s in secrets {
+            assert!(
+                !text.contains(s) && !out.contains(s) && !err.contains(s),
+                "{from}: {s} leaked"
+            );
+        }
+        let config: Value = serde_json::from_str(&text).unwrap();
+        let site = |name: &str| -> Value {
+            config["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap_or_else(|| panic!("{from}: no site {name}: {text}"))
+                .clone()
+        };
+        let notifier = |name: &str| -> Value {
+            config["notify"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == name)
+                .unwrap_or_else(|| panic!("{from}: no notifier {name}: {text}"))
+                .clone()
+        };
+        let env: Vec<(String, String)>;
+        let probed: &[&str];
+        if from == "gatus" {
+            let fe = site("front-end");
+            assert_eq!(fe["url"], format!("{http}/health"));
+            assert_eq!(
+                (fe["interval"].as_str(), fe["timeout"].as_str()),
+                (Some("1s"), Some("5s"))
+            );
+            assert_eq!(fe["headers"]["X-Api-Key"], "abc");
+            assert_eq!(fe["expect_status"], json!([200]));
+            assert_eq!(fe["alerting"]["cert_warning"], "48h");
+            assert_eq!(fe["tags"], json!(["core"]));
+            let post = site("api-post");
+            assert_eq!(
+                (post["method"].as_str(), post["interval"].as_str()),
+                (Some("POST"), Some("90s"))
+            );
+            assert_eq!(post["expect_status"], json!([200, 201]));
+            assert_eq!(site("database")["kind"], "tcp");
+            assert_eq!(site("database")["target"], format!("127.0.0.1:{tcp_port}"));
+            let dns = site("resolver");
+            assert_eq!(
+                (dns["kind"].as_str(), dns["target"].as_str()),
+                (Some("dns"), Some("example.org"))
+            );
+            assert_eq!(dns["resolver"], "127.0.0.1:5353");
+            let slack = notifier("slack");
+            assert_eq!(slack["type"], "slack");
+            assert_eq!(slack["sites"], json!(["front-end"]));
+            let var = slack["url_env"].as_str().unwrap().to_owned();
+            assert!(
+                out.contains(&var) && out.contains("alerting.slack.webhook-url"),
+                "{out}"
+            );
+            assert_eq!(notifier("custom")["type"], "webhook");
+            assert_eq!(notifier("custom")["sites"], json!(["api-post"]));
+            for unmapped in [
+                "[BODY].status == UP",
+                "[RESPONSE_TIME] < 150",
+                "legacy-udp",
+                "alerting.twilio",
+                "alerting.pagerduty: no endpoint alerts through it",
+                "alerting.custom.body",
+            ] {
+                assert!(
+                    out.contains(unmapped),
+                    "{from}: {unmapped} not listed: {out}"
+                );
+            }
+            env = vec![(var, "http://127.0.0.1:9/slack".into())];
+            probed = &["front-end", "database"];
+        } else {
+            let shop = site("Shop");
+            assert_eq!(shop["url"], format!("{http}/"));
+            assert_eq!(
+                (shop["interval"].as_str(), shop["timeout"].as_str()),
+                (Some("1s"), Some("48s"))
+            );
+            assert_eq!(shop["expect_status"], json!(["2xx", 301]));
+            assert_eq!(shop["tls_insecure"], true);
+            assert_eq!(shop["headers"]["X-Token"], "abc");
+            assert_eq!(shop["tags"], json!(["prod"]));
+            assert_eq!(site("Body check")["paused"], true);
+            let db = site("DB port");
+            assert_eq!(
+                (db["kind"].as_str(), db["timeout"].as_str()),
+                (Some("tcp"), Some("2s"))
+            );
+            let job = site("Backup job");
+            assert_eq!(
+                (job["kind"].as_str(), job["period"].as_str()),
+                (Some("push"), Some("24h"))
+            );
+            assert_eq!(notifier("Ops-Slack")["sites"], json!(["Shop", "DB port"]));
+            let mail = notifier("Mail");
+            assert_eq!(mail["type"], "email");
+            assert_eq!(mail["smtp"], "smtp://smtp.example.com:587");
+            assert_eq!(mail["to"], json!(["oncall@example.com"]));
+            for unmapped in ["type keyword", "type docker", "\"Signal\""] {
+                assert!(
+                    out.contains(unmapped),
+                    "{from}: {unmapped} not listed: {out}"
+                );
+            }
+            env = ["Ops-Slack", "Mail"]
+                .iter()
+                .flat_map(|n| {
+                    let n = notifier(n);
+                    ["url_env", "username_env", "password_env"]
+                        .into_iter()
+                        .filter_map(|f| {
+                            n[f].as_str()
+                                .map(|v| (v.to_owned(), "http://127.0.0.1:9/x".to_owned()))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .chain(std::iter::once((
+                    job["token_env"].as_str().unwrap().to_owned(),
+                    "a-fresh-push-token-0123456789".to_owned(),
+                )))
+                .collect();
+            probed = &["Shop", "DB port"];
+        }
+        // The same file again: refused over the existing config, identical with --force.
+        let (code, _, err) = cli_in(dir.path(), &["import", from, file]);
+        assert_ne!(code, 0);
+        assert!(err.contains("--force"), "{err}");
+        let (code, _, _) = cli_in(dir.path(), &["import", from, file, "--force"]);
+        assert_eq!(code, 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("config.json")).unwrap(),
+            text
+        );
+        // It runs: the mapped sites are probed and up.
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut run =
+            Running::start_in_with_env(dir, &["--output", "json", "--config", "config.json"], &env);
+        for name in probed {
+            let p = run
+                .seen_or_wait_for(Duration::from_secs(15), |e| {
+                    e["event"] == "probe" && e["site"] == *name
+                })
+                .await
+                .unwrap_or_else(|| panic!("{from}: {name} not probed; stderr: {}", run.stderr()));
+            assert_eq!(p["ok"], true, "{from}: {p}");
+        }
+    }
+}

@@ -39,6 +39,9 @@ pub enum Command {
     /// Maintenance windows: list the next ones of every site.
     #[command(subcommand)]
     Maintenance(MaintenanceCommand),
+    /// Write a config.json from another monitor's config (Gatus' config.yaml, an Uptime Kuma
+    /// backup), and list what did not map.
+    Import(ImportArgs),
     /// Incidents on the status page: open one, post updates, resolve it, list them.
     #[command(subcommand)]
     Incident(IncidentCommand),
@@ -48,6 +51,29 @@ pub enum Command {
     /// Print a new random token for a push site: put it in the variable its `token_env` names
     /// (it is shown this once; sitewatch keeps no copy).
     PushToken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFrom {
+    /// Gatus' config.yaml.
+    Gatus,
+    /// Uptime Kuma's backup JSON (Settings, Backup, Export).
+    Kuma,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ImportArgs {
+    /// Which monitor the file comes from.
+    #[arg(value_enum)]
+    pub from: ImportFrom,
+    /// Its config file.
+    pub file: PathBuf,
+    /// Where to write the config.
+    #[arg(long, default_value = "config.json")]
+    pub out: PathBuf,
+    /// Replace the file at --out if there is one.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -29,6 +29,7 @@ pub mod notify {
 }
 
 pub mod cli;
+pub mod import;
 pub mod incident;
 pub mod monitor;
 pub mod output;

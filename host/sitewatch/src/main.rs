@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Incident(cmd) => sitewatch::incident::run(cmd),
+        Command::Import(args) => sitewatch::import::run(&args),
         Command::PushToken => sitewatch::probe::push::new_token()
             .map(|t| println!("{t}"))
             .context("reading random bytes from /dev/urandom"),

@@ -4,7 +4,7 @@
 //! is checked like `check-config`, and is written atomically (a temp file beside it, fsync,
 //! rename, fsync of the directory). The running monitor's file watch then reloads it.
 //!
-//! Writers are told apart by the file's hash (the API's `ETag`): [`write`] refuses to replace a
+//! Writers are told apart by the file's hash (the API's `ETag`): [`write()`] refuses to replace a
 //! file whose hash is no longer the one the change was made on.
 
 use serde_json::{Map, Value};

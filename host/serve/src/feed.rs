@@ -11,24 +11,6 @@ use std::fmt::Write;
 /// The most entries in the feed.
 pub(crate) const MAX_ENTRIES: usize = 50;
 
-/// Escapes text for XML content and attribute values, dropping characters XML 1.0 cannot hold.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            '\t' | '\n' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || matches!(c, '\u{FFFE}' | '\u{FFFF}') => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A name-based UUID (the layout of RFC 9562's version 5, over SHA-256) as a `urn:uuid:`.
 fn urn_uuid(parts: &[&str]) -> String {
     let mut h = Sha256::new();
@@ -64,7 +46,7 @@ struct Entry {
 }
 
 /// The feed of `alerts` and the updates of `incidents` of the monitor at `location`, newest
-/// first, at most [`MAX_ENTRIES`]; `now` stands for the feed's `updated` when it is empty.
+/// first, at most 50; `now` stands for the feed's `updated` when it is empty.
 pub fn render(
     location: &str,
     alerts: &[Alert],
@@ -108,7 +90,7 @@ pub fn render(
         out,
         "  <id>{}</id>\n  <title>sitewatch alerts — {}</title>\n  <updated>{}</updated>",
         urn_uuid(&["sitewatch feed", location]),
-        escape(location),
+        crate::xml::escape(location),
         time(updated)
     );
     out.push_str("  <author><name>sitewatch</name></author>\n");
@@ -122,10 +104,10 @@ pub fn render(
              <link rel=\"alternate\" type=\"text/html\" href=\"/\"/>\n    \
              <category term=\"{kind}\"/>\n    <summary type=\"text\">{summary}</summary>\n  </entry>",
             id = e.id,
-            title = escape(&e.title),
+            title = crate::xml::escape(&e.title),
             t = time(e.updated),
             kind = e.category,
-            summary = escape(&e.summary),
+            summary = crate::xml::escape(&e.summary),
         );
     }
     out.push_str("</feed>\n");
@@ -143,7 +125,6 @@ mod tests {
         assert_ne!(a, urn_uuid(&["alert", "shop", "recovered", "t"]));
         assert_eq!(a.len(), "urn:uuid:".len() + 36);
         assert_eq!(&a[9 + 14..9 + 15], "5", "version 5 layout: {a}");
-        assert_eq!(escape("a<b>&\"c\u{1}"), "a&lt;b&gt;&amp;&quot;c");
     }
 
     #[test]

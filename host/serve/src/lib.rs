@@ -35,6 +35,7 @@ mod incidents;
 pub mod metrics;
 pub mod page;
 mod write;
+mod xml;
 
 use crate::config::ServerConfig;
 use crate::event::{Bus, Received};

@@ -145,15 +145,7 @@ pub(crate) async fn put_site(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let site = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    change(&shared, &headers, move |doc| {
-        doc.replace_site(&name, site.clone())?;
-        site_answer(doc, &name, StatusCode::OK)
-    })
-    .await
+    change_site(&shared, name, &headers, &body, Document::replace_site).await
 }
 
 pub(crate) async fn patch_site(
@@ -162,12 +154,23 @@ pub(crate) async fn patch_site(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let patch = match json_body(&body) {
+    change_site(&shared, name, &headers, &body, Document::patch_site).await
+}
+
+/// Changes the site `name` with `edit` and the body (a whole site, or a merge patch).
+async fn change_site(
+    shared: &Arc<Shared>,
+    name: String,
+    headers: &HeaderMap,
+    body: &Bytes,
+    edit: fn(&mut Document, &str, Value) -> Result<(), EditError>,
+) -> Response {
+    let given = match json_body(body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    change(&shared, &headers, move |doc| {
-        doc.patch_site(&name, patch.clone())?;
+    change(shared, headers, move |doc| {
+        edit(doc, &name, given.clone())?;
         site_answer(doc, &name, StatusCode::OK)
     })
     .await
@@ -217,23 +220,59 @@ async fn set_paused(
     .await
 }
 
-pub(crate) async fn add_maintenance(
-    State(shared): Shared_,
-    headers: HeaderMap,
-    body: Bytes,
+/// Adds a named item (a one-off maintenance window, an announcement) with `add`: `201` with
+/// the name it got.
+async fn add_named(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    body: &Bytes,
+    add: fn(&mut Document, Value) -> Result<String, EditError>,
 ) -> Response {
-    let window = match json_body(&body) {
+    let item = match json_body(body) {
         Ok(v) => v,
         Err(r) => return r,
     };
-    change(&shared, &headers, move |doc| {
-        let name = doc.add_maintenance(window.clone())?;
+    change(shared, headers, move |doc| {
+        let name = add(doc, item.clone())?;
         Ok(Done {
             status: StatusCode::CREATED,
             body: json!({ "name": name }),
         })
     })
     .await
+}
+
+/// Deletes the items named `?name=` with `delete` (`what` names them in messages): `200` with
+/// how many went, under the key `counted`.
+async fn delete_named(
+    shared: &Arc<Shared>,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    what: &'static str,
+    counted: &'static str,
+    delete: fn(&mut Document, &str) -> Result<usize, EditError>,
+) -> Response {
+    let Some(name) = q.get("name").cloned() else {
+        return refused(&EditError::Bad(format!(
+            "name: say which {what} to delete (?name=...)"
+        )));
+    };
+    change(shared, headers, move |doc| {
+        let removed = delete(doc, &name)?;
+        Ok(Done {
+            status: StatusCode::OK,
+            body: json!({ "deleted": name.trim(), counted: removed }),
+        })
+    })
+    .await
+}
+
+pub(crate) async fn add_maintenance(
+    State(shared): Shared_,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    add_named(&shared, &headers, &body, Document::add_maintenance).await
 }
 
 pub(crate) async fn delete_maintenance(
@@ -241,19 +280,8 @@ pub(crate) async fn delete_maintenance(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(name) = q.get("name").cloned() else {
-        return refused(&EditError::Bad(
-            "name: say which one-off window to delete (?name=...)".into(),
-        ));
-    };
-    change(&shared, &headers, move |doc| {
-        let removed = doc.delete_maintenance(&name)?;
-        Ok(Done {
-            status: StatusCode::OK,
-            body: json!({ "deleted": name.trim(), "windows": removed }),
-        })
-    })
-    .await
+    let delete = Document::delete_maintenance;
+    delete_named(&shared, &headers, &q, "one-off window", "windows", delete).await
 }
 
 pub(crate) async fn add_announcement(
@@ -261,18 +289,7 @@ pub(crate) async fn add_announcement(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let announcement = match json_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    change(&shared, &headers, move |doc| {
-        let name = doc.add_announcement(announcement.clone())?;
-        Ok(Done {
-            status: StatusCode::CREATED,
-            body: json!({ "name": name }),
-        })
-    })
-    .await
+    add_named(&shared, &headers, &body, Document::add_announcement).await
 }
 
 pub(crate) async fn delete_announcement(
@@ -280,18 +297,15 @@ pub(crate) async fn delete_announcement(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(name) = q.get("name").cloned() else {
-        return refused(&EditError::Bad(
-            "name: say which announcement to delete (?name=...)".into(),
-        ));
-    };
-    change(&shared, &headers, move |doc| {
-        let removed = doc.delete_announcement(&name)?;
-        Ok(Done {
-            status: StatusCode::OK,
-            body: json!({ "deleted": name.trim(), "announcements": removed }),
-        })
-    })
+    let delete = Document::delete_announcement;
+    delete_named(
+        &shared,
+        &headers,
+        &q,
+        "announcement",
+        "announcements",
+        delete,
+    )
     .await
 }
 

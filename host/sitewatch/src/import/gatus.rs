@@ -4,7 +4,7 @@
 //! `client.insecure`, `conditions` (`[STATUS]`, `[CERTIFICATE_EXPIRATION]`, `[DNS_RCODE]`,
 //! `[CONNECTED]` map; the rest is listed), `alerts` by provider type; `alerting` providers.
 
-use super::{Imported, go_duration, status_range};
+use super::{Imported, email_fields, go_duration, ntfy_url, status_range};
 use serde_json::{Map, Value, json};
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -309,13 +309,7 @@ fn notifier(kind: &str, cfg: &Value, out: &mut Imported) -> Option<Map<String, V
             kind
         }
         "ntfy" => {
-            let base = s(cfg, "url")
-                .unwrap_or("https://ntfy.sh")
-                .trim_end_matches('/');
-            n.insert(
-                "url".into(),
-                json!(format!("{base}/{}", s(cfg, "topic").unwrap_or_default())),
-            );
+            n.insert("url".into(), ntfy_url(s(cfg, "url"), s(cfg, "topic")));
             if cfg.get("token").is_some() {
                 secret(&mut n, out, kind, "token_env", "token", "TOKEN");
             }
@@ -332,15 +326,12 @@ fn notifier(kind: &str, cfg: &Value, out: &mut Imported) -> Option<Map<String, V
         "email" => {
             let host = s(cfg, "host").unwrap_or_default();
             let port = cfg.get("port").and_then(Value::as_u64).unwrap_or(587);
-            n.insert("smtp".into(), json!(format!("smtp://{host}:{port}")));
-            n.insert("from".into(), json!(s(cfg, "from").unwrap_or_default()));
-            let to: Vec<&str> = s(cfg, "to")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .collect();
-            n.insert("to".into(), json!(to));
+            email_fields(
+                &mut n,
+                format!("smtp://{host}:{port}"),
+                s(cfg, "from"),
+                s(cfg, "to"),
+            );
             if cfg.get("username").is_some() {
                 secret(&mut n, out, kind, "username_env", "username", "USER");
             }

@@ -5,7 +5,7 @@
 //! notifications each monitor sends to (`notificationIDList`); notifications whose `config`
 //! (JSON text) has a `type` sitewatch has.
 
-use super::{Imported, duration_text, status_range};
+use super::{Imported, duration_text, email_fields, ntfy_url, status_range};
 use serde_json::{Map, Value, json};
 
 fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -281,16 +281,8 @@ fn notifier(name: &str, cfg: &Value, out: &mut Imported) -> Option<Map<String, V
             "telegram"
         }
         "ntfy" => {
-            let base = s(cfg, "ntfyserverurl")
-                .unwrap_or("https://ntfy.sh")
-                .trim_end_matches('/');
-            n.insert(
-                "url".into(),
-                json!(format!(
-                    "{base}/{}",
-                    s(cfg, "ntfytopic").unwrap_or_default()
-                )),
-            );
+            let url = ntfy_url(s(cfg, "ntfyserverurl"), s(cfg, "ntfytopic"));
+            n.insert("url".into(), url);
             if s(cfg, "ntfyaccesstoken").is_some() {
                 secret(&mut n, "token_env", "ntfyaccesstoken", "TOKEN");
             }
@@ -319,15 +311,12 @@ fn notifier(name: &str, cfg: &Value, out: &mut Imported) -> Option<Map<String, V
             } else {
                 "smtp"
             };
-            n.insert("smtp".into(), json!(format!("{scheme}://{host}:{port}")));
-            n.insert("from".into(), json!(s(cfg, "smtpFrom").unwrap_or_default()));
-            let to: Vec<&str> = s(cfg, "smtpTo")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .collect();
-            n.insert("to".into(), json!(to));
+            email_fields(
+                &mut n,
+                format!("{scheme}://{host}:{port}"),
+                s(cfg, "smtpFrom"),
+                s(cfg, "smtpTo"),
+            );
             if s(cfg, "smtpUsername").is_some() {
                 secret(&mut n, "username_env", "smtpUsername", "USER");
             }

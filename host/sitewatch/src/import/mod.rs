@@ -121,6 +121,30 @@ impl Imported {
     }
 }
 
+/// ntfy's topic URL: the server's (ntfy.sh by default) and the topic.
+pub(crate) fn ntfy_url(server: Option<&str>, topic: Option<&str>) -> Value {
+    let base = server.unwrap_or("https://ntfy.sh").trim_end_matches('/');
+    json!(format!("{base}/{}", topic.unwrap_or_default()))
+}
+
+/// An email notifier's `smtp`, `from` and `to` (the source's comma list of addresses).
+pub(crate) fn email_fields(
+    n: &mut Map<String, Value>,
+    smtp: String,
+    from: Option<&str>,
+    to: Option<&str>,
+) {
+    n.insert("smtp".into(), json!(smtp));
+    n.insert("from".into(), json!(from.unwrap_or_default()));
+    let to: Vec<&str> = to
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    n.insert("to".into(), json!(to));
+}
+
 /// The default alert window (`alerting.window`).
 const DEFAULT_WINDOW_MS: f64 = 120_000.0;
 

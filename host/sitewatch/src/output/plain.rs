@@ -223,6 +223,22 @@ mod tests {
                         steps: Vec::new(),
                     },
                 ),
+                SiteReport {
+                    paused: true,
+                    down: true,
+                    ..site(
+                        "resting",
+                        WindowStats {
+                            checks: 0,
+                            ok: 0,
+                            availability: None,
+                            response_ms: None,
+                            ttfb_ms: None,
+                            status_codes: Default::default(),
+                            steps: Vec::new(),
+                        },
+                    )
+                },
             ],
         };
         let mut buf = Vec::new();
@@ -233,6 +249,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("a-very-long-site-na… "), "{text}");
+        // A paused site says so, whatever its alert state was.
+        assert!(
+            text.lines()
+                .any(|l| l.contains("resting") && l.contains("PAUSED") && !l.contains("DOWN")),
+            "{text}"
+        );
         assert!(text.contains("66.67%"), "{text}");
         assert!(
             text.contains("12.5/20.0")

@@ -19,9 +19,19 @@ const LEASE_TTL: Duration = Duration::from_secs(3);
 
 /// The location of a prober's source address.
 /// The notifications received, as (kind, site) counts.
+/// The alerts the webhook was sent, by kind and site. A delivery is at least once: a request
+/// retried after a timeout whose first try did arrive is the same notification again, with the
+/// same `Idempotency-Key` (unique beyond one node's store), and is counted once, as a receiver
+/// dedups it. Two nodes sending the same outage (two verdicts) have two keys and count twice.
 fn notified(receiver: &Receiver) -> HashMap<(String, String), usize> {
+    let mut seen = std::collections::HashSet::new();
     let mut out = HashMap::new();
     for r in receiver.requests() {
+        if let Some(key) = r.header("idempotency-key")
+            && !seen.insert(key.to_owned())
+        {
+            continue;
+        }
         for a in r.json()["alerts"].as_array().cloned().unwrap_or_default() {
             let key = (
                 a["kind"].as_str().unwrap_or("").to_owned(),

@@ -119,9 +119,7 @@ async fn write(
     let result = tokio::task::spawn_blocking(move || {
         let mut conn = store.connect_for_writing().map_err(IncidentError::from)?;
         let id = change(&mut conn)?;
-        let all = incidents::recent(&conn, chrono::DateTime::<chrono::Utc>::MIN_UTC)
-            .map_err(IncidentError::from)?;
-        Ok::<_, IncidentError>(all.into_iter().find(|i| i.id == id))
+        Ok::<_, IncidentError>(incidents::get(&conn, id)?)
     })
     .await;
     match result {

@@ -312,7 +312,11 @@ pub(crate) async fn delete_announcement(
 /// The config file's hash now and the site as typed in it (secrets hidden), for the reads.
 pub(crate) fn typed(shared: &Shared, name: Option<&str>) -> Option<(String, Option<Value>)> {
     let path = shared.config_path.as_deref()?;
+    let Some(name) = name else {
+        // The hash alone: the file is not parsed.
+        return edit::current_hash(path).ok().map(|h| (h, None));
+    };
     let doc = Document::read(path).ok()?;
-    let site = name.and_then(|n| doc.site(n)).map(edit::shown_site);
+    let site = doc.site(name).map(edit::shown_site);
     Some((doc.hash().to_owned(), site))
 }

@@ -209,6 +209,20 @@ pub fn update(
 
 /// The incidents open now or resolved since `since`, newest first, each with its timeline.
 pub fn recent(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<Incident>, StoreError> {
+    select(
+        conn,
+        "WHERE resolved_us IS NULL OR resolved_us >= ?1 ORDER BY opened_us DESC, id DESC LIMIT 100",
+        since.timestamp_micros(),
+    )
+}
+
+/// The incident `id` with its timeline, if there is one.
+pub fn get(conn: &Connection, id: i64) -> Result<Option<Incident>, StoreError> {
+    Ok(select(conn, "WHERE id = ?1", id)?.pop())
+}
+
+/// The incidents `filter` (an SQL tail with one parameter) selects, with their timelines.
+fn select(conn: &Connection, filter: &str, param: i64) -> Result<Vec<Incident>, StoreError> {
     // A store no incident was ever written to (an older one, read-only) has none.
     let exists: bool = conn
         .query_row(
@@ -221,11 +235,10 @@ pub fn recent(conn: &Connection, since: DateTime<Utc>) -> Result<Vec<Incident>, 
     if !exists {
         return Ok(Vec::new());
     }
-    let mut stmt = conn.prepare(
-        "SELECT id, title, sites, status, opened_us, resolved_us FROM incidents
-         WHERE resolved_us IS NULL OR resolved_us >= ?1 ORDER BY opened_us DESC, id DESC LIMIT 100",
-    )?;
-    let rows = stmt.query_map([since.timestamp_micros()], |r| {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, title, sites, status, opened_us, resolved_us FROM incidents {filter}"
+    ))?;
+    let rows = stmt.query_map([param], |r| {
         Ok(Incident {
             id: r.get(0)?,
             title: r.get(1)?,
@@ -295,6 +308,9 @@ mod tests {
             update(&mut conn, 99, None, "x", t2),
             Err(IncidentError::NoIncident(99))
         ));
+        // Read back by id, however old.
+        assert_eq!(get(&conn, id).unwrap().map(|i| i.updates.len()), Some(4));
+        assert_eq!(get(&conn, 99).unwrap(), None);
         let all = recent(&conn, t0).unwrap();
         assert_eq!(all.len(), 1);
         let i = &all[0];

@@ -85,13 +85,9 @@ pub(crate) async fn list(
 /// A JSON object body, or the 400 saying why not.
 #[allow(clippy::result_large_err, reason = "the error is the answer itself")]
 fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(error(StatusCode::BAD_REQUEST, "the body is a JSON object")),
-        Err(e) => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not JSON: {e}"),
-        )),
+    match super::write::json_body(body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(error(StatusCode::BAD_REQUEST, "the body is a JSON object")),
     }
 }
 

@@ -108,7 +108,7 @@ where
 
 /// The body as JSON, or a 400 saying why not.
 #[allow(clippy::result_large_err, reason = "the error is the answer itself")]
-fn json_body(body: &Bytes) -> Result<Value, Response> {
+pub(crate) fn json_body(body: &Bytes) -> Result<Value, Response> {
     serde_json::from_slice(body)
         .map_err(|e| refused(&EditError::Bad(format!("the body is not JSON: {e}"))))
 }

@@ -211,33 +211,11 @@ mod tests {
                         ],
                     },
                 ),
-                site(
-                    "quiet",
-                    WindowStats {
-                        checks: 0,
-                        ok: 0,
-                        availability: None,
-                        response_ms: None,
-                        ttfb_ms: None,
-                        status_codes: Default::default(),
-                        steps: Vec::new(),
-                    },
-                ),
+                site("quiet", crate::stats::summarize([])),
                 SiteReport {
                     paused: true,
                     down: true,
-                    ..site(
-                        "resting",
-                        WindowStats {
-                            checks: 0,
-                            ok: 0,
-                            availability: None,
-                            response_ms: None,
-                            ttfb_ms: None,
-                            status_codes: Default::default(),
-                            steps: Vec::new(),
-                        },
-                    )
+                    ..site("resting", crate::stats::summarize([]))
                 },
             ],
         };

@@ -12,7 +12,7 @@ use rusqlite::{Connection, params};
 use std::path::Path;
 
 /// The tables copied, parents first.
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 15] = [
     "sites",
     "certs",
     "measurements",
@@ -26,6 +26,8 @@ const TABLES: [&str; 13] = [
     "rollup_day",
     "rollup_state",
     "cluster_outbox",
+    "incidents",
+    "incident_updates",
 ];
 
 /// Rows copied per statement.
@@ -138,6 +140,17 @@ fn columns(conn: &Connection, table: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether the damaged file says it has no table `table` (`false` when its schema cannot be
+/// read: the table may be there, unreadable).
+fn absent(conn: &Connection, table: &str) -> bool {
+    conn.query_row(
+        "SELECT COUNT(*) FROM damaged.sqlite_master WHERE type = 'table' AND name = ?1",
+        [table],
+        |r| r.get::<_, i64>(0),
+    )
+    .is_ok_and(|n| n == 0)
+}
+
 /// Copies one table; returns the rows copied and the stretches lost.
 ///
 /// It walks the table in rowid order: the next row is found by a seek (`rowid >= ?`, which
@@ -148,6 +161,10 @@ fn columns(conn: &Connection, table: &str) -> Vec<String> {
 fn copy_table(conn: &Connection, table: &str) -> (u64, Vec<String>) {
     let cols = columns(conn, table);
     if cols.is_empty() {
+        if absent(conn, table) {
+            // A store from before the table existed: nothing to copy, nothing lost.
+            return (0, Vec::new());
+        }
         return (0, vec!["(the table cannot be read)".into()]);
     }
     let list = cols.join(", ");

@@ -1078,6 +1078,19 @@ fn a_salvage_keeps_every_readable_row_with_its_rowid_and_lowers_the_marks() {
         }],
     ));
     write_all(&store, records);
+    let incident = {
+        let mut conn = store.connect_for_writing().unwrap();
+        let id = crate::incidents::open(
+            &mut conn,
+            "Database failover",
+            &["a".into()],
+            crate::incidents::Status::Investigating,
+            None,
+            ms[10].time,
+        )
+        .unwrap();
+        crate::incidents::get(&conn, id).unwrap().unwrap()
+    };
     let damaged = damage_some_measurement_pages(store.path(), 3);
     assert!(damaged > 0);
     // The rollups' mark says every row is rolled up; the cluster mark too.
@@ -1127,6 +1140,11 @@ fn a_salvage_keeps_every_readable_row_with_its_rowid_and_lowers_the_marks() {
         )
         .unwrap();
     assert_eq!((alerts, pending), (1, 1));
+    // The incidents people posted are kept, their timelines too.
+    assert_eq!(
+        crate::incidents::get(&conn, incident.id).unwrap(),
+        Some(incident)
+    );
     let newest = rows.last().unwrap().0;
     let marks: (i64, i64) = conn
         .query_row(
@@ -1214,4 +1232,28 @@ fn a_damaged_steps_value_costs_the_steps_not_the_row() {
     assert!(crate::parse_steps(Some("{not json")).is_empty());
     assert!(crate::parse_steps(Some(r#"[{"name": 3}]"#)).is_empty());
     assert!(crate::parse_steps(None).is_empty());
+}
+
+#[test]
+fn a_salvage_of_a_store_from_before_incidents_loses_nothing_it_never_had() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = Store::open(dir.path()).unwrap();
+    write_all(
+        &store,
+        (0..10)
+            .map(|i| Record::Measurement(measurement("a", i, true)))
+            .collect(),
+    );
+    store
+        .connect()
+        .unwrap()
+        .execute_batch("DROP TABLE incident_updates; DROP TABLE incidents;")
+        .unwrap();
+    let (aside, mut fresh) = store.replace_damaged().unwrap();
+    let salvaged = salvage::salvage(&aside, &mut fresh).unwrap();
+    assert!(salvaged.lost.is_empty(), "{salvaged:?}");
+    assert!(
+        salvaged.copied.contains(&("measurements", 10)),
+        "{salvaged:?}"
+    );
 }
